@@ -1,0 +1,52 @@
+"""`--chars` specs such as `0-9A-Z`, `0-9A-HJ-NP-Z` or `京沪粤0-9A-Z`, and label <-> index maps."""
+
+from __future__ import annotations
+
+from plategen.errors import PlategenError
+
+DEFAULT_SPEC = "0-9A-Z"
+CHINESE_PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
+CHINESE_SPECIAL = "警学挂港澳使领"
+
+
+def parse_charset(spec: str) -> list[str]:
+    """Expand ranges (`A-Z`) and literals into an ordered list without duplicates.
+
+    A `-` is a range only between two characters of the same kind written in
+    ascending order; a leading or trailing `-` is a literal hyphen.
+    """
+    if not spec:
+        raise PlategenError("--chars: the character spec is empty")
+    chars: list[str] = []
+    i = 0
+    while i < len(spec):
+        ch = spec[i]
+        if i + 2 < len(spec) and spec[i + 1] == "-":
+            end = spec[i + 2]
+            if ord(end) < ord(ch):
+                raise PlategenError(f"--chars: range {ch}-{end} in {spec!r} runs backwards")
+            if ord(end) - ord(ch) > 0x3000:
+                raise PlategenError(f"--chars: range {ch}-{end} in {spec!r} is implausibly large")
+            chars.extend(chr(c) for c in range(ord(ch), ord(end) + 1))
+            i += 3
+            continue
+        chars.append(ch)
+        i += 1
+    bad = [c for c in chars if c.isspace() or not c.isprintable()]
+    if bad:
+        raise PlategenError(f"--chars: {spec!r} contains whitespace or control characters")
+    return list(dict.fromkeys(chars))
+
+
+def label_to_index(charset: list[str]) -> dict[str, int]:
+    return {ch: i for i, ch in enumerate(charset)}
+
+
+def safe_label_dir(label: str) -> str:
+    """A folder name for a label: the label itself unless the file system forbids it.
+
+    CJK is fine on Linux; `/`, `\\`, `.` and `..` are not, so those become `U+XXXX`.
+    """
+    if label in {".", ".."} or any(c in label for c in "/\\\0") or label.startswith("U+"):
+        return "-".join(f"U+{ord(c):04X}" for c in label)
+    return label

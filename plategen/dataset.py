@@ -1,0 +1,117 @@
+"""Character samples: (real crop of y, label y, the plate it came from as style), split by plate."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import cv2
+import numpy as np
+
+from plategen.glyphs import GLYPH_SIZE, frame_square, warp_to_frame
+from plategen.plates import Box, Plate, read_image
+
+STYLE_SIZE = (32, 96)  # height, width of the whole-plate style input
+
+
+@dataclass
+class CharSamples:
+    """Arrays for training and evaluation; `plate_index` ties every crop to its style plate."""
+
+    crops: np.ndarray  # [N, S, S, 3] uint8 RGB
+    labels: np.ndarray  # [N] int64, index into charset
+    plate_index: np.ndarray  # [N] int64, index into plates / styles
+    styles: np.ndarray  # [P, Hs, Ws, 3] uint8 RGB, each plate resized whole
+    charset: list[str]
+    plates: list[Plate]
+
+    def subset(self, plate_ids: Sequence[int]) -> "CharSamples":
+        """The samples of the given plates only, re-indexed; plates keep their order."""
+        plate_ids = np.asarray(sorted(set(int(i) for i in plate_ids)), dtype=np.int64)
+        remap = np.full(len(self.plates), -1, dtype=np.int64)
+        remap[plate_ids] = np.arange(len(plate_ids))
+        keep = remap[self.plate_index] >= 0
+        return CharSamples(self.crops[keep], self.labels[keep], remap[self.plate_index[keep]],
+                           self.styles[plate_ids], self.charset, [self.plates[i] for i in plate_ids])
+
+
+def charset_of(plates: Iterable[Plate]) -> list[str]:
+    """Every character seen, ASCII first in code order, then the rest (e.g. CJK) in code order."""
+    seen = {c for p in plates for c in p.text}
+    return sorted(seen, key=lambda c: (not c.isascii(), c))
+
+
+def crop_character(image: np.ndarray, box: Box, size: int = GLYPH_SIZE) -> np.ndarray:
+    """The character in `box`, framed like a content glyph (`glyphs.frame_square`)."""
+    cx, cy, side = frame_square(box)
+    return warp_to_frame(image, cx, cy, side, size, border_mode=cv2.BORDER_REPLICATE)
+
+
+def style_image(image: np.ndarray, size: tuple[int, int] = STYLE_SIZE) -> np.ndarray:
+    """The whole plate resized (not cropped) to the fixed style size."""
+    height, width = size
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def build_samples(plates: Sequence[Plate], charset: Sequence[str] | None = None, crop_size: int = GLYPH_SIZE,
+                  style_size: tuple[int, int] = STYLE_SIZE,
+                  progress: Callable[[Iterable], Iterable] = lambda it: it) -> CharSamples:
+    """Cut every boxed character whose label is in `charset` (default: all seen)."""
+    charset = list(charset) if charset is not None else charset_of(plates)
+    index = {c: i for i, c in enumerate(charset)}
+    crops, labels, owners = [], [], []
+    styles = np.empty((len(plates), *style_size, 3), np.uint8)
+    for p, plate in enumerate(progress(plates)):
+        image = read_image(plate.image_path)
+        styles[p] = style_image(image, style_size)
+        for ch, box in zip(plate.text, plate.boxes):
+            if ch in index:
+                crops.append(crop_character(image, box, crop_size))
+                labels.append(index[ch])
+                owners.append(p)
+    return CharSamples(
+        np.stack(crops) if crops else np.empty((0, crop_size, crop_size, 3), np.uint8),
+        np.asarray(labels, np.int64), np.asarray(owners, np.int64), styles, charset, list(plates),
+    )
+
+
+def plate_key(plate: Plate) -> str:
+    """What makes two images one physical plate: the same text from the same folder.
+
+    Datasets hold several frames of one plate; splitting by image would leak it.
+    """
+    return f"{Path(plate.source).name}/{plate.text}"
+
+
+def split_plates(plates: Sequence[Plate], n_test: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded split by physical plate: (train ids, test ids), disjoint and sorted.
+
+    Whole plate groups are drawn until at least `n_test` images are held out.
+    """
+    keys = sorted({plate_key(p) for p in plates})
+    if not 0 < n_test < len(plates):
+        raise ValueError(f"cannot hold out {n_test} of {len(plates)} plates")
+    order = np.random.default_rng(seed).permutation(len(keys))
+    by_key: dict[str, list[int]] = {}
+    for i, p in enumerate(plates):
+        by_key.setdefault(plate_key(p), []).append(i)
+    test: list[int] = []
+    for k in order:
+        if len(test) >= n_test:
+            break
+        test.extend(by_key[keys[k]])
+    train = sorted(set(range(len(plates))) - set(test))
+    return np.asarray(train, np.int64), np.asarray(sorted(test), np.int64)
+
+
+HOLDOUT_FRACTION = 0.2
+
+
+def is_holdout(plate: Plate, fraction: float = HOLDOUT_FRACTION) -> bool:
+    """The project's fixed validation plates, chosen by a hash of `plate_key` so that all
+    frames of one physical plate fall on the same side and the choice survives renames,
+    re-ordering and re-imports. The shipped model never trains on them."""
+    digest = hashlib.sha256(plate_key(plate).encode("utf-8")).hexdigest()
+    return int(digest[:8], 16) / 2**32 < fraction

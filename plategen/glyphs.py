@@ -1,0 +1,157 @@
+"""Shipped fonts, character coverage, and content glyphs with seeded per-sample variation.
+
+Glyphs are grayscale uint8 arrays, ink = 255 on background = 0, framed exactly
+like real character crops (see `frame_square`): a square around the ink box
+with a fixed margin, so a glyph and the crop it should become line up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+from fontTools.ttLib import TTFont
+from PIL import Image, ImageDraw, ImageFont
+
+from plategen.errors import PlategenError
+
+FONTS_DIR = Path(__file__).resolve().parents[1] / "fonts"
+GLYPH_SIZE = 32
+CROP_MARGIN = 1.2  # square side = CROP_MARGIN * longer side of the ink / character box
+_RENDER_PX = 128  # glyphs are drawn large, then reduced with area averaging
+
+
+@dataclass(frozen=True)
+class Font:
+    name: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class GlyphJitter:
+    """Per-sample variation of a content glyph; the identity is `GlyphJitter()`."""
+
+    scale: float = 1.0  # >1 draws the glyph larger in its frame
+    dx: float = 0.0  # shift as a fraction of the frame side
+    dy: float = 0.0
+    angle: float = 0.0  # degrees, counter-clockwise
+    stroke: int = 0  # pixels at render size (128 px): >0 bolder, <0 thinner
+
+
+@dataclass(frozen=True)
+class JitterRange:
+    scale: tuple[float, float] = (0.92, 1.08)
+    shift: float = 0.05
+    angle: float = 4.0
+    stroke: tuple[int, int] = (-2, 3)
+
+
+def shipped_fonts(fonts_dir: Path = FONTS_DIR) -> list[Font]:
+    paths = sorted(p for p in fonts_dir.glob("*") if p.suffix.lower() in {".ttf", ".otf"})
+    if not paths:
+        raise PlategenError(f"{fonts_dir}: no .ttf/.otf fonts found (is the repository complete?)")
+    return [Font(p.stem, p) for p in paths]
+
+
+@lru_cache(maxsize=None)
+def _codepoints(path: Path) -> frozenset[int]:
+    try:
+        return frozenset(TTFont(path, lazy=True).getBestCmap() or {})
+    except Exception as exc:  # fontTools raises many types for damaged files
+        raise PlategenError(f"{path}: not a readable font ({exc})") from exc
+
+
+def covers(font: Font, ch: str) -> bool:
+    return ord(ch) in _codepoints(font.path)
+
+
+def fonts_for(ch: str, fonts: Sequence[Font]) -> list[Font]:
+    return [f for f in fonts if covers(f, ch)]
+
+
+def check_coverage(chars: Sequence[str], fonts: Sequence[Font]) -> None:
+    """Raise one error naming every character that no font can draw."""
+    missing = [c for c in chars if not fonts_for(c, fonts)]
+    if missing:
+        names = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in missing)
+        raise PlategenError(
+            f"no shipped font covers {len(missing)} character(s): {names}; "
+            f"fonts searched: {', '.join(f.name for f in fonts)}"
+        )
+
+
+def sample_jitter(rng: np.random.Generator, spread: JitterRange = JitterRange()) -> GlyphJitter:
+    return GlyphJitter(
+        scale=float(rng.uniform(*spread.scale)),
+        dx=float(rng.uniform(-spread.shift, spread.shift)),
+        dy=float(rng.uniform(-spread.shift, spread.shift)),
+        angle=float(rng.uniform(-spread.angle, spread.angle)),
+        stroke=int(rng.integers(spread.stroke[0], spread.stroke[1] + 1)),
+    )
+
+
+@lru_cache(maxsize=16)
+def _pil_font(path: Path) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(str(path), _RENDER_PX)
+
+
+@lru_cache(maxsize=4096)
+def _draw_large(ch: str, font_path: Path, stroke: int) -> np.ndarray:
+    canvas = Image.new("L", (_RENDER_PX * 2, _RENDER_PX * 2), 0)
+    draw = ImageDraw.Draw(canvas)
+    width = max(stroke, 0)
+    draw.text((_RENDER_PX, _RENDER_PX), ch, font=_pil_font(font_path), fill=255, anchor="mm",
+              stroke_width=width, stroke_fill=255)
+    ink = np.asarray(canvas)
+    if stroke < 0:
+        kernel = np.ones((1 - 2 * stroke, 1 - 2 * stroke), np.uint8)
+        ink = cv2.erode(ink, kernel)
+    return ink
+
+
+def ink_box(ink: np.ndarray, threshold: int = 64) -> tuple[int, int, int, int]:
+    ys, xs = np.nonzero(ink > threshold)
+    if len(xs) == 0:
+        raise PlategenError("glyph has no ink")
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def frame_square(box: tuple[float, float, float, float], margin: float = CROP_MARGIN) -> tuple[float, float, float]:
+    """Centre and side of the square frame used for both glyphs and real character crops."""
+    x0, y0, x1, y1 = box
+    side = max(x1 - x0, y1 - y0) * margin
+    return (x0 + x1) / 2, (y0 + y1) / 2, side
+
+
+def warp_to_frame(image: np.ndarray, cx: float, cy: float, side: float, size: int,
+                  angle: float = 0.0, border_value: int | tuple[int, ...] = 0,
+                  border_mode: int = cv2.BORDER_CONSTANT) -> np.ndarray:
+    """Resample the square (cx, cy, side), rotated by `angle`, to size x size.
+
+    Large reductions are pre-blurred so thin strokes do not alias away.
+    """
+    factor = side / size
+    src = image
+    if factor > 2:
+        sigma = 0.45 * factor
+        src = cv2.GaussianBlur(image, (0, 0), sigmaX=sigma, sigmaY=sigma)
+    matrix = cv2.getRotationMatrix2D((cx, cy), angle, 1.0 / factor)
+    matrix[0, 2] += size / 2 - cx
+    matrix[1, 2] += size / 2 - cy
+    return cv2.warpAffine(src, matrix, (size, size), flags=cv2.INTER_LINEAR,
+                          borderMode=border_mode, borderValue=border_value)
+
+
+def render_glyph(ch: str, font: Font, size: int = GLYPH_SIZE, jitter: GlyphJitter = GlyphJitter()) -> np.ndarray:
+    """A size x size uint8 glyph (ink 255 on 0), framed like a real crop; same jitter, same pixels."""
+    if not covers(font, ch):
+        raise PlategenError(f"font {font.name} ({font.path}) has no glyph for {ch!r} (U+{ord(ch):04X})")
+    plain = _draw_large(ch, font.path, 0)
+    cx, cy, side = frame_square(ink_box(plain))
+    ink = _draw_large(ch, font.path, jitter.stroke) if jitter.stroke else plain
+    side /= jitter.scale
+    return warp_to_frame(ink, cx - jitter.dx * side, cy - jitter.dy * side, side, size, jitter.angle)

@@ -1,0 +1,293 @@
+"""The `Plate` record and the importers for the label formats users already have.
+
+Three formats, detected from the folder (``--format`` overrides):
+
+- ``yolo``: ``images/`` + ``labels/<stem>.txt`` (``class cx cy w h``, normalised) +
+  ``classes.txt``; character boxes are annotated.
+- ``filename``: ``images/`` (or the folder itself) with the plate text as the file
+  name, e.g. ``皖A0V262.jpg`` (anything after a first ``_`` is ignored).
+- ``csv``: a ``*.csv`` with columns ``image_path`` and ``plate_text`` (extra
+  columns allowed; a ``region`` column is kept), paths relative to the CSV.
+  This is also the fast-plate-ocr label format.
+
+Plates that carry only text get boxes from `segment.segment_plate`; plates it
+cannot segment are kept in `ImportResult.skipped` with the reason, never dropped
+silently and never given guessed labels.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Literal
+
+import cv2
+import numpy as np
+
+from plategen.errors import PlategenError
+from plategen.segment import segment_plate
+
+Format = Literal["yolo", "filename", "csv"]
+FORMATS: tuple[str, ...] = ("yolo", "filename", "csv")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+TEXT_SEPARATORS = " -·._"
+MAX_BOX_SIDE = 1.2  # annotators often draw a box a little past the image edge; it is clipped
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels, x1/y1 exclusive
+
+
+@dataclass(frozen=True)
+class Plate:
+    image_path: Path
+    text: str  # one character per box, in reading order
+    boxes: tuple[Box, ...]
+    box_origin: Literal["annotated", "estimated"]
+    source: str  # the folder it was imported from
+    sha256: str  # content hash of the image file: the identity used to keep test plates unseen
+    region: str = ""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A bad record: the import goes on past it and lists it at the end."""
+
+    path: Path
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line is not None else f"{self.path}"
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class ImportResult:
+    folder: Path
+    format: str
+    plates: list[Plate] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)  # unreadable or malformed input
+    skipped: list[Problem] = field(default_factory=list)  # valid plates segmentation refused
+
+    def merge(self, other: "ImportResult") -> "ImportResult":
+        return ImportResult(
+            self.folder, f"{self.format}+{other.format}", self.plates + other.plates,
+            self.problems + other.problems, self.skipped + other.skipped,
+        )
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Decode an image file to HxWx3 uint8 RGB, or raise naming the file."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise PlategenError(f"{path}: cannot read image ({exc.strerror or exc})") from exc
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise PlategenError(f"{path}: not a readable image (corrupt or unsupported format)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def detect_format(folder: Path) -> Format:
+    if not folder.is_dir():
+        raise PlategenError(f"{folder}: no such data folder")
+    if (folder / "labels").is_dir() and (folder / "classes.txt").is_file():
+        return "yolo"
+    if any(folder.glob("*.csv")):
+        return "csv"
+    if any(_image_files(_images_dir(folder))):
+        return "filename"
+    raise PlategenError(
+        f"{folder}: cannot tell the label format (expected labels/ + classes.txt, a *.csv, "
+        "or images named by their plate text); pass --format"
+    )
+
+
+def load_plates(folder: Path | str, fmt: str | None = None, strict: bool = False,
+                progress: Callable[[Iterable], Iterable] = lambda it: it) -> ImportResult:
+    """Import one data folder. With `strict`, any bad record is an error."""
+    folder = Path(folder)
+    fmt = fmt or detect_format(folder)
+    if fmt not in FORMATS:
+        raise PlategenError(f"--format {fmt!r}: unknown format; choose one of {', '.join(FORMATS)}")
+    if not folder.is_dir():
+        raise PlategenError(f"{folder}: no such data folder")
+    records, result = _READERS[fmt](folder)
+    result.folder, result.format = folder, fmt
+    for path, text, boxes, region in progress(records):
+        _add_plate(result, folder, path, text, boxes, region)
+    if strict and result.problems:
+        raise PlategenError(f"{len(result.problems)} bad record(s) in {folder} (--strict):\n"
+                            + "\n".join(str(p) for p in result.problems))
+    if not result.plates:
+        detail = "\n".join(str(p) for p in (result.problems + result.skipped)[:20])
+        raise PlategenError(f"{folder}: no usable plates read (format {fmt})" + (f":\n{detail}" if detail else ""))
+    return result
+
+
+def load_many(folders: Iterable[Path | str], fmt: str | None = None, strict: bool = False,
+              progress: Callable[[Iterable], Iterable] = lambda it: it) -> ImportResult:
+    results = [load_plates(f, fmt, strict, progress) for f in folders]
+    merged = results[0]
+    for r in results[1:]:
+        merged = merged.merge(r)
+    return merged
+
+
+# A raw record: image path, text, annotated boxes (normalised cx, cy, w, h) or None, region.
+RawRecord = tuple[Path, str, list[tuple[float, float, float, float]] | None, str]
+
+
+def _add_plate(result: ImportResult, folder: Path, path: Path, text: str,
+               norm_boxes: list[tuple[float, float, float, float]] | None, region: str) -> None:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        result.problems.append(Problem(path, f"cannot read image ({exc.strerror or exc})"))
+        return
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    if decoded is None:
+        result.problems.append(Problem(path, "not a readable image (corrupt or unsupported format)"))
+        return
+    image = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+    sha = hashlib.sha256(data).hexdigest()
+    height, width = image.shape[:2]
+    if norm_boxes is not None:
+        boxes = tuple(_to_pixels(b, width, height) for b in norm_boxes)
+        result.plates.append(Plate(path, text, boxes, "annotated", str(folder), sha, region))
+        return
+    seg = segment_plate(image, text)
+    if seg.boxes is None:
+        result.skipped.append(Problem(path, f"not segmented: {seg.reason}"))
+        return
+    result.plates.append(Plate(path, text, tuple(seg.boxes), "estimated", str(folder), sha, region))
+
+
+def _to_pixels(box: tuple[float, float, float, float], width: int, height: int) -> Box:
+    cx, cy, w, h = box
+    x0, x1 = round((cx - w / 2) * width), round((cx + w / 2) * width)
+    y0, y1 = round((cy - h / 2) * height), round((cy + h / 2) * height)
+    return max(x0, 0), max(y0, 0), min(max(x1, x0 + 1), width), min(max(y1, y0 + 1), height)
+
+
+def _images_dir(folder: Path) -> Path:
+    return folder / "images" if (folder / "images").is_dir() else folder
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def clean_text(text: str) -> str:
+    """Plate text without group separators: one character per physical glyph."""
+    return "".join(c for c in text.strip() if c not in TEXT_SEPARATORS)
+
+
+def _read_yolo(folder: Path) -> tuple[list[RawRecord], ImportResult]:
+    result = ImportResult(folder, "yolo")
+    classes = [c.strip() for c in (folder / "classes.txt").read_text(encoding="utf-8").splitlines() if c.strip()]
+    bad_classes = [c for c in classes if len(c) != 1]
+    if not classes or bad_classes:
+        raise PlategenError(f"{folder / 'classes.txt'}: expected one character per line, got {bad_classes[:5] or 'nothing'}")
+    records: list[RawRecord] = []
+    for image_path in _image_files(_images_dir(folder)):
+        label_path = folder / "labels" / f"{image_path.stem}.txt"
+        if not label_path.is_file():
+            result.problems.append(Problem(image_path, f"no label file {label_path.name} in labels/"))
+            continue
+        parsed = _parse_yolo_label(label_path, classes, result.problems)
+        if parsed is None:
+            continue
+        if not parsed:
+            result.skipped.append(Problem(label_path, "no character boxes in the label file"))
+            continue
+        parsed.sort(key=lambda item: item[1][0])
+        text = "".join(ch for ch, _ in parsed)
+        records.append((image_path, text, [b for _, b in parsed], ""))
+    return records, result
+
+
+def _parse_yolo_label(path: Path, classes: list[str], problems: list[Problem]
+                      ) -> list[tuple[str, tuple[float, float, float, float]]] | None:
+    """Boxes of one label file, or None (with a Problem) when any line is malformed."""
+    boxes = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(Problem(path, f"cannot read label file ({exc})"))
+        return None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        fields = line.split()
+        try:
+            cls, values = int(fields[0]), tuple(float(v) for v in fields[1:])
+        except (ValueError, IndexError):
+            problems.append(Problem(path, f"expected 'class cx cy w h' numbers, got {line.strip()!r}", number))
+            return None
+        if len(values) != 4:
+            problems.append(Problem(path, f"expected 5 fields 'class cx cy w h', got {len(fields)}", number))
+            return None
+        if not 0 <= cls < len(classes):
+            problems.append(Problem(path, f"class {cls} out of range 0-{len(classes) - 1} (classes.txt)", number))
+            return None
+        cx, cy, w, h = values
+        if not (0 <= cx <= 1 and 0 <= cy <= 1 and 0 < w <= MAX_BOX_SIDE and 0 < h <= MAX_BOX_SIDE):
+            problems.append(Problem(path, f"box {values} is not normalised to 0-1", number))
+            return None
+        boxes.append((classes[cls], values))
+    return boxes
+
+
+def _read_filename(folder: Path) -> tuple[list[RawRecord], ImportResult]:
+    result = ImportResult(folder, "filename")
+    records: list[RawRecord] = []
+    for image_path in _image_files(_images_dir(folder)):
+        text = clean_text(image_path.stem.split("_")[0])
+        if not text or not text.isalnum():
+            result.problems.append(Problem(image_path, f"file name {image_path.name!r} is not a plate text"))
+            continue
+        records.append((image_path, text, None, ""))
+    return records, result
+
+
+def _read_csv(folder: Path) -> tuple[list[RawRecord], ImportResult]:
+    result = ImportResult(folder, "csv")
+    csv_files = sorted(folder.glob("*.csv"))
+    if len(csv_files) != 1:
+        raise PlategenError(f"{folder}: expected one *.csv label file, found {len(csv_files)}")
+    csv_path = csv_files[0]
+    records: list[RawRecord] = []
+    try:
+        with csv_path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            missing = {"image_path", "plate_text"} - set(reader.fieldnames or [])
+            if missing:
+                raise PlategenError(
+                    f"{csv_path}: missing column(s) {', '.join(sorted(missing))}; "
+                    f"header is {reader.fieldnames}; expected image_path,plate_text[,...]"
+                )
+            for row in reader:
+                line = reader.line_num
+                image_rel, raw_text = (row.get("image_path") or "").strip(), row.get("plate_text") or ""
+                text = clean_text(raw_text)
+                if not image_rel or not text or not text.isalnum():
+                    result.problems.append(Problem(csv_path, f"bad row: image_path={image_rel!r} plate_text={raw_text!r}", line))
+                    continue
+                records.append((csv_path.parent / image_rel, text, None, (row.get("region") or "").strip()))
+    except UnicodeDecodeError as exc:
+        raise PlategenError(f"{csv_path}: not UTF-8 text ({exc})") from exc
+    except csv.Error as exc:
+        raise PlategenError(f"{csv_path}: malformed CSV ({exc})") from exc
+    return records, result
+
+
+_READERS: dict[str, Callable[[Path], tuple[list[RawRecord], ImportResult]]] = {
+    "yolo": _read_yolo,
+    "filename": _read_filename,
+    "csv": _read_csv,
+}
