@@ -1,0 +1,36 @@
+import pytest
+
+from plategen.charset import CHINESE_PROVINCES, parse_charset, safe_label_dir
+from plategen.errors import PlategenError
+
+
+def test_ranges_and_literals_expand_in_order():
+    assert parse_charset("0-9A-Z") == list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    assert parse_charset("0-9A-HJ-NP-Z") == list("0123456789ABCDEFGHJKLMNPQRSTUVWXYZ")
+    assert parse_charset("京沪粤0-9A-Z")[:4] == ["京", "沪", "粤", "0"]
+
+
+def test_duplicates_removed_first_occurrence_kept():
+    assert parse_charset("BA0-2AB1") == ["B", "A", "0", "1", "2"]
+
+
+def test_hyphen_at_either_end_is_literal():
+    assert parse_charset("A-") == ["A", "-"]
+    assert parse_charset("-A") == ["-", "A"]
+
+
+@pytest.mark.parametrize("spec", ["", "Z-A", "A B"])
+def test_bad_specs_are_refused_with_the_spec_named(spec):
+    with pytest.raises(PlategenError, match="--chars"):
+        parse_charset(spec)
+
+
+def test_provinces_are_the_31_abbreviations():
+    assert len(CHINESE_PROVINCES) == 31 == len(set(CHINESE_PROVINCES))
+
+
+def test_unsafe_labels_get_safe_distinct_folder_names():
+    assert safe_label_dir("皖") == "皖"
+    assert safe_label_dir("A") == "A"
+    names = {safe_label_dir(c) for c in ["/", "\\", ".", ".."]}
+    assert len(names) == 4 and all("/" not in n and n not in {".", ".."} for n in names)

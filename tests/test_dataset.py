@@ -1,0 +1,35 @@
+import numpy as np
+
+from plategen.dataset import build_samples, is_holdout, plate_key, split_plates
+from plategen.plates import load_plates
+
+
+def test_samples_pair_each_crop_with_its_own_plate(data_dir):
+    plates = load_plates(data_dir / "uc3m-lp").plates[:40]
+    samples = build_samples(plates)
+    assert samples.crops.shape == (sum(len(p.text) for p in plates), 32, 32, 3)
+    assert samples.styles.shape == (40, 32, 96, 3)
+    for i in [0, 17, len(samples.labels) - 1]:
+        plate = plates[samples.plate_index[i]]
+        assert samples.charset[samples.labels[i]] in plate.text
+    sub = samples.subset([3, 1])
+    assert [p.image_path for p in sub.plates] == [plates[1].image_path, plates[3].image_path]
+    assert len(sub.labels) == len(plates[1].text) + len(plates[3].text)
+
+
+def test_split_is_by_physical_plate_and_seeded(data_dir):
+    plates = load_plates(data_dir / "uc3m-lp").plates
+    train, test = split_plates(plates, 200, seed=1)
+    assert len(test) >= 200 and len(train) + len(test) == len(plates)
+    assert not {plate_key(plates[i]) for i in train} & {plate_key(plates[i]) for i in test}
+    again, _ = split_plates(plates, 200, seed=1)
+    other, _ = split_plates(plates, 200, seed=2)
+    assert np.array_equal(train, again) and not np.array_equal(train, other)
+
+
+def test_holdout_is_about_a_fifth_and_keeps_frames_of_a_plate_together(data_dir):
+    plates = load_plates(data_dir / "uc3m-lp").plates
+    held = [p for p in plates if is_holdout(p)]
+    assert 0.15 < len(held) / len(plates) < 0.25
+    held_keys = {plate_key(p) for p in held}
+    assert not any(plate_key(p) in held_keys for p in plates if not is_holdout(p))

@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+
+from plategen.charset import CHINESE_PROVINCES, CHINESE_SPECIAL, parse_charset
+from plategen.errors import PlategenError
+from plategen.glyphs import (FONTS_DIR, GlyphJitter, check_coverage, fonts_for, ink_box, render_glyph,
+                             sample_jitter, shipped_fonts)
+
+LATIN = parse_charset("0-9A-Z")
+
+
+def test_fonts_folder_is_small_and_licensed():
+    total = sum(p.stat().st_size for p in FONTS_DIR.iterdir())
+    assert total < 5 * 1024 * 1024
+    for font in shipped_fonts():
+        assert any(p.name.startswith("LICENSE") for p in FONTS_DIR.iterdir())
+        assert font.path.exists()
+
+
+def test_three_designs_cover_latin_and_one_covers_chinese_plate_characters():
+    fonts = shipped_fonts()
+    assert sum(all(f in fonts_for(c, fonts) for c in LATIN) for f in fonts) >= 3
+    assert any("DIN" in f.name for f in fonts)
+    check_coverage(list(CHINESE_PROVINCES + CHINESE_SPECIAL) + LATIN, fonts)
+
+
+def test_designs_are_visibly_different():
+    glyphs = [render_glyph("R", f).astype(float) for f in fonts_for("R", shipped_fonts())]
+    for i in range(len(glyphs)):
+        for j in range(i + 1, len(glyphs)):
+            assert np.abs(glyphs[i] - glyphs[j]).mean() > 8
+
+
+def test_uncovered_characters_are_all_named_in_one_error():
+    with pytest.raises(PlategenError) as err:
+        check_coverage(["A", "\u0b95", "\u16a0"], shipped_fonts())
+    assert "U+0B95" in str(err.value) and "U+16A0" in str(err.value)
+
+
+def test_rendering_a_missing_glyph_is_refused_not_boxed():
+    din = next(f for f in shipped_fonts() if "DIN" in f.name)
+    with pytest.raises(PlategenError, match="no glyph"):
+        render_glyph("皖", din)
+
+
+def test_glyphs_are_fixed_size_centred_and_consistently_scaled():
+    heights = []
+    for font in shipped_fonts():
+        for ch in "0H8":
+            if not fonts_for(ch, [font]):
+                continue
+            glyph = render_glyph(ch, font)
+            assert glyph.shape == (32, 32) and glyph.dtype == np.uint8
+            x0, y0, x1, y1 = ink_box(glyph, 128)
+            assert abs((x0 + x1) / 2 - 16) <= 1.5 and abs((y0 + y1) / 2 - 16) <= 1.5
+            heights.append(y1 - y0)
+    assert max(heights) - min(heights) <= 2  # tall characters fill the frame the same way in every font
+
+
+def test_same_seed_same_pixels_and_variation_changes_pixels():
+    font = shipped_fonts()[0]
+    a = [render_glyph("7", font, jitter=sample_jitter(np.random.default_rng(5))) for _ in range(2)]
+    assert np.array_equal(a[0], a[1])
+    other = render_glyph("7", font, jitter=sample_jitter(np.random.default_rng(6)))
+    assert not np.array_equal(a[0], other)
+
+
+def test_stroke_weight_changes_ink_amount():
+    font = shipped_fonts()[0]
+    thin = render_glyph("8", font, jitter=GlyphJitter(stroke=-2)).sum()
+    plain = render_glyph("8", font).sum()
+    bold = render_glyph("8", font, jitter=GlyphJitter(stroke=3)).sum()
+    assert thin < plain < bold
