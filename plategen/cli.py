@@ -112,7 +112,7 @@ def inspect(
     for reason, count in summary.skipped_reasons.items():
         console.print(f"[yellow]skipped[/] {count} x {reason}", highlight=False)
     for problem in (summary.problems + summary.skipped)[:show]:
-        console.print(f"  {problem}", highlight=False, markup=False)
+        console.print(f"  {problem}", highlight=False, markup=False, soft_wrap=True)
     hidden = len(summary.problems) + len(summary.skipped) - show
     if hidden > 0:
         console.print(f"  ... and {hidden} more (--show N lists more)")

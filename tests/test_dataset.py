@@ -1,11 +1,10 @@
 import numpy as np
 
 from plategen.dataset import build_samples, is_holdout, plate_key, split_plates
-from plategen.plates import load_plates
 
 
-def test_samples_pair_each_crop_with_its_own_plate(data_dir):
-    plates = load_plates(data_dir / "uc3m-lp").plates[:40]
+def test_samples_pair_each_crop_with_its_own_plate(imported):
+    plates = imported("uc3m-lp").plates[:40]
     samples = build_samples(plates)
     assert samples.crops.shape == (sum(len(p.text) for p in plates), 32, 32, 3)
     assert samples.styles.shape == (40, 32, 96, 3)
@@ -17,8 +16,8 @@ def test_samples_pair_each_crop_with_its_own_plate(data_dir):
     assert len(sub.labels) == len(plates[1].text) + len(plates[3].text)
 
 
-def test_split_is_by_physical_plate_and_seeded(data_dir):
-    plates = load_plates(data_dir / "uc3m-lp").plates
+def test_split_is_by_physical_plate_and_seeded(imported):
+    plates = imported("uc3m-lp").plates
     train, test = split_plates(plates, 200, seed=1)
     assert len(test) >= 200 and len(train) + len(test) == len(plates)
     assert not {plate_key(plates[i]) for i in train} & {plate_key(plates[i]) for i in test}
@@ -27,8 +26,8 @@ def test_split_is_by_physical_plate_and_seeded(data_dir):
     assert np.array_equal(train, again) and not np.array_equal(train, other)
 
 
-def test_holdout_is_about_a_fifth_and_keeps_frames_of_a_plate_together(data_dir):
-    plates = load_plates(data_dir / "uc3m-lp").plates
+def test_holdout_is_about_a_fifth_and_keeps_frames_of_a_plate_together(imported):
+    plates = imported("uc3m-lp").plates
     held = [p for p in plates if is_holdout(p)]
     assert 0.15 < len(held) / len(plates) < 0.25
     held_keys = {plate_key(p) for p in held}

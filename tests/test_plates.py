@@ -13,8 +13,8 @@ def test_formats_are_detected_from_the_folders(data_dir):
     assert detect_format(data_dir / "openalpr-us") == "csv"
 
 
-def test_yolo_import_reads_every_annotated_character(data_dir):
-    result = load_plates(data_dir / "uc3m-lp")
+def test_yolo_import_reads_every_annotated_character(imported):
+    result = imported("uc3m-lp")
     assert len(result.plates) == 2056 and not result.problems
     assert sum(len(p.text) for p in result.plates) == 10299
     first = next(p for p in result.plates if p.image_path.name == "00001_AN-074-C-V.jpg")
@@ -25,13 +25,13 @@ def test_yolo_import_reads_every_annotated_character(data_dir):
     assert len({p.sha256 for p in result.plates}) > 2000
 
 
-def test_text_only_folders_get_estimated_boxes_or_a_listed_reason(data_dir):
+def test_text_only_folders_get_estimated_boxes_or_a_listed_reason(imported):
     for name, total in [("ccpd-crops", 800), ("openalpr-us", 620)]:
-        result = load_plates(data_dir / name)
+        result = imported(name)
         assert len(result.plates) + len(result.skipped) + len(result.problems) == total
         assert all(p.box_origin == "estimated" and len(p.boxes) == len(p.text) for p in result.plates)
         assert all("not segmented" in s.message for s in result.skipped)
-    us = load_plates(data_dir / "openalpr-us")
+    us = imported("openalpr-us")
     assert {"va", "nc", "wi"} <= {p.region for p in us.plates}  # the CSV's extra region column is kept
 
 
