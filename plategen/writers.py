@@ -1,0 +1,457 @@
+"""Output formats of `plategen synth` and the bookkeeping that makes a run safe to interrupt.
+
+Two formats:
+- ``files``: ``<out>/<label>/<id>.png`` (label folder via `charset.safe_label_dir`);
+- ``shards``: WebDataset-style tar shards ``<out>/shard-000000.tar``, each holding, per image,
+  ``<id>.png``, ``<id>.cls`` (the label, UTF-8) and ``<id>.json`` (label, style, font, seed).
+
+Both write ``manifest.csv`` (``image_path,label,style,font,seed``, paths relative to the CSV;
+for shards ``shard-000000.tar#000123.png``) and ``meta.json``, each atomically.
+
+While a run is going, ``progress.tsv`` records ``id<TAB>pixel hash`` for every image whose
+file (or whole shard) is completely written; that journal, not the files on disk, is what
+``--resume`` trusts. PNG encoding and writing happen in worker threads; the main thread
+journals results in plan order, so nothing depends on their timing.
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import io
+import json
+import os
+import shutil
+import tarfile
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from plategen.atomic import atomic_write_bytes, atomic_write_text
+from plategen.charset import safe_label_dir
+from plategen.errors import PlategenError
+
+META = "meta.json"
+MANIFEST = "manifest.csv"
+JOURNAL = "progress.tsv"
+MANIFEST_FIELDS = ("image_path", "label", "style", "font", "seed")
+FORMATS = ("files", "shards")
+SHARD_PATTERN = "shard-{:06d}.tar"
+PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+
+
+def os_error(path: Path | str, exc: OSError) -> PlategenError:
+    """A one-line message for a failed write, with the way out."""
+    if exc.errno == errno.ENOSPC:
+        return PlategenError(f"{path}: no space left on the device; free some space, then run the same "
+                             "command with --resume to finish")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return PlategenError(f"{path}: cannot write here ({exc.strerror}); choose another --out")
+    return PlategenError(f"{path}: cannot write ({exc.strerror or exc})")
+
+
+# ---------------------------------------------------------------- the output folder
+
+
+def read_meta(out: Path) -> dict | None:
+    try:
+        meta = json.loads((out / META).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) and meta.get("tool") == "plategen synth" else None
+
+
+def write_meta(out: Path, meta: dict) -> None:
+    atomic_write_text(out / META, json.dumps(meta, ensure_ascii=False, indent=2) + "\n")
+
+
+def prepare_out(out: Path, resume: bool, overwrite: bool) -> dict | None:
+    """Make `out` ready; return the earlier run's meta when resuming one.
+
+    A non-empty folder is refused unless `resume` (it must hold a plategen synth run) or
+    `overwrite` (it must hold a plategen synth run too: only that run's files are deleted).
+    """
+    if resume and overwrite:
+        raise PlategenError("--resume and --overwrite exclude each other")
+    if out.exists() and not out.is_dir():
+        raise PlategenError(f"{out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        meta = read_meta(out)
+        if resume:
+            if meta is None:
+                raise PlategenError(f"{out}: no {META} of a plategen synth run here, nothing to resume")
+            return meta
+        if overwrite:
+            if meta is None:
+                raise PlategenError(f"{out}: not empty and not a plategen synth output (no {META}); "
+                                    "--overwrite only replaces an earlier synth run, choose another --out")
+            clear_run(out, meta)
+            return None
+        raise PlategenError(f"{out}: exists and is not empty; --resume finishes an interrupted run there, "
+                            "--overwrite replaces it, or choose another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".plategen-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise os_error(out, exc) from exc
+    return None
+
+
+def clear_run(out: Path, meta: dict) -> None:
+    """Delete what an earlier synth run wrote (and nothing else)."""
+    try:
+        for name in meta.get("label_dirs", {}).values():
+            target = out / name
+            if target.is_dir() and target.parent == out:
+                shutil.rmtree(target)
+        for path in list(out.glob("shard-*.tar")) + list(out.glob("shard-*.tar.part")):
+            path.unlink()
+        for name in (MANIFEST, JOURNAL, META):
+            (out / name).unlink(missing_ok=True)
+    except OSError as exc:
+        raise os_error(out, exc) from exc
+
+
+class Journal:
+    """`id<TAB>hash` lines for completely written images; a torn last line is ignored."""
+
+    def __init__(self, out: Path):
+        self.path = out / JOURNAL
+        self.handle = None
+
+    def load(self, n: int) -> dict[int, str]:
+        done: dict[int, str] = {}
+        try:
+            text = self.path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return done
+        for line in text.split("\n"):
+            parts = line.split("\t")
+            if len(parts) == 2 and parts[0].isdigit() and len(parts[1]) == 16 and int(parts[0]) < n:
+                done[int(parts[0])] = parts[1]
+        return done
+
+    def append(self, items: Sequence[tuple[int, str]]) -> None:
+        if not items:
+            return
+        try:
+            if self.handle is None:
+                self.handle = self.path.open("a", encoding="utf-8")
+                if self.handle.tell():  # start on a fresh line after a torn write
+                    self.handle.write("\n")
+            self.handle.write("".join(f"{i}\t{h}\n" for i, h in items))
+            self.handle.flush()
+        except OSError as exc:
+            raise os_error(self.path, exc) from exc
+
+    def close(self, remove: bool = False) -> None:
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
+        if remove:
+            self.path.unlink(missing_ok=True)
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """RGB uint8 -> PNG bytes (deterministic for the same pixels)."""
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(image[..., ::-1]), PNG_PARAMS)
+    if not ok:
+        raise PlategenError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise PlategenError("not a readable PNG")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+# ---------------------------------------------------------------- writers
+
+
+class _Writer:
+    """Encodes and writes batches in worker threads; `submit` returns a future of the
+    (id, hash) pairs that became durable with that batch."""
+
+    format = ""
+
+    def __init__(self, out: Path, chars: Sequence[str], n: int, workers: int):
+        self.out = out
+        self.width = max(6, len(str(max(n - 1, 0))))
+        self.pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="plategen-writer")
+
+    def key(self, i: int) -> str:
+        return f"{i:0{self.width}d}"
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+    def abort(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class FileWriter(_Writer):
+    format = "files"
+
+    def __init__(self, out: Path, chars: Sequence[str], n: int, workers: int = 2):
+        super().__init__(out, chars, n, workers)
+        self.dirs = {c: safe_label_dir(c) for c in chars}
+        try:
+            for name in self.dirs.values():
+                (out / name).mkdir(exist_ok=True)
+        except OSError as exc:
+            raise os_error(out, exc) from exc
+
+    def path_of(self, i: int, label: str) -> str:
+        return f"{self.dirs[label]}/{self.key(i)}.png"
+
+    def submit(self, ids: np.ndarray, images: np.ndarray, labels: Sequence[str], hashes: Sequence[str],
+               meta: Sequence[dict], keep: np.ndarray) -> list[Future]:
+        jobs = [(int(i), images[k], labels[k], hashes[k]) for k, i in enumerate(ids) if keep[k]]
+        step = max(16, -(-len(jobs) // 4))
+        return [self.pool.submit(self._write, jobs[s:s + step]) for s in range(0, len(jobs), step)]
+
+    def _write(self, jobs) -> list[tuple[int, str]]:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
+        for i, image, label, _ in jobs:
+            path = self.out / self.path_of(i, label)
+            data = encode_png(image)
+            try:
+                fd = os.open(path, flags, 0o644)
+                try:
+                    if os.write(fd, data) != len(data):
+                        raise OSError(errno.EIO, "short write")
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                raise os_error(path, exc) from exc
+        return [(i, h) for i, _, _, h in jobs]
+
+    def present(self, done: dict[int, str], labels: Sequence[str]) -> dict[int, str]:
+        """The journalled images whose files are still there."""
+        return {i: h for i, h in done.items() if (self.out / self.path_of(i, labels[i])).is_file()}
+
+
+class ShardWriter(_Writer):
+    """Shard k holds ids [k*size, (k+1)*size); it is written as `.part` and renamed when whole,
+    and only then journalled. Tar headers carry no time or owner, so bytes are reproducible."""
+
+    format = "shards"
+
+    def __init__(self, out: Path, chars: Sequence[str], n: int, workers: int = 2, shard_size: int = 10000):
+        super().__init__(out, chars, n, workers)
+        if shard_size < 1:
+            raise PlategenError(f"--shard-size {shard_size}: must be at least 1")
+        self.n, self.size = n, shard_size
+        self.tar_pool = ThreadPoolExecutor(1, thread_name_prefix="plategen-tar")
+        self.tar: tarfile.TarFile | None = None
+        self.shard = -1
+        self.next_id = -1
+        self.written: list[tuple[int, str]] = []
+
+    def shard_name(self, i: int) -> str:
+        return SHARD_PATTERN.format(i // self.size)
+
+    def path_of(self, i: int, label: str) -> str:
+        return f"{self.shard_name(i)}#{self.key(i)}.png"
+
+    def shard_ids(self, shard: int) -> range:
+        return range(shard * self.size, min((shard + 1) * self.size, self.n))
+
+    def submit(self, ids, images, labels, hashes, meta, keep) -> list[Future]:
+        idx = [k for k in range(len(ids)) if keep[k]]
+        if not idx:
+            return []
+        encoded = self.pool.submit(lambda: [encode_png(images[k]) for k in idx])
+        items = [(int(ids[k]), labels[k], hashes[k], meta[k]) for k in idx]
+        return [self.tar_pool.submit(self._append, items, encoded)]
+
+    def _append(self, items, encoded: Future) -> list[tuple[int, str]]:
+        pngs = encoded.result()
+        durable: list[tuple[int, str]] = []
+        for (i, label, h, meta), png in zip(items, pngs):
+            shard = i // self.size
+            if shard != self.shard:
+                if i != self.shard_ids(shard).start:
+                    raise PlategenError(f"internal: shard {shard} would start at image {i}")
+                self._open(shard)
+            elif i != self.next_id:
+                raise PlategenError(f"internal: image {i} out of order in shard {shard}")
+            key = self.key(i)
+            self._add(f"{key}.cls", label.encode("utf-8"))
+            self._add(f"{key}.json", json.dumps(meta, ensure_ascii=False, sort_keys=True).encode("utf-8"))
+            self._add(f"{key}.png", png)
+            self.written.append((i, h))
+            self.next_id = i + 1
+            if self.next_id == self.shard_ids(shard).stop:
+                durable.extend(self._finish())
+        return durable
+
+    def _open(self, shard: int) -> None:
+        self.shard = shard
+        path = self.out / (SHARD_PATTERN.format(shard) + ".part")
+        try:
+            self.tar = tarfile.open(path, "w", format=tarfile.PAX_FORMAT)
+        except OSError as exc:
+            raise os_error(path, exc) from exc
+        self.written = []
+
+    def _add(self, name: str, data: bytes) -> None:
+        info = tarfile.TarInfo(name)
+        info.size, info.mtime, info.mode = len(data), 0, 0o644
+        try:
+            self.tar.addfile(info, io.BytesIO(data))
+        except OSError as exc:
+            raise os_error(self.out / (SHARD_PATTERN.format(self.shard) + ".part"), exc) from exc
+
+    def _finish(self) -> list[tuple[int, str]]:
+        final = self.out / SHARD_PATTERN.format(self.shard)
+        try:
+            self.tar.close()
+            os.replace(str(final) + ".part", final)
+        except OSError as exc:
+            raise os_error(final, exc) from exc
+        self.tar, self.shard = None, -1
+        done, self.written = self.written, []
+        return done
+
+    def present(self, done: dict[int, str], labels: Sequence[str]) -> dict[int, str]:
+        """Journalled images of whole shards still on disk; a shard with a gap is redone."""
+        keep: dict[int, str] = {}
+        for shard in range(-(-self.n // self.size)):
+            ids = self.shard_ids(shard)
+            if (self.out / SHARD_PATTERN.format(shard)).is_file() and all(i in done for i in ids):
+                keep.update((i, done[i]) for i in ids)
+        return keep
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+        self.tar_pool.shutdown(wait=True)
+
+    def abort(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.tar_pool.shutdown(wait=True, cancel_futures=True)
+        if self.tar is not None:
+            try:
+                self.tar.close()
+            except OSError:
+                pass
+
+
+def make_writer(fmt: str, out: Path, chars: Sequence[str], n: int, workers: int, shard_size: int) -> _Writer:
+    if fmt == "files":
+        return FileWriter(out, chars, n, workers)
+    if fmt == "shards":
+        return ShardWriter(out, chars, n, workers, shard_size)
+    raise PlategenError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+
+
+class Pending:
+    """Futures in submission order; results are taken from the front only."""
+
+    def __init__(self):
+        self.queue: deque[Future] = deque()
+
+    def add(self, futures: Sequence[Future]) -> None:
+        self.queue.extend(futures)
+
+    def ready(self, block_until: int | None = None) -> Iterator[list[tuple[int, str]]]:
+        """Results of finished futures at the front; with `block_until`, wait until at most that many remain."""
+        while self.queue and (self.queue[0].done() or (block_until is not None and len(self.queue) > block_until)):
+            yield self.queue.popleft().result()
+
+    def __len__(self) -> int:
+        return len(self.queue)
+
+
+# ---------------------------------------------------------------- manifest, reading back, preview
+
+
+def write_manifest(out: Path, rows: Iterator[Sequence]) -> Path:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(MANIFEST_FIELDS)
+    writer.writerows(rows)
+    atomic_write_text(out / MANIFEST, buffer.getvalue())
+    return out / MANIFEST
+
+
+def read_manifest(out: Path) -> list[dict[str, str]]:
+    with (out / MANIFEST).open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def read_shards(out: Path) -> Iterator[dict]:
+    """Every sample of the shards in `out`, in order: {"key", "png", "label", "meta"}."""
+    for path in sorted(out.glob("shard-*.tar")):
+        with tarfile.open(path, "r") as tar:
+            sample: dict = {}
+            for member in tar:
+                key, _, ext = member.name.partition(".")
+                if sample and sample["key"] != key:
+                    yield sample
+                    sample = {}
+                sample["key"] = key
+                data = tar.extractfile(member).read()
+                if ext == "png":
+                    sample["png"] = data
+                elif ext == "cls":
+                    sample["label"] = data.decode("utf-8")
+                elif ext == "json":
+                    sample["meta"] = json.loads(data)
+            if sample:
+                yield sample
+
+
+def read_image_at(out: Path, image_path: str) -> np.ndarray:
+    """An image by its manifest path (a file, or `shard.tar#member`)."""
+    if "#" in image_path:
+        shard, member = image_path.split("#", 1)
+        with tarfile.open(out / shard, "r") as tar:
+            return decode_png(tar.extractfile(member).read())
+    return decode_png((out / image_path).read_bytes())
+
+
+def write_preview(path: Path, style_images: Sequence[np.ndarray], chars: Sequence[str],
+                  headers: Sequence[np.ndarray], samples: dict[str, list[np.ndarray]], per_row: int = 16,
+                  scale: int = 2) -> Path:
+    """A sheet: the style plates on top, then per character its content glyph and samples."""
+    size = headers[0].shape[0] if headers else 32
+    cell = size + 2
+    width = cell * (per_row + 1)
+    style_h = size * 2  # plates drawn 2 cells high, aspect kept
+    style_row = []
+    for image in list(style_images)[:8]:
+        h, w = image.shape[:2]
+        style_row.append(cv2.resize(image, (max(1, round(w * style_h / h)), style_h), interpolation=cv2.INTER_AREA))
+    plates_w = sum(s.shape[1] + 4 for s in style_row)
+    width = max(width, min(plates_w, 8 * width))
+    height = (style_h + 6 if style_row else 0) + cell * len(chars)
+    sheet = np.full((height, width, 3), 40, np.uint8)
+    x = 0
+    for image in style_row:
+        w = min(image.shape[1], width - x)
+        if w <= 0:
+            break
+        sheet[2:2 + style_h, x:x + w] = image[:, :w]
+        x += w + 4
+    y = style_h + 6 if style_row else 0
+    for ch, header in zip(chars, headers):
+        sheet[y:y + size, :size] = np.repeat(header[..., None], 3, axis=2)
+        for k, image in enumerate(samples.get(ch, [])[:per_row]):
+            x = cell * (k + 1)
+            sheet[y:y + size, x:x + size] = image
+        y += cell
+    big = cv2.resize(sheet, (width * scale, height * scale), interpolation=cv2.INTER_NEAREST)
+    buffer = io.BytesIO()
+    Image.fromarray(big).save(buffer, format="PNG")
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
