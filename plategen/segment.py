@@ -8,6 +8,7 @@ or the plate is refused with a reason. Hypotheses come from several binarisation
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -16,8 +17,16 @@ import numpy as np
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels, x1/y1 exclusive
 
-WORK_HEIGHT = 64  # small plates are upscaled to this height so thresholds see strokes, not pixels
+WORK_HEIGHTS = (64, 96)  # plates are rescaled into this height range: strokes span pixels, work stays cheap
 NARROW = frozenset("1I")  # characters whose blob may be a bare stroke
+PAD = 0.03  # margin added round each box, as a share of the character height (annotators' habit)
+INK_TOLERANCE = 30.0  # Lab distance of a character's ink or paper colour from the plate's median
+MIN_CONTRAST = 12.0  # Lab lightness between ink and paper below which a blob is noise, not print
+EDGE_MARGIN = 0.35  # a first character closer than this (share of its height) to the left edge ...
+EDGE_HEIGHT = 1.06  # ... and taller than the others by this factor is more likely an EU colour band
+MASK_CHROMA = 15.0  # privacy masks are grey: Lab chroma above this is plate paint
+DECISIVE_VOTES = 3  # binarisations agreeing on one box set before the other polarity is skipped
+CJK_WIDTH = 1.55  # widest a leading CJK character may be, in typical Latin character widths
 
 
 @dataclass(frozen=True)
@@ -29,6 +38,16 @@ class Segmentation:
 class _Candidate(NamedTuple):
     score: float
     boxes: tuple[Box, ...]
+    binarisation: tuple[bool, int]  # (dark text, index) of the map it came from
+
+
+class _Scene(NamedTuple):
+    """The plate at working scale, with what every hypothesis needs to look up."""
+
+    gray: np.ndarray
+    lab: np.ndarray
+    sums: tuple[np.ndarray, ...]  # integral images of g, g*g, x*g, y*g for O(1) flatness tests
+    forbidden: np.ndarray  # privacy-mask pixels: never part of a character
 
 
 class _Row(NamedTuple):
@@ -47,96 +66,218 @@ def segment_plate(image: np.ndarray, text: str) -> Segmentation:
         return Segmentation(None, f"text {text!r} is too short to check a consistent row")
     if any(not c.isascii() for c in text[1:]):
         return Segmentation(None, "only a leading non-Latin (e.g. province) character is supported")
-    gray, scale = _work_gray(image)
-    forbidden = _masked_areas(gray)
+    scene, scale = _scene(image)
     candidates: list[_Candidate] = []
-    misses: list[tuple[int, str]] = []
-    for binary in _binarisations(gray, forbidden, len(text)):
-        comps = _components(binary)
-        for row in _rows(comps, gray.shape):
-            found = _segment_row(comps, row, text)
-            if isinstance(found, _Candidate):
-                candidates.append(found)
-            else:
-                misses.append(found)
+    misses: list[tuple[int, str]] = [(99, "no row of character-sized blobs found")]
+    seen: list[np.ndarray] = []  # every character-like blob found, tagged with its binarisation
+    first = _likely_dark_text(scene.gray)
+    for dark_text in (first, not first):
+        for index, binary in enumerate(_binarisations(scene, len(text), dark_text)):
+            _hypotheses(binary, (dark_text, index), scene, text, candidates, misses, seen)
+        votes = _vote(candidates)
+        if votes and votes[0][0] >= DECISIVE_VOTES:
+            break  # the other polarity is only searched when this one is not convincing
     if not candidates:
-        return Segmentation(None, min(misses)[1] if misses else "no row of character-sized blobs found")
-    best = max(candidates)
-    return Segmentation(_to_image_boxes(best.boxes, scale, image.shape), "")
+        return Segmentation(None, _likeliest_reason(misses))
+    if len(votes) > 1 and votes[1][0] >= 0.5 * votes[0][0]:
+        return Segmentation(None, "binarisations disagree on where the characters are")
+    if _unexplained(votes[0][1], text, np.concatenate(seen)):
+        return Segmentation(None, "a character-like blob next to the characters is not in the text")
+    return Segmentation(_to_image_boxes(_padded(votes[0][1], text), scale, image.shape), "")
 
 
-def _work_gray(image: np.ndarray) -> tuple[np.ndarray, float]:
-    """Grey image at a working scale where a stroke spans a few pixels."""
+def _likeliest_reason(misses: list[tuple[int, str]]) -> str:
+    """The commonest reason among the hypotheses that came closest to the text."""
+    closest = min(distance for distance, _ in misses)
+    return Counter(reason for distance, reason in misses if distance == closest).most_common(1)[0][0]
+
+
+def _hypotheses(binary: np.ndarray, source: tuple[bool, int], scene: _Scene, text: str,
+                candidates: list[_Candidate], misses: list[tuple[int, str]], seen: list[np.ndarray]) -> None:
+    """Add each row of `binary` to `candidates` if it explains the text, else to `misses`;
+    add its blobs clear of privacy masks to `seen`."""
+    comps = _components(binary)
+    tag = 2 * source[1] + source[0]
+    inside = comps[(comps[:, 0] > 0) & (comps[:, 2] < binary.shape[1])]
+    for row in _rows(inside, binary.shape):
+        blobs, band = _row_blobs(comps, row, scene)
+        clear = [not scene.forbidden[y0:y1, max(x0 - 2, 0):x1 + 2].any() for x0, y0, x1, y1, _ in blobs]
+        seen.append(np.column_stack([blobs[clear, :4], np.full(sum(clear), tag)]))
+        found = _assign(blobs, band, row, text, binary)
+        if isinstance(found[0], int):
+            misses.append(found)
+            continue
+        problem = _implausible(found, text, row) or _colour_outlier(found, text, binary, scene.lab)
+        if problem:
+            misses.append((1, problem))
+        else:
+            candidates.append(_Candidate(_score(found, row), found, source))
+
+
+def _unexplained(boxes: tuple[Box, ...], text: str, seen: np.ndarray) -> bool:
+    """Whether blobs of the characters' size, on their line and clear of them, keep turning up
+    (in two or more binarisations) just beyond the first or last box: a character the text
+    does not have, so the text and the plate disagree (or the boxes skipped one). Gaps inside
+    the row are not searched: privacy masks and plate art sit there."""
+    b = np.array([box for box, char in zip(boxes, text) if char.isascii()], float)
+    h = float(np.median(b[:, 3] - b[:, 1]))
+    cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+    line = _theil_sen(cx, cy)
+    pitch = float(np.median(np.diff(cx))) if len(cx) > 1 else h
+    s_cx, s_cy = (seen[:, 0] + seen[:, 2]) / 2, (seen[:, 1] + seen[:, 3]) / 2
+    s_w, s_h = seen[:, 2] - seen[:, 0], seen[:, 3] - seen[:, 1]
+    all_boxes = np.array(boxes, float)
+    overlap = np.minimum.outer(seen[:, 2], all_boxes[:, 2]) - np.maximum.outer(seen[:, 0], all_boxes[:, 0])
+    covered = np.clip(overlap, 0, None).sum(axis=1) >= 0.35 * s_w  # only blobs wholly beside the boxes
+    near = ((s_h >= 0.88 * h) & (s_h <= 1.1 * h) & (s_w >= 0.25 * h) & (s_w <= 1.0 * h)
+            & (np.abs(s_cy - line(s_cx)) <= 0.15 * h) & (seen[:, 0] >= EDGE_MARGIN * h)  # not a colour band
+            & (s_cx >= all_boxes[0, 0] - 1.5 * pitch) & (s_cx <= all_boxes[-1, 2] + 1.5 * pitch))
+    loose = seen[near & ~covered]
+    for blob in loose:
+        shared = np.minimum(loose[:, 2], blob[2]) - np.maximum(loose[:, 0], blob[0])
+        if len(np.unique(loose[shared >= 0.5 * (blob[2] - blob[0]), 4])) >= 2:
+            return True
+    return False
+
+
+def _likely_dark_text(gray: np.ndarray) -> bool:
+    """Paper covers more of a plate than ink, so the median grey sits nearer the paper's end."""
+    low, mid, high = np.percentile(gray, (10, 50, 90))
+    return bool(high - mid < mid - low)
+
+
+def _vote(candidates: list[_Candidate]) -> list[tuple[int, tuple[Box, ...]]]:
+    """Group candidates that place every character alike; rank groups by how many
+    binarisations found them. A box set only one threshold produces is the likeliest
+    to have swapped a lost character for a band, mask edge or smudge."""
+    groups: list[tuple[tuple[Box, ...], set[tuple[bool, int]]]] = []
+    for candidate in sorted(candidates, reverse=True):
+        for boxes, support in groups:
+            if all(_iou(a, b) >= 0.5 for a, b in zip(boxes, candidate.boxes)):
+                support.add(candidate.binarisation)
+                break
+        else:
+            groups.append((candidate.boxes, {candidate.binarisation}))
+    return sorted(((len(support), boxes) for boxes, support in groups), key=lambda g: g[0], reverse=True)
+
+
+def _iou(a: Box, b: Box) -> float:
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union else 0.0
+
+
+def _scene(image: np.ndarray) -> tuple[_Scene, float]:
+    """The plate rescaled so its height lies in WORK_HEIGHTS, and the scale used."""
+    height = image.shape[0]
+    scale = float(np.clip(height, *WORK_HEIGHTS)) / height
+    if scale != 1.0:
+        image = cv2.resize(image, None, fx=scale, fy=scale,
+                           interpolation=cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA)
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    scale = max(1.0, WORK_HEIGHT / gray.shape[0])
-    if scale > 1.0:
-        gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
-    return gray, scale
+    g = gray.astype(np.float64)
+    ys, xs = np.indices(gray.shape, dtype=np.float64)
+    sums = tuple(cv2.integral(a) for a in (g, g * g, xs * g, ys * g))
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB)
+    return _Scene(gray, lab, sums, _masked_areas(gray, lab, sums)), scale
 
 
-def _masked_areas(gray: np.ndarray) -> np.ndarray:
-    """Privacy masks: flat grey rectangles. They must never become (or join) a character blob.
+def _masked_areas(gray: np.ndarray, lab: np.ndarray, sums: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Privacy masks: flat rectangles. They must never become (or join) a character blob.
 
-    Only the JPEG blocks wholly inside a mask are exactly flat, so flat cores are found
-    first and then grown over the compression ringing up to the mask's real edges.
+    Masks carry noise and shading added after masking, so flatness is measured around a
+    local plane; flat cores are then grown over JPEG ringing up to the mask's real edges.
+    Cores must be wider than a stroke so the inside of a thick stroke is never taken, and
+    grey, so the plain paint of a coloured plate is not taken for one.
     """
-    kernel = np.ones((3, 3), np.uint8)
-    flat = (cv2.dilate(gray, kernel) - cv2.erode(gray, kernel) <= 2).astype(np.uint8)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(flat, connectivity=4)
+    height, width = gray.shape
+    flat = (_plane_residual(gray, 5) <= 1.5).astype(np.uint8)
+    _, _, stats, _ = cv2.connectedComponentsWithStats(flat, connectivity=4)
+    rects = []
+    for x, y, w, h, area in stats[1:]:
+        core = (x, y, x + w, y + h)
+        if h < 0.2 * height or w < max(4, 0.03 * width) or area < 0.5 * w * h or not _flat(sums, core):
+            continue
+        tint = lab[y:y + h, x:x + w, 1:].reshape(-1, 2).mean(axis=0) - 128.0
+        if np.hypot(*tint) > MASK_CHROMA:
+            continue
+        grown = _grow_flat(core, gray.astype(np.int16), reach=int(width / 40) + 1)
+        rects.append(grown if _flat(sums, grown, tolerance=5.0) else core)
     forbidden = np.zeros(gray.shape, bool)
-    height = gray.shape[0]
-    for i in range(1, n):
-        x, y, w, h, area = stats[i]
-        if h < 0.1 * height or w < 4 or area < 0.5 * w * h:
-            continue
-        level = float(np.median(gray[labels == i]))
-        if not 15 < level < 240:  # clipped black/white areas are flat too, but are not masks
-            continue
-        x0, y0, x1, y1 = _grow_flat((x, y, x + w, y + h), gray, level)
-        if y1 - y0 >= 0.2 * height and _share_at(gray[y0:y1, x0:x1], level) >= 0.9:
-            forbidden[max(y0 - 1, 0):y1 + 1, max(x0 - 1, 0):x1 + 1] = True
+    for x0, y0, x1, y1 in rects + _flat_gaps(rects, sums, height):
+        forbidden[max(y0 - 1, 0):y1 + 1, max(x0 - 1, 0):x1 + 1] = True
     return forbidden
 
 
-def _share_at(pixels: np.ndarray, level: float) -> float:
-    """Share of pixels within a few grey levels of `level` (JPEG noise on a flat patch)."""
-    return float(np.mean(np.abs(pixels.astype(np.int16) - level) <= 8)) if pixels.size else 0.0
+def _flat_gaps(rects: list[Box], sums: tuple[np.ndarray, ...], height: int) -> list[Box]:
+    """The plain sliver of plate between two neighbouring masks, which would read as a "1"."""
+    gaps = []
+    for ax0, ay0, ax1, ay1 in rects:
+        for bx0, by0, bx1, by1 in rects:
+            y0, y1 = max(ay0, by0), min(ay1, by1)
+            if 0 < bx0 - ax1 <= 0.5 * height and y1 - y0 >= 0.5 * min(ay1 - ay0, by1 - by0):
+                if _flat(sums, (ax1 + 2, y0, bx0 - 2, y1), tolerance=8.0):  # plain but noisy plate
+                    gaps.append((ax1, y0, bx0, y1))
+    return gaps
 
 
-def _grow_flat(box: Box, gray: np.ndarray, level: float) -> Box:
-    """Extend a flat rectangle while the next row/column is (almost all) at the same grey level."""
+def _plane_residual(gray: np.ndarray, size: int) -> np.ndarray:
+    """Std of each size x size window around its best-fitting plane: ~noise on flat or shaded patches."""
+    g = gray.astype(np.float32)
+    ys, xs = np.indices(gray.shape, dtype=np.float32)
+
+    def mean(a: np.ndarray) -> np.ndarray:
+        return cv2.blur(a, (size, size))
+
+    m = mean(g)
+    coord_var = (size * size - 1) / 12.0
+    cov_x = mean(g * xs) - m * mean(xs)
+    cov_y = mean(g * ys) - m * mean(ys)
+    var = mean(g * g) - m * m - (cov_x * cov_x + cov_y * cov_y) / coord_var
+    return np.sqrt(np.maximum(var, 0))
+
+
+def _grow_flat(box: Box, gray: np.ndarray, reach: int) -> Box:
+    """Extend a flat rectangle by up to `reach` pixels a side while each new row/column stays
+    on the rectangle's shading plane (JPEG ringing), so a faint blurred stroke stops it."""
     x0, y0, x1, y1 = box
     height, width = gray.shape
+    ys, xs = np.indices((y1 - y0, x1 - x0), dtype=np.float32)
+    design = np.stack([xs.ravel() + x0, ys.ravel() + y0, np.ones(xs.size, np.float32)], axis=1)
+    coef = np.linalg.lstsq(design, gray[y0:y1, x0:x1].astype(np.float32).ravel(), rcond=None)[0]
 
-    grown = True
-    while grown:
-        grown = False
-        if x0 > 0 and _share_at(gray[y0:y1, x0 - 1], level) >= 0.9:
-            x0, grown = x0 - 1, True
-        if x1 < width and _share_at(gray[y0:y1, x1], level) >= 0.9:
-            x1, grown = x1 + 1, True
-        if y0 > 0 and _share_at(gray[y0 - 1, x0:x1], level) >= 0.9:
-            y0, grown = y0 - 1, True
-        if y1 < height and _share_at(gray[y1, x0:x1], level) >= 0.9:
-            y1, grown = y1 + 1, True
+    def on_plane(ya: int, yb: int, xa: int, xb: int) -> bool:
+        yy, xx = np.mgrid[ya:yb, xa:xb]
+        predicted = coef[0] * xx + coef[1] * yy + coef[2]
+        return float(np.mean(np.abs(gray[ya:yb, xa:xb] - predicted) <= 8)) >= 0.9
+
+    for _ in range(reach):
+        if x0 > 0 and on_plane(y0, y1, x0 - 1, x0):
+            x0 -= 1
+        if x1 < width and on_plane(y0, y1, x1, x1 + 1):
+            x1 += 1
+        if y0 > 0 and on_plane(y0 - 1, y0, x0, x1):
+            y0 -= 1
+        if y1 < height and on_plane(y1, y1 + 1, x0, x1):
+            y1 += 1
     return x0, y0, x1, y1
 
 
-def _binarisations(gray: np.ndarray, forbidden: np.ndarray, n_chars: int) -> list[np.ndarray]:
-    """Foreground maps for dark-on-light and light-on-dark text, global and local thresholds."""
-    height, width = gray.shape
-    contrast = float(gray.std())
-    blocks = {_odd(height * 0.5), _odd(height * 0.25)}
+def _binarisations(scene: _Scene, n_chars: int, dark_text: bool) -> list[np.ndarray]:
+    """Foreground maps for one text polarity: a global and several local thresholds."""
+    src = scene.gray if dark_text else 255 - scene.gray  # foreground = darker than surroundings
+    height, width = src.shape
+    contrast = float(src.std())
     run = max(int(1.3 * width / n_chars), 8)
-    maps = []
-    for src in (gray, 255 - gray):  # foreground = darker than surroundings
-        _, otsu = cv2.threshold(src, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
-        maps.append(otsu)
-        for block in blocks:
-            for k in (0.05, 0.15, 0.3):
-                maps.append(cv2.adaptiveThreshold(src, 255, cv2.ADAPTIVE_THRESH_MEAN_C,
-                                                  cv2.THRESH_BINARY_INV, block, k * contrast))
-    return [_clean(m, forbidden, run) for m in maps]
+    _, otsu = cv2.threshold(src, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+    maps = [otsu]
+    for block in (_odd(height * 0.25), _odd(height * 0.5)):
+        for k in (0.05, 0.15, 0.3):
+            maps.append(cv2.adaptiveThreshold(src, 255, cv2.ADAPTIVE_THRESH_MEAN_C,
+                                              cv2.THRESH_BINARY_INV, block, k * contrast))
+    return [_clean(m, scene.forbidden, run) for m in maps]
 
 
 def _odd(value: float) -> int:
@@ -151,11 +292,10 @@ def _clean(binary: np.ndarray, forbidden: np.ndarray, run: int) -> np.ndarray:
 
 
 def _components(binary: np.ndarray) -> np.ndarray:
-    """Connected components as rows (x0, y0, x1, y1, area), specks removed."""
+    """Connected components as rows (x0, y0, x1, y1, area), specks and frames removed."""
     _, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
     x, y, w, h, area = stats[1:].T
-    inside = (x > 0) & (x + w < binary.shape[1])  # cut by the crop edge: a band, frame or half a char
-    keep = inside & (area >= 4) & (h >= 0.05 * binary.shape[0]) & (w < 0.5 * binary.shape[1])
+    keep = (area >= 4) & (h >= 0.05 * binary.shape[0]) & (w < 0.5 * binary.shape[1])
     return np.stack([x, y, x + w, y + h, area], axis=1)[keep]
 
 
@@ -170,7 +310,7 @@ def _rows(comps: np.ndarray, shape: tuple[int, int]) -> list[_Row]:
     ratio = np.maximum.outer(h, h) / np.minimum.outer(h, h)
     v_overlap = np.minimum.outer(c[:, 3], c[:, 3]) - np.maximum.outer(c[:, 1], c[:, 1])
     gap = np.maximum.outer(c[:, 0], c[:, 0]) - np.minimum.outer(c[:, 2], c[:, 2])
-    linked = (ratio <= 1.35) & (v_overlap >= 0.5 * np.minimum.outer(h, h)) & (gap <= 2.0 * np.maximum.outer(h, h))
+    linked = (ratio <= 1.35) & (v_overlap >= 0.5 * np.minimum.outer(h, h)) & (gap <= 3.0 * np.maximum.outer(h, h))
     group = _groups(linked)
     rows = []
     for g in np.unique(group):
@@ -209,32 +349,63 @@ def _fit_row(members: np.ndarray) -> _Row:
     return _Row(a, b, float(np.median(members[:, 3] - members[:, 1])))
 
 
-def _segment_row(comps: np.ndarray, row: _Row, text: str) -> _Candidate | tuple[int, str]:
-    """Boxes for the text along one row hypothesis, or (how far off, why not)."""
+def _row_blobs(comps: np.ndarray, row: _Row, scene: _Scene) -> tuple[np.ndarray, np.ndarray]:
+    """Character-like blobs along a row (sorted by x), and all components inside the row's band."""
     cx = (comps[:, 0] + comps[:, 2]) / 2.0
     centre = row.a * cx + row.b
     tol = 0.3 * row.height
     in_band = (comps[:, 1] >= centre - row.height / 2 - tol) & (comps[:, 3] <= centre + row.height / 2 + tol)
     band = comps[in_band]
-    blobs = _char_blobs(band, row)
+    cut = (band[:, 0] == 0) | (band[:, 2] == scene.gray.shape[1])  # by the crop edge: a band, frame or half a char
+    blobs = _char_blobs(band[~cut], row)
+    return blobs[np.array([_glyph_like(b, scene.sums, row) for b in blobs], bool)].reshape(-1, 5), band
+
+
+def _assign(blobs: np.ndarray, band: np.ndarray, row: _Row, text: str,
+            binary: np.ndarray) -> tuple[Box, ...] | tuple[int, str]:
+    """One box per text character from the row's blobs, or (how far off, why not)."""
     leading_wide = not text[0].isascii()
-    latin_text = text[1:] if leading_wide else text
-    n = len(latin_text)
+    n = len(text) - leading_wide
     if len(blobs) < n:
-        blobs = _split_wide(blobs, n)
+        blobs = _split_wide(blobs, n, binary, row)
     if len(blobs) < n or (len(blobs) > n and not leading_wide):
-        return abs(len(blobs) - n), f"found {len(blobs)} character blobs for {len(latin_text)} characters"
+        return abs(len(blobs) - n), f"found {len(blobs)} character blobs for {n} characters"
     latin = blobs[len(blobs) - n:]
-    boxes = [tuple(int(v) for v in b[:4]) for b in latin]
+    boxes = _snapped(latin, binary)
     if leading_wide:
         first = _wide_char(band, latin, row)
         if first is None:
             return 1, f"no plausible box for {text[0]!r} left of the other characters"
         boxes.insert(0, first)
-    problem = _implausible(boxes, text, row)
-    if problem:
-        return 1, problem
-    return _Candidate(_score(boxes, text, row), tuple(boxes))
+    return tuple(boxes)
+
+
+def _snapped(blobs: np.ndarray, binary: np.ndarray) -> list[Box]:
+    """Boxes trimmed to the characters' common top and bottom lines (robust fits), so plate
+    art a character touches (a sticker, a slogan, scenery) is cut off rather than boxed."""
+    x0, y0, x1, y1 = (blobs[:, i].astype(float) for i in range(4))
+    cx = (x0 + x1) / 2
+    height = float(np.median(y1 - y0))
+    top, bottom = _theil_sen(cx, y0), _theil_sen(cx, y1)
+    boxes = []
+    for i in range(len(blobs)):
+        a = max(int(y0[i]), int(np.floor(top(cx[i]) - 0.04 * height)))
+        b = min(int(y1[i]), int(np.ceil(bottom(cx[i]) + 0.04 * height)))
+        cols = np.flatnonzero(binary[a:b, int(x0[i]):int(x1[i])].any(axis=0)) if b > a else np.zeros(0, int)
+        if not len(cols):
+            boxes.append((int(x0[i]), int(y0[i]), int(x1[i]), int(y1[i])))
+            continue
+        boxes.append((int(x0[i]) + int(cols[0]), a, int(x0[i]) + int(cols[-1]) + 1, b))
+    return boxes
+
+
+def _theil_sen(x: np.ndarray, y: np.ndarray):
+    """The line through (x, y) by median slope and intercept: one outlier cannot move it."""
+    dx, dy = np.subtract.outer(x, x), np.subtract.outer(y, y)
+    pairs = dx > 0
+    slope = float(np.median(dy[pairs] / dx[pairs])) if pairs.any() else 0.0
+    offset = float(np.median(y - slope * x))
+    return lambda at: slope * at + offset
 
 
 def _char_blobs(band: np.ndarray, row: _Row) -> np.ndarray:
@@ -250,13 +421,40 @@ def _char_blobs(band: np.ndarray, row: _Row) -> np.ndarray:
         if best >= 0 and overlap[best] >= 0.5 * width:
             s = seeds[best]
             if frag[1] >= s[1] - 0.1 * row.height and frag[3] <= s[3] + 0.1 * row.height:
-                seeds[best, :4] = [min(s[0], frag[0]), min(s[1], frag[1]), max(s[2], frag[2]), max(s[3], frag[3])]
+                seeds[best] = [min(s[0], frag[0]), min(s[1], frag[1]), max(s[2], frag[2]), max(s[3], frag[3]), s[4] + frag[4]]
             continue
         pool.append(frag)
-    joined = _join_overlapping(np.array(pool).reshape(-1, 5))
+    joined = _join_overlapping(np.array(pool, dtype=band.dtype).reshape(-1, 5))
     promoted = joined[(joined[:, 3] - joined[:, 1]) >= 0.8 * row.height]
     blobs = np.concatenate([seeds, promoted])
     return blobs[np.argsort(blobs[:, 0] + blobs[:, 2])]
+
+
+def _glyph_like(blob: np.ndarray, sums: tuple[np.ndarray, ...], row: _Row) -> bool:
+    """False for blobs no character makes: solid blocks (colour bands, masks), blobs much
+    taller than the row, and blobs over a patch that is flat up to shading (masks, shadows)."""
+    x0, y0, x1, y1, area = blob
+    w, h = x1 - x0, y1 - y0
+    if h > 1.2 * row.height or (area >= 0.75 * w * h and w >= 0.3 * h):
+        return False
+    dx, dy = w * 15 // 100, h * 15 // 100
+    return not _flat(sums, (x0 + dx, y0 + dy, x1 - dx, y1 - dy))
+
+
+def _flat(sums: tuple[np.ndarray, ...], box: Box, tolerance: float = 3.5) -> bool:
+    """Flat up to a linear shading: the residual around the box's best-fitting plane is noise-sized.
+    Computed from integral images, as it is asked for every blob of every hypothesis."""
+    x0, y0, x1, y1 = (int(v) for v in box)
+    w, h = x1 - x0, y1 - y0
+    if w < 2 or h < 2:
+        return False
+    n = float(w * h)
+    s_g, s_gg, s_xg, s_yg = (float(a[y1, x1] - a[y0, x1] - a[y1, x0] + a[y0, x0]) for a in sums)
+    mean = s_g / n
+    cov_x = s_xg / n - (x0 + x1 - 1) / 2.0 * mean
+    cov_y = s_yg / n - (y0 + y1 - 1) / 2.0 * mean
+    residual = s_gg / n - mean * mean - cov_x ** 2 / ((w * w - 1) / 12.0) - cov_y ** 2 / ((h * h - 1) / 12.0)
+    return residual < tolerance ** 2
 
 
 def _join_overlapping(frags: np.ndarray) -> np.ndarray:
@@ -270,32 +468,69 @@ def _join_overlapping(frags: np.ndarray) -> np.ndarray:
     for g in np.unique(group):
         m = frags[group == g]
         out.append([m[:, 0].min(), m[:, 1].min(), m[:, 2].max(), m[:, 3].max(), m[:, 4].sum()])
-    return np.array(out)
+    return np.array(out, dtype=frags.dtype)
 
 
-def _split_wide(blobs: np.ndarray, n: int) -> np.ndarray:
-    """Placeholder: touching characters are not split yet."""
-    return blobs
+def _split_wide(blobs: np.ndarray, n: int, binary: np.ndarray, row: _Row) -> np.ndarray:
+    """Cut blobs of touching characters at their thinnest columns, but only when their
+    widths account for exactly the missing characters and each cut is a clear valley."""
+    widths = blobs[:, 2] - blobs[:, 0]
+    normal = widths[(widths >= 0.35 * row.height) & (widths <= 0.9 * row.height)]
+    typical = float(np.median(normal)) if len(normal) >= 2 else 0.6 * row.height
+    gap = 0.15 * typical
+    parts = [max(1, round((w + gap) / (typical + gap))) if w > 1.3 * typical else 1 for w in widths]
+    if sum(parts) != n:
+        return blobs
+    out = []
+    for blob, k in zip(blobs, parts):
+        pieces = _cut(blob, k, binary) if k > 1 else [blob]
+        if pieces is None:
+            return blobs
+        out.extend(pieces)
+    return np.array(out, dtype=blobs.dtype)
+
+
+def _cut(blob: np.ndarray, k: int, binary: np.ndarray) -> list[np.ndarray] | None:
+    """`blob` cut into k pieces at column-profile valleys near even spacing, or None if a valley is not clear."""
+    x0, y0, x1, y1, _ = blob
+    ink = binary[y0:y1, x0:x1] > 0
+    profile = ink.sum(axis=0)
+    step = (x1 - x0) / k
+    cuts = [0]
+    for j in range(1, k):
+        lo, hi = int(j * step - 0.3 * step), int(j * step + 0.3 * step) + 1
+        at = lo + int(np.argmin(profile[lo:hi]))
+        if profile[at] > 0.35 * np.median(profile[profile > 0]):
+            return None
+        cuts.append(at)
+    cuts.append(x1 - x0)
+    pieces = []
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        rows = np.flatnonzero(ink[:, a:b].any(axis=1))
+        if not len(rows):
+            return None
+        pieces.append(np.array([x0 + a, y0 + rows[0], x0 + b, y0 + rows[-1] + 1, int(ink[:, a:b].sum())]))
+    return pieces
 
 
 def _wide_char(band: np.ndarray, latin: np.ndarray, row: _Row) -> Box | None:
-    """Box of a leading CJK character: the union of everything left of the Latin characters."""
-    start = latin[0, 0]
-    centres = (latin[:, 0] + latin[:, 2]) / 2.0
-    pitch = float(np.median(np.diff(centres))) if len(latin) > 1 else row.height * 0.6
-    parts = band[(band[:, 2] <= start + 1) & (band[:, 0] >= start - 1.7 * pitch) & (band[:, 0] > 0)]
+    """Box of a leading CJK character: the union of everything left of the Latin characters
+    (its strokes fall apart into many blobs); a stray Latin character there makes it too wide."""
+    x0, y0, _, y1, _ = latin[0]
+    slack = 0.15 * (y1 - y0)  # frame and bolts above or below are not part of it
+    parts = band[(band[:, 2] <= x0 + 1) & (band[:, 1] >= y0 - slack) & (band[:, 3] <= y1 + slack)]
     if not len(parts):
         return None
     return int(parts[:, 0].min()), int(parts[:, 1].min()), int(parts[:, 2].max()), int(parts[:, 3].max())
 
 
-def _implausible(boxes: list[Box], text: str, row: _Row) -> str:
+def _implausible(boxes: tuple[Box, ...], text: str, row: _Row) -> str:
     """Why these boxes cannot be the text's characters, or "" when they can."""
     b = np.array(boxes, float)
     w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
     latin = np.array([c.isascii() for c in text])
     ref = float(np.median(h[latin]))
-    if np.any(h[latin] < 0.8 * ref) or np.any(h[latin] > 1.25 * ref):
+    if np.any(h[latin] < 0.85 * ref) or np.any(h[latin] > 1.18 * ref):
         return "character heights are inconsistent"
     if np.any(h[~latin] < 0.75 * ref) or np.any(h[~latin] > 1.35 * ref):
         return f"the {text[0]!r} box height does not match the other characters"
@@ -306,26 +541,63 @@ def _implausible(boxes: list[Box], text: str, row: _Row) -> str:
         return "a blob is too wide for one character"
     wide_w = w[latin & ~narrow]
     typical = float(np.median(wide_w)) if len(wide_w) else 0.5 * ref
-    if np.any(w[~latin] < 0.7 * typical) or np.any(w[~latin] > 1.6 * typical):
+    if np.any(wide_w < 0.55 * typical) or np.any(wide_w > 1.6 * typical):
+        return "character widths are inconsistent (a logo or a broken character?)"
+    if np.any(w[~latin] < 0.7 * typical) or np.any(w[~latin] > CJK_WIDTH * typical):
         return f"the {text[0]!r} box width does not match the other characters"
     overlap = b[:-1, 2] - b[1:, 0]
     if np.any(overlap > 0.3 * np.minimum(w[:-1], w[1:])):
         return "character boxes overlap"
     if np.any(-overlap > 3.0 * ref):
         return "implausibly wide gap between characters"
-    cx = (b[:, 0] + b[:, 2]) / 2
-    for edge in (b[:, 1], b[:, 3]):
-        resid = edge[latin] - (row.a * cx[latin] + np.median(edge[latin] - row.a * cx[latin]))
-        if np.any(np.abs(resid) > 0.15 * ref):
+    cx = (b[latin, 0] + b[latin, 2]) / 2
+    for edge in (b[latin, 1], b[latin, 3]):
+        resid = edge - np.polyval(np.polyfit(cx, edge, 1), cx)
+        if np.any(np.abs(resid) > 0.12 * ref):
             return "characters do not sit on a straight line"
     return ""
 
 
-def _score(boxes: list[Box], text: str, row: _Row) -> float:
+def _colour_outlier(boxes: tuple[Box, ...], text: str, binary: np.ndarray, lab: np.ndarray) -> str:
+    """Characters of one plate share ink and paper colours; a colour band, logo or mask
+    does not, and print stands out from its paper where noise does not."""
+    inks, papers = [], []
+    latin = [box for box, char in zip(boxes, text) if char.isascii()]
+    for x0, y0, x1, y1 in latin:
+        fg = binary[y0:y1, x0:x1] > 0
+        pixels = lab[y0:y1, x0:x1].astype(np.float32)
+        if fg.all() or not fg.any():
+            return "a character box has no ink or no paper"
+        inks.append(pixels[fg].mean(axis=0))
+        papers.append(pixels[~fg].mean(axis=0))
+    ink, paper = np.array(inks), np.array(papers)
+    for colours in (ink, paper):
+        if np.linalg.norm(colours - np.median(colours, axis=0), axis=1).max() > INK_TOLERANCE:
+            return "a blob's colour differs from the other characters'"
+    if np.abs(ink[:, 0] - paper[:, 0]).min() < MIN_CONTRAST:
+        return "too little contrast between characters and plate"
+    heights = np.array([b[3] - b[1] for b in latin], float)
+    if latin[0][0] < EDGE_MARGIN * heights[0] and heights[0] > EDGE_HEIGHT * np.median(heights):
+        return "the first blob hugs the left crop edge and stands taller: likely a colour band"
+    return ""
+
+
+def _score(boxes: tuple[Box, ...], row: _Row) -> float:
     """Prefer the tallest row (the main characters, not state names) with the tidiest geometry."""
     h = np.array([b[3] - b[1] for b in boxes], float)
     spread = float(h.std() / h.mean())
     return row.height * (1.0 - spread)
+
+
+def _padded(boxes: tuple[Box, ...], text: str) -> tuple[Box, ...]:
+    """Boxes with a small margin; a bare stroke ("1") widened to a crop that shows its shape."""
+    height = float(np.median([b[3] - b[1] for b in boxes]))
+    margin = PAD * height
+    out = []
+    for (x0, y0, x1, y1), char in zip(boxes, text):
+        widen = max(0.0, 0.35 * height - (x1 - x0)) / 2 if char in NARROW else 0.0
+        out.append((round(x0 - margin - widen), round(y0 - margin), round(x1 + margin + widen), round(y1 + margin)))
+    return tuple(out)
 
 
 def _to_image_boxes(boxes: tuple[Box, ...], scale: float, shape: tuple[int, ...]) -> tuple[Box, ...]:

@@ -1,0 +1,357 @@
+"""Train the SAAE: import plates, cut character samples, run the three-step loop, write checkpoints.
+
+Reads top to bottom: options and presets, data (samples + a glyph bank), the three steps,
+validation and sample grids, then `train_saae`, which ties them together.
+
+One sample is (glyph of y from a shipped font, the real plate y was cut from as style, that
+real crop as target). Every iteration runs three steps, each with its own loss in the log:
+  (1) reconstruction: G on rec_weight * L1(G(glyph, plate), crop)
+  (2) discriminator:  D on CE(D(crop), y) + CE(D(G(glyph, plate)), k)      (k = "generated")
+  (3) adversarial:    G on adv_weight * CE(D(G(glyph, plate)), y) + rec_weight * L1 (+ fm_weight * feature matching)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm import tqdm
+
+from plategen import __version__
+from plategen.checkpoint import (LoadedCheckpoint, load_checkpoint, load_optimizers, optimizer_path,
+                                 save_checkpoint, save_optimizers)
+from plategen.dataset import CharSamples, build_samples, charset_of, is_holdout
+from plategen.errors import PlategenError
+from plategen.glyphs import check_coverage, fonts_for, render_glyph, sample_jitter, shipped_fonts
+from plategen.model import Discriminator, Generator, SAAEConfig
+from plategen.plates import Plate, load_many
+
+
+@dataclass
+class TrainOptions:
+    steps: int | None = 3000  # total iterations (a resumed run continues to this total)
+    epochs: float | None = None  # alternative to steps: passes over the training crops
+    batch_size: int = 64
+    lr: float = 2e-4  # Adam, both networks
+    betas: tuple[float, float] = (0.5, 0.999)  # the usual GAN Adam betas
+    rec_weight: float = 10.0  # L1 weight in steps 1 and 3; L1 is ~0.1, CE ~1, so 10 makes them comparable
+    adv_weight: float = 1.0  # class-conditional adversarial CE in step 3
+    fm_weight: float = 0.0  # feature matching on D's hidden layer in step 3 (beyond the paper; 0 = paper)
+    class_balance: float = 0.5  # sample crops with weight count(y)^-balance: 0 = as in the data, 1 = uniform over classes
+    glyph_variants: int = 1  # glyphs per (character, font): 1 = the clean glyph, so G learns to follow its geometry
+    val_crops: int = 1024  # held-out crops scored for validation L1
+    val_every: int = 250
+    sample_every: int = 500  # sample grid and checkpoint interval
+    samples_dir: Path | None = None
+    device: str = "auto"
+    seed: int = 0
+    num_threads: int = 1  # CPU threads; on a shared 2-core machine 2 threads ran 2.5x slower per step than 1
+    model: dict = field(default_factory=dict)  # SAAEConfig fields to override (widths, style_pool, ...)
+
+
+PRESETS: dict[str, dict] = {
+    # 2 CPU cores: ~25 min on all of ../shared/data (see checkpoints/README.md).
+    "cpu": dict(batch_size=64, steps=3000),
+    # a GPU: larger batches, more steps; lr scaled for the larger batch.
+    "gpu": dict(batch_size=512, steps=6000, lr=5e-4, val_every=500, sample_every=1000, val_crops=4096),
+}
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path
+    optimizer_state: Path
+    samples: list[Path]
+    steps: int
+    seconds: float
+    losses: dict[str, float]  # the last logged value of each loss
+    val_l1: float
+    plates: int
+    crops: int
+
+
+def options_for(preset: str, **overrides) -> TrainOptions:
+    if preset not in PRESETS:
+        raise PlategenError(f"--preset {preset!r}: unknown; choose one of {', '.join(PRESETS)}")
+    return replace(TrainOptions(), **{**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}})
+
+
+# ---------------------------------------------------------------- data
+
+
+def load_split(data_dirs: Sequence[Path | str]) -> tuple[list[Plate], list[Plate], dict]:
+    """Train-side and held-out plates of every folder (the fixed `is_holdout` split), and a summary."""
+    if not data_dirs:
+        raise PlategenError("no --data folder given")
+    result = load_many([Path(d) for d in data_dirs])
+    train = [p for p in result.plates if not is_holdout(p)]
+    held = [p for p in result.plates if is_holdout(p)]
+    if not train or not held:
+        raise PlategenError(f"{', '.join(map(str, data_dirs))}: {len(result.plates)} plate(s) is too few "
+                            "to hold out validation plates; give more data")
+    per_folder = {str(d): sum(1 for p in result.plates if Path(p.source) == Path(d)) for d in data_dirs}
+    summary = {"folders": [str(d) for d in data_dirs], "plates_per_folder": per_folder,
+               "train_plates": len(train), "holdout_plates": len(held),
+               "problems": len(result.problems), "skipped": len(result.skipped)}
+    return train, held, summary
+
+
+class GlyphBank:
+    """Pre-rendered content glyphs per class: every covering font x `variants` (the first clean)."""
+
+    def __init__(self, charset: Sequence[str], variants: int, rng: np.random.Generator, size: int = 32):
+        fonts = shipped_fonts()
+        check_coverage(charset, fonts)
+        self.fonts = [f.name for f in fonts]
+        images, self.start, self.count = [], [], []
+        for ch in charset:
+            self.start.append(len(images))
+            for font in fonts_for(ch, fonts):
+                images.append(render_glyph(ch, font, size))
+                images += [render_glyph(ch, font, size, sample_jitter(rng)) for _ in range(variants - 1)]
+            self.count.append(len(images) - self.start[-1])
+        self.images = torch.from_numpy(np.stack(images)).unsqueeze(1)  # [M,1,S,S] uint8
+        self.start_t, self.count_t = torch.tensor(self.start), torch.tensor(self.count)
+
+    def sample(self, labels: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        pick = (torch.rand(len(labels), generator=gen) * self.count_t[labels]).long()
+        return self.images[self.start_t[labels] + pick]
+
+    def first(self, labels: torch.Tensor) -> torch.Tensor:
+        return self.images[self.start_t[labels]]
+
+
+def to_float(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 NHWC (or N1HW) -> float NCHW in [0,1] on the device."""
+    images = images.to(device)
+    if images.dim() == 4 and images.shape[-1] == 3:
+        images = images.permute(0, 3, 1, 2)
+    return images.float().div_(255)
+
+
+# ---------------------------------------------------------------- the three steps
+
+
+def train_step(G: Generator, D: Discriminator, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
+               glyph: torch.Tensor, style: torch.Tensor, real: torch.Tensor, y: torch.Tensor,
+               opts: TrainOptions) -> dict[str, float]:
+    k = G.config.num_classes
+    # (1) reconstruction: G learns to draw the glyph as the real crop on that plate
+    fake = G(glyph, style)
+    loss_rec = F.l1_loss(fake, real)
+    opt_g.zero_grad(set_to_none=True)
+    (opts.rec_weight * loss_rec).backward()
+    opt_g.step()
+
+    # (2) discriminator: real crops -> their class, generated crops -> class k
+    fake = fake.detach()
+    loss_d = F.cross_entropy(D(real), y) + F.cross_entropy(D(fake), torch.full_like(y, k))
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
+
+    # (3) adversarial: G makes D read the generated crop as class y, keeping the reconstruction
+    fake = G(glyph, style)
+    fake_features = D.features_of(fake)
+    loss_adv = F.cross_entropy(D.out(fake_features), y)
+    loss_l1 = F.l1_loss(fake, real)
+    loss_g = opts.adv_weight * loss_adv + opts.rec_weight * loss_l1
+    loss_fm = torch.zeros(())
+    if opts.fm_weight > 0:
+        with torch.no_grad():
+            real_features = D.features_of(real)
+        loss_fm = F.l1_loss(fake_features.mean(0), real_features.mean(0))
+        loss_g = loss_g + opts.fm_weight * loss_fm
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()
+    return {"rec": loss_rec.item(), "d": loss_d.item(), "adv": loss_adv.item(), "fm": loss_fm.item()}
+
+
+# ---------------------------------------------------------------- validation and sample grids
+
+
+@torch.no_grad()
+def validation_l1(G: Generator, val: CharSamples, bank: GlyphBank, device: torch.device, batch: int = 256) -> float:
+    """Mean L1 of G(clean glyph, held-out plate) against the held-out real crop, in eval mode."""
+    G.eval()
+    total = 0.0
+    for i in range(0, len(val.labels), batch):
+        y = torch.from_numpy(val.labels[i:i + batch])
+        glyph = to_float(bank.first(y), device)
+        style = to_float(torch.from_numpy(val.styles[val.plate_index[i:i + batch]]), device)
+        real = to_float(torch.from_numpy(val.crops[i:i + batch]), device)
+        total += F.l1_loss(G(glyph, style), real, reduction="sum").item() / real[0].numel()
+    G.train()
+    return total / max(len(val.labels), 1)
+
+
+@torch.no_grad()
+def sample_grid(G: Generator, samples: CharSamples, plate_ids: Sequence[int], bank: GlyphBank,
+                device: torch.device, columns: int = 36) -> np.ndarray:
+    """Rows: real plates as style (the plate on the left); columns: characters. Under each row
+    of generated characters, the plate's real crop of that character where it has one."""
+    G.eval()
+    size = G.config.glyph_size
+    hs, ws = G.config.style_size
+    chars = [i for i, c in enumerate(samples.charset) if c.isascii()][:columns]
+    chars += [i for i, c in enumerate(samples.charset) if not c.isascii()][:max(columns - len(chars), 4)]
+    y = torch.tensor(chars)
+    glyph = to_float(bank.first(y), device)
+    rows = [np.concatenate([np.zeros((size, ws, 3), np.uint8)]
+                           + [bank.first(y)[j, 0].numpy()[..., None].repeat(3, 2) for j in range(len(chars))], 1)]
+    for p in plate_ids:
+        style = to_float(torch.from_numpy(samples.styles[p:p + 1]), device).expand(len(chars), -1, -1, -1)
+        fake = (G(glyph, style).permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
+        plate = np.zeros((2 * size, ws, 3), np.uint8)
+        plate[:hs] = samples.styles[p]
+        real_row = np.full((len(chars), size, size, 3), 32, np.uint8)
+        for crop, label in zip(samples.crops[samples.plate_index == p], samples.labels[samples.plate_index == p]):
+            if label in chars:
+                real_row[chars.index(label)] = crop
+        body = np.concatenate([np.concatenate(list(fake), 1), np.concatenate(list(real_row), 1)], 0)
+        rows.append(np.concatenate([plate, body], 1))
+    G.train()
+    return np.concatenate(rows, 0)
+
+
+def grid_plates(samples: CharSamples, n: int, rng: np.random.Generator) -> list[int]:
+    """`n` plates spread over the data folders, so every source's style shows up."""
+    sources = sorted({p.source for p in samples.plates})
+    per = max(1, n // len(sources))
+    picked: list[int] = []
+    for source in sources:
+        ids = [i for i, p in enumerate(samples.plates) if p.source == source]
+        picked += sorted(rng.choice(ids, size=min(per, len(ids)), replace=False).tolist())
+    return picked[:n]
+
+
+# ---------------------------------------------------------------- the run
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise PlategenError(f"--device {name!r}: not a device name (use auto, cpu, cuda, cuda:0)") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise PlategenError(f"--device {name}: CUDA is not available on this machine")
+    return device
+
+
+def check_out(out: Path, resume: Path | None, overwrite: bool) -> None:
+    if out.exists() and not overwrite and (resume is None or out.resolve() != resume.resolve()):
+        raise PlategenError(f"{out}: already exists; pass --overwrite to replace it (or --resume {out} to continue it)")
+    if out.is_dir():
+        raise PlategenError(f"{out}: is a folder; --out names the checkpoint file, e.g. {out / 'saae.safetensors'}")
+
+
+def train_saae(data_dirs: Sequence[Path | str], out: Path | str, options: TrainOptions = TrainOptions(),
+               resume: Path | str | None = None, overwrite: bool = False, progress: bool = True) -> TrainResult:
+    """Train on the train-side plates of `data_dirs`, validate on the held-out ones, write `out`."""
+    started = time.time()
+    out = Path(out)
+    resume = Path(resume) if resume is not None else None
+    check_out(out, resume, overwrite)
+    previous: LoadedCheckpoint | None = load_checkpoint(resume) if resume is not None else None
+    if previous is not None and previous.discriminator is None:
+        raise PlategenError(f"{resume}: has no discriminator weights, so training cannot resume from it")
+    opts = options
+    device = resolve_device(opts.device)
+    torch.set_num_threads(opts.num_threads)
+    torch.manual_seed(opts.seed)
+    rng = np.random.default_rng(opts.seed)
+    gen = torch.Generator().manual_seed(opts.seed)
+
+    # data: train-side plates for training, the fixed held-out plates for validation and grids
+    train_plates, held_plates, data_summary = load_split(data_dirs)
+    charset = previous.meta["charset"] if previous is not None else charset_of(train_plates)
+    train = build_samples(train_plates, charset)
+    held = build_samples(held_plates, charset)
+    if len(train.labels) == 0:
+        raise PlategenError(f"{', '.join(map(str, data_dirs))}: no character crops on the training plates")
+    val_ids = rng.permutation(len(held.labels))[:opts.val_crops]
+    val = CharSamples(held.crops[val_ids], held.labels[val_ids], held.plate_index[val_ids], held.styles,
+                      charset, held.plates)
+    bank = GlyphBank(charset, opts.glyph_variants, rng)
+    counts = np.bincount(train.labels, minlength=len(charset)).astype(np.float64)
+    weights = torch.from_numpy(np.maximum(counts[train.labels], 1) ** -opts.class_balance)
+    crops_t, labels_t = torch.from_numpy(train.crops), torch.from_numpy(train.labels)
+    styles_t, owner_t = torch.from_numpy(train.styles), torch.from_numpy(train.plate_index)
+    data_summary |= {"train_crops": int(len(train.labels)), "val_crops": int(len(val.labels)),
+                     "crops_per_class": {c: int(n) for c, n in zip(charset, counts)}}
+
+    # model and optimizers (restored on --resume)
+    config = previous.config if previous is not None else SAAEConfig(num_classes=len(charset), **opts.model)
+    G, D = Generator(config).to(device), Discriminator(config).to(device)
+    opt_g = torch.optim.Adam(G.parameters(), lr=opts.lr, betas=opts.betas)
+    opt_d = torch.optim.Adam(D.parameters(), lr=opts.lr, betas=opts.betas)
+    step = 0
+    if previous is not None:
+        G.load_state_dict(previous.generator.state_dict())
+        D.load_state_dict(previous.discriminator.state_dict())
+        if optimizer_path(resume).is_file():
+            load_optimizers(optimizer_path(resume), {"g": opt_g, "d": opt_d})
+        step = int(previous.meta.get("step", 0))
+        gen.manual_seed(opts.seed + step)  # a resumed run draws fresh batches
+    G.train(), D.train()
+    total = opts.steps if opts.epochs is None else math.ceil(opts.epochs * len(train.labels) / opts.batch_size)
+
+    # every plate any stage of this model saw: a resumed run keeps the earlier runs' plates
+    trained_on = sorted({p.sha256 for p in train_plates} | set(previous.meta.get("plate_sha256", []) if previous else []))
+    samples_dir = Path(opts.samples_dir) if opts.samples_dir is not None else out.parent / f"{out.stem}-samples"
+    grid_ids = grid_plates(held, 8, np.random.default_rng(opts.seed))
+    written: list[Path] = []
+    losses: dict[str, float] = {}
+    val_l1 = float("nan")
+
+    def save() -> None:
+        meta = {"charset": charset, "fonts": bank.fonts, "plate_sha256": trained_on,
+                "data": data_summary, "train": {**asdict(opts), "samples_dir": str(samples_dir)},
+                "step": step, "losses": losses, "val_l1": val_l1, "seconds": round(time.time() - started, 1),
+                "device": str(device), "plategen_version": __version__,
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "resumed_from": str(resume) if resume is not None else None}
+        save_checkpoint(out, G, config, meta, D)
+        save_optimizers(optimizer_path(out), {"g": opt_g, "d": opt_d})
+
+    def write_grid() -> None:
+        samples_dir.mkdir(parents=True, exist_ok=True)
+        path = samples_dir / f"step{step:06d}.png"
+        Image.fromarray(sample_grid(G, held, grid_ids, bank, device)).save(path)
+        written.append(path)
+
+    bar = tqdm(total=total, initial=step, disable=not progress, desc="train", unit="it", dynamic_ncols=True)
+    while step < total:
+        idx = torch.multinomial(weights, opts.batch_size, replacement=True, generator=gen)
+        y = labels_t[idx]
+        glyph = to_float(bank.sample(y, gen), device)
+        style = to_float(styles_t[owner_t[idx]], device)
+        real = to_float(crops_t[idx], device)
+        losses = train_step(G, D, opt_g, opt_d, glyph, style, real, y.to(device), opts)
+        step += 1
+        if step % opts.val_every == 0 or step == total:
+            val_l1 = validation_l1(G, val, bank, device)
+            bar.write(f"step {step}: (1) rec L1 {losses['rec']:.4f}  (2) D CE {losses['d']:.3f}  "
+                      f"(3) adv CE {losses['adv']:.3f}  val L1 {val_l1:.4f}")
+        if step % opts.sample_every == 0 or step == total:
+            write_grid()
+            save()
+        bar.set_postfix(rec=f"{losses['rec']:.4f}", d=f"{losses['d']:.3f}", adv=f"{losses['adv']:.3f}",
+                        val=f"{val_l1:.4f}", refresh=False)
+        bar.update()
+    bar.close()
+    if step == total and not out.exists():  # resumed past its total: nothing ran, still write `out`
+        save()
+    return TrainResult(out, optimizer_path(out), written, step, time.time() - started, losses, val_l1,
+                       len(train_plates), int(len(train.labels)))

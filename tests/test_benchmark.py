@@ -1,0 +1,222 @@
+"""The benchmark: plate-disjoint splits, ratio arithmetic, a tiny run end to end on real data, bad input."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from plategen.benchmark import (BenchmarkRequest, apportion, balanced_counts, class_shares, generated_count, parse_generators, parse_ratios,
+                                run_benchmark, split_for_seed, take_balanced)
+from plategen.cli import app
+from plategen.dataset import charset_of, is_holdout, plate_key
+from plategen.errors import PlategenError
+from plategen.recognizer import Schedule
+
+TINY = Schedule(steps=20, batch_size=32, eval_points=2)
+
+
+@pytest.fixture(scope="module")
+def uc3m(data_dir):
+    return data_dir / "uc3m-lp"
+
+
+@pytest.fixture(scope="module")
+def plates(imported):
+    return imported("uc3m-lp").plates
+
+
+def tiny_checkpoint(path, plates, seen):
+    """An untrained small SAAE whose meta records `seen` as its training plates."""
+    from plategen.checkpoint import save_checkpoint
+    from plategen.model import Generator, SAAEConfig
+
+    charset = charset_of(plates)
+    torch.manual_seed(0)
+    config = SAAEConfig(num_classes=len(charset), content_width=8, style_width=8, style_dim=16, decoder_width=8)
+    meta = {"charset": charset, "fonts": []}
+    if seen is not None:
+        meta["plate_sha256"] = sorted(seen)
+    save_checkpoint(path, Generator(config).eval(), config, meta)
+    return path
+
+
+# ---------------------------------------------------------------- options and arithmetic
+
+
+def test_parse_ratios():
+    assert parse_ratios("0,1,2,4") == (0.0, 1.0, 2.0, 4.0)
+    assert parse_ratios("4, 1") == (0.0, 1.0, 4.0)  # ratio 0 always runs, sorted
+    assert parse_ratios("0.5") == (0.0, 0.5)
+    for bad in ["", "0,,1", "a", "-1", "1,1", "inf", "nan", "1000"]:
+        with pytest.raises(PlategenError, match="--ratios"):
+            parse_ratios(bad)
+
+
+def test_parse_generators():
+    assert parse_generators("both") == ("saae", "render")
+    assert parse_generators("render") == ("render",)
+    with pytest.raises(PlategenError, match="--generator"):
+        parse_generators("gan")
+
+
+def test_ratio_arithmetic():
+    assert generated_count(0, 251) == 0
+    assert generated_count(1, 251) == 251
+    assert generated_count(4, 251) == 1004
+    assert generated_count(0.5, 251) == 126
+    assert balanced_counts(10, 3) == [4, 3, 3]
+    assert sum(balanced_counts(1004, 34)) == 1004
+    labels = np.repeat(np.arange(5), 10)[np.random.default_rng(0).permutation(50)]
+    pick = take_balanced(labels, [0, 2, 4], 7)
+    assert len(pick) == 7 and len(set(pick)) == 7
+    assert sorted(np.bincount(labels[pick], minlength=5).tolist()) == [0, 0, 2, 2, 3]
+    assert set(labels[pick]) == {0, 2, 4}
+    shares = class_shares([90, 10, 0], "data")  # 80% like the data, 20% equal: every class covered
+    assert np.allclose(shares, [0.8 * 0.9 + 0.2 / 3, 0.8 * 0.1 + 0.2 / 3, 0.2 / 3])
+    assert np.allclose(class_shares([90, 10, 0], "uniform"), 1 / 3)
+    assert np.abs(np.array(apportion(100, shares)) - 100 * shares).max() < 1 and sum(apportion(7, shares)) == 7
+    pick = take_balanced(labels, [0, 2, 4], 10, shares)
+    assert np.bincount(labels[pick], minlength=5)[[0, 2, 4]].tolist() == apportion(10, shares)
+
+
+# ---------------------------------------------------------------- splits
+
+
+def test_split_is_plate_disjoint_and_prefers_unseen_plates(plates):
+    seen = {p.sha256 for p in plates if not is_holdout(p)}  # what the shipped model trains on
+    splits = [split_for_seed(plates, 50, 400, seed, seen) for seed in (0, 1)]
+    for sp in splits:
+        train_keys = {plate_key(plates[i]) for i in sp.train}
+        test_keys = {plate_key(plates[i]) for i in sp.test}
+        assert len(sp.train) == 50
+        assert not train_keys & test_keys  # no physical plate in both
+        assert not set(sp.train) & set(sp.test)
+        assert all(plates[i].sha256 not in seen for i in sp.test)  # never a seen test plate
+        assert sp.train_seen == 0  # enough unseen plates remain: training plates are unseen too
+        assert len(sp.test) >= 100
+    assert splits[0].train != splits[1].train
+    assert split_for_seed(plates, 50, 400, 0, seen) == splits[0]  # fixed by the seed
+
+    free = split_for_seed(plates, 50, 400, 0)  # nothing seen: test takes whole groups up to >= 400 images
+    assert len(free.test) >= 400 and not {plate_key(plates[i]) for i in free.train} & {
+        plate_key(plates[i]) for i in free.test}
+
+    everything = {p.sha256 for p in plates}
+    assert split_for_seed(plates, 50, 400, 0, everything).test == []
+    overlap = split_for_seed(plates, 50, 400, 0, everything, allow_seen_test=True)
+    assert overlap.test and not set(overlap.train) & set(overlap.test)
+
+
+# ---------------------------------------------------------------- end to end on real data
+
+
+def test_tiny_benchmark_render_end_to_end(uc3m, tmp_path):
+    out = tmp_path / "bench"
+    req = BenchmarkRequest(data=uc3m, out=out, ratios=(0.0, 1.0, 2.0), real_plates=10, seeds=2,
+                           generators=("render",), schedule=TINY, synthetic_size=150, test_plates=60, threads=1)
+    result = run_benchmark(req)
+    assert sorted(p.name for p in out.iterdir()) == ["benchmark.png", "report.json", "report.md"]
+    report = json.loads((out / "report.json").read_text())
+    assert report["regime"] == "no model"
+    assert report["ratios"] == [0.0, 1.0, 2.0] and report["seeds"] == [0, 1]
+    assert report["schedule"]["steps"] == 20 and report["schedule"]["batch_size"] == 32
+    for sp in report["splits"]:
+        assert len(sp["train_plates"]) == 10
+        assert not set(sp["train_sha256"]) & set(sp["test_sha256"])
+        assert len(sp["test_plates"]) >= 60
+    runs = report["runs"]
+    # per seed: real, render x2 ratios, augment x2, render synthetic only, judge, render read-as-asked (x2)
+    assert len(runs) == 2 * 9
+    for seed, sp in enumerate(report["splits"]):
+        mine = [r for r in runs if r["seed"] == seed]
+        for r in mine:
+            if r["kind"] == "ratio":
+                assert r["real_crops"] == sp["train_crops"]
+                assert r["generated_crops"] == generated_count(r["ratio"], sp["train_crops"])
+                assert len(r["curve"]) == 2 and r["curve"][-1][0] == 20
+        synth = [r for r in mine if r["kind"] == "synthetic"]
+        assert len(synth) == 1 and synth[0]["generated_crops"] == 150 and synth[0]["real_crops"] == 0
+    summary = report["summary"]
+    assert set(summary["accuracy_vs_ratio"]) == {"render", "augment"}
+    assert set(summary["accuracy_vs_ratio"]["render"]) == {"0", "1", "2"}
+    assert summary["accuracy_vs_ratio"]["render"]["2"]["n"] == 2
+    assert summary["real_only"]["n"] == 2 and summary["synthetic_only"]["render"]["n"] == 2
+    assert 0 <= summary["read_as_asked"]["render"]["mean"] <= 1
+    md = (out / "report.md").read_text()
+    assert "| real + render |" in md and "benchmark.png" in md
+    assert (out / "benchmark.png").read_bytes()[:4] == b"\x89PNG"
+    assert result.report["timing_s"]["recogniser_training"] > 0
+
+
+def test_tiny_benchmark_saae_product_regime(uc3m, plates, tmp_path):
+    seen = {p.sha256 for p in plates if not is_holdout(p)}
+    ckpt = tiny_checkpoint(tmp_path / "tiny.safetensors", plates, seen)
+    req = BenchmarkRequest(data=uc3m, out=tmp_path / "bench", ratios=(0.0, 1.0), real_plates=10, seeds=1,
+                           generators=("saae",), checkpoint=ckpt, schedule=TINY, synthetic_size=100,
+                           test_plates=60, threads=1, augment_reference=False)
+    report = run_benchmark(req).report
+    assert report["regime"] == "product" and not report["warnings"]
+    sp = report["splits"][0]
+    assert not set(sp["test_sha256"]) & seen and not set(sp["train_sha256"]) & seen
+    assert report["generators"]["saae"]["plates_seen"] == len(seen)
+    kinds = sorted((r["name"], r["kind"]) for r in report["runs"])
+    assert kinds == [("judge", "judge"), ("real", "ratio"), ("saae", "ratio"), ("saae", "read_as_asked"),
+                     ("saae", "read_as_asked_known"), ("saae", "synthetic")]
+    assert any("90%" in t["target"] for t in report["targets"])
+
+
+def test_same_budget_regime_trains_a_fresh_saae_on_the_training_plates_only(uc3m, tmp_path):
+    req = BenchmarkRequest(data=uc3m, out=tmp_path / "bench", ratios=(0.0, 1.0), real_plates=8, seeds=1,
+                           generators=("saae",), train_generator=True, generator_budget_s=2.0, schedule=TINY,
+                           synthetic_size=60, test_plates=40, threads=1, augment_reference=False)
+    report = run_benchmark(req).report
+    assert report["regime"] == "same-budget"
+    assert report["generators"]["saae"]["plates_seen"] == 8 and report["generators"]["saae"]["checkpoint"] is None
+    assert report["timing_s"]["generator_training"] >= 2.0
+    assert "steps reached per seed" in report["generators"]["saae"]["description"]
+    assert any("25%" in t["target"] for t in report["targets"]) is False  # no ratio 4 in this run
+
+
+def test_checkpoint_that_saw_the_test_plates_is_refused(uc3m, plates, tmp_path):
+    ckpt = tiny_checkpoint(tmp_path / "all.safetensors", plates, {p.sha256 for p in plates})
+    out = tmp_path / "bench"
+    req = BenchmarkRequest(data=uc3m, out=out, generators=("saae",), checkpoint=ckpt, seeds=1)
+    with pytest.raises(PlategenError, match="never saw"):
+        run_benchmark(req)
+    unrecorded = tiny_checkpoint(tmp_path / "none.safetensors", plates, None)
+    with pytest.raises(PlategenError, match="does not record"):
+        run_benchmark(BenchmarkRequest(data=uc3m, out=out, generators=("saae",), checkpoint=unrecorded))
+    assert not out.exists()  # nothing written
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--generator", "gan"], "--generator"),
+    (["--ratios", "0,x"], "--ratios"),
+    (["--ratios", "-1"], "--ratios"),
+    (["--real-plates", "100000", "--generator", "render"], "--real-plates"),
+    (["--seeds", "0"], "--seeds"),
+    (["--generator", "saae", "--checkpoint", "/nonexistent/x.safetensors"], "no such file"),
+    (["--generator", "render", "--train-generator"], "--train-generator"),
+    (["--balance", "zipf"], "--balance"),
+])
+def test_bad_options_are_one_clear_error(uc3m, tmp_path, args, message):
+    out = tmp_path / "bench"
+    result = CliRunner().invoke(app, ["benchmark", "--data", str(uc3m), "--out", str(out), *args])
+    assert result.exit_code == 2, result.output
+    assert "error:" in result.output and message in result.output
+    assert "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_missing_data_and_non_empty_out(uc3m, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["benchmark", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "no such folder" in result.output
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "keep.txt").write_text("mine")
+    result = runner.invoke(app, ["benchmark", "--data", str(uc3m), "--out", str(busy), "--generator", "render"])
+    assert result.exit_code == 2 and "--overwrite" in result.output
+    assert [p.name for p in busy.iterdir()] == ["keep.txt"]
