@@ -1,9 +1,14 @@
 """Text-guided character segmentation: one box per character of a known plate text, or a refusal.
 
-The boxes become labelled training crops, so a wrong box is worse than none: every
-hypothesis must explain the text exactly (one blob per character, in a consistent row)
-or the plate is refused with a reason. Hypotheses come from several binarisations
-(both polarities, global and local thresholds); the best consistent one wins.
+The boxes become labelled training crops, so a wrong box is worse than none. Each of
+several binarisations (global and local thresholds, the likelier text polarity first)
+offers rows of similar-height blobs; a row becomes a hypothesis only if, after privacy
+masks, colour bands, flat patches and frames are set aside, broken characters joined
+and touching ones cut at clear valleys, it has exactly one blob per character, with
+consistent heights, widths, baseline, ink and paper. Hypotheses vote: the box set most
+binarisations agree on wins, unless a rival is nearly as popular or other binarisations
+keep finding a character-sized blob the boxes leave out. Anything else is refused with
+the reason, and the caller keeps the plate out of the labelled set.
 """
 
 from __future__ import annotations
@@ -73,7 +78,10 @@ def segment_plate(image: np.ndarray, text: str) -> Segmentation:
     first = _likely_dark_text(scene.gray)
     for dark_text in (first, not first):
         for index, binary in enumerate(_binarisations(scene, len(text), dark_text)):
-            _hypotheses(binary, (dark_text, index), scene, text, candidates, misses, seen)
+            found, missed, blobs = _hypotheses(binary, (dark_text, index), scene, text)
+            candidates += found
+            misses += missed
+            seen += blobs
         votes = _vote(candidates)
         if votes and votes[0][0] >= DECISIVE_VOTES:
             break  # the other polarity is only searched when this one is not convincing
@@ -92,13 +100,14 @@ def _likeliest_reason(misses: list[tuple[int, str]]) -> str:
     return Counter(reason for distance, reason in misses if distance == closest).most_common(1)[0][0]
 
 
-def _hypotheses(binary: np.ndarray, source: tuple[bool, int], scene: _Scene, text: str,
-                candidates: list[_Candidate], misses: list[tuple[int, str]], seen: list[np.ndarray]) -> None:
-    """Add each row of `binary` to `candidates` if it explains the text, else to `misses`;
-    add its blobs clear of privacy masks to `seen`."""
+def _hypotheses(binary: np.ndarray, source: tuple[bool, int], scene: _Scene, text: str
+                ) -> tuple[list[_Candidate], list[tuple[int, str]], list[np.ndarray]]:
+    """The rows of one binarisation that explain the text, the (distance, reason) of those
+    that do not, and the row blobs clear of privacy masks tagged with the binarisation."""
     comps = _components(binary)
     tag = 2 * source[1] + source[0]
     inside = comps[(comps[:, 0] > 0) & (comps[:, 2] < binary.shape[1])]
+    candidates, misses, seen = [], [], []
     for row in _rows(inside, binary.shape):
         blobs, band = _row_blobs(comps, row, scene)
         clear = [not scene.forbidden[y0:y1, max(x0 - 2, 0):x1 + 2].any() for x0, y0, x1, y1, _ in blobs]
@@ -112,25 +121,25 @@ def _hypotheses(binary: np.ndarray, source: tuple[bool, int], scene: _Scene, tex
             misses.append((1, problem))
         else:
             candidates.append(_Candidate(_score(found, row), found, source))
+    return candidates, misses, seen
 
 
 def _unexplained(boxes: tuple[Box, ...], text: str, seen: np.ndarray) -> bool:
-    """Whether blobs of the characters' size, on their line and clear of them, keep turning up
-    (in two or more binarisations) just beyond the first or last box: a character the text
-    does not have, so the text and the plate disagree (or the boxes skipped one). Gaps inside
-    the row are not searched: privacy masks and plate art sit there."""
+    """Whether blobs of the characters' size, on their line and clear of the boxes, keep turning
+    up (in two or more binarisations) between them or within a pitch and a half of the ends:
+    a character the boxes skipped, or one the text does not have."""
     b = np.array([box for box, char in zip(boxes, text) if char.isascii()], float)
     h = float(np.median(b[:, 3] - b[:, 1]))
     cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
-    line = _theil_sen(cx, cy)
+    slope, offset = _median_line(cx, cy)
     pitch = float(np.median(np.diff(cx))) if len(cx) > 1 else h
     s_cx, s_cy = (seen[:, 0] + seen[:, 2]) / 2, (seen[:, 1] + seen[:, 3]) / 2
     s_w, s_h = seen[:, 2] - seen[:, 0], seen[:, 3] - seen[:, 1]
     all_boxes = np.array(boxes, float)
     overlap = np.minimum.outer(seen[:, 2], all_boxes[:, 2]) - np.maximum.outer(seen[:, 0], all_boxes[:, 0])
-    covered = np.clip(overlap, 0, None).sum(axis=1) >= 0.35 * s_w  # only blobs wholly beside the boxes
+    covered = np.clip(overlap, 0, None).sum(axis=1) >= 0.2 * s_w  # count only blobs clear of the boxes
     near = ((s_h >= 0.88 * h) & (s_h <= 1.1 * h) & (s_w >= 0.25 * h) & (s_w <= 1.0 * h)
-            & (np.abs(s_cy - line(s_cx)) <= 0.15 * h) & (seen[:, 0] >= EDGE_MARGIN * h)  # not a colour band
+            & (np.abs(s_cy - (slope * s_cx + offset)) <= 0.15 * h) & (seen[:, 0] >= EDGE_MARGIN * h)  # not a colour band
             & (s_cx >= all_boxes[0, 0] - 1.5 * pitch) & (s_cx <= all_boxes[-1, 2] + 1.5 * pitch))
     loose = seen[near & ~covered]
     for blob in loose:
@@ -247,11 +256,12 @@ def _grow_flat(box: Box, gray: np.ndarray, reach: int) -> Box:
     ys, xs = np.indices((y1 - y0, x1 - x0), dtype=np.float32)
     design = np.stack([xs.ravel() + x0, ys.ravel() + y0, np.ones(xs.size, np.float32)], axis=1)
     coef = np.linalg.lstsq(design, gray[y0:y1, x0:x1].astype(np.float32).ravel(), rcond=None)[0]
+    wx0, wy0 = max(x0 - reach, 0), max(y0 - reach, 0)
+    wy, wx = np.mgrid[wy0:min(y1 + reach, height), wx0:min(x1 + reach, width)]
+    on = np.abs(gray[wy0:wy0 + wy.shape[0], wx0:wx0 + wx.shape[1]] - (coef[0] * wx + coef[1] * wy + coef[2])) <= 8
 
     def on_plane(ya: int, yb: int, xa: int, xb: int) -> bool:
-        yy, xx = np.mgrid[ya:yb, xa:xb]
-        predicted = coef[0] * xx + coef[1] * yy + coef[2]
-        return float(np.mean(np.abs(gray[ya:yb, xa:xb] - predicted) <= 8)) >= 0.9
+        return float(on[ya - wy0:yb - wy0, xa - wx0:xb - wx0].mean()) >= 0.9
 
     for _ in range(reach):
         if x0 > 0 and on_plane(y0, y1, x0 - 1, x0):
@@ -273,8 +283,8 @@ def _binarisations(scene: _Scene, n_chars: int, dark_text: bool) -> list[np.ndar
     run = max(int(1.3 * width / n_chars), 8)
     _, otsu = cv2.threshold(src, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
     maps = [otsu]
-    for block in (_odd(height * 0.25), _odd(height * 0.5)):
-        for k in (0.05, 0.15, 0.3):
+    for block, offsets in ((_odd(height * 0.25), (0.05, 0.15, 0.3)), (_odd(height * 0.5), (0.15, 0.3))):
+        for k in offsets:
             maps.append(cv2.adaptiveThreshold(src, 255, cv2.ADAPTIVE_THRESH_MEAN_C,
                                               cv2.THRESH_BINARY_INV, block, k * contrast))
     return [_clean(m, scene.forbidden, run) for m in maps]
@@ -337,16 +347,19 @@ def _groups(linked: np.ndarray) -> np.ndarray:
 
 
 def _fit_row(members: np.ndarray) -> _Row:
-    """Robust (Theil-Sen) centre line, so one stray member cannot tilt the row."""
+    """The members' centre line and height; a plate is never tilted more than ~17 degrees."""
     cx = (members[:, 0] + members[:, 2]) / 2.0
     cy = (members[:, 1] + members[:, 3]) / 2.0
-    dx = np.subtract.outer(cx, cx)
-    dy = np.subtract.outer(cy, cy)
+    slope = float(np.clip(_median_line(cx, cy)[0], -0.3, 0.3))
+    return _Row(slope, float(np.median(cy - slope * cx)), float(np.median(members[:, 3] - members[:, 1])))
+
+
+def _median_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Slope and offset of the Theil-Sen line through (x, y): one stray point cannot tilt it."""
+    dx, dy = np.subtract.outer(x, x), np.subtract.outer(y, y)
     pairs = dx > 0
-    a = float(np.median(dy[pairs] / dx[pairs])) if pairs.any() else 0.0
-    a = float(np.clip(a, -0.3, 0.3))
-    b = float(np.median(cy - a * cx))
-    return _Row(a, b, float(np.median(members[:, 3] - members[:, 1])))
+    slope = float(np.median(dy[pairs] / dx[pairs])) if pairs.any() else 0.0
+    return slope, float(np.median(y - slope * x))
 
 
 def _row_blobs(comps: np.ndarray, row: _Row, scene: _Scene) -> tuple[np.ndarray, np.ndarray]:
@@ -386,26 +399,17 @@ def _snapped(blobs: np.ndarray, binary: np.ndarray) -> list[Box]:
     x0, y0, x1, y1 = (blobs[:, i].astype(float) for i in range(4))
     cx = (x0 + x1) / 2
     height = float(np.median(y1 - y0))
-    top, bottom = _theil_sen(cx, y0), _theil_sen(cx, y1)
+    top, bottom = _median_line(cx, y0), _median_line(cx, y1)
     boxes = []
     for i in range(len(blobs)):
-        a = max(int(y0[i]), int(np.floor(top(cx[i]) - 0.04 * height)))
-        b = min(int(y1[i]), int(np.ceil(bottom(cx[i]) + 0.04 * height)))
+        a = max(int(y0[i]), int(np.floor(top[0] * cx[i] + top[1] - 0.04 * height)))
+        b = min(int(y1[i]), int(np.ceil(bottom[0] * cx[i] + bottom[1] + 0.04 * height)))
         cols = np.flatnonzero(binary[a:b, int(x0[i]):int(x1[i])].any(axis=0)) if b > a else np.zeros(0, int)
         if not len(cols):
             boxes.append((int(x0[i]), int(y0[i]), int(x1[i]), int(y1[i])))
             continue
         boxes.append((int(x0[i]) + int(cols[0]), a, int(x0[i]) + int(cols[-1]) + 1, b))
     return boxes
-
-
-def _theil_sen(x: np.ndarray, y: np.ndarray):
-    """The line through (x, y) by median slope and intercept: one outlier cannot move it."""
-    dx, dy = np.subtract.outer(x, x), np.subtract.outer(y, y)
-    pairs = dx > 0
-    slope = float(np.median(dy[pairs] / dx[pairs])) if pairs.any() else 0.0
-    offset = float(np.median(y - slope * x))
-    return lambda at: slope * at + offset
 
 
 def _char_blobs(band: np.ndarray, row: _Row) -> np.ndarray:
@@ -601,9 +605,11 @@ def _padded(boxes: tuple[Box, ...], text: str) -> tuple[Box, ...]:
 
 
 def _to_image_boxes(boxes: tuple[Box, ...], scale: float, shape: tuple[int, ...]) -> tuple[Box, ...]:
+    """Working-scale boxes back in the caller's pixels, clipped to the image."""
     height, width = shape[:2]
     out = []
     for x0, y0, x1, y1 in boxes:
-        out.append((max(int(np.floor(x0 / scale)), 0), max(int(np.floor(y0 / scale)), 0),
-                    min(int(np.ceil(x1 / scale)), width), min(int(np.ceil(y1 / scale)), height)))
+        left, top = max(int(np.floor(x0 / scale)), 0), max(int(np.floor(y0 / scale)), 0)
+        out.append((left, top, max(min(int(np.ceil(x1 / scale)), width), left + 1),
+                    max(min(int(np.ceil(y1 / scale)), height), top + 1)))
     return tuple(out)
