@@ -26,18 +26,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from plategen.plates import Plate, load_plates, read_image  # noqa: E402
-from plategen.segment import Box, segment_plate  # noqa: E402
+from plategen.segment import iou, segment_plate  # noqa: E402
 
 ANNOTATED = "uc3m-lp"
 TEXT_ONLY = ("ccpd-crops", "openalpr-us")
-
-
-def iou(a: Box, b: Box) -> float:
-    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union else 0.0
 
 
 def measure_annotated(plates: list[Plate]) -> str:

@@ -162,7 +162,7 @@ def _vote(candidates: list[_Candidate]) -> list[tuple[int, tuple[Box, ...]]]:
     groups: list[tuple[tuple[Box, ...], set[tuple[bool, int]]]] = []
     for candidate in sorted(candidates, reverse=True):
         for boxes, support in groups:
-            if all(_iou(a, b) >= 0.5 for a, b in zip(boxes, candidate.boxes)):
+            if all(iou(a, b) >= 0.5 for a, b in zip(boxes, candidate.boxes)):
                 support.add(candidate.binarisation)
                 break
         else:
@@ -170,7 +170,8 @@ def _vote(candidates: list[_Candidate]) -> list[tuple[int, tuple[Box, ...]]]:
     return sorted(((len(support), boxes) for boxes, support in groups), key=lambda g: g[0], reverse=True)
 
 
-def _iou(a: Box, b: Box) -> float:
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes (also the measure in benchmarks/segmentation.py)."""
     ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = ix * iy

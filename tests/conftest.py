@@ -3,6 +3,11 @@
 from pathlib import Path
 
 import pytest
+import torch
+
+from plategen.charset import parse_charset
+from plategen.checkpoint import save_checkpoint
+from plategen.model import Generator, SAAEConfig
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -27,3 +32,22 @@ def imported(data_dir):
         return cache[name]
 
     return load
+
+
+def make_checkpoint(path: Path, charset: list[str]) -> Path:
+    """A small randomly initialised generator whose BN statistics are not the identity."""
+    torch.manual_seed(0)
+    config = SAAEConfig(num_classes=len(charset), content_width=8, style_width=8, decoder_width=16)
+    generator = Generator(config)
+    generator.train()
+    with torch.no_grad():
+        for _ in range(2):
+            generator(torch.rand(8, 1, 32, 32), torch.rand(8, 3, *config.style_size))
+    save_checkpoint(path, generator.eval(), config, {"charset": charset})
+    return path
+
+
+@pytest.fixture(scope="session")
+def ckpt(tmp_path_factory) -> Path:
+    """A small random generator for 0-9A-Z: tests of the synth plumbing, not of image quality."""
+    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "random.safetensors", parse_charset("0-9A-Z"))

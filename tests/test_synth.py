@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import collections
-import dataclasses
 import hashlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,39 +13,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from plategen.charset import parse_charset
-from plategen.checkpoint import save_checkpoint
 from plategen.cli import app
 from plategen.errors import PlategenError
-from plategen.model import Generator, SAAEConfig
-from plategen.synth import (Diversity, SynthRequest, generate_arrays, label_counts, load_styles, synthesize,
+from plategen.synth import (SynthRequest, generate_arrays, label_counts, load_styles, synthesize,
                             within_class_diversity)
 from plategen.writers import JOURNAL, read_manifest
+
+from conftest import make_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 CHARS = parse_charset("0-9A-Z")
-
-
-def make_checkpoint(path: Path, charset: list[str]) -> Path:
-    """A small randomly initialised generator whose BN statistics are not the identity."""
-    torch.manual_seed(0)
-    config = SAAEConfig(num_classes=len(charset), content_width=8, style_width=8, decoder_width=16)
-    generator = Generator(config)
-    generator.train()
-    with torch.no_grad():
-        for _ in range(2):
-            generator(torch.rand(8, 1, 32, 32), torch.rand(8, 3, *config.style_size))
-    save_checkpoint(path, generator.eval(), config, {"charset": charset})
-    return path
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "random.safetensors", CHARS)
 
 
 @pytest.fixture(scope="module")

@@ -17,14 +17,8 @@ from plategen.errors import PlategenError
 from plategen.synth import SynthRequest, synthesize
 from plategen.writers import JOURNAL, Journal, decode_png, prepare_out, read_image_at, read_manifest, read_shards
 
-from test_synth import make_checkpoint
 
 CHARS = parse_charset("0-9A-Z")
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "random.safetensors", CHARS)
 
 
 @pytest.fixture(scope="module")
