@@ -68,12 +68,12 @@ def tracker(description: str) -> Callable:
     return track
 
 
-def count_grid(title: str, counts: dict[str, int], groups: int = 6) -> Table:
+def count_grid(title: str, counts: dict[str, int], groups: int = 4) -> Table:
     """Per-label counts as a compact grid of (label, count) column pairs."""
     table = Table(title=title)
     for _ in range(groups):
         table.add_column("char")
-        table.add_column("n", justify="right")
+        table.add_column("n", justify="right", no_wrap=True)
     items = list(counts.items())
     for start in range(0, len(items), groups):
         row = items[start:start + groups]

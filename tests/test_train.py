@@ -13,26 +13,23 @@ from plategen.model import Discriminator, Generator, SAAEConfig
 from plategen.plates import load_plates
 from plategen.train import GlyphBank, TrainOptions, to_float, train_saae, train_step
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-UC3M = DATA / "uc3m-lp"
 TINY = dict(content_width=4, style_width=4, style_dim=8, decoder_width=8, disc_width=4, disc_hidden=16)
-needs_data = pytest.mark.skipif(not UC3M.is_dir(), reason="real data not present")
 
 
 @pytest.fixture
-def small_uc3m(tmp_path: Path) -> Path:
+def small_uc3m(tmp_path: Path, data_dir: Path) -> Path:
     """The first 80 uc3m plates (images, labels, classes.txt): a real folder that imports in a blink."""
+    uc3m = data_dir / "uc3m-lp"
     folder = tmp_path / "uc3m-small"
     (folder / "images").mkdir(parents=True)
     (folder / "labels").mkdir()
-    shutil.copy(UC3M / "classes.txt", folder)
-    for image in sorted((UC3M / "images").iterdir())[:80]:
+    shutil.copy(uc3m / "classes.txt", folder)
+    for image in sorted((uc3m / "images").iterdir())[:80]:
         shutil.copy(image, folder / "images")
-        shutil.copy(UC3M / "labels" / f"{image.stem}.txt", folder / "labels")
+        shutil.copy(uc3m / "labels" / f"{image.stem}.txt", folder / "labels")
     return folder
 
 
-@needs_data
 def test_each_of_the_three_losses_moves_on_real_crops(small_uc3m: Path):
     torch.manual_seed(0)
     torch.set_num_threads(1)  # tiny convs: a second thread only adds overhead on a busy 2-core machine
@@ -56,7 +53,6 @@ def test_each_of_the_three_losses_moves_on_real_crops(small_uc3m: Path):
     assert all(np.isfinite(v) for h in history for v in h.values())
 
 
-@needs_data
 def test_train_writes_checkpoint_grids_and_resumes(tmp_path: Path, small_uc3m: Path):
     out = tmp_path / "m.safetensors"
     options = TrainOptions(steps=3, batch_size=8, num_threads=1, val_crops=32, val_every=3, sample_every=3, model=TINY)
