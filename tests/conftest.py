@@ -51,3 +51,17 @@ def make_checkpoint(path: Path, charset: list[str]) -> Path:
 def ckpt(tmp_path_factory) -> Path:
     """A small random generator for 0-9A-Z: tests of the synth plumbing, not of image quality."""
     return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "random.safetensors", parse_charset("0-9A-Z"))
+
+
+@pytest.fixture(scope="session")
+def plate(data_dir) -> Path:
+    """One real Spanish plate image, the style of the synth tests."""
+    return sorted((data_dir / "uc3m-lp" / "images").glob("*.jpg"))[0]
+
+
+def synth_request(plate: Path, ckpt: Path, out: Path, **kw):
+    """A small CPU synth request over 0-9A-Z; keyword arguments override any field."""
+    from plategen.synth import SynthRequest
+
+    return SynthRequest(styles=[plate], chars=kw.pop("chars", parse_charset("0-9A-Z")), n=kw.pop("n"), out=out,
+                        checkpoint=ckpt, device="cpu", batch_size=kw.pop("batch_size", 16), **kw)

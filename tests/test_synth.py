@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import functools
 import hashlib
 import json
 import signal
@@ -18,25 +19,18 @@ from typer.testing import CliRunner
 from plategen.charset import parse_charset
 from plategen.cli import app
 from plategen.errors import PlategenError
-from plategen.synth import (SynthRequest, generate_arrays, label_counts, load_styles, synthesize,
+from plategen.synth import (generate_arrays, label_counts, load_styles, synthesize,
                             within_class_diversity)
 from plategen.writers import JOURNAL, read_manifest
 
-from conftest import make_checkpoint
+from conftest import make_checkpoint, synth_request
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 CHARS = parse_charset("0-9A-Z")
 
 
-@pytest.fixture(scope="module")
-def plate(data_dir) -> Path:
-    return sorted((data_dir / "uc3m-lp" / "images").glob("*.jpg"))[0]
-
-
-def request(plate, ckpt, out, **kw) -> SynthRequest:
-    return SynthRequest(styles=[plate], chars=kw.pop("chars", CHARS), n=kw.pop("n", 74), out=out, checkpoint=ckpt,
-                        device="cpu", batch_size=kw.pop("batch_size", 16), **kw)
+request = functools.partial(synth_request, n=74)
 
 
 def tree_digest(out: Path) -> dict[str, str]:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import tarfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,21 +14,16 @@ import pytest
 from plategen import writers
 from plategen.charset import parse_charset
 from plategen.errors import PlategenError
-from plategen.synth import SynthRequest, synthesize
+from plategen.synth import synthesize
 from plategen.writers import JOURNAL, Journal, decode_png, prepare_out, read_image_at, read_manifest, read_shards
+
+from conftest import synth_request
 
 
 CHARS = parse_charset("0-9A-Z")
 
 
-@pytest.fixture(scope="module")
-def plate(data_dir) -> Path:
-    return sorted((data_dir / "uc3m-lp" / "images").glob("*.jpg"))[1]
-
-
-def request(plate, ckpt, out, **kw) -> SynthRequest:
-    return SynthRequest(styles=[plate], chars=kw.pop("chars", CHARS), n=kw.pop("n", 50), out=out, checkpoint=ckpt,
-                        device="cpu", batch_size=kw.pop("batch_size", 16), **kw)
+request = functools.partial(synth_request, n=50)
 
 
 def test_shards_read_back_equal_the_files_format(tmp_path, plate, ckpt):
