@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
+from plategen.atomic import atomic_write_bytes
 from plategen.errors import PlategenError
 from plategen.model import Discriminator, Generator, SAAEConfig
 
@@ -42,18 +42,9 @@ def optimizer_path(path: Path | str) -> Path:
 
 
 def _write_atomic(path: Path, tensors: dict[str, torch.Tensor], header: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp),
-                  metadata={HEADER_KEY: json.dumps(header, ensure_ascii=False)})
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # a normal file's mode, not the temporary file's 0600
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise PlategenError(f"{path}: cannot write checkpoint ({exc.strerror or exc})") from exc
+    data = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()},
+                metadata={HEADER_KEY: json.dumps(header, ensure_ascii=False)})
+    atomic_write_bytes(path, data)
 
 
 def save_checkpoint(path: Path | str, generator: Generator, config: SAAEConfig, meta: dict,
