@@ -220,6 +220,8 @@ def synth(
     shard_size: int = typer.Option(10000, help="Images per shard (--format shards)."),
     workers: int = typer.Option(2, help="Threads encoding and writing PNGs."),
     noise: float = typer.Option(2.0, help="Sigma (0-255) of light noise added after generation; 0 = none."),
+    check: bool = typer.Option(True, help="Redraw images the model's discriminator reads as another character "
+                               "(up to 4 draws; the manifest's check column says pass or fail)."),
     resume: bool = typer.Option(False, help="Finish an interrupted run in --out to exactly --n images."),
     overwrite: bool = typer.Option(False, help="Replace an earlier synth run in --out."),
     preview: Optional[Path] = typer.Option(None, help="Write a sheet: the style plate(s), then samples per character."),
@@ -239,7 +241,8 @@ def synth(
     request = SynthRequest(styles=list(style), chars=parse_charset(chars), n=n, out=out, checkpoint=checkpoint,
                            seed=seed, device=device, batch_size=batch_size, format=fmt, shard_size=shard_size,
                            workers=workers, resume=resume, overwrite=overwrite, preview=preview,
-                           diversity=dataclasses.replace(Diversity(), noise=noise), command=["plategen", *sys.argv[1:]])
+                           diversity=dataclasses.replace(Diversity(), noise=noise), check=check,
+                           command=["plategen", *sys.argv[1:]])
     columns = (TextColumn("synth"), BarColumn(), MofNCompleteColumn(), RateColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err_console, transient=True) as bar:
         task = bar.add_task("synth", total=n)
@@ -251,6 +254,11 @@ def synth(
     table = Table(title=f"plategen synth -> {report.out}", show_header=False)
     table.add_row("images", f"{report.n:,}" + (f" ({report.resumed:,} from the interrupted run)" if report.resumed else ""))
     table.add_row("exact duplicates", str(report.duplicates))
+    if report.check_failed is None:
+        table.add_row("label check", "off (--no-check, or the checkpoint has no discriminator)")
+    else:
+        table.add_row("label check", f"{report.redrawn:,} redrawn; {report.check_failed:,} still read as another "
+                      "character (check=fail in the manifest)")
     table.add_row("within-class diversity", f"{report.diversity:.1f} mean / {report.closest:.1f} closest pair "
                   "(RMS px distance, 0-255)")
     table.add_row("time", f"{report.seconds:.1f} s on {report.device}")

@@ -39,7 +39,7 @@ from plategen.errors import PlategenError
 META = "meta.json"
 MANIFEST = "manifest.csv"
 JOURNAL = "progress.tsv"
-MANIFEST_FIELDS = ("image_path", "label", "style", "font", "seed")
+MANIFEST_FIELDS = ("image_path", "label", "style", "font", "seed", "check")
 FORMATS = ("files", "shards")
 SHARD_PATTERN = "shard-{:06d}.tar"
 PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1]
@@ -120,13 +120,16 @@ def clear_run(out: Path, meta: dict) -> None:
 
 
 class Journal:
-    """`id<TAB>hash` lines for completely written images; a torn last line is ignored."""
+    """`id<TAB>hash[<TAB>extra...]` lines for completely written images; a torn last line is
+    ignored. The extra fields are the caller's (synth keeps each image's draw and check there)."""
 
     def __init__(self, out: Path):
         self.path = out / JOURNAL
         self.handle = None
+        self.extra: dict[int, list[str]] = {}
 
     def load(self, n: int) -> dict[int, str]:
+        """id -> hash of every journalled image below n; their extra fields go to `self.extra`."""
         done: dict[int, str] = {}
         try:
             text = self.path.read_text(encoding="utf-8", errors="replace")
@@ -134,19 +137,21 @@ class Journal:
             return done
         for line in text.split("\n"):
             parts = line.split("\t")
-            if len(parts) == 2 and parts[0].isdigit() and len(parts[1]) == 16 and int(parts[0]) < n:
+            if len(parts) >= 2 and parts[0].isdigit() and len(parts[1]) == 16 and int(parts[0]) < n:
                 done[int(parts[0])] = parts[1]
+                self.extra[int(parts[0])] = parts[2:]
         return done
 
-    def append(self, items: Sequence[tuple[int, str]]) -> None:
+    def append(self, items: Sequence[tuple[int, str]], extra: dict[int, Sequence[str]] | None = None) -> None:
         if not items:
             return
+        extra = extra or {}
         try:
             if self.handle is None:
                 self.handle = self.path.open("a", encoding="utf-8")
                 if self.handle.tell():  # start on a fresh line after a torn write
                     self.handle.write("\n")
-            self.handle.write("".join(f"{i}\t{h}\n" for i, h in items))
+            self.handle.write("".join("\t".join([str(i), h, *extra.get(i, ())]) + "\n" for i, h in items))
             self.handle.flush()
         except OSError as exc:
             raise os_error(self.path, exc) from exc

@@ -7,7 +7,7 @@ import torch
 
 from plategen.charset import parse_charset
 from plategen.checkpoint import save_checkpoint
-from plategen.model import Generator, SAAEConfig
+from plategen.model import Discriminator, Generator, SAAEConfig
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -35,7 +35,8 @@ def imported(data_dir):
 
 
 def make_checkpoint(path: Path, charset: list[str]) -> Path:
-    """A small randomly initialised generator whose BN statistics are not the identity."""
+    """A small randomly initialised generator whose BN statistics are not the identity, and a
+    random discriminator, so the label check runs and redraws most images."""
     torch.manual_seed(0)
     config = SAAEConfig(num_classes=len(charset), content_width=8, style_width=8, decoder_width=16)
     generator = Generator(config)
@@ -43,7 +44,7 @@ def make_checkpoint(path: Path, charset: list[str]) -> Path:
     with torch.no_grad():
         for _ in range(2):
             generator(torch.rand(8, 1, 32, 32), torch.rand(8, 3, *config.style_size))
-    save_checkpoint(path, generator.eval(), config, {"charset": charset})
+    save_checkpoint(path, generator.eval(), config, {"charset": charset}, Discriminator(config).eval())
     return path
 
 

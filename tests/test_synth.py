@@ -14,11 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from plategen.charset import parse_charset
 from plategen.cli import app
 from plategen.errors import PlategenError
+from plategen.plates import read_image
 from plategen.synth import (generate_arrays, label_counts, load_styles, synthesize,
                             within_class_diversity)
 from plategen.writers import JOURNAL, read_manifest
@@ -45,7 +47,9 @@ def check_complete(out: Path, n: int, chars: list[str]) -> list[dict]:
     meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
     assert meta["status"] == "complete" and not (out / JOURNAL).exists()
     assert len(rows) == n == sum(meta["counts"].values())
-    assert list(rows[0]) == ["image_path", "label", "style", "font", "seed"]
+    assert list(rows[0]) == ["image_path", "label", "style", "font", "seed", "check"]
+    assert {r["check"] for r in rows} <= {"pass", "fail"} and meta["check_failed"] == sum(
+        r["check"] == "fail" for r in rows)
     counts = collections.Counter(r["label"] for r in rows)
     assert dict(counts) == {c: k for c, k in zip(chars, label_counts(n, len(chars)))} == meta["counts"]
     on_disk = {str(p.relative_to(out)) for p in out.rglob("*.png")}
@@ -183,3 +187,34 @@ def test_no_duplicates_and_a_diversity_figure(tmp_path, plate, ckpt):
     assert report.diversity > report.closest > 0
     same = {"A": [np.zeros((4, 4, 3), np.uint8)] * 3}
     assert within_class_diversity(same) == (0.0, 0.0)
+
+
+def test_label_check_redraws_what_the_discriminator_misreads(data_dir):
+    """With the shipped model, every image the check passes is read as its label by the model's
+    discriminator; first draws are the unchecked images, and the check raises agreement."""
+    from plategen.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+    from plategen.synth import Diversity, generate
+
+    model = load_checkpoint(DEFAULT_CHECKPOINT)
+    style = [read_image(sorted((data_dir / "uc3m-lp" / "images").glob("*.jpg"))[3])]
+    quiet = Diversity(noise=0)  # the check reads the images before noise
+    chars = list("0123456789BDHKMNW")
+    checked = list(generate(model, style, chars, 600, seed=2, diversity=quiet))
+    plain = list(generate(model, style, chars, 600, seed=2, diversity=quiet, check=False))
+    images = np.concatenate([b.images for b in checked])
+    attempts = np.concatenate([b.attempts for b in checked])
+    verdicts = np.array(sum((b.checks for b in checked), []))
+    labels = [model.meta["charset"].index(c) for b in checked for c in b.labels]
+
+    def reads(imgs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            logits = model.discriminator(torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255)
+        return (logits[:, :-1].argmax(1).numpy() == labels)
+
+    first = attempts == 0
+    plain_images = np.concatenate([b.images for b in plain])
+    assert np.array_equal(images[first], plain_images[first]) and 0 < (~first).sum() < 300
+    assert not np.array_equal(images[~first], plain_images[~first])
+    assert set(np.unique(verdicts)) <= {"pass", "fail"}
+    assert reads(images)[verdicts == "pass"].mean() > 0.98  # uint8 rounding may flip a near tie
+    assert reads(images).mean() > reads(plain_images).mean()
