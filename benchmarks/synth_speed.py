@@ -74,12 +74,13 @@ def checkpoint(path: Path | None, workdir: Path) -> tuple[Path, str]:
 
 
 def model_only(ckpt: Path, style: Path, n: int, batch_size: int, device: str) -> tuple[float, float]:
-    """(images/s inside the generator, images/s of generate_batch incl. noise + uint8)."""
+    """(images/s inside the generator and the label check, images/s of generate_batch incl. noise + uint8)."""
     if device == "cpu":  # as synth runs it: one core left to the PNG writers
         torch.set_num_threads(max(1, usable_cores() - 1))
     loaded = load_checkpoint(ckpt)
     synth = Synthesizer.build(loaded.generator, load_styles([style]), parse_charset("0-9A-Z"), n, 0,
-                              batch_size=batch_size, device=device, charset=loaded.meta.get("charset"))
+                              batch_size=batch_size, device=device, charset=loaded.meta.get("charset"),
+                              discriminator=loaded.discriminator)
     synth.generate_batch(0)  # warm-up
     synth.model_seconds = 0.0
     batches = min(synth.num_batches, max(1, 20000 // batch_size))
@@ -103,6 +104,7 @@ def end_to_end(ckpt: Path, style: Path, n: int, fmt: str, batch_size: int, devic
     peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     return {"wall_s": wall, "images_per_s_process": n / wall, "images_per_s_synth": meta["images_per_s"],
+            "check_failed": meta["check_failed"],
             "peak_mib": peak_mib, "duplicates": meta["duplicates"], "diversity": meta["within_class_diversity"],
             "closest": meta["closest_pair"], "bytes": size}
 
@@ -130,14 +132,14 @@ def main() -> None:
         if not args.skip_model:
             model_rate, batch_rate = model_only(ckpt, args.style, args.n, args.batch_size, args.device)
             print(f"model only ({torch.get_num_threads()} torch thread(s)): {model_rate:,.0f} images/s in the "
-                  f"generator, {batch_rate:,.0f} images/s incl. noise and uint8 conversion")
+                  f"generator and label check, {batch_rate:,.0f} images/s incl. noise and uint8 conversion")
         for fmt in (["files", "shards"] if args.format == "both" else [args.format]):
             out = scratch / f"out-{fmt}"
             r = end_to_end(ckpt, args.style, args.n, fmt, args.batch_size, args.device, out, args.workers)
             print(f"end to end ({fmt}): {r['images_per_s_process']:,.0f} images/s over the whole process "
                   f"({r['wall_s']:.1f} s incl. start-up), {r['images_per_s_synth']:,.0f} images/s inside synth; "
                   f"peak memory {r['peak_mib']:,.0f} MiB; {r['bytes'] / 2**20:,.0f} MiB written; "
-                  f"duplicates {r['duplicates']}; within-class diversity {r['diversity']} "
+                  f"duplicates {r['duplicates']}; label check failed {r['check_failed']}; within-class diversity {r['diversity']} "
                   f"(closest pair {r['closest']})")
             shutil.rmtree(out, ignore_errors=True)
     finally:

@@ -251,7 +251,9 @@ def _saae_pool(generator, style_images: list[np.ndarray], chars: Sequence[str], 
 
 def train_fresh_saae(train: CharSamples, budget_s: float, seed: int, max_steps: int = 100_000):
     """Same-budget regime: a fresh SAAE on these crops only, three-step loop of `train.train_step`,
-    until `budget_s` seconds or `max_steps`. Returns (generator in eval mode, steps, seconds)."""
+    until `budget_s` seconds or `max_steps`. Returns (the model as a checkpoint in eval mode, with
+    its discriminator for synth's label check; steps; seconds)."""
+    from plategen.checkpoint import LoadedCheckpoint
     from plategen.model import Discriminator, Generator, SAAEConfig
     from plategen.train import GlyphBank, TrainOptions, to_float, train_step
 
@@ -279,8 +281,8 @@ def train_fresh_saae(train: CharSamples, budget_s: float, seed: int, max_steps: 
             train_step(G, D, opt_g, opt_d, to_float(bank.sample(y, gen), device),
                        to_float(styles_t[owner_t[idx]], device), to_float(crops_t[idx], device), y, opts)
             steps += 1
-    G.eval()
-    return G, steps, time.perf_counter() - start
+    model = LoadedCheckpoint(config, G.eval(), {"charset": list(train.charset)}, sha256="", discriminator=D.eval())
+    return model, steps, time.perf_counter() - start
 
 
 # ---------------------------------------------------------------- the run
