@@ -163,7 +163,8 @@ def test_tiny_benchmark_saae_product_regime(uc3m, plates, tmp_path):
     assert report["generators"]["saae"]["plates_seen"] == len(seen)
     kinds = sorted((r["name"], r["kind"]) for r in report["runs"])
     assert kinds == [("judge", "judge"), ("real", "ratio"), ("saae", "ratio"), ("saae", "read_as_asked"),
-                     ("saae", "read_as_asked_known"), ("saae", "synthetic")]
+                     ("saae", "read_as_asked_known"), ("saae", "read_as_asked_unchecked"), ("saae", "synthetic")]
+    assert "without synth's label check" in (tmp_path / "bench" / "report.md").read_text(encoding="utf-8")
     assert any("90%" in t["target"] for t in report["targets"])
 
 
