@@ -139,8 +139,8 @@ def main() -> None:
             print(f"end to end ({fmt}): {r['images_per_s_process']:,.0f} images/s over the whole process "
                   f"({r['wall_s']:.1f} s incl. start-up), {r['images_per_s_synth']:,.0f} images/s inside synth; "
                   f"peak memory {r['peak_mib']:,.0f} MiB; {r['bytes'] / 2**20:,.0f} MiB written; "
-                  f"duplicates {r['duplicates']}; label check failed {r['check_failed']}; within-class diversity {r['diversity']} "
-                  f"(closest pair {r['closest']})")
+                  f"duplicates {r['duplicates']}; label check failed {r['check_failed']}; "
+                  f"within-class diversity {r['diversity']} (closest pair {r['closest']})")
             shutil.rmtree(out, ignore_errors=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
