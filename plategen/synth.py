@@ -55,7 +55,7 @@ MAX_STYLE_ENTRIES = 4096  # style entries
 MAX_GLYPH_ENTRIES = 3072  # glyph variants over all labels
 SAMPLES_KEPT = 32  # images per label kept in memory for the diversity figure and the preview
 CHECK_ATTEMPTS = 4  # draws of one image at most, while the discriminator reads another character
-STYLE_STRIDE = 389  # a retry moves this many style entries on (prime: cycles through any pool size)
+STYLE_STRIDE = 389  # a retry moves this many style entries on (prime: a new entry unless the pool size is a multiple)
 
 
 @dataclass(frozen=True)
