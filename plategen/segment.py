@@ -29,7 +29,8 @@ INK_TOLERANCE = 30.0  # Lab distance of a character's ink or paper colour from t
 MIN_CONTRAST = 12.0  # Lab lightness between ink and paper below which a blob is noise, not print
 EDGE_MARGIN = 0.35  # a first character closer than this (share of its height) to the left edge ...
 EDGE_HEIGHT = 1.06  # ... and taller than the others by this factor is more likely an EU colour band
-MASK_CHROMA = 15.0  # privacy masks are grey: Lab chroma above this is plate paint
+MASK_CHROMA = 15.0  # privacy masks are grey: Lab chroma above this is plate paint ...
+MAX_CAST = 12.0  # ... measured from the photo's colour cast, taken as at most this chroma
 DECISIVE_VOTES = 3  # binarisations agreeing on one box set before the other polarity is skipped
 CJK_WIDTH = 1.55  # widest a leading CJK character may be, in typical Latin character widths
 
@@ -200,9 +201,10 @@ def _masked_areas(gray: np.ndarray, lab: np.ndarray, sums: tuple[np.ndarray, ...
     Masks carry noise and shading added after masking, so flatness is measured around a
     local plane; flat cores are then grown over JPEG ringing up to the mask's real edges.
     Cores must be wider than a stroke so the inside of a thick stroke is never taken, and
-    grey, so the plain paint of a coloured plate is not taken for one.
+    grey under the photo's colour cast, so the plain paint of a coloured plate is not taken for one.
     """
     height, width = gray.shape
+    cast = _colour_cast(lab)
     flat = (_plane_residual(gray, 5) <= 1.5).astype(np.uint8)
     _, _, stats, _ = cv2.connectedComponentsWithStats(flat, connectivity=4)
     rects = []
@@ -211,7 +213,7 @@ def _masked_areas(gray: np.ndarray, lab: np.ndarray, sums: tuple[np.ndarray, ...
         if h < 0.2 * height or w < max(4, 0.03 * width) or area < 0.5 * w * h or not _flat(sums, core):
             continue
         tint = lab[y:y + h, x:x + w, 1:].reshape(-1, 2).mean(axis=0) - 128.0
-        if np.hypot(*tint) > MASK_CHROMA:
+        if np.hypot(*(tint - cast)) > MASK_CHROMA:
             continue
         grown = _grow_flat(core, gray.astype(np.int16), reach=int(width / 40) + 1)
         rects.append(grown if _flat(sums, grown, tolerance=5.0) else core)
@@ -219,6 +221,14 @@ def _masked_areas(gray: np.ndarray, lab: np.ndarray, sums: tuple[np.ndarray, ...
     for x0, y0, x1, y1 in rects + _flat_gaps(rects, sums, height):
         forbidden[max(y0 - 1, 0):y1 + 1, max(x0 - 1, 0):x1 + 1] = True
     return forbidden
+
+
+def _colour_cast(lab: np.ndarray) -> np.ndarray:
+    """The (a, b) tint a lighting or white-balance cast gives everything, grey masks included:
+    the plate's median tint, shortened to MAX_CAST so a painted plate's colour is not all cast."""
+    tint = np.median(lab[..., 1:].reshape(-1, 2), axis=0) - 128.0
+    chroma = float(np.hypot(*tint))
+    return tint * min(1.0, MAX_CAST / chroma) if chroma else tint
 
 
 def _flat_gaps(rects: list[Box], sums: tuple[np.ndarray, ...], height: int) -> list[Box]:
