@@ -29,6 +29,7 @@ INK_TOLERANCE = 30.0  # Lab distance of a character's ink or paper colour from t
 MIN_CONTRAST = 12.0  # Lab lightness between ink and paper below which a blob is noise, not print
 EDGE_MARGIN = 0.35  # a first character closer than this (share of its height) to the left edge ...
 EDGE_HEIGHT = 1.06  # ... and taller than the others by this factor is more likely an EU colour band
+BAND_MARGIN = 0.1  # a taller blob this close (share of the row height) to the left edge is the band itself
 MASK_CHROMA = 15.0  # privacy masks are grey: Lab chroma above this is plate paint ...
 MAX_CAST = 12.0  # ... measured from the photo's colour cast, taken as at most this chroma
 DECISIVE_VOTES = 3  # binarisations agreeing on one box set before the other polarity is skipped
@@ -390,6 +391,8 @@ def _assign(blobs: np.ndarray, band: np.ndarray, row: _Row, text: str,
     """One box per text character from the row's blobs, or (how far off, why not)."""
     leading_wide = not text[0].isascii()
     n = len(text) - leading_wide
+    if len(blobs) > n and _band_like(blobs[0], row):
+        blobs = blobs[1:]
     if len(blobs) < n:
         blobs = _split_wide(blobs, n, binary, row)
     if len(blobs) < n or (len(blobs) > n and not leading_wide):
@@ -402,6 +405,12 @@ def _assign(blobs: np.ndarray, band: np.ndarray, row: _Row, text: str,
             return 1, f"no plausible box for {text[0]!r} left of the other characters"
         boxes.insert(0, first)
     return tuple(boxes)
+
+
+def _band_like(blob: np.ndarray, row: _Row) -> bool:
+    """A leading blob that touches the left crop edge and stands taller than the row: the EU band
+    (or the plate's edge), to set aside when the row has a blob too many."""
+    return bool(blob[0] < BAND_MARGIN * row.height and blob[3] - blob[1] > EDGE_HEIGHT * row.height)
 
 
 def _snapped(blobs: np.ndarray, binary: np.ndarray) -> list[Box]:
