@@ -33,6 +33,7 @@ BAND_MARGIN = 0.1  # a taller blob this close (share of the row height) to the l
 MASK_CHROMA = 15.0  # privacy masks are grey: Lab chroma above this is plate paint ...
 MAX_CAST = 12.0  # ... measured from the photo's colour cast, taken as at most this chroma
 DECISIVE_VOTES = 3  # binarisations agreeing on one box set before the other polarity is skipped
+MAX_SLOPE = 0.5  # steepest character row: photos from the side tilt plates up to ~25 degrees
 CJK_WIDTH = 1.55  # widest a leading CJK character may be, in typical Latin character widths
 
 
@@ -359,10 +360,10 @@ def _groups(linked: np.ndarray) -> np.ndarray:
 
 
 def _fit_row(members: np.ndarray) -> _Row:
-    """The members' centre line and height; a plate is never tilted more than ~17 degrees."""
+    """The members' centre line and height, its slope capped at MAX_SLOPE."""
     cx = (members[:, 0] + members[:, 2]) / 2.0
     cy = (members[:, 1] + members[:, 3]) / 2.0
-    slope = float(np.clip(_median_line(cx, cy)[0], -0.3, 0.3))
+    slope = float(np.clip(_median_line(cx, cy)[0], -MAX_SLOPE, MAX_SLOPE))
     return _Row(slope, float(np.median(cy - slope * cx)), float(np.median(members[:, 3] - members[:, 1])))
 
 
