@@ -115,7 +115,7 @@ def _hypotheses(binary: np.ndarray, source: tuple[bool, int], scene: _Scene, tex
         blobs, band = _row_blobs(comps, row, scene)
         clear = [not scene.forbidden[y0:y1, max(x0 - 2, 0):x1 + 2].any() for x0, y0, x1, y1, _ in blobs]
         seen.append(np.column_stack([blobs[clear, :4], np.full(sum(clear), tag)]))
-        found = _assign(blobs, band, row, text, binary)
+        found = _assign(blobs, band, row, text, binary, scene)
         if isinstance(found[0], int):
             misses.append(found)
             continue
@@ -388,12 +388,14 @@ def _row_blobs(comps: np.ndarray, row: _Row, scene: _Scene) -> tuple[np.ndarray,
 
 
 def _assign(blobs: np.ndarray, band: np.ndarray, row: _Row, text: str,
-            binary: np.ndarray) -> tuple[Box, ...] | tuple[int, str]:
+            binary: np.ndarray, scene: _Scene) -> tuple[Box, ...] | tuple[int, str]:
     """One box per text character from the row's blobs, or (how far off, why not)."""
     leading_wide = not text[0].isascii()
     n = len(text) - leading_wide
-    if len(blobs) > n and _band_like(blobs[0], row):
+    if len(blobs) > n and _band_like(blobs, row, binary, scene.lab):
         blobs = blobs[1:]
+        if _open_gap(blobs[len(blobs) - n:], scene.forbidden):
+            return 1, "a gap between the characters could hold one the row lacks"
     if len(blobs) < n:
         blobs = _split_wide(blobs, n, binary, row)
     if len(blobs) < n or (len(blobs) > n and not leading_wide):
@@ -408,10 +410,33 @@ def _assign(blobs: np.ndarray, band: np.ndarray, row: _Row, text: str,
     return tuple(boxes)
 
 
-def _band_like(blob: np.ndarray, row: _Row) -> bool:
-    """A leading blob that touches the left crop edge and stands taller than the row: the EU band
-    (or the plate's edge), to set aside when the row has a blob too many."""
-    return bool(blob[0] < BAND_MARGIN * row.height and blob[3] - blob[1] > EDGE_HEIGHT * row.height)
+def _band_like(blobs: np.ndarray, row: _Row, binary: np.ndarray, lab: np.ndarray) -> bool:
+    """Whether the leading blob is the EU band (or the plate's edge), to set aside when the row
+    has a blob too many: it hugs the left crop edge and stands taller than the row, or is
+    printed in another colour than the characters after it."""
+    x0, y0, _, y1, _ = blobs[0]
+    if x0 >= EDGE_MARGIN * row.height:
+        return False
+    if x0 < BAND_MARGIN * row.height and y1 - y0 > EDGE_HEIGHT * row.height:
+        return True
+    inks = [_ink(blob, binary, lab) for blob in blobs]
+    return bool(np.linalg.norm(inks[0] - np.median(inks[1:], axis=0)) > INK_TOLERANCE)
+
+
+def _open_gap(blobs: np.ndarray, forbidden: np.ndarray) -> bool:
+    """Whether two neighbouring blobs leave a character's width of plate between them with no
+    privacy mask in it: a lost character, so the blob set aside may have been a real one."""
+    widths = blobs[:, 2] - blobs[:, 0]
+    for left, right in zip(blobs[:-1], blobs[1:]):
+        if right[0] - left[2] >= np.median(widths) and not forbidden[:, left[2]:right[0]].any():
+            return True
+    return False
+
+
+def _ink(blob: np.ndarray, binary: np.ndarray, lab: np.ndarray) -> np.ndarray:
+    """Mean Lab colour of a blob's foreground pixels."""
+    x0, y0, x1, y1, _ = blob
+    return lab[y0:y1, x0:x1][binary[y0:y1, x0:x1] > 0].astype(np.float32).mean(axis=0)
 
 
 def _snapped(blobs: np.ndarray, binary: np.ndarray) -> list[Box]:
