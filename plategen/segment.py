@@ -426,11 +426,8 @@ def _band_like(blobs: np.ndarray, row: _Row, binary: np.ndarray, lab: np.ndarray
 def _open_gap(blobs: np.ndarray, forbidden: np.ndarray) -> bool:
     """Whether two neighbouring blobs leave a character's width of plate between them with no
     privacy mask in it: a lost character, so the blob set aside may have been a real one."""
-    widths = blobs[:, 2] - blobs[:, 0]
-    for left, right in zip(blobs[:-1], blobs[1:]):
-        if right[0] - left[2] >= np.median(widths) and not forbidden[:, left[2]:right[0]].any():
-            return True
-    return False
+    wide = np.flatnonzero(blobs[1:, 0] - blobs[:-1, 2] >= np.median(blobs[:, 2] - blobs[:, 0]))
+    return any(not forbidden[:, blobs[i, 2]:blobs[i + 1, 0]].any() for i in wide)
 
 
 def _ink(blob: np.ndarray, binary: np.ndarray, lab: np.ndarray) -> np.ndarray:
