@@ -29,8 +29,11 @@ INK_TOLERANCE = 30.0  # Lab distance of a character's ink or paper colour from t
 MIN_CONTRAST = 12.0  # Lab lightness between ink and paper below which a blob is noise, not print
 EDGE_MARGIN = 0.35  # a first character closer than this (share of its height) to the left edge ...
 EDGE_HEIGHT = 1.06  # ... and taller than the others by this factor is more likely an EU colour band
-MASK_CHROMA = 15.0  # privacy masks are grey: Lab chroma above this is plate paint
+BAND_MARGIN = 0.1  # a taller blob this close (share of the row height) to the left edge is the band itself
+MASK_CHROMA = 15.0  # privacy masks are grey: Lab chroma above this is plate paint ...
+MAX_CAST = 12.0  # ... measured from the photo's colour cast, taken as at most this chroma
 DECISIVE_VOTES = 3  # binarisations agreeing on one box set before the other polarity is skipped
+MAX_SLOPE = 0.5  # steepest character row: photos from the side tilt plates up to ~25 degrees
 CJK_WIDTH = 1.55  # widest a leading CJK character may be, in typical Latin character widths
 
 
@@ -112,7 +115,7 @@ def _hypotheses(binary: np.ndarray, source: tuple[bool, int], scene: _Scene, tex
         blobs, band = _row_blobs(comps, row, scene)
         clear = [not scene.forbidden[y0:y1, max(x0 - 2, 0):x1 + 2].any() for x0, y0, x1, y1, _ in blobs]
         seen.append(np.column_stack([blobs[clear, :4], np.full(sum(clear), tag)]))
-        found = _assign(blobs, band, row, text, binary)
+        found = _assign(blobs, band, row, text, binary, scene)
         if isinstance(found[0], int):
             misses.append(found)
             continue
@@ -200,9 +203,10 @@ def _masked_areas(gray: np.ndarray, lab: np.ndarray, sums: tuple[np.ndarray, ...
     Masks carry noise and shading added after masking, so flatness is measured around a
     local plane; flat cores are then grown over JPEG ringing up to the mask's real edges.
     Cores must be wider than a stroke so the inside of a thick stroke is never taken, and
-    grey, so the plain paint of a coloured plate is not taken for one.
+    grey under the photo's colour cast, so the plain paint of a coloured plate is not taken for one.
     """
     height, width = gray.shape
+    cast = _colour_cast(lab)
     flat = (_plane_residual(gray, 5) <= 1.5).astype(np.uint8)
     _, _, stats, _ = cv2.connectedComponentsWithStats(flat, connectivity=4)
     rects = []
@@ -211,7 +215,7 @@ def _masked_areas(gray: np.ndarray, lab: np.ndarray, sums: tuple[np.ndarray, ...
         if h < 0.2 * height or w < max(4, 0.03 * width) or area < 0.5 * w * h or not _flat(sums, core):
             continue
         tint = lab[y:y + h, x:x + w, 1:].reshape(-1, 2).mean(axis=0) - 128.0
-        if np.hypot(*tint) > MASK_CHROMA:
+        if np.hypot(*(tint - cast)) > MASK_CHROMA:
             continue
         grown = _grow_flat(core, gray.astype(np.int16), reach=int(width / 40) + 1)
         rects.append(grown if _flat(sums, grown, tolerance=5.0) else core)
@@ -219,6 +223,14 @@ def _masked_areas(gray: np.ndarray, lab: np.ndarray, sums: tuple[np.ndarray, ...
     for x0, y0, x1, y1 in rects + _flat_gaps(rects, sums, height):
         forbidden[max(y0 - 1, 0):y1 + 1, max(x0 - 1, 0):x1 + 1] = True
     return forbidden
+
+
+def _colour_cast(lab: np.ndarray) -> np.ndarray:
+    """The (a, b) tint a lighting or white-balance cast gives everything, grey masks included:
+    the plate's median tint, shortened to MAX_CAST so a painted plate's colour is not all cast."""
+    tint = np.median(lab[..., 1:].reshape(-1, 2), axis=0) - 128.0
+    chroma = float(np.hypot(*tint))
+    return tint * min(1.0, MAX_CAST / chroma) if chroma else tint
 
 
 def _flat_gaps(rects: list[Box], sums: tuple[np.ndarray, ...], height: int) -> list[Box]:
@@ -348,10 +360,10 @@ def _groups(linked: np.ndarray) -> np.ndarray:
 
 
 def _fit_row(members: np.ndarray) -> _Row:
-    """The members' centre line and height; a plate is never tilted more than ~17 degrees."""
+    """The members' centre line and height, its slope capped at MAX_SLOPE."""
     cx = (members[:, 0] + members[:, 2]) / 2.0
     cy = (members[:, 1] + members[:, 3]) / 2.0
-    slope = float(np.clip(_median_line(cx, cy)[0], -0.3, 0.3))
+    slope = float(np.clip(_median_line(cx, cy)[0], -MAX_SLOPE, MAX_SLOPE))
     return _Row(slope, float(np.median(cy - slope * cx)), float(np.median(members[:, 3] - members[:, 1])))
 
 
@@ -376,10 +388,14 @@ def _row_blobs(comps: np.ndarray, row: _Row, scene: _Scene) -> tuple[np.ndarray,
 
 
 def _assign(blobs: np.ndarray, band: np.ndarray, row: _Row, text: str,
-            binary: np.ndarray) -> tuple[Box, ...] | tuple[int, str]:
+            binary: np.ndarray, scene: _Scene) -> tuple[Box, ...] | tuple[int, str]:
     """One box per text character from the row's blobs, or (how far off, why not)."""
     leading_wide = not text[0].isascii()
     n = len(text) - leading_wide
+    if len(blobs) > n and _band_like(blobs, row, binary, scene.lab):
+        blobs = blobs[1:]
+        if _open_gap(blobs[len(blobs) - n:], scene.forbidden):
+            return 1, "a gap between the characters could hold one the row lacks"
     if len(blobs) < n:
         blobs = _split_wide(blobs, n, binary, row)
     if len(blobs) < n or (len(blobs) > n and not leading_wide):
@@ -392,6 +408,32 @@ def _assign(blobs: np.ndarray, band: np.ndarray, row: _Row, text: str,
             return 1, f"no plausible box for {text[0]!r} left of the other characters"
         boxes.insert(0, first)
     return tuple(boxes)
+
+
+def _band_like(blobs: np.ndarray, row: _Row, binary: np.ndarray, lab: np.ndarray) -> bool:
+    """Whether the leading blob is the EU band (or the plate's edge), to set aside when the row
+    has a blob too many: it hugs the left crop edge and stands taller than the row, or is
+    printed in another colour than the characters after it."""
+    x0, y0, _, y1, _ = blobs[0]
+    if x0 >= EDGE_MARGIN * row.height:
+        return False
+    if x0 < BAND_MARGIN * row.height and y1 - y0 > EDGE_HEIGHT * row.height:
+        return True
+    inks = [_ink(blob, binary, lab) for blob in blobs]
+    return bool(np.linalg.norm(inks[0] - np.median(inks[1:], axis=0)) > INK_TOLERANCE)
+
+
+def _open_gap(blobs: np.ndarray, forbidden: np.ndarray) -> bool:
+    """Whether two neighbouring blobs leave a character's width of plate between them with no
+    privacy mask in it: a lost character, so the blob set aside may have been a real one."""
+    wide = np.flatnonzero(blobs[1:, 0] - blobs[:-1, 2] >= np.median(blobs[:, 2] - blobs[:, 0]))
+    return any(not forbidden[:, blobs[i, 2]:blobs[i + 1, 0]].any() for i in wide)
+
+
+def _ink(blob: np.ndarray, binary: np.ndarray, lab: np.ndarray) -> np.ndarray:
+    """Mean Lab colour of a blob's foreground pixels."""
+    x0, y0, x1, y1, _ = blob
+    return lab[y0:y1, x0:x1][binary[y0:y1, x0:x1] > 0].astype(np.float32).mean(axis=0)
 
 
 def _snapped(blobs: np.ndarray, binary: np.ndarray) -> list[Box]:

@@ -1,7 +1,7 @@
 """Text-guided segmentation: synthetic plates for the mechanics, the real folders for the figures.
 
 The real-data floors sit a little under what was measured when they were set (first 300
-uc3m-lp plates by name: 81.6% of characters at IoU >= 0.5, 1 plate with a box off its
+uc3m-lp plates by name: 83.6% of characters at IoU >= 0.5, no plate with a box off its
 character), so a regression fails while noise across OpenCV builds does not.
 """
 
@@ -100,13 +100,13 @@ def test_uc3m_boxes_match_the_drawn_ones(uc3m_subset: list[tuple[Plate, Segmenta
         scores = [iou(a, b) for a, b in zip(seg.boxes, plate.boxes)]
         off += min(scores) < 0.25
         ious += scores
-    assert np.mean(np.array(ious) >= 0.5) >= 0.78
+    assert np.mean(np.array(ious) >= 0.5) >= 0.81
     assert off <= 2  # a box on the wrong character is the failure that matters most
 
 
 def test_real_boxes_are_in_order_and_inside_the_image(uc3m_subset: list[tuple[Plate, Segmentation]]) -> None:
     segmented = [(p, s) for p, s in uc3m_subset if s.boxes is not None]
-    assert len(segmented) >= 230  # measured 246
+    assert len(segmented) >= 235  # measured 251
     for plate, seg in segmented[:60]:
         check_boxes(seg, plate.text, read_image(plate.image_path))
 
@@ -137,9 +137,9 @@ def test_ccpd_province_box_covers_the_whole_character(data_dir: Path) -> None:
         latin = [c not in "1I" for c in path.stem[1:]]
         ratios.append(widths[0] / np.median(widths[1:][latin]))
         assert heights[0] >= 0.75 * np.median(heights[1:])
-    assert len(ratios) >= 75  # measured 86
+    assert len(ratios) >= 75  # measured 87
     assert min(ratios) >= 0.75  # never just one radical of a character that fell apart (measured 0.91)
-    assert np.median(ratios) >= 0.95  # measured 1.09
+    assert np.median(ratios) >= 0.95  # measured 1.08
 
 
 def test_us_plates_segment_the_main_characters(data_dir: Path) -> None:
@@ -156,4 +156,4 @@ def test_us_plates_segment_the_main_characters(data_dir: Path) -> None:
         segmented += 1
         check_boxes(seg, text, image)
         assert np.median([b[3] - b[1] for b in seg.boxes]) >= 0.25 * image.shape[0]
-    assert segmented >= 55  # measured 66 of 80
+    assert segmented >= 55  # measured 68 of 80
