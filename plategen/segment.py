@@ -34,6 +34,7 @@ MASK_CHROMA = 15.0  # privacy masks are grey: Lab chroma above this is plate pai
 MAX_CAST = 12.0  # ... measured from the photo's colour cast, taken as at most this chroma
 DECISIVE_VOTES = 3  # binarisations agreeing on one box set before the other polarity is skipped
 MAX_SLOPE = 0.5  # steepest character row: photos from the side tilt plates up to ~25 degrees
+MASK_BRIDGE = 0.05  # flat bridges this thin (share of the plate height) may join a mask to plain paper
 CJK_WIDTH = 1.55  # widest a leading CJK character may be, in typical Latin character widths
 
 
@@ -207,14 +208,10 @@ def _masked_areas(gray: np.ndarray, lab: np.ndarray, sums: tuple[np.ndarray, ...
     """
     height, width = gray.shape
     cast = _colour_cast(lab)
-    flat = (_plane_residual(gray, 5) <= 1.5).astype(np.uint8)
-    _, _, stats, _ = cv2.connectedComponentsWithStats(flat, connectivity=4)
     rects = []
-    for x, y, w, h, area in stats[1:]:
-        core = (x, y, x + w, y + h)
-        if h < 0.2 * height or w < max(4, 0.03 * width) or area < 0.5 * w * h or not _flat(sums, core):
-            continue
-        tint = lab[y:y + h, x:x + w, 1:].reshape(-1, 2).mean(axis=0) - 128.0
+    for core in _flat_cores(_plane_residual(gray, 5) <= 1.5, sums):
+        x, y, x1, y1 = core
+        tint = lab[y:y1, x:x1, 1:].reshape(-1, 2).mean(axis=0) - 128.0
         if np.hypot(*(tint - cast)) > MASK_CHROMA:
             continue
         grown = _grow_flat(core, gray.astype(np.int16), reach=int(width / 40) + 1)
@@ -223,6 +220,33 @@ def _masked_areas(gray: np.ndarray, lab: np.ndarray, sums: tuple[np.ndarray, ...
     for x0, y0, x1, y1 in rects + _flat_gaps(rects, sums, height):
         forbidden[max(y0 - 1, 0):y1 + 1, max(x0 - 1, 0):x1 + 1] = True
     return forbidden
+
+
+def _flat_cores(flat: np.ndarray, sums: tuple[np.ndarray, ...]) -> list[Box]:
+    """Boxes of mask-shaped flat areas (tall, wider than a stroke, mostly filled, flat as a whole).
+    An area that fails may be a mask joined to plain paper by a thin flat bridge (a mask next to
+    a character's gap or the plate's margin), so the pieces of its eroded interior are tried too."""
+    height, width = flat.shape
+    radius = max(1, int(MASK_BRIDGE * height))
+    kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
+    flat = flat.astype(np.uint8)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(flat, connectivity=4)
+    cores = []
+    for i, (x, y, w, h, area) in enumerate(stats[1:], start=1):
+        if h < 0.2 * height or w < max(4, 0.03 * width):
+            continue
+        if area >= 0.5 * w * h and _flat(sums, (x, y, x + w, y + h)):
+            cores.append((x, y, x + w, y + h))
+            continue
+        inner = cv2.erode((labels[y:y + h, x:x + w] == i).astype(np.uint8), kernel)
+        _, _, parts, _ = cv2.connectedComponentsWithStats(inner, connectivity=4)
+        for px, py, pw, ph, parea in parts[1:]:
+            if ph + 2 * radius >= 0.2 * height and pw + 2 * radius >= max(4, 0.03 * width) and parea >= 0.5 * pw * ph:
+                x0, y0 = x + px - radius, y + py - radius  # the interior grown back to the area's size
+                core = (max(x0, 0), max(y0, 0), min(x0 + pw + 2 * radius, width), min(y0 + ph + 2 * radius, height))
+                if _flat(sums, core):
+                    cores.append(core)
+    return cores
 
 
 def _colour_cast(lab: np.ndarray) -> np.ndarray:
