@@ -30,6 +30,7 @@ MIN_CONTRAST = 12.0  # Lab lightness between ink and paper below which a blob is
 EDGE_MARGIN = 0.35  # a first character closer than this (share of its height) to the left edge ...
 EDGE_HEIGHT = 1.06  # ... and taller than the others by this factor is more likely an EU colour band
 BAND_MARGIN = 0.1  # a taller blob this close (share of the row height) to the left edge is the band itself
+BAND_CHROMA = 12.0  # a leading blob this far in hue (Lab chroma) from the characters' ink is a colour band
 MASK_CHROMA = 15.0  # privacy masks are grey: Lab chroma above this is plate paint ...
 MAX_CAST = 12.0  # ... measured from the photo's colour cast, taken as at most this chroma
 DECISIVE_VOTES = 3  # binarisations agreeing on one box set before the other polarity is skipped
@@ -444,7 +445,8 @@ def _band_like(blobs: np.ndarray, row: _Row, binary: np.ndarray, lab: np.ndarray
     if x0 < BAND_MARGIN * row.height and y1 - y0 > EDGE_HEIGHT * row.height:
         return True
     inks = [_ink(blob, binary, lab) for blob in blobs]
-    return bool(np.linalg.norm(inks[0] - np.median(inks[1:], axis=0)) > INK_TOLERANCE)
+    diff = inks[0] - np.median(inks[1:], axis=0)
+    return bool(np.linalg.norm(diff) > INK_TOLERANCE or np.hypot(*diff[1:]) > BAND_CHROMA)
 
 
 def _open_gap(blobs: np.ndarray, forbidden: np.ndarray) -> bool:
