@@ -239,14 +239,15 @@ def _flat_cores(flat: np.ndarray, sums: tuple[np.ndarray, ...]) -> list[Box]:
         if area >= 0.5 * w * h and _flat(sums, (x, y, x + w, y + h)):
             cores.append((x, y, x + w, y + h))
             continue
-        inner = cv2.erode((labels[y:y + h, x:x + w] == i).astype(np.uint8), kernel)
-        _, _, parts, _ = cv2.connectedComponentsWithStats(inner, connectivity=4)
-        for px, py, pw, ph, parea in parts[1:]:
-            if ph + 2 * radius >= 0.2 * height and pw + 2 * radius >= max(4, 0.03 * width) and parea >= 0.5 * pw * ph:
-                x0, y0 = x + px - radius, y + py - radius  # the interior grown back to the area's size
-                core = (max(x0, 0), max(y0, 0), min(x0 + pw + 2 * radius, width), min(y0 + ph + 2 * radius, height))
-                if _flat(sums, core):
-                    cores.append(core)
+        area_mask = (labels[y:y + h, x:x + w] == i).astype(np.uint8)
+        _, pieces, parts, _ = cv2.connectedComponentsWithStats(cv2.erode(area_mask, kernel), connectivity=4)
+        for j in range(1, len(parts)):
+            piece = cv2.dilate((pieces == j).astype(np.uint8), kernel) & area_mask  # grown back inside the area only
+            ys, xs = np.nonzero(piece)
+            core = (x + int(xs.min()), y + int(ys.min()), x + int(xs.max()) + 1, y + int(ys.max()) + 1)
+            pw, ph = core[2] - core[0], core[3] - core[1]
+            if ph >= 0.2 * height and pw >= max(4, 0.03 * width) and len(xs) >= 0.5 * pw * ph and _flat(sums, core):
+                cores.append(core)
     return cores
 
 
