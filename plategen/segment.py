@@ -30,10 +30,12 @@ MIN_CONTRAST = 12.0  # Lab lightness between ink and paper below which a blob is
 EDGE_MARGIN = 0.35  # a first character closer than this (share of its height) to the left edge ...
 EDGE_HEIGHT = 1.06  # ... and taller than the others by this factor is more likely an EU colour band
 BAND_MARGIN = 0.1  # a taller blob this close (share of the row height) to the left edge is the band itself
+BAND_CHROMA = 12.0  # a leading blob this far in hue (Lab chroma) from the characters' ink is a colour band
 MASK_CHROMA = 15.0  # privacy masks are grey: Lab chroma above this is plate paint ...
 MAX_CAST = 12.0  # ... measured from the photo's colour cast, taken as at most this chroma
 DECISIVE_VOTES = 3  # binarisations agreeing on one box set before the other polarity is skipped
 MAX_SLOPE = 0.5  # steepest character row: photos from the side tilt plates up to ~25 degrees
+MASK_BRIDGE = 0.05  # flat bridges this thin (share of the plate height) may join a mask to plain paper
 CJK_WIDTH = 1.55  # widest a leading CJK character may be, in typical Latin character widths
 
 
@@ -207,14 +209,10 @@ def _masked_areas(gray: np.ndarray, lab: np.ndarray, sums: tuple[np.ndarray, ...
     """
     height, width = gray.shape
     cast = _colour_cast(lab)
-    flat = (_plane_residual(gray, 5) <= 1.5).astype(np.uint8)
-    _, _, stats, _ = cv2.connectedComponentsWithStats(flat, connectivity=4)
     rects = []
-    for x, y, w, h, area in stats[1:]:
-        core = (x, y, x + w, y + h)
-        if h < 0.2 * height or w < max(4, 0.03 * width) or area < 0.5 * w * h or not _flat(sums, core):
-            continue
-        tint = lab[y:y + h, x:x + w, 1:].reshape(-1, 2).mean(axis=0) - 128.0
+    for core in _flat_cores(_plane_residual(gray, 5) <= 1.5, sums):
+        x, y, x1, y1 = core
+        tint = lab[y:y1, x:x1, 1:].reshape(-1, 2).mean(axis=0) - 128.0
         if np.hypot(*(tint - cast)) > MASK_CHROMA:
             continue
         grown = _grow_flat(core, gray.astype(np.int16), reach=int(width / 40) + 1)
@@ -223,6 +221,34 @@ def _masked_areas(gray: np.ndarray, lab: np.ndarray, sums: tuple[np.ndarray, ...
     for x0, y0, x1, y1 in rects + _flat_gaps(rects, sums, height):
         forbidden[max(y0 - 1, 0):y1 + 1, max(x0 - 1, 0):x1 + 1] = True
     return forbidden
+
+
+def _flat_cores(flat: np.ndarray, sums: tuple[np.ndarray, ...]) -> list[Box]:
+    """Boxes of mask-shaped flat areas (tall, wider than a stroke, mostly filled, flat as a whole).
+    An area that fails may be a mask joined to plain paper by a thin flat bridge (a mask next to
+    a character's gap or the plate's margin), so the pieces of its eroded interior are tried too."""
+    height, width = flat.shape
+    radius = max(1, int(MASK_BRIDGE * height))
+    kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
+    flat = flat.astype(np.uint8)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(flat, connectivity=4)
+    cores = []
+    for i, (x, y, w, h, area) in enumerate(stats[1:], start=1):
+        if h < 0.2 * height or w < max(4, 0.03 * width):
+            continue
+        if area >= 0.5 * w * h and _flat(sums, (x, y, x + w, y + h)):
+            cores.append((x, y, x + w, y + h))
+            continue
+        area_mask = (labels[y:y + h, x:x + w] == i).astype(np.uint8)
+        _, pieces, parts, _ = cv2.connectedComponentsWithStats(cv2.erode(area_mask, kernel), connectivity=4)
+        for j in range(1, len(parts)):
+            piece = cv2.dilate((pieces == j).astype(np.uint8), kernel) & area_mask  # grown back inside the area only
+            ys, xs = np.nonzero(piece)
+            core = (x + int(xs.min()), y + int(ys.min()), x + int(xs.max()) + 1, y + int(ys.max()) + 1)
+            pw, ph = core[2] - core[0], core[3] - core[1]
+            if ph >= 0.2 * height and pw >= max(4, 0.03 * width) and len(xs) >= 0.5 * pw * ph and _flat(sums, core):
+                cores.append(core)
+    return cores
 
 
 def _colour_cast(lab: np.ndarray) -> np.ndarray:
@@ -420,7 +446,8 @@ def _band_like(blobs: np.ndarray, row: _Row, binary: np.ndarray, lab: np.ndarray
     if x0 < BAND_MARGIN * row.height and y1 - y0 > EDGE_HEIGHT * row.height:
         return True
     inks = [_ink(blob, binary, lab) for blob in blobs]
-    return bool(np.linalg.norm(inks[0] - np.median(inks[1:], axis=0)) > INK_TOLERANCE)
+    diff = inks[0] - np.median(inks[1:], axis=0)
+    return bool(np.linalg.norm(diff) > INK_TOLERANCE or np.hypot(*diff[1:]) > BAND_CHROMA)
 
 
 def _open_gap(blobs: np.ndarray, forbidden: np.ndarray) -> bool:

@@ -1,7 +1,7 @@
 """Text-guided segmentation: synthetic plates for the mechanics, the real folders for the figures.
 
 The real-data floors sit a little under what was measured when they were set (first 300
-uc3m-lp plates by name: 83.6% of characters at IoU >= 0.5, no plate with a box off its
+uc3m-lp plates by name: 87.2% of characters at IoU >= 0.5, no plate with a box off its
 character), so a regression fails while noise across OpenCV builds does not.
 """
 
@@ -100,13 +100,13 @@ def test_uc3m_boxes_match_the_drawn_ones(uc3m_subset: list[tuple[Plate, Segmenta
         scores = [iou(a, b) for a, b in zip(seg.boxes, plate.boxes)]
         off += min(scores) < 0.25
         ious += scores
-    assert np.mean(np.array(ious) >= 0.5) >= 0.81
+    assert np.mean(np.array(ious) >= 0.5) >= 0.85
     assert off <= 2  # a box on the wrong character is the failure that matters most
 
 
 def test_real_boxes_are_in_order_and_inside_the_image(uc3m_subset: list[tuple[Plate, Segmentation]]) -> None:
     segmented = [(p, s) for p, s in uc3m_subset if s.boxes is not None]
-    assert len(segmented) >= 235  # measured 251
+    assert len(segmented) >= 250  # measured 262
     for plate, seg in segmented[:60]:
         check_boxes(seg, plate.text, read_image(plate.image_path))
 
