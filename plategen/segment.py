@@ -37,6 +37,8 @@ MIN_SLANTED_VOTES = 2  # binarisations that must agree on a box set found only b
 DECISIVE_VOTES = 3  # binarisations agreeing on one box set before the other polarity is skipped
 MAX_SLOPE = 0.5  # steepest character row: photos from the side tilt plates up to ~25 degrees
 MASK_BRIDGE = 0.05  # flat bridges this thin (share of the plate height) may join a mask to plain paper
+MASK_PIECE = 0.4  # a mask hides a whole character, so a piece of one spans this share of the plate height;
+#                   paper in a character's hollow (beside an F's or L's arm, a 1's flag) is shorter
 CUT_SLANTS = (0.0, -0.1, 0.1, -0.2, 0.2, -0.3, 0.3)  # x shift per row of a cut between characters, upright first
 CJK_WIDTH = 1.55  # widest a leading CJK character may be, in typical Latin character widths
 
@@ -237,7 +239,8 @@ def _masked_areas(gray: np.ndarray, lab: np.ndarray, sums: tuple[np.ndarray, ...
 def _flat_cores(flat: np.ndarray, sums: tuple[np.ndarray, ...]) -> list[Box]:
     """Boxes of mask-shaped flat areas (tall, wider than a stroke, mostly filled, flat as a whole).
     An area that fails may be a mask joined to plain paper by a thin flat bridge (a mask next to
-    a character's gap or the plate's margin), so the pieces of its eroded interior are tried too."""
+    a character's gap or the plate's margin), so the pieces of its eroded interior are tried too;
+    only those as tall as a mask, so paper in a character's hollow does not eat its strokes."""
     height, width = flat.shape
     radius = max(1, int(MASK_BRIDGE * height))
     kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
@@ -257,7 +260,8 @@ def _flat_cores(flat: np.ndarray, sums: tuple[np.ndarray, ...]) -> list[Box]:
             ys, xs = np.nonzero(piece)
             core = (x + int(xs.min()), y + int(ys.min()), x + int(xs.max()) + 1, y + int(ys.max()) + 1)
             pw, ph = core[2] - core[0], core[3] - core[1]
-            if ph >= 0.2 * height and pw >= max(4, 0.03 * width) and len(xs) >= 0.5 * pw * ph and _flat(sums, core):
+            tall = ph >= MASK_PIECE * height and pw >= max(4, 0.03 * width)
+            if tall and len(xs) >= 0.5 * pw * ph and _flat(sums, core):
                 cores.append(core)
     return cores
 
@@ -653,6 +657,9 @@ def _implausible(boxes: tuple[Box, ...], text: str, row: _Row) -> str:
     overlap = b[:-1, 2] - b[1:, 0]
     if np.any(overlap > 0.3 * np.minimum(w[:-1], w[1:])):
         return "character boxes overlap"
+    touching = overlap[latin[:-1] & latin[1:]] >= 0
+    if len(touching) and touching.all():  # light characters' dark gaps read as dark characters
+        return "no character stands clear of its neighbours: likely the gaps between characters"
     if np.any(-overlap > 3.0 * ref):
         return "implausibly wide gap between characters"
     cx = (b[latin, 0] + b[latin, 2]) / 2
