@@ -33,9 +33,13 @@ BAND_MARGIN = 0.1  # a taller blob this close (share of the row height) to the l
 BAND_CHROMA = 12.0  # a leading blob this far in hue (Lab chroma) from the characters' ink is a colour band
 MASK_CHROMA = 15.0  # privacy masks are grey: Lab chroma above this is plate paint ...
 MAX_CAST = 12.0  # ... measured from the photo's colour cast, taken as at most this chroma
+MIN_SLANTED_VOTES = 2  # binarisations that must agree on a box set found only by slanted cuts
 DECISIVE_VOTES = 3  # binarisations agreeing on one box set before the other polarity is skipped
 MAX_SLOPE = 0.5  # steepest character row: photos from the side tilt plates up to ~25 degrees
 MASK_BRIDGE = 0.05  # flat bridges this thin (share of the plate height) may join a mask to plain paper
+MASK_PIECE = 0.4  # a mask hides a whole character, so a piece of one spans this share of the plate height;
+#                   paper in a character's hollow (beside an F's or L's arm, a 1's flag) is shorter
+CUT_SLANTS = (0.0, -0.1, 0.1, -0.2, 0.2, -0.3, 0.3)  # x shift per row of a cut between characters, upright first
 CJK_WIDTH = 1.55  # widest a leading CJK character may be, in typical Latin character widths
 
 
@@ -49,6 +53,7 @@ class _Candidate(NamedTuple):
     score: float
     boxes: tuple[Box, ...]
     binarisation: tuple[bool, int]  # (dark text, index) of the map it came from
+    slanted: bool  # whether touching characters had to be cut apart along a slanted line to find it
 
 
 class _Scene(NamedTuple):
@@ -90,8 +95,9 @@ def segment_plate(image: np.ndarray, text: str) -> Segmentation:
         votes = _vote(candidates)
         if votes and votes[0][0] >= DECISIVE_VOTES:
             break  # the other polarity is only searched when this one is not convincing
-    if not candidates:
-        return Segmentation(None, _likeliest_reason(misses))
+    if not votes:
+        return Segmentation(None, "only one binarisation finds the characters, and only by slanted cuts"
+                            if candidates else _likeliest_reason(misses))
     if len(votes) > 1 and votes[1][0] >= 0.5 * votes[0][0]:
         return Segmentation(None, "binarisations disagree on where the characters are")
     if _unexplained(votes[0][1], text, np.concatenate(seen)):
@@ -117,7 +123,10 @@ def _hypotheses(binary: np.ndarray, source: tuple[bool, int], scene: _Scene, tex
         blobs, band = _row_blobs(comps, row, scene)
         clear = [not scene.forbidden[y0:y1, max(x0 - 2, 0):x1 + 2].any() for x0, y0, x1, y1, _ in blobs]
         seen.append(np.column_stack([blobs[clear, :4], np.full(sum(clear), tag)]))
-        found = _assign(blobs, band, row, text, binary, scene)
+        for slants in (CUT_SLANTS[:1], CUT_SLANTS):  # a slanted cut is tried only when upright ones fail
+            found = _assign(blobs, band, row, text, binary, scene, slants)
+            if not isinstance(found[0], int):
+                break
         if isinstance(found[0], int):
             misses.append(found)
             continue
@@ -125,7 +134,7 @@ def _hypotheses(binary: np.ndarray, source: tuple[bool, int], scene: _Scene, tex
         if problem:
             misses.append((1, problem))
         else:
-            candidates.append(_Candidate(_score(found, row), found, source))
+            candidates.append(_Candidate(_score(found, row), found, source, len(slants) > 1))
     return candidates, misses, seen
 
 
@@ -163,16 +172,20 @@ def _likely_dark_text(gray: np.ndarray) -> bool:
 def _vote(candidates: list[_Candidate]) -> list[tuple[int, tuple[Box, ...]]]:
     """Group candidates that place every character alike; rank groups by how many
     binarisations found them. A box set only one threshold produces is the likeliest
-    to have swapped a lost character for a band, mask edge or smudge."""
-    groups: list[tuple[tuple[Box, ...], set[tuple[bool, int]]]] = []
-    for candidate in sorted(candidates, reverse=True):
-        for boxes, support in groups:
+    to have swapped a lost character for a band, mask edge or smudge; one that only
+    slanted cuts produce counts only if MIN_SLANTED_VOTES binarisations agree on it."""
+    groups: list[tuple[tuple[Box, ...], set[tuple[bool, int]], list[bool]]] = []
+    for candidate in sorted(candidates, key=lambda c: (not c.slanted, c), reverse=True):  # upright ones lead
+        for boxes, support, cuts in groups:
             if all(iou(a, b) >= 0.5 for a, b in zip(boxes, candidate.boxes)):
                 support.add(candidate.binarisation)
+                cuts.append(candidate.slanted)
                 break
         else:
-            groups.append((candidate.boxes, {candidate.binarisation}))
-    return sorted(((len(support), boxes) for boxes, support in groups), key=lambda g: g[0], reverse=True)
+            groups.append((candidate.boxes, {candidate.binarisation}, [candidate.slanted]))
+    kept = [(len(support), boxes) for boxes, support, cuts in groups
+            if len(support) >= MIN_SLANTED_VOTES or not all(cuts)]
+    return sorted(kept, key=lambda g: g[0], reverse=True)
 
 
 def iou(a: Box, b: Box) -> float:
@@ -226,7 +239,8 @@ def _masked_areas(gray: np.ndarray, lab: np.ndarray, sums: tuple[np.ndarray, ...
 def _flat_cores(flat: np.ndarray, sums: tuple[np.ndarray, ...]) -> list[Box]:
     """Boxes of mask-shaped flat areas (tall, wider than a stroke, mostly filled, flat as a whole).
     An area that fails may be a mask joined to plain paper by a thin flat bridge (a mask next to
-    a character's gap or the plate's margin), so the pieces of its eroded interior are tried too."""
+    a character's gap or the plate's margin), so the pieces of its eroded interior are tried too;
+    only those as tall as a mask, so paper in a character's hollow does not eat its strokes."""
     height, width = flat.shape
     radius = max(1, int(MASK_BRIDGE * height))
     kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
@@ -246,7 +260,8 @@ def _flat_cores(flat: np.ndarray, sums: tuple[np.ndarray, ...]) -> list[Box]:
             ys, xs = np.nonzero(piece)
             core = (x + int(xs.min()), y + int(ys.min()), x + int(xs.max()) + 1, y + int(ys.max()) + 1)
             pw, ph = core[2] - core[0], core[3] - core[1]
-            if ph >= 0.2 * height and pw >= max(4, 0.03 * width) and len(xs) >= 0.5 * pw * ph and _flat(sums, core):
+            tall = ph >= MASK_PIECE * height and pw >= max(4, 0.03 * width)
+            if tall and len(xs) >= 0.5 * pw * ph and _flat(sums, core):
                 cores.append(core)
     return cores
 
@@ -413,9 +428,10 @@ def _row_blobs(comps: np.ndarray, row: _Row, scene: _Scene) -> tuple[np.ndarray,
     return blobs[np.array([_glyph_like(b, scene.sums, row) for b in blobs], bool)].reshape(-1, 5), band
 
 
-def _assign(blobs: np.ndarray, band: np.ndarray, row: _Row, text: str,
-            binary: np.ndarray, scene: _Scene) -> tuple[Box, ...] | tuple[int, str]:
-    """One box per text character from the row's blobs, or (how far off, why not)."""
+def _assign(blobs: np.ndarray, band: np.ndarray, row: _Row, text: str, binary: np.ndarray,
+            scene: _Scene, slants: tuple[float, ...]) -> tuple[Box, ...] | tuple[int, str]:
+    """One box per text character from the row's blobs, cutting touching ones along lines
+    of the given slants, or (how far off, why not)."""
     leading_wide = not text[0].isascii()
     n = len(text) - leading_wide
     if len(blobs) > n and _band_like(blobs, row, binary, scene.lab):
@@ -423,7 +439,7 @@ def _assign(blobs: np.ndarray, band: np.ndarray, row: _Row, text: str,
         if _open_gap(blobs[len(blobs) - n:], scene.forbidden):
             return 1, "a gap between the characters could hold one the row lacks"
     if len(blobs) < n:
-        blobs = _split_wide(blobs, n, binary, row)
+        blobs = _split_wide(blobs, n, binary, row, slants)
     if len(blobs) < n or (len(blobs) > n and not leading_wide):
         return abs(len(blobs) - n), f"found {len(blobs)} character blobs for {n} characters"
     latin = blobs[len(blobs) - n:]
@@ -545,7 +561,7 @@ def _join_overlapping(frags: np.ndarray) -> np.ndarray:
     return np.array(out, dtype=frags.dtype)
 
 
-def _split_wide(blobs: np.ndarray, n: int, binary: np.ndarray, row: _Row) -> np.ndarray:
+def _split_wide(blobs: np.ndarray, n: int, binary: np.ndarray, row: _Row, slants: tuple[float, ...]) -> np.ndarray:
     """Cut blobs of touching characters at their thinnest columns, but only when their
     widths account for exactly the missing characters and each cut is a clear valley."""
     widths = blobs[:, 2] - blobs[:, 0]
@@ -557,34 +573,53 @@ def _split_wide(blobs: np.ndarray, n: int, binary: np.ndarray, row: _Row) -> np.
         return blobs
     out = []
     for blob, k in zip(blobs, parts):
-        pieces = _cut(blob, k, binary) if k > 1 else [blob]
+        pieces = _cut(blob, k, binary, slants) if k > 1 else [blob]
         if pieces is None:
             return blobs
         out.extend(pieces)
     return np.array(out, dtype=blobs.dtype)
 
 
-def _cut(blob: np.ndarray, k: int, binary: np.ndarray) -> list[np.ndarray] | None:
-    """`blob` cut into k pieces at column-profile valleys near even spacing, or None if a valley is not clear."""
+def _cut(blob: np.ndarray, k: int, binary: np.ndarray, slants: tuple[float, ...]) -> list[np.ndarray] | None:
+    """`blob` cut into k pieces near even spacing, each along the first of `slants` (characters
+    lean on plates photographed from the side) whose line there crosses no more ink than a clear
+    valley holds, where it crosses the least; None if no slant gives a clear cut."""
     x0, y0, x1, y1, _ = blob
     ink = binary[y0:y1, x0:x1] > 0
-    profile = ink.sum(axis=0)
-    step = (x1 - x0) / k
-    cuts = [0]
+    height, width = ink.shape
+    limit = 0.35 * np.median(ink.sum(axis=0)[ink.any(axis=0)])
+    step = width / k
+    rows = np.arange(height)
+    shifts = [np.round(s * (rows - (height - 1) / 2)).astype(int) for s in slants]
+    costs = np.stack([_sheared(ink, shift).sum(axis=0) for shift in shifts])  # ink along each slanted line
+    side = np.zeros(ink.shape, int)  # how many cuts lie left of each pixel
     for j in range(1, k):
         lo, hi = int(j * step - 0.3 * step), int(j * step + 0.3 * step) + 1
-        at = lo + int(np.argmin(profile[lo:hi]))
-        if profile[at] > 0.35 * np.median(profile[profile > 0]):
+        clear = [i for i in range(len(slants)) if costs[i, lo:hi].min() <= limit]
+        if not clear:
             return None
-        cuts.append(at)
-    cuts.append(x1 - x0)
+        slant = clear[0]  # the most upright clear cut
+        at = lo + int(np.argmin(costs[slant, lo:hi]))
+        side += np.arange(width)[None, :] >= (at + shifts[slant])[:, None]
     pieces = []
-    for a, b in zip(cuts[:-1], cuts[1:]):
-        rows = np.flatnonzero(ink[:, a:b].any(axis=1))
-        if not len(rows):
+    for j in range(k):
+        ys, xs = np.nonzero(ink & (side == j))
+        if not len(xs):
             return None
-        pieces.append(np.array([x0 + a, y0 + rows[0], x0 + b, y0 + rows[-1] + 1, int(ink[:, a:b].sum())]))
+        pieces.append(np.array([x0 + xs.min(), y0 + ys.min(), x0 + xs.max() + 1, y0 + ys.max() + 1, len(xs)]))
     return pieces
+
+
+def _sheared(ink: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """`ink` with row y moved left by shift[y], so a slanted line becomes a column (ink moved out is dropped)."""
+    out = np.zeros_like(ink)
+    width = ink.shape[1]
+    for y, d in enumerate(shift):
+        if d >= 0:
+            out[y, :width - d] = ink[y, d:]
+        else:
+            out[y, -d:] = ink[y, :width + d]
+    return out
 
 
 def _wide_char(band: np.ndarray, latin: np.ndarray, row: _Row) -> Box | None:
@@ -622,6 +657,9 @@ def _implausible(boxes: tuple[Box, ...], text: str, row: _Row) -> str:
     overlap = b[:-1, 2] - b[1:, 0]
     if np.any(overlap > 0.3 * np.minimum(w[:-1], w[1:])):
         return "character boxes overlap"
+    touching = overlap[latin[:-1] & latin[1:]] >= 0
+    if len(touching) and touching.all():  # light characters' dark gaps read as dark characters
+        return "no character stands clear of its neighbours: likely the gaps between characters"
     if np.any(-overlap > 3.0 * ref):
         return "implausibly wide gap between characters"
     cx = (b[latin, 0] + b[latin, 2]) / 2
