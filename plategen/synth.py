@@ -12,15 +12,16 @@ Diversity comes from pools built once per run and combined without repetition:
   (none by default: see `Diversity`);
 - style: every style plate as given, plus random crops, shifts, scale, colour and blur
   changes of it, and (with several styles) codes interpolated between two plates;
-- each (glyph variant, style entry) pair is used at most once per label while pairs
-  last; light noise after generation is optional (`Diversity.noise`).
+- each (glyph variant, style entry) pair is used at most once per label, by a first draw or
+  a label-check retry, while pairs last (the style pool grows to make them last); light noise
+  after generation is optional (`Diversity.noise`).
 
 Label check: when the checkpoint holds its discriminator, every image is read by the
 discriminator's class head (the k real classes; the "generated" output is ignored). An image
-read as another character is drawn again with the next glyph variant of its label and another
-style entry, up to `CHECK_ATTEMPTS` times; the best-read attempt is kept and the manifest says
-whether it passed. The retry of image i depends only on the plan and the model, so output stays
-byte-identical per seed and `--resume` works; the journal records each image's attempt.
+read as another character is drawn again, up to `CHECK_ATTEMPTS` times, with (glyph variant,
+style entry) pairs the plan set aside for it; the best-read attempt is kept and the manifest
+says whether it passed. The retries of image i depend only on the plan and the model, so output
+stays byte-identical per seed and `--resume` works; the journal records each image's attempt.
 
 Speed: the generator is folded (BN into conv), and its first decoder conv is split into a
 content half and a style half (a conv of a concatenation is the sum of two convs), which are
@@ -55,7 +56,6 @@ MAX_STYLE_ENTRIES = 4096  # style entries
 MAX_GLYPH_ENTRIES = 3072  # glyph variants over all labels
 SAMPLES_KEPT = 32  # images per label kept in memory for the diversity figure and the preview
 CHECK_ATTEMPTS = 4  # draws of one image at most, while the discriminator reads another character
-STYLE_STRIDE = 389  # a retry moves this many style entries on (prime: a new entry unless the pool size is a multiple)
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class Diversity:
     # knows: read as asked 88.0% with 64 variants, 97.0% clean, before the label check existed).
     # Variety comes from the style side instead.
     jittered_glyphs: int = 0
-    style_entries: int = 1024  # style codes in the pool (at least one per style plate)
+    style_entries: int = 1024  # style codes in the pool, at least; more when pairs would repeat
     crop: float = 0.10  # up to this fraction of the plate's width / height is cut away
     shift: float = 0.03  # extra translation of the crop, fraction of the plate size
     colour: float = 0.08  # per-channel gain 1 +- colour, contrast 1 +- 1.5 colour, brightness +- 100 colour
@@ -247,13 +247,13 @@ def style_input(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def build_style_pool(styles: Sequence[Style], n: int, seed: int, diversity: Diversity,
-                     size: tuple[int, int]) -> StylePool:
+                     size: tuple[int, int], entries: int | None = None) -> StylePool:
     """Entry j uses plate j % S; the first S entries are the plates as given, later ones are
     augmented, and with several plates a `mix` fraction of them is interpolated towards a
     second plate's as-given entry."""
     rng = np.random.default_rng([seed, 3])
     s = len(styles)
-    p = min(max(diversity.style_entries, s), MAX_STYLE_ENTRIES, max(n, 1))
+    p = min(max(entries or diversity.style_entries, s), MAX_STYLE_ENTRIES, max(n * CHECK_ATTEMPTS, 1))
     images = np.empty((p, *size, 3), np.uint8)
     primary = np.arange(p) % s
     partner = np.full(p, -1, np.int64)
@@ -278,8 +278,8 @@ class Plan:
     chars: list[str]
     counts: list[int]
     label: np.ndarray  # [n] int64 index into chars
-    glyph: np.ndarray  # [n] int64 entry of the glyph pool
-    style: np.ndarray  # [n] int64 entry of the style pool
+    glyph: np.ndarray  # [draws, n] int64 entry of the glyph pool; row 0 the first draw, then retries
+    style: np.ndarray  # [draws, n] int64 entry of the style pool
     seed: np.ndarray  # [n] uint64
 
     @property
@@ -287,25 +287,27 @@ class Plan:
         return len(self.label)
 
 
+def style_entries_needed(counts: Sequence[int], glyphs: GlyphPool, draws: int) -> int:
+    """Style entries that give every draw of every image its own pair within its label."""
+    return max(math.ceil(c * draws / k) for c, k in zip(counts, glyphs.size))
+
+
 def make_plan(chars: Sequence[str], counts: Sequence[int], glyphs: GlyphPool, style_entries: int,
-              seed: int) -> Plan:
-    """Per label, distinct (glyph variant, style entry) pairs while there are enough; then a
-    seeded shuffle so every chunk mixes labels."""
+              seed: int, draws: int = CHECK_ATTEMPTS) -> Plan:
+    """Per label, a seeded order of its (glyph variant, style entry) pairs: first draws take the
+    first `count`, retry t the next `count`, so no pair repeats while pairs last (then the
+    order starts again); then a seeded shuffle so every chunk mixes labels."""
     rng = np.random.default_rng([seed, 1])
     label, glyph, style = [], [], []
     for li, count in enumerate(counts):
-        k = glyphs.size[li]
-        pairs = k * style_entries
-        if count <= pairs:
-            pick = rng.choice(pairs, size=count, replace=False)
-        else:  # more images than pairs: every pair, then again (noise keeps them apart)
-            pick = np.concatenate([rng.permutation(pairs) for _ in range(-(-count // pairs))])[:count]
+        pairs = glyphs.size[li] * style_entries
+        pick = np.resize(rng.permutation(pairs), (draws, count))
         label.append(np.full(count, li, np.int64))
         glyph.append(glyphs.offset[li] + pick // style_entries)
         style.append(pick % style_entries)
     order = rng.permutation(sum(counts))
-    label_a, glyph_a, style_a = (np.concatenate(a)[order] for a in (label, glyph, style))
-    return Plan(list(chars), list(counts), label_a, glyph_a.astype(np.int64), style_a.astype(np.int64),
+    glyph_a, style_a = (np.concatenate(a, axis=1)[:, order].astype(np.int64) for a in (glyph, style))
+    return Plan(list(chars), list(counts), np.concatenate(label)[order], glyph_a, style_a,
                 image_seeds(seed, np.arange(len(order))))
 
 
@@ -471,7 +473,9 @@ class Synthesizer:
         counts = label_counts(n, len(chars))
         config = generator.config
         glyphs = build_glyph_pool(chars, counts, fonts, seed, diversity, config.glyph_size)
-        pool = build_style_pool(list(styles), n, seed, diversity, tuple(config.style_size))
+        pool = build_style_pool(list(styles), n, seed, diversity, tuple(config.style_size),
+                                entries=max(diversity.style_entries,
+                                            style_entries_needed(counts, glyphs, CHECK_ATTEMPTS)))
         plan = make_plan(chars, counts, glyphs, len(pool.names), seed)
         engine = Engine(generator, glyphs.glyphs, pool, torch.device(device), batch_size)
         check = None
@@ -490,14 +494,8 @@ class Synthesizer:
         return np.arange(b * self.batch_size, min((b + 1) * self.batch_size, self.n), dtype=np.int64)
 
     def entries(self, ids: np.ndarray, attempts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Glyph and style entries of draw `attempts` of images `ids`: draw t takes the t-th next
-        glyph variant of the image's label and moves t * STYLE_STRIDE style entries on."""
-        p, g = self.plan, self.glyphs
-        offset = np.asarray(g.offset)[p.label[ids]]
-        size = np.asarray(g.size)[p.label[ids]]
-        glyph = offset + (p.glyph[ids] - offset + attempts) % size
-        style = (p.style[ids] + attempts * STYLE_STRIDE) % len(self.style_pool.names)
-        return glyph, style
+        """Glyph and style entries of draw `attempts` of images `ids`."""
+        return self.plan.glyph[attempts, ids], self.plan.style[attempts, ids]
 
     @torch.inference_mode()
     def generate_batch(self, b: int) -> Batch:
