@@ -247,13 +247,14 @@ def style_input(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def build_style_pool(styles: Sequence[Style], n: int, seed: int, diversity: Diversity,
-                     size: tuple[int, int], entries: int | None = None) -> StylePool:
-    """Entry j uses plate j % S; the first S entries are the plates as given, later ones are
+                     size: tuple[int, int], entries: int) -> StylePool:
+    """`entries` style entries (at least one per plate, at most MAX_STYLE_ENTRIES).
+    Entry j uses plate j % S; the first S entries are the plates as given, later ones are
     augmented, and with several plates a `mix` fraction of them is interpolated towards a
     second plate's as-given entry."""
     rng = np.random.default_rng([seed, 3])
     s = len(styles)
-    p = min(max(entries or diversity.style_entries, s), MAX_STYLE_ENTRIES, max(n * CHECK_ATTEMPTS, 1))
+    p = min(max(entries, s), MAX_STYLE_ENTRIES, max(n * CHECK_ATTEMPTS, 1))
     images = np.empty((p, *size, 3), np.uint8)
     primary = np.arange(p) % s
     partner = np.full(p, -1, np.int64)
@@ -513,7 +514,7 @@ class Synthesizer:
                     break
                 again = self.engine.run(*self.entries(ids[redo], np.full(len(redo), t)))
                 ok, prob = self.check.read(again, labels[redo])
-                better = ok | (~passed[redo] & (prob > score[redo]))
+                better = ok | (prob > score[redo])  # every redo has failed so far
                 take = redo[better]
                 out[torch.from_numpy(take).to(out.device)] = again[torch.from_numpy(better).to(out.device)]
                 attempts[take], passed[take], score[take] = t, ok[better], prob[better]
@@ -551,7 +552,7 @@ def generate(generator, style_images: Sequence[np.ndarray | Style], chars: Seque
     `labels`, `style_index`, `fonts`, `seeds`, `attempts`, `checks`. Same inputs and seed, same
     bytes on CPU. The label check runs when `check` and the checkpoint holds a discriminator.
     """
-    generator, charset, discriminator = _generator_and_charset(generator, device)
+    generator, charset, discriminator = _model_parts(generator, device)
     styles = [s if isinstance(s, Style) else Style(f"style{i}", np.ascontiguousarray(s),
                                                     hashlib.sha256(np.ascontiguousarray(s).tobytes()).hexdigest())
               for i, s in enumerate(style_images)]
@@ -571,7 +572,7 @@ def generate_arrays(generator, style_images: Sequence[np.ndarray], chars: Sequen
     return np.concatenate(images), np.asarray(labels, np.int64)
 
 
-def _generator_and_charset(generator, device: str = "cpu"):
+def _model_parts(generator, device: str = "cpu"):
     """(Generator, charset or None, Discriminator or None) from a Generator, a LoadedCheckpoint or a path."""
     if isinstance(generator, (str, Path)):
         from plategen.checkpoint import load_checkpoint
