@@ -7,7 +7,8 @@ Prints the machine (cores, CPU model, GPU), the load average before and after (f
 taken on a busy machine are not the tool's speed), then:
 - model only: the generator over pooled glyphs and cached style codes, nothing written;
 - end to end: the real CLI in a fresh process (import, checks, generation, PNG encoding,
-  writing, manifest), with its wall time and peak memory.
+  writing, manifest), with its wall time and peak memory, and near twins in its output
+  (images the same as another of their label up to the light noise).
 Uses the shipped checkpoint when present, else a randomly initialised one of the default
 size (same speed, meaningless pictures); it says which.
 """
@@ -26,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -104,9 +106,32 @@ def end_to_end(ckpt: Path, style: Path, n: int, fmt: str, batch_size: int, devic
     peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     return {"wall_s": wall, "images_per_s_process": n / wall, "images_per_s_synth": meta["images_per_s"],
-            "check_failed": meta["check_failed"],
+            "check_failed": meta["check_failed"], "twins": near_twins(out),
             "peak_mib": peak_mib, "duplicates": meta["duplicates"], "diversity": meta["within_class_diversity"],
             "closest": meta["closest_pair"], "bytes": size}
+
+
+def near_twins(out: Path, radius: float = 4.0) -> int:
+    """Images whose nearest image of the same label is closer than `radius` (RMS, 0-255): the
+    same glyph and style up to the light noise (two noise fields differ by about 2.8)."""
+    import csv
+
+    import cv2
+
+    by_label: dict[str, list[str]] = {}
+    with (out / "manifest.csv").open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            by_label.setdefault(row["label"], []).append(row["image_path"])
+    if any("#" in p for paths in by_label.values() for p in paths):
+        return -1  # shards: not counted
+    twins = 0
+    for paths in by_label.values():
+        x = np.stack([cv2.imread(str(out / p)).reshape(-1) for p in paths]).astype(np.float32)
+        sq = (x * x).sum(1)
+        d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0) / x.shape[1]
+        np.fill_diagonal(d2, np.inf)
+        twins += int((d2.min(1) < radius ** 2).sum())
+    return twins
 
 
 def main() -> None:
@@ -139,7 +164,7 @@ def main() -> None:
             print(f"end to end ({fmt}): {r['images_per_s_process']:,.0f} images/s over the whole process "
                   f"({r['wall_s']:.1f} s incl. start-up), {r['images_per_s_synth']:,.0f} images/s inside synth; "
                   f"peak memory {r['peak_mib']:,.0f} MiB; {r['bytes'] / 2**20:,.0f} MiB written; "
-                  f"duplicates {r['duplicates']}; label check failed {r['check_failed']}; "
+                  f"duplicates {r['duplicates']}; near twins {r['twins']}; label check failed {r['check_failed']}; "
                   f"within-class diversity {r['diversity']} (closest pair {r['closest']})")
             shutil.rmtree(out, ignore_errors=True)
     finally:
