@@ -267,7 +267,7 @@ def train_fresh_saae(train: CharSamples, budget_s: float, seed: int, max_steps: 
         G, D = Generator(config), Discriminator(config)
         opt_g = torch.optim.Adam(G.parameters(), lr=opts.lr, betas=opts.betas)
         opt_d = torch.optim.Adam(D.parameters(), lr=opts.lr, betas=opts.betas)
-        bank = GlyphBank(train.charset, opts.glyph_variants, rng)
+        bank = GlyphBank(train.charset, opts.glyph_variants, rng, config.glyph_size)
         counts = np.bincount(train.labels, minlength=len(train.charset)).astype(np.float64)
         weights = torch.from_numpy(np.maximum(counts[train.labels], 1) ** -opts.class_balance)
         crops_t, labels_t = torch.from_numpy(train.crops), torch.from_numpy(train.labels)

@@ -10,10 +10,10 @@ from typing import Callable, Iterable, Sequence
 import cv2
 import numpy as np
 
-from plategen.glyphs import GLYPH_SIZE, frame_square, warp_to_frame
+from plategen.glyphs import frame_square, warp_to_frame
 from plategen.plates import Box, Plate, read_image
+from plategen.sizes import GLYPH_SIZE, STYLE_SIZE
 
-STYLE_SIZE = (32, 96)  # height, width of the whole-plate style input
 
 
 @dataclass

@@ -18,9 +18,9 @@ from fontTools.ttLib import TTFont
 from PIL import Image, ImageDraw, ImageFont
 
 from plategen.errors import PlategenError
+from plategen.sizes import GLYPH_SIZE
 
 FONTS_DIR = Path(__file__).resolve().parents[1] / "fonts"
-GLYPH_SIZE = 32
 CROP_MARGIN = 1.2  # square side = CROP_MARGIN * longer side of the ink / character box
 _RENDER_PX = 128  # glyphs are drawn large, then reduced with area averaging
 

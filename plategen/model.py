@@ -20,12 +20,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from plategen.sizes import GLYPH_SIZE, STYLE_SIZE
+
 
 @dataclass(frozen=True)
 class SAAEConfig:
     num_classes: int  # k real character classes; the discriminator has k+1 outputs
-    glyph_size: int = 32  # S: content glyphs and generated images are S x S
-    style_size: tuple[int, int] = (32, 96)  # H, W of the whole-plate style input
+    glyph_size: int = GLYPH_SIZE  # S: content glyphs and generated images are S x S
+    style_size: tuple[int, int] = STYLE_SIZE  # H, W of the whole-plate style input
     content_width: int = 16  # channels of the content encoder; the style map has as many
     style_width: int = 16  # channels of the style encoder convs
     style_dim: int = 64  # length of the style code

@@ -22,7 +22,8 @@ import cv2
 import numpy as np
 
 from plategen.errors import PlategenError
-from plategen.glyphs import GLYPH_SIZE, Font, GlyphJitter, check_coverage, fonts_for, render_glyph, sample_jitter, shipped_fonts
+from plategen.glyphs import Font, GlyphJitter, check_coverage, fonts_for, render_glyph, sample_jitter, shipped_fonts
+from plategen.sizes import GLYPH_SIZE
 
 # (background RGB, ink RGB, weight): common plate designs worldwide.
 PALETTE: tuple[tuple[tuple[int, int, int], tuple[int, int, int], float], ...] = (

@@ -47,6 +47,7 @@ from torch import Tensor, nn
 
 from plategen import __version__
 from plategen.dataset import style_image
+from plategen.device import resolve_device
 from plategen.errors import PlategenError
 from plategen.glyphs import Font, GlyphJitter, JitterRange, fonts_for, render_glyph, sample_jitter, shipped_fonts
 from plategen.plates import IMAGE_SUFFIXES, read_image
@@ -668,25 +669,13 @@ RESUME_KEYS = ("n", "charset", "seed", "checkpoint_sha256", "styles", "format", 
                "diversity", "glyph_size", "label_check")
 
 
-def _device(name: str | None) -> str:
-    if name is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise PlategenError(f"--device {name}: CUDA is not available here; use --device cpu")
-    try:
-        torch.device(name)
-    except RuntimeError as exc:
-        raise PlategenError(f"--device {name}: not a device ({exc})") from exc
-    return name
-
-
 def synthesize(req: SynthRequest, progress: Callable[[int, int], None] = lambda done, total: None) -> SynthReport:
     """Write a labelled dataset to `req.out`; every input is checked before any image is made."""
     from plategen import writers
     from plategen.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 
     start = time.perf_counter()
-    device = _device(req.device)
+    device = str(resolve_device(req.device))
     if req.format not in writers.FORMATS:
         raise PlategenError(f"--format {req.format!r}: choose one of {', '.join(writers.FORMATS)}")
     if req.batch_size < 1:

@@ -29,6 +29,7 @@ from plategen import __version__
 from plategen.checkpoint import (LoadedCheckpoint, load_checkpoint, load_optimizers, optimizer_path,
                                  save_checkpoint, save_optimizers)
 from plategen.dataset import CharSamples, build_samples, charset_of, is_holdout
+from plategen.device import resolve_device
 from plategen.errors import PlategenError
 from plategen.glyphs import check_coverage, fonts_for, render_glyph, sample_jitter, shipped_fonts
 from plategen.model import Discriminator, Generator, SAAEConfig
@@ -107,7 +108,7 @@ def load_split(data_dirs: Sequence[Path | str]) -> tuple[list[Plate], list[Plate
 class GlyphBank:
     """Pre-rendered content glyphs per class: every covering font x `variants` (the first clean)."""
 
-    def __init__(self, charset: Sequence[str], variants: int, rng: np.random.Generator, size: int = 32):
+    def __init__(self, charset: Sequence[str], variants: int, rng: np.random.Generator, size: int):
         fonts = shipped_fonts()
         check_coverage(charset, fonts)
         self.fonts = [f.name for f in fonts]
@@ -237,18 +238,6 @@ def grid_plates(samples: CharSamples, n: int, rng: np.random.Generator) -> list[
 # ---------------------------------------------------------------- the run
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise PlategenError(f"--device {name!r}: not a device name (use auto, cpu, cuda, cuda:0)") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise PlategenError(f"--device {name}: CUDA is not available on this machine")
-    return device
-
-
 def check_out(out: Path, resume: Path | None, overwrite: bool) -> None:
     if out.exists() and not overwrite and (resume is None or out.resolve() != resume.resolve()):
         raise PlategenError(f"{out}: already exists; pass --overwrite to replace it (or --resume {out} to continue it)")
@@ -283,7 +272,6 @@ def train_saae(data_dirs: Sequence[Path | str], out: Path | str, options: TrainO
     val_ids = rng.permutation(len(held.labels))[:opts.val_crops]
     val = CharSamples(held.crops[val_ids], held.labels[val_ids], held.plate_index[val_ids], held.styles,
                       charset, held.plates)
-    bank = GlyphBank(charset, opts.glyph_variants, rng)
     counts = np.bincount(train.labels, minlength=len(charset)).astype(np.float64)
     weights = torch.from_numpy(np.maximum(counts[train.labels], 1) ** -opts.class_balance)
     crops_t, labels_t = torch.from_numpy(train.crops), torch.from_numpy(train.labels)
@@ -293,6 +281,7 @@ def train_saae(data_dirs: Sequence[Path | str], out: Path | str, options: TrainO
 
     # model and optimizers (restored on --resume)
     config = previous.config if previous is not None else SAAEConfig(num_classes=len(charset), **opts.model)
+    bank = GlyphBank(charset, opts.glyph_variants, rng, config.glyph_size)
     G, D = Generator(config).to(device), Discriminator(config).to(device)
     opt_g = torch.optim.Adam(G.parameters(), lr=opts.lr, betas=opts.betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=opts.lr, betas=opts.betas)

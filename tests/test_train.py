@@ -39,7 +39,7 @@ def test_each_of_the_three_losses_moves_on_real_crops(small_uc3m: Path):
     G, D = Generator(config), Discriminator(config)
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-3, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-3, betas=(0.5, 0.999))
-    bank = GlyphBank(samples.charset, 1, np.random.default_rng(0))
+    bank = GlyphBank(samples.charset, 1, np.random.default_rng(0), config.glyph_size)
     idx = torch.arange(min(32, len(samples.labels)))  # one fixed batch: the losses must fall on it
     y = torch.from_numpy(samples.labels)[idx]
     glyph = to_float(bank.first(y), torch.device("cpu"))
