@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 from plategen.charset import parse_charset  # noqa: E402
 from plategen.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint, save_checkpoint  # noqa: E402
 from plategen.model import Generator, SAAEConfig  # noqa: E402
-from plategen.synth import Synthesizer, usable_cores, load_styles  # noqa: E402
+from plategen.synth import Synthesizer, load_styles, usable_cores  # noqa: E402
 
 EXAMPLE = REPO / "examples" / "plate-es.jpg"
 

@@ -8,6 +8,7 @@ import torch
 from plategen.charset import parse_charset
 from plategen.checkpoint import save_checkpoint
 from plategen.model import Discriminator, Generator, SAAEConfig
+from plategen.synth import SynthRequest
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -62,7 +63,5 @@ def plate(data_dir) -> Path:
 
 def synth_request(plate: Path, ckpt: Path, out: Path, **kw):
     """A small CPU synth request over 0-9A-Z; keyword arguments override any field."""
-    from plategen.synth import SynthRequest
-
     return SynthRequest(styles=[plate], chars=kw.pop("chars", parse_charset("0-9A-Z")), n=kw.pop("n"), out=out,
                         checkpoint=ckpt, device="cpu", batch_size=kw.pop("batch_size", 16), **kw)

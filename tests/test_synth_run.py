@@ -14,16 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from plategen.charset import parse_charset
 from plategen.cli import app
 from plategen.errors import PlategenError
-from plategen.plates import read_image
-from plategen.synth import (generate_arrays, label_counts, load_styles, synthesize,
-                            within_class_diversity)
-from plategen.writers import JOURNAL, read_manifest
+from plategen.synth import label_counts, synthesize, within_class_diversity
+from plategen.synth.writers import JOURNAL, read_manifest
 
 from conftest import make_checkpoint, synth_request
 
@@ -163,14 +160,6 @@ def test_resume_after_the_process_is_killed(tmp_path, plate, ckpt):
     assert len(digests) == 600  # no duplicate images
 
 
-def test_a_data_folder_makes_every_plate_a_style(data_dir, ckpt):
-    styles = load_styles([data_dir / "ccpd-crops"])
-    assert len(styles) == len(list((data_dir / "ccpd-crops" / "images").glob("*.jpg")))
-    images, labels = generate_arrays(ckpt, [s.image for s in styles[:5]], ["A", "7"], 20, seed=3, batch_size=8)
-    assert images.shape == (20, 32, 32, 3) and images.dtype == np.uint8
-    assert sorted(collections.Counter(labels.tolist()).values()) == [10, 10]
-
-
 def test_labels_that_are_not_folder_names_still_work(tmp_path, plate):
     charset = ["京", "/", "A"]
     ckpt = make_checkpoint(tmp_path / "cjk.safetensors", charset)
@@ -187,51 +176,3 @@ def test_no_duplicates_and_a_diversity_figure(tmp_path, plate, ckpt):
     assert report.diversity > report.closest > 0
     same = {"A": [np.zeros((4, 4, 3), np.uint8)] * 3}
     assert within_class_diversity(same) == (0.0, 0.0)
-
-
-def test_label_check_redraws_what_the_discriminator_misreads(data_dir):
-    """With the shipped model, every image the check passes is read as its label by the model's
-    discriminator; first draws are the unchecked images, and the check raises agreement."""
-    from plategen.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
-    from plategen.synth import Diversity, generate
-
-    model = load_checkpoint(DEFAULT_CHECKPOINT)
-    style = [read_image(sorted((data_dir / "uc3m-lp" / "images").glob("*.jpg"))[3])]
-    quiet = Diversity(noise=0)  # the check reads the images before noise
-    chars = list("0123456789BDHKMNW")
-    checked = list(generate(model, style, chars, 600, seed=2, diversity=quiet))
-    plain = list(generate(model, style, chars, 600, seed=2, diversity=quiet, check=False))
-    images = np.concatenate([b.images for b in checked])
-    attempts = np.concatenate([b.attempts for b in checked])
-    verdicts = np.array(sum((b.checks for b in checked), []))
-    labels = [model.meta["charset"].index(c) for b in checked for c in b.labels]
-
-    def reads(imgs: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            logits = model.discriminator(torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255)
-        return (logits[:, :-1].argmax(1).numpy() == labels)
-
-    first = attempts == 0
-    plain_images = np.concatenate([b.images for b in plain])
-    assert np.array_equal(images[first], plain_images[first]) and 0 < (~first).sum() < 300
-    assert not np.array_equal(images[~first], plain_images[~first])
-    assert set(np.unique(verdicts)) <= {"pass", "fail"}
-    assert reads(images)[verdicts == "pass"].mean() > 0.98  # uint8 rounding may flip a near tie
-    assert reads(images).mean() > reads(plain_images).mean()
-
-
-def test_plan_gives_every_draw_its_own_pair_while_pairs_last():
-    from plategen.synth import GlyphPool, make_plan, style_entries_needed
-
-    glyphs = GlyphPool(np.zeros((6, 2, 2), np.uint8), ["f"] * 6, offset=[0, 4], size=[4, 2])
-    assert style_entries_needed([10, 3], glyphs, 4) == 10  # A: 10 images x 4 draws over 4 glyphs
-    plan = make_plan(["A", "B"], [10, 3], glyphs, style_entries=10, seed=1, draws=4)
-    assert plan.glyph.shape == plan.style.shape == (4, 13)
-    for li, count in enumerate([10, 3]):
-        mine = plan.label == li
-        pairs = set(zip(plan.glyph[:, mine].ravel().tolist(), plan.style[:, mine].ravel().tolist()))
-        assert len(pairs) == 4 * count  # first draws and retries never share a pair
-    assert set(plan.glyph[:, plan.label == 1].ravel().tolist()) <= {4, 5}  # B's own glyph variants
-    one = GlyphPool(np.zeros((1, 2, 2), np.uint8), ["f"], offset=[0], size=[1])
-    short = make_plan(["A"], [30], one, style_entries=10, seed=1, draws=4)  # 10 pairs for 30 images
-    assert sorted(collections.Counter(short.style[0].tolist()).values()) == [3] * 10  # every pair, then again

@@ -11,11 +11,10 @@ import tarfile
 import numpy as np
 import pytest
 
-from plategen import writers
 from plategen.charset import parse_charset
 from plategen.errors import PlategenError
-from plategen.synth import synthesize
-from plategen.writers import JOURNAL, Journal, decode_png, prepare_out, read_image_at, read_manifest, read_shards
+from plategen.synth import synthesize, writers
+from plategen.synth.writers import JOURNAL, Journal, decode_png, prepare_out, read_image_at, read_manifest, read_shards
 
 from conftest import synth_request
 

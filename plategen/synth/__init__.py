@@ -1,0 +1,16 @@
+"""`plategen synth`: labelled character images in the style of real plates.
+
+Read in the order one request flows: `run` (the command: checks, output folder, resume) ->
+`inputs` (style plates, drawable characters) -> `plan` (pools and the seeded plan) ->
+`engine` (generator, `check` the label check, noise; the library API `generate`) ->
+`writers` (folders or shards, journal, manifest, meta, preview).
+"""
+
+from plategen.synth.engine import Batch, Synthesizer, generate, generate_arrays
+from plategen.synth.inputs import Style, check_drawable, load_styles
+from plategen.synth.plan import Diversity, label_counts
+from plategen.synth.run import SynthReport, SynthRequest, synthesize, usable_cores, within_class_diversity
+
+__all__ = ["Batch", "Diversity", "Style", "SynthReport", "SynthRequest", "Synthesizer", "check_drawable",
+           "generate", "generate_arrays", "label_counts", "load_styles", "synthesize", "usable_cores",
+           "within_class_diversity"]

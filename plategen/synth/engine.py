@@ -1,0 +1,298 @@
+"""The engine: glyph batch + style codes -> generator -> label check -> noise -> uint8 images.
+
+Images are generated in fixed chunks of the plan, so the output is the same bytes whatever
+the timing of the writer threads, and an interrupted run can be finished by generating only
+the chunks it lacks. The retries of image i depend only on the plan and the model.
+
+Speed: the generator is folded (BN into conv), and its first decoder conv is split into a
+content half and a style half (a conv of a concatenation is the sum of two convs), which are
+computed once per glyph variant and once per style entry. Per image only the rest of the
+decoder runs. The split is checked numerically against `Generator.decode` and skipped
+if the model does not have that shape.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from plategen.checkpoint import load_checkpoint
+from plategen.errors import PlategenError
+from plategen.glyphs import Font, shipped_fonts
+from plategen.model import fold_batchnorm
+from plategen.synth.check import LabelCheck
+from plategen.synth.inputs import Style, check_drawable
+from plategen.synth.plan import (CHECK_ATTEMPTS, Diversity, GlyphPool, Plan, StylePool, build_glyph_pool,
+                                 build_style_pool, label_counts, make_plan, style_entries_needed)
+
+
+@dataclass
+class Batch:
+    """One chunk of the plan, generated."""
+
+    ids: np.ndarray  # [B] int64 image index in the plan
+    images: np.ndarray  # [B, S, S, 3] uint8 RGB
+    labels: list[str]
+    style_index: np.ndarray  # [B] int64 index of the (primary) style plate
+    styles: list[str]  # style names; "a.jpg|b.jpg" for an interpolated style
+    fonts: list[str]
+    seeds: np.ndarray  # [B] uint64 per-image seed
+    attempts: np.ndarray  # [B] int64 which draw was kept (0 = the plan's first)
+    checks: list[str]  # "pass" / "fail": did the discriminator read the label; "" without one
+
+
+def _fold(generator: nn.Module) -> nn.Module:
+    try:
+        return fold_batchnorm(generator)
+    except Exception:  # an architecture fold_batchnorm does not know: run it as it is
+        return generator
+
+
+class Engine:
+    """The generator prepared for inference over fixed glyph and style pools."""
+
+    def __init__(self, generator: nn.Module, glyphs: np.ndarray, styles: StylePool, device: torch.device,
+                 batch_size: int, channels_last: bool = True):
+        self.device = device
+        model = _fold(generator.to("cpu").eval()).to(device).eval()
+        self.model = model
+        self.channels_last = channels_last and device.type == "cpu"
+        with torch.inference_mode():
+            style_t = torch.from_numpy(styles.images).permute(0, 3, 1, 2)
+            codes = torch.cat([model.encode_style(chunk.to(device).float() / 255)
+                               for chunk in style_t.split(batch_size)])
+            mixed = torch.from_numpy(styles.partner >= 0).to(device)
+            if bool(mixed.any()):
+                w = torch.from_numpy(styles.weight).to(device).unsqueeze(1)
+                other = codes[torch.from_numpy(np.maximum(styles.partner, 0)).to(device)]
+                codes = torch.where(mixed.unsqueeze(1), (1 - w) * codes + w * other, codes)
+            self.codes = codes
+            self.glyphs = torch.from_numpy(glyphs).unsqueeze(1).to(device).float() / 255
+            self.split = self._split(batch_size)
+
+    def _split(self, batch_size: int) -> tuple[Tensor, Tensor] | None:
+        """Per glyph and per style entry halves of the first decoder conv, or None."""
+        m = self.model
+        try:
+            first = m.decoder[0]
+            conv, act = first[0], first[1]
+            cw = m.config.content_width
+            if not (isinstance(conv, nn.Conv2d) and conv.bias is not None and isinstance(act, nn.LeakyReLU)
+                    and len(first) == 2 and conv.in_channels == 2 * cw):
+                return None
+            content = torch.cat([F.conv2d(m.content(g), conv.weight[:, :cw], None, conv.stride, conv.padding)
+                                 for g in self.glyphs.split(batch_size)])
+            s = m.config.glyph_size
+            style = torch.cat([
+                F.conv2d(F.leaky_relu(m.style_map(c), m.config.leak).view(-1, cw, s, s), conv.weight[:, cw:],
+                         conv.bias, conv.stride, conv.padding) for c in self.codes.split(batch_size)])
+            self.leak = act.negative_slope
+            self.tail = m.decoder[1:]
+            for module in self.tail.modules():  # activations in place: fewer passes over memory
+                if isinstance(module, (nn.LeakyReLU, nn.ReLU)):
+                    module.inplace = True
+            if self.channels_last:
+                content = content.contiguous(memory_format=torch.channels_last)
+                style = style.contiguous(memory_format=torch.channels_last)
+                self.tail = self.tail.to(memory_format=torch.channels_last)
+            # the split must reproduce decode() before it is trusted
+            gi = torch.arange(min(8, len(self.glyphs)), device=self.device)
+            si = torch.arange(len(gi), device=self.device) % len(self.codes)
+            ref = m.decode(self.glyphs[gi], self.codes[si])
+            got = torch.sigmoid(self.tail(F.leaky_relu(content[gi] + style[si], self.leak)))
+            if (ref - got).abs().max().item() > 1e-4:
+                return None
+            return content, style
+        except (AttributeError, TypeError, IndexError, RuntimeError):
+            return None
+
+    @torch.inference_mode()
+    def run(self, glyph: np.ndarray, style: np.ndarray) -> Tensor:
+        """[B,3,S,S] float in [0,255] for glyph entries and style entries."""
+        gi = torch.from_numpy(glyph).to(self.device)
+        si = torch.from_numpy(style).to(self.device)
+        if self.split is not None:
+            content, style_part = self.split
+            h = content.index_select(0, gi)
+            h += style_part.index_select(0, si)
+            return torch.sigmoid_(self.tail(F.leaky_relu_(h, self.leak))).mul_(255)
+        return self.model.decode(self.glyphs.index_select(0, gi), self.codes.index_select(0, si)).mul_(255)
+
+
+# ---------------------------------------------------------------- generation
+
+
+def _noise_bank(seed: int, sigma: float, size: int) -> np.ndarray | None:
+    if sigma <= 0:
+        return None
+    rng = np.random.default_rng([seed, 4])
+    return (rng.standard_normal((64, 2 * size, 2 * size, 3), dtype=np.float32) * np.float32(sigma))
+
+
+def _add_noise(images: np.ndarray, seeds: np.ndarray, bank: np.ndarray | None) -> np.ndarray:
+    """images float [B,S,S,3] in 0-255 -> uint8; the noise field is a window of a shared bank
+    that the image's seed picks (field, offset, sign)."""
+    if bank is not None:
+        size = images.shape[1]
+        s = seeds
+        field_i = (s % np.uint64(len(bank))).astype(np.int64)
+        oy = ((s >> np.uint64(8)) % np.uint64(size)).astype(np.int64)
+        ox = ((s >> np.uint64(16)) % np.uint64(size)).astype(np.int64)
+        sign = np.where((s >> np.uint64(24)) & np.uint64(1), np.float32(-1), np.float32(1))
+        r = np.arange(size)
+        noise = bank[field_i[:, None, None], (oy[:, None] + r)[:, :, None], (ox[:, None] + r)[:, None, :]]
+        images = images + noise * sign[:, None, None, None]
+    return np.clip(images + 0.5, 0, 255).astype(np.uint8)
+
+
+@dataclass
+class Synthesizer:
+    """Everything fixed by the inputs and the seed; `batches()` generates the plan in chunks."""
+
+    chars: list[str]
+    n: int
+    seed: int
+    styles: list[Style]
+    plan: Plan
+    glyphs: GlyphPool
+    style_pool: StylePool
+    engine: Engine
+    batch_size: int
+    diversity: Diversity
+    check: LabelCheck | None = None
+    model_seconds: float = 0.0
+    setup_seconds: float = 0.0
+    _bank: np.ndarray | None = field(default=None, repr=False)
+
+    @classmethod
+    def build(cls, generator: nn.Module, styles: Sequence[Style], chars: Sequence[str], n: int, seed: int = 0,
+              *, batch_size: int = 256, device: str | torch.device = "cpu", diversity: Diversity = Diversity(),
+              fonts: Sequence[Font] | None = None, charset: Sequence[str] | None = None,
+              discriminator: nn.Module | None = None) -> "Synthesizer":
+        """`discriminator` (with `charset`, the checkpoint's classes) turns on the label check."""
+        start = time.perf_counter()
+        chars = list(chars)
+        if len(set(chars)) != len(chars):
+            raise PlategenError("--chars: a character is listed twice")
+        fonts = list(fonts) if fonts is not None else shipped_fonts()
+        check_drawable(chars, fonts, charset)
+        if batch_size < 1:
+            raise PlategenError(f"--batch-size {batch_size}: must be at least 1")
+        counts = label_counts(n, len(chars))
+        config = generator.config
+        glyphs = build_glyph_pool(chars, counts, fonts, seed, diversity, config.glyph_size)
+        pool = build_style_pool(list(styles), n, seed, diversity, tuple(config.style_size),
+                                entries=max(diversity.style_entries,
+                                            style_entries_needed(counts, glyphs, CHECK_ATTEMPTS)))
+        plan = make_plan(chars, counts, glyphs, len(pool.names), seed)
+        engine = Engine(generator, glyphs.glyphs, pool, torch.device(device), batch_size)
+        check = None
+        if discriminator is not None and charset is not None:
+            check = LabelCheck(discriminator, [list(charset).index(c) for c in chars], torch.device(device))
+        synth = cls(chars, n, seed, list(styles), plan, glyphs, pool, engine, batch_size, diversity, check,
+                    _bank=_noise_bank(seed, diversity.noise, config.glyph_size))
+        synth.setup_seconds = time.perf_counter() - start
+        return synth
+
+    @property
+    def num_batches(self) -> int:
+        return -(-self.n // self.batch_size)
+
+    def batch_ids(self, b: int) -> np.ndarray:
+        return np.arange(b * self.batch_size, min((b + 1) * self.batch_size, self.n), dtype=np.int64)
+
+    def entries(self, ids: np.ndarray, attempts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Glyph and style entries of draw `attempts` of images `ids`."""
+        return self.plan.glyph[attempts, ids], self.plan.style[attempts, ids]
+
+    @torch.inference_mode()
+    def generate_batch(self, b: int) -> Batch:
+        ids = self.batch_ids(b)
+        labels = self.plan.label[ids]
+        attempts = np.zeros(len(ids), np.int64)
+        start = time.perf_counter()
+        out = self.engine.run(*self.entries(ids, attempts))
+        checks = [""] * len(ids)
+        if self.check is not None:
+            passed, score = self.check.read(out, labels)
+            for t in range(1, CHECK_ATTEMPTS):
+                redo = np.flatnonzero(~passed)
+                if not len(redo):
+                    break
+                again = self.engine.run(*self.entries(ids[redo], np.full(len(redo), t)))
+                ok, prob = self.check.read(again, labels[redo])
+                better = ok | (prob > score[redo])  # every redo has failed so far
+                take = redo[better]
+                out[torch.from_numpy(take).to(out.device)] = again[torch.from_numpy(better).to(out.device)]
+                attempts[take], passed[take], score[take] = t, ok[better], prob[better]
+            checks = ["pass" if ok else "fail" for ok in passed]
+        images = out.permute(0, 2, 3, 1).float().cpu().numpy()
+        self.model_seconds += time.perf_counter() - start
+        images = _add_noise(images, self.plan.seed[ids], self._bank)
+        glyph, style = self.entries(ids, attempts)
+        return Batch(ids, images, [self.chars[i] for i in labels], self.style_pool.primary[style],
+                     [self.style_pool.names[i] for i in style], [self.glyphs.fonts[i] for i in glyph],
+                     self.plan.seed[ids], attempts, checks)
+
+    def batches(self, skip: Callable[[np.ndarray], bool] = lambda ids: False) -> Iterator[Batch]:
+        """Every chunk of the plan in order, except those `skip(ids)` rejects."""
+        for b in range(self.num_batches):
+            if not skip(self.batch_ids(b)):
+                yield self.generate_batch(b)
+
+    def rows(self, attempts: np.ndarray) -> Iterator[tuple[int, str, str, str, int]]:
+        """(id, label, style, font, seed) of every image, given the draw kept for each."""
+        glyph, style = self.entries(np.arange(self.n), attempts)
+        p = self.plan
+        for i in range(self.n):
+            yield (i, self.chars[p.label[i]], self.style_pool.names[style[i]], self.glyphs.fonts[glyph[i]],
+                   int(p.seed[i]))
+
+
+def generate(generator, style_images: Sequence[np.ndarray | Style], chars: Sequence[str], n: int, seed: int = 0,
+             *, batch_size: int = 256, device: str = "cpu", diversity: Diversity = Diversity(),
+             check: bool = True) -> Iterator[Batch]:
+    """The library entry point: n labelled images in batches, nothing written.
+
+    `generator` is a `Generator`, a `LoadedCheckpoint`, or a checkpoint path. Style images are
+    HxWx3 uint8 RGB whole plates (or `Style`s). Each `Batch` holds `images` [B,S,S,3] uint8,
+    `labels`, `style_index`, `fonts`, `seeds`, `attempts`, `checks`. Same inputs and seed, same
+    bytes on CPU. The label check runs when `check` and the checkpoint holds a discriminator.
+    """
+    generator, charset, discriminator = _model_parts(generator, device)
+    styles = [s if isinstance(s, Style) else Style(f"style{i}", np.ascontiguousarray(s),
+                                                    hashlib.sha256(np.ascontiguousarray(s).tobytes()).hexdigest())
+              for i, s in enumerate(style_images)]
+    synth = Synthesizer.build(generator, styles, chars, n, seed, batch_size=batch_size, device=device,
+                              diversity=diversity, charset=charset, discriminator=discriminator if check else None)
+    yield from synth.batches()
+
+
+def generate_arrays(generator, style_images: Sequence[np.ndarray], chars: Sequence[str], n: int, seed: int = 0,
+                    **kwargs) -> tuple[np.ndarray, np.ndarray]:
+    """`generate` collected: images [n,S,S,3] uint8 and label indices [n] into `chars`."""
+    index = {c: i for i, c in enumerate(chars)}
+    images, labels = [], []
+    for batch in generate(generator, style_images, chars, n, seed, **kwargs):
+        images.append(batch.images)
+        labels.extend(index[c] for c in batch.labels)
+    return np.concatenate(images), np.asarray(labels, np.int64)
+
+
+def _model_parts(generator, device: str = "cpu"):
+    """(Generator, charset or None, Discriminator or None) from a Generator, a LoadedCheckpoint or a path."""
+    if isinstance(generator, (str, Path)):
+        generator = load_checkpoint(Path(generator), device=device)
+    if hasattr(generator, "generator") and hasattr(generator, "meta"):
+        return generator.generator, generator.meta.get("charset"), generator.discriminator
+    return generator, None, None
+
+

@@ -1,0 +1,70 @@
+"""What a synth run draws from: the style plates and the characters the model and fonts can draw."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from plategen.errors import PlategenError
+from plategen.glyphs import Font, fonts_for
+from plategen.plates import IMAGE_SUFFIXES, read_image
+
+
+@dataclass(frozen=True)
+class Style:
+    name: str  # how the manifest names it: the path as given
+    image: np.ndarray  # HxWx3 uint8 RGB, the whole plate
+    sha256: str
+
+
+
+
+def load_styles(specs: Sequence[Path | str]) -> list[Style]:
+    """Style plates from image files and folders (a folder's `images/` or the folder itself).
+
+    Any unreadable image is an error naming the file: a style is chosen on purpose.
+    """
+    if not specs:
+        raise PlategenError("--style: give at least one plate image or folder")
+    paths: list[Path] = []
+    for spec in specs:
+        spec = Path(spec)
+        if spec.is_dir():
+            folder = spec / "images" if (spec / "images").is_dir() else spec
+            found = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            if not found:
+                raise PlategenError(f"{spec}: no plate images (.jpg, .png, ...) in this folder")
+            paths.extend(found)
+        elif spec.exists():
+            paths.append(spec)
+        else:
+            raise PlategenError(f"{spec}: no such style image or folder")
+    styles = []
+    for path in paths:
+        image = read_image(path)
+        if min(image.shape[:2]) < 4:
+            raise PlategenError(f"{path}: image is {image.shape[1]}x{image.shape[0]} px, too small for a plate")
+        styles.append(Style(str(path), image, hashlib.sha256(path.read_bytes()).hexdigest()))
+    return styles
+
+
+def check_drawable(chars: Sequence[str], fonts: Sequence[Font], charset: Sequence[str] | None) -> None:
+    """One error naming every character the checkpoint or the fonts cannot draw."""
+    problems = []
+    known = set(charset) if charset is not None else None
+    for ch in chars:
+        why = []
+        if known is not None and ch not in known:
+            why.append("not in the checkpoint's charset")
+        if not fonts_for(ch, fonts):
+            why.append("no font covers it")
+        if why:
+            problems.append(f"{ch!r} (U+{ord(ch):04X}): {' and '.join(why)}")
+    if problems:
+        have = "".join(charset) if charset is not None else "any"
+        raise PlategenError(f"cannot draw {len(problems)} character(s): {'; '.join(problems)}. "
+                            f"Checkpoint charset: {have}; fonts: {', '.join(f.name for f in fonts)}")

@@ -1,0 +1,300 @@
+"""`plategen synth`: check every input, claim the output folder, run the engine, write the dataset.
+
+One request, in order: `synthesize` checks the request, the checkpoint, the characters and
+the styles before anything is written; `writers.claim_out` locks the output folder (and reads
+the interrupted run's meta on --resume); `_run` builds the `Synthesizer`, skips the chunks the
+journal says are written, hands each new batch to a writer and journals what became durable;
+then the manifest, the preview and meta.json. Measures (duplicates, within-class diversity)
+come from the same images whatever the interruption.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from plategen import __version__
+from plategen.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+from plategen.device import resolve_device
+from plategen.errors import PlategenError
+from plategen.glyphs import fonts_for, render_glyph, shipped_fonts
+from plategen.synth import writers
+from plategen.synth.engine import Synthesizer
+from plategen.synth.inputs import check_drawable, load_styles
+from plategen.synth.plan import CHECK_ATTEMPTS, Diversity, label_counts
+
+SAMPLES_KEPT = 32  # images per label kept in memory for the diversity figure and the preview
+
+
+@dataclass
+class SynthRequest:
+    styles: list[Path]
+    chars: list[str]
+    n: int
+    out: Path
+    checkpoint: Path | None = None  # None: the shipped model
+    seed: int = 0
+    device: str | None = None  # None: CUDA when present, else CPU
+    batch_size: int = 256
+    format: str = "files"
+    shard_size: int = 10000
+    workers: int = 2
+    threads: int | None = None  # generator threads on CPU; None: one core is left to the writers
+    resume: bool = False
+    overwrite: bool = False
+    preview: Path | None = None
+    diversity: Diversity = Diversity()
+    check: bool = True  # the label check (needs the checkpoint's discriminator)
+    command: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SynthReport:
+    out: Path
+    manifest: Path
+    meta: Path
+    preview: Path | None
+    format: str
+    n: int
+    counts: dict[str, int]
+    generated: int  # images made by this invocation (less than n after --resume)
+    resumed: int  # images already there from an interrupted run
+    duplicates: int  # images whose pixels equal an earlier image's
+    diversity: float  # mean within-class pairwise RMS distance (0-255)
+    closest: float  # smallest within-class pairwise RMS distance among the sampled images
+    check_failed: int | None  # images no draw of which the discriminator read as their label; None: no check
+    redrawn: int  # images of this invocation drawn more than once by the label check
+    seconds: float
+    images_per_s: float  # this invocation's images / wall time (setup included)
+    model_images_per_s: float  # images / seconds spent inside the generator
+    device: str
+    shards: list[Path] = field(default_factory=list)
+
+
+# what must match for --resume to continue a run
+RESUME_KEYS = ("n", "charset", "seed", "checkpoint_sha256", "styles", "format", "shard_size", "batch_size",
+               "diversity", "glyph_size", "label_check")
+
+
+def synthesize(req: SynthRequest, progress: Callable[[int, int], None] = lambda done, total: None) -> SynthReport:
+    """Write a labelled dataset to `req.out`; every input is checked before any image is made."""
+    start = time.perf_counter()
+    device = str(resolve_device(req.device))
+    if req.format not in writers.FORMATS:
+        raise PlategenError(f"--format {req.format!r}: choose one of {', '.join(writers.FORMATS)}")
+    if req.batch_size < 1:
+        raise PlategenError(f"--batch-size {req.batch_size}: must be at least 1")
+    label_counts(req.n, len(req.chars))
+    ckpt_path = Path(req.checkpoint) if req.checkpoint is not None else DEFAULT_CHECKPOINT
+    if req.checkpoint is None and not ckpt_path.is_file():
+        raise PlategenError(f"{ckpt_path}: the shipped checkpoint is missing; pass --checkpoint or train one")
+    ckpt = load_checkpoint(ckpt_path, device="cpu")
+    fonts = shipped_fonts()
+    check_drawable(req.chars, fonts, ckpt.meta.get("charset"))
+    styles = load_styles(req.styles)
+    params = {
+        "n": req.n, "charset": list(req.chars), "seed": req.seed, "checkpoint_sha256": ckpt.sha256,
+        "styles": [{"path": s.name, "sha256": s.sha256} for s in styles], "format": req.format,
+        "shard_size": req.shard_size if req.format == "shards" else None, "batch_size": req.batch_size,
+        "diversity": json_ready(req.diversity.to_dict()), "glyph_size": ckpt.config.glyph_size,
+        "label_check": req.check and ckpt.discriminator is not None,
+    }
+    previous = writers.prepare_out(req.out, req.resume, req.overwrite)
+    if previous is not None:
+        params["batch_size"] = previous.get("batch_size", req.batch_size)  # chunks must match the first run
+        differ = [k for k in RESUME_KEYS if previous.get(k) != params[k]]
+        if differ:
+            raise PlategenError(f"{req.out}: --resume with different settings than the interrupted run "
+                                f"({', '.join(differ)}); repeat the first command's options")
+    threads_before = torch.get_num_threads()
+    if device == "cpu":  # the generator and the PNG writers share the cores; oversubscribing them is slower
+        torch.set_num_threads(req.threads or max(1, usable_cores() - 1))
+    try:
+        return _run(req, device, ckpt, ckpt_path, fonts, styles, params, previous, progress, start)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _run(req: SynthRequest, device: str, ckpt, ckpt_path: Path, fonts, styles, params: dict, previous: dict | None,
+         progress: Callable[[int, int], None], start: float) -> SynthReport:
+    synth = Synthesizer.build(ckpt.generator, styles, req.chars, req.n, req.seed, batch_size=params["batch_size"],
+                              device=device, diversity=req.diversity, fonts=fonts, charset=ckpt.meta.get("charset"),
+                              discriminator=ckpt.discriminator if params["label_check"] else None)
+    writer = writers.make_writer(req.format, req.out, req.chars, req.n, req.workers, req.shard_size)
+    label_of = [req.chars[i] for i in synth.plan.label]
+    meta = {
+        "tool": "plategen synth", "plategen_version": __version__, "command": req.command, "status": "running",
+        **params, "checkpoint": str(ckpt_path), "device": device,
+        "label_dirs": {c: writers.safe_label_dir(c) for c in req.chars} if req.format == "files" else {},
+        "counts": dict(zip(req.chars, synth.plan.counts)),
+        "manifest_columns": {"image_path": "relative to manifest.csv (shards: <shard>.tar#<member>)",
+                             "label": "the character", "style": "style plate(s); a|b = interpolated",
+                             "font": "font of the content glyph",
+                             "seed": "the image's own seed (picks its noise); glyph and style choices "
+                                     "come from the run seed",
+                             "check": "pass: the model's discriminator reads the image as its label; fail: no "
+                                      f"draw of {CHECK_ATTEMPTS} did (the best-read one is kept); empty: no check"},
+    }
+    journal = writers.Journal(req.out)
+    complete = previous is not None and previous.get("status") == "complete"
+    if complete:  # nothing left to do; its manifest stays (the journal with each image's draw is gone)
+        done = {i: "" for i in range(req.n)}
+    else:
+        done = journal.load(req.n)
+    done = writer.present(done, label_of)
+    resumed = len(done)
+    # per image: (draw kept, check verdict) as journalled, so the manifest names what was drawn
+    draws: dict[int, list[str]] = {i: (journal.extra.get(i) or ["0", ""]) for i in done}
+    redrawn = 0
+    writers.write_meta(req.out, meta)
+    done_mask = np.zeros(req.n, bool)
+    done_mask[list(done)] = True
+    samples: dict[str, list[np.ndarray]] = {c: [] for c in req.chars}
+    pending = writers.Pending()
+    progress(resumed, req.n)
+    generated = 0
+    in_flight = max(2, 2 * req.workers)
+
+    def collect(block_until: int | None = None) -> None:
+        nonlocal generated
+        for items in pending.ready(block_until):
+            journal.append(items, draws)
+            for i, h in items:
+                done[i] = h
+            generated += len(items)
+            progress(resumed + generated, req.n)
+
+    try:
+        for batch in synth.batches(skip=lambda ids: bool(done_mask[ids].all())):
+            keep = ~done_mask[batch.ids]
+            for i, attempt, verdict, new in zip(batch.ids, batch.attempts, batch.checks, keep):
+                if new:
+                    draws[int(i)] = [str(attempt), verdict]
+                    redrawn += attempt > 0
+            hashes = batch_hashes(batch.images)
+            info = [{"label": lab, "style": st, "font": fo, "seed": int(se), "check": ch}
+                    for lab, st, fo, se, ch in zip(batch.labels, batch.styles, batch.fonts, batch.seeds, batch.checks)
+                    ] if req.format == "shards" else []
+            pending.add(writer.submit(batch.ids, batch.images, batch.labels, hashes, info, keep))
+            for k, lab in enumerate(batch.labels):
+                if len(samples[lab]) < SAMPLES_KEPT:
+                    samples[lab].append(batch.images[k])
+            collect()
+            collect(block_until=in_flight)
+        collect(block_until=0)
+        writer.close()
+    except BaseException:
+        writer.abort()
+        try:  # keep what finished, so --resume redoes as little as possible
+            collect(block_until=0)
+        except BaseException:
+            pass
+        journal.close()
+        try:
+            writers.write_meta(req.out, {**meta, "status": "interrupted", "done": len(done)})
+        except PlategenError:
+            pass
+        raise
+    missing = req.n - len(done)
+    if missing:
+        raise PlategenError(f"{req.out}: internal error, {missing} image(s) were not written; run with --resume")
+    if all(done.values()):
+        duplicates = req.n - len(set(done.values()))
+    else:  # resumed a complete run
+        duplicates = int(previous.get("duplicates", 0))
+    if complete:
+        manifest = req.out / writers.MANIFEST
+        check_failed = previous.get("check_failed")
+    else:
+        attempts = np.array([int(draws[i][0]) for i in range(req.n)], np.int64)
+        rows = ((writer.path_of(i, label), label, style, font, seed, draws[i][1])
+                for i, label, style, font, seed in synth.rows(attempts))
+        manifest = writers.write_manifest(req.out, rows)
+        check_failed = sum(d[1] == "fail" for d in draws.values()) if params["label_check"] else None
+    if resumed:
+        _top_up_samples(samples, req.out, req.format, writer, label_of)
+    diversity, closest = within_class_diversity(samples)
+    preview = None
+    if req.preview is not None:
+        headers = [render_glyph(c, fonts_for(c, fonts)[0], ckpt.config.glyph_size) for c in req.chars]
+        preview = writers.write_preview(req.preview, [s.image for s in styles], req.chars, headers, samples)
+    seconds = time.perf_counter() - start
+    meta.update(status="complete", duplicates=duplicates, check_failed=check_failed,
+                within_class_diversity=round(diversity, 3), closest_pair=round(closest, 3), seconds=round(seconds, 3),
+                images_per_s=round(generated / seconds, 1) if seconds else None)
+    writers.write_meta(req.out, meta)
+    journal.close(remove=True)
+    model_rate = generated / synth.model_seconds if synth.model_seconds else 0.0
+    shards = sorted(req.out.glob("shard-*.tar")) if req.format == "shards" else []
+    return SynthReport(req.out, manifest, req.out / writers.META, preview, req.format, req.n,
+                       dict(zip(req.chars, synth.plan.counts)), generated, resumed, duplicates, diversity, closest,
+                       check_failed, redrawn, seconds, generated / seconds if seconds else 0.0, model_rate, device,
+                       shards)
+
+
+def _top_up_samples(samples: dict[str, list[np.ndarray]], out: Path, fmt: str, writer,
+                    label_of: Sequence[str]) -> None:
+    """After a resume, fill the per-label samples from what is on disk."""
+    def full() -> bool:
+        return all(len(s) >= SAMPLES_KEPT for s in samples.values())
+
+    if fmt == "shards":
+        for sample in writers.read_shards(out):
+            if len(samples[sample["label"]]) < SAMPLES_KEPT:
+                samples[sample["label"]].append(writers.decode_png(sample["png"]))
+            if full():
+                return
+        return
+    for i, label in enumerate(label_of):
+        if len(samples[label]) < SAMPLES_KEPT:
+            samples[label].append(writers.read_image_at(out, writer.path_of(i, label)))
+            if full():
+                return
+
+
+def json_ready(value):
+    """Tuples -> lists, recursively, so values compare equal after a JSON round trip."""
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------- measures
+
+
+def batch_hashes(images: np.ndarray) -> list[str]:
+    flat = np.ascontiguousarray(images).reshape(len(images), -1)
+    return [hashlib.blake2b(row.data, digest_size=8).hexdigest() for row in flat]
+
+
+def within_class_diversity(samples: dict[str, list[np.ndarray]]) -> tuple[float, float]:
+    """(mean, min) over labels of the pairwise RMS pixel distance (0-255) between that
+    label's sampled images. Mean: how varied a class is; min: its closest pair (0 = a copy)."""
+    means, closest = [], math.inf
+    for images in samples.values():
+        if len(images) < 2:
+            continue
+        x = np.stack(images).reshape(len(images), -1).astype(np.float32)
+        sq = (x * x).sum(1)
+        d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0) / x.shape[1]
+        iu = np.triu_indices(len(x), 1)
+        d = np.sqrt(d2[iu])
+        means.append(float(d.mean()))
+        closest = min(closest, float(d.min()))
+    if not means:
+        return 0.0, 0.0
+    return float(np.mean(means)), closest

@@ -1,0 +1,48 @@
+"""The engine and the library API: generation from real plates, the label check."""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+import torch
+
+from plategen.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+from plategen.plates import read_image
+from plategen.synth import Diversity, generate, generate_arrays, load_styles
+
+
+def test_a_data_folder_makes_every_plate_a_style(data_dir, ckpt):
+    styles = load_styles([data_dir / "ccpd-crops"])
+    assert len(styles) == len(list((data_dir / "ccpd-crops" / "images").glob("*.jpg")))
+    images, labels = generate_arrays(ckpt, [s.image for s in styles[:5]], ["A", "7"], 20, seed=3, batch_size=8)
+    assert images.shape == (20, 32, 32, 3) and images.dtype == np.uint8
+    assert sorted(collections.Counter(labels.tolist()).values()) == [10, 10]
+
+
+def test_label_check_redraws_what_the_discriminator_misreads(data_dir):
+    """With the shipped model, every image the check passes is read as its label by the model's
+    discriminator; first draws are the unchecked images, and the check raises agreement."""
+    model = load_checkpoint(DEFAULT_CHECKPOINT)
+    style = [read_image(sorted((data_dir / "uc3m-lp" / "images").glob("*.jpg"))[3])]
+    quiet = Diversity(noise=0)  # the check reads the images before noise
+    chars = list("0123456789BDHKMNW")
+    checked = list(generate(model, style, chars, 600, seed=2, diversity=quiet))
+    plain = list(generate(model, style, chars, 600, seed=2, diversity=quiet, check=False))
+    images = np.concatenate([b.images for b in checked])
+    attempts = np.concatenate([b.attempts for b in checked])
+    verdicts = np.array(sum((b.checks for b in checked), []))
+    labels = [model.meta["charset"].index(c) for b in checked for c in b.labels]
+
+    def reads(imgs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            logits = model.discriminator(torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255)
+        return (logits[:, :-1].argmax(1).numpy() == labels)
+
+    first = attempts == 0
+    plain_images = np.concatenate([b.images for b in plain])
+    assert np.array_equal(images[first], plain_images[first]) and 0 < (~first).sum() < 300
+    assert not np.array_equal(images[~first], plain_images[~first])
+    assert set(np.unique(verdicts)) <= {"pass", "fail"}
+    assert reads(images)[verdicts == "pass"].mean() > 0.98  # uint8 rounding may flip a near tie
+    assert reads(images).mean() > reads(plain_images).mean()
