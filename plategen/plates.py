@@ -99,7 +99,7 @@ def detect_format(folder: Path) -> Format:
         return "yolo"
     if any(folder.glob("*.csv")):
         return "csv"
-    if any(_image_files(_images_dir(folder))):
+    if any(_image_files(images_dir(folder))):
         return "filename"
     raise PlategenError(
         f"{folder}: cannot tell the label format (expected labels/ + classes.txt, a *.csv, "
@@ -174,7 +174,7 @@ def _to_pixels(box: tuple[float, float, float, float], width: int, height: int) 
     return max(x0, 0), max(y0, 0), min(max(x1, x0 + 1), width), min(max(y1, y0 + 1), height)
 
 
-def _images_dir(folder: Path) -> Path:
+def images_dir(folder: Path) -> Path:
     return folder / "images" if (folder / "images").is_dir() else folder
 
 
@@ -194,7 +194,7 @@ def _read_yolo(folder: Path) -> tuple[list[RawRecord], ImportResult]:
     if not classes or bad_classes:
         raise PlategenError(f"{folder / 'classes.txt'}: expected one character per line, got {bad_classes[:5] or 'nothing'}")
     records: list[RawRecord] = []
-    for image_path in _image_files(_images_dir(folder)):
+    for image_path in _image_files(images_dir(folder)):
         label_path = folder / "labels" / f"{image_path.stem}.txt"
         if not label_path.is_file():
             result.problems.append(Problem(image_path, f"no label file {label_path.name} in labels/"))
@@ -246,7 +246,7 @@ def _parse_yolo_label(path: Path, classes: list[str], problems: list[Problem]
 def _read_filename(folder: Path) -> tuple[list[RawRecord], ImportResult]:
     result = ImportResult(folder, "filename")
     records: list[RawRecord] = []
-    for image_path in _image_files(_images_dir(folder)):
+    for image_path in _image_files(images_dir(folder)):
         text = clean_text(image_path.stem.split("_")[0])
         if not text or not text.isalnum():
             result.problems.append(Problem(image_path, f"file name {image_path.name!r} is not a plate text"))

@@ -11,7 +11,7 @@ import numpy as np
 
 from plategen.errors import PlategenError
 from plategen.glyphs import Font, fonts_for
-from plategen.plates import IMAGE_SUFFIXES, read_image
+from plategen.plates import IMAGE_SUFFIXES, images_dir, read_image
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ def load_styles(specs: Sequence[Path | str]) -> list[Style]:
     for spec in specs:
         spec = Path(spec)
         if spec.is_dir():
-            folder = spec / "images" if (spec / "images").is_dir() else spec
+            folder = images_dir(spec)
             found = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
             if not found:
                 raise PlategenError(f"{spec}: no plate images (.jpg, .png, ...) in this folder")
