@@ -20,7 +20,7 @@ from plategen.charset import parse_charset
 from plategen.cli import app
 from plategen.errors import PlategenError
 from plategen.synth import label_counts, synthesize, within_class_diversity
-from plategen.synth.writers import JOURNAL, read_manifest
+from plategen.synth.writers import JOURNAL, LOCK, read_manifest
 
 from conftest import make_checkpoint, synth_request
 
@@ -42,7 +42,7 @@ def check_complete(out: Path, n: int, chars: list[str]) -> list[dict]:
     """Manifest, meta and files agree: exactly n images, counts as promised, no strays or gaps."""
     rows = read_manifest(out)
     meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
-    assert meta["status"] == "complete" and not (out / JOURNAL).exists()
+    assert meta["status"] == "complete" and not (out / JOURNAL).exists() and not (out / LOCK).exists()
     assert len(rows) == n == sum(meta["counts"].values())
     assert list(rows[0]) == ["image_path", "label", "style", "font", "seed", "check"]
     assert {r["check"] for r in rows} <= {"pass", "fail"} and meta["check_failed"] == sum(
@@ -153,6 +153,7 @@ def test_resume_after_the_process_is_killed(tmp_path, plate, ckpt):
         pytest.skip("the run finished before it could be killed")
     written = len(list(out.rglob("*.png")))
     assert 0 < written < 600
+    assert (out / LOCK).is_file()  # left behind by the killed run; its flock went with the process
     result = subprocess.run(cmd + ["--resume"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     rows = check_complete(out, 600, CHARS)
@@ -176,3 +177,25 @@ def test_no_duplicates_and_a_diversity_figure(tmp_path, plate, ckpt):
     assert report.diversity > report.closest > 0
     same = {"A": [np.zeros((4, 4, 3), np.uint8)] * 3}
     assert within_class_diversity(same) == (0.0, 0.0)
+
+
+def test_resume_redraws_journalled_files_that_were_damaged(tmp_path, plate, ckpt):
+    full = synthesize(request(plate, ckpt, tmp_path / "full", n=120))
+    out = tmp_path / "cut"
+
+    def stop(done, total):
+        if done >= 48:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        synthesize(request(plate, ckpt, out, n=120), progress=stop)
+    journalled = [line.split("\t")[0] for line in (out / JOURNAL).read_text().splitlines()]
+    paths = {int(r["image_path"].split("/")[1][:-4]): out / r["image_path"] for r in read_manifest(full.out)}
+    empty, swapped, donor = (paths[int(i)] for i in journalled[:3])
+    empty.write_bytes(b"")  # a crash before the data reached the disk
+    swapped.write_bytes(donor.read_bytes())  # a valid PNG with the wrong pixels
+    report = synthesize(request(plate, ckpt, out, n=120, resume=True))
+    assert report.generated >= 120 - len(journalled) + 2
+    check_complete(out, 120, CHARS)
+    assert tree_digest(out) == tree_digest(full.out)
+

@@ -4,19 +4,32 @@ from __future__ import annotations
 
 import errno
 import functools
+import hashlib
+import io
 import json
 import os
+import pathlib
+import subprocess
+import sys
 import tarfile
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from plategen.charset import parse_charset
+from plategen.cli import app
 from plategen.errors import PlategenError
 from plategen.synth import synthesize, writers
-from plategen.synth.writers import JOURNAL, Journal, decode_png, prepare_out, read_image_at, read_manifest, read_shards
+from plategen.synth.writers import (JOURNAL, LOCK, Journal, decode_png, prepare_out, read_image_at, read_manifest,
+                                    read_shards)
 
 from conftest import synth_request
+
+REPO = Path(__file__).resolve().parents[1]
+runner = CliRunner()
 
 
 CHARS = parse_charset("0-9A-Z")
@@ -91,7 +104,10 @@ def test_unwritable_output_is_a_clear_error(tmp_path):
 
 
 def test_prepare_out_rules(tmp_path):
-    assert prepare_out(tmp_path / "new", False, False) is None and (tmp_path / "new").is_dir()
+    lock, previous = prepare_out(tmp_path / "new", False, False)
+    assert previous is None and (tmp_path / "new").is_dir() and (tmp_path / "new" / LOCK).is_file()
+    lock.release()
+    assert list((tmp_path / "new").iterdir()) == []
     with pytest.raises(PlategenError, match="exclude"):
         prepare_out(tmp_path / "new", True, True)
     stranger = tmp_path / "stranger"
@@ -112,3 +128,136 @@ def test_journal_ignores_a_torn_last_line(tmp_path):
     again.append([(2, "00000000000000ff")])
     again.close()
     assert Journal(tmp_path).load(10)[2] == "00000000000000ff"
+
+
+def synth_args(plate, ckpt, out, *extra: str) -> list[str]:
+    return ["synth", "--style", str(plate), "--n", "40", "--out", str(out), "--checkpoint", str(ckpt),
+            "--device", "cpu", *extra]
+
+
+def one_line_error(result) -> str:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1, result.output
+    return result.output
+
+
+def test_overwrite_never_deletes_outside_out_nor_what_plategen_did_not_write(tmp_path, plate, ckpt):
+    parent = tmp_path / "p"
+    out = parent / "out"
+    out.mkdir(parents=True)
+    (parent / "keep").write_text("x")
+    (out / "meta.json").write_text(json.dumps({"tool": "plategen synth", "label_dirs": {"0": ".."}}))
+    message = one_line_error(runner.invoke(app, synth_args(plate, ckpt, out, "--overwrite")))
+    assert "meta.json" in message and "'..'" in message
+    assert (parent / "keep").read_text() == "x" and (out / "meta.json").is_file()
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "000001.png").write_bytes(b"theirs")
+    (out / "0").symlink_to(elsewhere)  # the label folder is a link out of --out
+    (out / "meta.json").write_text(json.dumps({"tool": "plategen synth", "label_dirs": {"0": "0"}}))
+    one_line_error(runner.invoke(app, synth_args(plate, ckpt, out, "--overwrite")))
+    assert (elsewhere / "000001.png").read_bytes() == b"theirs"
+
+    (out / "0").unlink()
+    (out / "A").mkdir()
+    (out / "A" / "000003.png").write_bytes(b"png")
+    (out / "A" / "notes.txt").write_text("mine")  # not something plategen writes
+    (out / "meta.json").write_text(json.dumps({"tool": "plategen synth", "label_dirs": {"A": "A"}}))
+    message = one_line_error(runner.invoke(app, synth_args(plate, ckpt, out, "--overwrite")))
+    assert "notes.txt" in message
+    assert (out / "A" / "notes.txt").read_text() == "mine" and (out / "A" / "000003.png").is_file()
+
+    (out / "A" / "notes.txt").unlink()
+    replaced = runner.invoke(app, synth_args(plate, ckpt, out, "--overwrite"))
+    assert replaced.exit_code == 0, replaced.output
+    assert len(read_manifest(out)) == 40 and (parent / "keep").read_text() == "x"
+
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from plategen.synth import SynthRequest, synthesize
+plate, ckpt, out, hold = map(Path, sys.argv[1:5])
+def wait(done, total):  # stop inside the run, lock held, until the test lets go
+    if done:
+        (out.parent / "holding").touch()
+        while hold.exists():
+            time.sleep(0.02)
+synthesize(SynthRequest(styles=[plate], chars=list("0123456789"), n=40, out=out, checkpoint=ckpt, device="cpu",
+                        batch_size=8), progress=wait)
+"""
+
+
+def test_a_second_run_into_the_same_folder_is_refused_while_the_first_runs(tmp_path, plate, ckpt):
+    out, hold = tmp_path / "out", tmp_path / "hold"
+    hold.touch()
+    first = subprocess.Popen([sys.executable, "-c", HOLDER, str(plate), str(ckpt), str(out), str(hold)], cwd=REPO,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "holding").exists():
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()[0]
+            time.sleep(0.05)
+        before = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file())).digest()
+        for flags in (["--resume"], ["--overwrite"], []):
+            message = one_line_error(runner.invoke(app, synth_args(plate, ckpt, out, "--chars", "0-9", *flags)))
+            assert str(out.name) in message and "another plategen synth run" in message, message
+        after = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file())).digest()
+        assert after == before
+    finally:
+        hold.unlink()
+        output = first.communicate(timeout=120)[0]
+    assert first.returncode == 0, output
+    assert len(read_manifest(out)) == 40 and not (out / LOCK).exists()
+
+
+class _FullDisk(io.RawIOBase):
+    """A file on a full disk: every write fails with ENOSPC."""
+
+    def writable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def seek(self, offset, whence=0):
+        return 0
+
+    def write(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_under_the_journal_is_one_line_not_a_traceback(tmp_path, plate, ckpt, monkeypatch):
+    real_open = pathlib.Path.open
+
+    def open_on_full_disk(self, mode="r", *args, **kwargs):
+        if self.name == JOURNAL and "a" in mode:
+            return io.TextIOWrapper(io.BufferedWriter(_FullDisk()), encoding="utf-8")
+        return real_open(self, mode, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "open", open_on_full_disk)
+    out = tmp_path / "out"
+    message = one_line_error(runner.invoke(app, synth_args(plate, ckpt, out)))
+    assert "no space left on the device" in message and JOURNAL in message
+    assert json.loads((out / "meta.json").read_text())["status"] == "interrupted"
+    assert not (out / LOCK).exists()
+
+
+def test_resume_redoes_a_damaged_shard(tmp_path, plate, ckpt):
+    full = synthesize(request(plate, ckpt, tmp_path / "full", n=60, format="shards", shard_size=20))
+    out = tmp_path / "s"
+
+    def stop(done, total):
+        if done >= 40:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        synthesize(request(plate, ckpt, out, n=60, format="shards", shard_size=20), progress=stop)
+    shard = out / "shard-000000.tar"
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])  # the rename outran the data
+    report = synthesize(request(plate, ckpt, out, n=60, format="shards", shard_size=20, resume=True))
+    assert report.resumed <= 40 and report.generated >= 20
+    assert [s["key"] for s in read_shards(out)] == [f"{i:06d}" for i in range(60)]
+    assert [p.read_bytes() for p in sorted(out.glob("shard-*.tar"))] == [p.read_bytes() for p in full.shards]
+

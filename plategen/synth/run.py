@@ -1,16 +1,17 @@
 """`plategen synth`: check every input, claim the output folder, run the engine, write the dataset.
 
 One request, in order: `synthesize` checks the request, the checkpoint, the characters and
-the styles before anything is written; `writers.claim_out` locks the output folder (and reads
-the interrupted run's meta on --resume); `_run` builds the `Synthesizer`, skips the chunks the
-journal says are written, hands each new batch to a writer and journals what became durable;
+the styles before anything is written; `writers.prepare_out` locks the output folder (and reads
+the interrupted run's meta on --resume); `_run` builds the `Synthesizer`, keeps the journalled
+images whose files are intact, generates the chunks that lack some, hands each batch to a
+writer and journals what became durable;
 then the manifest, the preview and meta.json. Measures (duplicates, within-class diversity)
 come from the same images whatever the interruption.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import math
 import os
 import time
@@ -107,20 +108,21 @@ def synthesize(req: SynthRequest, progress: Callable[[int, int], None] = lambda 
         "diversity": json_ready(req.diversity.to_dict()), "glyph_size": ckpt.config.glyph_size,
         "label_check": req.check and ckpt.discriminator is not None,
     }
-    previous = writers.prepare_out(req.out, req.resume, req.overwrite)
-    if previous is not None:
-        params["batch_size"] = previous.get("batch_size", req.batch_size)  # chunks must match the first run
-        differ = [k for k in RESUME_KEYS if previous.get(k) != params[k]]
-        if differ:
-            raise PlategenError(f"{req.out}: --resume with different settings than the interrupted run "
-                                f"({', '.join(differ)}); repeat the first command's options")
+    lock, previous = writers.prepare_out(req.out, req.resume, req.overwrite)
     threads_before = torch.get_num_threads()
-    if device == "cpu":  # the generator and the PNG writers share the cores; oversubscribing them is slower
-        torch.set_num_threads(req.threads or max(1, usable_cores() - 1))
     try:
+        if previous is not None:
+            params["batch_size"] = previous.get("batch_size", req.batch_size)  # chunks must match the first run
+            differ = [k for k in RESUME_KEYS if previous.get(k) != params[k]]
+            if differ:
+                raise PlategenError(f"{req.out}: --resume with different settings than the interrupted run "
+                                    f"({', '.join(differ)}); repeat the first command's options")
+        if device == "cpu":  # the generator and the PNG writers share the cores; oversubscribing them is slower
+            torch.set_num_threads(req.threads or max(1, usable_cores() - 1))
         return _run(req, device, ckpt, ckpt_path, fonts, styles, params, previous, progress, start)
     finally:
         torch.set_num_threads(threads_before)
+        lock.release()
 
 
 def usable_cores() -> int:
@@ -149,7 +151,7 @@ def _run(req: SynthRequest, device: str, ckpt, ckpt_path: Path, fonts, styles, p
     }
     journal = writers.Journal(req.out)
     complete = previous is not None and previous.get("status") == "complete"
-    if complete:  # nothing left to do; its manifest stays (the journal with each image's draw is gone)
+    if complete:  # only damaged files are redrawn; its manifest stays (the journal with each image's draw is gone)
         done = {i: "" for i in range(req.n)}
     else:
         done = journal.load(req.n)
@@ -183,7 +185,7 @@ def _run(req: SynthRequest, device: str, ckpt, ckpt_path: Path, fonts, styles, p
                 if new:
                     draws[int(i)] = [str(attempt), verdict]
                     redrawn += attempt > 0
-            hashes = batch_hashes(batch.images)
+            hashes = writers.batch_hashes(batch.images)
             info = [{"label": lab, "style": st, "font": fo, "seed": int(se), "check": ch}
                     for lab, st, fo, se, ch in zip(batch.labels, batch.styles, batch.fonts, batch.seeds, batch.checks)
                     ] if req.format == "shards" else []
@@ -195,17 +197,14 @@ def _run(req: SynthRequest, device: str, ckpt, ckpt_path: Path, fonts, styles, p
             collect(block_until=in_flight)
         collect(block_until=0)
         writer.close()
-    except BaseException:
+    except BaseException:  # clean up without ever hiding the error that stopped the run
         writer.abort()
-        try:  # keep what finished, so --resume redoes as little as possible
+        with contextlib.suppress(BaseException):  # keep what finished, so --resume redoes as little as possible
             collect(block_until=0)
-        except BaseException:
-            pass
-        journal.close()
-        try:
+        with contextlib.suppress(PlategenError):
+            journal.close()
+        with contextlib.suppress(PlategenError):
             writers.write_meta(req.out, {**meta, "status": "interrupted", "done": len(done)})
-        except PlategenError:
-            pass
         raise
     missing = req.n - len(done)
     if missing:
@@ -274,11 +273,6 @@ def json_ready(value):
 
 
 # ---------------------------------------------------------------- measures
-
-
-def batch_hashes(images: np.ndarray) -> list[str]:
-    flat = np.ascontiguousarray(images).reshape(len(images), -1)
-    return [hashlib.blake2b(row.data, digest_size=8).hexdigest() for row in flat]
 
 
 def within_class_diversity(samples: dict[str, list[np.ndarray]]) -> tuple[float, float]:

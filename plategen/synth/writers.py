@@ -9,18 +9,26 @@ Both write ``manifest.csv`` (``image_path,label,style,font,seed``, paths relativ
 for shards ``shard-000000.tar#000123.png``) and ``meta.json``, each atomically.
 
 While a run is going, ``progress.tsv`` records ``id<TAB>pixel hash`` for every image whose
-file (or whole shard) is completely written; that journal, not the files on disk, is what
-``--resume`` trusts. PNG encoding and writing happen in worker threads; the main thread
-journals results in plan order, so nothing depends on their timing.
+file (or whole shard) is completely written; ``--resume`` keeps a journalled image only if its
+file still decodes to those pixels. PNG encoding and writing happen in worker threads; the main
+thread journals results in plan order, so nothing depends on their timing.
+
+A run holds an exclusive lock on ``<out>/.plategen.lock`` (``flock``, which the OS drops when
+the process dies, so a killed run blocks nothing); a second run into the same folder stops
+with one line before it touches anything.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
+import fcntl
+import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import tarfile
 from collections import deque
@@ -39,6 +47,7 @@ from plategen.errors import PlategenError
 META = "meta.json"
 MANIFEST = "manifest.csv"
 JOURNAL = "progress.tsv"
+LOCK = ".plategen.lock"
 MANIFEST_FIELDS = ("image_path", "label", "style", "font", "seed", "check")
 FORMATS = ("files", "shards")
 SHARD_PATTERN = "shard-{:06d}.tar"
@@ -70,30 +79,16 @@ def write_meta(out: Path, meta: dict) -> None:
     atomic_write_text(out / META, json.dumps(meta, ensure_ascii=False, indent=2) + "\n")
 
 
-def prepare_out(out: Path, resume: bool, overwrite: bool) -> dict | None:
-    """Make `out` ready; return the earlier run's meta when resuming one.
+def prepare_out(out: Path, resume: bool, overwrite: bool) -> tuple["OutputLock", dict | None]:
+    """Lock `out` for this run and make it ready; return the lock and, when resuming, the earlier run's meta.
 
     A non-empty folder is refused unless `resume` (it must hold a plategen synth run) or
     `overwrite` (it must hold a plategen synth run too: only that run's files are deleted).
+    Every refusal comes before anything is created; the checks are repeated under the lock.
     """
     if resume and overwrite:
         raise PlategenError("--resume and --overwrite exclude each other")
-    if out.exists() and not out.is_dir():
-        raise PlategenError(f"{out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        meta = read_meta(out)
-        if resume:
-            if meta is None:
-                raise PlategenError(f"{out}: no {META} of a plategen synth run here, nothing to resume")
-            return meta
-        if overwrite:
-            if meta is None:
-                raise PlategenError(f"{out}: not empty and not a plategen synth output (no {META}); "
-                                    "--overwrite only replaces an earlier synth run, choose another --out")
-            clear_run(out, meta)
-            return None
-        raise PlategenError(f"{out}: exists and is not empty; --resume finishes an interrupted run there, "
-                            "--overwrite replaces it, or choose another --out")
+    _earlier_run(out, resume, overwrite)
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".plategen-write-test"
@@ -101,17 +96,129 @@ def prepare_out(out: Path, resume: bool, overwrite: bool) -> dict | None:
         probe.unlink()
     except OSError as exc:
         raise os_error(out, exc) from exc
-    return None
+    lock = OutputLock(out)
+    try:
+        previous = _earlier_run(out, resume, overwrite, ours=True)
+        if overwrite and previous is not None:
+            clear_run(out, previous)
+            previous = None
+    except BaseException:
+        lock.release()
+        raise
+    return lock, previous
+
+
+def _earlier_run(out: Path, resume: bool, overwrite: bool, ours: bool = False) -> dict | None:
+    """The meta of the synth run in `out` that `resume` / `overwrite` may take over, None for a
+    new or empty folder; anything else is refused. `ours`: this process holds the lock."""
+    if out.exists() and not out.is_dir():
+        raise PlategenError(f"{out}: exists and is not a folder")
+    if not out.is_dir():
+        return None
+    if not ours and OutputLock.held(out):
+        raise _busy(out)
+    if not any(p.name != LOCK for p in out.iterdir()):  # a killed run's lock file does not count
+        return None
+    meta = read_meta(out)
+    if resume:
+        if meta is None:
+            raise PlategenError(f"{out}: no {META} of a plategen synth run here, nothing to resume")
+        return meta
+    if overwrite:
+        if meta is None:
+            raise PlategenError(f"{out}: not empty and not a plategen synth output (no {META}); "
+                                "--overwrite only replaces an earlier synth run, choose another --out")
+        return meta
+    raise PlategenError(f"{out}: exists and is not empty; --resume finishes an interrupted run there, "
+                        "--overwrite replaces it, or choose another --out")
+
+
+def _busy(out: Path) -> PlategenError:
+    return PlategenError(f"{out}: another plategen synth run is writing to this folder ({LOCK} is locked); "
+                         "wait for it to finish or choose another --out")
+
+
+class OutputLock:
+    """An exclusive `flock` on `<out>/.plategen.lock` for as long as this run lives."""
+
+    def __init__(self, out: Path):
+        self.path = out / LOCK
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise os_error(self.path, exc) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # a run that just finished unlinks its lock file: then this lock guards nothing
+            current = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+        except OSError:
+            current = False
+        if not current:
+            os.close(fd)
+            raise _busy(out)
+        self.fd: int | None = fd
+
+    @staticmethod
+    def held(out: Path) -> bool:
+        """Whether a live run holds the lock of `out` (a file left by a killed run is not held)."""
+        try:
+            fd = os.open(out / LOCK, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return False
+        except OSError:
+            return True
+        finally:
+            os.close(fd)
+
+    def release(self) -> None:
+        """Remove the lock file while still holding it, then let go; never raises."""
+        if self.fd is None:
+            return
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+        os.close(self.fd)
+        self.fd = None
+
+
+# what a files run writes into a label folder: <id>.png with a zero-padded id
+_IMAGE_NAME = re.compile(r"[0-9]{6,}\.png")
 
 
 def clear_run(out: Path, meta: dict) -> None:
-    """Delete what an earlier synth run wrote (and nothing else)."""
+    """Delete what an earlier synth run wrote, and nothing else.
+
+    Everything is checked before the first deletion: a label folder must be the folder this
+    plategen gives that label, directly inside `out` (no link), holding only image files; meta.json
+    is the earlier run's own record and is not trusted further than that.
+    """
+    root = out.resolve()
+    label_dirs = meta.get("label_dirs", {})
+    if not isinstance(label_dirs, dict):
+        raise PlategenError(f"{out / META}: label_dirs is not a mapping; not deleting anything, choose another --out")
+    targets = []
+    for label, name in label_dirs.items():
+        target = out / str(name)
+        if not isinstance(label, str) or name != safe_label_dir(label) or target.resolve().parent != root \
+                or target.is_symlink():
+            raise PlategenError(f"{out / META}: label folder {name!r} of {label!r} is not one plategen writes "
+                                "inside --out; not deleting anything, choose another --out")
+        if not target.exists():
+            continue
+        strays = [p.name for p in target.iterdir() if not (_IMAGE_NAME.fullmatch(p.name) and p.is_file()
+                                                           and not p.is_symlink())]
+        if strays:
+            raise PlategenError(f"{target}: holds {strays[0]!r}, which plategen did not write; not deleting "
+                                "anything, move it out or choose another --out")
+        targets.append(target)
+    shards = [p for p in list(out.glob("shard-*.tar")) + list(out.glob("shard-*.tar.part"))
+              if re.fullmatch(r"shard-[0-9]{6,}\.tar(\.part)?", p.name) and p.is_file()]
     try:
-        for name in meta.get("label_dirs", {}).values():
-            target = out / name
-            if target.is_dir() and target.parent == out:
-                shutil.rmtree(target)
-        for path in list(out.glob("shard-*.tar")) + list(out.glob("shard-*.tar.part")):
+        for target in targets:
+            shutil.rmtree(target)
+        for path in shards:
             path.unlink()
         for name in (MANIFEST, JOURNAL, META):
             (out / name).unlink(missing_ok=True)
@@ -157,11 +264,29 @@ class Journal:
             raise os_error(self.path, exc) from exc
 
     def close(self, remove: bool = False) -> None:
-        if self.handle is not None:
-            self.handle.close()
-            self.handle = None
-        if remove:
-            self.path.unlink(missing_ok=True)
+        handle, self.handle = self.handle, None
+        try:
+            if handle is not None:
+                handle.close()  # flushes: on a full disk this is where the last lines fail
+            if remove:
+                self.path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise os_error(self.path, exc) from exc
+
+
+def batch_hashes(images: np.ndarray) -> list[str]:
+    """The journal's identity of each image's pixels: equal hashes = exact duplicates."""
+    flat = np.ascontiguousarray(images).reshape(len(images), -1)
+    return [hashlib.blake2b(row.data, digest_size=8).hexdigest() for row in flat]
+
+
+def _intact(png: bytes, expected: str) -> bool:
+    """Whether the bytes decode to an image with the journalled pixel hash ("" = no hash recorded)."""
+    try:
+        image = decode_png(png)
+    except PlategenError:
+        return False
+    return not expected or batch_hashes(image[None])[0] == expected
 
 
 def encode_png(image: np.ndarray) -> bytes:
@@ -173,7 +298,7 @@ def encode_png(image: np.ndarray) -> bytes:
 
 
 def decode_png(data: bytes) -> np.ndarray:
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None  # empty: cv2 asserts
     if image is None:
         raise PlategenError("not a readable PNG")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
@@ -241,8 +366,20 @@ class FileWriter(_Writer):
         return [(i, h) for i, _, _, h in jobs]
 
     def present(self, done: dict[int, str], labels: Sequence[str]) -> dict[int, str]:
-        """The journalled images whose files are still there."""
-        return {i: h for i, h in done.items() if (self.out / self.path_of(i, labels[i])).is_file()}
+        """The journalled images whose files are still there and decode to the journalled pixels."""
+        keep = {}
+        for i, h in done.items():
+            try:
+                png = (self.out / self.path_of(i, labels[i])).read_bytes()
+            except OSError:
+                continue
+            if _intact(png, h):
+                keep[i] = h
+        return keep
+
+    def read_back(self, ids: Sequence[int], labels: Sequence[str]) -> dict[int, np.ndarray]:
+        """Images already on disk, by id."""
+        return {i: read_image_at(self.out, self.path_of(i, labels[i])) for i in ids}
 
 
 class ShardWriter(_Writer):
@@ -329,13 +466,45 @@ class ShardWriter(_Writer):
         return done
 
     def present(self, done: dict[int, str], labels: Sequence[str]) -> dict[int, str]:
-        """Journalled images of whole shards still on disk; a shard with a gap is redone."""
+        """Journalled images of whole shards still on disk whose every image decodes to the journalled
+        pixels; a shard with a gap or a damaged image is redone."""
         keep: dict[int, str] = {}
         for shard in range(-(-self.n // self.size)):
             ids = self.shard_ids(shard)
-            if (self.out / SHARD_PATTERN.format(shard)).is_file() and all(i in done for i in ids):
+            if all(i in done for i in ids) and self._shard_intact(shard, {i: done[i] for i in ids}):
                 keep.update((i, done[i]) for i in ids)
         return keep
+
+    def _shard_intact(self, shard: int, expected: dict[int, str]) -> bool:
+        pngs = self._pngs(shard, set(expected))
+        return pngs is not None and set(pngs) == set(expected) and all(
+            _intact(png, expected[i]) for i, png in pngs.items())
+
+    def _pngs(self, shard: int, ids: set[int]) -> dict[int, bytes] | None:
+        """The PNG bytes of `ids` in shard `shard`, or None if it cannot be read."""
+        found: dict[int, bytes] = {}
+        try:
+            with tarfile.open(self.out / SHARD_PATTERN.format(shard), "r") as tar:
+                for member in tar:
+                    key, _, ext = member.name.partition(".")
+                    if ext == "png" and key.isdigit() and int(key) in ids:
+                        found[int(key)] = tar.extractfile(member).read()
+        except (OSError, tarfile.TarError):
+            return None
+        return found
+
+    def read_back(self, ids: Sequence[int], labels: Sequence[str]) -> dict[int, np.ndarray]:
+        """Images already on disk, by id; each shard is read once."""
+        images: dict[int, np.ndarray] = {}
+        by_shard: dict[int, set[int]] = {}
+        for i in ids:
+            by_shard.setdefault(i // self.size, set()).add(i)
+        for shard, wanted in sorted(by_shard.items()):
+            pngs = self._pngs(shard, wanted) or {}
+            if set(pngs) != wanted:
+                raise PlategenError(f"{self.out / SHARD_PATTERN.format(shard)}: cannot read its images back")
+            images.update((i, decode_png(png)) for i, png in pngs.items())
+        return images
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
