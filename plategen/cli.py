@@ -215,7 +215,8 @@ def synth(
     checkpoint: Optional[Path] = typer.Option(None, help="Generator checkpoint (default: the shipped model)."),
     seed: int = typer.Option(0, help="Same seed, same images (byte for byte on CPU)."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 (default: CUDA when present)."),
-    batch_size: int = typer.Option(256, help="Images per generator batch."),
+    batch_size: Optional[int] = typer.Option(None, help="Images per generator batch (default 256; with "
+                                             "--resume the interrupted run's, as the bytes depend on it)."),
     fmt: str = typer.Option("files", "--format", help="files: <out>/<label>/<id>.png; shards: WebDataset tar shards."),
     shard_size: int = typer.Option(10000, help="Images per shard (--format shards)."),
     workers: int = typer.Option(2, help="Threads encoding and writing PNGs."),
@@ -252,7 +253,11 @@ def synth(
             err_console.print(f"run the same command with --resume to finish {out}")
             raise
     table = Table(title=f"plategen synth -> {report.out}", show_header=False)
-    table.add_row("images", f"{report.n:,}" + (f" ({report.resumed:,} from the interrupted run)" if report.resumed else ""))
+    if report.resumed == report.n:
+        table.add_row("images", f"{report.n:,}, all already there: nothing to do")
+    else:
+        table.add_row("images", f"{report.n:,}" + (f" ({report.resumed:,} from the interrupted run)"
+                                                   if report.resumed else ""))
     table.add_row("exact duplicates", str(report.duplicates))
     if report.check_failed is None:
         table.add_row("label check", "off (--no-check, or the checkpoint has no discriminator)")

@@ -14,13 +14,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from PIL import Image
 from typer.testing import CliRunner
 
 from plategen.charset import parse_charset
+from plategen.checkpoint import save_checkpoint
 from plategen.cli import app
 from plategen.errors import PlategenError
+from plategen.model import Discriminator, Generator, SAAEConfig
 from plategen.synth import label_counts, synthesize, within_class_diversity
-from plategen.synth.writers import JOURNAL, LOCK, read_manifest
+from plategen.synth.writers import JOURNAL, LOCK, read_manifest, read_shards
 
 from conftest import make_checkpoint, synth_request
 
@@ -65,18 +69,18 @@ def test_counts_manifest_and_meta_match_the_files(tmp_path, plate, ckpt):
     assert meta["checkpoint_sha256"] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
     assert meta["seed"] == 0 and meta["charset"] == CHARS and meta["command"] == ["plategen", "x"]
     assert meta["plategen_version"] and meta["duplicates"] == report.duplicates == 0
-    from PIL import Image
-
     assert all(Image.open(out / r["image_path"]).size == (32, 32) for r in rows[:5])
     assert rows[0]["style"] == str(plate) and rows[0]["font"] and int(rows[0]["seed"]) >= 0
     assert (tmp_path / "grid.png").is_file()
 
 
 def test_same_seed_same_bytes_and_another_seed_differs(tmp_path, plate, ckpt):
-    a = synthesize(request(plate, ckpt, tmp_path / "a", n=60))
-    synthesize(request(plate, ckpt, tmp_path / "b", n=60, batch_size=16))
+    """Writer threads and generator threads must not matter. (The batch size is not varied: the
+    generator's float sums depend on it, which is why --resume keeps the first run's.)"""
+    a = synthesize(request(plate, ckpt, tmp_path / "a", n=60, workers=2, threads=2))
+    b = synthesize(request(plate, ckpt, tmp_path / "b", n=60, workers=1, threads=1))
     c = synthesize(request(plate, ckpt, tmp_path / "c", n=60, seed=1))
-    assert tree_digest(a.out) == tree_digest(tmp_path / "b")
+    assert tree_digest(a.out) == tree_digest(b.out)
     assert tree_digest(a.out) != tree_digest(c.out)
 
 
@@ -177,6 +181,124 @@ def test_no_duplicates_and_a_diversity_figure(tmp_path, plate, ckpt):
     assert report.diversity > report.closest > 0
     same = {"A": [np.zeros((4, 4, 3), np.uint8)] * 3}
     assert within_class_diversity(same) == (0.0, 0.0)
+
+
+def synth_args(plate: Path, ckpt: Path, out: Path, *extra: str) -> list[str]:
+    return ["synth", "--style", str(plate), "--n", "40", "--out", str(out), "--checkpoint", str(ckpt),
+            "--device", "cpu", *extra]
+
+
+def one_line_error(result) -> str:
+    """The CLI's refusal: exit 2, one line, no traceback."""
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1, result.output
+    return result.output
+
+
+@pytest.mark.parametrize("option", [["--noise", "nan"], ["--noise", "inf"], ["--noise", "-1"],
+                                    ["--shard-size", "0", "--format", "shards"], ["--shard-size", "-3"],
+                                    ["--n", "0"], ["--n", "-5"], ["--batch-size", "0"], ["--workers", "0"]])
+def test_impossible_numbers_are_refused_before_the_folder_is_made(tmp_path, plate, ckpt, option):
+    out = tmp_path / "out"
+    message = one_line_error(runner.invoke(app, synth_args(plate, ckpt, out, *option)))
+    assert option[0] in message
+    assert not out.exists()
+
+
+def test_a_checkpoint_with_nan_weights_is_refused(tmp_path, plate):
+    config = SAAEConfig(num_classes=len(CHARS), content_width=8, style_width=8, decoder_width=16)
+    generator = Generator(config).eval()
+    with torch.no_grad():
+        next(generator.parameters())[0].fill_(float("nan"))
+    bad = tmp_path / "nan.safetensors"
+    save_checkpoint(bad, generator, config, {"charset": CHARS}, Discriminator(config).eval())
+    out = tmp_path / "out"
+    message = one_line_error(runner.invoke(app, synth_args(plate, bad, out)))
+    assert "nan.safetensors" in message and "NaN" in message
+    assert not out.exists()
+
+
+def test_the_preview_path_is_checked_before_any_image_is_made(tmp_path, plate, ckpt):
+    out = tmp_path / "out"
+    (tmp_path / "a-folder.png").mkdir()
+    for preview in (tmp_path / "missing" / "p.png", tmp_path / "p.jpg", tmp_path / "a-folder.png",
+                    out / "0" / "p.png"):
+        message = one_line_error(runner.invoke(app, synth_args(plate, ckpt, out, "--preview", str(preview))))
+        assert "--preview" in message
+        assert not out.exists()
+    fine = runner.invoke(app, synth_args(plate, ckpt, out, "--preview", str(out / "preview.png")))
+    assert fine.exit_code == 0, fine.output
+    assert (out / "preview.png").is_file()
+
+
+@pytest.mark.parametrize("fmt", ["files", "shards"])
+def test_after_a_resume_the_diversity_figure_and_preview_equal_an_uninterrupted_runs(tmp_path, plate, ckpt, fmt):
+    """Three labels x 40 images: more than the 32 samples per label the figure and the preview use."""
+    chars = ["A", "B", "C"]
+    kw = dict(chars=chars, n=120, format=fmt, shard_size=16)
+    synthesize(request(plate, ckpt, tmp_path / "full", preview=tmp_path / "full.png", **kw))
+
+    def stop(done, total):
+        if done >= 50:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        synthesize(request(plate, ckpt, tmp_path / "cut", preview=tmp_path / "cut.png", **kw), progress=stop)
+    report = synthesize(request(plate, ckpt, tmp_path / "cut", preview=tmp_path / "cut.png", resume=True, **kw))
+    assert report.resumed >= 48
+    full, cut = (json.loads((tmp_path / name / "meta.json").read_text()) for name in ("full", "cut"))
+    assert (cut["within_class_diversity"], cut["closest_pair"]) == (full["within_class_diversity"],
+                                                                      full["closest_pair"])
+    assert (tmp_path / "cut.png").read_bytes() == (tmp_path / "full.png").read_bytes()
+    assert tree_digest(tmp_path / "cut") == tree_digest(tmp_path / "full")
+
+
+def test_resume_keeps_the_first_runs_batch_size_and_refuses_another(tmp_path, plate, ckpt):
+    full = synthesize(request(plate, ckpt, tmp_path / "full", n=90, batch_size=16))
+    out = tmp_path / "cut"
+
+    def stop(done, total):
+        if done >= 30:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        synthesize(request(plate, ckpt, out, n=90, batch_size=16), progress=stop)
+    before = tree_digest(out)
+    with pytest.raises(PlategenError, match="--batch-size 8, but the interrupted run used 16"):
+        synthesize(request(plate, ckpt, out, n=90, batch_size=8, resume=True))
+    assert tree_digest(out) == before
+    report = synthesize(request(plate, ckpt, out, n=90, batch_size=None, resume=True))
+    assert report.resumed > 0
+    assert json.loads((out / "meta.json").read_text())["batch_size"] == 16
+    assert tree_digest(out) == tree_digest(full.out)
+
+
+def test_no_check_draws_each_image_once_and_the_manifest_says_unchecked(tmp_path, plate, ckpt):
+    checked = synthesize(request(plate, ckpt, tmp_path / "checked", n=72))
+    report = synthesize(request(plate, ckpt, tmp_path / "plain", n=72, check=False))
+    assert checked.redrawn > 0 and report.redrawn == 0 and report.check_failed is None
+    rows = read_manifest(report.out)
+    assert len(rows) == 72 and {r["check"] for r in rows} == {""}
+    meta = json.loads((report.out / "meta.json").read_text())
+    assert meta["label_check"] is False and meta["check_failed"] is None
+    assert tree_digest(report.out) != tree_digest(checked.out)
+
+
+@pytest.mark.parametrize("fmt", ["files", "shards"])
+def test_resuming_a_complete_run_changes_nothing_and_says_so(tmp_path, plate, ckpt, fmt):
+    out = tmp_path / "out"
+    first = runner.invoke(app, synth_args(plate, ckpt, out, "--format", fmt, "--shard-size", "16"))
+    assert first.exit_code == 0, first.output
+    before, meta = tree_digest(out), json.loads((out / "meta.json").read_text())
+    again = runner.invoke(app, synth_args(plate, ckpt, out, "--format", fmt, "--shard-size", "16", "--resume"))
+    assert again.exit_code == 0, again.output
+    assert "nothing to do" in again.output
+    assert tree_digest(out) == before
+    after = json.loads((out / "meta.json").read_text())
+    for key in ("status", "duplicates", "check_failed", "within_class_diversity", "closest_pair", "counts"):
+        assert after[key] == meta[key], key
+    if fmt == "shards":
+        assert len(list(read_shards(out))) == 40
 
 
 def test_resume_redraws_journalled_files_that_were_damaged(tmp_path, plate, ckpt):

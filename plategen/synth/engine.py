@@ -49,6 +49,15 @@ class Batch:
     checks: list[str]  # "pass" / "fail": did the discriminator read the label; "" without one
 
 
+def require_finite(source: str, generator: nn.Module, discriminator: nn.Module | None = None) -> None:
+    """NaN or inf weights make blank images that still pass the label check: refuse them."""
+    for part, model in (("generator", generator), ("discriminator", discriminator)):
+        for name, tensor in (model.state_dict().items() if model is not None else ()):
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise PlategenError(f"{source}: {part} weight {name} holds NaN or infinite values; "
+                                    "retrain, or use another checkpoint")
+
+
 def _fold(generator: nn.Module) -> nn.Module:
     try:
         return fold_batchnorm(generator)
@@ -184,6 +193,7 @@ class Synthesizer:
             raise PlategenError("--chars: a character is listed twice")
         fonts = list(fonts) if fonts is not None else shipped_fonts()
         check_drawable(chars, fonts, charset)
+        require_finite("the checkpoint", generator, discriminator)
         if batch_size < 1:
             raise PlategenError(f"--batch-size {batch_size}: must be at least 1")
         counts = label_counts(n, len(chars))

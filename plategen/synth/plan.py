@@ -48,6 +48,10 @@ class Diversity:
     noise: float = 2.0  # sigma (0-255 scale) of Gaussian noise added after generation; 0 = none
     jitter: JitterRange = JitterRange()
 
+    def __post_init__(self):
+        if not (math.isfinite(self.noise) and self.noise >= 0):
+            raise PlategenError(f"--noise {self.noise}: must be a finite sigma, 0 or more")
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -1,12 +1,12 @@
 """`plategen synth`: check every input, claim the output folder, run the engine, write the dataset.
 
-One request, in order: `synthesize` checks the request, the checkpoint, the characters and
-the styles before anything is written; `writers.prepare_out` locks the output folder (and reads
-the interrupted run's meta on --resume); `_run` builds the `Synthesizer`, keeps the journalled
-images whose files are intact, generates the chunks that lack some, hands each batch to a
-writer and journals what became durable;
-then the manifest, the preview and meta.json. Measures (duplicates, within-class diversity)
-come from the same images whatever the interruption.
+One request, in order: `synthesize` checks the request (`check_request`), the checkpoint, the
+characters and the styles before anything is written; `writers.prepare_out` locks the output
+folder (and reads the interrupted run's meta on --resume); `_run` builds the `Synthesizer`,
+keeps the journalled images whose files are intact, generates the chunks that lack some, hands
+each batch to a writer and journals what became durable; then the manifest, the preview and
+meta.json. The diversity figure and the preview use the same images (the first per label by
+id) whatever the interruption.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 import torch
@@ -28,11 +28,12 @@ from plategen.device import resolve_device
 from plategen.errors import PlategenError
 from plategen.glyphs import fonts_for, render_glyph, shipped_fonts
 from plategen.synth import writers
-from plategen.synth.engine import Synthesizer
+from plategen.synth.engine import Synthesizer, require_finite
 from plategen.synth.inputs import check_drawable, load_styles
 from plategen.synth.plan import CHECK_ATTEMPTS, Diversity, label_counts
 
 SAMPLES_KEPT = 32  # images per label kept in memory for the diversity figure and the preview
+DEFAULT_BATCH_SIZE = 256
 
 
 @dataclass
@@ -44,7 +45,7 @@ class SynthRequest:
     checkpoint: Path | None = None  # None: the shipped model
     seed: int = 0
     device: str | None = None  # None: CUDA when present, else CPU
-    batch_size: int = 256
+    batch_size: int | None = None  # None: 256, or on --resume the interrupted run's (it is part of the bytes)
     format: str = "files"
     shard_size: int = 10000
     workers: int = 2
@@ -86,33 +87,32 @@ RESUME_KEYS = ("n", "charset", "seed", "checkpoint_sha256", "styles", "format", 
 
 
 def synthesize(req: SynthRequest, progress: Callable[[int, int], None] = lambda done, total: None) -> SynthReport:
-    """Write a labelled dataset to `req.out`; every input is checked before any image is made."""
+    """Write a labelled dataset to `req.out`; every input is checked before the folder is touched."""
     start = time.perf_counter()
+    check_request(req)
     device = str(resolve_device(req.device))
-    if req.format not in writers.FORMATS:
-        raise PlategenError(f"--format {req.format!r}: choose one of {', '.join(writers.FORMATS)}")
-    if req.batch_size < 1:
-        raise PlategenError(f"--batch-size {req.batch_size}: must be at least 1")
-    label_counts(req.n, len(req.chars))
     ckpt_path = Path(req.checkpoint) if req.checkpoint is not None else DEFAULT_CHECKPOINT
     if req.checkpoint is None and not ckpt_path.is_file():
         raise PlategenError(f"{ckpt_path}: the shipped checkpoint is missing; pass --checkpoint or train one")
     ckpt = load_checkpoint(ckpt_path, device="cpu")
+    label_check = req.check and ckpt.discriminator is not None
+    require_finite(str(ckpt_path), ckpt.generator, ckpt.discriminator if label_check else None)
     fonts = shipped_fonts()
     check_drawable(req.chars, fonts, ckpt.meta.get("charset"))
     styles = load_styles(req.styles)
     params = {
         "n": req.n, "charset": list(req.chars), "seed": req.seed, "checkpoint_sha256": ckpt.sha256,
         "styles": [{"path": s.name, "sha256": s.sha256} for s in styles], "format": req.format,
-        "shard_size": req.shard_size if req.format == "shards" else None, "batch_size": req.batch_size,
+        "shard_size": req.shard_size if req.format == "shards" else None,
+        "batch_size": req.batch_size or DEFAULT_BATCH_SIZE,
         "diversity": json_ready(req.diversity.to_dict()), "glyph_size": ckpt.config.glyph_size,
-        "label_check": req.check and ckpt.discriminator is not None,
+        "label_check": label_check,
     }
     lock, previous = writers.prepare_out(req.out, req.resume, req.overwrite)
     threads_before = torch.get_num_threads()
     try:
         if previous is not None:
-            params["batch_size"] = previous.get("batch_size", req.batch_size)  # chunks must match the first run
+            params["batch_size"] = _resumed_batch_size(req, previous.get("batch_size", params["batch_size"]))
             differ = [k for k in RESUME_KEYS if previous.get(k) != params[k]]
             if differ:
                 raise PlategenError(f"{req.out}: --resume with different settings than the interrupted run "
@@ -123,6 +123,45 @@ def synthesize(req: SynthRequest, progress: Callable[[int, int], None] = lambda 
     finally:
         torch.set_num_threads(threads_before)
         lock.release()
+
+
+def check_request(req: SynthRequest) -> None:
+    """Refuse options that cannot work before the checkpoint is read or the output folder touched."""
+    if req.format not in writers.FORMATS:
+        raise PlategenError(f"--format {req.format!r}: choose one of {', '.join(writers.FORMATS)}")
+    for option, value in (("--batch-size", req.batch_size), ("--shard-size", req.shard_size),
+                          ("--workers", req.workers)):
+        if value is not None and value < 1:
+            raise PlategenError(f"{option} {value}: must be at least 1")
+    label_counts(req.n, len(req.chars))
+    if req.preview is not None:
+        check_preview(Path(req.preview), Path(req.out))
+
+
+def check_preview(path: Path, out: Path) -> None:
+    """The preview is written after every image: a path it cannot be written to is refused first."""
+    if path.suffix.lower() != ".png":
+        raise PlategenError(f"--preview {path}: the sheet is a PNG; give a file name ending in .png")
+    if path.is_dir():
+        raise PlategenError(f"--preview {path}: is a folder; give a file name ending in .png")
+    parent, root = path.parent.resolve(), out.resolve()
+    if parent != root and not parent.is_dir():
+        raise PlategenError(f"--preview {path}: the folder {path.parent} does not exist")
+    if parent != root and not os.access(parent, os.W_OK | os.X_OK):
+        raise PlategenError(f"--preview {path}: cannot write in {path.parent}")
+    if root in parent.parents:
+        raise PlategenError(f"--preview {path}: inside a folder of --out, where it would be taken for a "
+                            "generated image; write it directly in --out or elsewhere")
+
+
+def _resumed_batch_size(req: SynthRequest, first: int) -> int:
+    """A resumed run generates with the first run's batch size: the generator's float sums, and so
+    some pixels, depend on it."""
+    if req.batch_size is not None and req.batch_size != first:
+        raise PlategenError(f"{req.out}: --batch-size {req.batch_size}, but the interrupted run used {first}, "
+                            "and the batch size is part of what fixes the images' bytes; repeat "
+                            f"--batch-size {first} or leave it out")
+    return first
 
 
 def usable_cores() -> int:
@@ -163,7 +202,8 @@ def _run(req: SynthRequest, device: str, ckpt, ckpt_path: Path, fonts, styles, p
     writers.write_meta(req.out, meta)
     done_mask = np.zeros(req.n, bool)
     done_mask[list(done)] = True
-    samples: dict[str, list[np.ndarray]] = {c: [] for c in req.chars}
+    wanted = set(sample_ids(synth.plan.label, len(req.chars)))
+    kept: dict[int, np.ndarray] = {}
     pending = writers.Pending()
     progress(resumed, req.n)
     generated = 0
@@ -190,9 +230,7 @@ def _run(req: SynthRequest, device: str, ckpt, ckpt_path: Path, fonts, styles, p
                     for lab, st, fo, se, ch in zip(batch.labels, batch.styles, batch.fonts, batch.seeds, batch.checks)
                     ] if req.format == "shards" else []
             pending.add(writer.submit(batch.ids, batch.images, batch.labels, hashes, info, keep))
-            for k, lab in enumerate(batch.labels):
-                if len(samples[lab]) < SAMPLES_KEPT:
-                    samples[lab].append(batch.images[k])
+            kept.update((int(i), image) for i, image in zip(batch.ids, batch.images) if i in wanted)
             collect()
             collect(block_until=in_flight)
         collect(block_until=0)
@@ -222,8 +260,10 @@ def _run(req: SynthRequest, device: str, ckpt, ckpt_path: Path, fonts, styles, p
                 for i, label, style, font, seed in synth.rows(attempts))
         manifest = writers.write_manifest(req.out, rows)
         check_failed = sum(d[1] == "fail" for d in draws.values()) if params["label_check"] else None
-    if resumed:
-        _top_up_samples(samples, req.out, req.format, writer, label_of)
+    kept.update(writer.read_back(sorted(wanted - set(kept)), label_of))
+    samples: dict[str, list[np.ndarray]] = {c: [] for c in req.chars}
+    for i in sorted(wanted):
+        samples[label_of[i]].append(kept[i])
     diversity, closest = within_class_diversity(samples)
     preview = None
     if req.preview is not None:
@@ -243,24 +283,10 @@ def _run(req: SynthRequest, device: str, ckpt, ckpt_path: Path, fonts, styles, p
                        shards)
 
 
-def _top_up_samples(samples: dict[str, list[np.ndarray]], out: Path, fmt: str, writer,
-                    label_of: Sequence[str]) -> None:
-    """After a resume, fill the per-label samples from what is on disk."""
-    def full() -> bool:
-        return all(len(s) >= SAMPLES_KEPT for s in samples.values())
-
-    if fmt == "shards":
-        for sample in writers.read_shards(out):
-            if len(samples[sample["label"]]) < SAMPLES_KEPT:
-                samples[sample["label"]].append(writers.decode_png(sample["png"]))
-            if full():
-                return
-        return
-    for i, label in enumerate(label_of):
-        if len(samples[label]) < SAMPLES_KEPT:
-            samples[label].append(writers.read_image_at(out, writer.path_of(i, label)))
-            if full():
-                return
+def sample_ids(labels: np.ndarray, k: int) -> list[int]:
+    """The first SAMPLES_KEPT images of each label by id: what the diversity figure and the preview
+    show, whichever of them an interrupted run had already written."""
+    return sorted(i for li in range(k) for i in np.flatnonzero(labels == li)[:SAMPLES_KEPT].tolist())
 
 
 def json_ready(value):
