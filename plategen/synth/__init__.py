@@ -3,7 +3,7 @@
 Read in the order one request flows: `run` (the command: checks, output folder, resume) ->
 `inputs` (style plates, drawable characters) -> `plan` (pools and the seeded plan) ->
 `engine` (generator, `check` the label check, noise; the library API `generate`) ->
-`writers` (folders or shards, journal, manifest, meta, preview).
+`writers` (the locked output folder, files or shards, journal, manifest, meta, preview).
 """
 
 from plategen.synth.engine import Batch, Synthesizer, generate, generate_arrays

@@ -3,9 +3,9 @@
 Two formats:
 - ``files``: ``<out>/<label>/<id>.png`` (label folder via `charset.safe_label_dir`);
 - ``shards``: WebDataset-style tar shards ``<out>/shard-000000.tar``, each holding, per image,
-  ``<id>.png``, ``<id>.cls`` (the label, UTF-8) and ``<id>.json`` (label, style, font, seed).
+  ``<id>.png``, ``<id>.cls`` (the label, UTF-8) and ``<id>.json`` (label, style, font, seed, check).
 
-Both write ``manifest.csv`` (``image_path,label,style,font,seed``, paths relative to the CSV;
+Both write ``manifest.csv`` (``image_path,label,style,font,seed,check``, paths relative to the CSV;
 for shards ``shard-000000.tar#000123.png``) and ``meta.json``, each atomically.
 
 While a run is going, ``progress.tsv`` records ``id<TAB>pixel hash`` for every image whose
