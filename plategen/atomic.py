@@ -19,7 +19,7 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
-        raise PlategenError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+        raise _cannot_write(path, exc) from exc
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -31,10 +31,18 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise PlategenError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+        raise _cannot_write(path, exc) from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _cannot_write(path: Path, exc: OSError) -> PlategenError:
+    """Name the file in the way when a path runs through one ("File exists" alone says nothing)."""
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        return PlategenError(f"{path}: cannot write: {blocker} is a file, not a folder")
+    return PlategenError(f"{path}: cannot write ({exc.strerror or exc})")
 
 
 def atomic_write_text(path: Path | str, text: str) -> None:
