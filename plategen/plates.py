@@ -145,10 +145,6 @@ def _check_pixel_count(path: Path, data: bytes) -> None:
                                     f"(set {MAX_PIXELS_ENV} to allow larger images)")
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def detect_format(folder: Path) -> Format:
     if not folder.is_dir():
         raise PlategenError(f"{folder}: no such data folder")
