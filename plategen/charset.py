@@ -1,4 +1,4 @@
-"""`--chars` specs such as `0-9A-Z`, `0-9A-HJ-NP-Z` or `京沪粤0-9A-Z`, and label <-> index maps."""
+"""`--chars` specs such as `0-9A-Z`, `0-9A-HJ-NP-Z` or `京沪粤0-9A-Z`, and safe folder names for labels."""
 
 from __future__ import annotations
 

@@ -135,9 +135,9 @@ def _check_pixel_count(path: Path, data: bytes) -> None:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as header:
                 width, height = header.size
-    except Image.DecompressionBombError:
-        raise UnreadableImage(path, f"image header claims more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels "
-                                    "(refused unread as a decompression bomb)") from None
+    except Image.DecompressionBombError:  # PIL's own check, at twice its MAX_IMAGE_PIXELS, whatever ours is
+        raise UnreadableImage(path, f"image is larger than {2 * Image.MAX_IMAGE_PIXELS:,} pixels (refused "
+                                    "unread as a decompression bomb)") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise UnreadableImage(path, "not a readable image (corrupt or unsupported format)") from None
     if width * height > limit:

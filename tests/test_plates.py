@@ -211,6 +211,10 @@ def test_images_larger_than_the_pixel_limit_are_refused_from_the_header(tmp_path
     assert huge.stat().st_size < 100_000
     with pytest.raises(PlategenError, match=rf"huge.png: image is 9000x8000 px, more than .*\(set {MAX_PIXELS_ENV}"):
         read_image(huge)
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (20000, 20000)).save(bomb)  # the audit's case: 400 Mpx, 2.5 GB once decoded as RGB
+    with pytest.raises(PlategenError, match="bomb.png: image is larger than .* pixels"):
+        read_image(bomb)
     plate = data_dir / "openalpr-us" / "images" / "ak1165.jpg"
     assert read_image(plate).ndim == 3
     monkeypatch.setenv(MAX_PIXELS_ENV, "1000")
