@@ -37,9 +37,14 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
         raise
 
 
+def file_in_the_way(path: Path) -> Path | None:
+    """The existing non-folder that `path` runs through (`file.txt` in `file.txt/sub`), if any:
+    the OS only says "File exists" or "Not a directory"."""
+    return next((p for p in Path(path).parents if p.exists() and not p.is_dir()), None)
+
+
 def _cannot_write(path: Path, exc: OSError) -> PlategenError:
-    """Name the file in the way when a path runs through one ("File exists" alone says nothing)."""
-    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    blocker = file_in_the_way(path)
     if blocker is not None:
         return PlategenError(f"{path}: cannot write: {blocker} is a file, not a folder")
     return PlategenError(f"{path}: cannot write ({exc.strerror or exc})")
