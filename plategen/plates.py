@@ -7,8 +7,13 @@ Three formats, detected from the folder (``--format`` overrides):
 - ``filename``: ``images/`` (or the folder itself) with the plate text as the file
   name, e.g. ``皖A0V262.jpg`` (anything after a first ``_`` is ignored).
 - ``csv``: a ``*.csv`` with columns ``image_path`` and ``plate_text`` (extra
-  columns allowed; a ``region`` column is kept), paths relative to the CSV.
+  columns allowed; a ``region`` column is kept), paths relative to the CSV and
+  inside the data folder unless ``allow_outside``.
   This is also the fast-plate-ocr label format.
+
+Every image is read through `read_image_and_bytes`: regular files only (a pipe
+would block forever, a device never ends) and at most `MAX_IMAGE_PIXELS`,
+checked in the header before decoding.
 
 Plates that carry only text get boxes from `segment.segment_plate`; plates it
 cannot segment are kept in `ImportResult.skipped` with the reason, never dropped
