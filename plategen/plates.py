@@ -51,6 +51,7 @@ Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels, x1/y1 exclusive
 # Decoded size limit, checked in the header before decoding: a 1 MB PNG can claim 20000x20000 (2.5 GB).
 MAX_IMAGE_PIXELS = 64_000_000
 MAX_PIXELS_ENV = "PLATEGEN_MAX_IMAGE_PIXELS"  # overrides MAX_IMAGE_PIXELS
+BYTES_PER_PIXEL_BOUND = 4  # no image format we read stores more (uncompressed 32-bit BMP): a larger file is not read
 
 
 @dataclass(frozen=True)
@@ -108,14 +109,21 @@ def read_image(path: Path) -> np.ndarray:
 def read_image_and_bytes(path: Path) -> tuple[np.ndarray, bytes]:
     """The one gate every image passes: a regular file, a readable header within the pixel
     limit, then the decode. Also returns the file's bytes (their hash is the plate's identity)."""
+    limit = max_image_pixels()
     try:
         require_regular_file(path, "image")
+        size = path.stat().st_size
+        if size > BYTES_PER_PIXEL_BOUND * limit + 2**20:
+            raise UnreadableImage(path, f"file is {size:,} bytes, more than any image within the {limit:,} pixels "
+                                        f"plategen decodes (set {MAX_PIXELS_ENV} to allow larger images)")
         data = path.read_bytes()
+    except UnreadableImage:
+        raise
     except PlategenError as exc:
         raise UnreadableImage(path, str(exc).removeprefix(f"{path}: ")) from None
     except OSError as exc:
         raise UnreadableImage(path, f"cannot read image ({exc.strerror or exc})") from exc
-    _check_pixel_count(path, data)
+    _check_pixel_count(path, data, limit)
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if image is None:
         raise UnreadableImage(path, "not a readable image (corrupt or unsupported format)")
@@ -132,9 +140,8 @@ def max_image_pixels() -> int:
         raise PlategenError(f"{MAX_PIXELS_ENV}={value!r}: not a whole number of pixels") from None
 
 
-def _check_pixel_count(path: Path, data: bytes) -> None:
+def _check_pixel_count(path: Path, data: bytes, limit: int) -> None:
     """Refuse an image whose header claims more pixels than the limit, before decoding it."""
-    limit = max_image_pixels()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

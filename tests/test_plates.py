@@ -182,6 +182,10 @@ def test_pipes_and_folders_named_like_inputs_are_refused_not_read(tmp_path, data
     assert len(result.plates) == 1
     assert [p.path.name for p in result.problems] == ["pipe.jpg", "folder.jpg"]
     assert "not a regular file" in result.problems[0].message and "is a folder" in result.problems[1].message
+    (folder / "labels.csv").rename(folder / "labels.txt")
+    make_fifo(folder / "labels.csv")
+    with pytest.raises(PlategenError, match="labels.csv: not a regular file"):
+        load_plates(folder)
 
 
 def test_a_pipe_as_a_yolo_label_or_class_list_is_refused(tmp_path, data_dir):
@@ -220,6 +224,11 @@ def test_images_larger_than_the_pixel_limit_are_refused_from_the_header(tmp_path
     monkeypatch.setenv(MAX_PIXELS_ENV, "1000")
     with pytest.raises(PlategenError, match="ak1165.jpg: image is"):
         read_image(plate)
+    padded = tmp_path / "padded.jpg"
+    padded.write_bytes(plate.read_bytes())
+    os.truncate(padded, 4000 + 2**20 + 1)  # a valid JPEG header, then more bytes than 1000 px can need
+    with pytest.raises(PlategenError, match=r"padded.jpg: file is 1,052,577 bytes, more than any image"):
+        read_image(padded)
     monkeypatch.setenv(MAX_PIXELS_ENV, "lots")
     with pytest.raises(PlategenError, match=MAX_PIXELS_ENV):
         read_image(plate)
