@@ -19,7 +19,7 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
-        raise PlategenError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+        raise _cannot_write(path, exc) from exc
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -31,10 +31,23 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise PlategenError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+        raise _cannot_write(path, exc) from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def file_in_the_way(path: Path) -> Path | None:
+    """The existing non-folder that `path` runs through (`file.txt` in `file.txt/sub`), if any:
+    the OS only says "File exists" or "Not a directory"."""
+    return next((p for p in Path(path).parents if p.exists() and not p.is_dir()), None)
+
+
+def _cannot_write(path: Path, exc: OSError) -> PlategenError:
+    blocker = file_in_the_way(path)
+    if blocker is not None:
+        return PlategenError(f"{path}: cannot write: {blocker} is a file, not a folder")
+    return PlategenError(f"{path}: cannot write ({exc.strerror or exc})")
 
 
 def atomic_write_text(path: Path | str, text: str) -> None:

@@ -1,10 +1,9 @@
-"""`--chars` specs such as `0-9A-Z`, `0-9A-HJ-NP-Z` or `京沪粤0-9A-Z`, and label <-> index maps."""
+"""`--chars` specs such as `0-9A-Z`, `0-9A-HJ-NP-Z` or `京沪粤0-9A-Z`, and safe folder names for labels."""
 
 from __future__ import annotations
 
 from plategen.errors import PlategenError
 
-DEFAULT_SPEC = "0-9A-Z"
 CHINESE_PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
 CHINESE_SPECIAL = "警学挂港澳使领"
 
@@ -36,10 +35,6 @@ def parse_charset(spec: str) -> list[str]:
     if bad:
         raise PlategenError(f"--chars: {spec!r} contains whitespace or control characters")
     return list(dict.fromkeys(chars))
-
-
-def label_to_index(charset: list[str]) -> dict[str, int]:
-    return {ch: i for i, ch in enumerate(charset)}
 
 
 def safe_label_dir(label: str) -> str:

@@ -7,6 +7,7 @@ One file holds the generator (and the discriminator, for resuming); the optimize
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -18,12 +19,15 @@ from safetensors.torch import load_file, save
 from torch import nn
 
 from plategen.atomic import atomic_write_bytes
-from plategen.errors import PlategenError
+from plategen.errors import PlategenError, require_regular_file
 from plategen.model import Discriminator, Generator, SAAEConfig
 
 FORMAT_VERSION = 1
 HEADER_KEY = "plategen"  # the safetensors metadata key holding our JSON
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "saae-default.safetensors"
+# Image sizes are not visible in the weights' shapes but size every activation; these bound them.
+MAX_GLYPH_SIZE = 256
+MAX_STYLE_SIDE = 1024
 
 
 @dataclass
@@ -60,8 +64,9 @@ def save_checkpoint(path: Path | str, generator: Generator, config: SAAEConfig, 
 
 def _read(path: Path, what: str) -> tuple[dict[str, torch.Tensor], dict]:
     """Tensors and our JSON header, or one PlategenError naming the file."""
-    if not path.is_file():
+    if not path.exists():
         raise PlategenError(f"{path}: no such {what} file")
+    require_regular_file(path, what)
     try:
         tensors = load_file(str(path))
         with safe_open(str(path), framework="pt") as handle:
@@ -74,6 +79,8 @@ def _read(path: Path, what: str) -> tuple[dict[str, torch.Tensor], dict]:
         header = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise PlategenError(f"{path}: damaged {what} header ({exc})") from exc
+    if not isinstance(header, dict):
+        raise PlategenError(f"{path}: damaged {what} header (a JSON {type(header).__name__}, not an object)")
     version = header.get("format_version")
     if version != FORMAT_VERSION:
         raise PlategenError(f"{path}: {what} format version {version!r}; this plategen reads version "
@@ -90,14 +97,74 @@ def _load_module(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: st
         raise PlategenError(f"{path}: weights do not match the stored config ({first})") from exc
 
 
+def _config(data: object, path: Path) -> SAAEConfig:
+    """The stored config, each field of the type and in the range the model needs."""
+    if not isinstance(data, dict):
+        raise PlategenError(f"{path}: checkpoint config is missing or not a JSON object")
+    fields = {f.name: f for f in dataclasses.fields(SAAEConfig)}
+    unknown = sorted(set(data) - set(fields))
+    missing = sorted(name for name, f in fields.items() if name not in data
+                     and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+    if unknown or missing:
+        raise PlategenError(f"{path}: checkpoint config is incomplete or unknown (unknown fields {unknown}, "
+                            f"missing fields {missing})")
+    for name, value in data.items():
+        problem = _field_problem(name, fields[name].type, value)
+        if problem:
+            raise PlategenError(f"{path}: checkpoint config {name}={json.dumps(value)[:60]}: {problem}")
+    return SAAEConfig.from_dict(data)
+
+
+def _field_problem(name: str, kind: str, value: object) -> str | None:
+    """Why `value` cannot be the config field `name` of declared type `kind`, or None."""
+    def whole(v: object, low: int, high: int) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+    def pair(v: object, low: int, high: int) -> bool:
+        return isinstance(v, list) and len(v) == 2 and all(whole(n, low, high) for n in v)
+
+    if name == "glyph_size":
+        return None if whole(value, 4, MAX_GLYPH_SIZE) else f"expected a whole number 4-{MAX_GLYPH_SIZE}"
+    if name == "style_size":
+        return None if pair(value, 4, MAX_STYLE_SIDE) else f"expected [height, width], each 4-{MAX_STYLE_SIDE}"
+    if name == "style_pool":
+        return None if value is None or pair(value, 1, MAX_STYLE_SIDE) else "expected null or [rows, columns]"
+    if kind == "int":
+        return None if whole(value, 1, 2**31 - 1) else "expected a positive whole number"
+    if kind == "bool":
+        return None if isinstance(value, bool) else "expected true or false"
+    if kind == "float":
+        return None if isinstance(value, (int, float)) and not isinstance(value, bool) else "expected a number"
+    return f"unexpected field type {kind}"
+
+
+def _check_shapes(config: SAAEConfig, tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Compare the stored tensors with the shapes the config implies, before allocating anything:
+    the modules are built on the meta device, which holds shapes and no memory."""
+    with torch.device("meta"):
+        expected = {f"generator.{k}": v.shape for k, v in Generator(config).state_dict().items()}
+        if any(k.startswith("discriminator.") for k in tensors):
+            expected |= {f"discriminator.{k}": v.shape for k, v in Discriminator(config).state_dict().items()}
+    mismatched = [k for k in expected if k in tensors and tensors[k].shape != expected[k]]
+    missing = [k for k in expected if k not in tensors]
+    unexpected = [k for k in tensors if k not in expected]
+    if mismatched or missing or unexpected:
+        first = (f"{mismatched[0]} is {list(tensors[mismatched[0]].shape)}, the config says "
+                 f"{list(expected[mismatched[0]])}" if mismatched else
+                 f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}")
+        raise PlategenError(f"{path}: weights do not match the stored config ({len(mismatched)} shape(s) differ, "
+                            f"{len(missing)} missing, {len(unexpected)} unexpected; {first})")
+
+
 def load_checkpoint(path: Path | str = DEFAULT_CHECKPOINT, device: str | torch.device = "cpu") -> LoadedCheckpoint:
     """Generator (and discriminator, when stored) in eval mode, its config and meta."""
     path = Path(path)
     tensors, header = _read(path, "checkpoint")
-    try:
-        config = SAAEConfig.from_dict(header["config"])
-    except (KeyError, TypeError) as exc:
-        raise PlategenError(f"{path}: checkpoint config is incomplete or unknown ({exc})") from exc
+    config = _config(header.get("config"), path)
+    _check_shapes(config, tensors, path)
+    meta = header.get("meta", {})
+    if not isinstance(meta, dict):
+        raise PlategenError(f"{path}: checkpoint meta is a JSON {type(meta).__name__}, not an object")
     generator = Generator(config)
     _load_module(generator, tensors, "generator.", path)
     discriminator = None
@@ -106,7 +173,7 @@ def load_checkpoint(path: Path | str = DEFAULT_CHECKPOINT, device: str | torch.d
         _load_module(discriminator, tensors, "discriminator.", path)
         discriminator.to(device).eval()
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return LoadedCheckpoint(config, generator.to(device).eval(), header.get("meta", {}), digest, discriminator, path)
+    return LoadedCheckpoint(config, generator.to(device).eval(), meta, digest, discriminator, path)
 
 
 def save_optimizers(path: Path | str, optimizers: dict[str, torch.optim.Optimizer]) -> None:
@@ -127,13 +194,13 @@ def load_optimizers(path: Path | str, optimizers: dict[str, torch.optim.Optimize
     tensors, header = _read(path, "optimizer state")
     for name, opt in optimizers.items():
         state: dict[int, dict[str, torch.Tensor]] = {}
-        for key, value in tensors.items():
-            owner, index, field = key.split(".", 2)
-            if owner == name:
-                state.setdefault(int(index), {})[field] = value
         try:
+            for key, value in tensors.items():
+                owner, index, field = key.split(".", 2)
+                if owner == name:
+                    state.setdefault(int(index), {})[field] = value
             groups = [{k: tuple(v) if isinstance(v, list) and k != "params" else v for k, v in group.items()}
                       for group in header["param_groups"][name]]  # JSON made tuples (Adam betas) lists
             opt.load_state_dict({"state": state, "param_groups": groups})
-        except (KeyError, ValueError) as exc:
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
             raise PlategenError(f"{path}: optimizer state does not match the model ({exc})") from exc

@@ -29,6 +29,12 @@ F = TypeVar("F", bound=Callable)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def printable(text: str) -> str:
+    """`text` with control characters written as escapes: a file name cannot drive the terminal
+    (colours, cursor moves, a fake prompt) or break one line into several."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def user_errors(command: F) -> F:
     """Turn a PlategenError into one red line and exit status 2, never a traceback."""
 
@@ -37,7 +43,7 @@ def user_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except PlategenError as exc:
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(printable(str(exc)))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]")
@@ -59,7 +65,10 @@ def main(version: Optional[bool] = typer.Option(None, "--version", callback=_ver
 
 
 def tracker(description: str) -> Callable:
-    """A progress-bar wrapper for iterables, drawn on stderr so tables stay clean on stdout."""
+    """A progress-bar wrapper for iterables, drawn on stderr so tables stay clean on stdout; not drawn
+    when stderr is no terminal, where rich would leave an empty line before an error."""
+    if not err_console.is_terminal:
+        return lambda items: items
 
     def track(items):
         items = list(items)
@@ -285,31 +294,34 @@ def inspect(
     sheet: Optional[Path] = typer.Option(None, help="Contact sheet PNG (default: inspect-<folder>.png here)."),
     strict: bool = typer.Option(False, help="Fail on any bad record instead of listing it."),
     show: int = typer.Option(10, help="How many bad or skipped records to list."),
+    allow_outside_paths: bool = typer.Option(False, help="Follow CSV image paths that leave the data folder "
+                                                         "(absolute, or through ..)."),
 ) -> None:
     """Show what an import reads: plates, characters per class, boxes, skipped plates; write a contact sheet."""
     from plategen.inspection import inspect_import
     from plategen.plates import load_plates
 
-    result = load_plates(data, fmt, strict=strict, progress=tracker(f"reading {data}"))
+    result = load_plates(data, fmt, strict=strict, progress=tracker(f"reading {escape(printable(str(data)))}"),
+                         allow_outside=allow_outside_paths)
     sheet = sheet or Path(f"inspect-{data.resolve().name}.png")
     summary = inspect_import(result, sheet, progress=tracker("cutting characters"))
 
-    table = Table(title=f"{summary.folder} ({summary.format})", show_header=False)
+    table = Table(title=escape(printable(f"{summary.folder} ({summary.format})")), show_header=False)
     table.add_row("plates read", str(summary.plates))
     table.add_row("characters", str(summary.characters))
     table.add_row("boxes annotated / estimated", f"{summary.annotated} / {summary.estimated}")
     table.add_row("plates not segmented", str(len(summary.skipped)))
     table.add_row("bad records", str(len(summary.problems)))
     console.print(table)
-    console.print(count_grid("characters per class", summary.per_class))
+    console.print(count_grid("characters per class", {escape(printable(k)): n for k, n in summary.per_class.items()}))
     for reason, count in summary.skipped_reasons.items():
-        console.print(f"[yellow]skipped[/] {count} x {reason}", highlight=False)
+        console.print(f"[yellow]skipped[/] {count} x {escape(printable(reason))}", highlight=False)
     for problem in (summary.problems + summary.skipped)[:show]:
-        console.print(f"  {problem}", highlight=False, markup=False, soft_wrap=True)
+        console.print(f"  {printable(str(problem))}", highlight=False, markup=False, soft_wrap=True)
     hidden = len(summary.problems) + len(summary.skipped) - show
     if hidden > 0:
         console.print(f"  ... and {hidden} more (--show N lists more)")
-    console.print(f"contact sheet: [bold]{sheet}[/]")
+    console.print(f"contact sheet: [bold]{escape(printable(str(sheet)))}[/]")
 
 
 if __name__ == "__main__":  # pragma: no cover

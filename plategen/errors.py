@@ -1,5 +1,24 @@
 """One exception type for every user-facing failure, so the CLI can print it as one line."""
 
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
 
 class PlategenError(Exception):
     """A wrong input or environment problem; the message names the file and what is wrong."""
+
+
+def require_regular_file(path: Path, what: str) -> None:
+    """Refuse anything but a regular file before opening it: a FIFO blocks forever, /dev/zero never ends."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
+        raise PlategenError(f"{path}: cannot read {what} ({getattr(exc, 'strerror', None) or exc})") from None
+    if stat.S_ISDIR(mode):
+        raise PlategenError(f"{path}: is a folder, not a {what} file")
+    if not stat.S_ISREG(mode):
+        raise PlategenError(f"{path}: not a regular file (a pipe, device or socket); plategen reads {what}s "
+                            "only from regular files")

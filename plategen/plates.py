@@ -7,8 +7,13 @@ Three formats, detected from the folder (``--format`` overrides):
 - ``filename``: ``images/`` (or the folder itself) with the plate text as the file
   name, e.g. ``皖A0V262.jpg`` (anything after a first ``_`` is ignored).
 - ``csv``: a ``*.csv`` with columns ``image_path`` and ``plate_text`` (extra
-  columns allowed; a ``region`` column is kept), paths relative to the CSV.
+  columns allowed; a ``region`` column is kept), paths relative to the CSV and
+  inside the data folder unless ``allow_outside``.
   This is also the fast-plate-ocr label format.
+
+Every image is read through `read_image_and_bytes`: regular files only (a pipe
+would block forever, a device never ends) and at most `MAX_IMAGE_PIXELS`,
+checked in the header before decoding.
 
 Plates that carry only text get boxes from `segment.segment_plate`; plates it
 cannot segment are kept in `ImportResult.skipped` with the reason, never dropped
@@ -19,15 +24,23 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
+import os
+import shlex
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Literal
 
 import cv2
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
-from plategen.errors import PlategenError
+from plategen.errors import PlategenError, require_regular_file
 from plategen.segment import segment_plate
+
+# A corrupt image is our one-line error; OpenCV would print a WARN line before it.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 Format = Literal["yolo", "filename", "csv"]
 FORMATS: tuple[str, ...] = ("yolo", "filename", "csv")
@@ -35,6 +48,10 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 TEXT_SEPARATORS = " -·._"
 MAX_BOX_SIDE = 1.2  # annotators often draw a box a little past the image edge; it is clipped
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels, x1/y1 exclusive
+# Decoded size limit, checked in the header before decoding: a 1 MB PNG can claim 20000x20000 (2.5 GB).
+MAX_IMAGE_PIXELS = 64_000_000
+MAX_PIXELS_ENV = "PLATEGEN_MAX_IMAGE_PIXELS"  # overrides MAX_IMAGE_PIXELS
+BYTES_PER_PIXEL_BOUND = 4  # no image format we read stores more (uncompressed 32-bit BMP): a larger file is not read
 
 
 @dataclass(frozen=True)
@@ -76,26 +93,77 @@ class ImportResult:
         )
 
 
+class UnreadableImage(PlategenError):
+    """An image file that cannot be used; importers list it as a `Problem` and go on."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path, reason
+
+
 def read_image(path: Path) -> np.ndarray:
     """Decode an image file to HxWx3 uint8 RGB, or raise naming the file."""
+    return read_image_and_bytes(path)[0]
+
+
+def read_image_and_bytes(path: Path) -> tuple[np.ndarray, bytes]:
+    """The one gate every image passes: a regular file, a readable header within the pixel
+    limit, then the decode. Also returns the file's bytes (their hash is the plate's identity)."""
+    limit = max_image_pixels()
     try:
-        data = np.fromfile(path, dtype=np.uint8)
+        require_regular_file(path, "image")
+        size = path.stat().st_size
+        if size > BYTES_PER_PIXEL_BOUND * limit + 2**20:
+            raise UnreadableImage(path, f"file is {size:,} bytes, more than any image within the {limit:,} pixels "
+                                        f"plategen decodes (set {MAX_PIXELS_ENV} to allow larger images)")
+        data = path.read_bytes()
+    except UnreadableImage:
+        raise
+    except PlategenError as exc:
+        raise UnreadableImage(path, str(exc).removeprefix(f"{path}: ")) from None
     except OSError as exc:
-        raise PlategenError(f"{path}: cannot read image ({exc.strerror or exc})") from exc
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+        raise UnreadableImage(path, f"cannot read image ({exc.strerror or exc})") from exc
+    _check_pixel_count(path, data, limit)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if image is None:
-        raise PlategenError(f"{path}: not a readable image (corrupt or unsupported format)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        raise UnreadableImage(path, "not a readable image (corrupt or unsupported format)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), data
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def max_image_pixels() -> int:
+    value = os.environ.get(MAX_PIXELS_ENV)
+    if value is None:
+        return MAX_IMAGE_PIXELS
+    try:
+        return int(value)
+    except ValueError:
+        raise PlategenError(f"{MAX_PIXELS_ENV}={value!r}: not a whole number of pixels") from None
+
+
+def _check_pixel_count(path: Path, data: bytes, limit: int) -> None:
+    """Refuse an image whose header claims more pixels than the limit, before decoding it."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as header:
+                width, height = header.size
+    except Image.DecompressionBombError:  # PIL's own check, at twice its MAX_IMAGE_PIXELS, whatever ours is
+        raise UnreadableImage(path, f"image is larger than {2 * Image.MAX_IMAGE_PIXELS:,} pixels (refused "
+                                    "unread as a decompression bomb)") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        raise UnreadableImage(path, "not a readable image (corrupt or unsupported format)") from None
+    if width * height > limit:
+        raise UnreadableImage(path, f"image is {width}x{height} px, more than the {limit:,} pixels plategen decodes "
+                                    f"(set {MAX_PIXELS_ENV} to allow larger images)")
 
 
 def detect_format(folder: Path) -> Format:
     if not folder.is_dir():
         raise PlategenError(f"{folder}: no such data folder")
-    if (folder / "labels").is_dir() and (folder / "classes.txt").is_file():
+    if (folder / "labels").is_dir():
+        if not (folder / "classes.txt").exists():
+            raise PlategenError(f"{folder}: has labels/ (YOLO boxes) but no classes.txt naming the classes, one "
+                                "character per line; add it, or pass --format if labels/ is not YOLO labels")
         return "yolo"
     if any(folder.glob("*.csv")):
         return "csv"
@@ -108,30 +176,45 @@ def detect_format(folder: Path) -> Format:
 
 
 def load_plates(folder: Path | str, fmt: str | None = None, strict: bool = False,
-                progress: Callable[[Iterable], Iterable] = lambda it: it) -> ImportResult:
-    """Import one data folder. With `strict`, any bad record is an error."""
+                progress: Callable[[Iterable], Iterable] = lambda it: it, allow_outside: bool = False
+                ) -> ImportResult:
+    """Import one data folder. With `strict`, any bad record is an error. CSV image paths must
+    stay inside the folder unless `allow_outside`: a label file from elsewhere should not make
+    plategen open any file it names."""
     folder = Path(folder)
     fmt = fmt or detect_format(folder)
     if fmt not in FORMATS:
         raise PlategenError(f"--format {fmt!r}: unknown format; choose one of {', '.join(FORMATS)}")
     if not folder.is_dir():
         raise PlategenError(f"{folder}: no such data folder")
-    records, result = _READERS[fmt](folder)
+    records, result = _read_csv(folder, allow_outside) if fmt == "csv" else _READERS[fmt](folder)
     result.folder, result.format = folder, fmt
     for path, text, boxes, region in progress(records):
         _add_plate(result, folder, path, text, boxes, region)
     if strict and result.problems:
-        raise PlategenError(f"{len(result.problems)} bad record(s) in {folder} (--strict):\n"
-                            + "\n".join(str(p) for p in result.problems))
+        raise PlategenError(f"{folder}: {len(result.problems)} bad record(s) (--strict); first: {result.problems[0]}"
+                            f"; run plategen inspect {shlex.quote(str(folder))} to list them all")
     if not result.plates:
-        detail = "\n".join(str(p) for p in (result.problems + result.skipped)[:20])
-        raise PlategenError(f"{folder}: no usable plates read (format {fmt})" + (f":\n{detail}" if detail else ""))
+        raise PlategenError(_nothing_usable(result))
     return result
 
 
+def _nothing_usable(result: ImportResult) -> str:
+    """One line: the counts, the first reason, and where to see the rest."""
+    bad = result.problems + result.skipped
+    line = (f"{result.folder}: no usable plates read (format {result.format}): "
+            f"{len(result.problems)} bad record(s), {len(result.skipped)} not segmented")
+    if bad:
+        line += f"; first: {bad[0]}"
+    if len(bad) > 1:
+        line += f"; run plategen inspect {shlex.quote(str(result.folder))} --show {len(bad)} to list them all"
+    return line
+
+
 def load_many(folders: Iterable[Path | str], fmt: str | None = None, strict: bool = False,
-              progress: Callable[[Iterable], Iterable] = lambda it: it) -> ImportResult:
-    results = [load_plates(f, fmt, strict, progress) for f in folders]
+              progress: Callable[[Iterable], Iterable] = lambda it: it, allow_outside: bool = False
+              ) -> ImportResult:
+    results = [load_plates(f, fmt, strict, progress, allow_outside) for f in folders]
     merged = results[0]
     for r in results[1:]:
         merged = merged.merge(r)
@@ -145,15 +228,10 @@ RawRecord = tuple[Path, str, list[tuple[float, float, float, float]] | None, str
 def _add_plate(result: ImportResult, folder: Path, path: Path, text: str,
                norm_boxes: list[tuple[float, float, float, float]] | None, region: str) -> None:
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        result.problems.append(Problem(path, f"cannot read image ({exc.strerror or exc})"))
+        image, data = read_image_and_bytes(path)
+    except UnreadableImage as exc:
+        result.problems.append(Problem(path, exc.reason))
         return
-    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
-    if decoded is None:
-        result.problems.append(Problem(path, "not a readable image (corrupt or unsupported format)"))
-        return
-    image = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
     sha = hashlib.sha256(data).hexdigest()
     height, width = image.shape[:2]
     if norm_boxes is not None:
@@ -189,14 +267,18 @@ def clean_text(text: str) -> str:
 
 def _read_yolo(folder: Path) -> tuple[list[RawRecord], ImportResult]:
     result = ImportResult(folder, "yolo")
-    classes = [c.strip() for c in (folder / "classes.txt").read_text(encoding="utf-8").splitlines() if c.strip()]
+    missing = [name for name in ("classes.txt", "labels/") if not (folder / name).exists()]
+    if missing:
+        raise PlategenError(f"{folder}: no {' and no '.join(missing)}; the yolo format needs classes.txt (one "
+                            "character per line) and labels/<image stem>.txt")
+    classes = [c.strip() for c in _read_text(folder / "classes.txt", "class list").splitlines() if c.strip()]
     bad_classes = [c for c in classes if len(c) != 1]
     if not classes or bad_classes:
         raise PlategenError(f"{folder / 'classes.txt'}: expected one character per line, got {bad_classes[:5] or 'nothing'}")
     records: list[RawRecord] = []
     for image_path in _image_files(images_dir(folder)):
         label_path = folder / "labels" / f"{image_path.stem}.txt"
-        if not label_path.is_file():
+        if not label_path.exists():
             result.problems.append(Problem(image_path, f"no label file {label_path.name} in labels/"))
             continue
         parsed = _parse_yolo_label(label_path, classes, result.problems)
@@ -216,9 +298,9 @@ def _parse_yolo_label(path: Path, classes: list[str], problems: list[Problem]
     """Boxes of one label file, or None (with a Problem) when any line is malformed."""
     boxes = []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append(Problem(path, f"cannot read label file ({exc})"))
+        lines = _read_text(path, "label file").splitlines()
+    except PlategenError as exc:
+        problems.append(Problem(path, str(exc).removeprefix(f"{path}: ")))
         return None
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -255,12 +337,29 @@ def _read_filename(folder: Path) -> tuple[list[RawRecord], ImportResult]:
     return records, result
 
 
-def _read_csv(folder: Path) -> tuple[list[RawRecord], ImportResult]:
+def _leaves_folder(relative: str) -> bool:
+    """Whether a CSV path, read as written (symlinks inside the folder are the owner's choice), leaves it."""
+    normal = os.path.normpath(relative)
+    return os.path.isabs(normal) or normal == ".." or normal.startswith(".." + os.sep)
+
+
+def _read_text(path: Path, what: str) -> str:
+    require_regular_file(path, what)
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise PlategenError(f"{path}: {what} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    except OSError as exc:
+        raise PlategenError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+
+
+def _read_csv(folder: Path, allow_outside: bool = False) -> tuple[list[RawRecord], ImportResult]:
     result = ImportResult(folder, "csv")
     csv_files = sorted(folder.glob("*.csv"))
     if len(csv_files) != 1:
         raise PlategenError(f"{folder}: expected one *.csv label file, found {len(csv_files)}")
     csv_path = csv_files[0]
+    require_regular_file(csv_path, "CSV label file")
     records: list[RawRecord] = []
     try:
         with csv_path.open(newline="", encoding="utf-8-sig") as handle:
@@ -275,8 +374,13 @@ def _read_csv(folder: Path) -> tuple[list[RawRecord], ImportResult]:
                 line = reader.line_num
                 image_rel, raw_text = (row.get("image_path") or "").strip(), row.get("plate_text") or ""
                 text = clean_text(raw_text)
-                if not image_rel or not text or not text.isalnum():
+                if not image_rel or not text or not text.isalnum() or "\0" in image_rel:
                     result.problems.append(Problem(csv_path, f"bad row: image_path={image_rel!r} plate_text={raw_text!r}", line))
+                    continue
+                if not allow_outside and _leaves_folder(image_rel):
+                    result.problems.append(Problem(
+                        csv_path, f"image_path {image_rel!r} points outside the data folder {folder} (absolute or "
+                        "through ..); refused unless --allow-outside-paths", line))
                     continue
                 records.append((csv_path.parent / image_rel, text, None, (row.get("region") or "").strip()))
     except UnicodeDecodeError as exc:
@@ -289,5 +393,5 @@ def _read_csv(folder: Path) -> tuple[list[RawRecord], ImportResult]:
 _READERS: dict[str, Callable[[Path], tuple[list[RawRecord], ImportResult]]] = {
     "yolo": _read_yolo,
     "filename": _read_filename,
-    "csv": _read_csv,
+    "csv": _read_csv,  # load_plates passes allow_outside
 }

@@ -1,10 +1,17 @@
+import hashlib
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import save_file
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
+from hostile import make_fifo
 from plategen.checkpoint import (HEADER_KEY, load_checkpoint, load_optimizers, save_checkpoint, save_optimizers)
 from plategen.errors import PlategenError
 from plategen.model import Discriminator, Generator, SAAEConfig
@@ -83,3 +90,105 @@ def test_optimizer_state_round_trip(tmp_path: Path):
     assert a["param_groups"] == b["param_groups"]
     for i, state in a["state"].items():
         assert all(torch.equal(torch.as_tensor(v), torch.as_tensor(b["state"][i][k])) for k, v in state.items())
+
+
+def _python(code: str, *args: str) -> subprocess.CompletedProcess:
+    """Run `code` in a fresh interpreter importing this checkout's plategen."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300, env=env)
+
+
+def _edit_header(path: Path, edit) -> None:
+    """Rewrite the plategen JSON header of a saved checkpoint, keeping its tensors."""
+    with safe_open(str(path), framework="pt") as handle:
+        header = json.loads(handle.metadata()[HEADER_KEY])
+    save_file(load_file(str(path)), str(path), metadata={HEADER_KEY: json.dumps(edit(header))})
+
+
+def test_a_header_that_is_not_a_json_object_is_named(tmp_path: Path):
+    path = tmp_path / "list.safetensors"
+    save_file({"w": torch.zeros(2)}, str(path), metadata={HEADER_KEY: "[1, 2]"})
+    with pytest.raises(PlategenError, match=r"list.safetensors: damaged checkpoint header \(a JSON list"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("field, value, why", [
+    ("content_width", "4", "content_width=\"4\": expected a positive whole number"),
+    ("content_width", 100000, "weights do not match the stored config"),
+    ("glyph_size", 100000, "glyph_size=100000: expected a whole number 4-256"),
+    ("style_size", [32], "style_size=\\[32\\]: expected \\[height, width\\]"),
+    ("spectral_norm", "yes", "spectral_norm=\"yes\": expected true or false"),
+    ("leak", None, "leak=null: expected a number"),
+    ("colour", 3, "unknown fields \\['colour'\\]"),
+])
+def test_config_values_are_checked_before_any_module_is_built(saved, field, value, why):
+    path = saved[0]
+    _edit_header(path, lambda h: {**h, "config": {**h["config"], field: value}})
+    with pytest.raises(PlategenError, match=why) as err:
+        load_checkpoint(path)
+    assert str(path) in str(err.value)
+
+
+def test_a_config_that_is_not_an_object_is_named(saved):
+    path = saved[0]
+    _edit_header(path, lambda h: {**h, "config": [3, 32]})
+    with pytest.raises(PlategenError, match="config is missing or not a JSON object"):
+        load_checkpoint(path)
+
+
+def test_an_oversized_config_allocates_nothing(saved):
+    """style_map_size 2000 asked the Linear layer for 4 * 2000 * 2000 * 8 floats (512 MB here,
+    16 GB at the default widths) before the weights were compared with it."""
+    path = saved[0]
+    _edit_header(path, lambda h: {**h, "config": {**h["config"], "style_map_size": 2000}})
+    probe = (
+        "import resource, sys\n"
+        "from plategen.checkpoint import load_checkpoint\n"
+        "from plategen.errors import PlategenError\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "try:\n"
+        f"    load_checkpoint({str(path)!r})\n"
+        "except PlategenError as exc:\n"
+        "    print(exc)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)\n"
+    )
+    run = _python(probe)
+    assert run.returncode == 0, run.stderr
+    message, grown_kb = run.stdout.strip().splitlines()
+    assert "weights do not match the stored config" in message and "style_map" in message
+    assert int(grown_kb) < 100_000
+
+
+def test_a_pipe_named_like_a_checkpoint_is_refused_not_read(tmp_path: Path):
+    fifo = make_fifo(tmp_path / "pipe.safetensors")
+    with pytest.raises(PlategenError, match="pipe.safetensors: not a regular file"):
+        load_checkpoint(fifo)
+
+
+def test_a_save_killed_midway_leaves_the_old_checkpoint_and_a_temp_file_nothing_trips_on(saved):
+    path, G, D = saved
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    kill_during_fsync = (
+        "import os, signal, sys\n"
+        "from plategen.checkpoint import load_checkpoint, save_checkpoint\n"
+        "loaded = load_checkpoint(sys.argv[1])\n"
+        "os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)\n"
+        "save_checkpoint(sys.argv[1], loaded.generator, loaded.config, loaded.meta, loaded.discriminator)\n"
+    )
+    run = _python(kill_during_fsync, str(path))
+    assert run.returncode == -signal.SIGKILL, run.stderr
+    orphans = [p.name for p in path.parent.iterdir() if p != path]
+    assert len(orphans) == 1 and orphans[0].startswith(f".{path.name}.") and orphans[0].endswith(".tmp")
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before  # readers still see the whole old file
+    save_checkpoint(path, G, G.config, META, D)  # a later save picks its own temporary name
+    assert load_checkpoint(path).meta["charset"] == META["charset"]
+    assert [p.name for p in path.parent.iterdir() if p != path] == orphans
+
+
+def test_optimizer_state_with_foreign_tensor_names_is_named(tmp_path: Path):
+    G = Generator(SAAEConfig(num_classes=3, **TINY))
+    path = tmp_path / "o.safetensors"
+    save_file({"weird": torch.zeros(1)}, str(path),
+              metadata={HEADER_KEY: json.dumps({"format_version": 1, "param_groups": {"g": []}})})
+    with pytest.raises(PlategenError, match="o.safetensors: optimizer state does not match"):
+        load_optimizers(path, {"g": torch.optim.Adam(G.parameters())})

@@ -1,6 +1,10 @@
+import shutil
+from pathlib import Path
+
 from PIL import Image
 from typer.testing import CliRunner
 
+from hostile import make_fifo
 from plategen import __version__
 from plategen.cli import app
 
@@ -29,3 +33,80 @@ def test_inspect_of_a_missing_folder_is_one_clear_line(tmp_path):
     assert "nope: no such data folder" in result.output
     assert "Traceback" not in result.output
     assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def _one_error_line(result) -> str:
+    """The CLI's promise for a wrong input: exit 2 and exactly one line, no traceback."""
+    assert result.exit_code == 2, result.output
+    lines = result.output.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    return lines[0]
+
+
+def _small_yolo_folder(tmp_path: Path, data_dir: Path) -> Path:
+    folder = tmp_path / "yolo"
+    (folder / "images").mkdir(parents=True)
+    (folder / "labels").mkdir()
+    shutil.copy(data_dir / "uc3m-lp" / "classes.txt", folder)
+    shutil.copy(data_dir / "uc3m-lp" / "images" / "00001_AN-074-C-V.jpg", folder / "images")
+    shutil.copy(data_dir / "uc3m-lp" / "labels" / "00001_AN-074-C-V.txt", folder / "labels")
+    return folder
+
+
+def test_control_characters_in_file_names_never_reach_the_terminal(tmp_path):
+    folder = tmp_path / "plates"
+    folder.mkdir()
+    (folder / "AB\x1b[31mC\x07.jpg").write_bytes(b"not an image")
+    line = _one_error_line(runner.invoke(app, ["inspect", str(folder), "--sheet", str(tmp_path / "s.png")]))
+    assert "\x1b" not in line and "\x07" not in line
+    assert "AB\\x1b[31mC\\x07.jpg" in line and "no usable plates" in line
+    assert not (tmp_path / "s.png").exists()
+
+
+def test_an_output_path_through_a_file_says_which_file_is_in_the_way(tmp_path, data_dir):
+    folder = _small_yolo_folder(tmp_path, data_dir)
+    (tmp_path / "file.txt").write_text("keep me")
+    sheet = tmp_path / "file.txt" / "sub.png"
+    line = _one_error_line(runner.invoke(app, ["inspect", str(folder), "--sheet", str(sheet)]))
+    assert f"{tmp_path / 'file.txt'} is a file, not a folder" in line
+    assert (tmp_path / "file.txt").read_text() == "keep me"
+
+
+def test_format_yolo_on_a_csv_folder_is_one_line(tmp_path, data_dir):
+    line = _one_error_line(runner.invoke(app, ["inspect", str(data_dir / "openalpr-us"), "--format", "yolo",
+                                               "--sheet", str(tmp_path / "s.png")]))
+    assert "no classes.txt" in line
+    assert not list(tmp_path.iterdir())
+
+
+def test_csv_paths_outside_the_folder_need_allow_outside_paths(tmp_path, data_dir):
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    shutil.copy(data_dir / "openalpr-us" / "images" / "ak1165.jpg", tmp_path)
+    (folder / "labels.csv").write_text("image_path,plate_text\n../ak1165.jpg,FUW999\n")
+    sheet = tmp_path / "sheet.png"
+    line = _one_error_line(runner.invoke(app, ["inspect", str(folder), "--sheet", str(sheet)]))
+    assert "outside the data folder" in line and "--allow-outside-paths" in line and not sheet.exists()
+    allowed = runner.invoke(app, ["inspect", str(folder), "--sheet", str(sheet), "--allow-outside-paths"])
+    assert allowed.exit_code == 0, allowed.output
+    assert sheet.is_file()
+
+
+def test_a_pipe_as_the_style_is_refused_not_read(tmp_path, ckpt):
+    pipe = make_fifo(tmp_path / "style.png")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["synth", "--style", str(pipe), "--out", str(out), "--n", "4",
+                                 "--checkpoint", str(ckpt), "--device", "cpu"])
+    assert result.exit_code == 2, result.output
+    # synth's transient progress bar leaves an empty line before the error when stderr is no terminal
+    assert [line for line in result.output.splitlines() if line] == [
+        f"error: {pipe}: not a regular file (a pipe, device or socket); plategen reads images only from regular files"]
+    assert not out.exists()
+
+
+def test_control_characters_in_listed_records_are_escaped(tmp_path, data_dir):
+    folder = _small_yolo_folder(tmp_path, data_dir)
+    (folder / "images" / "X\x1b[2J.jpg").write_bytes(b"no label file names this")
+    result = runner.invoke(app, ["inspect", str(folder), "--sheet", str(tmp_path / "s.png")])
+    assert result.exit_code == 0, result.output
+    assert "X\\x1b[2J.jpg: no label file" in result.output and "\x1b" not in result.output

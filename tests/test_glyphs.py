@@ -9,12 +9,16 @@ from plategen.glyphs import (FONTS_DIR, GlyphJitter, check_coverage, fonts_for, 
 LATIN = parse_charset("0-9A-Z")
 
 
-def test_fonts_folder_is_small_and_licensed():
+def test_fonts_folder_is_small_and_every_font_has_its_own_licence():
     total = sum(p.stat().st_size for p in FONTS_DIR.iterdir())
     assert total < 5 * 1024 * 1024
-    for font in shipped_fonts():
-        assert any(p.name.startswith("LICENSE") for p in FONTS_DIR.iterdir())
-        assert font.path.exists()
+    licences = {p.stem.removeprefix("LICENSE-"): p for p in FONTS_DIR.glob("LICENSE-*.txt")}
+    fonts = shipped_fonts()
+    for font in fonts:
+        owners = [name for name in licences if font.name.startswith(name)]
+        assert len(owners) == 1, f"{font.name}: expected one LICENSE-<family>.txt, found {owners}"
+        assert "licen" in licences[owners[0]].read_text(encoding="utf-8").lower()
+    assert all(any(f.name.startswith(name) for f in fonts) for name in licences)  # no licence for a removed font
 
 
 def test_three_designs_cover_latin_and_one_covers_chinese_plate_characters():

@@ -1,10 +1,14 @@
+import io
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
+from hostile import make_fifo
 from plategen.errors import PlategenError
-from plategen.plates import detect_format, load_plates
+from plategen.plates import detect_format, load_plates, read_image
 
 
 def test_formats_are_detected_from_the_folders(data_dir):
@@ -46,6 +50,8 @@ def _yolo_folder(tmp_path: Path, data_dir: Path, stems: list[str]) -> Path:
     return folder
 
 
+MAX_PIXELS_ENV = "PLATEGEN_MAX_IMAGE_PIXELS"  # the documented override of the decoded-size limit
+
 STEMS = ["00001_AN-074-C-V", "00002_AN--385-MW", "00002_AN-38-3-PV"]
 
 
@@ -62,11 +68,26 @@ def test_bad_records_are_listed_with_file_and_line_and_the_import_goes_on(tmp_pa
         load_plates(folder, strict=True)
 
 
-def test_nothing_usable_is_an_error_naming_the_folder(tmp_path, data_dir):
-    folder = _yolo_folder(tmp_path, data_dir, STEMS[:1])
-    (folder / "labels" / f"{STEMS[0]}.txt").write_text("0 0.2 0.5\n")
-    with pytest.raises(PlategenError, match=r"no usable plates[\s\S]*00001_AN-074-C-V.txt:1: expected 5 fields"):
+def test_nothing_usable_is_one_line_with_counts_the_first_reason_and_a_hint(tmp_path, data_dir):
+    folder = _yolo_folder(tmp_path, data_dir, STEMS)
+    for stem in STEMS:
+        (folder / "labels" / f"{stem}.txt").write_text("0 0.2 0.5\n")
+    with pytest.raises(PlategenError) as err:
         load_plates(folder)
+    message = str(err.value)
+    assert "\n" not in message
+    assert "no usable plates" in message and "3 bad record(s)" in message
+    assert "00001_AN-074-C-V.txt:1: expected 5 fields" in message
+    assert f"plategen inspect {folder}" in message
+
+
+def test_strict_failure_is_one_line(tmp_path, data_dir):
+    folder = _yolo_folder(tmp_path, data_dir, STEMS)
+    for stem in STEMS[:2]:
+        (folder / "labels" / f"{stem}.txt").write_text("0 0.2 0.5\n")
+    with pytest.raises(PlategenError, match="2 bad record") as err:
+        load_plates(folder, strict=True)
+    assert "\n" not in str(err.value) and "--strict" in str(err.value)
 
 
 def test_csv_without_needed_columns_names_the_file_and_columns(tmp_path):
@@ -95,3 +116,130 @@ def test_missing_folder_and_unknown_format_are_clear_errors(tmp_path, data_dir):
         load_plates(data_dir / "uc3m-lp", fmt="xml")
     with pytest.raises(PlategenError, match="cannot tell the label format"):
         load_plates(tmp_path)
+
+
+def test_a_yolo_folder_without_classes_txt_is_not_read_as_file_names(tmp_path, data_dir):
+    folder = _yolo_folder(tmp_path, data_dir, STEMS)
+    (folder / "classes.txt").unlink()  # file-name detection would make "00001" the plate text
+    with pytest.raises(PlategenError, match=r"labels/ .* no classes.txt"):
+        detect_format(folder)
+    with pytest.raises(PlategenError, match="no classes.txt"):
+        load_plates(folder, fmt="yolo")
+
+
+def test_format_yolo_on_a_csv_folder_says_what_is_missing(data_dir):
+    with pytest.raises(PlategenError, match="openalpr-us: no classes.txt and no labels/"):
+        load_plates(data_dir / "openalpr-us", fmt="yolo")
+
+
+def test_classes_txt_that_is_not_utf8_is_named(tmp_path, data_dir):
+    folder = _yolo_folder(tmp_path, data_dir, STEMS)
+    (folder / "classes.txt").write_bytes(b"\xff\xfe0\n1\n")
+    with pytest.raises(PlategenError, match=r"classes.txt: class list is not UTF-8"):
+        load_plates(folder)
+
+
+def _csv_folder(tmp_path: Path, data_dir: Path, rows: list[str]) -> Path:
+    folder = tmp_path / "csv"
+    (folder / "images").mkdir(parents=True)
+    shutil.copy(data_dir / "openalpr-us" / "images" / "ak1165.jpg", folder / "images")
+    (folder / "labels.csv").write_text("image_path,plate_text\n" + "".join(f"{r}\n" for r in rows))
+    return folder
+
+
+def test_csv_paths_leaving_the_folder_are_refused_unless_allowed(tmp_path, data_dir):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.copy(data_dir / "openalpr-us" / "images" / "hi1106.jpg", outside)
+    rows = ["images/ak1165.jpg,FUW999", f"{outside / 'hi1106.jpg'},KTE268", "../outside/hi1106.jpg,KTE268",
+            "images/../../outside/hi1106.jpg,KTE268"]
+    folder = _csv_folder(tmp_path, data_dir, rows)
+    result = load_plates(folder)
+    assert [p.image_path.name for p in result.plates] == ["ak1165.jpg"]
+    assert [p.line for p in result.problems] == [3, 4, 5]
+    assert all("outside the data folder" in p.message and "--allow-outside-paths" in p.message
+               for p in result.problems)
+    allowed = load_plates(folder, allow_outside=True)
+    assert not allowed.problems and len(allowed.plates) + len(allowed.skipped) == 4
+
+
+def test_a_nul_byte_in_a_csv_path_is_a_bad_row(tmp_path, data_dir):
+    folder = _csv_folder(tmp_path, data_dir, ["images/ak1165.jpg,FUW999", "images/ak1165\0.jpg,FUW999"])
+    result = load_plates(folder)
+    assert len(result.plates) == 1
+    assert [(p.line, "bad row" in p.message) for p in result.problems] == [(3, True)]
+
+
+def test_pipes_and_folders_named_like_inputs_are_refused_not_read(tmp_path, data_dir):
+    fifo = make_fifo(tmp_path / "plate.png")
+    with pytest.raises(PlategenError, match="plate.png: not a regular file"):
+        read_image(fifo)
+    folder = _csv_folder(tmp_path, data_dir, ["images/ak1165.jpg,FUW999", "images/pipe.jpg,ABC123",
+                                              "images/folder.jpg,ABC123"])
+    make_fifo(folder / "images" / "pipe.jpg")
+    (folder / "images" / "folder.jpg").mkdir()
+    result = load_plates(folder)
+    assert len(result.plates) == 1
+    assert [p.path.name for p in result.problems] == ["pipe.jpg", "folder.jpg"]
+    assert "not a regular file" in result.problems[0].message and "is a folder" in result.problems[1].message
+    (folder / "labels.csv").rename(folder / "labels.txt")
+    make_fifo(folder / "labels.csv")
+    with pytest.raises(PlategenError, match="labels.csv: not a regular file"):
+        load_plates(folder)
+
+
+def test_a_pipe_as_a_yolo_label_or_class_list_is_refused(tmp_path, data_dir):
+    folder = _yolo_folder(tmp_path, data_dir, STEMS)
+    (folder / "labels" / f"{STEMS[0]}.txt").unlink()
+    make_fifo(folder / "labels" / f"{STEMS[0]}.txt")
+    result = load_plates(folder)
+    assert len(result.plates) == 2
+    assert [(p.path.name, "not a regular file" in p.message) for p in result.problems] == [(f"{STEMS[0]}.txt", True)]
+    (folder / "classes.txt").unlink()
+    make_fifo(folder / "classes.txt")
+    with pytest.raises(PlategenError, match="classes.txt: not a regular file"):
+        load_plates(folder)
+
+
+def test_a_device_behind_an_image_name_is_refused_not_read(tmp_path, data_dir):
+    """/dev/zero never ends: reading it filled memory until MemoryError."""
+    folder = _csv_folder(tmp_path, data_dir, ["images/ak1165.jpg,FUW999", "images/zero.jpg,ABC123"])
+    os.symlink("/dev/zero", folder / "images" / "zero.jpg")
+    result = load_plates(folder)
+    assert [(p.path.name, "not a regular file" in p.message) for p in result.problems] == [("zero.jpg", True)]
+
+
+def test_images_larger_than_the_pixel_limit_are_refused_from_the_header(tmp_path, data_dir, monkeypatch):
+    huge = tmp_path / "huge.png"
+    Image.new("1", (9000, 8000)).save(huge)  # 72 Mpx in a few kB; decoded as RGB it would take 216 MB
+    assert huge.stat().st_size < 100_000
+    with pytest.raises(PlategenError, match=rf"huge.png: image is 9000x8000 px, more than .*\(set {MAX_PIXELS_ENV}"):
+        read_image(huge)
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (20000, 20000)).save(bomb)  # the audit's case: 400 Mpx, 2.5 GB once decoded as RGB
+    with pytest.raises(PlategenError, match="bomb.png: image is larger than .* pixels"):
+        read_image(bomb)
+    plate = data_dir / "openalpr-us" / "images" / "ak1165.jpg"
+    assert read_image(plate).ndim == 3
+    monkeypatch.setenv(MAX_PIXELS_ENV, "1000")
+    with pytest.raises(PlategenError, match="ak1165.jpg: image is"):
+        read_image(plate)
+    padded = tmp_path / "padded.jpg"
+    padded.write_bytes(plate.read_bytes())
+    os.truncate(padded, 4000 + 2**20 + 1)  # a valid JPEG header, then more bytes than 1000 px can need
+    with pytest.raises(PlategenError, match=r"padded.jpg: file is 1,052,577 bytes, more than any image"):
+        read_image(padded)
+    monkeypatch.setenv(MAX_PIXELS_ENV, "lots")
+    with pytest.raises(PlategenError, match=MAX_PIXELS_ENV):
+        read_image(plate)
+
+
+def test_a_corrupt_png_is_one_error_and_nothing_on_stderr(tmp_path, capfd):
+    buffer = io.BytesIO()
+    Image.new("RGB", (60, 20), "white").save(buffer, "PNG")
+    broken = tmp_path / "ABC123.png"
+    broken.write_bytes(buffer.getvalue()[:60])  # the header survives, the pixel data is cut
+    capfd.readouterr()
+    with pytest.raises(PlategenError, match="ABC123.png: not a readable image"):
+        read_image(broken)
+    assert capfd.readouterr().err == ""
