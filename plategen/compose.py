@@ -107,6 +107,8 @@ def _add_ink(plate: np.ndarray, glyph: np.ndarray, box: Box, ink: np.ndarray | N
     along = delta @ (direction / contrast) / contrast  # 1 on a typical stroke, <= 0 on paper and halos
     low, high = SOFT_INK
     coverage = np.clip((along - low) / (high - low), 0.0, 1.0)
+    if scale < 1:  # a reduction: smooth first, or thin strokes alias into dots (as warp_to_frame does)
+        coverage = cv2.GaussianBlur(coverage, (0, 0), 0.45 / scale)
     matrix = np.float32([[scale, 0, cx - scale * size / 2 - x0], [0, scale, cy - scale * size / 2 - y0]])
     coverage = cv2.warpAffine(coverage, matrix, (x1 - x0, y1 - y0), flags=cv2.INTER_CUBIC, borderValue=0)
     coverage = np.clip(coverage, 0.0, 1.0) * _window(box, x0, y0, (x1 - x0, y1 - y0))

@@ -133,12 +133,11 @@ def parse_pattern(spec: str, style: PlateLayout) -> PlateLayout:
     its print area whatever the count; a pattern with another number of rows is refused,
     as there is no row band to put the extra row in.
     """
-    rows = [[PATTERN_KINDS.get(mark.upper()) for mark in row if not mark.isspace()]
-            for row in spec.split(ROW_BREAK)]
     bad = sorted({mark for mark in spec if not mark.isspace() and mark != ROW_BREAK
                   and mark.upper() not in PATTERN_KINDS})
     if bad:
         raise PlategenError(f"--pattern {spec!r}: unknown mark(s) {' '.join(bad)}; use D L P O . and / between rows")
+    rows = [[PATTERN_KINDS[mark.upper()] for mark in row if not mark.isspace()] for row in spec.split(ROW_BREAK)]
     if any(not any(k != "separator" for k in row) for row in rows):
         raise PlategenError(f"--pattern {spec!r}: every row needs at least one character slot (D, L, P or O)")
     if len(rows) != style.rows:
