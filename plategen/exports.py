@@ -34,7 +34,7 @@ import numpy as np
 from plategen.atomic import atomic_write_bytes, atomic_write_text
 from plategen.errors import PlategenError
 from plategen.plates import Box
-from plategen.writers import decode_png, encode_png
+from plategen.synth.writers import decode_png, encode_png
 
 PLATES_CSV = "plates.csv"
 PLATE_CONFIG = "plate_config.yaml"

@@ -14,7 +14,7 @@ from plategen.errors import PlategenError
 from plategen.exports import FinishedPlate, write_lprnet, write_paddleocr, write_plate_folder
 from plategen.layout import draw_texts, layout_of
 from plategen.plates import clean_text, load_plates, read_image
-from plategen.writers import decode_png, encode_png
+from plategen.synth.writers import decode_png, encode_png
 
 STYLES = [("uc3m-lp", "00001_AN-074-C-V.jpg"), ("uc3m-lp", "00011_BN-695-B-D.jpg"),
           ("ccpd-crops", "京PL3N67.jpg"), ("openalpr-us", "ak1165.jpg")]
