@@ -362,6 +362,9 @@ def train_saae(data_dirs: Sequence[Path | str], out: Path | str, options: TrainO
         fit.step = int(previous.meta.get("step", 0))
         gen.manual_seed(opts.seed + fit.step)  # a resumed run draws fresh batches
     total = opts.steps if opts.epochs is None else math.ceil(opts.epochs * len(train.labels) / opts.batch_size)
+    if fit.step > total:
+        raise PlategenError(f"{resume}: already trained {fit.step} steps, past the total of {total}; "
+                            "give a larger --steps (the total, not the steps to add)")
 
     # every plate any stage of this model saw: a resumed run keeps the earlier runs' plates
     trained_on = sorted({p.sha256 for p in train_plates} | set(previous.meta.get("plate_sha256", []) if previous else []))

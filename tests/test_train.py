@@ -86,6 +86,10 @@ def test_train_writes_checkpoint_grids_and_resumes(tmp_path: Path, small_uc3m: P
         train_saae([small_uc3m], out, options, progress=False)
     resumed = train_saae([small_uc3m], out, TrainOptions(**{**options.__dict__, "steps": 5}), resume=out, progress=False)
     assert resumed.steps == 5 and load_checkpoint(out).meta["step"] == 5
+    elsewhere = tmp_path / "other.safetensors"  # a total below the checkpoint's steps would write nothing
+    with pytest.raises(PlategenError, match="already trained 5 steps, past the total of 4"):
+        train_saae([small_uc3m], elsewhere, replace(options, steps=4), resume=out, progress=False)
+    assert not elsewhere.exists()
 
 
 def test_wrong_inputs_give_one_clear_error(tmp_path: Path):
