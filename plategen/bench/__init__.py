@@ -26,12 +26,11 @@ Two regimes, never mixed in one report:
 
 from plategen.bench.benchmark import BenchmarkResult, run_benchmark
 from plategen.bench.judge import JUDGE_MIN_CROPS
-from plategen.bench.pools import apportion, class_shares, generated_count, take_balanced, train_fresh_saae
+from plategen.bench.pools import apportion, class_shares, generated_count, take_balanced
 from plategen.bench.report import BenchmarkReport, Rows, Stat, Summary, Target, check_targets, summary_tables
 from plategen.bench.request import BenchmarkRequest, check_request, parse_generators, parse_ratios
 from plategen.bench.splits import Split, split_for_seed
 
 __all__ = ["BenchmarkRequest", "BenchmarkReport", "BenchmarkResult", "JUDGE_MIN_CROPS", "Rows", "Split", "Stat",
            "Summary", "Target", "apportion", "check_request", "check_targets", "class_shares", "generated_count",
-           "parse_generators", "parse_ratios", "run_benchmark", "split_for_seed", "summary_tables", "take_balanced",
-           "train_fresh_saae"]
+           "parse_generators", "parse_ratios", "run_benchmark", "split_for_seed", "summary_tables", "take_balanced"]

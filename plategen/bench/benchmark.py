@@ -68,7 +68,9 @@ def run_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lambda msg
                                     len(ss.test.labels)))
         log(f"seed {split.seed}: {len(split.train)} training plates ({len(ss.train.labels)} crops), "
             f"{len(split.test)} test plates ({len(ss.test.labels)} crops)")
-        pools = draw_pools(req, ss, [data_plates[i] for i in split.train], gens, fonts, gen_seconds, fresh_steps)
+        pools, seconds, steps = draw_pools(req, ss, [data_plates[i] for i in split.train], gens, fonts)
+        gen_seconds = {g: gen_seconds[g] + seconds[g] for g in gen_seconds}
+        fresh_steps += [steps] if steps is not None else []
         augmented = None
         if req.augment_reference:
             with timing("augmentation"):
@@ -102,12 +104,13 @@ def seed_set(req: BenchmarkRequest, split: Split, data_samples: CharSamples, tes
 
 
 def draw_pools(req: BenchmarkRequest, ss: SeedSet, style_plates: list[Plate], gens: Generators,
-               fonts: list[Font], gen_seconds: dict[str, float], fresh_steps: list[int]) -> dict[str, Pool]:
+               fonts: list[Font]) -> tuple[dict[str, Pool], dict[str, float], int | None]:
     """Each generator's crops for this seed, styled by the seed's real training plates only (never a
-    test plate); in the same-budget regime the SAAE is trained fresh on the seed's crops first."""
+    test plate); in the same-budget regime the SAAE is trained fresh on the seed's crops first.
+    Returns the pools, the seconds each generator drew for, and the fresh SAAE's steps (None without one)."""
     per_class = per_class_need(req, ss.shares, len(ss.train.labels))
     style_images = [read_image(p.image_path) for p in style_plates]
-    pools = {}
+    pools, seconds, steps = {}, {}, None
     for g in gens.infos:
         generator = gens.checkpoint
         if g == "saae" and req.train_generator:
@@ -115,7 +118,6 @@ def draw_pools(req: BenchmarkRequest, ss: SeedSet, style_plates: list[Plate], ge
             with ss.timing("generator_training"):
                 generator, steps = train_fresh_saae(ss.train, req.budget_s, seed=1000 + ss.seed,
                                                     max_steps=req.generator_max_steps)
-            fresh_steps.append(steps)
             ss.log(f"seed {ss.seed}: fresh SAAE trained {steps} steps in {time.perf_counter() - start:.0f} s")
         start = time.perf_counter()
         with ss.timing("generation"):
@@ -123,8 +125,8 @@ def draw_pools(req: BenchmarkRequest, ss: SeedSet, style_plates: list[Plate], ge
                 pools[g] = render_pool(ss.train.charset, ss.classes, per_class, gens.drawable, fonts, ss.seed)
             else:
                 pools[g] = saae_pool(generator, style_images, ss.classes, per_class, gens.drawable, ss.seed)
-        gen_seconds[g] += time.perf_counter() - start
-    return pools
+        seconds[g] = time.perf_counter() - start
+    return pools, seconds, steps
 
 
 def judge_plates(split: Split, n_data: int, external_test: bool) -> list[int]:
