@@ -19,11 +19,13 @@ JUDGE_MIN_CROPS = 20  # "read as asked" on judge-known classes: classes with at 
 
 def judged(judge: Recognizer, ss: SeedSet, name: str, kind: str, images: np.ndarray, labels: np.ndarray,
            real_crops: int = 0, seconds: float = 0.0) -> Run:
-    """The judge's reading of (images, labels) as one run: the judge on the real test crops, or a
-    generator's crops read as their asked class."""
+    """The judge's reading of (images, labels) as one run: kind "judge", the judge itself on the real
+    test crops (`real_crops`: what it trained on); any other kind, a generator's crops read as their
+    asked class (counted as generated crops)."""
     with ss.timing("evaluation"):
         ev = evaluate(judge, images, labels, ss.train.charset)
-    return Run.scored(ss.seed, name, kind, 0.0, real_crops, 0 if real_crops else len(labels), ev, seconds)
+    generated = 0 if kind == "judge" else len(labels)
+    return Run.scored(ss.seed, name, kind, 0.0, real_crops, generated, ev, seconds)
 
 
 def judge_runs(ss: SeedSet, judge_set: CharSamples, pools: dict[str, Pool], synthetic_size: int) -> list[Run]:
