@@ -2,7 +2,7 @@
 
     python benchmarks/glyph_jitter.py [--data ../shared/data/uc3m-lp] [--per-class 60] [--seeds 1]
 
-Per seed, the default benchmark's plate-disjoint split (`benchmark.split_for_seed`, 50
+Per seed, the default benchmark's plate-disjoint split (`bench.split_for_seed`, 50
 training plates, test plates the shipped model never saw): a judge recogniser is trained
 on all real crops outside the test plates; the shipped model draws `--per-class` images of
 every class the judge has at least `JUDGE_MIN_CROPS` crops of, in the style of the 50
@@ -25,7 +25,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from plategen.benchmark import JUDGE_MIN_CROPS, split_for_seed  # noqa: E402
+from plategen.bench import JUDGE_MIN_CROPS, split_for_seed  # noqa: E402
 from plategen.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint  # noqa: E402
 from plategen.dataset import build_samples, charset_of  # noqa: E402
 from plategen.glyphs import JitterRange  # noqa: E402

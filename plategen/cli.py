@@ -108,14 +108,16 @@ def benchmark(
     checkpoint: Optional[Path] = typer.Option(None, help="SAAE checkpoint (default: the shipped model)."),
     test: Optional[Path] = typer.Option(None, help="External test plates (default: a plate-disjoint split of "
                                                    "--data, drawn from plates the checkpoint never saw)."),
-    test_plates: int = typer.Option(400, help="Test images held out of --data per seed (at most)."),
+    test_plates: Optional[int] = typer.Option(None, help="Test images held out of --data per seed (at least: "
+                                                         "whole plates are held out; default 400). Not with --test."),
     out: Path = typer.Option(Path("runs/benchmark"), help="Report folder (must be new or empty)."),
     overwrite: bool = typer.Option(False, help="Write into a non-empty --out."),
     allow_overlap: bool = typer.Option(False, help="Run even when test plates were among the checkpoint's "
                                                    "training plates (reported as a warning)."),
     train_generator: bool = typer.Option(False, help="Same-budget regime: train a fresh SAAE per seed on only "
                                                      "the N real training plates instead of using a checkpoint."),
-    budget: float = typer.Option(240.0, help="Seconds of SAAE training per seed with --train-generator."),
+    budget: Optional[float] = typer.Option(None, help="Seconds of SAAE training per seed with --train-generator "
+                                                      "(default 240)."),
     steps: int = typer.Option(600, help="Recogniser training steps, the same for every training set."),
     batch_size: int = typer.Option(64, help="Recogniser batch size."),
     synthetic_size: int = typer.Option(4000, help="Generated crops for the synthetic-only reference."),
@@ -129,7 +131,7 @@ def benchmark(
     """
     if "torch" not in sys.modules:  # OpenMP threads that sleep instead of spinning: on a shared 2-core
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # machine, spinning made training 3-10x slower
-    from plategen.benchmark import BenchmarkRequest, parse_generators, parse_ratios, run_benchmark
+    from plategen.bench import BenchmarkRequest, parse_generators, parse_ratios, run_benchmark, summary_tables
     from plategen.recognizer import Schedule
 
     data_dir = data if data is not None else (REPO_ROOT / ".." / "shared" / "data" / "uc3m-lp").resolve()
@@ -143,30 +145,15 @@ def benchmark(
     result = run_benchmark(request, log=lambda msg: err_console.print(escape(msg), highlight=False),
                            warn=lambda msg: err_console.print(f"[bold red on yellow] WARNING [/] {escape(msg)}"))
     report = result.report
-    summary = report["summary"]
-
-    def cell(stat: dict) -> str:
-        return "-" if not stat or stat.get("mean") is None else f"{100 * stat['mean']:.1f} ± {100 * stat['std']:.1f}"
-
-    table = Table(title=f"accuracy on real test crops, % (mean ± std over {seeds} seeds; {report['regime']} regime)")
-    table.add_column("training data")
-    keys = [f"{r:g}" for r in report["ratios"]]
-    for k in keys:
-        table.add_column(f"ratio {k}", justify="right")
-    for name, line in summary["accuracy_vs_ratio"].items():
-        table.add_row(f"real + {name}", *[cell(line[k]) for k in keys])
-    for name, stat in summary["synthetic_only"].items():
-        table.add_row(f"{name} synthetic only", cell(stat), *[""] * (len(keys) - 1))
-    for name, stat in summary["read_as_asked"].items():
-        table.add_row(f"{name} read as asked class", cell(stat), *[""] * (len(keys) - 1))
-        table.add_row("  ... classes the judge knows", cell(summary["read_as_asked_known_classes"][name]),
-                      *[""] * (len(keys) - 1))
-    table.add_row("judge: all real crops", cell(summary["all_real_judge"]), *[""] * (len(keys) - 1))
-    console.print(table)
-    for target in report["targets"]:
-        mark = "[green]met[/]" if target["met"] else "[red]not met[/]"
-        console.print(f"{mark}  {escape(target['target'])}: {escape(target['measured'])}")
-    timing = report["timing_s"]
+    console.print(f"{report.regime} regime, mean ± std over {seeds} seed(s)")
+    for rows in summary_tables(report):
+        table = Table(title=escape(rows.title) if rows.title else None)
+        for i, name in enumerate(rows.header):
+            table.add_column(escape(name), justify="left" if i < rows.text_columns else "right")
+        for row in rows.rows:
+            table.add_row(*map(escape, row))
+        console.print(table)
+    timing = report.timing_s
     console.print(f"{timing['total']:.0f} s in all; recogniser training {timing['recogniser_training']:.0f} s, "
                   f"generation {timing['generation']:.0f} s, generator training {timing['generator_training']:.0f} s")
     for path in result.files:

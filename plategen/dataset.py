@@ -1,4 +1,4 @@
-"""Character samples: (real crop of y, label y, the plate it came from as style), split by plate."""
+"""Character samples: (real crop of y, label y, the plate it came from as style), grouped by physical plate."""
 
 from __future__ import annotations
 
@@ -83,27 +83,6 @@ def plate_key(plate: Plate) -> str:
     Datasets hold several frames of one plate; splitting by image would leak it.
     """
     return f"{Path(plate.source).name}/{plate.text}"
-
-
-def split_plates(plates: Sequence[Plate], n_test: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A seeded split by physical plate: (train ids, test ids), disjoint and sorted.
-
-    Whole plate groups are drawn until at least `n_test` images are held out.
-    """
-    keys = sorted({plate_key(p) for p in plates})
-    if not 0 < n_test < len(plates):
-        raise ValueError(f"cannot hold out {n_test} of {len(plates)} plates")
-    order = np.random.default_rng(seed).permutation(len(keys))
-    by_key: dict[str, list[int]] = {}
-    for i, p in enumerate(plates):
-        by_key.setdefault(plate_key(p), []).append(i)
-    test: list[int] = []
-    for k in order:
-        if len(test) >= n_test:
-            break
-        test.extend(by_key[keys[k]])
-    train = sorted(set(range(len(plates))) - set(test))
-    return np.asarray(train, np.int64), np.asarray(sorted(test), np.int64)
 
 
 HOLDOUT_FRACTION = 0.2

@@ -1,7 +1,8 @@
 """Train the SAAE: import plates, cut character samples, run the three-step loop, write checkpoints.
 
 Reads top to bottom: options and presets, data (samples + a glyph bank), the three steps,
-validation and sample grids, then `train_saae`, which ties them together.
+validation and sample grids, the loop (`fit_saae`, also the benchmark's), then `train_saae`,
+which ties them together.
 
 One sample is (glyph of y from a shipped font, the real plate y was cut from as style, that
 real crop as target). Every iteration runs three steps, each with its own loss in the log:
@@ -17,7 +18,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -235,7 +236,66 @@ def grid_plates(samples: CharSamples, n: int, rng: np.random.Generator) -> list[
     return picked[:n]
 
 
+# ---------------------------------------------------------------- the loop
+
+
+@dataclass
+class SAAEFit:
+    """The two networks, their optimizers and how far they have trained: what the loop advances."""
+
+    G: Generator
+    D: Discriminator
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    step: int = 0
+    losses: dict[str, float] = field(default_factory=dict)  # of the last step
+
+
+def new_fit(config: SAAEConfig, opts: TrainOptions, device: torch.device) -> SAAEFit:
+    """Fresh G and D (initialised from torch's global RNG) with Adam for each, in training mode."""
+    G, D = Generator(config).to(device), Discriminator(config).to(device)
+    opt_g = torch.optim.Adam(G.parameters(), lr=opts.lr, betas=opts.betas)
+    opt_d = torch.optim.Adam(D.parameters(), lr=opts.lr, betas=opts.betas)
+    return SAAEFit(G, D, opt_g, opt_d)
+
+
+def fit_saae(fit: SAAEFit, samples: CharSamples, bank: GlyphBank, opts: TrainOptions, gen: torch.Generator,
+             device: torch.device, total_steps: int, budget_s: float | None = None,
+             on_step: Callable[[SAAEFit], None] = lambda fit: None) -> SAAEFit:
+    """The three-step loop on class-balanced batches of `samples` until `fit.step` reaches `total_steps`
+    (or `budget_s` seconds have passed); `on_step` runs after every step. The one loop both
+    `train_saae` and the benchmark's same-budget regime train with."""
+    counts = np.bincount(samples.labels, minlength=len(samples.charset)).astype(np.float64)
+    weights = torch.from_numpy(np.maximum(counts[samples.labels], 1) ** -opts.class_balance)
+    crops_t, labels_t = torch.from_numpy(samples.crops), torch.from_numpy(samples.labels)
+    styles_t, owner_t = torch.from_numpy(samples.styles), torch.from_numpy(samples.plate_index)
+    start = time.perf_counter()
+    fit.G.train(), fit.D.train()
+    while fit.step < total_steps and (budget_s is None or time.perf_counter() - start < budget_s):
+        idx = torch.multinomial(weights, opts.batch_size, replacement=True, generator=gen)
+        y = labels_t[idx]
+        glyph = to_float(bank.sample(y, gen), device)
+        style = to_float(styles_t[owner_t[idx]], device)
+        real = to_float(crops_t[idx], device)
+        fit.losses = train_step(fit.G, fit.D, fit.opt_g, fit.opt_d, glyph, style, real, y.to(device), opts)
+        fit.step += 1
+        on_step(fit)
+    return fit
+
+
 # ---------------------------------------------------------------- the run
+
+
+def check_options(opts: TrainOptions) -> None:
+    """Refuse options that would train nothing or fail later, before any data is read."""
+    if opts.epochs is None and (opts.steps is None or opts.steps < 1):
+        raise PlategenError(f"--steps {opts.steps}: need at least 1")
+    if opts.epochs is not None and not (math.isfinite(opts.epochs) and opts.epochs > 0):
+        raise PlategenError(f"--epochs {opts.epochs}: must be a positive number")
+    if opts.batch_size < 1:
+        raise PlategenError(f"--batch-size {opts.batch_size}: need at least 1")
+    if opts.num_threads < 1:
+        raise PlategenError(f"--threads {opts.num_threads}: need at least 1")
 
 
 def check_out(out: Path, resume: Path | None, overwrite: bool) -> None:
@@ -245,17 +305,31 @@ def check_out(out: Path, resume: Path | None, overwrite: bool) -> None:
         raise PlategenError(f"{out}: is a folder; --out names the checkpoint file, e.g. {out / 'saae.safetensors'}")
 
 
+def restore_optimizers(path: Path, fit: SAAEFit) -> None:
+    """The sidecar's Adam state, refused in one line when its shapes are not the model's."""
+    optimizers = {"g": fit.opt_g, "d": fit.opt_d}
+    load_optimizers(path, optimizers)
+    for name, opt in optimizers.items():
+        for group in opt.param_groups:
+            for param in group["params"]:
+                for key, value in opt.state.get(param, {}).items():
+                    if key != "step" and torch.is_tensor(value) and value.shape != param.shape:
+                        raise PlategenError(f"{path}: optimizer state does not match the model ({name}.{key} has "
+                                            f"shape {tuple(value.shape)}, the weights {tuple(param.shape)})")
+
+
 def train_saae(data_dirs: Sequence[Path | str], out: Path | str, options: TrainOptions = TrainOptions(),
                resume: Path | str | None = None, overwrite: bool = False, progress: bool = True) -> TrainResult:
     """Train on the train-side plates of `data_dirs`, validate on the held-out ones, write `out`."""
     started = time.time()
     out = Path(out)
     resume = Path(resume) if resume is not None else None
+    opts = options
+    check_options(opts)
     check_out(out, resume, overwrite)
     previous: LoadedCheckpoint | None = load_checkpoint(resume) if resume is not None else None
     if previous is not None and previous.discriminator is None:
         raise PlategenError(f"{resume}: has no discriminator weights, so training cannot resume from it")
-    opts = options
     device = resolve_device(opts.device)
     torch.set_num_threads(opts.num_threads)
     torch.manual_seed(opts.seed)
@@ -272,75 +346,68 @@ def train_saae(data_dirs: Sequence[Path | str], out: Path | str, options: TrainO
     val_ids = rng.permutation(len(held.labels))[:opts.val_crops]
     val = CharSamples(held.crops[val_ids], held.labels[val_ids], held.plate_index[val_ids], held.styles,
                       charset, held.plates)
-    counts = np.bincount(train.labels, minlength=len(charset)).astype(np.float64)
-    weights = torch.from_numpy(np.maximum(counts[train.labels], 1) ** -opts.class_balance)
-    crops_t, labels_t = torch.from_numpy(train.crops), torch.from_numpy(train.labels)
-    styles_t, owner_t = torch.from_numpy(train.styles), torch.from_numpy(train.plate_index)
+    counts = np.bincount(train.labels, minlength=len(charset))
     data_summary |= {"train_crops": int(len(train.labels)), "val_crops": int(len(val.labels)),
                      "crops_per_class": {c: int(n) for c, n in zip(charset, counts)}}
 
     # model and optimizers (restored on --resume)
     config = previous.config if previous is not None else SAAEConfig(num_classes=len(charset), **opts.model)
     bank = GlyphBank(charset, opts.glyph_variants, rng, config.glyph_size)
-    G, D = Generator(config).to(device), Discriminator(config).to(device)
-    opt_g = torch.optim.Adam(G.parameters(), lr=opts.lr, betas=opts.betas)
-    opt_d = torch.optim.Adam(D.parameters(), lr=opts.lr, betas=opts.betas)
-    step = 0
+    fit = new_fit(config, opts, device)
     if previous is not None:
-        G.load_state_dict(previous.generator.state_dict())
-        D.load_state_dict(previous.discriminator.state_dict())
+        fit.G.load_state_dict(previous.generator.state_dict())
+        fit.D.load_state_dict(previous.discriminator.state_dict())
         if optimizer_path(resume).is_file():
-            load_optimizers(optimizer_path(resume), {"g": opt_g, "d": opt_d})
-        step = int(previous.meta.get("step", 0))
-        gen.manual_seed(opts.seed + step)  # a resumed run draws fresh batches
-    G.train(), D.train()
+            restore_optimizers(optimizer_path(resume), fit)
+        fit.step = int(previous.meta.get("step", 0))
+        gen.manual_seed(opts.seed + fit.step)  # a resumed run draws fresh batches
     total = opts.steps if opts.epochs is None else math.ceil(opts.epochs * len(train.labels) / opts.batch_size)
+    if fit.step > total:
+        raise PlategenError(f"{resume}: already trained {fit.step} steps, past the total of {total}; "
+                            "give a larger --steps (the total, not the steps to add)")
 
     # every plate any stage of this model saw: a resumed run keeps the earlier runs' plates
     trained_on = sorted({p.sha256 for p in train_plates} | set(previous.meta.get("plate_sha256", []) if previous else []))
     samples_dir = Path(opts.samples_dir) if opts.samples_dir is not None else out.parent / f"{out.stem}-samples"
     grid_ids = grid_plates(held, 8, np.random.default_rng(opts.seed))
     written: list[Path] = []
-    losses: dict[str, float] = {}
     val_l1 = float("nan")
 
     def save() -> None:
         meta = {"charset": charset, "fonts": bank.fonts, "plate_sha256": trained_on,
                 "data": data_summary, "train": {**asdict(opts), "samples_dir": str(samples_dir)},
-                "step": step, "losses": losses, "val_l1": val_l1, "seconds": round(time.time() - started, 1),
+                "step": fit.step, "losses": fit.losses, "val_l1": val_l1, "seconds": round(time.time() - started, 1),
                 "device": str(device), "plategen_version": __version__,
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "resumed_from": str(resume) if resume is not None else None}
-        save_checkpoint(out, G, config, meta, D)
-        save_optimizers(optimizer_path(out), {"g": opt_g, "d": opt_d})
+        save_checkpoint(out, fit.G, config, meta, fit.D)
+        save_optimizers(optimizer_path(out), {"g": fit.opt_g, "d": fit.opt_d})
 
     def write_grid() -> None:
         samples_dir.mkdir(parents=True, exist_ok=True)
-        path = samples_dir / f"step{step:06d}.png"
-        Image.fromarray(sample_grid(G, held, grid_ids, bank, device)).save(path)
+        path = samples_dir / f"step{fit.step:06d}.png"
+        Image.fromarray(sample_grid(fit.G, held, grid_ids, bank, device)).save(path)
         written.append(path)
 
-    bar = tqdm(total=total, initial=step, disable=not progress, desc="train", unit="it", dynamic_ncols=True)
-    while step < total:
-        idx = torch.multinomial(weights, opts.batch_size, replacement=True, generator=gen)
-        y = labels_t[idx]
-        glyph = to_float(bank.sample(y, gen), device)
-        style = to_float(styles_t[owner_t[idx]], device)
-        real = to_float(crops_t[idx], device)
-        losses = train_step(G, D, opt_g, opt_d, glyph, style, real, y.to(device), opts)
-        step += 1
-        if step % opts.val_every == 0 or step == total:
-            val_l1 = validation_l1(G, val, bank, device)
-            bar.write(f"step {step}: (1) rec L1 {losses['rec']:.4f}  (2) D CE {losses['d']:.3f}  "
+    bar = tqdm(total=total, initial=fit.step, disable=not progress, desc="train", unit="it", dynamic_ncols=True)
+
+    def log_validate_save(fit: SAAEFit) -> None:
+        nonlocal val_l1
+        losses = fit.losses
+        if fit.step % opts.val_every == 0 or fit.step == total:
+            val_l1 = validation_l1(fit.G, val, bank, device)
+            bar.write(f"step {fit.step}: (1) rec L1 {losses['rec']:.4f}  (2) D CE {losses['d']:.3f}  "
                       f"(3) adv CE {losses['adv']:.3f}  val L1 {val_l1:.4f}")
-        if step % opts.sample_every == 0 or step == total:
+        if fit.step % opts.sample_every == 0 or fit.step == total:
             write_grid()
             save()
         bar.set_postfix(rec=f"{losses['rec']:.4f}", d=f"{losses['d']:.3f}", adv=f"{losses['adv']:.3f}",
                         val=f"{val_l1:.4f}", refresh=False)
         bar.update()
+
+    fit_saae(fit, train, bank, opts, gen, device, total, on_step=log_validate_save)
     bar.close()
-    if step == total and not out.exists():  # resumed past its total: nothing ran, still write `out`
+    if fit.step == total and not out.exists():  # resumed past its total: nothing ran, still write `out`
         save()
-    return TrainResult(out, optimizer_path(out), written, step, time.time() - started, losses, val_l1,
+    return TrainResult(out, optimizer_path(out), written, fit.step, time.time() - started, fit.losses, val_l1,
                        len(train_plates), int(len(train.labels)))

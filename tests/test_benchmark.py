@@ -1,18 +1,23 @@
-"""The benchmark: plate-disjoint splits, ratio arithmetic, a tiny run end to end on real data, bad input."""
+"""The benchmark: plate-disjoint splits, ratio arithmetic, targets, tiny runs end to end on real data, bad input."""
 
+import dataclasses
 import json
+import shutil
 
 import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
 
-from plategen.benchmark import (BenchmarkRequest, apportion, balanced_counts, class_shares, generated_count, parse_generators, parse_ratios,
-                                run_benchmark, split_for_seed, take_balanced)
+from plategen.bench import (BenchmarkRequest, Stat, Summary, apportion, check_targets, class_shares, generated_count,
+                            parse_generators, parse_ratios, run_benchmark, split_for_seed, take_balanced)
+from plategen.bench.judge import judged
+from plategen.bench.runs import SeedSet, Timing
 from plategen.cli import app
-from plategen.dataset import charset_of, is_holdout, plate_key
+from plategen.dataset import build_samples, charset_of, is_holdout, plate_key
 from plategen.errors import PlategenError
-from plategen.recognizer import Schedule
+from plategen.plates import load_plates
+from plategen.recognizer import Schedule, train_recognizer
 
 TINY = Schedule(steps=20, batch_size=32, eval_points=2)
 
@@ -25,6 +30,25 @@ def uc3m(data_dir):
 @pytest.fixture(scope="module")
 def plates(imported):
     return imported("uc3m-lp").plates
+
+
+def copy_plates(uc3m, folder, images):
+    """A real YOLO folder holding `images` of uc3m-lp (with their labels and classes.txt)."""
+    (folder / "images").mkdir(parents=True)
+    (folder / "labels").mkdir()
+    shutil.copy(uc3m / "classes.txt", folder)
+    for image in images:
+        shutil.copy(image, folder / "images")
+        shutil.copy(uc3m / "labels" / f"{image.stem}.txt", folder / "labels")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def small(uc3m, tmp_path_factory):
+    """Two real folders that import in a blink: 80 plates for data and the next 40 as an external test set."""
+    images = sorted((uc3m / "images").iterdir())
+    root = tmp_path_factory.mktemp("small")
+    return copy_plates(uc3m, root / "data", images[:80]), copy_plates(uc3m, root / "test", images[80:120])
 
 
 def tiny_checkpoint(path, plates, seen):
@@ -66,8 +90,6 @@ def test_ratio_arithmetic():
     assert generated_count(1, 251) == 251
     assert generated_count(4, 251) == 1004
     assert generated_count(0.5, 251) == 126
-    assert balanced_counts(10, 3) == [4, 3, 3]
-    assert sum(balanced_counts(1004, 34)) == 1004
     labels = np.repeat(np.arange(5), 10)[np.random.default_rng(0).permutation(50)]
     pick = take_balanced(labels, [0, 2, 4], 7)
     assert len(pick) == 7 and len(set(pick)) == 7
@@ -138,16 +160,21 @@ def test_tiny_benchmark_render_end_to_end(uc3m, tmp_path):
                 assert len(r["curve"]) == 2 and r["curve"][-1][0] == 20
         synth = [r for r in mine if r["kind"] == "synthetic"]
         assert len(synth) == 1 and synth[0]["generated_crops"] == 150 and synth[0]["real_crops"] == 0
-    summary = report["summary"]
-    assert set(summary["accuracy_vs_ratio"]) == {"render", "augment"}
-    assert set(summary["accuracy_vs_ratio"]["render"]) == {"0", "1", "2"}
-    assert summary["accuracy_vs_ratio"]["render"]["2"]["n"] == 2
-    assert summary["real_only"]["n"] == 2 and summary["synthetic_only"]["render"]["n"] == 2
-    assert 0 <= summary["read_as_asked"]["render"]["mean"] <= 1
+    summary = result.report.summary
+    assert report["summary"] == json.loads(json.dumps(dataclasses.asdict(summary)))  # the JSON is the typed summary
+    assert set(summary.accuracy_vs_ratio) == {"render", "augment"}
+    assert set(summary.accuracy_vs_ratio["render"]) == {"0", "1", "2"}
+    assert summary.accuracy_vs_ratio["render"]["2"].n == 2
+    assert summary.real_only.n == 2 and summary.synthetic_only["render"].n == 2
+    read = [r for r in result.report.runs if r.kind == "read_as_asked"]  # the judge read each seed's 150 crops
+    assert [r.generated_crops for r in read] == [150, 150] and [r.seed for r in read] == [0, 1]
+    assert summary.read_as_asked["render"].values == [r.accuracy for r in read]
     md = (out / "report.md").read_text()
     assert "| real + render |" in md and "benchmark.png" in md
     assert (out / "benchmark.png").read_bytes()[:4] == b"\x89PNG"
-    assert result.report["timing_s"]["recogniser_training"] > 0
+    timing = result.report.timing_s  # every recogniser's training is counted, within the total
+    trained = sum(r.seconds for r in result.report.runs if r.kind in ("ratio", "synthetic", "judge"))
+    assert trained <= timing["recogniser_training"] <= timing["total"]
 
 
 def test_tiny_benchmark_saae_product_regime(uc3m, plates, tmp_path):
@@ -156,7 +183,8 @@ def test_tiny_benchmark_saae_product_regime(uc3m, plates, tmp_path):
     req = BenchmarkRequest(data=uc3m, out=tmp_path / "bench", ratios=(0.0, 1.0), real_plates=10, seeds=1,
                            generators=("saae",), checkpoint=ckpt, schedule=TINY, synthetic_size=100,
                            test_plates=60, threads=1, augment_reference=False)
-    report = run_benchmark(req).report
+    run_benchmark(req)
+    report = json.loads((tmp_path / "bench" / "report.json").read_text(encoding="utf-8"))
     assert report["regime"] == "product" and not report["warnings"]
     sp = report["splits"][0]
     assert not set(sp["test_sha256"]) & seen and not set(sp["train_sha256"]) & seen
@@ -172,7 +200,8 @@ def test_same_budget_regime_trains_a_fresh_saae_on_the_training_plates_only(uc3m
     req = BenchmarkRequest(data=uc3m, out=tmp_path / "bench", ratios=(0.0, 1.0), real_plates=8, seeds=1,
                            generators=("saae",), train_generator=True, generator_budget_s=2.0, schedule=TINY,
                            synthetic_size=60, test_plates=40, threads=1, augment_reference=False)
-    report = run_benchmark(req).report
+    run_benchmark(req)
+    report = json.loads((tmp_path / "bench" / "report.json").read_text(encoding="utf-8"))
     assert report["regime"] == "same-budget"
     assert report["generators"]["saae"]["plates_seen"] == 8 and report["generators"]["saae"]["checkpoint"] is None
     assert report["timing_s"]["generator_training"] >= 2.0
@@ -192,6 +221,103 @@ def test_checkpoint_that_saw_the_test_plates_is_refused(uc3m, plates, tmp_path):
     assert not out.exists()  # nothing written
 
 
+def test_allow_overlap_runs_on_plates_the_checkpoint_saw_and_says_so(small, tmp_path):
+    data, _ = small
+    plates = load_plates(data).plates
+    seen = {p.sha256 for p in plates}
+    ckpt = tiny_checkpoint(tmp_path / "all.safetensors", plates, seen)
+    req = BenchmarkRequest(data=data, out=tmp_path / "bench", ratios=(0.0,), real_plates=8, seeds=1,
+                           generators=("saae",), checkpoint=ckpt, test_plates=30, allow_overlap=True, schedule=TINY,
+                           synthetic_size=60, threads=1, augment_reference=False)
+    with pytest.raises(PlategenError, match="never saw"):
+        run_benchmark(dataclasses.replace(req, allow_overlap=False))
+    run_benchmark(req)
+    report = json.loads((tmp_path / "bench" / "report.json").read_text(encoding="utf-8"))
+    sp = report["splits"][0]
+    assert len(sp["test_sha256"]) >= 30 and set(sp["test_sha256"]) <= seen
+    assert not set(sp["train_sha256"]) & set(sp["test_sha256"])
+    assert len(report["warnings"]) == 1 and "not a fair measure" in report["warnings"][0]
+    assert "**WARNING:**" in (tmp_path / "bench" / "report.md").read_text(encoding="utf-8")
+
+
+def test_external_test_folder_is_the_whole_test_set_and_the_judge_learns_all_data(small, tmp_path):
+    data, test = small
+    out = tmp_path / "bench"
+    result = CliRunner().invoke(app, ["benchmark", "--data", str(data), "--test", str(test), "--out", str(out),
+                                      "--generator", "render", "--seeds", "1", "--ratios", "0,1", "--real-plates", "8",
+                                      "--steps", "20", "--batch-size", "32", "--synthetic-size", "60", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    test_plates, data_plates = load_plates(test).plates, load_plates(data).plates
+    sp = report["splits"][0]
+    assert report["test"] == str(test) and report["test_plates_requested"] is None
+    assert sorted(sp["test_sha256"]) == sorted(p.sha256 for p in test_plates)
+    assert sp["test_crops"] == len(build_samples(test_plates).labels)
+    assert len(sp["train_plates"]) == 8
+    judge = [r for r in report["runs"] if r["kind"] == "judge"]
+    assert judge[0]["real_crops"] == len(build_samples(data_plates).labels)
+    md = (out / "report.md").read_text(encoding="utf-8")
+    for label in ("real + render", "real + classical augmentation of real", "real only (ratio 0)"):
+        assert label in result.output and f"| {label} |" in md  # one set of rows, drawn twice
+
+
+# ---------------------------------------------------------------- targets and the judge
+
+
+def stat(mean, std=0.01, n=3):
+    return Stat(mean, std, n, [mean] * n)
+
+
+def summary_with(real=0.80, saae=0.95, render=0.87, paired=(0.03, 0.01), synthetic=0.95, read=0.99, n=3):
+    def line(m):
+        return {"0": stat(real, n=n), "2": stat(m, n=n), "4": stat(m, n=n)}
+
+    return Summary(accuracy_vs_ratio={"saae": line(saae), "render": line(render)},
+                   saae_minus_render_paired={r: stat(*paired, n=n) for r in ("2", "4")},
+                   real_only=stat(real, n=n), synthetic_only={"saae": stat(synthetic, n=n), "render": stat(0.5, n=n)},
+                   read_as_asked={"saae": stat(read, n=n), "render": stat(0.5, n=n)},
+                   read_as_asked_known_classes={"saae": stat(read, n=n), "render": stat(0.5, n=n)},
+                   read_as_asked_without_label_check={"saae": stat(read - 0.01, n=n)}, all_real_judge=stat(0.95, n=n))
+
+
+@pytest.mark.parametrize("regime, field, passing, failing, target", [
+    ("product", "saae", 0.91, 0.89, "product regime, ratio 4: character error at most half"),  # real-only error 0.20
+    ("same-budget", "saae", 0.86, 0.84, "same-budget regime, ratio 4: error at least 25% below"),
+    ("product", "render", 0.92, 0.94, "ratio 2: SAAE above render by more than 2 std over seeds (std of either"),
+    ("product", "render", 0.92, 0.94, "ratio 4: SAAE above render by more than 2 std over seeds (std of either"),
+    ("product", "paired", (0.03, 0.01), (0.01, 0.01), "ratio 2: SAAE above render by more than 2 std over seeds (paired"),
+    ("product", "paired", (0.03, 0.01), (0.03, 0.02), "ratio 4: SAAE above render by more than 2 std over seeds (paired"),
+    ("product", "synthetic", 0.91, 0.89, "train-on-synthetic / test-on-real (SAAE) >= 90%"),
+    ("same-budget", "read", 0.975, 0.965, "generated characters read as asked class >= 97%"),
+])
+def test_each_target_is_met_on_one_side_of_its_threshold_only(regime, field, passing, failing, target):
+    for value, met in ((passing, True), (failing, False)):
+        found = [t for t in check_targets(summary_with(**{field: value}), regime, (0.0, 2.0, 4.0))
+                 if t.target.startswith(target)]
+        assert [t.met for t in found] == [met], (value, found)
+
+
+def test_targets_need_what_they_compare():
+    one_seed = check_targets(summary_with(saae=0.99, render=0.5, paired=(0.5, 0.0), n=1), "product", (0.0, 2.0, 4.0))
+    assert [t.met for t in one_seed if "2 std" in t.target] == [False] * 4  # no spread from one seed
+    same_budget = [t.target for t in check_targets(summary_with(), "same-budget", (0.0, 2.0, 4.0))]
+    assert not any("render" in t for t in same_budget)  # SAAE vs render is a product-regime target
+    assert not any("ratio 4" in t.target for t in check_targets(summary_with(), "product", (0.0, 2.0)))
+
+
+def test_read_as_asked_scores_the_class_each_crop_was_asked_to_be(small):
+    samples = build_samples(load_plates(small[0]).plates)
+    judge = train_recognizer(samples.crops, samples.labels, len(samples.charset),
+                             Schedule(steps=30, batch_size=32, augment=False))
+    ss = SeedSet(0, samples, samples, [], np.empty(0), TINY, Timing(), lambda msg: None)
+    asked = judged(judge.model, ss, "render", "read_as_asked", samples.crops, samples.labels)
+    other = judged(judge.model, ss, "render", "read_as_asked", samples.crops,
+                   (samples.labels + 1) % len(samples.charset))
+    assert asked.kind == "read_as_asked" and asked.generated_crops == len(samples.labels) and asked.real_crops == 0
+    assert asked.accuracy > 0.3 and other.accuracy < asked.accuracy / 3
+    assert ss.timing.seconds["evaluation"] > 0
+
+
 @pytest.mark.parametrize("args, message", [
     (["--generator", "gan"], "--generator"),
     (["--ratios", "0,x"], "--ratios"),
@@ -201,9 +327,17 @@ def test_checkpoint_that_saw_the_test_plates_is_refused(uc3m, plates, tmp_path):
     (["--generator", "saae", "--checkpoint", "/nonexistent/x.safetensors"], "no such file"),
     (["--generator", "render", "--train-generator"], "--train-generator"),
     (["--balance", "zipf"], "--balance"),
+    (["--threads", "0"], "--threads"),
+    # options the run would silently ignore
+    (["--generator", "render", "--checkpoint", "{ckpt}"], "--checkpoint"),
+    (["--generator", "render", "--allow-overlap"], "--allow-overlap"),
+    (["--generator", "saae", "--train-generator", "--allow-overlap"], "--allow-overlap"),
+    (["--budget", "5"], "--budget"),
+    (["--test", "{test}", "--test-plates", "50"], "--test-plates"),
 ])
-def test_bad_options_are_one_clear_error(uc3m, tmp_path, args, message):
+def test_bad_options_are_one_clear_error(uc3m, small, ckpt, tmp_path, args, message):
     out = tmp_path / "bench"
+    args = [a.format(ckpt=ckpt, test=small[1]) for a in args]
     result = CliRunner().invoke(app, ["benchmark", "--data", str(uc3m), "--out", str(out), *args])
     assert result.exit_code == 2, result.output
     assert "error:" in result.output and message in result.output

@@ -1,6 +1,4 @@
-import numpy as np
-
-from plategen.dataset import build_samples, is_holdout, plate_key, split_plates
+from plategen.dataset import build_samples, is_holdout, plate_key
 
 
 def test_samples_pair_each_crop_with_its_own_plate(imported):
@@ -14,16 +12,6 @@ def test_samples_pair_each_crop_with_its_own_plate(imported):
     sub = samples.subset([3, 1])
     assert [p.image_path for p in sub.plates] == [plates[1].image_path, plates[3].image_path]
     assert len(sub.labels) == len(plates[1].text) + len(plates[3].text)
-
-
-def test_split_is_by_physical_plate_and_seeded(imported):
-    plates = imported("uc3m-lp").plates
-    train, test = split_plates(plates, 200, seed=1)
-    assert len(test) >= 200 and len(train) + len(test) == len(plates)
-    assert not {plate_key(plates[i]) for i in train} & {plate_key(plates[i]) for i in test}
-    again, _ = split_plates(plates, 200, seed=1)
-    other, _ = split_plates(plates, 200, seed=2)
-    assert np.array_equal(train, again) and not np.array_equal(train, other)
 
 
 def test_holdout_is_about_a_fifth_and_keeps_frames_of_a_plate_together(imported):

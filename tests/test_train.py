@@ -1,12 +1,14 @@
-from pathlib import Path
-
 import shutil
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from typer.testing import CliRunner
 
 from plategen.checkpoint import load_checkpoint, optimizer_path
+from plategen.cli import app
 from plategen.dataset import build_samples, is_holdout
 from plategen.errors import PlategenError
 from plategen.model import Discriminator, Generator, SAAEConfig
@@ -45,12 +47,27 @@ def test_each_of_the_three_losses_moves_on_real_crops(small_uc3m: Path):
     glyph = to_float(bank.first(y), torch.device("cpu"))
     style = to_float(torch.from_numpy(samples.styles[samples.plate_index[idx.numpy()]]), torch.device("cpu"))
     real = to_float(torch.from_numpy(samples.crops)[idx], torch.device("cpu"))
+    start_g, start_d = G.state_dict(), D.state_dict()
+    start_g, start_d = {k: v.clone() for k, v in start_g.items()}, {k: v.clone() for k, v in start_d.items()}
     history = [train_step(G, D, opt_g, opt_d, glyph, style, real, y, TrainOptions()) for _ in range(15)]
     first, last = history[0], history[-1]
     assert last["rec"] < first["rec"]  # (1) reconstruction learns
     assert last["d"] < first["d"]  # (2) the discriminator learns
-    assert last["adv"] != first["adv"]  # (3) the adversarial loss responds
     assert all(np.isfinite(v) for h in history for v in h.values())
+
+    # (3) the adversarial loss moves G, and only G: one step from the same start with and without it
+    def one_step(adv_weight: float) -> tuple[Generator, Discriminator]:
+        g, d = Generator(config), Discriminator(config)
+        g.load_state_dict(start_g), d.load_state_dict(start_d)
+        torch.manual_seed(1)
+        train_step(g, d, torch.optim.Adam(g.parameters(), lr=2e-3, betas=(0.5, 0.999)),
+                   torch.optim.Adam(d.parameters(), lr=2e-3, betas=(0.5, 0.999)), glyph, style, real, y,
+                   TrainOptions(adv_weight=adv_weight))
+        return g, d
+
+    (g_adv, d_adv), (g_plain, d_plain) = one_step(1.0), one_step(0.0)
+    assert all(torch.equal(a, b) for a, b in zip(d_adv.state_dict().values(), d_plain.state_dict().values()))
+    assert not all(torch.equal(a, b) for a, b in zip(g_adv.state_dict().values(), g_plain.state_dict().values()))
 
 
 def test_train_writes_checkpoint_grids_and_resumes(tmp_path: Path, small_uc3m: Path):
@@ -69,6 +86,10 @@ def test_train_writes_checkpoint_grids_and_resumes(tmp_path: Path, small_uc3m: P
         train_saae([small_uc3m], out, options, progress=False)
     resumed = train_saae([small_uc3m], out, TrainOptions(**{**options.__dict__, "steps": 5}), resume=out, progress=False)
     assert resumed.steps == 5 and load_checkpoint(out).meta["step"] == 5
+    elsewhere = tmp_path / "other.safetensors"  # a total below the checkpoint's steps would write nothing
+    with pytest.raises(PlategenError, match="already trained 5 steps, past the total of 4"):
+        train_saae([small_uc3m], elsewhere, replace(options, steps=4), resume=out, progress=False)
+    assert not elsewhere.exists()
 
 
 def test_wrong_inputs_give_one_clear_error(tmp_path: Path):
@@ -78,3 +99,40 @@ def test_wrong_inputs_give_one_clear_error(tmp_path: Path):
     bad.write_bytes(b"\x00" * 100)
     with pytest.raises(PlategenError, match="bad.safetensors"):
         train_saae([tmp_path], tmp_path / "new.safetensors", TrainOptions(steps=1), resume=bad, progress=False)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--steps", "0"], "--steps 0"),
+    (["--steps", "-5"], "--steps -5"),
+    (["--epochs", "0"], "--epochs 0"),
+    (["--batch-size", "0"], "--batch-size 0"),
+    (["--threads", "0"], "--threads 0"),
+])
+def test_train_refuses_options_that_train_nothing_or_fail_later(tmp_path: Path, small_uc3m: Path, args, message):
+    out = tmp_path / "m.safetensors"
+    result = CliRunner().invoke(app, ["train", "--data", str(small_uc3m), "--out", str(out), *args])
+    assert result.exit_code == 2, result.output
+    assert "error:" in result.output and message in result.output and "Traceback" not in result.output
+    assert not out.exists() and list(tmp_path.iterdir()) == [small_uc3m]  # nothing written
+
+
+def test_train_command_end_to_end(tmp_path: Path, small_uc3m: Path):
+    out = tmp_path / "m.safetensors"
+    result = CliRunner().invoke(app, ["train", "--data", str(small_uc3m), "--out", str(out), "--steps", "2",
+                                      "--batch-size", "4", "--seed", "1", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    assert "2 in" in result.output and str(out.name) in result.output  # the result table
+    loaded = load_checkpoint(out)
+    assert loaded.meta["step"] == 2 and loaded.meta["train"]["batch_size"] == 4 and loaded.meta["train"]["seed"] == 1
+    assert optimizer_path(out).is_file() and (tmp_path / "m-samples" / "step000002.png").is_file()
+
+
+def test_resume_with_an_optimizer_state_of_another_shape_is_one_clear_error(tmp_path: Path, small_uc3m: Path):
+    options = TrainOptions(steps=1, batch_size=4, num_threads=1, val_crops=8, model=TINY)
+    a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    train_saae([small_uc3m], a, options, progress=False)
+    train_saae([small_uc3m], b, replace(options, model={**TINY, "content_width": 8}), progress=False)
+    shutil.copy(optimizer_path(b), optimizer_path(a))  # same layers, other widths
+    with pytest.raises(PlategenError, match=r"a\.optim\.safetensors: optimizer state does not match the model"):
+        train_saae([small_uc3m], a, replace(options, steps=2), resume=a, progress=False)
+    assert load_checkpoint(a).meta["step"] == 1  # the checkpoint is untouched

@@ -1,0 +1,36 @@
+"""Does generated data help a recogniser? Accuracy versus generated-data ratio, with honest baselines.
+
+For every seed:
+  1. a plate-disjoint split of the real data (`splits.py`): N real training plates and test
+     plates, whole physical plates (all frames of one plate) on one side only. In the product
+     regime the test plates, and the training plates where enough remain, are drawn from
+     plates the checkpoint never saw (by content hash).
+  2. generated crops from each generator (`pools.py`), with the N real training plates as the
+     only styles, class-balanced over the characters every generator can draw.
+  3. one recogniser per training set (`runs.py`), every one with the same `Schedule`, evaluated
+     on the real test crops: real only (ratio 0), real + r x generated for each generator and
+     ratio, real + r x classical augmentation of the real crops ("augment"), generated only
+     ("synthetic only", train-on-synthetic / test-on-real); and a judge (`judge.py`) trained
+     on all real crops outside the test plates, which reads the generated crops ("read as
+     asked class").
+  4. mean and standard deviation over seeds, the targets met or not, report.json, report.md
+     and benchmark.png (`report.py`).
+`benchmark.run_benchmark` runs these in order from a checked `request.BenchmarkRequest`.
+
+Two regimes, never mixed in one report:
+  product     - the shipped or given checkpoint; a test plate it trained on is refused
+                (or, with allow_overlap, reported as a loud warning);
+  same-budget - (`train_generator`) a fresh SAAE trained inside the benchmark on only the N
+                real training plates of each seed, for a fixed time budget, with `train.fit_saae`.
+"""
+
+from plategen.bench.benchmark import BenchmarkResult, run_benchmark
+from plategen.bench.judge import JUDGE_MIN_CROPS
+from plategen.bench.pools import apportion, class_shares, generated_count, take_balanced
+from plategen.bench.report import BenchmarkReport, Rows, Stat, Summary, Target, check_targets, summary_tables
+from plategen.bench.request import BenchmarkRequest, check_request, parse_generators, parse_ratios
+from plategen.bench.splits import Split, split_for_seed
+
+__all__ = ["BenchmarkRequest", "BenchmarkReport", "BenchmarkResult", "JUDGE_MIN_CROPS", "Rows", "Split", "Stat",
+           "Summary", "Target", "apportion", "check_request", "check_targets", "class_shares", "generated_count",
+           "parse_generators", "parse_ratios", "run_benchmark", "split_for_seed", "summary_tables", "take_balanced"]

@@ -1,0 +1,134 @@
+"""`run_benchmark`: one plate's way from the data folder to the report, in order.
+
+request (checked) -> plates -> generators (what the checkpoint saw) -> splits (all seeds, checked)
+-> per seed: crops -> generated pools -> recogniser runs -> judge -> summary and targets -> report files.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from plategen.bench.judge import judge_runs
+from plategen.bench.pools import (Generators, Pool, augmented_real, class_shares, open_generators, per_class_need,
+                                  render_pool, saae_pool, train_fresh_saae)
+from plategen.bench.report import BenchmarkReport, check_targets, summarize, write_report
+from plategen.bench.request import BenchmarkRequest, check_request
+from plategen.bench.runs import Run, SeedSet, Timing, ratio_runs, synthetic_runs
+from plategen.bench.splits import Split, plan_splits, split_record
+from plategen.dataset import CharSamples, build_samples, charset_of
+from plategen.errors import PlategenError
+from plategen.glyphs import Font, shipped_fonts
+from plategen.plates import Plate, load_plates, read_image
+
+
+@dataclass
+class BenchmarkResult:
+    out: Path
+    report: BenchmarkReport  # typed: summary, targets (met or not), timing
+    files: list[Path]
+    seconds: float
+
+
+def run_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lambda msg: None,
+                  warn: Callable[[str], None] = lambda msg: None) -> BenchmarkResult:
+    """Every input is checked before any training; `req.out` is created when the run starts and
+    the report files are written (atomically) at the end."""
+    started = time.perf_counter()
+    check_request(req)
+    torch.set_num_threads(req.threads)
+    timing = Timing()
+    with timing("import"):
+        data_plates = load_plates(req.data).plates
+        test_source = load_plates(req.test).plates if req.test is not None else None
+    charset = charset_of(data_plates + (test_source or []))
+    fonts = shipped_fonts()
+    gens = open_generators(req, charset, fonts)
+    splits, split_warnings = plan_splits(req, data_plates, test_source, gens.seen)
+    warnings = gens.warnings + split_warnings
+    for w in warnings:
+        warn(w)
+
+    req.out.mkdir(parents=True, exist_ok=True)
+    with timing("crops"):
+        data_samples = build_samples(data_plates, charset)
+        test_samples = build_samples(test_source, charset) if test_source is not None else data_samples
+    runs: list[Run] = []
+    records = []
+    fresh_steps: list[int] = []
+    gen_seconds = {g: 0.0 for g in gens.infos}
+    for split in splits:
+        ss = seed_set(req, split, data_samples, test_samples, gens, timing, log)
+        records.append(split_record(req, split, data_plates, test_source or data_plates, len(ss.train.labels),
+                                    len(ss.test.labels)))
+        log(f"seed {split.seed}: {len(split.train)} training plates ({len(ss.train.labels)} crops), "
+            f"{len(split.test)} test plates ({len(ss.test.labels)} crops)")
+        pools, seconds, steps = draw_pools(req, ss, [data_plates[i] for i in split.train], gens, fonts)
+        gen_seconds = {g: gen_seconds[g] + seconds[g] for g in gen_seconds}
+        fresh_steps += [steps] if steps is not None else []
+        augmented = None
+        if req.augment_reference:
+            with timing("augmentation"):
+                augmented = augmented_real(ss.train, req.ratios, split.seed)
+        runs += ratio_runs(ss, req.ratios, pools, augmented)
+        runs += synthetic_runs(ss, req.synthetic_size, pools)
+        runs += judge_runs(ss, data_samples.subset(judge_plates(split, len(data_plates), req.test is not None)),
+                           pools, req.synthetic_size)
+
+    if fresh_steps:
+        gens.infos["saae"].description += f"; steps reached per seed: {fresh_steps}"
+    summary = summarize(runs, req.ratios, list(gens.infos))
+    report = BenchmarkReport(req, req.regime, warnings, charset, gens.drawable, gens.infos, records, runs, summary,
+                             check_targets(summary, req.regime, req.ratios),
+                             {**timing.seconds, "total": time.perf_counter() - started}, gen_seconds)
+    files = write_report(req.out, report)
+    return BenchmarkResult(req.out, report, files, time.perf_counter() - started)
+
+
+def seed_set(req: BenchmarkRequest, split: Split, data_samples: CharSamples, test_samples: CharSamples,
+             gens: Generators, timing: Timing, log: Callable[[str], None]) -> SeedSet:
+    """The seed's real training and test crops and the class shares its generated crops follow."""
+    train = data_samples.subset(split.train)
+    test = test_samples.subset(split.test)
+    if len(train.labels) == 0 or len(test.labels) == 0:
+        raise PlategenError(f"seed {split.seed}: the split has {len(train.labels)} training and "
+                            f"{len(test.labels)} test crops")
+    classes = [data_samples.charset.index(c) for c in gens.drawable]
+    real_counts = np.bincount(train.labels, minlength=len(data_samples.charset))[classes]
+    return SeedSet(split.seed, train, test, classes, class_shares(real_counts, req.balance), req.schedule, timing, log)
+
+
+def draw_pools(req: BenchmarkRequest, ss: SeedSet, style_plates: list[Plate], gens: Generators,
+               fonts: list[Font]) -> tuple[dict[str, Pool], dict[str, float], int | None]:
+    """Each generator's crops for this seed, styled by the seed's real training plates only (never a
+    test plate); in the same-budget regime the SAAE is trained fresh on the seed's crops first.
+    Returns the pools, the seconds each generator drew for, and the fresh SAAE's steps (None without one)."""
+    per_class = per_class_need(req, ss.shares, len(ss.train.labels))
+    style_images = [read_image(p.image_path) for p in style_plates]
+    pools, seconds, steps = {}, {}, None
+    for g in gens.infos:
+        generator = gens.checkpoint
+        if g == "saae" and req.train_generator:
+            start = time.perf_counter()
+            with ss.timing("generator_training"):
+                generator, steps = train_fresh_saae(ss.train, req.budget_s, seed=1000 + ss.seed,
+                                                    max_steps=req.generator_max_steps)
+            ss.log(f"seed {ss.seed}: fresh SAAE trained {steps} steps in {time.perf_counter() - start:.0f} s")
+        start = time.perf_counter()
+        with ss.timing("generation"):
+            if g == "render":
+                pools[g] = render_pool(ss.train.charset, ss.classes, per_class, gens.drawable, fonts, ss.seed)
+            else:
+                pools[g] = saae_pool(generator, style_images, ss.classes, per_class, gens.drawable, ss.seed)
+        seconds[g] = time.perf_counter() - start
+    return pools, seconds, steps
+
+
+def judge_plates(split: Split, n_data: int, external_test: bool) -> list[int]:
+    """The judge trains on every data plate outside the test plates (all of them with --test)."""
+    return list(range(n_data)) if external_test else sorted(set(range(n_data)) - set(split.test))

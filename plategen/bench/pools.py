@@ -1,0 +1,201 @@
+"""Generated crops: which generator draws them, how many of each class, and the pools each seed picks from.
+
+The SAAE draws through the product's synth path (`synth.generate_arrays`, label check on); in the
+same-budget regime it is first trained fresh on the seed's training crops with `train.fit_saae`.
+The render baseline draws with `render.py`. Each generator has its own RNG stream per seed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from plategen.bench.request import BenchmarkRequest
+from plategen.checkpoint import DEFAULT_CHECKPOINT, LoadedCheckpoint, load_checkpoint
+from plategen.dataset import CharSamples
+from plategen.errors import PlategenError
+from plategen.glyphs import Font, fonts_for
+from plategen.model import SAAEConfig
+from plategen.render import augment_crops, render_characters
+from plategen.synth import generate_arrays
+from plategen.train import GlyphBank, TrainOptions, fit_saae, new_fit
+
+DATA_SHARE = 0.8  # --balance data: this share follows the real class frequencies, the rest is uniform
+
+
+# ---------------------------------------------------------------- how many of each class
+
+
+def generated_count(ratio: float, real_crops: int) -> int:
+    """Generated crops added at `ratio`: r times as many as the real training crops."""
+    return int(round(ratio * real_crops))
+
+
+def class_shares(real_counts: Sequence[int], balance: str) -> np.ndarray:
+    """The share of each generated class. `uniform`: equal. `data`: DATA_SHARE following the
+    real training crops' class frequencies, the rest spread equally, so every class is covered."""
+    k = len(real_counts)
+    uniform = np.full(k, 1.0 / k)
+    total = float(np.sum(real_counts))
+    if balance == "uniform" or total == 0:
+        return uniform
+    if balance != "data":
+        raise PlategenError(f"--balance {balance!r}: choose data or uniform")
+    return DATA_SHARE * np.asarray(real_counts, np.float64) / total + (1 - DATA_SHARE) * uniform
+
+
+def apportion(n: int, shares: Sequence[float]) -> list[int]:
+    """n split by `shares` (summing to 1) with the largest-remainder rule: integers summing to n."""
+    exact = np.asarray(shares, np.float64) * n
+    counts = np.floor(exact).astype(np.int64)
+    order = np.argsort(-(exact - counts), kind="stable")
+    counts[order[: n - int(counts.sum())]] += 1
+    return counts.tolist()
+
+
+def take_balanced(labels: np.ndarray, classes: Sequence[int], n: int,
+                  shares: Sequence[float] | None = None) -> np.ndarray:
+    """Indices of a subset of size n with class counts `apportion(n, shares)` (equal by default),
+    taking the first occurrences of each class in pool order."""
+    shares = np.full(len(classes), 1.0 / len(classes)) if shares is None else shares
+    picked = []
+    for c, count in zip(classes, apportion(n, shares)):
+        where = np.flatnonzero(labels == c)
+        if len(where) < count:
+            raise PlategenError(f"internal: pool has {len(where)} crops of class {c}, need {count}")
+        picked.append(where[:count])
+    return np.sort(np.concatenate(picked)) if picked else np.empty(0, np.int64)
+
+
+# ---------------------------------------------------------------- the generators
+
+
+@dataclass
+class GeneratorInfo:
+    name: str
+    description: str
+    checkpoint: str | None = None
+    checkpoint_sha256: str | None = None
+    records_plates: bool | None = None
+    plates_seen: int | None = None
+    chars: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Generators:
+    """The chosen generators, what the checkpoint saw (content hashes) and the characters all of them draw."""
+
+    infos: dict[str, GeneratorInfo]
+    checkpoint: LoadedCheckpoint | None
+    seen: set[str]
+    drawable: list[str]
+    warnings: list[str]
+
+
+def open_generators(req: BenchmarkRequest, charset: Sequence[str], fonts: Sequence[Font]) -> Generators:
+    """Load the product checkpoint (refusing one that cannot prove which plates it saw, unless
+    allow_overlap) and describe each generator."""
+    infos: dict[str, GeneratorInfo] = {}
+    warnings: list[str] = []
+    seen: set[str] = set()
+    ckpt = None
+    drawable = [c for c in charset if fonts_for(c, fonts)]
+    if req.regime == "product":
+        path = req.checkpoint if req.checkpoint is not None else DEFAULT_CHECKPOINT
+        if not Path(path).is_file():
+            raise PlategenError(f"--checkpoint {path}: no such file" + (
+                " (the shipped checkpoint is missing; train one or pass --checkpoint)" if req.checkpoint is None else ""))
+        ckpt = load_checkpoint(path)
+        records = "plate_sha256" in ckpt.meta
+        seen = set(ckpt.meta.get("plate_sha256") or [])
+        if not records:
+            msg = (f"{path}: the checkpoint does not record its training plates, so no test plate can be "
+                   "proven unseen")
+            if not req.allow_overlap:
+                raise PlategenError(msg + "; pass --allow-overlap to run anyway (the report will say so)")
+            warnings.append(msg)
+        ck_chars = set(ckpt.meta.get("charset") or charset)
+        drawable = [c for c in drawable if c in ck_chars]
+        infos["saae"] = GeneratorInfo("saae", "SAAE checkpoint (product regime)", str(path), ckpt.sha256, records,
+                                      len(seen))
+    elif req.regime == "same-budget":
+        infos["saae"] = GeneratorInfo("saae", f"fresh SAAE trained on the N real training plates of each seed "
+                                      f"for {req.budget_s:.0f} s (same-budget regime)", plates_seen=req.real_plates)
+    if "render" in req.generators:
+        infos["render"] = GeneratorInfo("render", "font rendering + classical augmentation (render.py)", plates_seen=0)
+    if not drawable:
+        raise PlategenError("no character of the data can be drawn by every chosen generator")
+    for info in infos.values():
+        info.chars = list(drawable)
+    return Generators(infos, ckpt, seen, drawable, warnings)
+
+
+def train_fresh_saae(train: CharSamples, budget_s: float, seed: int,
+                     max_steps: int | None = None) -> tuple[LoadedCheckpoint, int]:
+    """Same-budget regime: a fresh SAAE on these crops only, trained with `train.fit_saae` until
+    `budget_s` seconds (counted from here) or `max_steps`. Returns the model as a checkpoint in eval
+    mode, with its discriminator for synth's label check, and the steps it reached."""
+    start = time.perf_counter()
+    opts = TrainOptions(seed=seed)
+    device = torch.device("cpu")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        gen = torch.Generator().manual_seed(seed)
+        config = SAAEConfig(num_classes=len(train.charset), **opts.model)
+        fit = new_fit(config, opts, device)
+        bank = GlyphBank(train.charset, opts.glyph_variants, rng, config.glyph_size)
+        fit_saae(fit, train, bank, opts, gen, device, total_steps=max_steps or 100_000,
+                 budget_s=budget_s - (time.perf_counter() - start))
+    model = LoadedCheckpoint(config, fit.G.eval(), {"charset": list(train.charset)}, sha256="",
+                             discriminator=fit.D.eval())
+    return model, fit.step
+
+
+# ---------------------------------------------------------------- the pools of one seed
+
+
+@dataclass
+class Pool:
+    """Generated crops of one generator for one seed; `unchecked` are the SAAE's first draws,
+    without synth's label check, to show what the check does."""
+
+    images: np.ndarray
+    labels: np.ndarray  # indices into the charset
+    unchecked: np.ndarray | None = None
+
+
+def per_class_need(req: BenchmarkRequest, shares: np.ndarray, real_crops: int) -> np.ndarray:
+    """Crops of each class a pool must hold so that every ratio and the synthetic-only set can pick from it."""
+    sizes = [generated_count(r, real_crops) for r in req.ratios] + [req.synthetic_size]
+    return np.max([apportion(n, shares) for n in sizes], axis=0) + 1
+
+
+def render_pool(charset: Sequence[str], classes: Sequence[int], per_class: np.ndarray, drawable: list[str],
+                fonts: Sequence[Font], seed: int) -> Pool:
+    labels = np.repeat(np.asarray(classes), per_class)
+    images = render_characters([charset[i] for i in labels], np.random.default_rng([seed, 101]), fonts,
+                               neighbours=drawable)
+    return Pool(images, labels)
+
+
+def saae_pool(generator, style_images: list[np.ndarray], classes: Sequence[int], per_class: np.ndarray,
+              drawable: list[str], seed: int) -> Pool:
+    """Class-balanced over `drawable` via the product's synth path, plus the same plan without the label check."""
+    n_pool, pool_seed = int(per_class.max()) * len(drawable), int(1_000_003 * (seed + 1))
+    images, idx = generate_arrays(generator, style_images, list(drawable), n_pool, seed=pool_seed, check=True)
+    unchecked, _ = generate_arrays(generator, style_images, list(drawable), n_pool, seed=pool_seed, check=False)
+    return Pool(images, np.asarray(classes)[idx], unchecked)
+
+
+def augmented_real(train: CharSamples, ratios: Sequence[float], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Classical augmentation of the real training crops, enough for the largest ratio."""
+    reps = int(math.ceil(max(ratios))) or 1
+    images = augment_crops(np.concatenate([train.crops] * reps), np.random.default_rng([seed, 102]))
+    return images, np.concatenate([train.labels] * reps)

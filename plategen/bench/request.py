@@ -1,0 +1,129 @@
+"""What a benchmark run is asked to do (`BenchmarkRequest`), parsed from the options and checked before any work."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from plategen.errors import PlategenError
+from plategen.recognizer import Schedule
+
+GENERATORS = ("saae", "render")
+BALANCES = ("data", "uniform")
+DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "uc3m-lp"
+DEFAULT_TEST_PLATES = 400
+DEFAULT_BUDGET_S = 240.0
+
+
+def parse_ratios(text: str) -> tuple[float, ...]:
+    """'0,1,2,4' -> (0.0, 1.0, 2.0, 4.0); ratio 0 (real only) is always included."""
+    parts = [p.strip() for p in str(text).split(",")]
+    if not text or not str(text).strip() or any(p == "" for p in parts):
+        raise PlategenError(f"--ratios {text!r}: expected comma-separated numbers such as 0,1,2,4")
+    values = []
+    for p in parts:
+        try:
+            v = float(p)
+        except ValueError:
+            raise PlategenError(f"--ratios {text!r}: {p!r} is not a number") from None
+        if not math.isfinite(v) or v < 0:
+            raise PlategenError(f"--ratios {text!r}: {p!r} must be a finite number >= 0")
+        if v > 64:
+            raise PlategenError(f"--ratios {text!r}: {p!r} is implausibly large (at most 64)")
+        values.append(v)
+    if len(set(values)) != len(values):
+        raise PlategenError(f"--ratios {text!r}: a ratio is listed twice")
+    return tuple(sorted(set(values) | {0.0}))
+
+
+def parse_generators(text: str) -> tuple[str, ...]:
+    key = str(text).strip().lower()
+    if key == "both":
+        return GENERATORS
+    if key in GENERATORS:
+        return (key,)
+    raise PlategenError(f"--generator {text!r}: choose saae, render or both")
+
+
+@dataclass(frozen=True)
+class BenchmarkRequest:
+    data: Path = DEFAULT_DATA
+    out: Path = Path("runs/benchmark")
+    ratios: tuple[float, ...] = (0.0, 1.0, 2.0, 4.0)
+    real_plates: int = 50
+    seeds: int = 3
+    generators: tuple[str, ...] = GENERATORS
+    checkpoint: Path | None = None  # None: the shipped checkpoint (product regime)
+    test: Path | None = None  # an external test folder instead of a split of `data`
+    test_plates: int | None = None  # images held out of `data` for test (at least); None: DEFAULT_TEST_PLATES
+    allow_overlap: bool = False
+    train_generator: bool = False  # same-budget regime
+    generator_budget_s: float | None = None  # per seed, same-budget regime; None: DEFAULT_BUDGET_S
+    generator_max_steps: int | None = None  # a step cap for the fresh SAAE, so a run can be repeated exactly
+    schedule: Schedule = Schedule(eval_points=8)
+    synthetic_size: int = 4000  # generated crops for the synthetic-only reference
+    balance: str = "data"  # class shares of generated crops: see pools.class_shares
+    augment_reference: bool = True
+    overwrite: bool = False
+    threads: int = 2
+    command: str = ""
+
+    @property
+    def regime(self) -> str:
+        if "saae" not in self.generators:
+            return "no model"
+        return "same-budget" if self.train_generator else "product"
+
+    @property
+    def held_out_images(self) -> int:
+        return self.test_plates if self.test_plates is not None else DEFAULT_TEST_PLATES
+
+    @property
+    def budget_s(self) -> float:
+        return self.generator_budget_s if self.generator_budget_s is not None else DEFAULT_BUDGET_S
+
+
+def check_request(req: BenchmarkRequest) -> None:
+    """Every option alone and in combination; an option the run would ignore is refused, not dropped."""
+    if req.seeds < 1:
+        raise PlategenError(f"--seeds {req.seeds}: need at least 1")
+    if req.real_plates < 1:
+        raise PlategenError(f"--real-plates {req.real_plates}: need at least 1")
+    if req.test_plates is not None and req.test_plates < 1:
+        raise PlategenError(f"--test-plates {req.test_plates}: need at least 1")
+    if req.balance not in BALANCES:
+        raise PlategenError(f"--balance {req.balance!r}: choose {' or '.join(BALANCES)}")
+    if req.synthetic_size < 1:
+        raise PlategenError(f"--synthetic-size {req.synthetic_size}: need at least 1")
+    if req.schedule.steps < 1 or req.schedule.batch_size < 1:
+        raise PlategenError("--steps and --batch-size must be at least 1")
+    if req.threads < 1:
+        raise PlategenError(f"--threads {req.threads}: need at least 1")
+    if req.train_generator and "saae" not in req.generators:
+        raise PlategenError("--train-generator trains a fresh SAAE: use it with --generator saae or both")
+    if req.checkpoint is not None and "saae" not in req.generators:
+        raise PlategenError("--checkpoint is the SAAE's: use it with --generator saae or both")
+    if req.train_generator and req.checkpoint is not None:
+        raise PlategenError("--train-generator and --checkpoint exclude each other (same-budget vs product regime)")
+    if req.allow_overlap and req.regime != "product":
+        raise PlategenError("--allow-overlap concerns the plates a checkpoint trained on: use it with "
+                            "--generator saae or both, without --train-generator")
+    if req.generator_budget_s is not None and not req.train_generator:
+        raise PlategenError("--budget is the fresh SAAE's training time: use it with --train-generator")
+    if req.generator_budget_s is not None and req.generator_budget_s <= 0:
+        raise PlategenError(f"--budget {req.generator_budget_s}: must be positive")
+    if req.generator_max_steps is not None and req.generator_max_steps < 1:
+        raise PlategenError(f"generator_max_steps {req.generator_max_steps}: need at least 1")
+    if req.test is not None and req.test_plates is not None:
+        raise PlategenError("--test-plates holds out plates of --data; with --test every plate of --test is a "
+                            "test plate: give one or the other")
+    if not req.data.is_dir():
+        raise PlategenError(f"--data {req.data}: no such folder")
+    if req.test is not None and not req.test.is_dir():
+        raise PlategenError(f"--test {req.test}: no such folder")
+    out = req.out
+    if out.exists() and not out.is_dir():
+        raise PlategenError(f"--out {out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not req.overwrite:
+        raise PlategenError(f"--out {out}: exists and is not empty; pass --overwrite or choose another folder")

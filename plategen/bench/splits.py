@@ -1,0 +1,159 @@
+"""Plate-disjoint splits per seed, and the leakage guard: no test plate trains, by physical plate and by content hash.
+
+Test plates (whole physical plates, `dataset.plate_key`) come only from plates the checkpoint
+never saw; training plates too, where enough unseen plates remain for test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from plategen.bench.request import BenchmarkRequest
+from plategen.dataset import plate_key
+from plategen.errors import PlategenError
+from plategen.plates import Plate
+
+MIN_TEST_IMAGES = 100  # training plates come from unseen plates only when this many unseen remain for test
+
+
+@dataclass
+class Split:
+    seed: int
+    train: list[int]  # plate indices into the data plates
+    test: list[int]  # plate indices into the test plates (the data plates unless --test)
+    train_seen: int  # training plates the generator saw
+
+
+@dataclass
+class SplitRecord:
+    """One seed's split as report.json lists it: which plates trained and tested, by path and hash."""
+
+    seed: int
+    train_plates: list[str]
+    train_sha256: list[str]
+    test_plates: list[str]
+    test_sha256: list[str]
+    train_crops: int
+    test_crops: int
+    train_plates_seen_by_checkpoint: int
+
+
+def _groups(plates: Sequence[Plate], ids: Sequence[int]) -> dict[str, list[int]]:
+    groups: dict[str, list[int]] = {}
+    for i in ids:
+        groups.setdefault(plate_key(plates[i]), []).append(i)
+    return groups
+
+
+def _draw(groups: dict[str, list[int]], order: Sequence[str], want: int, exact: bool) -> tuple[list[int], list[str]]:
+    """Whole groups in `order` until `want` images; with `exact`, the last group is cut to fit
+    (its other frames are then used nowhere). Returns (ids, groups used)."""
+    ids: list[int] = []
+    used: list[str] = []
+    for key in order:
+        if len(ids) >= want:
+            break
+        take = groups[key][: want - len(ids)] if exact else groups[key]
+        ids.extend(take)
+        used.append(key)
+    return ids, used
+
+
+def split_for_seed(plates: Sequence[Plate], n_train: int, n_test: int, seed: int,
+                   seen: set[str] | frozenset[str] = frozenset(), external_test: bool = False,
+                   allow_seen_test: bool = False) -> Split:
+    """Plate-disjoint split of `plates` (grouped by physical plate, `dataset.plate_key`).
+
+    Test plates (at least `n_test` images where there are enough, whole groups) come only from
+    groups none of whose frames the generator saw (`seen`: content hashes). The `n_train`
+    training plates come from the other unseen groups when at least `MIN_TEST_IMAGES` unseen
+    images still remain for test, else from seen groups (counted in `train_seen`). Only with
+    `allow_seen_test`, and when fewer than `MIN_TEST_IMAGES` images are unseen, may test plates
+    be seen ones. With `external_test`, all of `plates` may train and `test` is empty.
+    """
+    rng = np.random.default_rng([seed, 7])
+    groups = _groups(plates, range(len(plates)))
+    keys = sorted(groups)
+    unseen = [k for k in keys if not any(plates[i].sha256 in seen for i in groups[k])]
+    unseen_set = set(unseen)
+    seen_keys = [k for k in keys if k not in unseen_set]
+    unseen = [unseen[i] for i in rng.permutation(len(unseen))]
+    seen_keys = [seen_keys[i] for i in rng.permutation(len(seen_keys))]
+    n_unseen = sum(len(groups[k]) for k in unseen)
+    if external_test:
+        train, _ = _draw(groups, unseen + seen_keys, n_train, exact=True)
+        return Split(seed, sorted(train), [], sum(plates[i].sha256 in seen for i in train))
+    if n_unseen >= n_train + MIN_TEST_IMAGES:
+        train, used = _draw(groups, unseen, n_train, exact=True)
+        rest = [k for k in unseen if k not in set(used)]
+    elif n_unseen >= MIN_TEST_IMAGES or not allow_seen_test:
+        train, _ = _draw(groups, seen_keys, n_train, exact=True)
+        rest = unseen
+    else:  # --allow-overlap and hardly any unseen plates: test plates may be seen ones (reported)
+        train, used = _draw(groups, seen_keys + unseen, n_train, exact=True)
+        rest = unseen + [k for k in seen_keys if k not in set(used)]
+    test, _ = _draw(groups, rest, n_test, exact=False)
+    return Split(seed, sorted(train), sorted(test), sum(plates[i].sha256 in seen for i in train))
+
+
+def plan_splits(req: BenchmarkRequest, data_plates: Sequence[Plate], test_source: Sequence[Plate] | None,
+                seen: set[str]) -> tuple[list[Split], list[str]]:
+    """Every seed's split, checked before anything trains: enough training plates, some test plates,
+    no image on both sides (by content hash), and test plates the checkpoint saw refused (or, with
+    allow_overlap, returned as warnings)."""
+    test_plates = test_source if test_source is not None else data_plates
+    splits, warnings = [], []
+    for s in range(req.seeds):
+        split = split_for_seed(data_plates, req.real_plates, req.held_out_images, s, seen,
+                               external_test=test_source is not None, allow_seen_test=req.allow_overlap)
+        if test_source is not None:
+            split.test = list(range(len(test_source)))
+        if len(split.train) < req.real_plates:
+            raise PlategenError(f"--real-plates {req.real_plates}: only {len(split.train)} of the {len(data_plates)} "
+                                f"plates of {req.data} can train once the {len(split.test)} test plates (and, "
+                                f"for a checkpoint, plates it never saw) are held out")
+        if not split.test:
+            n_seen = sum(p.sha256 in seen for p in data_plates)
+            raise PlategenError(f"{req.data}: no plates left for test: the checkpoint saw {n_seen} of its "
+                                f"{len(data_plates)} plates; give --test with plates it never saw "
+                                f"(or --allow-overlap to test on seen plates, which flatters it)"
+                                if n_seen else f"{req.data}: no plates left for test; give --test DATA or more data")
+        train_sha = {data_plates[i].sha256 for i in split.train}
+        test_sha = {test_plates[i].sha256 for i in split.test}
+        if train_sha & test_sha:
+            raise PlategenError(f"{len(train_sha & test_sha)} test plate(s) are the same images as training plates "
+                                f"(by content hash); the test data must be separate")
+        if test_source is None:
+            train_keys = {plate_key(data_plates[i]) for i in split.train}
+            assert not train_keys & {plate_key(data_plates[i]) for i in split.test}, "split is not plate-disjoint"
+        overlap = len(test_sha & seen)
+        if overlap:
+            msg = (f"seed {s}: {overlap} of {len(split.test)} test plates were among the checkpoint's training "
+                   "plates (by content hash); its accuracy on them is not a fair measure")
+            if not req.allow_overlap:
+                raise PlategenError(msg + ". Use plates it never saw (--test) or pass --allow-overlap")
+            warnings.append(msg)
+        splits.append(split)
+    return splits, warnings
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def split_record(req: BenchmarkRequest, split: Split, data_plates: Sequence[Plate], test_plates: Sequence[Plate],
+                 train_crops: int, test_crops: int) -> SplitRecord:
+    return SplitRecord(
+        seed=split.seed,
+        train_plates=[_rel(data_plates[i].image_path, req.data) for i in split.train],
+        train_sha256=[data_plates[i].sha256 for i in split.train],
+        test_plates=[_rel(test_plates[i].image_path, req.test or req.data) for i in split.test],
+        test_sha256=[test_plates[i].sha256 for i in split.test],
+        train_crops=train_crops, test_crops=test_crops, train_plates_seen_by_checkpoint=split.train_seen)
