@@ -27,6 +27,7 @@ console = Console()
 err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable)
 REPO_ROOT = Path(__file__).resolve().parents[1]
+ALLOW_OUTSIDE_HELP = "Follow CSV image paths that leave the data folder (absolute, or through ..)."
 
 
 def printable(text: str) -> str:
@@ -114,6 +115,7 @@ def benchmark(
     overwrite: bool = typer.Option(False, help="Write into a non-empty --out."),
     allow_overlap: bool = typer.Option(False, help="Run even when test plates were among the checkpoint's "
                                                    "training plates (reported as a warning)."),
+    allow_outside_paths: bool = typer.Option(False, help=ALLOW_OUTSIDE_HELP),
     train_generator: bool = typer.Option(False, help="Same-budget regime: train a fresh SAAE per seed on only "
                                                      "the N real training plates instead of using a checkpoint."),
     budget: Optional[float] = typer.Option(None, help="Seconds of SAAE training per seed with --train-generator "
@@ -138,7 +140,7 @@ def benchmark(
     request = BenchmarkRequest(
         data=data_dir, out=out, ratios=parse_ratios(ratios), real_plates=real_plates, seeds=seeds,
         generators=parse_generators(generator), checkpoint=checkpoint, test=test, test_plates=test_plates,
-        allow_overlap=allow_overlap, train_generator=train_generator, generator_budget_s=budget,
+        allow_overlap=allow_overlap, allow_outside_paths=allow_outside_paths, train_generator=train_generator, generator_budget_s=budget,
         schedule=Schedule(steps=steps, batch_size=batch_size, eval_points=8), synthetic_size=synthetic_size,
         balance=balance,
         overwrite=overwrite, threads=threads, command="plategen " + " ".join(sys.argv[1:]))
@@ -175,6 +177,7 @@ def train(
     overwrite: bool = typer.Option(False, help="Replace an existing --out."),
     samples_dir: Optional[Path] = typer.Option(None, help="Where sample grids go (default: <out stem>-samples/)."),
     threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default 1: faster on a busy 2-core machine; try 2 on an idle one)."),
+    allow_outside_paths: bool = typer.Option(False, help=ALLOW_OUTSIDE_HELP),
 ) -> None:
     """Train the style generator (SAAE) on real plates; hold out the fixed validation plates."""
     from plategen.train import options_for, train_saae
@@ -185,7 +188,7 @@ def train(
                           samples_dir=samples_dir, num_threads=threads)
     if epochs is not None:
         options.steps = None
-    result = train_saae(data, out, options, resume=resume, overwrite=overwrite)
+    result = train_saae(data, out, options, resume=resume, overwrite=overwrite, allow_outside=allow_outside_paths)
     table = Table(title=f"plategen train -> {result.checkpoint}", show_header=False)
     table.add_row("steps", f"{result.steps:,} in {result.seconds / 60:.1f} min")
     table.add_row("training data", f"{result.plates:,} plates, {result.crops:,} character crops")
@@ -281,8 +284,7 @@ def inspect(
     sheet: Optional[Path] = typer.Option(None, help="Contact sheet PNG (default: inspect-<folder>.png here)."),
     strict: bool = typer.Option(False, help="Fail on any bad record instead of listing it."),
     show: int = typer.Option(10, help="How many bad or skipped records to list."),
-    allow_outside_paths: bool = typer.Option(False, help="Follow CSV image paths that leave the data folder "
-                                                         "(absolute, or through ..)."),
+    allow_outside_paths: bool = typer.Option(False, help=ALLOW_OUTSIDE_HELP),
 ) -> None:
     """Show what an import reads: plates, characters per class, boxes, skipped plates; write a contact sheet."""
     from plategen.inspection import inspect_import

@@ -89,11 +89,13 @@ def options_for(preset: str, **overrides) -> TrainOptions:
 # ---------------------------------------------------------------- data
 
 
-def load_split(data_dirs: Sequence[Path | str]) -> tuple[list[Plate], list[Plate], dict]:
-    """Train-side and held-out plates of every folder (the fixed `is_holdout` split), and a summary."""
+def load_split(data_dirs: Sequence[Path | str], allow_outside: bool = False
+               ) -> tuple[list[Plate], list[Plate], dict]:
+    """Train-side and held-out plates of every folder (the fixed `is_holdout` split), and a summary.
+    CSV image paths outside their folder are followed only with `allow_outside` (see `load_plates`)."""
     if not data_dirs:
         raise PlategenError("no --data folder given")
-    result = load_many([Path(d) for d in data_dirs])
+    result = load_many([Path(d) for d in data_dirs], allow_outside=allow_outside)
     train = [p for p in result.plates if not is_holdout(p)]
     held = [p for p in result.plates if is_holdout(p)]
     if not train or not held:
@@ -319,7 +321,8 @@ def restore_optimizers(path: Path, fit: SAAEFit) -> None:
 
 
 def train_saae(data_dirs: Sequence[Path | str], out: Path | str, options: TrainOptions = TrainOptions(),
-               resume: Path | str | None = None, overwrite: bool = False, progress: bool = True) -> TrainResult:
+               resume: Path | str | None = None, overwrite: bool = False, progress: bool = True,
+               allow_outside: bool = False) -> TrainResult:
     """Train on the train-side plates of `data_dirs`, validate on the held-out ones, write `out`."""
     started = time.time()
     out = Path(out)
@@ -337,7 +340,7 @@ def train_saae(data_dirs: Sequence[Path | str], out: Path | str, options: TrainO
     gen = torch.Generator().manual_seed(opts.seed)
 
     # data: train-side plates for training, the fixed held-out plates for validation and grids
-    train_plates, held_plates, data_summary = load_split(data_dirs)
+    train_plates, held_plates, data_summary = load_split(data_dirs, allow_outside)
     charset = previous.meta["charset"] if previous is not None else charset_of(train_plates)
     train = build_samples(train_plates, charset)
     held = build_samples(held_plates, charset)

@@ -355,3 +355,27 @@ def test_missing_data_and_non_empty_out(uc3m, tmp_path):
     result = runner.invoke(app, ["benchmark", "--data", str(uc3m), "--out", str(busy), "--generator", "render"])
     assert result.exit_code == 2 and "--overwrite" in result.output
     assert [p.name for p in busy.iterdir()] == ["keep.txt"]
+
+
+def test_csv_paths_outside_data_and_test_are_followed_only_when_allowed(data_dir, tmp_path):
+    rows = (data_dir / "openalpr-us" / "labels.csv").read_text().splitlines()[1:21]
+    folders = []
+    for name, part in (("data", rows[:12]), ("test", rows[12:])):
+        folder = tmp_path / name
+        folder.mkdir()
+        absolute = [f"{data_dir / 'openalpr-us' / row.split(',')[0]},{row.split(',')[2]}" for row in part]
+        (folder / "labels.csv").write_text("image_path,plate_text\n" + "\n".join(absolute) + "\n")
+        folders.append(folder)
+    out = tmp_path / "bench"
+    args = ["benchmark", "--data", str(folders[0]), "--test", str(folders[1]), "--out", str(out),
+            "--generator", "render", "--real-plates", "100000"]
+    runner = CliRunner()
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 2 and "outside the data folder" in refused.output, refused.output
+    assert str(folders[0]) in refused.output
+    test_refused = runner.invoke(app, [*args[:2], str(data_dir / "openalpr-us"), *args[3:]])
+    assert test_refused.exit_code == 2 and "outside the data folder" in test_refused.output
+    assert str(folders[1]) in test_refused.output
+    allowed = runner.invoke(app, [*args, "--allow-outside-paths"])  # both import; the split is what fails now
+    assert allowed.exit_code == 2 and "--real-plates 100000" in allowed.output, allowed.output
+    assert not out.exists()

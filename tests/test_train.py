@@ -136,3 +136,20 @@ def test_resume_with_an_optimizer_state_of_another_shape_is_one_clear_error(tmp_
     with pytest.raises(PlategenError, match=r"a\.optim\.safetensors: optimizer state does not match the model"):
         train_saae([small_uc3m], a, replace(options, steps=2), resume=a, progress=False)
     assert load_checkpoint(a).meta["step"] == 1  # the checkpoint is untouched
+
+
+def test_train_follows_csv_paths_outside_the_data_folder_only_when_allowed(tmp_path: Path, data_dir: Path):
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    rows = (data_dir / "openalpr-us" / "labels.csv").read_text().splitlines()[1:41]
+    absolute = [f"{data_dir / 'openalpr-us' / row.split(',')[0]},{row.split(',')[2]}" for row in rows]
+    (folder / "labels.csv").write_text("image_path,plate_text\n" + "\n".join(absolute) + "\n")
+    out = tmp_path / "m.safetensors"
+    args = ["train", "--data", str(folder), "--out", str(out), "--steps", "1", "--batch-size", "4", "--threads", "1"]
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 2, refused.output
+    assert "outside the data folder" in refused.output and "--allow-outside-paths" in refused.output
+    assert not out.exists()
+    allowed = CliRunner().invoke(app, [*args, "--allow-outside-paths"])
+    assert allowed.exit_code == 0, allowed.output
+    assert load_checkpoint(out).meta["step"] == 1

@@ -44,8 +44,9 @@ def run_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lambda msg
     torch.set_num_threads(req.threads)
     timing = Timing()
     with timing("import"):
-        data_plates = load_plates(req.data).plates
-        test_source = load_plates(req.test).plates if req.test is not None else None
+        data_plates = load_plates(req.data, allow_outside=req.allow_outside_paths).plates
+        test_source = (load_plates(req.test, allow_outside=req.allow_outside_paths).plates
+                       if req.test is not None else None)
     charset = charset_of(data_plates + (test_source or []))
     fonts = shipped_fonts()
     gens = open_generators(req, charset, fonts)

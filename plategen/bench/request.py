@@ -58,6 +58,7 @@ class BenchmarkRequest:
     test: Path | None = None  # an external test folder instead of a split of `data`
     test_plates: int | None = None  # images held out of `data` for test (at least); None: DEFAULT_TEST_PLATES
     allow_overlap: bool = False
+    allow_outside_paths: bool = False  # follow CSV image paths that leave --data / --test (see load_plates)
     train_generator: bool = False  # same-budget regime
     generator_budget_s: float | None = None  # per seed, same-budget regime; None: DEFAULT_BUDGET_S
     generator_max_steps: int | None = None  # a step cap for the fresh SAAE, so a run can be repeated exactly
