@@ -43,10 +43,16 @@ def file_in_the_way(path: Path) -> Path | None:
     return next((p for p in Path(path).parents if p.exists() and not p.is_dir()), None)
 
 
-def _cannot_write(path: Path, exc: OSError) -> PlategenError:
+def require_no_file_in_the_way(path: Path) -> None:
+    """Refuse an output path that runs through an existing file, naming that file; called before
+    anything is created, and when a write failed, so the message says more than the OS does."""
     blocker = file_in_the_way(path)
     if blocker is not None:
-        return PlategenError(f"{path}: cannot write: {blocker} is a file, not a folder")
+        raise PlategenError(f"{path}: cannot write: {blocker} is a file, not a folder")
+
+
+def _cannot_write(path: Path, exc: OSError) -> PlategenError:
+    require_no_file_in_the_way(path)
     return PlategenError(f"{path}: cannot write ({exc.strerror or exc})")
 
 

@@ -27,6 +27,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from plategen import __version__
+from plategen.atomic import require_no_file_in_the_way
 from plategen.checkpoint import (LoadedCheckpoint, load_checkpoint, load_optimizers, optimizer_path,
                                  save_checkpoint, save_optimizers)
 from plategen.dataset import CharSamples, build_samples, charset_of, is_holdout
@@ -300,7 +301,12 @@ def check_options(opts: TrainOptions) -> None:
         raise PlategenError(f"--threads {opts.num_threads}: need at least 1")
 
 
-def check_out(out: Path, resume: Path | None, overwrite: bool) -> None:
+def check_out(out: Path, samples_dir: Path, resume: Path | None, overwrite: bool) -> None:
+    """Refuse an --out or --samples-dir training could not write, before any data is read."""
+    require_no_file_in_the_way(out)
+    require_no_file_in_the_way(samples_dir)
+    if samples_dir.exists() and not samples_dir.is_dir():
+        raise PlategenError(f"--samples-dir {samples_dir}: exists and is not a folder")
     if out.exists() and not overwrite and (resume is None or out.resolve() != resume.resolve()):
         raise PlategenError(f"{out}: already exists; pass --overwrite to replace it (or --resume {out} to continue it)")
     if out.is_dir():
@@ -329,7 +335,8 @@ def train_saae(data_dirs: Sequence[Path | str], out: Path | str, options: TrainO
     resume = Path(resume) if resume is not None else None
     opts = options
     check_options(opts)
-    check_out(out, resume, overwrite)
+    samples_dir = Path(opts.samples_dir) if opts.samples_dir is not None else out.parent / f"{out.stem}-samples"
+    check_out(out, samples_dir, resume, overwrite)
     previous: LoadedCheckpoint | None = load_checkpoint(resume) if resume is not None else None
     if previous is not None and previous.discriminator is None:
         raise PlategenError(f"{resume}: has no discriminator weights, so training cannot resume from it")
@@ -371,7 +378,6 @@ def train_saae(data_dirs: Sequence[Path | str], out: Path | str, options: TrainO
 
     # every plate any stage of this model saw: a resumed run keeps the earlier runs' plates
     trained_on = sorted({p.sha256 for p in train_plates} | set(previous.meta.get("plate_sha256", []) if previous else []))
-    samples_dir = Path(opts.samples_dir) if opts.samples_dir is not None else out.parent / f"{out.stem}-samples"
     grid_ids = grid_plates(held, 8, np.random.default_rng(opts.seed))
     written: list[Path] = []
     val_l1 = float("nan")

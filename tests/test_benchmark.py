@@ -379,3 +379,14 @@ def test_csv_paths_outside_data_and_test_are_followed_only_when_allowed(data_dir
     allowed = runner.invoke(app, [*args, "--allow-outside-paths"])  # both import; the split is what fails now
     assert allowed.exit_code == 2 and "--real-plates 100000" in allowed.output, allowed.output
     assert not out.exists()
+
+
+def test_out_through_a_file_names_the_file_and_creates_nothing(small, tmp_path):
+    (tmp_path / "file.txt").write_text("keep me")
+    result = CliRunner().invoke(app, ["benchmark", "--data", str(small[0]), "--test", str(small[1]), "--out",
+                                      str(tmp_path / "file.txt" / "sub"), "--generator", "render", "--seeds", "1",
+                                      "--real-plates", "10", "--steps", "1"])
+    assert result.exit_code == 2, result.output
+    lines = result.output.splitlines()
+    assert len(lines) == 1 and f"{tmp_path / 'file.txt'} is a file, not a folder" in lines[0], result.output
+    assert (tmp_path / "file.txt").read_text() == "keep me" and list(tmp_path.iterdir()) == [tmp_path / "file.txt"]

@@ -110,3 +110,14 @@ def test_control_characters_in_listed_records_are_escaped(tmp_path, data_dir):
     result = runner.invoke(app, ["inspect", str(folder), "--sheet", str(tmp_path / "s.png")])
     assert result.exit_code == 0, result.output
     assert "X\\x1b[2J.jpg: no label file" in result.output and "\x1b" not in result.output
+
+
+def test_synth_out_through_a_file_names_the_file_and_creates_nothing(tmp_path, plate, ckpt):
+    (tmp_path / "file.txt").write_text("keep me")
+    out = tmp_path / "file.txt" / "sub"
+    result = runner.invoke(app, ["synth", "--style", str(plate), "--out", str(out), "--n", "4",
+                                 "--checkpoint", str(ckpt), "--device", "cpu"])
+    assert result.exit_code == 2, result.output
+    [line] = [line for line in result.output.splitlines() if line]
+    assert f"{tmp_path / 'file.txt'} is a file, not a folder" in line
+    assert (tmp_path / "file.txt").read_text() == "keep me" and list(tmp_path.iterdir()) == [tmp_path / "file.txt"]

@@ -153,3 +153,25 @@ def test_train_follows_csv_paths_outside_the_data_folder_only_when_allowed(tmp_p
     allowed = CliRunner().invoke(app, [*args, "--allow-outside-paths"])
     assert allowed.exit_code == 0, allowed.output
     assert load_checkpoint(out).meta["step"] == 1
+
+
+@pytest.mark.parametrize("where", ["out", "samples-dir"])
+def test_an_output_through_a_file_is_one_line_before_any_data_is_read(tmp_path: Path, where):
+    (tmp_path / "file.txt").write_text("keep me")
+    out = tmp_path / ("file.txt/x.safetensors" if where == "out" else "m.safetensors")
+    args = ["train", "--data", str(tmp_path / "no-such-folder"), "--out", str(out), "--steps", "1"]
+    if where == "samples-dir":
+        args += ["--samples-dir", str(tmp_path / "file.txt" / "grids")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    lines = result.output.splitlines()
+    assert len(lines) == 1 and f"{tmp_path / 'file.txt'} is a file, not a folder" in lines[0], result.output
+    assert (tmp_path / "file.txt").read_text() == "keep me" and list(tmp_path.iterdir()) == [tmp_path / "file.txt"]
+
+
+def test_samples_dir_that_is_a_file_is_refused_before_training(tmp_path: Path):
+    (tmp_path / "grids").write_text("keep me")
+    result = CliRunner().invoke(app, ["train", "--data", str(tmp_path / "no-such-folder"), "--out",
+                                      str(tmp_path / "m.safetensors"), "--samples-dir", str(tmp_path / "grids")])
+    assert result.exit_code == 2 and "--samples-dir" in result.output and "not a folder" in result.output
+    assert (tmp_path / "grids").read_text() == "keep me" and not (tmp_path / "m.safetensors").exists()

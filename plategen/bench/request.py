@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from plategen.atomic import require_no_file_in_the_way
 from plategen.errors import PlategenError
 from plategen.recognizer import Schedule
 
@@ -124,6 +125,7 @@ def check_request(req: BenchmarkRequest) -> None:
     if req.test is not None and not req.test.is_dir():
         raise PlategenError(f"--test {req.test}: no such folder")
     out = req.out
+    require_no_file_in_the_way(out)
     if out.exists() and not out.is_dir():
         raise PlategenError(f"--out {out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not req.overwrite:

@@ -40,7 +40,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from plategen.atomic import atomic_write_bytes, atomic_write_text
+from plategen.atomic import atomic_write_bytes, atomic_write_text, require_no_file_in_the_way
 from plategen.charset import safe_label_dir
 from plategen.errors import PlategenError
 
@@ -61,6 +61,7 @@ def os_error(path: Path | str, exc: OSError) -> PlategenError:
                              "command with --resume to finish")
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return PlategenError(f"{path}: cannot write here ({exc.strerror}); choose another --out")
+    require_no_file_in_the_way(Path(path))
     return PlategenError(f"{path}: cannot write ({exc.strerror or exc})")
 
 
