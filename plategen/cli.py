@@ -188,7 +188,8 @@ def train(
                           samples_dir=samples_dir, num_threads=threads)
     if epochs is not None:
         options.steps = None
-    result = train_saae(data, out, options, resume=resume, overwrite=overwrite, allow_outside=allow_outside_paths)
+    result = train_saae(data, out, options, resume=resume, overwrite=overwrite, allow_outside=allow_outside_paths,
+                        progress=err_console.is_terminal)
     table = Table(title=f"plategen train -> {result.checkpoint}", show_header=False)
     table.add_row("steps", f"{result.steps:,} in {result.seconds / 60:.1f} min")
     table.add_row("training data", f"{result.plates:,} plates, {result.crops:,} character crops")
@@ -244,7 +245,7 @@ def synth(
                            diversity=dataclasses.replace(Diversity(), noise=noise), check=check,
                            command=["plategen", *sys.argv[1:]])
     columns = (TextColumn("synth"), BarColumn(), MofNCompleteColumn(), RateColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err_console, transient=True) as bar:
+    with Progress(*columns, console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
         task = bar.add_task("synth", total=n)
         try:
             report = synthesize(request, progress=lambda done, total: bar.update(task, completed=done))

@@ -1,5 +1,10 @@
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from PIL import Image
 from typer.testing import CliRunner
@@ -95,12 +100,10 @@ def test_csv_paths_outside_the_folder_need_allow_outside_paths(tmp_path, data_di
 def test_a_pipe_as_the_style_is_refused_not_read(tmp_path, ckpt):
     pipe = make_fifo(tmp_path / "style.png")
     out = tmp_path / "out"
-    result = runner.invoke(app, ["synth", "--style", str(pipe), "--out", str(out), "--n", "4",
-                                 "--checkpoint", str(ckpt), "--device", "cpu"])
-    assert result.exit_code == 2, result.output
-    # synth's transient progress bar leaves an empty line before the error when stderr is no terminal
-    assert [line for line in result.output.splitlines() if line] == [
-        f"error: {pipe}: not a regular file (a pipe, device or socket); plategen reads images only from regular files"]
+    line = _one_error_line(runner.invoke(app, ["synth", "--style", str(pipe), "--out", str(out), "--n", "4",
+                                               "--checkpoint", str(ckpt), "--device", "cpu"]))
+    assert line == (f"error: {pipe}: not a regular file (a pipe, device or socket); "
+                    "plategen reads images only from regular files")
     assert not out.exists()
 
 
@@ -115,9 +118,47 @@ def test_control_characters_in_listed_records_are_escaped(tmp_path, data_dir):
 def test_synth_out_through_a_file_names_the_file_and_creates_nothing(tmp_path, plate, ckpt):
     (tmp_path / "file.txt").write_text("keep me")
     out = tmp_path / "file.txt" / "sub"
-    result = runner.invoke(app, ["synth", "--style", str(plate), "--out", str(out), "--n", "4",
-                                 "--checkpoint", str(ckpt), "--device", "cpu"])
-    assert result.exit_code == 2, result.output
-    [line] = [line for line in result.output.splitlines() if line]
+    line = _one_error_line(runner.invoke(app, ["synth", "--style", str(plate), "--out", str(out), "--n", "4",
+                                               "--checkpoint", str(ckpt), "--device", "cpu"]))
     assert f"{tmp_path / 'file.txt'} is a file, not a folder" in line
     assert (tmp_path / "file.txt").read_text() == "keep me" and list(tmp_path.iterdir()) == [tmp_path / "file.txt"]
+
+
+def _plategen(*args: str) -> subprocess.CompletedProcess:
+    """The real command in a child process, stdout and stderr captured: stderr is no terminal."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "plategen", *args], capture_output=True, text=True, env=env,
+                          timeout=600)
+
+
+@pytest.mark.parametrize("command", ["inspect", "synth-pipe", "synth-out", "train", "benchmark"])
+def test_every_command_errs_in_exactly_one_line_when_stderr_is_no_terminal(tmp_path, data_dir, plate, ckpt,
+                                                                          command):
+    (tmp_path / "file.txt").write_text("keep me")
+    blocked = str(tmp_path / "file.txt" / "sub")
+    synth = ["synth", "--n", "4", "--checkpoint", str(ckpt), "--device", "cpu"]
+    pipe = make_fifo(tmp_path / "style.png") if command == "synth-pipe" else None
+    args = {
+        "inspect": ["inspect", str(tmp_path / "nope"), "--sheet", str(tmp_path / "s.png")],
+        "synth-pipe": [*synth, "--style", str(pipe), "--out", str(tmp_path / "o")],
+        "synth-out": [*synth, "--style", str(plate), "--out", blocked],
+        "train": ["train", "--data", str(data_dir / "uc3m-lp"), "--out", blocked + "/m.safetensors"],
+        "benchmark": ["benchmark", "--data", str(data_dir / "uc3m-lp"), "--out", blocked],
+    }[command]
+    result = _plategen(*args)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: /"), result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"] + (["style.png"] if command == "synth-pipe" else [])
+
+
+def test_train_draws_no_progress_bar_on_a_stderr_that_is_no_terminal(tmp_path, data_dir):
+    folder = _small_yolo_folder(tmp_path, data_dir)
+    for image in sorted((data_dir / "uc3m-lp" / "images").iterdir())[1:40]:
+        shutil.copy(image, folder / "images")
+        shutil.copy(data_dir / "uc3m-lp" / "labels" / f"{image.stem}.txt", folder / "labels")
+    result = _plategen("train", "--data", str(folder), "--out", str(tmp_path / "m.safetensors"), "--steps", "1",
+                       "--batch-size", "4", "--threads", "1")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # a later error would be the only line there
