@@ -6,6 +6,7 @@ command exits with status 2.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import sys
@@ -15,11 +16,15 @@ from typing import Callable, Optional, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.progress import track as rich_track
 from rich.table import Table
 
 from plategen import __version__
+from plategen.charset import parse_charset
 from plategen.errors import PlategenError
+from plategen.inspection import inspect_import
+from plategen.plates import load_plates
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Labelled licence-plate character data in the style of real plates.")
@@ -93,6 +98,9 @@ def count_grid(title: str, counts: dict[str, int], groups: int = 4) -> Table:
 
 
 # --- commands: each one parses options and calls one library function ---
+# Modules that load torch are imported inside the command that needs them, not above: torch takes
+# ~3 s to load on a busy machine (help and inspect never need it), and benchmark must set
+# OMP_WAIT_POLICY before it loads.
 
 
 @app.command()
@@ -228,11 +236,6 @@ def synth(
     preview: Optional[Path] = typer.Option(None, help="Write a sheet: the style plate(s), then samples per character."),
 ) -> None:
     """Generate labelled character images in the style of real plates."""
-    import dataclasses
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
-
-    from plategen.charset import parse_charset
     from plategen.synth import Diversity, SynthRequest, synthesize
 
     class RateColumn(ProgressColumn):
@@ -288,9 +291,6 @@ def inspect(
     allow_outside_paths: bool = typer.Option(False, help=ALLOW_OUTSIDE_HELP),
 ) -> None:
     """Show what an import reads: plates, characters per class, boxes, skipped plates; write a contact sheet."""
-    from plategen.inspection import inspect_import
-    from plategen.plates import load_plates
-
     result = load_plates(data, fmt, strict=strict, progress=tracker(f"reading {escape(printable(str(data)))}"),
                          allow_outside=allow_outside_paths)
     sheet = sheet or Path(f"inspect-{data.resolve().name}.png")

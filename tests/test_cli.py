@@ -1,3 +1,4 @@
+import ast
 import os
 import shutil
 import subprocess
@@ -162,3 +163,27 @@ def test_train_draws_no_progress_bar_on_a_stderr_that_is_no_terminal(tmp_path, d
                        "--batch-size", "4", "--threads", "1")
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""  # a later error would be the only line there
+
+
+def _loads_torch(module: str) -> bool:
+    code = f"import importlib, sys; importlib.import_module({module!r}); print('torch' in sys.modules)"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          check=True).stdout.strip() == "True"
+
+
+def test_imports_inside_functions_are_only_those_that_load_torch():
+    """Imports sit at the top of modules; the CLI imports a torch-loading module inside its command
+    only, so help and inspect start fast and benchmark sets OMP_WAIT_POLICY before torch loads."""
+    package = Path(__file__).resolve().parents[1] / "plategen"
+    inside = set()
+    for path in package.rglob("*.py"):
+        for function in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for node in ast.walk(function):
+                    if isinstance(node, ast.ImportFrom):
+                        inside.add(node.module)
+                    elif isinstance(node, ast.Import):
+                        inside.update(alias.name for alias in node.names)
+    assert inside and not _loads_torch("plategen.cli")
+    assert {module for module in inside if not _loads_torch(module)} == set()
