@@ -24,14 +24,13 @@ import numpy as np
 
 from plategen.charset import CHINESE_PROVINCES
 from plategen.errors import PlategenError
-from plategen.plates import Box, Plate, clean_text
+from plategen.plates import Box, Plate, clean_text, reading_rows
 
 Kind = Literal["digit", "letter", "province", "separator", "other"]
 KINDS: tuple[Kind, ...] = ("digit", "letter", "province", "separator", "other")
 PATTERN_KINDS: dict[str, Kind] = {"D": "digit", "L": "letter", "P": "province", "O": "other",
                                   ".": "separator", "·": "separator"}
 ROW_BREAK = "/"
-ROW_GAP = 0.5  # a jump in box centres of this share of the box height may start a second row
 SEPARATOR_WIDTH = 0.4  # a separator slot laid out by a pattern is this share of a character's width
 
 
@@ -76,44 +75,22 @@ def kind_of(ch: str) -> Kind:
 def layout_of(plate: Plate, image_size: tuple[int, int]) -> tuple[PlateLayout, str]:
     """The layout of a real plate and its text in the layout's reading order.
 
-    The importers order boxes left to right, which interleaves the two rows of a two-row
-    plate; here rows are split first (`_rows`), so the text comes back top row first.
-    A Chinese plate (one row: a province, a letter, then five or six more) gets its
-    separator slot between the 2nd and 3rd characters.
+    Rows and order follow `reading_rows`, the importers' rule, so an imported plate's text
+    comes back as it is; the rows give each slot its row. A Chinese plate (one row: a
+    province, a letter, then five or six more) gets its separator slot between the 2nd and
+    3rd characters.
     """
     if len(plate.text) != len(plate.boxes) or not plate.boxes:
         raise PlategenError(f"{plate.image_path}: {len(plate.text)} characters but {len(plate.boxes)} boxes; "
                             "a layout needs one box per character")
-    rows = _rows(plate.boxes)
-    order = [i for row in rows for i in sorted(row, key=lambda i: plate.boxes[i][0])]
+    rows = reading_rows(plate.boxes)
+    order = [i for row in rows for i in row]
     row_of = {i: r for r, row in enumerate(rows) for i in row}
     slots = [Slot(plate.boxes[i], row_of[i], kind_of(plate.text[i])) for i in order]
     text = "".join(plate.text[i] for i in order)
     if len(rows) == 1 and len(slots) >= 7 and slots[0].kind == "province" and slots[1].kind == "letter":
         slots.insert(2, Slot(_gap(slots[1].box, slots[2].box), 0, "separator"))
     return PlateLayout(image_size, tuple(slots)), text
-
-
-def _rows(boxes: Sequence[Box]) -> list[list[int]]:
-    """Box indices per row, top row first: one row unless the boxes split into two bands.
-
-    Two rows need a gap in box centres of `ROW_GAP` box heights AND x ranges that overlap
-    (the lower row sits under the upper one); a single row photographed at a slant has
-    spread-out centres too, but its left and right halves do not overlap in x.
-    """
-    centres = np.array([(b[1] + b[3]) / 2 for b in boxes])
-    height = float(np.median([b[3] - b[1] for b in boxes]))
-    order = np.argsort(centres, kind="stable")
-    gaps = np.diff(centres[order])
-    if len(gaps) == 0 or gaps.max() < ROW_GAP * height:
-        return [list(range(len(boxes)))]
-    cut = int(gaps.argmax()) + 1
-    top, bottom = sorted(order[:cut].tolist()), sorted(order[cut:].tolist())
-    top_left, top_right = min(boxes[i][0] for i in top), max(boxes[i][2] for i in top)
-    bottom_left, bottom_right = min(boxes[i][0] for i in bottom), max(boxes[i][2] for i in bottom)
-    if min(top_right, bottom_right) <= max(top_left, bottom_left):
-        return [list(range(len(boxes)))]
-    return [top, bottom]
 
 
 def parse_pattern(spec: str, style: PlateLayout) -> PlateLayout:

@@ -28,8 +28,8 @@ def test_spanish_plates_read_top_row_first_and_only_two_row_plates_split(importe
 
     two_row = _plate(result, "00011_BN-695-B-D.jpg")
     layout, text = _layout(two_row)
-    assert two_row.text != "695BD"  # the importer orders by x alone, interleaving the rows
-    assert (layout.kinds, text) == ("DDD/LL", "695BD")
+    assert (layout.kinds, text) == ("DDD/LL", "695BD") and text == two_row.text  # the importer's reading order
+    assert [s.box for s in layout.slots] == list(two_row.boxes)
     assert [s.row for s in layout.slots] == [0, 0, 0, 1, 1]
     # a tilted one-row plate has spread-out box centres too; UC3M-LP's type code says which are two-row
     rows = {p.image_path.name: layout_of(p, (1, 1))[0].rows for p in result.plates}

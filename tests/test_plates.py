@@ -8,7 +8,7 @@ from PIL import Image
 
 from hostile import make_fifo
 from plategen.errors import PlategenError
-from plategen.plates import detect_format, load_plates, read_image
+from plategen.plates import clean_text, detect_format, load_plates, read_image
 
 
 def test_formats_are_detected_from_the_folders(data_dir):
@@ -27,6 +27,18 @@ def test_yolo_import_reads_every_annotated_character(imported):
     assert xs == sorted(xs)  # reading order follows the boxes, not the file's line order
     assert all(len(p.boxes) == len(p.text) for p in result.plates)
     assert len({p.sha256 for p in result.plates}) > 2000
+
+
+def test_yolo_text_and_boxes_are_in_reading_order_top_row_first(imported):
+    """UC3M-LP file names carry the plate (type code, then the text): `00011_BN-695-B-D` is the two-row
+    plate 695 over BD. Read left to right only, its text would interleave the rows."""
+    result = imported("uc3m-lp")
+    assert all(p.text == clean_text(p.image_path.stem.split("_", 1)[1][3:]) for p in result.plates)
+    two_row = next(p for p in result.plates if p.image_path.name == "00011_BN-695-B-D.jpg")
+    top, bottom = two_row.boxes[:3], two_row.boxes[3:]
+    assert max(b[1] + b[3] for b in top) < min(b[1] + b[3] for b in bottom)  # box centres: top row above
+    for row in (top, bottom):
+        assert [b[0] for b in row] == sorted(b[0] for b in row)
 
 
 def test_text_only_folders_get_estimated_boxes_or_a_listed_reason(imported):
