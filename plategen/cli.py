@@ -148,7 +148,8 @@ def benchmark(
     request = BenchmarkRequest(
         data=data_dir, out=out, ratios=parse_ratios(ratios), real_plates=real_plates, seeds=seeds,
         generators=parse_generators(generator), checkpoint=checkpoint, test=test, test_plates=test_plates,
-        allow_overlap=allow_overlap, allow_outside_paths=allow_outside_paths, train_generator=train_generator, generator_budget_s=budget,
+        allow_overlap=allow_overlap, allow_outside_paths=allow_outside_paths, train_generator=train_generator,
+        generator_budget_s=budget,
         schedule=Schedule(steps=steps, batch_size=batch_size, eval_points=8), synthetic_size=synthetic_size,
         balance=balance,
         overwrite=overwrite, threads=threads, command="plategen " + " ".join(sys.argv[1:]))
