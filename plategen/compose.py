@@ -1,0 +1,130 @@
+"""Whole plates from a style plate and generated characters: erase its characters, place new ones.
+
+The style plate keeps everything outside its character boxes (EU band, state name, artwork,
+frame, dirt); inside each box only the ink is replaced. A generated character is a square
+framed like a real crop (`glyphs.frame_square`: 1.2x the box's longer side, centred on it),
+so it goes back on exactly that square. Only its strokes are placed, as a soft coverage in
+the style plate's own ink colour over the erased paper, so the generated paper (and its
+square edge) never shows; a feathered window round the box keeps the fragments of
+neighbours that the generator draws at the frame's sides off the plate.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from plategen.glyphs import frame_square
+from plategen.plates import Box
+
+INK_SHARE = 0.3  # a pixel is ink when it differs from the paper by this share of the box's strongest contrast
+MIN_INK_CONTRAST = 8.0  # ... and by at least this many grey levels (below it is noise, not print)
+INK_GROWTH = 0.08  # the ink mask grows by this share of the box height, to take the anti-aliased rim too
+INPAINT_RADIUS = 0.15  # share of the median box height that cv2.inpaint looks around
+WINDOW_PAD = 0.08  # placed ink may reach this share of the box height past the box, then fades out over as much
+SOFT_INK = (0.3, 0.8)  # ink coverage ramps from 0 to 1 between these shares of a typical stroke's contrast
+
+
+def ink_mask(image: np.ndarray, box: Box, grow: bool = True) -> np.ndarray:
+    """The pixels of the character in `box` (uint8 0/255, image-sized), never outside the box.
+
+    Paper is the median of the box's edge pixels (a box is drawn round a character, so its
+    edge is mostly paper); ink is what differs from it clearly, grown by a pixel or two to
+    take the anti-aliased rim (unless `grow` is off).
+    """
+    x0, y0, x1, y1 = box
+    gray = cv2.cvtColor(image[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY).astype(np.float32)
+    edge = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    diff = np.abs(gray - np.median(edge))
+    ink = (diff > max(MIN_INK_CONTRAST, INK_SHARE * float(np.percentile(diff, 98)))).astype(np.uint8) * 255
+    if grow:
+        reach = max(1, round(INK_GROWTH * (y1 - y0)))
+        ink = cv2.dilate(ink, np.ones((2 * reach + 1, 2 * reach + 1), np.uint8))
+    mask = np.zeros(image.shape[:2], np.uint8)
+    mask[y0:y1, x0:x1] = ink
+    return mask
+
+
+def ink_colour(image: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
+    """The plate's own ink (median RGB of its characters' core pixels), for `place_characters`."""
+    mask = np.zeros(image.shape[:2], bool)
+    for box in boxes:
+        mask |= ink_mask(image, box, grow=False) > 0
+    return np.median(image[mask], axis=0).astype(np.float32)
+
+
+def erase_characters(image: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
+    """The plate with the ink inside `boxes` inpainted (Telea) from the paper round it.
+
+    Only ink pixels change, so the paper's own texture between strokes and everything
+    outside the boxes stays byte for byte.
+    """
+    mask = np.zeros(image.shape[:2], np.uint8)
+    for box in boxes:
+        mask |= ink_mask(image, box)
+    height = float(np.median([y1 - y0 for _, y0, _, y1 in boxes]))
+    bgr = np.ascontiguousarray(image[..., ::-1])
+    filled = cv2.inpaint(bgr, mask, max(2.0, INPAINT_RADIUS * height), cv2.INPAINT_TELEA)[..., ::-1]
+    background = image.copy()
+    background[mask > 0] = filled[mask > 0]
+    return background
+
+
+def place_characters(background: np.ndarray, glyph_images: Sequence[np.ndarray], boxes: Sequence[Box],
+                     ink: np.ndarray | None = None) -> np.ndarray:
+    """Generated characters (SxSx3 uint8, framed like real crops) on the erased plate at `boxes`.
+
+    Each glyph gives a soft ink coverage (0 on its paper, 1 on its strokes); the plate
+    becomes `background + coverage * (ink - background)`. `ink` is the style plate's own
+    ink colour (`ink_colour`); without it each character keeps the generator's ink, taken
+    relative to its paper and put on the plate's paper under the box.
+    """
+    plate = background.astype(np.float32)
+    for glyph, box in zip(glyph_images, boxes):
+        _add_ink(plate, glyph, box, ink)
+    return np.clip(np.rint(plate), 0, 255).astype(np.uint8)
+
+
+def _add_ink(plate: np.ndarray, glyph: np.ndarray, box: Box, ink: np.ndarray | None) -> None:
+    """Blend one glyph's strokes into `plate` (float32, in place)."""
+    cx, cy, side = frame_square(box)
+    size = glyph.shape[0]
+    scale = side / size
+    height, width = plate.shape[:2]
+    x0, y0 = max(int(np.floor(cx - side / 2)), 0), max(int(np.floor(cy - side / 2)), 0)
+    x1, y1 = min(int(np.ceil(cx + side / 2)), width), min(int(np.ceil(cy + side / 2)), height)
+    if x1 <= x0 or y1 <= y0:
+        return
+    pixels = glyph.astype(np.float32)
+    paper = np.median(pixels.reshape(-1, 3), axis=0)
+    delta = pixels - paper
+    strength = np.linalg.norm(delta, axis=2)
+    strokes = strength >= np.percentile(strength, 90)
+    direction = delta[strokes].mean(axis=0)
+    contrast = max(float(np.linalg.norm(direction)), 1.0)
+    along = delta @ (direction / contrast) / contrast  # 1 on a typical stroke, <= 0 on paper and halos
+    low, high = SOFT_INK
+    coverage = np.clip((along - low) / (high - low), 0.0, 1.0)
+    if scale < 1:  # a reduction: smooth first, or thin strokes alias into dots (as warp_to_frame does)
+        coverage = cv2.GaussianBlur(coverage, (0, 0), 0.45 / scale)
+    matrix = np.float32([[scale, 0, cx - scale * size / 2 - x0], [0, scale, cy - scale * size / 2 - y0]])
+    coverage = cv2.warpAffine(coverage, matrix, (x1 - x0, y1 - y0), flags=cv2.INTER_CUBIC, borderValue=0)
+    coverage = np.clip(coverage, 0.0, 1.0) * _window(box, x0, y0, (x1 - x0, y1 - y0))
+    under = plate[y0:y1, x0:x1]
+    if ink is None:
+        bx0, by0, bx1, by1 = box
+        ink = np.median(plate[by0:by1, bx0:bx1].reshape(-1, 3), axis=0) + direction
+    under += coverage[..., None] * (ink - under)
+
+
+def _window(box: Box, x0: int, y0: int, region: tuple[int, int]) -> np.ndarray:
+    """1 on the box grown by WINDOW_PAD of its height, fading linearly to 0 over as much again."""
+    bx0, by0, bx1, by1 = box
+    pad = max(1.0, WINDOW_PAD * (by1 - by0))
+    xs = np.arange(region[0], dtype=np.float32) + x0 + 0.5
+    ys = np.arange(region[1], dtype=np.float32) + y0 + 0.5
+    wx = np.clip((np.minimum(xs - bx0, bx1 - xs) + 2 * pad) / pad, 0.0, 1.0)
+    wy = np.clip((np.minimum(ys - by0, by1 - ys) + 2 * pad) / pad, 0.0, 1.0)
+    return wy[:, None] * wx[None, :]

@@ -1,0 +1,160 @@
+"""Finished whole plates written in the layouts plate-OCR trainers read.
+
+`write_plate_folder` makes a plategen data folder that is also a fast-plate-ocr dataset:
+
+- ``images/<id>.png``;
+- ``labels/<id>.txt`` + ``classes.txt``: YOLO character boxes as UC3M-LP publishes them
+  (``class cx cy w h``, normalised, class = line index in classes.txt), one line per
+  character in reading order, so `plates.load_plates` reads the folder back;
+- ``plates.csv``: ``image_path,plate_text`` (fast-plate-ocr's annotation format);
+- ``plate_config.yaml``: fast-plate-ocr's `PlateConfig` (alphabet with a pad character,
+  max slots, image size, RGB), which its ``validate_dataset`` and ``train`` load as-is.
+
+Beside it, for other trainers: `write_lprnet` (94x24 copies named by their text, as
+LPRNet_Pytorch reads them) and `write_paddleocr` (``rec_gt.txt`` with ``path<TAB>text`` into
+``images/`` and the ``dict.txt`` PaddleOCR's recogniser takes as ``character_dict_path``).
+
+These are pure writers over already-encoded PNGs: every file is written atomically, and
+nothing outside the given folder is touched; journaling and resume belong to the synth run.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from plategen.atomic import atomic_write_bytes, atomic_write_text
+from plategen.errors import PlategenError
+from plategen.plates import Box
+from plategen.writers import decode_png, encode_png
+
+PLATES_CSV = "plates.csv"
+PLATE_CONFIG = "plate_config.yaml"
+CLASSES = "classes.txt"
+LPRNET_SIZE = (94, 24)  # width, height of LPRNet's input
+PAD_CANDIDATES = "_#~*"  # fast-plate-ocr pads short plates with a character outside the plate alphabet
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass(frozen=True)
+class FinishedPlate:
+    """One composed plate: its PNG, its text (no separators) and one box per character."""
+
+    id: str  # file stem, e.g. "000042"
+    png: bytes
+    text: str
+    boxes: tuple[Box, ...]  # pixels, in the text's order
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Width and height, read from the PNG header."""
+        if self.png[:8] != PNG_SIGNATURE or len(self.png) < 24:
+            raise PlategenError(f"plate {self.id}: image bytes are not a PNG")
+        return struct.unpack(">II", self.png[16:24])
+
+
+def write_plate_folder(out: Path | str, plates: Sequence[FinishedPlate], classes: Sequence[str]) -> None:
+    """images/, labels/ + classes.txt, plates.csv and plate_config.yaml for `plates`.
+
+    `classes` is the alphabet (e.g. the run's --chars): the YOLO class indices and the
+    fast-plate-ocr alphabet both follow its order, so two runs with one alphabet agree.
+    """
+    out = Path(out)
+    index = _check(plates, classes)
+    for plate in plates:
+        atomic_write_bytes(out / "images" / f"{plate.id}.png", plate.png)
+        atomic_write_text(out / "labels" / f"{plate.id}.txt", yolo_label(plate, index))
+    atomic_write_text(out / CLASSES, "".join(f"{c}\n" for c in classes))
+    rows = io.StringIO()
+    writer = csv.writer(rows, lineterminator="\n")
+    writer.writerow(["image_path", "plate_text"])
+    writer.writerows([f"images/{plate.id}.png", plate.text] for plate in plates)
+    atomic_write_text(out / PLATES_CSV, rows.getvalue())
+    atomic_write_text(out / PLATE_CONFIG, plate_config(plates, classes))
+
+
+def yolo_label(plate: FinishedPlate, index: dict[str, int]) -> str:
+    """``class cx cy w h`` per character; six decimals give back the exact pixel box for
+    plates up to 100,000 pixels wide (`plates._to_pixels` rounds)."""
+    width, height = plate.size
+    lines = []
+    for ch, (x0, y0, x1, y1) in zip(plate.text, plate.boxes):
+        cx, cy = (x0 + x1) / 2 / width, (y0 + y1) / 2 / height
+        lines.append(f"{index[ch]} {cx:.6f} {cy:.6f} {(x1 - x0) / width:.6f} {(y1 - y0) / height:.6f}\n")
+    return "".join(lines)
+
+
+def plate_config(plates: Sequence[FinishedPlate], classes: Sequence[str]) -> str:
+    """fast-plate-ocr's plate config (`fast_plate_ocr.train.model.config.PlateConfig`).
+
+    The alphabet is `classes` plus a pad character; max slots is the longest text; the
+    model input is the plates' median size, so plates of one style are not resized at all.
+    Strings are written as JSON, which is valid YAML for any character.
+    """
+    pad = next((c for c in PAD_CANDIDATES if c not in classes), None)
+    if pad is None:
+        raise PlategenError(f"--chars uses every pad character fast-plate-ocr could take ({PAD_CANDIDATES})")
+    sizes = np.array([plate.size for plate in plates])
+    width, height = (int(v) for v in np.median(sizes, axis=0).round())
+    fields = {
+        "max_plate_slots": max(len(plate.text) for plate in plates),
+        "alphabet": "".join(classes) + pad,
+        "pad_char": pad,
+        "img_height": height,
+        "img_width": width,
+        "keep_aspect_ratio": False,
+        "interpolation": "linear",
+        "image_color_mode": "rgb",
+    }
+    return "".join(f"{key}: {json.dumps(value, ensure_ascii=False)}\n" for key, value in fields.items())
+
+
+def write_lprnet(folder: Path | str, plates: Sequence[FinishedPlate]) -> None:
+    """``<text>_<id>.png`` at 94x24: LPRNet_Pytorch takes the label from the file name up to
+    the first ``_`` (so equal texts do not collide), and so does `plates.load_plates`."""
+    folder = Path(folder)
+    width, height = LPRNET_SIZE
+    for plate in plates:
+        image = decode_png(plate.png)
+        shrink = image.shape[1] > width
+        small = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        atomic_write_bytes(folder / f"{plate.text}_{plate.id}.png", encode_png(small))
+
+
+def write_paddleocr(out: Path | str, plates: Sequence[FinishedPlate], classes: Sequence[str]) -> None:
+    """``rec_gt.txt`` (``images/<id>.png<TAB>text``) and ``dict.txt`` (one character a line)
+    beside the images `write_plate_folder` wrote; PaddleOCR reads paths relative to its
+    ``data_dir``, here the output folder."""
+    out = Path(out)
+    _check(plates, classes)
+    atomic_write_text(out / "rec_gt.txt", "".join(f"images/{plate.id}.png\t{plate.text}\n" for plate in plates))
+    atomic_write_text(out / "dict.txt", "".join(f"{c}\n" for c in classes))
+
+
+def _check(plates: Sequence[FinishedPlate], classes: Sequence[str]) -> dict[str, int]:
+    """Class indices, after refusing what no trainer could read back."""
+    if not plates:
+        raise PlategenError("no plates to write")
+    index = {c: i for i, c in enumerate(classes)}
+    if len(index) != len(classes) or any(len(c) != 1 or c.isspace() for c in classes):
+        raise PlategenError(f"classes {''.join(classes)!r}: need distinct single non-space characters")
+    for plate in plates:
+        if len(plate.text) != len(plate.boxes):
+            raise PlategenError(f"plate {plate.id}: text {plate.text!r} has {len(plate.text)} characters "
+                                f"but {len(plate.boxes)} boxes")
+        unknown = sorted(set(plate.text) - set(index))
+        if unknown:
+            raise PlategenError(f"plate {plate.id}: {' '.join(unknown)} not in the classes {''.join(classes)!r}")
+        width, height = plate.size
+        outside = [b for b in plate.boxes if not (0 <= b[0] < b[2] <= width and 0 <= b[1] < b[3] <= height)]
+        if outside:
+            raise PlategenError(f"plate {plate.id}: box {outside[0]} lies outside its {width}x{height} image")
+    return index

@@ -1,0 +1,252 @@
+"""Plate layouts: where each character of a plate sits and what kind of character it is.
+
+A `PlateLayout` is the template whole-plate synthesis fills: the style plate's size and one
+`Slot` per position, in reading order (top row first, left to right). It comes from a real
+plate (`layout_of`), or from an explicit pattern placed on a style plate (`parse_pattern`).
+New texts for a layout come from `draw_texts` (balanced per slot kind) or a `--texts` file
+(`read_texts`).
+
+The separator (the dot on Chinese plates after the province and the city letter) is a slot
+of kind ``separator`` with its own box but no character: it is printed on the plate, not
+part of the plate text (CCPD file names and fast-plate-ocr labels leave it out), so it never
+appears in a text, a label or a YOLO box. `PlateLayout.char_slots` are the slots that carry
+characters; a text has exactly one character per char slot, in order. The separator's box is
+the gap between its neighbours, so composition leaves the style plate's own dot in place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Sequence
+
+import numpy as np
+
+from plategen.charset import CHINESE_PROVINCES
+from plategen.errors import PlategenError
+from plategen.plates import Box, Plate, clean_text
+
+Kind = Literal["digit", "letter", "province", "separator", "other"]
+KINDS: tuple[Kind, ...] = ("digit", "letter", "province", "separator", "other")
+PATTERN_KINDS: dict[str, Kind] = {"D": "digit", "L": "letter", "P": "province", "O": "other",
+                                  ".": "separator", "·": "separator"}
+ROW_BREAK = "/"
+ROW_GAP = 0.5  # a jump in box centres of this share of the box height may start a second row
+SEPARATOR_WIDTH = 0.4  # a separator slot laid out by a pattern is this share of a character's width
+
+
+@dataclass(frozen=True)
+class Slot:
+    box: Box  # x0, y0, x1, y1 in pixels of the plate image
+    row: int  # 0 = top row
+    kind: Kind
+
+
+@dataclass(frozen=True)
+class PlateLayout:
+    size: tuple[int, int]  # width, height of the plate image
+    slots: tuple[Slot, ...]  # reading order: top row first, left to right
+
+    @property
+    def char_slots(self) -> tuple[Slot, ...]:
+        return tuple(s for s in self.slots if s.kind != "separator")
+
+    @property
+    def kinds(self) -> str:
+        """The layout as a compact pattern, e.g. ``PL.DDDDD`` or ``DDD/LL``."""
+        marks = {kind: mark for mark, kind in PATTERN_KINDS.items() if mark != "·"}
+        rows = ["".join(marks[s.kind] for s in self.slots if s.row == r) for r in range(self.rows)]
+        return ROW_BREAK.join(rows)
+
+    @property
+    def rows(self) -> int:
+        return max(s.row for s in self.slots) + 1
+
+
+def kind_of(ch: str) -> Kind:
+    if ch.isascii() and ch.isdigit():
+        return "digit"
+    if ch.isascii() and ch.isalpha():
+        return "letter"
+    if ch in CHINESE_PROVINCES:
+        return "province"
+    return "other"
+
+
+def layout_of(plate: Plate, image_size: tuple[int, int]) -> tuple[PlateLayout, str]:
+    """The layout of a real plate and its text in the layout's reading order.
+
+    The importers order boxes left to right, which interleaves the two rows of a two-row
+    plate; here rows are split first (`_rows`), so the text comes back top row first.
+    A Chinese plate (one row: a province, a letter, then five or six more) gets its
+    separator slot between the 2nd and 3rd characters.
+    """
+    if len(plate.text) != len(plate.boxes) or not plate.boxes:
+        raise PlategenError(f"{plate.image_path}: {len(plate.text)} characters but {len(plate.boxes)} boxes; "
+                            "a layout needs one box per character")
+    rows = _rows(plate.boxes)
+    order = [i for row in rows for i in sorted(row, key=lambda i: plate.boxes[i][0])]
+    row_of = {i: r for r, row in enumerate(rows) for i in row}
+    slots = [Slot(plate.boxes[i], row_of[i], kind_of(plate.text[i])) for i in order]
+    text = "".join(plate.text[i] for i in order)
+    if len(rows) == 1 and len(slots) >= 7 and slots[0].kind == "province" and slots[1].kind == "letter":
+        slots.insert(2, Slot(_gap(slots[1].box, slots[2].box), 0, "separator"))
+    return PlateLayout(image_size, tuple(slots)), text
+
+
+def _rows(boxes: Sequence[Box]) -> list[list[int]]:
+    """Box indices per row, top row first: one row unless the boxes split into two bands.
+
+    Two rows need a gap in box centres of `ROW_GAP` box heights AND x ranges that overlap
+    (the lower row sits under the upper one); a single row photographed at a slant has
+    spread-out centres too, but its left and right halves do not overlap in x.
+    """
+    centres = np.array([(b[1] + b[3]) / 2 for b in boxes])
+    height = float(np.median([b[3] - b[1] for b in boxes]))
+    order = np.argsort(centres, kind="stable")
+    gaps = np.diff(centres[order])
+    if len(gaps) == 0 or gaps.max() < ROW_GAP * height:
+        return [list(range(len(boxes)))]
+    cut = int(gaps.argmax()) + 1
+    top, bottom = sorted(order[:cut].tolist()), sorted(order[cut:].tolist())
+    top_left, top_right = min(boxes[i][0] for i in top), max(boxes[i][2] for i in top)
+    bottom_left, bottom_right = min(boxes[i][0] for i in bottom), max(boxes[i][2] for i in bottom)
+    if min(top_right, bottom_right) <= max(top_left, bottom_left):
+        return [list(range(len(boxes)))]
+    return [top, bottom]
+
+
+def parse_pattern(spec: str, style: PlateLayout) -> PlateLayout:
+    """An explicit layout (`--pattern`) placed on a style plate's layout.
+
+    Syntax, one mark per slot: ``D`` digit, ``L`` letter (A-Z), ``P`` province (Chinese
+    province character), ``O`` other (any allowed character that is none of those, e.g.
+    警), ``.`` or ``·`` separator (printed, not part of the text), ``/`` starts the next row
+    (top row first). Spaces are ignored, so ``P L . D D D D D``, ``PL.DDDDD``, ``DDDD LLL``
+    and ``DDD/LL`` all read as written.
+
+    Positions: when the pattern has as many rows and character slots per row as the style
+    plate, each slot takes the style plate's own box, so the new characters land exactly
+    where the old ones were erased (and a separator takes the gap between its neighbours).
+    Otherwise the pattern's slots are spread evenly over each row's span of the style plate
+    (same row band, equal widths, a narrow slot for a separator), since a plate design keeps
+    its print area whatever the count; a pattern with another number of rows is refused,
+    as there is no row band to put the extra row in.
+    """
+    bad = sorted({mark for mark in spec if not mark.isspace() and mark != ROW_BREAK
+                  and mark.upper() not in PATTERN_KINDS})
+    if bad:
+        raise PlategenError(f"--pattern {spec!r}: unknown mark(s) {' '.join(bad)}; use D L P O . and / between rows")
+    rows = [[PATTERN_KINDS[mark.upper()] for mark in row if not mark.isspace()] for row in spec.split(ROW_BREAK)]
+    if any(not any(k != "separator" for k in row) for row in rows):
+        raise PlategenError(f"--pattern {spec!r}: every row needs at least one character slot (D, L, P or O)")
+    if len(rows) != style.rows:
+        raise PlategenError(f"--pattern {spec!r}: {len(rows)} row(s), but the style plate has {style.rows}")
+    slots: list[Slot] = []
+    for r, kinds in enumerate(rows):
+        style_row = [s for s in style.char_slots if s.row == r]
+        chars = [k for k in kinds if k != "separator"]
+        if len(chars) == len(style_row):
+            slots.extend(_on_style_boxes(kinds, style_row, r))
+        else:
+            slots.extend(_spread(kinds, style_row, r))
+    return PlateLayout(style.size, tuple(slots))
+
+
+def _on_style_boxes(kinds: Sequence[Kind], style_row: Sequence[Slot], row: int) -> list[Slot]:
+    boxes = [s.box for s in style_row]
+    slots, taken = [], 0
+    for kind in kinds:
+        if kind == "separator":
+            slots.append(Slot(_gap(boxes[max(taken - 1, 0)], boxes[min(taken, len(boxes) - 1)]), row, kind))
+        else:
+            slots.append(Slot(boxes[taken], row, kind))
+            taken += 1
+    return slots
+
+
+def _gap(left: Box, right: Box) -> Box:
+    """The box between two neighbouring character boxes (at least one pixel wide)."""
+    return left[2], min(left[1], right[1]), max(right[0], left[2] + 1), max(left[3], right[3])
+
+
+def _spread(kinds: Sequence[Kind], style_row: Sequence[Slot], row: int) -> list[Slot]:
+    x0 = min(s.box[0] for s in style_row)
+    x1 = max(s.box[2] for s in style_row)
+    y0 = int(np.median([s.box[1] for s in style_row]))
+    y1 = int(np.median([s.box[3] for s in style_row]))
+    weights = [SEPARATOR_WIDTH if k == "separator" else 1.0 for k in kinds]
+    edges = x0 + (x1 - x0) * np.concatenate([[0.0], np.cumsum(weights)]) / sum(weights)
+    return [Slot((int(round(a)), y0, max(int(round(b)), int(round(a)) + 1), y1), row, kind)
+            for kind, a, b in zip(kinds, edges[:-1], edges[1:])]
+
+
+def alphabet(kind: Kind, chars: Sequence[str]) -> list[str]:
+    """The allowed characters (`--chars`) that may fill a slot of this kind, in `chars` order."""
+    return [c for c in chars if kind_of(c) == kind]
+
+
+def draw_texts(layout: PlateLayout, n: int, chars: Sequence[str], rng: np.random.Generator) -> list[str]:
+    """`n` texts for `layout`, balanced per slot kind.
+
+    Over all slots of one kind in all n texts, every allowed character of that kind appears
+    equally often (counts differ by at most one; which characters get the extra one is drawn),
+    and the rng shuffles which slot of which text gets which. Balance per kind, not per
+    plate, is what a recogniser trained on the output needs: no class is rarer than another.
+    """
+    if n < 1:
+        raise PlategenError(f"--n {n}: must be at least 1")
+    columns: dict[int, list[str]] = {}
+    slots = layout.char_slots
+    for kind in KINDS:
+        positions = [i for i, s in enumerate(slots) if s.kind == kind]
+        if not positions:
+            continue
+        pool = alphabet(kind, chars)
+        if not pool:
+            raise PlategenError(f"--chars {''.join(chars)!r} has no {kind} character, "
+                                f"but the layout {layout.kinds} has {kind} slots")
+        total = n * len(positions)
+        order = rng.permutation(len(pool))
+        drawn = np.asarray(pool)[order[np.arange(total) % len(pool)]]
+        drawn = drawn[rng.permutation(total)].reshape(n, len(positions))
+        for column, i in enumerate(positions):
+            columns[i] = drawn[:, column].tolist()
+    return ["".join(columns[i][t] for i in range(len(slots))) for t in range(n)]
+
+
+def read_texts(path: Path | str, layout: PlateLayout, n: int, chars: Sequence[str]) -> list[str]:
+    """`n` texts from a `--texts` file: one plate a line, used in order and cycled to `n`.
+
+    Separators in a line (space, -, ., ·, _) are dropped, as the importers drop them. A line
+    fits when it has one character per character slot, every character is allowed
+    (`chars`), and province slots get provinces and only they do; digits and letters may
+    trade places, since plates of one design mix them (US vanity plates, Chinese serials).
+    Blank lines are skipped; a line that does not fit is refused with its number.
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlategenError(f"{path}: cannot read texts file ({exc})") from exc
+    slots = layout.char_slots
+    allowed = set(chars)
+    texts = []
+    for number, line in enumerate(lines, start=1):
+        text = clean_text(line)
+        if not text:
+            continue
+        if len(text) != len(slots):
+            raise PlategenError(f"{path}:{number}: {line.strip()!r} has {len(text)} characters; "
+                                f"the layout {layout.kinds} has {len(slots)}")
+        unknown = sorted(set(text) - allowed)
+        if unknown:
+            raise PlategenError(f"{path}:{number}: {line.strip()!r} has {' '.join(unknown)}, not in --chars")
+        for position, (ch, slot) in enumerate(zip(text, slots), start=1):
+            if (kind_of(ch) == "province") != (slot.kind == "province"):
+                raise PlategenError(f"{path}:{number}: {line.strip()!r} has {ch!r} at position {position}, "
+                                    f"a {slot.kind} slot in the layout {layout.kinds}")
+        texts.append(text)
+    if not texts:
+        raise PlategenError(f"{path}: no plate texts in the file")
+    return [texts[i % len(texts)] for i in range(n)]

@@ -1,0 +1,115 @@
+import cv2
+import numpy as np
+import pytest
+
+from plategen.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+from plategen.compose import erase_characters, ink_colour, place_characters
+from plategen.glyphs import frame_square
+from plategen.layout import layout_of
+from plategen.plates import read_image
+from plategen.synth import Diversity, generate_arrays
+
+STYLES = [("uc3m-lp", "00023_AD-0-54-PX.jpg"), ("ccpd-crops", "京PL3N67.jpg"),
+          ("openalpr-us", "al1662.jpg"), ("openalpr-us", "ak1165.jpg")]
+STILL = Diversity(crop=0, shift=0, colour=0, blur=0, mix=0)  # every character in the plate's own style
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_checkpoint(DEFAULT_CHECKPOINT)
+
+
+def _style(imported, source, name):
+    plate = next(p for p in imported(source).plates if p.image_path.name == name)
+    image = read_image(plate.image_path)
+    layout, _ = layout_of(plate, (image.shape[1], image.shape[0]))
+    return image, [s.box for s in layout.char_slots]
+
+
+def _inside(shape, boxes):
+    mask = np.zeros(shape[:2], bool)
+    for x0, y0, x1, y1 in boxes:
+        mask[y0:y1, x0:x1] = True
+    return mask
+
+
+def _ink_share(image, boxes):
+    """Share of box pixels far (half the box's contrast) from the paper at the box edge."""
+    far, total = 0, 0
+    for x0, y0, x1, y1 in boxes:
+        gray = cv2.cvtColor(image[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY).astype(np.float32)
+        paper = np.median(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]]))
+        far += int((np.abs(gray - paper) > 40).sum())
+        total += gray.size
+    return far / total
+
+
+def _glyphs(model, image, text, seed=0):
+    chars = sorted(set(text))
+    images, labels = generate_arrays(model, [image], chars, 4 * len(chars) * len(text), seed, diversity=STILL)
+    return [images[np.flatnonzero(labels == chars.index(c))[i]] for i, c in enumerate(text)]
+
+
+@pytest.mark.parametrize("source, name", STYLES)
+def test_erasing_removes_the_ink_and_leaves_every_pixel_outside_the_boxes(imported, source, name):
+    image, boxes = _style(imported, source, name)
+    background = erase_characters(image, boxes)
+    outside = ~_inside(image.shape, boxes)
+    assert np.array_equal(background[outside], image[outside])  # EU band, state name, artwork, masks
+    assert _ink_share(image, boxes) > 0.1
+    assert _ink_share(background, boxes) < 0.25 * _ink_share(image, boxes)
+
+
+def test_placed_characters_change_only_the_boxes_surroundings_and_take_the_plates_ink(imported, model):
+    image, boxes = _style(imported, "openalpr-us", "al1662.jpg")  # red characters on white
+    background = erase_characters(image, boxes)
+    plate = place_characters(background, _glyphs(model, image, "7K3E5W2"), boxes, ink_colour(image, boxes))
+    assert plate.shape == image.shape and plate.dtype == np.uint8
+    height = np.median([y1 - y0 for _, y0, _, y1 in boxes])
+    reach = int(np.ceil(0.16 * height)) + 1  # the window round a box: 2 x WINDOW_PAD of its height
+    near = _inside(image.shape, [(x0 - reach, max(y0 - reach, 0), x1 + reach, y1 + reach)
+                                 for x0, y0, x1, y1 in boxes])
+    assert np.array_equal(plate[~near], background[~near])
+    changed = np.linalg.norm(plate.astype(float) - background, axis=2) > 60
+    assert all(changed[y0:y1, x0:x1].mean() > 0.08 for x0, y0, x1, y1 in boxes)  # a character in every box
+    red, green, blue = plate[changed].astype(float).mean(axis=0)
+    assert red > green + 40 and red > blue + 40
+
+
+def _seam(image, boxes):
+    """Mean absolute grey step across the edges of the characters' frame squares."""
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    height, width = gray.shape
+    steps = []
+    for box in boxes:
+        cx, cy, side = frame_square(box)
+        left, right = int(round(cx - side / 2)), int(round(cx + side / 2))
+        top, bottom = int(round(cy - side / 2)), int(round(cy + side / 2))
+        rows, cols = slice(max(top, 0), min(bottom, height)), slice(max(left, 0), min(right, width))
+        steps += [np.abs(gray[rows, x] - gray[rows, x - 1]).mean() for x in (left, right) if 0 < x < width]
+        steps += [np.abs(gray[y, cols] - gray[y - 1, cols]).mean() for y in (top, bottom) if 0 < y < height]
+    return float(np.mean(steps))
+
+
+def _pasted(background, glyphs, boxes):
+    """The generated squares pasted whole: what a visible seam looks like."""
+    plate = background.copy()
+    for glyph, box in zip(glyphs, boxes):
+        cx, cy, side = frame_square(box)
+        scale = side / glyph.shape[0]
+        matrix = np.float32([[scale, 0, cx - side / 2], [0, scale, cy - side / 2]])
+        size = (plate.shape[1], plate.shape[0])
+        cover = cv2.warpAffine(np.ones(glyph.shape[:2], np.float32), matrix, size) > 0.99
+        plate[cover] = cv2.warpAffine(glyph, matrix, size)[cover]
+    return plate
+
+
+@pytest.mark.parametrize("source, name, text", [("uc3m-lp", "00023_AD-0-54-PX.jpg", "71HBW"),
+                                                 ("openalpr-us", "ak1165.jpg", "KXR204")])
+def test_no_seam_shows_where_the_generated_squares_meet_the_plate(imported, model, source, name, text):
+    image, boxes = _style(imported, source, name)
+    background = erase_characters(image, boxes)
+    glyphs = _glyphs(model, image, text)
+    real = _seam(image, boxes)
+    assert _seam(place_characters(background, glyphs, boxes, ink_colour(image, boxes)), boxes) < 1.1 * real
+    assert _seam(_pasted(background, glyphs, boxes), boxes) > 1.2 * real  # the measure sees a seam when there is one

@@ -1,0 +1,135 @@
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from plategen.charset import CHINESE_PROVINCES, parse_charset
+from plategen.errors import PlategenError
+from plategen.layout import PlateLayout, Slot, draw_texts, layout_of, parse_pattern, read_texts
+from plategen.plates import read_image
+
+CHARS = parse_charset("0-9A-Z")
+
+
+def _plate(result, name):
+    return next(p for p in result.plates if p.image_path.name == name)
+
+
+def _layout(plate):
+    height, width = read_image(plate.image_path).shape[:2]
+    return layout_of(plate, (width, height))
+
+
+def test_spanish_plates_read_top_row_first_and_only_two_row_plates_split(imported):
+    result = imported("uc3m-lp")
+    layout, text = _layout(_plate(result, "00001_AN-074-C-V.jpg"))
+    assert (layout.kinds, text, layout.size) == ("DDDLL", "074CV", (160, 74))
+    assert [s.box for s in layout.slots] == list(_plate(result, "00001_AN-074-C-V.jpg").boxes)
+
+    two_row = _plate(result, "00011_BN-695-B-D.jpg")
+    layout, text = _layout(two_row)
+    assert two_row.text != "695BD"  # the importer orders by x alone, interleaving the rows
+    assert (layout.kinds, text) == ("DDD/LL", "695BD")
+    assert [s.row for s in layout.slots] == [0, 0, 0, 1, 1]
+    # a tilted one-row plate has spread-out box centres too; UC3M-LP's type code says which are two-row
+    rows = {p.image_path.name: layout_of(p, (1, 1))[0].rows for p in result.plates}
+    assert {name for name, r in rows.items() if r == 2} == {name for name in rows if name.split("_")[1][0] == "B"}
+
+
+def test_chinese_plates_start_with_a_province_and_carry_a_separator_without_a_box_of_its_own(imported):
+    plate = _plate(imported("ccpd-crops"), "京PL3N67.jpg")
+    layout, text = _layout(plate)
+    assert (layout.kinds, text) == ("PL.LDLDD", "京PL3N67")
+    separator = layout.slots[2]
+    assert separator.kind == "separator" and len(layout.char_slots) == len(text) == 7
+    assert [s.box for s in layout.char_slots] == list(plate.boxes)
+    assert separator.box[0] == plate.boxes[1][2] and separator.box[2] == plate.boxes[2][0]
+
+
+def test_us_plates_keep_the_letter_and_digit_positions_of_their_text(imported):
+    layout, text = _layout(_plate(imported("openalpr-us"), "ak1165.jpg"))
+    assert (layout.kinds, text) == ("LLLDDD", "FUW999")
+
+
+def test_a_pattern_with_the_style_plates_counts_takes_its_boxes(imported):
+    style, _ = _layout(_plate(imported("ccpd-crops"), "京PL3N67.jpg"))
+    compact, spaced = parse_pattern("PL.DDDDD", style), parse_pattern("P L . D D D D D", style)
+    assert compact == spaced
+    assert compact.kinds == "PL.DDDDD"
+    assert [s.box for s in compact.slots] == [s.box for s in style.slots]
+
+
+def test_a_pattern_with_other_counts_is_spread_over_the_style_plates_print_area(imported):
+    style, _ = _layout(_plate(imported("uc3m-lp"), "00023_AD-0-54-PX.jpg"))
+    layout = parse_pattern("DDDD LLL", style)
+    assert layout.kinds == "DDDDLLL" and layout.size == style.size
+    xs = [(s.box[0], s.box[2]) for s in layout.slots]
+    assert xs[0][0] == min(s.box[0] for s in style.slots) and xs[-1][1] == max(s.box[2] for s in style.slots)
+    assert all(a[1] <= b[0] for a, b in zip(xs, xs[1:]))  # left to right, no overlap
+    widths = [x1 - x0 for x0, x1 in xs]
+    assert max(widths) - min(widths) <= 1
+
+
+def test_bad_patterns_are_refused_with_what_is_wrong(imported):
+    style, _ = _layout(_plate(imported("uc3m-lp"), "00001_AN-074-C-V.jpg"))
+    with pytest.raises(PlategenError, match=r"unknown mark\(s\) X"):
+        parse_pattern("DDXLL", style)
+    with pytest.raises(PlategenError, match=r"2 row\(s\), but the style plate has 1"):
+        parse_pattern("DDD/LL", style)
+    with pytest.raises(PlategenError, match="at least one character slot"):
+        parse_pattern("DDD/.", style)
+
+
+def _one_row(n: int) -> PlateLayout:
+    """A synthetic one-row layout of n boxes, for tests about texts rather than images."""
+    return PlateLayout((20 * n, 30), tuple(Slot((20 * i, 5, 20 * i + 18, 25), 0, "digit") for i in range(n)))
+
+
+def test_drawn_texts_are_balanced_per_slot_kind_and_fixed_by_the_seed():
+    layout = parse_pattern("PL.DDDDD", _one_row(7))
+    chars = CHARS + list("京沪浙")
+    texts = draw_texts(layout, 300, chars, np.random.default_rng(1))
+    assert len(texts) == 300 and all(len(t) == 7 for t in texts)
+    provinces = Counter(t[0] for t in texts)
+    letters = Counter(t[1] for t in texts)
+    digits = Counter(c for t in texts for c in t[2:])
+    assert provinces == {"京": 100, "沪": 100, "浙": 100}
+    assert set(letters) == set(parse_charset("A-Z")) and max(letters.values()) - min(letters.values()) <= 1
+    assert set(digits) == set("0123456789") and set(digits.values()) == {150}
+    assert texts == draw_texts(layout, 300, chars, np.random.default_rng(1))
+    assert texts != draw_texts(layout, 300, chars, np.random.default_rng(2))
+    assert len(set(texts)) > 290  # the order is shuffled, not the same few plates
+
+
+def test_chars_limit_the_drawn_alphabet_and_a_kind_without_characters_is_refused():
+    layout = parse_pattern("DDDLL", _one_row(5))
+    texts = draw_texts(layout, 40, parse_charset("0-3XYZ"), np.random.default_rng(0))
+    assert set("".join(texts)) == set("0123XYZ")
+    with pytest.raises(PlategenError, match="no letter character"):
+        draw_texts(layout, 4, parse_charset("0-9"), np.random.default_rng(0))
+    with pytest.raises(PlategenError, match="no province character"):
+        draw_texts(parse_pattern("PDDDD", layout), 4, CHARS, np.random.default_rng(0))
+    assert set(CHINESE_PROVINCES) >= {t[0] for t in draw_texts(parse_pattern("PDDDD", layout), 9,
+                                                                  CHARS + ["京"], np.random.default_rng(0))}
+
+
+def test_a_texts_file_is_used_in_order_and_cycled(tmp_path):
+    layout = parse_pattern("PL.DDDDD", _one_row(7))
+    path = tmp_path / "texts.txt"
+    path.write_text("京A·12345\n\n沪B 67890\n", encoding="utf-8")
+    chars = CHARS + ["京", "沪"]
+    assert read_texts(path, layout, 5, chars) == ["京A12345", "沪B67890", "京A12345", "沪B67890", "京A12345"]
+
+
+@pytest.mark.parametrize("content, message", [
+    ("京A12345\n沪B6789\n", r"texts.txt:2: '沪B6789' has 6 characters; the layout PL.DDDDD has 7"),
+    ("京A12345\n粤B67890\n", r"texts.txt:2: '粤B67890' has 粤, not in --chars"),
+    ("AA12345\n", r"texts.txt:1: 'AA12345' has 'A' at position 1, a province slot"),
+    ("京京12345\n", r"texts.txt:1: '京京12345' has '京' at position 2, a letter slot"),
+    ("\n \n", r"texts.txt: no plate texts in the file"),
+])
+def test_a_text_that_does_not_fit_the_layout_is_refused_with_file_and_line(tmp_path, content, message):
+    path = tmp_path / "texts.txt"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(PlategenError, match=message):
+        read_texts(path, parse_pattern("PL.DDDDD", _one_row(7)), 3, CHARS + ["京", "沪"])
