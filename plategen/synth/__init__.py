@@ -6,6 +6,14 @@ Read in the order one request flows: `run` (the command: checks, output folder, 
 `writers` (the locked output folder, files or shards, journal, manifest, meta, preview).
 """
 
+import sys
+
+from plategen.synth import writers
+
+# exports.py (from branch plates-parts) imports the writers' home before the synth package; until it
+# imports plategen.synth.writers, that name points here
+sys.modules.setdefault("plategen.writers", writers)
+
 from plategen.synth.engine import Batch, Synthesizer, generate, generate_arrays
 from plategen.synth.inputs import Style, check_drawable, load_styles
 from plategen.synth.plan import Diversity, label_counts

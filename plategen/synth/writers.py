@@ -350,19 +350,8 @@ class FileWriter(_Writer):
         return [self.pool.submit(self._write, jobs[s:s + step]) for s in range(0, len(jobs), step)]
 
     def _write(self, jobs) -> list[tuple[int, str]]:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
         for i, image, label, _ in jobs:
-            path = self.out / self.path_of(i, label)
-            data = encode_png(image)
-            try:
-                fd = os.open(path, flags, 0o644)
-                try:
-                    if os.write(fd, data) != len(data):
-                        raise OSError(errno.EIO, "short write")
-                finally:
-                    os.close(fd)
-            except OSError as exc:
-                raise os_error(path, exc) from exc
+            write_file(self.out / self.path_of(i, label), encode_png(image))
         return [(i, h) for i, _, _, h in jobs]
 
     def present(self, done: dict[int, str], labels: Sequence[str]) -> dict[int, str]:
@@ -380,6 +369,20 @@ class FileWriter(_Writer):
     def read_back(self, ids: Sequence[int], labels: Sequence[str]) -> dict[int, np.ndarray]:
         """Images already on disk, by id."""
         return {i: read_image_at(self.out, self.path_of(i, labels[i])) for i in ids}
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """A plain write (no fsync: the journal, not the file, says what is durable)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+        try:
+            if os.write(fd, data) != len(data):
+                raise OSError(errno.EIO, "short write")
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise os_error(path, exc) from exc
 
 
 class ShardWriter(_Writer):
@@ -549,10 +552,10 @@ class Pending:
 # ---------------------------------------------------------------- manifest, reading back, preview
 
 
-def write_manifest(out: Path, rows: Iterator[Sequence]) -> Path:
+def write_manifest(out: Path, rows: Iterator[Sequence], fields: Sequence[str] = MANIFEST_FIELDS) -> Path:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(MANIFEST_FIELDS)
+    writer.writerow(fields)
     writer.writerows(rows)
     atomic_write_text(out / MANIFEST, buffer.getvalue())
     return out / MANIFEST
