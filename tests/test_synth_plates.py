@@ -191,3 +191,18 @@ def test_preview_shows_each_style_plate_beside_its_plates(styles, ckpt_cn, tmp_p
     assert (row[:, bar:bar + 12] == 255).all()
     x = bar + 12 + 6
     assert np.array_equal(row[:, x:x + plate.shape[1]], plate)  # then its first generated plate
+
+
+def test_overwrite_replaces_a_plate_run_and_nothing_else(styles, ckpt_cn, tmp_path):
+    out = tmp_path / "out"
+    synthesize(request(styles[:1], ckpt_cn, out, 5, exports=["lprnet", "paddleocr"]))
+    mine = out / "labels" / "notes.md"
+    mine.write_text("mine", encoding="utf-8")
+    with pytest.raises(PlategenError, match="labels: holds 'notes.md', which plategen did not write"):
+        synthesize(request(styles[:1], ckpt_cn, out, 2, overwrite=True))
+    assert len(list((out / "images").iterdir())) == 5  # nothing deleted
+    mine.unlink()
+    synthesize(request(styles[:1], ckpt_cn, out, 2, overwrite=True))
+    assert len(load_plates(out).plates) == 2
+    assert sorted(p.name for p in out.iterdir()) == ["classes.txt", "images", "labels", "manifest.csv", "meta.json",
+                                                      "plate_config.yaml", "plates.csv"]

@@ -185,29 +185,42 @@ class OutputLock:
 
 # what a files run writes into a label folder: <id>.png with a zero-padded id
 _IMAGE_NAME = re.compile(r"[0-9]{6,}\.png")
+# what a --plates run writes: its folders with the names of their files, and its other files
+PLATE_FOLDERS = {"images": _IMAGE_NAME, "labels": re.compile(r"[0-9]{6,}\.txt"),
+                 "lprnet": re.compile(r"[^_/]+_[0-9]{6,}\.png")}
+PLATE_FILES = ("classes.txt", "plates.csv", "plate_config.yaml", "rec_gt.txt", "dict.txt")
 
 
 def clear_run(out: Path, meta: dict) -> None:
     """Delete what an earlier synth run wrote, and nothing else.
 
     Everything is checked before the first deletion: a label folder must be the folder this
-    plategen gives that label, directly inside `out` (no link), holding only image files; meta.json
+    plategen gives that label, directly inside `out` (no link), holding only image files (a
+    --plates run's folders only the files it names so, see PLATE_FOLDERS); meta.json
     is the earlier run's own record and is not trusted further than that.
     """
     root = out.resolve()
     label_dirs = meta.get("label_dirs", {})
     if not isinstance(label_dirs, dict):
         raise PlategenError(f"{out / META}: label_dirs is not a mapping; not deleting anything, choose another --out")
-    targets = []
+    folders = []
     for label, name in label_dirs.items():
         target = out / str(name)
         if not isinstance(label, str) or name != safe_label_dir(label) or target.resolve().parent != root \
                 or target.is_symlink():
             raise PlategenError(f"{out / META}: label folder {name!r} of {label!r} is not one plategen writes "
                                 "inside --out; not deleting anything, choose another --out")
+        folders.append((target, _IMAGE_NAME))
+    plates = meta.get("plates") is True
+    if plates:
+        folders.extend((out / name, pattern) for name, pattern in PLATE_FOLDERS.items())
+    targets = []
+    for target, pattern in folders:
         if not target.exists():
             continue
-        strays = [p.name for p in target.iterdir() if not (_IMAGE_NAME.fullmatch(p.name) and p.is_file()
+        if target.is_symlink() or not target.is_dir():
+            raise PlategenError(f"{target}: not a folder plategen wrote; not deleting anything, choose another --out")
+        strays = [p.name for p in target.iterdir() if not (pattern.fullmatch(p.name) and p.is_file()
                                                            and not p.is_symlink())]
         if strays:
             raise PlategenError(f"{target}: holds {strays[0]!r}, which plategen did not write; not deleting "
@@ -220,7 +233,7 @@ def clear_run(out: Path, meta: dict) -> None:
             shutil.rmtree(target)
         for path in shards:
             path.unlink()
-        for name in (MANIFEST, JOURNAL, META):
+        for name in (MANIFEST, JOURNAL, *(PLATE_FILES if plates else ()), META):
             (out / name).unlink(missing_ok=True)
     except OSError as exc:
         raise os_error(out, exc) from exc
