@@ -14,7 +14,7 @@ from plategen.plates import clean_text, load_plates, read_image
 from plategen.synth import SynthRequest, synthesize
 from plategen.synth import engine as engine_module
 from plategen.synth.plates import PREVIEW_HEIGHT, _at_height, load_style_plates
-from plategen.synth.writers import decode_png
+from plategen.synth.writers import decode_png, read_shards
 from tests.conftest import make_checkpoint
 
 CHARS = parse_charset("0-9A-Z") + list("京沪浙")
@@ -206,3 +206,21 @@ def test_overwrite_replaces_a_plate_run_and_nothing_else(styles, ckpt_cn, tmp_pa
     assert len(load_plates(out).plates) == 2
     assert sorted(p.name for p in out.iterdir()) == ["classes.txt", "images", "labels", "manifest.csv", "meta.json",
                                                       "plate_config.yaml", "plates.csv"]
+
+
+def test_shards_hold_the_same_plates_as_files(styles, ckpt_cn, tmp_path):
+    files = synthesize(request(styles[:2], ckpt_cn, tmp_path / "files", 5)).out
+    shards = synthesize(request(styles[:2], ckpt_cn, tmp_path / "shards", 5, format="shards", shard_size=2)).out
+    assert sorted(p.name for p in shards.glob("shard-*.tar")) == [f"shard-00000{k}.tar" for k in range(3)]
+    read = {p.image_path.name: p for p in load_plates(files).plates}
+    samples = list(read_shards(shards))
+    assert [s["key"] for s in samples] == [f"{i:06d}" for i in range(5)]
+    for sample, row in zip(samples, manifest(files)):
+        assert sample["png"] == (files / row["image_path"]).read_bytes()
+        assert sample["label"] == sample["meta"]["text"] == row["text"]
+        assert sample["meta"]["check"] == row["check"] and sample["meta"]["style"] == row["style"]
+        plate = read[Path(row["image_path"]).name]
+        assert sorted(map(tuple, sample["meta"]["boxes"])) == sorted(plate.boxes)
+    assert [r["image_path"] for r in manifest(shards)][:3] == ["shard-000000.tar#000000.png",
+                                                               "shard-000000.tar#000001.png",
+                                                               "shard-000001.tar#000002.png"]

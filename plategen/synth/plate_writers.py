@@ -19,8 +19,7 @@ import numpy as np
 
 from plategen.atomic import atomic_write_text
 from plategen.exports import CLASSES, PLATE_CONFIG, PLATES_CSV, FinishedPlate, plate_config, yolo_label
-from plategen.plates import Box
-from plategen.synth.writers import _intact, _Writer, batch_hashes, encode_png, os_error, write_file
+from plategen.synth.writers import ShardWriter, _intact, _Writer, encode_png, os_error, write_file
 
 PLATE_DIRS = ("images", "labels")
 MANIFEST_FIELDS = ("image_path", "text", "style", "seed", "check")
@@ -41,23 +40,23 @@ class PlateFileWriter(_Writer):
         except OSError as exc:
             raise os_error(out, exc) from exc
 
-    def path_of(self, i: int) -> str:
+    def path_of(self, i: int, text: str = "") -> str:
         return f"images/{self.key(i)}.png"
 
-    def submit(self, plates: Sequence[tuple[int, np.ndarray, str, Sequence[Box]]]) -> list[Future]:
-        """(id, image, text, boxes) of each plate -> a future of the (id, pixel hash) pairs written."""
-        return [self.pool.submit(self._write, plates[s:s + 8]) for s in range(0, len(plates), 8)]
+    def submit(self, ids: np.ndarray, images: Sequence[np.ndarray], texts: Sequence[str], hashes: Sequence[str],
+               meta: Sequence[dict], keep: np.ndarray) -> list[Future]:
+        """As the character writers; each plate's `meta` holds its character boxes."""
+        jobs = [(int(i), images[k], texts[k], meta[k]["boxes"], hashes[k]) for k, i in enumerate(ids) if keep[k]]
+        return [self.pool.submit(self._write, jobs[s:s + 8]) for s in range(0, len(jobs), 8)]
 
-    def _write(self, plates) -> list[tuple[int, str]]:
-        written = []
-        for i, image, text, boxes in plates:
-            plate = FinishedPlate(self.key(i), encode_png(image), text, tuple(boxes))
+    def _write(self, jobs) -> list[tuple[int, str]]:
+        for i, image, text, boxes, _ in jobs:
+            plate = FinishedPlate(self.key(i), encode_png(image), text, tuple(map(tuple, boxes)))
             write_file(self.out / self.path_of(i), plate.png)
             write_file(self.out / "labels" / f"{plate.id}.txt", yolo_label(plate, self.index).encode("utf-8"))
-            written.append((i, batch_hashes(image[None])[0]))
-        return written
+        return [(i, h) for i, _, _, _, h in jobs]
 
-    def present(self, done: dict[int, str]) -> dict[int, str]:
+    def present(self, done: dict[int, str], texts: Sequence[str]) -> dict[int, str]:
         """The journalled plates whose image decodes to the journalled pixels and whose label file is there."""
         keep = {}
         for i, h in done.items():
@@ -68,6 +67,13 @@ class PlateFileWriter(_Writer):
             if (self.out / "labels" / f"{self.key(i)}.txt").is_file() and _intact(png, h):
                 keep[i] = h
         return keep
+
+
+class PlateShardWriter(ShardWriter):
+    """Plates in WebDataset-style shards: ``<id>.png``, ``<id>.txt`` (the text) and ``<id>.json``
+    (text, character boxes, style, seed, check)."""
+
+    label_ext = "txt"
 
 
 def write_plate_index(out: Path, plates: Sequence[FinishedPlate], classes: Sequence[str]) -> None:

@@ -258,7 +258,10 @@ def run_plates(req, device: str, ckpt, ckpt_path: Path, fonts, styles: list[Styl
     synth = character_synth(ckpt.generator, ckpt.discriminator if params["label_check"] else None,
                             ckpt.meta.get("charset"), styles, plan, chars, fonts, req.seed, device, batch)
     starts = plan.char_starts()
-    writer = plate_writers.PlateFileWriter(req.out, chars, plan.n, req.workers)
+    if req.format == "shards":
+        writer = plate_writers.PlateShardWriter(req.out, chars, plan.n, req.workers, req.shard_size)
+    else:
+        writer = plate_writers.PlateFileWriter(req.out, chars, plan.n, req.workers)
     meta = {
         "tool": "plategen synth", "plategen_version": __version__, "command": req.command, "status": "running",
         **params, "checkpoint": str(ckpt_path), "device": device, "plates": True,
@@ -271,7 +274,7 @@ def run_plates(req, device: str, ckpt, ckpt_path: Path, fonts, styles: list[Styl
     journal = writers.Journal(req.out)
     complete = previous is not None and previous.get("status") == "complete"
     done = {i: "" for i in range(plan.n)} if complete else journal.load(plan.n)
-    done = writer.present(done)
+    done = writer.present(done, plan.texts)
     resumed = len(done)
     checks: dict[int, list[str]] = {i: (journal.extra.get(i) or [""]) for i in done}
     writers.write_meta(req.out, meta)
@@ -294,15 +297,18 @@ def run_plates(req, device: str, ckpt, ckpt_path: Path, fonts, styles: list[Styl
             if all(i in done for i in ids):
                 continue
             drawn = synth.generate(np.arange(starts[ids.start], starts[ids.stop], dtype=np.int64))
-            new = []
-            for i in ids:
+            new = np.array([i for i in ids if i not in done], np.int64)
+            images, info = [], []
+            for i in new:
                 a, z = starts[i] - starts[ids.start], starts[i + 1] - starts[ids.start]
-                if i in done:
-                    continue
-                checks[i] = [",".join(drawn.checks[a:z])]
-                image = compose_plate(canvas, int(plan.style[i]), plan.layouts[plan.style[i]], drawn.images[a:z])
-                new.append((i, image, plan.texts[i], [s.box for s in plan.layouts[plan.style[i]].char_slots]))
-            pending.add(writer.submit(new))
+                k = int(plan.style[i])
+                checks[int(i)] = [",".join(drawn.checks[a:z])]
+                images.append(compose_plate(canvas, k, plan.layouts[k], drawn.images[a:z]))
+                info.append({"text": plan.texts[i], "boxes": [list(s.box) for s in plan.layouts[k].char_slots],
+                             "style": styles[k].name, "seed": int(plan.seed[i]), "check": checks[int(i)][0]})
+            hashes = [writers.batch_hashes(image[None])[0] for image in images]
+            pending.add(writer.submit(new, images, [plan.texts[i] for i in new], hashes, info,
+                                      np.ones(len(new), bool)))
             collect()
             collect(block_until=max(2, 2 * req.workers))
         collect(block_until=0)
@@ -319,14 +325,16 @@ def run_plates(req, device: str, ckpt, ckpt_path: Path, fonts, styles: list[Styl
     if len(done) != plan.n:
         raise PlategenError(f"{req.out}: internal error, {plan.n - len(done)} plate(s) were not written; "
                             "run with --resume")
-    finished = [FinishedPlate(writer.key(i), (req.out / writer.path_of(i)).read_bytes(), plan.texts[i],
-                              tuple(s.box for s in plan.layouts[plan.style[i]].char_slots)) for i in range(plan.n)]
-    plate_writers.write_plate_index(req.out, finished, chars)
+    finished = []
+    if req.format == "files":
+        finished = [FinishedPlate(writer.key(i), (req.out / writer.path_of(i)).read_bytes(), plan.texts[i],
+                                  tuple(s.box for s in plan.layouts[plan.style[i]].char_slots)) for i in range(plan.n)]
+        plate_writers.write_plate_index(req.out, finished, chars)
     if complete:
         manifest = req.out / writers.MANIFEST
         check_failed = previous.get("check_failed")
     else:
-        rows = ((writer.path_of(i), plan.texts[i], styles[plan.style[i]].name, int(plan.seed[i]), checks[i][0])
+        rows = ((writer.path_of(i, plan.texts[i]), plan.texts[i], styles[plan.style[i]].name, int(plan.seed[i]), checks[i][0])
                 for i in range(plan.n))
         manifest = writers.write_manifest(req.out, rows, plate_writers.MANIFEST_FIELDS)
         check_failed = sum(c[0].split(",").count("fail") for c in checks.values()) if params["label_check"] else None
@@ -339,7 +347,8 @@ def run_plates(req, device: str, ckpt, ckpt_path: Path, fonts, styles: list[Styl
         exported.append(req.out / "rec_gt.txt")
     preview = None
     if req.preview is not None:
-        preview = write_plate_preview(req.preview, styles, plan, finished)
+        preview = write_plate_preview(req.preview, styles, plan,
+                                      lambda i: writers.read_image_at(req.out, writer.path_of(i, plan.texts[i])))
     seconds = time.perf_counter() - start
     meta.update(status="complete", check_failed=check_failed, seconds=round(seconds, 3),
                 plates_per_s=round(generated / seconds, 1) if seconds else None)
@@ -351,13 +360,13 @@ def run_plates(req, device: str, ckpt, ckpt_path: Path, fonts, styles: list[Styl
 
 
 def write_plate_preview(path: Path, styles: Sequence[StylePlate], plan: PlatePlan,
-                        finished: Sequence[FinishedPlate]) -> Path:
+                        image_of: Callable[[int], np.ndarray]) -> Path:
     """A sheet: per style plate (the first few used), the plate itself, then a few of its generated plates."""
     rows = []
     for k in dict.fromkeys(plan.style.tolist()).keys():
         if len(rows) == PREVIEW_STYLES:
             break
-        made = [writers.decode_png(finished[i].png) for i in np.flatnonzero(plan.style == k)[:PREVIEW_PER_STYLE]]
+        made = [image_of(i) for i in np.flatnonzero(plan.style == k)[:PREVIEW_PER_STYLE]]
         cells = [_at_height(image) for image in [styles[k].image, *made]]
         cells.insert(1, np.full((PREVIEW_HEIGHT, 12, 3), 255, np.uint8))  # a white bar after the style plate
         rows.append(np.concatenate([np.pad(c, ((0, 0), (0, 6), (0, 0)), constant_values=40) for c in cells], 1))

@@ -148,12 +148,14 @@ def _synthesize_plates(req: SynthRequest, device: str, ckpt, ckpt_path: Path, la
     bad = sorted(set(req.exports) - set(plates.EXPORTS))
     if bad:
         raise PlategenError(f"--export {bad[0]}: choose one of {', '.join(plates.EXPORTS)}")
-    if req.format != "files":
-        raise PlategenError(f"--format {req.format} is not written for --plates yet; use --format files")
+    if req.format == "shards" and req.exports:
+        raise PlategenError(f"--export {req.exports[0]} copies the images/ of --format files; "
+                            "leave it out with --format shards")
     styles, skipped = plates.load_style_plates(req.styles)
     plan = plates.plan_plates(styles, req.n, chars, req.seed, req.pattern, req.texts)
     params = {
         "n": req.n, "seed": req.seed, "checkpoint_sha256": ckpt.sha256, "format": req.format,
+        "shard_size": req.shard_size if req.format == "shards" else None,
         "batch_size": req.batch_size or plates.DEFAULT_PLATE_BATCH, "glyph_size": ckpt.config.glyph_size,
         "label_check": label_check, **plates.plate_params(req, styles, chars),
     }

@@ -403,6 +403,7 @@ class ShardWriter(_Writer):
     and only then journalled. Tar headers carry no time or owner, so bytes are reproducible."""
 
     format = "shards"
+    label_ext = "cls"  # the member holding the label
 
     def __init__(self, out: Path, chars: Sequence[str], n: int, workers: int = 2, shard_size: int = 10000):
         super().__init__(out, chars, n, workers)
@@ -444,7 +445,7 @@ class ShardWriter(_Writer):
             elif i != self.next_id:
                 raise PlategenError(f"internal: image {i} out of order in shard {shard}")
             key = self.key(i)
-            self._add(f"{key}.cls", label.encode("utf-8"))
+            self._add(f"{key}.{self.label_ext}", label.encode("utf-8"))
             self._add(f"{key}.json", json.dumps(meta, ensure_ascii=False, sort_keys=True).encode("utf-8"))
             self._add(f"{key}.png", png)
             self.written.append((i, h))
@@ -580,7 +581,8 @@ def read_manifest(out: Path) -> list[dict[str, str]]:
 
 
 def read_shards(out: Path) -> Iterator[dict]:
-    """Every sample of the shards in `out`, in order: {"key", "png", "label", "meta"}."""
+    """Every sample of the shards in `out`, in order: {"key", "png", "label", "meta"} (label: the
+    character, or a plate's text)."""
     for path in sorted(out.glob("shard-*.tar")):
         with tarfile.open(path, "r") as tar:
             sample: dict = {}
@@ -593,7 +595,7 @@ def read_shards(out: Path) -> Iterator[dict]:
                 data = tar.extractfile(member).read()
                 if ext == "png":
                     sample["png"] = data
-                elif ext == "cls":
+                elif ext in ("cls", "txt"):
                     sample["label"] = data.decode("utf-8")
                 elif ext == "json":
                     sample["meta"] = json.loads(data)
