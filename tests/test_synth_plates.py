@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from plategen.charset import parse_charset
+from plategen.cli import app
 from plategen.errors import PlategenError
 from plategen.plates import clean_text, load_plates, read_image
 from plategen.synth import SynthRequest, synthesize
@@ -224,3 +226,14 @@ def test_shards_hold_the_same_plates_as_files(styles, ckpt_cn, tmp_path):
     assert [r["image_path"] for r in manifest(shards)][:3] == ["shard-000000.tar#000000.png",
                                                                "shard-000000.tar#000001.png",
                                                                "shard-000001.tar#000002.png"]
+
+
+def test_the_cli_refuses_the_bare_example_plate_in_one_line_and_writes_nothing(ckpt_cn, tmp_path):
+    example = Path(__file__).resolve().parents[1] / "examples" / "plate-es.jpg"
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["synth", "--plates", "--style", str(example), "--n", "3", "--out", str(out),
+                                      "--checkpoint", str(ckpt_cn), "--device", "cpu"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "plate-es.jpg: no character boxes or plate text for this image" in lines[0]
+    assert "Traceback" not in result.output and not out.exists()
