@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Callable, Optional, TypeVar
 
@@ -298,7 +299,9 @@ def print_plate_report(report) -> None:
                                               if report.resumed else ""))
     table.add_row("style plates", f"{report.styles:,} used")
     if report.skipped:
-        table.add_row("skipped styles", escape(f"{len(report.skipped):,} not segmented, e.g. {report.skipped[0]}"))
+        reasons = Counter(problem.message for problem in report.skipped).most_common(3)
+        table.add_row("skipped style plates", escape(f"{len(report.skipped):,}: " + "; ".join(
+            f"{count} {reason}" for reason, count in reasons) + ("; ..." if len(reasons) == 3 else "")))
     if report.check_failed is None:
         table.add_row("label check", "off (--no-check, or the checkpoint has no discriminator)")
     else:
