@@ -4,7 +4,8 @@
 characters) are written in worker threads as plates are composed, and journalled like the
 character path's files (`writers.Journal`); `write_plate_index` adds ``classes.txt``,
 ``plates.csv`` and ``plate_config.yaml`` at the end, so the folder is what
-`exports.write_plate_folder` makes.
+`exports.write_plate_folder` makes. With ``--format shards`` plates go to the character path's
+tar shards instead (`PlateShardWriter`), with their text and boxes beside each PNG.
 """
 
 from __future__ import annotations
