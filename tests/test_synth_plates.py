@@ -237,3 +237,14 @@ def test_the_cli_refuses_the_bare_example_plate_in_one_line_and_writes_nothing(c
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "plate-es.jpg: no character boxes or plate text for this image" in lines[0]
     assert "Traceback" not in result.output and not out.exists()
+
+
+def test_the_shipped_model_draws_plate_characters_its_discriminator_reads(styles, tmp_path):
+    """Image quality: on a Spanish plate most characters of the shipped model pass the label
+    check (the random test model's nearly all fail)."""
+    out = tmp_path / "out"
+    report = synthesize(SynthRequest(styles=styles[:1], chars=None, n=16, out=out, device="cpu", plates=True))
+    assert report.characters == 16 * 5
+    assert report.check_failed <= 0.2 * report.characters
+    failed = sum(r["check"].split(",").count("fail") for r in manifest(out))
+    assert failed == report.check_failed
