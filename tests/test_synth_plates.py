@@ -1,5 +1,4 @@
 import csv
-import importlib.util
 import shutil
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from plategen.synth import SynthRequest, synthesize
 from plategen.synth import engine as engine_module
 from plategen.synth.plates import PREVIEW_HEIGHT, _at_height, load_style_plates
 from plategen.synth.writers import decode_png, read_shards
-from tests.conftest import make_checkpoint
+from conftest import make_checkpoint, webdataset_samples
 
 CHARS = parse_charset("0-9A-Z") + list("京沪浙")
 UC3M = ("uc3m-lp", "images/00011_BN-695-B-D.jpg")
@@ -104,9 +103,6 @@ def test_a_style_image_outside_any_data_folder_and_not_named_by_its_text_is_refu
     assert "\n" not in str(caught.value) and not out.exists()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("fast_plate_ocr") is None,
-                    reason="fast_plate_ocr is not installed: pip install 'fast-plate-ocr[onnx]==1.1.0' "
-                           "pandas click pillow pydantic")
 def test_fast_plate_ocrs_own_validator_passes_the_output(run):
     _, out = run
     command = [sys.executable, "-m", "fast_plate_ocr.cli.validate_dataset",
@@ -248,3 +244,15 @@ def test_the_shipped_model_draws_plate_characters_its_discriminator_reads(styles
     assert report.check_failed <= 0.2 * report.characters
     failed = sum(r["check"].split(",").count("fail") for r in manifest(out))
     assert failed == report.check_failed
+
+
+def test_webdataset_reads_plate_shards_with_text_and_boxes(styles, ckpt_cn, tmp_path):
+    out = synthesize(request(styles[:2], ckpt_cn, tmp_path / "plates", 6, format="shards", shard_size=4)).out
+    samples, rows = webdataset_samples(out), manifest(out)
+    assert len(samples) == len(rows) == 6
+    for sample, row in zip(samples, rows):
+        assert sample["txt"] == row["text"] == sample["json"]["text"]
+        assert len(sample["json"]["boxes"]) == len(row["text"])
+        assert set(CHARS) >= set(row["text"])
+        height, width = sample["png"].shape[:2]
+        assert all(0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height for x0, y0, x1, y1 in sample["json"]["boxes"])

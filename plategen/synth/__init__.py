@@ -5,17 +5,10 @@ Read in the order one request flows: `run` (the command: checks, output folder, 
 `engine` (generator, `check` the label check, noise; the library API `generate`) ->
 `writers` (the locked output folder, files or shards, journal, manifest, meta, preview).
 Whole plates (`--plates`) branch off in `run` to `plates` (style plates with layouts, the plan
-of style, text and seed per plate, characters from the same engine, composition) and
-`plate_writers` (the plategen data folder), reusing the lock, journal and shards above.
+of style, text and seed per plate, characters from the same engine, placed by `compose` on the
+erased style plate) and `plate_writers` (the plategen data folder, with `exports` for the
+trainer formats), reusing the lock, journal and shards above.
 """
-
-import sys
-
-from plategen.synth import writers
-
-# exports.py (from branch plates-parts) imports the writers' home before the synth package; until it
-# imports plategen.synth.writers, that name points here
-sys.modules.setdefault("plategen.writers", writers)
 
 from plategen.synth.engine import Batch, Synthesizer, generate, generate_arrays
 from plategen.synth.inputs import Style, check_drawable, load_styles

@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from plategen.atomic import atomic_write_text
-from plategen.exports import CLASSES, PLATE_CONFIG, PLATES_CSV, FinishedPlate, plate_config, yolo_label
+from plategen.synth.exports import CLASSES, PLATE_CONFIG, PLATES_CSV, FinishedPlate, plate_config, yolo_label
 from plategen.synth.writers import ShardWriter, _intact, _Writer, encode_png, os_error, write_file
 
 PLATE_DIRS = ("images", "labels")
@@ -72,9 +72,9 @@ class PlateFileWriter(_Writer):
 
 class PlateShardWriter(ShardWriter):
     """Plates in WebDataset-style shards: ``<id>.png``, ``<id>.txt`` (the text) and ``<id>.json``
-    (text, character boxes, style, seed, check)."""
+    (text, character boxes, style, seed, check); no class index, a plate is a sequence."""
 
-    label_ext = "txt"
+    with_class_index = False
 
 
 def write_plate_index(out: Path, plates: Sequence[FinishedPlate], classes: Sequence[str]) -> None:

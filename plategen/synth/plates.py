@@ -27,9 +27,9 @@ import torch
 
 from plategen import __version__
 from plategen.atomic import atomic_write_bytes
-from plategen.compose import erase_characters, ink_colour, place_characters
+from plategen.synth.compose import erase_characters, ink_colour, place_characters
 from plategen.errors import PlategenError
-from plategen.exports import FinishedPlate, write_lprnet, write_paddleocr
+from plategen.synth.exports import FinishedPlate, write_lprnet, write_paddleocr
 from plategen.glyphs import Font
 from plategen.layout import PlateLayout, draw_texts, layout_of, parse_pattern, read_texts
 from plategen.plates import Plate, Problem, clean_text, detect_format, load_plates, read_image

@@ -3,7 +3,8 @@
 Two formats:
 - ``files``: ``<out>/<label>/<id>.png`` (label folder via `charset.safe_label_dir`);
 - ``shards``: WebDataset-style tar shards ``<out>/shard-000000.tar``, each holding, per image,
-  ``<id>.png``, ``<id>.cls`` (the label, UTF-8) and ``<id>.json`` (label, style, font, seed, check).
+  ``<id>.png``, ``<id>.txt`` (the label, UTF-8), ``<id>.cls`` (its index in the run's characters,
+  webdataset's class convention) and ``<id>.json`` (label, style, font, seed, check).
 
 Both write ``manifest.csv`` (``image_path,label,style,font,seed,check``, paths relative to the CSV;
 for shards ``shard-000000.tar#000123.png``) and ``meta.json``, each atomically.
@@ -403,10 +404,11 @@ class ShardWriter(_Writer):
     and only then journalled. Tar headers carry no time or owner, so bytes are reproducible."""
 
     format = "shards"
-    label_ext = "cls"  # the member holding the label
+    with_class_index = True  # characters: .cls holds the class index (webdataset's convention)
 
     def __init__(self, out: Path, chars: Sequence[str], n: int, workers: int = 2, shard_size: int = 10000):
         super().__init__(out, chars, n, workers)
+        self.class_index = {c: i for i, c in enumerate(chars)}
         if shard_size < 1:
             raise PlategenError(f"--shard-size {shard_size}: must be at least 1")
         self.n, self.size = n, shard_size
@@ -445,7 +447,9 @@ class ShardWriter(_Writer):
             elif i != self.next_id:
                 raise PlategenError(f"internal: image {i} out of order in shard {shard}")
             key = self.key(i)
-            self._add(f"{key}.{self.label_ext}", label.encode("utf-8"))
+            self._add(f"{key}.txt", label.encode("utf-8"))
+            if self.with_class_index:
+                self._add(f"{key}.cls", str(self.class_index[label]).encode("ascii"))
             self._add(f"{key}.json", json.dumps(meta, ensure_ascii=False, sort_keys=True).encode("utf-8"))
             self._add(f"{key}.png", png)
             self.written.append((i, h))
@@ -595,7 +599,7 @@ def read_shards(out: Path) -> Iterator[dict]:
                 data = tar.extractfile(member).read()
                 if ext == "png":
                     sample["png"] = data
-                elif ext in ("cls", "txt"):
+                elif ext == "txt":
                     sample["label"] = data.decode("utf-8")
                 elif ext == "json":
                     sample["meta"] = json.loads(data)
