@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Callable, Optional, TypeVar
 
@@ -218,8 +219,9 @@ def train(
 def synth(
     style: list[Path] = typer.Option(..., "--style", help="A plate image, a folder of plate crops, or a data "
                                      "folder (every plate a style); repeat for several."),
-    chars: str = typer.Option("0-9A-Z", "--chars", help="Characters to generate, e.g. 0-9A-Z or 京沪0-9A-Z."),
-    n: int = typer.Option(1000, "--n", help="Total images, spread evenly over the characters."),
+    chars: Optional[str] = typer.Option(None, "--chars", help="Characters to generate, e.g. 0-9A-Z or "
+                                        "京沪0-9A-Z (default 0-9A-Z; with --plates the checkpoint's charset)."),
+    n: int = typer.Option(1000, "--n", help="Total images, spread evenly over the characters (plates with --plates)."),
     out: Path = typer.Option(..., "--out", help="Output folder (must be new or empty)."),
     checkpoint: Optional[Path] = typer.Option(None, help="Generator checkpoint (default: the shipped model)."),
     seed: int = typer.Option(0, help="Same seed, same images (byte for byte on CPU)."),
@@ -235,19 +237,30 @@ def synth(
     resume: bool = typer.Option(False, help="Finish an interrupted run in --out to exactly --n images."),
     overwrite: bool = typer.Option(False, help="Replace an earlier synth run in --out."),
     preview: Optional[Path] = typer.Option(None, help="Write a sheet: the style plate(s), then samples per character."),
+    plates: bool = typer.Option(False, "--plates", help="Whole plates: new texts on each style plate's layout, "
+                                "written as a plategen data folder (images/, labels/, plates.csv, plate_config.yaml)."),
+    pattern: Optional[str] = typer.Option(None, help="--plates: the layout to fill, one mark per slot: D digit, "
+                                          "L letter, P province, O other, . separator, / next row (e.g. PL.DDDDD)."),
+    texts: Optional[Path] = typer.Option(None, help="--plates: plate texts, one a line, used in order and cycled."),
+    export: list[str] = typer.Option([], "--export", help="--plates: also write lprnet (94x24 images named by "
+                                     "their text) or paddleocr (rec_gt.txt + dict.txt); repeatable."),
 ) -> None:
-    """Generate labelled character images in the style of real plates."""
+    """Generate labelled character images (or, with --plates, whole plates) in the style of real plates."""
     from plategen.synth import Diversity, SynthRequest, synthesize
 
     class RateColumn(ProgressColumn):
         def render(self, task):
             return f"{task.speed or 0:,.0f} img/s"
 
-    request = SynthRequest(styles=list(style), chars=parse_charset(chars), n=n, out=out, checkpoint=checkpoint,
+    if not plates and (pattern or texts or export):
+        raise PlategenError("--pattern, --texts and --export are options of --plates")
+    charset = parse_charset(chars) if chars else (None if plates else parse_charset("0-9A-Z"))
+    request = SynthRequest(styles=list(style), chars=charset, n=n, out=out, checkpoint=checkpoint,
                            seed=seed, device=device, batch_size=batch_size, format=fmt, shard_size=shard_size,
                            workers=workers, resume=resume, overwrite=overwrite, preview=preview,
                            diversity=dataclasses.replace(Diversity(), noise=noise), check=check,
-                           command=["plategen", *sys.argv[1:]])
+                           command=["plategen", *sys.argv[1:]], plates=plates, pattern=pattern, texts=texts,
+                           exports=list(export))
     columns = (TextColumn("synth"), BarColumn(), MofNCompleteColumn(), RateColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
         task = bar.add_task("synth", total=n)
@@ -256,6 +269,9 @@ def synth(
         except KeyboardInterrupt:
             err_console.print(f"run the same command with --resume to finish {out}")
             raise
+    if plates:
+        print_plate_report(report)
+        return
     table = Table(title=f"plategen synth -> {report.out}", show_header=False)
     if report.resumed == report.n:
         table.add_row("images", f"{report.n:,}, all already there: nothing to do")
@@ -279,6 +295,30 @@ def synth(
         table.add_row("preview", escape(str(report.preview)))
     console.print(table)
     console.print(count_grid("images per label", report.counts))
+
+
+def print_plate_report(report) -> None:
+    table = Table(title=f"plategen synth --plates -> {report.out}", show_header=False)
+    table.add_row("plates", f"{report.n:,}" + (f" ({report.resumed:,} from the interrupted run)"
+                                              if report.resumed else ""))
+    table.add_row("style plates", f"{report.styles:,} used")
+    if report.skipped:
+        reasons = Counter(problem.message for problem in report.skipped).most_common(3)
+        table.add_row("skipped style plates", escape(f"{len(report.skipped):,}: " + "; ".join(
+            f"{count} {reason}" for reason, count in reasons) + ("; ..." if len(reasons) == 3 else "")))
+    if report.check_failed is None:
+        table.add_row("label check", "off (--no-check, or the checkpoint has no discriminator)")
+    else:
+        table.add_row("label check", f"{report.check_failed:,} of {report.characters:,} characters still read as "
+                      "another character (fail in the manifest's check column)")
+    table.add_row("time", f"{report.seconds:.1f} s on {report.device}, {report.plates_per_s:,.1f} plates/s")
+    table.add_row("manifest", escape(str(report.manifest)))
+    table.add_row("meta", escape(str(report.meta)))
+    for path in report.exports:
+        table.add_row("export", escape(str(path)))
+    if report.preview is not None:
+        table.add_row("preview", escape(str(report.preview)))
+    console.print(table)
 
 
 @app.command()

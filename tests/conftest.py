@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import webdataset as wds
 
 from plategen.charset import parse_charset
 from plategen.checkpoint import save_checkpoint
@@ -65,3 +66,10 @@ def synth_request(plate: Path, ckpt: Path, out: Path, **kw):
     """A small CPU synth request over 0-9A-Z; keyword arguments override any field."""
     return SynthRequest(styles=[plate], chars=kw.pop("chars", parse_charset("0-9A-Z")), n=kw.pop("n"), out=out,
                         checkpoint=ckpt, device="cpu", batch_size=kw.pop("batch_size", 16), **kw)
+
+
+
+def webdataset_samples(out):
+    """The shards of `out` as the `webdataset` package's own loader reads them, PNGs decoded to RGB."""
+    urls = [str(p) for p in sorted(out.glob("shard-*.tar"))]
+    return list(wds.WebDataset(urls, shardshuffle=False).decode("rgb8"))

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from plategen.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
-from plategen.compose import erase_characters, ink_colour, place_characters
+from plategen.synth.compose import erase_characters, ink_colour, place_characters
 from plategen.glyphs import frame_square
 from plategen.layout import layout_of
 from plategen.plates import read_image

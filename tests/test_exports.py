@@ -1,5 +1,4 @@
 import csv
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -8,10 +7,10 @@ import numpy as np
 import pytest
 
 from plategen.charset import parse_charset
-from plategen.compose import erase_characters, ink_colour, place_characters
+from plategen.synth.compose import erase_characters, ink_colour, place_characters
 from plategen.dataset import crop_character
 from plategen.errors import PlategenError
-from plategen.exports import FinishedPlate, write_lprnet, write_paddleocr, write_plate_folder
+from plategen.synth.exports import FinishedPlate, write_lprnet, write_paddleocr, write_plate_folder
 from plategen.layout import draw_texts, layout_of
 from plategen.plates import clean_text, load_plates, read_image
 from plategen.synth.writers import decode_png, encode_png
@@ -75,9 +74,6 @@ def test_plates_csv_and_plate_config_describe_the_folder(plates, exported, tmp_p
     assert (exported / "classes.txt").read_text(encoding="utf-8").split() == CLASSES
 
 
-@pytest.mark.skipif(importlib.util.find_spec("fast_plate_ocr") is None,
-                    reason="fast_plate_ocr is not installed: pip install 'fast-plate-ocr[onnx]==1.1.0' "
-                           "pandas click pillow pydantic")
 def test_fast_plate_ocrs_own_validator_passes_the_export(exported, tmp_path):
     command = [sys.executable, "-m", "fast_plate_ocr.cli.validate_dataset",
                "-a", "plates.csv", "--plate-config-file", "plate_config.yaml"]

@@ -26,7 +26,7 @@ from plategen.synth import synthesize, writers
 from plategen.synth.writers import (JOURNAL, LOCK, Journal, decode_png, prepare_out, read_image_at, read_manifest,
                                     read_shards)
 
-from conftest import synth_request
+from conftest import synth_request, webdataset_samples
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -54,9 +54,9 @@ def test_shards_read_back_equal_the_files_format(tmp_path, plate, ckpt):
         assert image.shape == (32, 32, 3)
         assert np.array_equal(image, read_image_at(files.out, frow["image_path"]))
         assert np.array_equal(image, read_image_at(shards.out, row["image_path"]))
-    with tarfile.open(shards.shards[0]) as tar:  # WebDataset layout: key.cls, key.json, key.png
+    with tarfile.open(shards.shards[0]) as tar:  # WebDataset layout: key.txt, key.cls, key.json, key.png
         names = tar.getnames()
-        assert names[:3] == ["000000.cls", "000000.json", "000000.png"]
+        assert names[:4] == ["000000.txt", "000000.cls", "000000.json", "000000.png"]
         assert all(m.mtime == 0 and m.uid == 0 for m in tar.getmembers())
 
 
@@ -266,3 +266,12 @@ def test_resume_redoes_a_damaged_shard(tmp_path, plate, ckpt):
     assert [s["key"] for s in read_shards(out)] == [f"{i:06d}" for i in range(60)]
     assert [p.read_bytes() for p in sorted(out.glob("shard-*.tar"))] == [p.read_bytes() for p in full.shards]
 
+
+def test_webdataset_reads_character_shards_with_their_labels(tmp_path, plate, ckpt):
+    out = synthesize(synth_request(plate, ckpt, tmp_path / "chars", n=40, format="shards", shard_size=16)).out
+    samples, rows = webdataset_samples(out), read_manifest(out)
+    assert len(samples) == len(rows) == 40
+    for sample, row in zip(samples, rows):
+        assert sample["txt"] == row["label"] and sample["cls"] == CHARS.index(row["label"])
+        assert sample["png"].shape == (32, 32, 3)
+        assert np.array_equal(sample["png"], read_image_at(out, row["image_path"]))

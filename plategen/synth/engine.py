@@ -223,9 +223,12 @@ class Synthesizer:
         """Glyph and style entries of draw `attempts` of images `ids`."""
         return self.plan.glyph[attempts, ids], self.plan.style[attempts, ids]
 
-    @torch.inference_mode()
     def generate_batch(self, b: int) -> Batch:
-        ids = self.batch_ids(b)
+        return self.generate(self.batch_ids(b))
+
+    @torch.inference_mode()
+    def generate(self, ids: np.ndarray) -> Batch:
+        """Images `ids` of the plan as one generator batch (whole plates take their characters together)."""
         labels = self.plan.label[ids]
         attempts = np.zeros(len(ids), np.int64)
         start = time.perf_counter()

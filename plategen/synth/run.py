@@ -17,7 +17,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -27,10 +27,11 @@ from plategen.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from plategen.device import resolve_device
 from plategen.errors import PlategenError
 from plategen.glyphs import fonts_for, render_glyph, shipped_fonts
-from plategen.synth import writers
+from plategen.synth import plates, writers
 from plategen.synth.engine import Synthesizer, require_finite
 from plategen.synth.inputs import check_drawable, load_styles
 from plategen.synth.plan import CHECK_ATTEMPTS, Diversity, label_counts
+from plategen.synth.plates import PlateReport
 
 SAMPLES_KEPT = 32  # images per label kept in memory for the diversity figure and the preview
 DEFAULT_BATCH_SIZE = 256
@@ -39,7 +40,7 @@ DEFAULT_BATCH_SIZE = 256
 @dataclass
 class SynthRequest:
     styles: list[Path]
-    chars: list[str]
+    chars: list[str] | None  # None: 0-9A-Z for characters, the checkpoint's charset for --plates
     n: int
     out: Path
     checkpoint: Path | None = None  # None: the shipped model
@@ -56,6 +57,10 @@ class SynthRequest:
     diversity: Diversity = Diversity()
     check: bool = True  # the label check (needs the checkpoint's discriminator)
     command: list[str] = field(default_factory=list)
+    plates: bool = False  # whole plates (synth/plates.py) instead of single characters
+    pattern: str | None = None  # --plates: the layout to fill (layout.parse_pattern), else each style's own
+    texts: Path | None = None  # --plates: plate texts, one a line, used in order and cycled
+    exports: list[str] = field(default_factory=list)  # --plates: "lprnet", "paddleocr"
 
 
 @dataclass
@@ -98,6 +103,8 @@ def synthesize(req: SynthRequest, progress: Callable[[int, int], None] = lambda 
     label_check = req.check and ckpt.discriminator is not None
     require_finite(str(ckpt_path), ckpt.generator, ckpt.discriminator if label_check else None)
     fonts = shipped_fonts()
+    if req.plates:
+        return _synthesize_plates(req, device, ckpt, ckpt_path, label_check, fonts, progress, start)
     check_drawable(req.chars, fonts, ckpt.meta.get("charset"))
     styles = load_styles(req.styles)
     params = {
@@ -108,21 +115,53 @@ def synthesize(req: SynthRequest, progress: Callable[[int, int], None] = lambda 
         "diversity": json_ready(req.diversity.to_dict()), "glyph_size": ckpt.config.glyph_size,
         "label_check": label_check,
     }
+    return _claimed(req, device, params, RESUME_KEYS,
+                    lambda previous: _run(req, device, ckpt, ckpt_path, fonts, styles, params, previous, progress,
+                                          start))
+
+
+def _claimed(req: SynthRequest, device: str, params: dict, resume_keys: Sequence[str], run: Callable):
+    """`run(previous meta)` while holding the output folder's lock, after --resume's settings check."""
     lock, previous = writers.prepare_out(req.out, req.resume, req.overwrite)
     threads_before = torch.get_num_threads()
     try:
         if previous is not None:
             params["batch_size"] = _resumed_batch_size(req, previous.get("batch_size", params["batch_size"]))
-            differ = [k for k in RESUME_KEYS if previous.get(k) != params[k]]
+            differ = [k for k in resume_keys if previous.get(k) != params[k]]
             if differ:
                 raise PlategenError(f"{req.out}: --resume with different settings than the interrupted run "
                                     f"({', '.join(differ)}); repeat the first command's options")
         if device == "cpu":  # the generator and the PNG writers share the cores; oversubscribing them is slower
             torch.set_num_threads(req.threads or max(1, usable_cores() - 1))
-        return _run(req, device, ckpt, ckpt_path, fonts, styles, params, previous, progress, start)
+        return run(previous)
     finally:
         torch.set_num_threads(threads_before)
         lock.release()
+
+
+def _synthesize_plates(req: SynthRequest, device: str, ckpt, ckpt_path: Path, label_check: bool, fonts,
+                       progress: Callable[[int, int], None], start: float) -> PlateReport:
+    """--plates: style plates, texts and the plan are all checked before the folder is touched."""
+    charset = ckpt.meta.get("charset")
+    chars = list(req.chars) if req.chars is not None else [c for c in (charset or []) if fonts_for(c, fonts)]
+    check_drawable(chars, fonts, charset)
+    bad = sorted(set(req.exports) - set(plates.EXPORTS))
+    if bad:
+        raise PlategenError(f"--export {bad[0]}: choose one of {', '.join(plates.EXPORTS)}")
+    if req.format == "shards" and req.exports:
+        raise PlategenError(f"--export {req.exports[0]} copies the images/ of --format files; "
+                            "leave it out with --format shards")
+    styles, skipped = plates.load_style_plates(req.styles)
+    plan = plates.plan_plates(styles, req.n, chars, req.seed, req.pattern, req.texts)
+    params = {
+        "n": req.n, "seed": req.seed, "checkpoint_sha256": ckpt.sha256, "format": req.format,
+        "shard_size": req.shard_size if req.format == "shards" else None,
+        "batch_size": req.batch_size or plates.DEFAULT_PLATE_BATCH, "glyph_size": ckpt.config.glyph_size,
+        "label_check": label_check, **plates.plate_params(req, styles, chars),
+    }
+    return _claimed(req, device, params, tuple(params),
+                    lambda previous: plates.run_plates(req, device, ckpt, ckpt_path, fonts, styles, skipped, plan,
+                                                       chars, params, previous, progress, start))
 
 
 def check_request(req: SynthRequest) -> None:
@@ -133,7 +172,8 @@ def check_request(req: SynthRequest) -> None:
                           ("--workers", req.workers)):
         if value is not None and value < 1:
             raise PlategenError(f"{option} {value}: must be at least 1")
-    label_counts(req.n, len(req.chars))
+    if not req.plates:
+        label_counts(req.n, len(req.chars))
     if req.preview is not None:
         check_preview(Path(req.preview), Path(req.out))
 

@@ -3,7 +3,8 @@
 Two formats:
 - ``files``: ``<out>/<label>/<id>.png`` (label folder via `charset.safe_label_dir`);
 - ``shards``: WebDataset-style tar shards ``<out>/shard-000000.tar``, each holding, per image,
-  ``<id>.png``, ``<id>.cls`` (the label, UTF-8) and ``<id>.json`` (label, style, font, seed, check).
+  ``<id>.png``, ``<id>.txt`` (the label, UTF-8), ``<id>.cls`` (its index in the run's characters,
+  webdataset's class convention) and ``<id>.json`` (label, style, font, seed, check).
 
 Both write ``manifest.csv`` (``image_path,label,style,font,seed,check``, paths relative to the CSV;
 for shards ``shard-000000.tar#000123.png``) and ``meta.json``, each atomically.
@@ -186,29 +187,42 @@ class OutputLock:
 
 # what a files run writes into a label folder: <id>.png with a zero-padded id
 _IMAGE_NAME = re.compile(r"[0-9]{6,}\.png")
+# what a --plates run writes: its folders with the names of their files, and its other files
+PLATE_FOLDERS = {"images": _IMAGE_NAME, "labels": re.compile(r"[0-9]{6,}\.txt"),
+                 "lprnet": re.compile(r"[^_/]+_[0-9]{6,}\.png")}
+PLATE_FILES = ("classes.txt", "plates.csv", "plate_config.yaml", "rec_gt.txt", "dict.txt")
 
 
 def clear_run(out: Path, meta: dict) -> None:
     """Delete what an earlier synth run wrote, and nothing else.
 
     Everything is checked before the first deletion: a label folder must be the folder this
-    plategen gives that label, directly inside `out` (no link), holding only image files; meta.json
+    plategen gives that label, directly inside `out` (no link), holding only image files (a
+    --plates run's folders only the files it names so, see PLATE_FOLDERS); meta.json
     is the earlier run's own record and is not trusted further than that.
     """
     root = out.resolve()
     label_dirs = meta.get("label_dirs", {})
     if not isinstance(label_dirs, dict):
         raise PlategenError(f"{out / META}: label_dirs is not a mapping; not deleting anything, choose another --out")
-    targets = []
+    folders = []
     for label, name in label_dirs.items():
         target = out / str(name)
         if not isinstance(label, str) or name != safe_label_dir(label) or target.resolve().parent != root \
                 or target.is_symlink():
             raise PlategenError(f"{out / META}: label folder {name!r} of {label!r} is not one plategen writes "
                                 "inside --out; not deleting anything, choose another --out")
+        folders.append((target, _IMAGE_NAME))
+    plates = meta.get("plates") is True
+    if plates:
+        folders.extend((out / name, pattern) for name, pattern in PLATE_FOLDERS.items())
+    targets = []
+    for target, pattern in folders:
         if not target.exists():
             continue
-        strays = [p.name for p in target.iterdir() if not (_IMAGE_NAME.fullmatch(p.name) and p.is_file()
+        if target.is_symlink() or not target.is_dir():
+            raise PlategenError(f"{target}: not a folder plategen wrote; not deleting anything, choose another --out")
+        strays = [p.name for p in target.iterdir() if not (pattern.fullmatch(p.name) and p.is_file()
                                                            and not p.is_symlink())]
         if strays:
             raise PlategenError(f"{target}: holds {strays[0]!r}, which plategen did not write; not deleting "
@@ -221,7 +235,7 @@ def clear_run(out: Path, meta: dict) -> None:
             shutil.rmtree(target)
         for path in shards:
             path.unlink()
-        for name in (MANIFEST, JOURNAL, META):
+        for name in (MANIFEST, JOURNAL, *(PLATE_FILES if plates else ()), META):
             (out / name).unlink(missing_ok=True)
     except OSError as exc:
         raise os_error(out, exc) from exc
@@ -351,19 +365,8 @@ class FileWriter(_Writer):
         return [self.pool.submit(self._write, jobs[s:s + step]) for s in range(0, len(jobs), step)]
 
     def _write(self, jobs) -> list[tuple[int, str]]:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
         for i, image, label, _ in jobs:
-            path = self.out / self.path_of(i, label)
-            data = encode_png(image)
-            try:
-                fd = os.open(path, flags, 0o644)
-                try:
-                    if os.write(fd, data) != len(data):
-                        raise OSError(errno.EIO, "short write")
-                finally:
-                    os.close(fd)
-            except OSError as exc:
-                raise os_error(path, exc) from exc
+            write_file(self.out / self.path_of(i, label), encode_png(image))
         return [(i, h) for i, _, _, h in jobs]
 
     def present(self, done: dict[int, str], labels: Sequence[str]) -> dict[int, str]:
@@ -383,14 +386,30 @@ class FileWriter(_Writer):
         return {i: read_image_at(self.out, self.path_of(i, labels[i])) for i in ids}
 
 
+def write_file(path: Path, data: bytes) -> None:
+    """A plain write (no fsync: the journal, not the file, says what is durable)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+        try:
+            if os.write(fd, data) != len(data):
+                raise OSError(errno.EIO, "short write")
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise os_error(path, exc) from exc
+
+
 class ShardWriter(_Writer):
     """Shard k holds ids [k*size, (k+1)*size); it is written as `.part` and renamed when whole,
     and only then journalled. Tar headers carry no time or owner, so bytes are reproducible."""
 
     format = "shards"
+    with_class_index = True  # characters: .cls holds the class index (webdataset's convention)
 
     def __init__(self, out: Path, chars: Sequence[str], n: int, workers: int = 2, shard_size: int = 10000):
         super().__init__(out, chars, n, workers)
+        self.class_index = {c: i for i, c in enumerate(chars)}
         if shard_size < 1:
             raise PlategenError(f"--shard-size {shard_size}: must be at least 1")
         self.n, self.size = n, shard_size
@@ -429,7 +448,9 @@ class ShardWriter(_Writer):
             elif i != self.next_id:
                 raise PlategenError(f"internal: image {i} out of order in shard {shard}")
             key = self.key(i)
-            self._add(f"{key}.cls", label.encode("utf-8"))
+            self._add(f"{key}.txt", label.encode("utf-8"))
+            if self.with_class_index:
+                self._add(f"{key}.cls", str(self.class_index[label]).encode("ascii"))
             self._add(f"{key}.json", json.dumps(meta, ensure_ascii=False, sort_keys=True).encode("utf-8"))
             self._add(f"{key}.png", png)
             self.written.append((i, h))
@@ -550,10 +571,10 @@ class Pending:
 # ---------------------------------------------------------------- manifest, reading back, preview
 
 
-def write_manifest(out: Path, rows: Iterator[Sequence]) -> Path:
+def write_manifest(out: Path, rows: Iterator[Sequence], fields: Sequence[str] = MANIFEST_FIELDS) -> Path:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(MANIFEST_FIELDS)
+    writer.writerow(fields)
     writer.writerows(rows)
     atomic_write_text(out / MANIFEST, buffer.getvalue())
     return out / MANIFEST
@@ -565,7 +586,8 @@ def read_manifest(out: Path) -> list[dict[str, str]]:
 
 
 def read_shards(out: Path) -> Iterator[dict]:
-    """Every sample of the shards in `out`, in order: {"key", "png", "label", "meta"}."""
+    """Every sample of the shards in `out`, in order: {"key", "png", "label", "meta"} (label: the
+    character, or a plate's text)."""
     for path in sorted(out.glob("shard-*.tar")):
         with tarfile.open(path, "r") as tar:
             sample: dict = {}
@@ -578,7 +600,7 @@ def read_shards(out: Path) -> Iterator[dict]:
                 data = tar.extractfile(member).read()
                 if ext == "png":
                     sample["png"] = data
-                elif ext == "cls":
+                elif ext == "txt":
                     sample["label"] = data.decode("utf-8")
                 elif ext == "json":
                     sample["meta"] = json.loads(data)

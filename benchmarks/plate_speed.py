@@ -1,0 +1,58 @@
+"""How fast is `plategen synth --plates`? End-to-end plates/s, files and shards.
+
+    python benchmarks/plate_speed.py                 # --n 500 per case, shipped model, CPU
+    python benchmarks/plate_speed.py --n 2000 --device cuda
+
+Cases: a CCPD crop (7 characters, province and separator) and a UC3M-LP plate (5 characters),
+each written as files (a plategen data folder) and as tar shards. A case is one `synthesize`
+call in this process, so the checkpoint and style plate import are inside the time, as for a
+user; the first case also pays the imports' warm-up. Prints the machine and the load average
+before and after: figures from a busy machine are not the tool's speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from plategen.synth import SynthRequest, synthesize, usable_cores  # noqa: E402
+
+DATA = REPO.parent / "shared" / "data"
+STYLES = {"ccpd (7 chars)": DATA / "ccpd-crops" / "images" / "京PL3N67.jpg",
+          "uc3m (5 chars)": DATA / "uc3m-lp" / "images" / "00001_AN-074-C-V.jpg"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=500, help="plates per case")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-size", type=int, default=None, help="plates per generator batch")
+    args = parser.parse_args()
+    print(f"{usable_cores()} usable cores, load average before {os.getloadavg()[0]:.2f}, device {args.device}")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="plate-speed-") as tmp:
+        for name, style in STYLES.items():
+            for fmt in ("files", "shards"):
+                out = Path(tmp) / f"{len(rows)}"
+                start = time.perf_counter()
+                report = synthesize(SynthRequest(styles=[style], chars=None, n=args.n, out=out, device=args.device,
+                                                 batch_size=args.batch_size, format=fmt, plates=True))
+                seconds = time.perf_counter() - start
+                rows.append((name, fmt, args.n / seconds, report.characters, report.check_failed))
+                shutil.rmtree(out)
+    print(f"load average after {os.getloadavg()[0]:.2f}")
+    print(f"{'style':<16}{'format':<8}{'plates/s':>10}{'chars':>8}{'check fail':>12}")
+    for name, fmt, rate, chars, failed in rows:
+        print(f"{name:<16}{fmt:<8}{rate:>10.1f}{chars:>8}{failed if failed is not None else '-':>12}")
+
+
+if __name__ == "__main__":
+    main()

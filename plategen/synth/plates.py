@@ -1,0 +1,391 @@
+"""`plategen synth --plates`: whole plates in the style of real ones, with exact text and boxes.
+
+One plate, in order: a style plate with its layout (`load_style_plates`: annotated boxes, or
+segmentation of its text) -> the plan (`plan_plates`: which style, which text and which seed
+each plate gets, fixed by the run seed) -> its characters drawn by the SAAE engine in that
+plate's style, with the label check (`character_synth`: a `Synthesizer` over the plan's
+characters, so retries, folding and timing are the character path's own) -> composed on the
+style plate with its own characters erased (`compose_plate`). `run_plates` writes them with
+the character path's lock, journal and resume rules into a plategen data folder.
+
+Plates are generated in chunks of `batch_size` plates; a chunk's characters are one generator
+batch, so the bytes do not depend on which chunks an interrupted run had finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from plategen import __version__
+from plategen.atomic import atomic_write_bytes
+from plategen.synth.compose import erase_characters, ink_colour, place_characters
+from plategen.errors import PlategenError
+from plategen.synth.exports import FinishedPlate, write_lprnet, write_paddleocr
+from plategen.glyphs import Font
+from plategen.layout import PlateLayout, draw_texts, layout_of, parse_pattern, read_texts
+from plategen.plates import Plate, Problem, clean_text, detect_format, load_plates, read_image
+from plategen.segment import segment_plate
+from plategen.synth import plate_writers, writers
+from plategen.synth.check import LabelCheck
+from plategen.synth.engine import Engine, Synthesizer
+from plategen.synth.inputs import Style
+from plategen.synth.plan import CHECK_ATTEMPTS, Diversity, Plan, build_glyph_pool, build_style_pool, image_seeds
+
+DEFAULT_PLATE_BATCH = 32  # plates per generator batch
+PREVIEW_STYLES = 8  # style plates shown on the preview sheet
+PREVIEW_PER_STYLE = 4  # generated plates beside each
+PREVIEW_HEIGHT = 64  # px of each plate on the sheet
+EXPORTS = ("lprnet", "paddleocr")
+# characters are composed as soft coverage, so no noise is added to them; styles are not mixed,
+# as a plate's characters must share that plate's style
+PLATE_DIVERSITY = Diversity(noise=0.0, mix=0.0)
+
+
+@dataclass(frozen=True)
+class StylePlate:
+    name: str  # the image path
+    image: np.ndarray  # HxWx3 uint8 RGB
+    sha256: str
+    layout: PlateLayout  # its own characters' slots
+    text: str  # its own text, in the layout's reading order
+
+
+@dataclass
+class PlatePlan:
+    style: np.ndarray  # [n] index into the style plates
+    layouts: list[PlateLayout]  # per style plate: the slots new texts fill (its own, or --pattern's)
+    texts: list[str]  # [n]
+    seed: np.ndarray  # [n] uint64: the plate's own seed; its characters' seeds follow from it
+
+    @property
+    def n(self) -> int:
+        return len(self.texts)
+
+    def char_starts(self) -> np.ndarray:
+        """[n + 1] first character id of each plate in the flat character plan."""
+        return np.concatenate([[0], np.cumsum([len(t) for t in self.texts])]).astype(np.int64)
+
+
+@dataclass
+class PlateReport:
+    out: Path
+    manifest: Path
+    meta: Path
+    preview: Path | None
+    format: str
+    n: int
+    styles: int  # style plates used
+    skipped: list[Problem]  # style plates whose text could not be segmented
+    generated: int  # plates made by this invocation
+    resumed: int  # plates already there from an interrupted run
+    characters: int
+    check_failed: int | None  # characters no draw of which the discriminator read as their label
+    seconds: float
+    plates_per_s: float
+    device: str
+    exports: list[Path] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- style plates
+
+
+def load_style_plates(specs: Sequence[Path | str]) -> tuple[list[StylePlate], list[Problem]]:
+    """Style plates with layouts, and those whose text could not be segmented (skipped).
+
+    A folder is imported with `load_plates` (YOLO, file names or CSV); an image file takes its
+    annotation from the data folder it sits in (``<folder>/images/x.jpg`` or ``<folder>/x.jpg``),
+    or its text from its file name (e.g. ``皖A0V262.jpg``; no lower-case letters). A bare image
+    with neither is refused: there is nothing to say where its characters are.
+    """
+    if not specs:
+        raise PlategenError("--style: give at least one plate image or data folder")
+    plates: list[Plate] = []
+    skipped: list[Problem] = []
+    for spec in map(Path, specs):
+        if spec.is_dir():
+            result = load_plates(spec)
+            plates.extend(result.plates)
+            skipped.extend(result.skipped)
+        elif spec.is_file():
+            plate, problem = _plate_of_file(spec)
+            plates.extend([plate] if plate else [])
+            skipped.extend([problem] if problem else [])
+        else:
+            raise PlategenError(f"{spec}: no such style image or folder")
+    if not plates:
+        reasons = "; ".join(str(p) for p in skipped[:3])
+        raise PlategenError(f"--style: no style plate could be segmented ({reasons})")
+    styles = []
+    for plate in plates:
+        image = read_image(plate.image_path)
+        layout, text = layout_of(plate, (image.shape[1], image.shape[0]))
+        styles.append(StylePlate(str(plate.image_path), image, plate.sha256, layout, text))
+    return styles, skipped
+
+
+def _plate_of_file(path: Path) -> tuple[Plate | None, Problem | None]:
+    """One image's plate from its data folder's annotation or its file name; or why it is skipped."""
+    folder = path.parent.parent if path.parent.name == "images" else path.parent
+    try:
+        fmt = detect_format(folder)
+    except PlategenError:
+        fmt = "filename"
+    if fmt != "filename":
+        result = load_plates(folder, fmt)
+        target = path.resolve()
+        for plate in result.plates:
+            if plate.image_path.resolve() == target:
+                return plate, None
+        for problem in result.skipped:
+            if problem.path.resolve() == target:
+                return None, problem
+    text = clean_text(path.stem.split("_")[0])
+    if not text or not text.isalnum() or text != text.upper():
+        raise PlategenError(f"{path}: no character boxes or plate text for this image; give its data folder "
+                            "(YOLO labels/ + classes.txt, or a CSV image_path,plate_text), or name the file by "
+                            "its plate text, e.g. 1234BCD.jpg")
+    image = read_image(path)
+    seg = segment_plate(image, text)
+    if seg.boxes is None:
+        return None, Problem(path, f"not segmented: {seg.reason}")
+    return Plate(path, text, tuple(seg.boxes), "estimated", str(folder), hashlib.sha256(path.read_bytes())
+                 .hexdigest()), None
+
+
+# ---------------------------------------------------------------- the plan
+
+
+def plan_plates(styles: Sequence[StylePlate], n: int, chars: Sequence[str], seed: int,
+                pattern: str | None = None, texts: Path | None = None) -> PlatePlan:
+    """Style, text and seed of every plate, fixed by `seed`.
+
+    Styles take turns in a seeded order (every style plate used n // S or one more times).
+    Texts: from the `texts` file in order, cycled to n; else drawn per style plate, balanced
+    per slot kind over that style's plates (`layout.draw_texts`).
+    """
+    if n < 1:
+        raise PlategenError(f"--n {n}: need at least one plate")
+    rng = np.random.default_rng([seed, 5])
+    style = rng.permutation(np.arange(n) % len(styles)).astype(np.int64)
+    layouts = [parse_pattern(pattern, s.layout) if pattern else s.layout for s in styles]
+    out = [""] * n
+    if texts is not None:
+        by_kinds: dict[str, list[str]] = {}
+        for i, k in enumerate(style):
+            layout = layouts[k]
+            if layout.kinds not in by_kinds:
+                by_kinds[layout.kinds] = read_texts(texts, layout, n, chars)
+            out[i] = by_kinds[layout.kinds][i]
+    else:
+        for k, layout in enumerate(layouts):
+            ids = np.flatnonzero(style == k)
+            if len(ids):
+                for i, text in zip(ids, draw_texts(layout, len(ids), chars, rng)):
+                    out[i] = text
+    return PlatePlan(style, layouts, out, image_seeds(seed, np.arange(n)))
+
+
+def character_synth(generator, discriminator, charset: Sequence[str] | None, styles: Sequence[StylePlate],
+                    plan: PlatePlan, chars: Sequence[str], fonts: Sequence[Font], seed: int,
+                    device: str, batch_size: int) -> Synthesizer:
+    """A `Synthesizer` whose plan is every plate's characters in plate order, each drawn in its
+    plate's style; a label-check retry takes another font and an augmented copy of the same plate."""
+    chars = list(chars)
+    index = {c: i for i, c in enumerate(chars)}
+    label = np.array([index[c] for text in plan.texts for c in text], np.int64)
+    plate_of = np.repeat(np.arange(plan.n), [len(t) for t in plan.texts])
+    config = generator.config
+    glyphs = build_glyph_pool(chars, [len(fonts)] * len(chars), fonts, seed, PLATE_DIVERSITY, config.glyph_size)
+    s = len(styles)
+    as_styles = [Style(p.name, p.image, p.sha256) for p in styles]
+    pool = build_style_pool(as_styles, len(label), seed, PLATE_DIVERSITY, tuple(config.style_size),
+                            entries=s * CHECK_ATTEMPTS)
+    rng = np.random.default_rng([seed, 6])
+    first = rng.integers(0, 1 << 30, len(label))
+    attempts = np.arange(CHECK_ATTEMPTS)[:, None]
+    sizes, offsets = np.asarray(glyphs.size), np.asarray(glyphs.offset)
+    glyph = offsets[label] + (first + attempts) % sizes[label]
+    style = plan.style[plate_of] + attempts * s
+    style = np.where(style < len(pool.names), style, plan.style[plate_of])
+    counts = np.bincount(label, minlength=len(chars)).tolist()
+    char_plan = Plan(chars, counts, label, glyph.astype(np.int64), style.astype(np.int64),
+                     image_seeds(seed, np.arange(len(label))))
+    engine = Engine(generator, glyphs.glyphs, pool, torch.device(device), batch_size * 8)
+    check = None
+    if discriminator is not None and charset is not None:
+        check = LabelCheck(discriminator, [list(charset).index(c) for c in chars], torch.device(device))
+    return Synthesizer(chars, len(label), seed, as_styles, char_plan, glyphs, pool, engine, batch_size,
+                       PLATE_DIVERSITY, check)
+
+
+class Canvas:
+    """Each style plate with its own characters erased, and its ink colour, made once when first used."""
+
+    def __init__(self, styles: Sequence[StylePlate]):
+        self.styles = styles
+        self.cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def get(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if k not in self.cache:
+            plate = self.styles[k]
+            boxes = [slot.box for slot in plate.layout.char_slots]
+            self.cache[k] = erase_characters(plate.image, boxes), ink_colour(plate.image, boxes)
+        return self.cache[k]
+
+
+def compose_plate(canvas: Canvas, k: int, layout: PlateLayout, characters: np.ndarray) -> np.ndarray:
+    background, ink = canvas.get(k)
+    return place_characters(background, list(characters), [slot.box for slot in layout.char_slots], ink)
+
+
+# ---------------------------------------------------------------- the run
+
+
+def run_plates(req, device: str, ckpt, ckpt_path: Path, fonts, styles: list[StylePlate], skipped: list[Problem],
+               plan: PlatePlan, chars: list[str], params: dict, previous: dict | None,
+               progress: Callable[[int, int], None], start: float) -> PlateReport:
+    """Generate, compose and write the planned plates; journal each as it becomes durable."""
+    batch = params["batch_size"]
+    synth = character_synth(ckpt.generator, ckpt.discriminator if params["label_check"] else None,
+                            ckpt.meta.get("charset"), styles, plan, chars, fonts, req.seed, device, batch)
+    starts = plan.char_starts()
+    if req.format == "shards":
+        writer = plate_writers.PlateShardWriter(req.out, chars, plan.n, req.workers, req.shard_size)
+    else:
+        writer = plate_writers.PlateFileWriter(req.out, chars, plan.n, req.workers)
+    meta = {
+        "tool": "plategen synth", "plategen_version": __version__, "command": req.command, "status": "running",
+        **params, "checkpoint": str(ckpt_path), "device": device, "plates": True,
+        "skipped_styles": [str(p) for p in skipped],
+        "manifest_columns": {"image_path": "relative to manifest.csv", "text": "the plate text (no separators)",
+                             "style": "the style plate", "seed": "the plate's own seed",
+                             "check": "per character, in text order: pass: the model's discriminator reads it as "
+                                      f"its label; fail: no draw of {CHECK_ATTEMPTS} did; empty: no check"},
+    }
+    journal = writers.Journal(req.out)
+    complete = previous is not None and previous.get("status") == "complete"
+    done = {i: "" for i in range(plan.n)} if complete else journal.load(plan.n)
+    done = writer.present(done, plan.texts)
+    resumed = len(done)
+    checks: dict[int, list[str]] = {i: (journal.extra.get(i) or [""]) for i in done}
+    writers.write_meta(req.out, meta)
+    canvas = Canvas(styles)
+    pending = writers.Pending()
+    generated = 0
+    progress(resumed, plan.n)
+
+    def collect(block_until: int | None = None) -> None:
+        nonlocal generated
+        for items in pending.ready(block_until):
+            journal.append(items, checks)
+            done.update(items)
+            generated += len(items)
+            progress(resumed + generated, plan.n)
+
+    try:
+        for b0 in range(0, plan.n, batch):
+            ids = range(b0, min(b0 + batch, plan.n))
+            if all(i in done for i in ids):
+                continue
+            drawn = synth.generate(np.arange(starts[ids.start], starts[ids.stop], dtype=np.int64))
+            new = np.array([i for i in ids if i not in done], np.int64)
+            images, info = [], []
+            for i in new:
+                a, z = starts[i] - starts[ids.start], starts[i + 1] - starts[ids.start]
+                k = int(plan.style[i])
+                checks[int(i)] = [",".join(drawn.checks[a:z])]
+                images.append(compose_plate(canvas, k, plan.layouts[k], drawn.images[a:z]))
+                info.append({"text": plan.texts[i], "boxes": [list(s.box) for s in plan.layouts[k].char_slots],
+                             "style": styles[k].name, "seed": int(plan.seed[i]), "check": checks[int(i)][0]})
+            hashes = [writers.batch_hashes(image[None])[0] for image in images]
+            pending.add(writer.submit(new, images, [plan.texts[i] for i in new], hashes, info,
+                                      np.ones(len(new), bool)))
+            collect()
+            collect(block_until=max(2, 2 * req.workers))
+        collect(block_until=0)
+        writer.close()
+    except BaseException:  # clean up without ever hiding the error that stopped the run
+        writer.abort()
+        with contextlib.suppress(BaseException):
+            collect(block_until=0)
+        with contextlib.suppress(PlategenError):
+            journal.close()
+        with contextlib.suppress(PlategenError):
+            writers.write_meta(req.out, {**meta, "status": "interrupted", "done": len(done)})
+        raise
+    if len(done) != plan.n:
+        raise PlategenError(f"{req.out}: internal error, {plan.n - len(done)} plate(s) were not written; "
+                            "run with --resume")
+    finished = []
+    if req.format == "files":
+        finished = [FinishedPlate(writer.key(i), (req.out / writer.path_of(i)).read_bytes(), plan.texts[i],
+                                  tuple(s.box for s in plan.layouts[plan.style[i]].char_slots)) for i in range(plan.n)]
+        plate_writers.write_plate_index(req.out, finished, chars)
+    if complete:
+        manifest = req.out / writers.MANIFEST
+        check_failed = previous.get("check_failed")
+    else:
+        rows = ((writer.path_of(i, plan.texts[i]), plan.texts[i], styles[plan.style[i]].name, int(plan.seed[i]), checks[i][0])
+                for i in range(plan.n))
+        manifest = writers.write_manifest(req.out, rows, plate_writers.MANIFEST_FIELDS)
+        check_failed = sum(c[0].split(",").count("fail") for c in checks.values()) if params["label_check"] else None
+    exported = []
+    if "lprnet" in req.exports:
+        write_lprnet(req.out / "lprnet", finished)
+        exported.append(req.out / "lprnet")
+    if "paddleocr" in req.exports:
+        write_paddleocr(req.out, finished, chars)
+        exported.append(req.out / "rec_gt.txt")
+    preview = None
+    if req.preview is not None:
+        preview = write_plate_preview(req.preview, styles, plan,
+                                      lambda i: writers.read_image_at(req.out, writer.path_of(i, plan.texts[i])))
+    seconds = time.perf_counter() - start
+    meta.update(status="complete", check_failed=check_failed, seconds=round(seconds, 3),
+                plates_per_s=round(generated / seconds, 1) if seconds else None)
+    writers.write_meta(req.out, meta)
+    journal.close(remove=True)
+    return PlateReport(req.out, manifest, req.out / writers.META, preview, req.format, plan.n, len(set(
+        plan.style.tolist())), skipped, generated, resumed, int(starts[-1]), check_failed, seconds,
+        generated / seconds if seconds else 0.0, device, exported)
+
+
+def write_plate_preview(path: Path, styles: Sequence[StylePlate], plan: PlatePlan,
+                        image_of: Callable[[int], np.ndarray]) -> Path:
+    """A sheet: per style plate (the first few used), the plate itself, then a few of its generated plates."""
+    rows = []
+    for k in dict.fromkeys(plan.style.tolist()).keys():
+        if len(rows) == PREVIEW_STYLES:
+            break
+        made = [image_of(i) for i in np.flatnonzero(plan.style == k)[:PREVIEW_PER_STYLE]]
+        cells = [_at_height(image) for image in [styles[k].image, *made]]
+        cells.insert(1, np.full((PREVIEW_HEIGHT, 12, 3), 255, np.uint8))  # a white bar after the style plate
+        rows.append(np.concatenate([np.pad(c, ((0, 0), (0, 6), (0, 0)), constant_values=40) for c in cells], 1))
+    width = max(r.shape[1] for r in rows)
+    sheet = np.concatenate([np.pad(r, ((3, 3), (0, width - r.shape[1]), (0, 0)), constant_values=40) for r in rows])
+    atomic_write_bytes(path, writers.encode_png(sheet))
+    return path
+
+
+def _at_height(image: np.ndarray) -> np.ndarray:
+    h, w = image.shape[:2]
+    scale = PREVIEW_HEIGHT / h
+    return cv2.resize(image, (max(1, round(w * scale)), PREVIEW_HEIGHT),
+                      interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+
+
+def plate_params(req, styles: Sequence[StylePlate], chars: Sequence[str]) -> dict:
+    """What fixes the bytes of a plate run; --resume must match all of it."""
+    texts_sha = hashlib.sha256(Path(req.texts).read_bytes()).hexdigest() if req.texts else None
+    return {"pattern": req.pattern, "texts_sha256": texts_sha, "exports": sorted(set(req.exports)),
+            "charset": list(chars), "styles": [{"path": s.name, "sha256": s.sha256} for s in styles]}
+

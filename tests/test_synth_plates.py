@@ -1,0 +1,257 @@
+import csv
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from plategen.charset import parse_charset
+from plategen.cli import app
+from plategen.errors import PlategenError
+from plategen.plates import clean_text, load_plates, read_image
+from plategen.synth import SynthRequest, synthesize
+from plategen.synth import engine as engine_module
+from plategen.synth.plates import PREVIEW_HEIGHT, _at_height, load_style_plates
+from plategen.synth.writers import decode_png, read_shards
+from conftest import make_checkpoint, webdataset_samples
+
+CHARS = parse_charset("0-9A-Z") + list("京沪浙")
+UC3M = ("uc3m-lp", "images/00011_BN-695-B-D.jpg")
+CCPD = ("ccpd-crops", "images/京PL3N67.jpg")
+ALPR = ("ak1165.jpg", "ak399.jpg")
+
+
+@pytest.fixture(scope="module")
+def ckpt_cn(tmp_path_factory) -> Path:
+    """A small random model whose charset has provinces, so CCPD plates can be drawn."""
+    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "random-cn.safetensors", CHARS)
+
+
+@pytest.fixture(scope="module")
+def styles(data_dir, tmp_path_factory) -> list[Path]:
+    """A uc3m plate (YOLO boxes of its data folder), a CCPD crop (text in its file name) and a
+    small openalpr data folder (CSV text, segmented)."""
+    alpr = tmp_path_factory.mktemp("alpr")
+    (alpr / "images").mkdir()
+    rows = {r["image_path"]: r for r in csv.DictReader((data_dir / "openalpr-us" / "labels.csv").open())}
+    with (alpr / "labels.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, ["image_path", "region", "plate_text"])
+        writer.writeheader()
+        for name in ALPR:
+            shutil.copy(data_dir / "openalpr-us" / "images" / name, alpr / "images" / name)
+            writer.writerow(rows[f"images/{name}"])
+    return [data_dir / UC3M[0] / UC3M[1], data_dir / CCPD[0] / CCPD[1], alpr]
+
+
+def request(styles, ckpt, out, n, **kw) -> SynthRequest:
+    return SynthRequest(styles=list(styles), chars=kw.pop("chars", CHARS), n=n, out=out, checkpoint=ckpt,
+                        device="cpu", plates=True, batch_size=kw.pop("batch_size", 4), **kw)
+
+
+def tree(out: Path) -> dict[str, bytes]:
+    """Every file's bytes but meta.json (it records the time taken)."""
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and p.name != "meta.json"}
+
+
+def manifest(out: Path) -> list[dict[str, str]]:
+    with (out / "manifest.csv").open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def run(styles, ckpt_cn, tmp_path_factory):
+    out = tmp_path_factory.mktemp("plates") / "out"
+    return synthesize(request(styles, ckpt_cn, out, 12, exports=["lprnet", "paddleocr"])), out
+
+
+def test_every_plate_reads_back_with_its_exact_text_and_boxes(run, styles):
+    report, out = run
+    layouts = {s.name: s.layout for s in load_style_plates(styles)[0]}
+    rows = manifest(out)
+    assert report.n == len(rows) == 12 and report.styles == 4  # uc3m, ccpd and the two openalpr plates
+    assert {Path(r["style"]).parent.parent.name for r in rows} >= {"uc3m-lp", "ccpd-crops"}
+    result = load_plates(out)
+    assert result.format == "yolo" and not result.problems and not result.skipped
+    by_path = {f"images/{p.image_path.name}": p for p in result.plates}
+    assert sorted(by_path) == [r["image_path"] for r in rows]
+    for row in rows:
+        read = by_path[row["image_path"]]
+        layout = layouts[row["style"]]
+        boxes = [s.box for s in layout.char_slots]
+        assert read.box_origin == "annotated"
+        assert read_image(read.image_path).shape[:2] == (layout.size[1], layout.size[0])
+        assert (read.text, list(read.boxes)) == (row["text"], boxes)  # reading order, two-row plates too
+        assert len(row["check"].split(",")) == len(row["text"])
+    with (out / "plates.csv").open(encoding="utf-8", newline="") as handle:
+        assert [(r["image_path"], r["plate_text"]) for r in csv.DictReader(handle)] == \
+            [(r["image_path"], r["text"]) for r in rows]
+    assert any(r["text"][0] in "京沪浙" for r in rows)  # the CCPD style's province slot
+
+
+def test_a_style_image_outside_any_data_folder_and_not_named_by_its_text_is_refused(styles, ckpt_cn, tmp_path):
+    bare = tmp_path / "photo.jpg"
+    shutil.copy(styles[0], bare)
+    out = tmp_path / "out"
+    with pytest.raises(PlategenError, match=r"photo.jpg: no character boxes or plate text .* name the file by "
+                                            r"its plate text") as caught:
+        synthesize(request([bare], ckpt_cn, out, 2))
+    assert "\n" not in str(caught.value) and not out.exists()
+
+
+def test_fast_plate_ocrs_own_validator_passes_the_output(run):
+    _, out = run
+    command = [sys.executable, "-m", "fast_plate_ocr.cli.validate_dataset",
+               "-a", "plates.csv", "--plate-config-file", "plate_config.yaml"]
+    result = subprocess.run(command, cwd=out, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Errors   │     0" in result.stdout
+
+
+def test_same_seed_same_bytes_and_another_seed_other_plates(styles, ckpt_cn, tmp_path):
+    first = synthesize(request(styles[:2], ckpt_cn, tmp_path / "a", 6, seed=3)).out
+    again = synthesize(request(styles[:2], ckpt_cn, tmp_path / "b", 6, seed=3)).out
+    other = synthesize(request(styles[:2], ckpt_cn, tmp_path / "c", 6, seed=4)).out
+    assert tree(first) == tree(again)
+    assert tree(first)["images/000000.png"] != tree(other)["images/000000.png"]
+    assert [r["text"] for r in manifest(first)] != [r["text"] for r in manifest(other)]
+
+
+def test_an_interrupted_run_resumes_to_the_same_bytes(styles, ckpt_cn, tmp_path, monkeypatch):
+    whole = synthesize(request(styles[:2], ckpt_cn, tmp_path / "whole", 10, batch_size=2)).out
+    generate = engine_module.Synthesizer.generate
+    calls = []
+
+    def dies_after_two_batches(self, ids):
+        calls.append(len(ids))
+        if len(calls) > 2:
+            raise KeyboardInterrupt
+        return generate(self, ids)
+
+    monkeypatch.setattr(engine_module.Synthesizer, "generate", dies_after_two_batches)
+    cut = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):
+        synthesize(request(styles[:2], ckpt_cn, cut, 10, batch_size=2))
+    monkeypatch.setattr(engine_module.Synthesizer, "generate", generate)
+    journalled = len((cut / "progress.tsv").read_text().splitlines())
+    assert 0 < journalled <= 4  # a batch whose writing had not started when it stopped is redone
+    resumed = synthesize(request(styles[:2], ckpt_cn, cut, 10, resume=True, batch_size=None))
+    assert (resumed.resumed, resumed.generated) == (journalled, 10 - journalled)
+    assert tree(cut) == tree(whole)
+
+
+def test_texts_file_is_used_in_order_and_cycled(styles, ckpt_cn, tmp_path):
+    assert load_style_plates(styles[:1])[0][0].layout.kinds == "DDD/LL"  # a two-row plate: texts are top row first
+    texts = tmp_path / "texts.txt"
+    texts.write_text("123-BC\n\n456 FG\n", encoding="utf-8")
+    out = synthesize(request(styles[:1], ckpt_cn, tmp_path / "out", 5, texts=texts)).out
+    assert [r["text"] for r in manifest(out)] == ["123BC", "456FG", "123BC", "456FG", "123BC"]
+    texts.write_text("1234BC\n", encoding="utf-8")
+    with pytest.raises(PlategenError, match="texts.txt:1: '1234BC' has 6 characters; the layout DDD/LL has 5"):
+        synthesize(request(styles[:1], ckpt_cn, tmp_path / "bad", 2, texts=texts))
+    assert not (tmp_path / "bad").exists()
+
+
+def test_pattern_sets_the_kind_of_every_slot(styles, ckpt_cn, tmp_path):
+    out = synthesize(request(styles[1:2], ckpt_cn, tmp_path / "out", 6, pattern="PL.DDDDD")).out
+    texts = [r["text"] for r in manifest(out)]
+    assert all(t[0] in "京沪浙" and t[1].isalpha() and t[2:].isdigit() and len(t) == 7 for t in texts)
+    with pytest.raises(PlategenError, match="--pattern 'PX': unknown mark"):
+        synthesize(request(styles[1:2], ckpt_cn, tmp_path / "bad", 2, pattern="PX"))
+
+
+def test_lprnet_and_paddleocr_exports(run):
+    _, out = run
+    rows = manifest(out)
+    files = sorted((out / "lprnet").iterdir())
+    assert sorted(clean_text(f.stem.split("_")[0]) for f in files) == sorted(r["text"] for r in rows)
+    assert all(decode_png(f.read_bytes()).shape == (24, 94, 3) for f in files)
+    lines = (out / "rec_gt.txt").read_text(encoding="utf-8").splitlines()
+    assert [tuple(line.split("\t")) for line in lines] == [(r["image_path"], r["text"]) for r in rows]
+    assert (out / "dict.txt").read_text(encoding="utf-8").splitlines() == CHARS
+
+
+def test_preview_shows_each_style_plate_beside_its_plates(styles, ckpt_cn, tmp_path):
+    sheet = tmp_path / "sheet.png"
+    report = synthesize(request(styles[:2], ckpt_cn, tmp_path / "out", 4, preview=sheet))
+    image = decode_png(sheet.read_bytes())
+    assert report.preview == sheet and image.shape[0] == 2 * (PREVIEW_HEIGHT + 6)  # one row per style plate
+    first = manifest(report.out)[0]
+    style = _at_height(read_image(Path(first["style"])))
+    plate = _at_height(read_image(report.out / first["image_path"]))
+    row = image[3:3 + PREVIEW_HEIGHT]
+    assert np.array_equal(row[:, :style.shape[1]], style)  # the style plate of the first plate, then a white bar
+    bar = style.shape[1] + 6
+    assert (row[:, bar:bar + 12] == 255).all()
+    x = bar + 12 + 6
+    assert np.array_equal(row[:, x:x + plate.shape[1]], plate)  # then its first generated plate
+
+
+def test_overwrite_replaces_a_plate_run_and_nothing_else(styles, ckpt_cn, tmp_path):
+    out = tmp_path / "out"
+    synthesize(request(styles[:1], ckpt_cn, out, 5, exports=["lprnet", "paddleocr"]))
+    mine = out / "labels" / "notes.md"
+    mine.write_text("mine", encoding="utf-8")
+    with pytest.raises(PlategenError, match="labels: holds 'notes.md', which plategen did not write"):
+        synthesize(request(styles[:1], ckpt_cn, out, 2, overwrite=True))
+    assert len(list((out / "images").iterdir())) == 5  # nothing deleted
+    mine.unlink()
+    synthesize(request(styles[:1], ckpt_cn, out, 2, overwrite=True))
+    assert len(load_plates(out).plates) == 2
+    assert sorted(p.name for p in out.iterdir()) == ["classes.txt", "images", "labels", "manifest.csv", "meta.json",
+                                                      "plate_config.yaml", "plates.csv"]
+
+
+def test_shards_hold_the_same_plates_as_files(styles, ckpt_cn, tmp_path):
+    files = synthesize(request(styles[:2], ckpt_cn, tmp_path / "files", 5)).out
+    shards = synthesize(request(styles[:2], ckpt_cn, tmp_path / "shards", 5, format="shards", shard_size=2)).out
+    assert sorted(p.name for p in shards.glob("shard-*.tar")) == [f"shard-00000{k}.tar" for k in range(3)]
+    read = {p.image_path.name: p for p in load_plates(files).plates}
+    samples = list(read_shards(shards))
+    assert [s["key"] for s in samples] == [f"{i:06d}" for i in range(5)]
+    for sample, row in zip(samples, manifest(files)):
+        assert sample["png"] == (files / row["image_path"]).read_bytes()
+        assert sample["label"] == sample["meta"]["text"] == row["text"]
+        assert sample["meta"]["check"] == row["check"] and sample["meta"]["style"] == row["style"]
+        plate = read[Path(row["image_path"]).name]
+        assert sorted(map(tuple, sample["meta"]["boxes"])) == sorted(plate.boxes)
+    assert [r["image_path"] for r in manifest(shards)][:3] == ["shard-000000.tar#000000.png",
+                                                               "shard-000000.tar#000001.png",
+                                                               "shard-000001.tar#000002.png"]
+
+
+def test_the_cli_refuses_the_bare_example_plate_in_one_line_and_writes_nothing(ckpt_cn, tmp_path):
+    example = Path(__file__).resolve().parents[1] / "examples" / "plate-es.jpg"
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["synth", "--plates", "--style", str(example), "--n", "3", "--out", str(out),
+                                      "--checkpoint", str(ckpt_cn), "--device", "cpu"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "plate-es.jpg: no character boxes or plate text for this image" in lines[0]
+    assert "Traceback" not in result.output and not out.exists()
+
+
+def test_the_shipped_model_draws_plate_characters_its_discriminator_reads(styles, tmp_path):
+    """Image quality: on a Spanish plate most characters of the shipped model pass the label
+    check (the random test model's nearly all fail)."""
+    out = tmp_path / "out"
+    report = synthesize(SynthRequest(styles=styles[:1], chars=None, n=16, out=out, device="cpu", plates=True))
+    assert report.characters == 16 * 5
+    assert report.check_failed <= 0.2 * report.characters
+    failed = sum(r["check"].split(",").count("fail") for r in manifest(out))
+    assert failed == report.check_failed
+
+
+def test_webdataset_reads_plate_shards_with_text_and_boxes(styles, ckpt_cn, tmp_path):
+    out = synthesize(request(styles[:2], ckpt_cn, tmp_path / "plates", 6, format="shards", shard_size=4)).out
+    samples, rows = webdataset_samples(out), manifest(out)
+    assert len(samples) == len(rows) == 6
+    for sample, row in zip(samples, rows):
+        assert sample["txt"] == row["text"] == sample["json"]["text"]
+        assert len(sample["json"]["boxes"]) == len(row["text"])
+        assert set(CHARS) >= set(row["text"])
+        height, width = sample["png"].shape[:2]
+        assert all(0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height for x0, y0, x1, y1 in sample["json"]["boxes"])
