@@ -78,11 +78,19 @@ def build_samples(plates: Sequence[Plate], charset: Sequence[str] | None = None,
 
 
 def plate_key(plate: Plate) -> str:
-    """What makes two images one physical plate: the same text from the same folder.
+    """What makes two images one physical plate: the same characters from the same folder.
 
-    Datasets hold several frames of one plate; splitting by image would leak it.
+    Datasets hold several frames of one plate; splitting by image would leak it. Annotated
+    characters are keyed left to right by box centre, as the YOLO importer ordered them before
+    two-row plates were read top row first: the key fixes `is_holdout`, and keeping it keeps the
+    shipped model's held-out plates the ones it never trained on (all 2,056 uc3m-lp plates fall
+    on the same side as before).
     """
-    return f"{Path(plate.source).name}/{plate.text}"
+    text = plate.text
+    if plate.box_origin == "annotated":
+        order = sorted(range(len(plate.boxes)), key=lambda i: plate.boxes[i][0] + plate.boxes[i][2])
+        text = "".join(plate.text[i] for i in order)
+    return f"{Path(plate.source).name}/{text}"
 
 
 HOLDOUT_FRACTION = 0.2

@@ -20,3 +20,11 @@ def test_holdout_is_about_a_fifth_and_keeps_frames_of_a_plate_together(imported)
     assert 0.15 < len(held) / len(plates) < 0.25
     held_keys = {plate_key(p) for p in held}
     assert not any(plate_key(p) in held_keys for p in plates if not is_holdout(p))
+
+
+def test_two_row_plates_read_top_row_first_but_keep_their_holdout_key(imported):
+    """The key predates reading order: a two-row plate keeps the key (and so the holdout side)
+    of its characters left to right, so the shipped model's held-out plates stay unseen."""
+    plate = next(p for p in imported("uc3m-lp").plates if p.image_path.name == "00011_BN-695-B-D.jpg")
+    assert plate.text == "695BD"
+    assert plate_key(plate) == "uc3m-lp/B695D"
