@@ -33,7 +33,7 @@ TEXT_ONLY = ("ccpd-crops", "openalpr-us")
 
 
 def measure_annotated(plates: list[Plate]) -> str:
-    """Per-character IoU of estimated against drawn boxes; the text is the drawn boxes' classes by x."""
+    """Per-character IoU of estimated against drawn boxes; the text is the drawn boxes' classes in reading order."""
     ious: list[float] = []
     refused, wrong_plates, seconds = 0, 0, 0.0
     reasons: Counter[str] = Counter()
