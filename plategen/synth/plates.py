@@ -29,7 +29,7 @@ from plategen import __version__
 from plategen.atomic import atomic_write_bytes
 from plategen.synth.compose import erase_characters, ink_colour, place_characters
 from plategen.errors import PlategenError
-from plategen.synth.exports import FinishedPlate, write_lprnet, write_paddleocr
+from plategen.synth.exports import FinishedPlate, write_lprnet, write_paddleocr, write_plate_index
 from plategen.glyphs import Font
 from plategen.layout import PlateLayout, draw_texts, layout_of, parse_pattern, read_texts
 from plategen.plates import Plate, Problem, clean_text, detect_format, load_plates, read_image
@@ -329,7 +329,7 @@ def run_plates(req, device: str, ckpt, ckpt_path: Path, fonts, styles: list[Styl
     if req.format == "files":
         finished = [FinishedPlate(writer.key(i), (req.out / writer.path_of(i)).read_bytes(), plan.texts[i],
                                   tuple(s.box for s in plan.layouts[plan.style[i]].char_slots)) for i in range(plan.n)]
-        plate_writers.write_plate_index(req.out, finished, chars)
+        write_plate_index(req.out, finished, chars)
     if complete:
         manifest = req.out / writers.MANIFEST
         check_failed = previous.get("check_failed")
