@@ -32,7 +32,7 @@ from plategen.errors import PlategenError
 from plategen.synth.exports import FinishedPlate, write_lprnet, write_paddleocr, write_plate_index
 from plategen.glyphs import Font
 from plategen.layout import PlateLayout, draw_texts, layout_of, parse_pattern, read_texts
-from plategen.plates import Plate, Problem, clean_text, detect_format, load_plates, read_image
+from plategen.plates import Plate, Problem, clean_text, detect_format, load_plate, load_plates, read_image
 from plategen.segment import segment_plate
 from plategen.synth import plate_writers, writers
 from plategen.synth.check import LabelCheck
@@ -140,14 +140,11 @@ def _plate_of_file(path: Path) -> tuple[Plate | None, Problem | None]:
     except PlategenError:
         fmt = "filename"
     if fmt != "filename":
-        result = load_plates(folder, fmt)
-        target = path.resolve()
-        for plate in result.plates:
-            if plate.image_path.resolve() == target:
-                return plate, None
-        for problem in result.skipped:
-            if problem.path.resolve() == target:
-                return None, problem
+        result = load_plate(path, fmt)
+        if result.plates:
+            return result.plates[0], None
+        if result.skipped:
+            return None, result.skipped[0]
     text = clean_text(path.stem.split("_")[0])
     if not text or not text.isalnum() or text != text.upper():
         raise PlategenError(f"{path}: no character boxes or plate text for this image; give its data folder "
