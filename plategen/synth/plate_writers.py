@@ -4,8 +4,9 @@
 characters) are written in worker threads as plates are composed, and journalled like the
 character path's files (`writers.Journal`), by `exports.write_plate`; the run adds
 ``classes.txt``, ``plates.csv`` and ``plate_config.yaml`` at the end with
-`exports.write_plate_index`, so the folder is what `exports.write_plate_folder` makes. With ``--format shards`` plates go to the character path's
-tar shards instead (`PlateShardWriter`), with their text and boxes beside each PNG.
+`exports.write_plate_index`, so the folder is what `exports.write_plate_folder` makes.
+With ``--format shards`` plates go to the character path's tar shards instead
+(`PlateShardWriter`), with their text and boxes beside each PNG.
 """
 
 from __future__ import annotations
@@ -71,4 +72,3 @@ class PlateShardWriter(ShardWriter):
     (text, character boxes, style, seed, check); no class index, a plate is a sequence."""
 
     with_class_index = False
-
