@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -288,26 +289,44 @@ def run_plates(req, device: str, ckpt, ckpt_path: Path, fonts, styles: list[Styl
             generated += len(items)
             progress(resumed + generated, plan.n)
 
+    def compose_chunk(new: np.ndarray, first: int, drawn) -> tuple[list[np.ndarray], list[str]]:
+        """The plates `new` of a chunk whose characters start at `first`, and their pixel hashes."""
+        images = []
+        for i in new:
+            k = int(plan.style[i])
+            characters = drawn.images[starts[i] - first:starts[i + 1] - first]
+            images.append(compose_plate(canvas, k, plan.layouts[k], characters))
+        return images, [writers.batch_hashes(image[None])[0] for image in images]
+
+    def submit(new: np.ndarray, info: list[dict], composing: Future) -> None:
+        images, hashes = composing.result()
+        pending.add(writer.submit(new, images, [plan.texts[i] for i in new], hashes, info, np.ones(len(new), bool)))
+        collect()
+        collect(block_until=max(2, 2 * req.workers))
+
+    # a chunk is composed in its own thread while the next one is generated, then written
+    composer = ThreadPoolExecutor(1, thread_name_prefix="plategen-compose")
     try:
+        previous = None
         for b0 in range(0, plan.n, batch):
             ids = range(b0, min(b0 + batch, plan.n))
             if all(i in done for i in ids):
                 continue
             drawn = synth.generate(np.arange(starts[ids.start], starts[ids.stop], dtype=np.int64))
             new = np.array([i for i in ids if i not in done], np.int64)
-            images, info = [], []
+            info = []
             for i in new:
                 a, z = starts[i] - starts[ids.start], starts[i + 1] - starts[ids.start]
                 k = int(plan.style[i])
                 checks[int(i)] = [",".join(drawn.checks[a:z])]
-                images.append(compose_plate(canvas, k, plan.layouts[k], drawn.images[a:z]))
                 info.append({"text": plan.texts[i], "boxes": [list(s.box) for s in plan.layouts[k].char_slots],
                              "style": styles[k].name, "seed": int(plan.seed[i]), "check": checks[int(i)][0]})
-            hashes = [writers.batch_hashes(image[None])[0] for image in images]
-            pending.add(writer.submit(new, images, [plan.texts[i] for i in new], hashes, info,
-                                      np.ones(len(new), bool)))
-            collect()
-            collect(block_until=max(2, 2 * req.workers))
+            composing = composer.submit(compose_chunk, new, int(starts[ids.start]), drawn)
+            if previous is not None:
+                submit(*previous)
+            previous = new, info, composing
+        if previous is not None:
+            submit(*previous)
         collect(block_until=0)
         writer.close()
     except BaseException:  # clean up without ever hiding the error that stopped the run
@@ -319,6 +338,8 @@ def run_plates(req, device: str, ckpt, ckpt_path: Path, fonts, styles: list[Styl
         with contextlib.suppress(PlategenError):
             writers.write_meta(req.out, {**meta, "status": "interrupted", "done": len(done)})
         raise
+    finally:
+        composer.shutdown(cancel_futures=True)
     if len(done) != plan.n:
         raise PlategenError(f"{req.out}: internal error, {plan.n - len(done)} plate(s) were not written; "
                             "run with --resume")
