@@ -9,7 +9,8 @@ style plate with its own characters erased (`compose_plate`). `run_plates` write
 the character path's lock, journal and resume rules into a plategen data folder.
 
 Plates are generated in chunks of `batch_size` plates; a chunk's characters are one generator
-batch, so the bytes do not depend on which chunks an interrupted run had finished.
+batch, so the bytes do not depend on which chunks an interrupted run had finished. A chunk is
+composed in a thread of its own while the next one is generated.
 """
 
 from __future__ import annotations
