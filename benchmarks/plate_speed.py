@@ -7,7 +7,9 @@ Cases: a CCPD crop (7 characters, province and separator) and a UC3M-LP plate (5
 each written as files (a plategen data folder) and as tar shards. A case is one `synthesize`
 call in this process, so the checkpoint and style plate import are inside the time, as for a
 user; the first case also pays the imports' warm-up. Prints the machine and the load average
-before and after: figures from a busy machine are not the tool's speed.
+before and after: figures from a busy machine are not the tool's speed. The CPU time per plate
+(all threads) moves much less with the load than plates/s does, so compare it between versions
+measured on a shared machine.
 """
 
 from __future__ import annotations
@@ -42,16 +44,16 @@ def main() -> None:
         for name, style in STYLES.items():
             for fmt in ("files", "shards"):
                 out = Path(tmp) / f"{len(rows)}"
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.process_time()
                 report = synthesize(SynthRequest(styles=[style], chars=None, n=args.n, out=out, device=args.device,
                                                  batch_size=args.batch_size, format=fmt, plates=True))
-                seconds = time.perf_counter() - start
-                rows.append((name, fmt, args.n / seconds, report.characters, report.check_failed))
+                seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+                rows.append((name, fmt, args.n / seconds, 1000 * cpu / args.n, report.characters, report.check_failed))
                 shutil.rmtree(out)
     print(f"load average after {os.getloadavg()[0]:.2f}")
-    print(f"{'style':<16}{'format':<8}{'plates/s':>10}{'chars':>8}{'check fail':>12}")
-    for name, fmt, rate, chars, failed in rows:
-        print(f"{name:<16}{fmt:<8}{rate:>10.1f}{chars:>8}{failed if failed is not None else '-':>12}")
+    print(f"{'style':<16}{'format':<8}{'plates/s':>10}{'cpu ms/plate':>14}{'chars':>8}{'check fail':>12}")
+    for name, fmt, rate, cpu, chars, failed in rows:
+        print(f"{name:<16}{fmt:<8}{rate:>10.1f}{cpu:>14.1f}{chars:>8}{failed if failed is not None else '-':>12}")
 
 
 if __name__ == "__main__":

@@ -222,6 +222,33 @@ def load_many(folders: Iterable[Path | str], fmt: str | None = None, strict: boo
     return merged
 
 
+
+def load_plate(image_path: Path | str, fmt: str | None = None, allow_outside: bool = False) -> ImportResult:
+    """One image's plate from the data folder it sits in (``<folder>/images/x.jpg`` or ``<folder>/x.jpg``).
+
+    The folder's records are read by its importer, so the rules are the folder import's own,
+    but only this image is decoded (and segmented when it has no boxes): a style plate taken
+    from a large folder costs one image, not the whole folder. The result holds the plate, or
+    the image's problem or skip reason; nothing when the folder's labels do not name it.
+    """
+    image_path = Path(image_path)
+    folder = image_path.parent.parent if image_path.parent.name == "images" else image_path.parent
+    fmt = fmt or detect_format(folder)
+    if fmt not in FORMATS:
+        raise PlategenError(f"--format {fmt!r}: unknown format; choose one of {', '.join(FORMATS)}")
+    records, found = _read_csv(folder, allow_outside) if fmt == "csv" else _READERS[fmt](folder)
+    target = image_path.resolve()
+
+    def is_target(path: Path) -> bool:
+        return path.name == image_path.name and path.resolve() == target
+
+    result = ImportResult(folder, fmt, problems=[p for p in found.problems if is_target(p.path)],
+                          skipped=[p for p in found.skipped if is_target(p.path)])
+    for path, text, boxes, region in records:
+        if is_target(path):
+            _add_plate(result, folder, path, text, boxes, region)
+    return result
+
 # A raw record: image path, text, annotated boxes (normalised cx, cy, w, h) or None, region.
 RawRecord = tuple[Path, str, list[tuple[float, float, float, float]] | None, str]
 

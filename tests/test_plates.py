@@ -8,7 +8,8 @@ from PIL import Image
 
 from hostile import make_fifo
 from plategen.errors import PlategenError
-from plategen.plates import clean_text, detect_format, load_plates, read_image
+from plategen import plates as plates_module
+from plategen.plates import clean_text, detect_format, load_plate, load_plates, read_image
 
 
 def test_formats_are_detected_from_the_folders(data_dir):
@@ -50,6 +51,32 @@ def test_text_only_folders_get_estimated_boxes_or_a_listed_reason(imported):
     us = imported("openalpr-us")
     assert {"va", "nc", "wi"} <= {p.region for p in us.plates}  # the CSV's extra region column is kept
 
+
+
+@pytest.mark.parametrize("source, image", [("uc3m-lp", "images/00011_BN-695-B-D.jpg"),
+                                           ("openalpr-us", "images/ak1165.jpg"),
+                                           ("ccpd-crops", "images/京PL3N67.jpg")])
+def test_one_image_is_imported_as_its_folder_imports_it_decoding_only_that_image(imported, data_dir, source, image,
+                                                                                 monkeypatch):
+    decoded = []
+    read = plates_module.read_image_and_bytes
+    monkeypatch.setattr(plates_module, "read_image_and_bytes", lambda path: decoded.append(path) or read(path))
+    result = load_plate(data_dir / source / image)
+    assert decoded == [data_dir / source / image]
+    assert (result.folder, result.format) == (data_dir / source, detect_format(data_dir / source))
+    assert result.plates == [p for p in imported(source).plates if p.image_path == data_dir / source / image]
+    assert len(result.plates) == 1 and not result.problems and not result.skipped
+
+
+def test_one_image_brings_only_its_own_problem(tmp_path, data_dir):
+    folder = _yolo_folder(tmp_path, data_dir, STEMS)
+    (folder / "labels" / f"{STEMS[1]}.txt").unlink()
+    (folder / "labels" / f"{STEMS[2]}.txt").write_text("99 0.5 0.5 0.1 0.4\n")
+    result = load_plate(folder / "images" / f"{STEMS[1]}.jpg")
+    assert not result.plates and not result.skipped
+    assert [(p.path.name, p.message) for p in result.problems] == [(f"{STEMS[1]}.jpg", f"no label file {STEMS[1]}.txt "
+                                                                    "in labels/")]
+    assert [p.text for p in load_plate(folder / "images" / f"{STEMS[0]}.jpg").plates] == ["074CV"]
 
 def _yolo_folder(tmp_path: Path, data_dir: Path, stems: list[str]) -> Path:
     folder = tmp_path / "yolo"

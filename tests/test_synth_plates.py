@@ -14,6 +14,7 @@ from plategen.errors import PlategenError
 from plategen.plates import clean_text, load_plates, read_image
 from plategen.synth import SynthRequest, synthesize
 from plategen.synth import engine as engine_module
+from plategen.synth.exports import FinishedPlate, write_plate_folder
 from plategen.synth.plates import PREVIEW_HEIGHT, _at_height, load_style_plates
 from plategen.synth.writers import decode_png, read_shards
 from conftest import make_checkpoint, webdataset_samples
@@ -22,6 +23,7 @@ CHARS = parse_charset("0-9A-Z") + list("京沪浙")
 UC3M = ("uc3m-lp", "images/00011_BN-695-B-D.jpg")
 CCPD = ("ccpd-crops", "images/京PL3N67.jpg")
 ALPR = ("ak1165.jpg", "ak399.jpg")
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "plate-es.jpg"
 
 
 @pytest.fixture(scope="module")
@@ -223,15 +225,23 @@ def test_shards_hold_the_same_plates_as_files(styles, ckpt_cn, tmp_path):
                                                                "shard-000001.tar#000002.png"]
 
 
-def test_the_cli_refuses_the_bare_example_plate_in_one_line_and_writes_nothing(ckpt_cn, tmp_path):
-    example = Path(__file__).resolve().parents[1] / "examples" / "plate-es.jpg"
+def test_the_cli_refuses_a_bare_plate_image_in_one_line_and_writes_nothing(ckpt_cn, tmp_path):
+    bare = tmp_path / "plate-es.jpg"
+    shutil.copy(EXAMPLE, bare)
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["synth", "--plates", "--style", str(example), "--n", "3", "--out", str(out),
+    result = CliRunner().invoke(app, ["synth", "--plates", "--style", str(bare), "--n", "3", "--out", str(out),
                                       "--checkpoint", str(ckpt_cn), "--device", "cpu"])
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "plate-es.jpg: no character boxes or plate text for this image" in lines[0]
     assert "Traceback" not in result.output and not out.exists()
+
+
+def test_the_example_plate_takes_its_boxes_from_the_label_beside_it():
+    (style,), skipped = load_style_plates([EXAMPLE])
+    label = (EXAMPLE.parent / "labels" / "plate-es.txt").read_text().split()
+    assert not skipped and style.text == "387BG" and style.layout.kinds == "DDDLL"
+    assert len(style.layout.char_slots) == len(label) // 5 == 5
 
 
 def test_the_shipped_model_draws_plate_characters_its_discriminator_reads(styles, tmp_path):
@@ -255,3 +265,17 @@ def test_webdataset_reads_plate_shards_with_text_and_boxes(styles, ckpt_cn, tmp_
         assert set(CHARS) >= set(row["text"])
         height, width = sample["png"].shape[:2]
         assert all(0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height for x0, y0, x1, y1 in sample["json"]["boxes"])
+
+
+
+def test_the_run_writes_the_folder_the_export_writes_for_its_plates(run, styles, tmp_path):
+    """One writer: the run's images, labels, classes.txt, plates.csv and plate_config.yaml are
+    byte for byte what `write_plate_folder` makes of the same plates."""
+    _, out = run
+    layouts = {s.name: s.layout for s in load_style_plates(styles)[0]}
+    plates = [FinishedPlate(Path(r["image_path"]).stem, (out / r["image_path"]).read_bytes(), r["text"],
+                            tuple(s.box for s in layouts[r["style"]].char_slots)) for r in manifest(out)]
+    write_plate_folder(tmp_path, plates, CHARS)
+    exported = tree(tmp_path)
+    assert exported == {name: data for name, data in tree(out).items() if name in exported}
+    assert len(exported) == 2 * len(plates) + 3

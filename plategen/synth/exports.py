@@ -1,6 +1,7 @@
 """Finished whole plates written in the layouts plate-OCR trainers read.
 
-`write_plate_folder` makes a plategen data folder that is also a fast-plate-ocr dataset:
+`write_plate_folder` makes a plategen data folder (`write_plate` per plate, then
+`write_plate_index`) that is also a fast-plate-ocr dataset:
 
 - ``images/<id>.png``;
 - ``labels/<id>.txt`` + ``classes.txt``: YOLO character boxes as UC3M-LP publishes them
@@ -26,7 +27,7 @@ import json
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -70,8 +71,21 @@ def write_plate_folder(out: Path | str, plates: Sequence[FinishedPlate], classes
     out = Path(out)
     index = _check(plates, classes)
     for plate in plates:
-        atomic_write_bytes(out / "images" / f"{plate.id}.png", plate.png)
-        atomic_write_text(out / "labels" / f"{plate.id}.txt", yolo_label(plate, index))
+        write_plate(out, plate, index)
+    write_plate_index(out, plates, classes)
+
+
+def write_plate(out: Path, plate: FinishedPlate, index: dict[str, int],
+                write: Callable[[Path, bytes], None] = atomic_write_bytes) -> None:
+    """``images/<id>.png`` and ``labels/<id>.txt`` of one plate; the synth run passes a `write`
+    without fsync, as its journal, not each file, says what is durable."""
+    write(out / "images" / f"{plate.id}.png", plate.png)
+    write(out / "labels" / f"{plate.id}.txt", yolo_label(plate, index).encode("utf-8"))
+
+
+def write_plate_index(out: Path, plates: Sequence[FinishedPlate], classes: Sequence[str]) -> None:
+    """classes.txt, plates.csv and plate_config.yaml of plates already written by `write_plate`."""
+    _check(plates, classes)
     atomic_write_text(out / CLASSES, "".join(f"{c}\n" for c in classes))
     rows = io.StringIO()
     writer = csv.writer(rows, lineterminator="\n")

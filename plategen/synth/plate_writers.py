@@ -2,24 +2,22 @@
 
 ``images/<id>.png`` and ``labels/<id>.txt`` (YOLO character boxes, classes = the run's
 characters) are written in worker threads as plates are composed, and journalled like the
-character path's files (`writers.Journal`); `write_plate_index` adds ``classes.txt``,
-``plates.csv`` and ``plate_config.yaml`` at the end, so the folder is what
-`exports.write_plate_folder` makes. With ``--format shards`` plates go to the character path's
-tar shards instead (`PlateShardWriter`), with their text and boxes beside each PNG.
+character path's files (`writers.Journal`), by `exports.write_plate`; the run adds
+``classes.txt``, ``plates.csv`` and ``plate_config.yaml`` at the end with
+`exports.write_plate_index`, so the folder is what `exports.write_plate_folder` makes.
+With ``--format shards`` plates go to the character path's tar shards instead
+(`PlateShardWriter`), with their text and boxes beside each PNG.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from plategen.atomic import atomic_write_text
-from plategen.synth.exports import CLASSES, PLATE_CONFIG, PLATES_CSV, FinishedPlate, plate_config, yolo_label
+from plategen.synth.exports import FinishedPlate, write_plate
 from plategen.synth.writers import ShardWriter, _intact, _Writer, encode_png, os_error, write_file
 
 PLATE_DIRS = ("images", "labels")
@@ -28,7 +26,7 @@ MANIFEST_FIELDS = ("image_path", "text", "style", "seed", "check")
 
 class PlateFileWriter(_Writer):
     """Whole plates as a plategen data folder: ``images/<id>.png`` and ``labels/<id>.txt`` (YOLO
-    boxes, classes = the run's characters); `write_plate_index` adds the rest at the end."""
+    boxes, classes = the run's characters); `exports.write_plate_index` adds the rest at the end."""
 
     format = "files"
 
@@ -53,8 +51,7 @@ class PlateFileWriter(_Writer):
     def _write(self, jobs) -> list[tuple[int, str]]:
         for i, image, text, boxes, _ in jobs:
             plate = FinishedPlate(self.key(i), encode_png(image), text, tuple(map(tuple, boxes)))
-            write_file(self.out / self.path_of(i), plate.png)
-            write_file(self.out / "labels" / f"{plate.id}.txt", yolo_label(plate, self.index).encode("utf-8"))
+            write_plate(self.out, plate, self.index, write_file)
         return [(i, h) for i, _, _, _, h in jobs]
 
     def present(self, done: dict[int, str], texts: Sequence[str]) -> dict[int, str]:
@@ -75,15 +72,3 @@ class PlateShardWriter(ShardWriter):
     (text, character boxes, style, seed, check); no class index, a plate is a sequence."""
 
     with_class_index = False
-
-
-def write_plate_index(out: Path, plates: Sequence[FinishedPlate], classes: Sequence[str]) -> None:
-    """classes.txt, plates.csv and plate_config.yaml of the plates `PlateFileWriter` wrote, as
-    `exports.write_plate_folder` writes them (it would write every image again, each with an fsync)."""
-    atomic_write_text(out / CLASSES, "".join(f"{c}\n" for c in classes))
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["image_path", "plate_text"])
-    writer.writerows([f"images/{plate.id}.png", plate.text] for plate in plates)
-    atomic_write_text(out / PLATES_CSV, buffer.getvalue())
-    atomic_write_text(out / PLATE_CONFIG, plate_config(plates, classes))

@@ -9,7 +9,8 @@ style plate with its own characters erased (`compose_plate`). `run_plates` write
 the character path's lock, journal and resume rules into a plategen data folder.
 
 Plates are generated in chunks of `batch_size` plates; a chunk's characters are one generator
-batch, so the bytes do not depend on which chunks an interrupted run had finished.
+batch, so the bytes do not depend on which chunks an interrupted run had finished. A chunk is
+composed in a thread of its own while the next one is generated.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -29,10 +31,10 @@ from plategen import __version__
 from plategen.atomic import atomic_write_bytes
 from plategen.synth.compose import erase_characters, ink_colour, place_characters
 from plategen.errors import PlategenError
-from plategen.synth.exports import FinishedPlate, write_lprnet, write_paddleocr
+from plategen.synth.exports import FinishedPlate, write_lprnet, write_paddleocr, write_plate_index
 from plategen.glyphs import Font
 from plategen.layout import PlateLayout, draw_texts, layout_of, parse_pattern, read_texts
-from plategen.plates import Plate, Problem, clean_text, detect_format, load_plates, read_image
+from plategen.plates import Plate, Problem, clean_text, detect_format, load_plate, load_plates, read_image
 from plategen.segment import segment_plate
 from plategen.synth import plate_writers, writers
 from plategen.synth.check import LabelCheck
@@ -140,14 +142,11 @@ def _plate_of_file(path: Path) -> tuple[Plate | None, Problem | None]:
     except PlategenError:
         fmt = "filename"
     if fmt != "filename":
-        result = load_plates(folder, fmt)
-        target = path.resolve()
-        for plate in result.plates:
-            if plate.image_path.resolve() == target:
-                return plate, None
-        for problem in result.skipped:
-            if problem.path.resolve() == target:
-                return None, problem
+        result = load_plate(path, fmt)
+        if result.plates:
+            return result.plates[0], None
+        if result.skipped:
+            return None, result.skipped[0]
     text = clean_text(path.stem.split("_")[0])
     if not text or not text.isalnum() or text != text.upper():
         raise PlategenError(f"{path}: no character boxes or plate text for this image; give its data folder "
@@ -291,26 +290,44 @@ def run_plates(req, device: str, ckpt, ckpt_path: Path, fonts, styles: list[Styl
             generated += len(items)
             progress(resumed + generated, plan.n)
 
+    def compose_chunk(new: np.ndarray, first: int, drawn) -> tuple[list[np.ndarray], list[str]]:
+        """The plates `new` of a chunk whose characters start at `first`, and their pixel hashes."""
+        images = []
+        for i in new:
+            k = int(plan.style[i])
+            characters = drawn.images[starts[i] - first:starts[i + 1] - first]
+            images.append(compose_plate(canvas, k, plan.layouts[k], characters))
+        return images, [writers.batch_hashes(image[None])[0] for image in images]
+
+    def submit(new: np.ndarray, info: list[dict], composing: Future) -> None:
+        images, hashes = composing.result()
+        pending.add(writer.submit(new, images, [plan.texts[i] for i in new], hashes, info, np.ones(len(new), bool)))
+        collect()
+        collect(block_until=max(2, 2 * req.workers))
+
+    # a chunk is composed in its own thread while the next one is generated, then written
+    composer = ThreadPoolExecutor(1, thread_name_prefix="plategen-compose")
     try:
+        previous = None
         for b0 in range(0, plan.n, batch):
             ids = range(b0, min(b0 + batch, plan.n))
             if all(i in done for i in ids):
                 continue
             drawn = synth.generate(np.arange(starts[ids.start], starts[ids.stop], dtype=np.int64))
             new = np.array([i for i in ids if i not in done], np.int64)
-            images, info = [], []
+            info = []
             for i in new:
                 a, z = starts[i] - starts[ids.start], starts[i + 1] - starts[ids.start]
                 k = int(plan.style[i])
                 checks[int(i)] = [",".join(drawn.checks[a:z])]
-                images.append(compose_plate(canvas, k, plan.layouts[k], drawn.images[a:z]))
                 info.append({"text": plan.texts[i], "boxes": [list(s.box) for s in plan.layouts[k].char_slots],
                              "style": styles[k].name, "seed": int(plan.seed[i]), "check": checks[int(i)][0]})
-            hashes = [writers.batch_hashes(image[None])[0] for image in images]
-            pending.add(writer.submit(new, images, [plan.texts[i] for i in new], hashes, info,
-                                      np.ones(len(new), bool)))
-            collect()
-            collect(block_until=max(2, 2 * req.workers))
+            composing = composer.submit(compose_chunk, new, int(starts[ids.start]), drawn)
+            if previous is not None:
+                submit(*previous)
+            previous = new, info, composing
+        if previous is not None:
+            submit(*previous)
         collect(block_until=0)
         writer.close()
     except BaseException:  # clean up without ever hiding the error that stopped the run
@@ -322,6 +339,8 @@ def run_plates(req, device: str, ckpt, ckpt_path: Path, fonts, styles: list[Styl
         with contextlib.suppress(PlategenError):
             writers.write_meta(req.out, {**meta, "status": "interrupted", "done": len(done)})
         raise
+    finally:
+        composer.shutdown(cancel_futures=True)
     if len(done) != plan.n:
         raise PlategenError(f"{req.out}: internal error, {plan.n - len(done)} plate(s) were not written; "
                             "run with --resume")
@@ -329,7 +348,7 @@ def run_plates(req, device: str, ckpt, ckpt_path: Path, fonts, styles: list[Styl
     if req.format == "files":
         finished = [FinishedPlate(writer.key(i), (req.out / writer.path_of(i)).read_bytes(), plan.texts[i],
                                   tuple(s.box for s in plan.layouts[plan.style[i]].char_slots)) for i in range(plan.n)]
-        plate_writers.write_plate_index(req.out, finished, chars)
+        write_plate_index(req.out, finished, chars)
     if complete:
         manifest = req.out / writers.MANIFEST
         check_failed = previous.get("check_failed")
