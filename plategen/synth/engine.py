@@ -108,9 +108,10 @@ class Engine:
             for module in self.tail.modules():  # activations in place: fewer passes over memory
                 if isinstance(module, (nn.LeakyReLU, nn.ReLU)):
                     module.inplace = True
+            # rows are gathered per batch: from the standard layout that is ~3x faster than from a
+            # channels_last tensor, and index_select returns the standard layout either way
+            content, style = content.contiguous(), style.contiguous()
             if self.channels_last:
-                content = content.contiguous(memory_format=torch.channels_last)
-                style = style.contiguous(memory_format=torch.channels_last)
                 self.tail = self.tail.to(memory_format=torch.channels_last)
             # the split must reproduce decode() before it is trusted
             gi = torch.arange(min(8, len(self.glyphs)), device=self.device)
