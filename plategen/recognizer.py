@@ -248,7 +248,7 @@ class PlateSchedule:
     lr: float = 3e-3  # peak of a one-cycle schedule (AdamW)
     weight_decay: float = 1e-4
     input_size: tuple[int, int] = (32, 128)  # height, width every plate is resized to
-    head: str = "slots"  # "slots" (fixed slots with a pad class) or "ctc" (2 rows x columns); see benchmarks/plate_recognizer.py
+    head: str = "slots"  # fixed slots with a pad class, or "ctc" over 2 rows x columns (measured worse here)
     columns: int = 32  # CTC: steps per row, at least twice the longest text
     slots: int = 10  # slots: the longest text the head can read
     width: int = 16
@@ -262,12 +262,12 @@ class PlateSchedule:
 class PlateRecognizer(nn.Module):
     """conv w /2 -> conv 2w -> pool -> conv 4w -> pool rows -> 2 rows x columns -> context conv -> classes.
 
-    About 11M multiply-adds per 32x128 plate, so that a benchmark can afford dozens of trainings on a CPU.
+    About 10M multiply-adds per 32x128 plate, so that a benchmark can afford dozens of trainings on a CPU.
     """
 
     def __init__(self, num_classes: int, schedule: PlateSchedule):
         super().__init__()
-        w, height, width = schedule.width, *schedule.input_size
+        w = schedule.width
 
         def block(cin: int, cout: int, kernel: tuple[int, int] = (3, 3)) -> nn.Sequential:
             pad = (kernel[0] // 2, kernel[1] // 2)
@@ -286,7 +286,8 @@ class PlateRecognizer(nn.Module):
             self.head = nn.Sequential(block(4 * w, 4 * w, (1, 3)), nn.Dropout(0.2), nn.Conv2d(4 * w, num_classes, 1))
         else:
             self.pool = nn.AdaptiveAvgPool2d((2, 16))
-            self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.3), nn.Linear(4 * w * 32, schedule.slots * num_classes))
+            self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.3),
+                                      nn.Linear(4 * w * 32, schedule.slots * num_classes))
         self.slots = schedule.slots
 
     def forward(self, x: Tensor) -> Tensor:
@@ -388,7 +389,8 @@ def encode_texts(texts: Sequence[str], alphabet: str, longest: int) -> list[list
     for text in texts:
         unknown = sorted(set(text) - set(index))
         if unknown:
-            raise PlategenError(f"plate recogniser: text {text!r} has characters outside the alphabet: {''.join(unknown)}")
+            raise PlategenError(f"plate recogniser: text {text!r} has characters outside the alphabet: "
+                                f"{''.join(unknown)}")
         if not text or len(text) > longest:
             raise PlategenError(f"plate recogniser: text {text!r} must have 1..{longest} characters")
         encoded.append([index[c] for c in text])
