@@ -5,7 +5,7 @@
 For each real folder, plates are split by `dataset.is_holdout` (a fixed, plate-disjoint 20%;
 training images whose content hash appears among the test images are dropped as well). The
 recogniser trains on 50 real plates (a seeded draw, one image per physical plate) and on all
-training plates, once per seed, and is tested on the held-out plates: plate accuracy (every
+training plates (`--real-plates 50 all`), once per seed, and is tested on the held-out plates: plate accuracy (every
 character right) and character accuracy (1 - CER), mean and sd over seeds, seconds per training.
 Times depend on the load of the machine, so `uptime` is printed before and after.
 """
@@ -30,7 +30,6 @@ from plategen.plates import Plate, load_plates, read_image  # noqa: E402
 from plategen.recognizer import PlateSchedule, evaluate_plates, train_plate_recognizer  # noqa: E402
 
 SOURCES = ("uc3m-lp", "ccpd-crops", "openalpr-us")
-FEW = 50
 
 
 def images_of(plates: list[Plate], size: tuple[int, int]) -> np.ndarray:
@@ -47,7 +46,7 @@ def one_per_plate(plates: list[Plate], count: int, seed: int) -> list[int]:
     return sorted(list(first.values())[:count])
 
 
-def measure(folder: Path, schedule: PlateSchedule, seeds: int) -> list[str]:
+def measure(folder: Path, schedule: PlateSchedule, seeds: int, sizes: list[str]) -> list[str]:
     result = load_plates(folder)
     plates = result.plates
     test = [p for p in plates if is_holdout(p)]
@@ -59,10 +58,10 @@ def measure(folder: Path, schedule: PlateSchedule, seeds: int) -> list[str]:
     rows = []
     print(f"{folder.name}: {len(plates)} plates imported ({len(result.skipped)} refused by segmentation), "
           f"{len(train)} train, {len(test)} test, alphabet {len(alphabet)}", flush=True)
-    for label, count in ((str(FEW), FEW), ("all", len(train))):
+    for label in sizes:
         plate_acc, char_acc, seconds = [], [], []
         for seed in range(seeds):
-            ids = one_per_plate(train, FEW, seed) if count == FEW else list(range(len(train)))
+            ids = list(range(len(train))) if label == "all" else one_per_plate(train, int(label), seed)
             trained = train_plate_recognizer(x_train[ids], [texts_train[i] for i in ids], alphabet, schedule, seed)
             ev = evaluate_plates(trained, x_test, texts_test)
             plate_acc.append(ev.plate_accuracy)
@@ -80,6 +79,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--sources", nargs="+", default=list(SOURCES))
+    parser.add_argument("--real-plates", nargs="+", default=["50", "all"], help="training set sizes: a number or all")
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--steps", type=int, default=PlateSchedule.steps)
     parser.add_argument("--head", choices=("ctc", "slots"), default=PlateSchedule.head)
@@ -90,7 +90,8 @@ def main() -> None:
     print(f"load before: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} cores, {args.threads} threads; "
           f"schedule {schedule.to_dict()}", flush=True)
     start = time.perf_counter()
-    rows = [row for source in args.sources for row in measure(args.data / source, schedule, args.seeds)]
+    rows = [row for source in args.sources for row in measure(args.data / source, schedule, args.seeds,
+                                                                     args.real_plates)]
     print(f"\nload after: {os.getloadavg()[0]:.2f} (1 min); {time.perf_counter() - start:.0f}s in all\n")
     print("| source | real training plates | test plates | plate accuracy | char accuracy | s / training |")
     print("| --- | --- | --- | --- | --- | --- |")
