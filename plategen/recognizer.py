@@ -9,6 +9,9 @@ Light augmentation runs on the batch in torch: a small random affine warp
 (shift, scale, rotation, shear), contrast / brightness jitter and pixel noise.
 The network standardises every image by its own mean and spread first, so it
 does not lean on the absolute colours of a plate design.
+
+Beside it, a whole-plate recogniser (`PlateSchedule`, `train_plate_recognizer`,
+`read_plates`, `evaluate_plates`): what users train, measured by plate accuracy.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -225,3 +229,302 @@ def evaluate(model: Recognizer, images: np.ndarray, labels: np.ndarray,
     wrong = Counter((names[t], names[p]) for t, p in zip(labels[~hit].tolist(), pred[~hit].tolist()))
     confusions = [(t, p, n) for (t, p), n in wrong.most_common()]
     return Evaluation(float(hit.mean()), int(len(labels)), per_class, confusions)
+
+
+# --- Whole plates -----------------------------------------------------------------------------
+# A plate reader of the kind users train: a small conv net over the whole plate, read either by
+# CTC over a feature sequence (LPRNet / CRNN style) or by fixed slots with a pad class
+# (fast-plate-ocr style). Class 0 is the CTC blank or the slot pad; class i + 1 is alphabet[i].
+# The CTC sequence is the feature map pooled to 2 rows x T columns, read row 0 then row 1, so a
+# two-row plate reads top row first and a one-row plate may use either row.
+
+
+@dataclass(frozen=True)
+class PlateSchedule:
+    """How a plate recogniser is sized and trained; the same for every training set of a benchmark."""
+
+    steps: int = 1500
+    batch_size: int = 32
+    lr: float = 3e-3  # peak of a one-cycle schedule (AdamW)
+    weight_decay: float = 1e-4
+    input_size: tuple[int, int] = (32, 128)  # height, width every plate is resized to
+    head: str = "slots"  # fixed slots with a pad class, or "ctc" over 2 rows x columns (measured worse here)
+    columns: int = 32  # CTC: steps per row, at least twice the longest text
+    slots: int = 10  # slots: the longest text the head can read
+    width: int = 16
+    augment: bool = True
+    eval_points: int = 0  # >0: evaluate this many times during training (plate-accuracy-vs-steps curve)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class PlateRecognizer(nn.Module):
+    """conv w /2 -> conv 2w -> pool -> conv 4w -> pool rows -> 2 rows x columns -> context conv -> classes.
+
+    About 10M multiply-adds per 32x128 plate, so that a benchmark can afford dozens of trainings on a CPU.
+    """
+
+    def __init__(self, num_classes: int, schedule: PlateSchedule):
+        super().__init__()
+        w = schedule.width
+
+        def block(cin: int, cout: int, kernel: tuple[int, int] = (3, 3)) -> nn.Sequential:
+            pad = (kernel[0] // 2, kernel[1] // 2)
+            return nn.Sequential(nn.Conv2d(cin, cout, kernel, padding=pad, bias=False), nn.BatchNorm2d(cout),
+                                 nn.ReLU(inplace=True))
+
+        self.features = nn.Sequential(
+            nn.Conv2d(3, w, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
+            block(w, 2 * w), nn.MaxPool2d(2),
+            block(2 * w, 4 * w), nn.MaxPool2d((2, 1)),
+        )
+        self.head_kind = schedule.head
+        self.num_classes = num_classes
+        if schedule.head == "ctc":
+            self.pool = nn.AdaptiveAvgPool2d((2, schedule.columns))
+            self.head = nn.Sequential(block(4 * w, 4 * w, (1, 3)), nn.Dropout(0.2), nn.Conv2d(4 * w, num_classes, 1))
+        else:
+            self.pool = nn.AdaptiveAvgPool2d((2, 16))
+            self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.3),
+                                      nn.Linear(4 * w * 32, schedule.slots * num_classes))
+        self.slots = schedule.slots
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: [B, 3, H, W] float in [0, 1] -> logits [B, L, classes], L = 2 x columns (CTC) or slots."""
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        std = x.std(dim=(1, 2, 3), keepdim=True).clamp_min(0.02)
+        out = self.head(self.pool(self.features((x - mean) / std)))
+        if self.head_kind == "ctc":
+            return out.flatten(2).transpose(1, 2)  # [B, C, 2, T] -> [B, 2T, C]: row 0, then row 1
+        return out.view(len(x), self.slots, self.num_classes)
+
+
+@dataclass
+class LengthScore:
+    count: int
+    plate_accuracy: float
+    char_accuracy: float
+
+
+@dataclass
+class PlateEvaluation:
+    plate_accuracy: float  # every character right
+    char_accuracy: float  # 1 - CER (edit distance over true characters)
+    count: int
+    per_length: dict[int, LengthScore]  # by true text length
+    confusions: list[tuple[str, str, int]]  # (true, read, count) from the edit alignment; "" = missing / extra
+
+    def to_dict(self, top: int = 10) -> dict:
+        return {
+            "plate_accuracy": self.plate_accuracy,
+            "char_accuracy": self.char_accuracy,
+            "count": self.count,
+            "per_length": {n: asdict(s) for n, s in self.per_length.items()},
+            "confusions": [{"true": t, "read": p, "count": n} for t, p, n in self.confusions[:top]],
+        }
+
+
+@dataclass
+class TrainedPlates:
+    model: PlateRecognizer
+    alphabet: str
+    schedule: PlateSchedule
+    seconds: float
+    losses: list[float]  # training loss of every step
+    curve: list[tuple[int, float]] = field(default_factory=list)  # (step, plate accuracy on the curve set)
+
+
+def align(truth: str, read: str) -> list[tuple[str, str]]:
+    """A minimal edit alignment as (true, read) pairs; "" marks a missing or an extra character."""
+    n, m = len(truth), len(read)
+    cost = np.zeros((n + 1, m + 1), np.int64)
+    cost[:, 0], cost[0, :] = np.arange(n + 1), np.arange(m + 1)
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            cost[i, j] = min(cost[i - 1, j] + 1, cost[i, j - 1] + 1, cost[i - 1, j - 1] + (truth[i - 1] != read[j - 1]))
+    pairs: list[tuple[str, str]] = []
+    i, j = n, m
+    while i or j:
+        if i and j and cost[i, j] == cost[i - 1, j - 1] + (truth[i - 1] != read[j - 1]):
+            pairs.append((truth[i - 1], read[j - 1]))
+            i, j = i - 1, j - 1
+        elif i and cost[i, j] == cost[i - 1, j] + 1:
+            pairs.append((truth[i - 1], ""))
+            i -= 1
+        else:
+            pairs.append(("", read[j - 1]))
+            j -= 1
+    return pairs[::-1]
+
+
+def edit_distance(truth: str, read: str) -> int:
+    return sum(t != r for t, r in align(truth, read))
+
+
+def decode(indices: Sequence[int], alphabet: str, ctc: bool) -> str:
+    """CTC: merge repeats, then drop blanks (0). Slots: drop pads (0)."""
+    out, previous = [], 0
+    for k in indices:
+        if k and not (ctc and k == previous):
+            out.append(alphabet[k - 1])
+        previous = k
+    return "".join(out)
+
+
+def plate_tensor(images: np.ndarray, size: tuple[int, int]) -> Tensor:
+    """[N, H, W, 3] uint8 of any H, W -> [N, 3, *size] float in [0, 1]."""
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise PlategenError(f"plate recogniser: expected [N, H, W, 3] uint8 images, got {images.shape} {images.dtype}")
+    height, width = size
+    if images.shape[1:3] != (height, width):
+        images = np.stack([cv2.resize(im, (width, height), interpolation=cv2.INTER_AREA) for im in images]) \
+            if len(images) else np.empty((0, height, width, 3), np.uint8)
+    return to_tensor(images)
+
+
+def encode_texts(texts: Sequence[str], alphabet: str, longest: int) -> list[list[int]]:
+    index = {c: i + 1 for i, c in enumerate(alphabet)}
+    encoded = []
+    for text in texts:
+        unknown = sorted(set(text) - set(index))
+        if unknown:
+            raise PlategenError(f"plate recogniser: text {text!r} has characters outside the alphabet: "
+                                f"{''.join(unknown)}")
+        if not text or len(text) > longest:
+            raise PlategenError(f"plate recogniser: text {text!r} must have 1..{longest} characters")
+        encoded.append([index[c] for c in text])
+    return encoded
+
+
+def augment_plates(x: Tensor, gen: torch.Generator) -> Tensor:
+    """Label-preserving variation of a plate batch in [0, 1]: affine, colour, blur, noise."""
+    b = x.shape[0]
+
+    def u(lo: float, hi: float, *shape: int) -> Tensor:
+        return torch.rand(b, *shape, generator=gen) * (hi - lo) + lo
+
+    aspect = x.shape[3] / x.shape[2]
+    angle = u(-4, 4) * (np.pi / 180)
+    scale = u(0.92, 1.08)
+    shear = u(-0.15, 0.15)
+    tx, ty = u(-0.04, 0.04), u(-0.08, 0.08)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    # rotation in pixel units: normalised x spans `aspect` times more pixels than normalised y
+    theta = torch.stack([torch.stack([cos, -sin / aspect + shear / aspect, tx], 1),
+                         torch.stack([sin * aspect, cos, ty], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    blurred = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    x = torch.lerp(x, blurred, u(0, 1, 1, 1, 1) * (u(0, 1, 1, 1, 1) < 0.5))
+    x = x * u(0.8, 1.2, 3, 1, 1)  # colour cast
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - mean) * u(0.6, 1.3, 1, 1, 1) + mean + u(-0.1, 0.1, 1, 1, 1)
+    x = x + torch.randn(x.shape, generator=gen) * u(0, 0.05, 1, 1, 1)
+    return x.clamp_(0, 1)
+
+
+def _plate_loss(logits: Tensor, targets: list[list[int]], kind: str) -> Tensor:
+    if kind == "ctc":
+        log_probs = logits.log_softmax(2).transpose(0, 1)  # [L, B, C]
+        flat = torch.tensor([k for t in targets for k in t], dtype=torch.long)
+        lengths = torch.tensor([len(t) for t in targets], dtype=torch.long)
+        inputs = torch.full((len(targets),), log_probs.shape[0], dtype=torch.long)
+        return F.ctc_loss(log_probs, flat, inputs, lengths, blank=0, zero_infinity=True)
+    padded = torch.zeros(logits.shape[:2], dtype=torch.long)
+    for row, t in zip(padded, targets):
+        row[:len(t)] = torch.tensor(t)
+    return F.cross_entropy(logits.flatten(0, 1), padded.flatten(), label_smoothing=0.05)
+
+
+def train_plate_recognizer(images: np.ndarray, texts: Sequence[str], alphabet: str,
+                           schedule: PlateSchedule = PlateSchedule(), seed: int = 0,
+                           curve_set: tuple[np.ndarray, Sequence[str]] | None = None) -> TrainedPlates:
+    """Train a fresh `PlateRecognizer` for exactly `schedule.steps` batches of (images, texts).
+
+    Batches walk through seeded permutations of the whole set. Same seed, same weights on CPU.
+    """
+    if schedule.head not in ("ctc", "slots"):
+        raise PlategenError(f"plate recogniser: head {schedule.head!r} must be 'ctc' or 'slots'")
+    if schedule.steps < 1 or schedule.batch_size < 1:
+        raise PlategenError("plate recogniser: steps and batch size must be positive")
+    if len(images) != len(texts):
+        raise PlategenError(f"plate recogniser: {len(images)} images but {len(texts)} texts")
+    if len(images) == 0:
+        raise PlategenError("plate recogniser: no training images")
+    longest = schedule.columns if schedule.head == "ctc" else schedule.slots
+    targets = encode_texts(texts, alphabet, longest)
+    x_all = plate_tensor(images, schedule.input_size)
+    start = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(rng.integers(2**62)))  # weight init and dropout
+        model = PlateRecognizer(len(alphabet) + 1, schedule)
+        opt = torch.optim.AdamW(model.parameters(), lr=schedule.lr, weight_decay=schedule.weight_decay)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=schedule.lr, total_steps=schedule.steps,
+                                                    pct_start=0.15)
+        evals = set()
+        if curve_set is not None and schedule.eval_points > 0:
+            evals = {int(round(schedule.steps * (i + 1) / schedule.eval_points)) for i in range(schedule.eval_points)}
+        trained = TrainedPlates(model, alphabet, schedule, 0.0, [])
+        order = np.empty(0, np.int64)
+        cursor = 0
+        model.train()
+        for step in range(1, schedule.steps + 1):
+            if cursor + schedule.batch_size > len(order):
+                order = np.concatenate([order[cursor:], rng.permutation(len(images))])
+                while len(order) < schedule.batch_size:
+                    order = np.concatenate([order, rng.permutation(len(images))])
+                cursor = 0
+            idx = order[cursor:cursor + schedule.batch_size]
+            cursor += schedule.batch_size
+            x = x_all[torch.from_numpy(idx)]
+            if schedule.augment:
+                x = augment_plates(x, gen)
+            loss = _plate_loss(model(x), [targets[i] for i in idx], schedule.head)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            trained.losses.append(loss.item())
+            if step in evals:
+                trained.curve.append((step, evaluate_plates(trained, *curve_set).plate_accuracy))  # type: ignore[misc]
+                model.train()
+    model.eval()
+    trained.seconds = time.perf_counter() - start
+    return trained
+
+
+@torch.no_grad()
+def read_plates(trained: TrainedPlates, images: np.ndarray, batch_size: int = 256) -> list[str]:
+    """The text the recogniser reads on every image (greedy decoding)."""
+    model, schedule = trained.model, trained.schedule
+    was_training = model.training
+    model.eval()
+    texts = []
+    for i in range(0, len(images), batch_size):
+        best = model(plate_tensor(images[i:i + batch_size], schedule.input_size)).argmax(2)
+        texts += [decode(row, trained.alphabet, schedule.head == "ctc") for row in best.tolist()]
+    model.train(was_training)
+    return texts
+
+
+def evaluate_plates(trained: TrainedPlates, images: np.ndarray, texts: Sequence[str]) -> PlateEvaluation:
+    """Plate accuracy (exact match), character accuracy (1 - CER), per text length, top confusions."""
+    if len(images) != len(texts):
+        raise PlategenError(f"plate recogniser: {len(images)} images but {len(texts)} texts")
+    if len(texts) == 0:
+        raise PlategenError("plate recogniser: nothing to evaluate")
+    read = read_plates(trained, images)
+    errors = [edit_distance(t, r) for t, r in zip(texts, read)]
+    per_length = {}
+    for n in sorted({len(t) for t in texts}):
+        ids = [i for i, t in enumerate(texts) if len(t) == n]
+        per_length[n] = LengthScore(len(ids), sum(errors[i] == 0 for i in ids) / len(ids),
+                                    1 - sum(errors[i] for i in ids) / (n * len(ids)))
+    wrong = Counter(pair for t, r in zip(texts, read) for pair in align(t, r) if pair[0] != pair[1])
+    return PlateEvaluation(
+        sum(e == 0 for e in errors) / len(texts), 1 - sum(errors) / sum(len(t) for t in texts), len(texts),
+        per_length, [(t, r, n) for (t, r), n in wrong.most_common()],
+    )

@@ -1,12 +1,16 @@
 """The recogniser: learns real crops quickly, is deterministic, reports per-class results."""
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
 from plategen.dataset import build_samples, is_holdout
 from plategen.errors import PlategenError
-from plategen.recognizer import Schedule, evaluate, predict, train_recognizer
+from plategen.plates import read_image
+from plategen.recognizer import (PlateSchedule, Schedule, align, decode, edit_distance, evaluate, evaluate_plates,
+                                 predict, read_plates, train_plate_recognizer, train_recognizer)
+
 
 
 @pytest.fixture(scope="module")
@@ -51,3 +55,76 @@ def test_bad_inputs_are_clear_errors(uc3m):
         train_recognizer(train.crops[:10], train.labels[:10] + 5, 2)
     with pytest.raises(PlategenError, match="uint8"):
         train_recognizer(train.crops[:10].astype(np.float32), train.labels[:10], 34)
+
+
+@pytest.fixture(scope="module")
+def uc3m_plates(imported):
+    """100 training plates and 40 held-out ones, at the plate recogniser's input size, with their texts."""
+    plates = imported("uc3m-lp").plates
+    train = [p for p in plates if not is_holdout(p)][:100]
+    test = [p for p in plates if is_holdout(p)][:40]
+    height, width = PlateSchedule().input_size
+
+    def images(group):
+        return np.stack([cv2.resize(read_image(p.image_path), (width, height), interpolation=cv2.INTER_AREA)
+                         for p in group])
+
+    alphabet = "".join(sorted({c for p in plates for c in p.text}))
+    return images(train), [p.text for p in train], images(test), [p.text for p in test], alphabet
+
+
+def test_plate_recognizer_reads_its_training_plates(uc3m_plates):
+    torch.set_num_threads(1)
+    x, texts, x_test, texts_test, alphabet = uc3m_plates
+    schedule = PlateSchedule(steps=200, eval_points=2)
+    trained = train_plate_recognizer(x, texts, alphabet, schedule, seed=0, curve_set=(x_test, texts_test))
+    assert np.mean(trained.losses[-20:]) < 0.3 * np.mean(trained.losses[:20])
+    ev = evaluate_plates(trained, x, texts)
+    assert ev.plate_accuracy > 0.6, ev.to_dict()
+    read = read_plates(trained, x)
+    assert ev.plate_accuracy == np.mean([r == t for r, t in zip(read, texts)])
+    assert ev.char_accuracy == 1 - sum(edit_distance(t, r) for t, r in zip(texts, read)) / sum(map(len, texts))
+    assert sum(s.count for s in ev.per_length.values()) == ev.count == len(texts)
+    assert [s for s, _ in trained.curve] == [100, 200]
+
+
+def test_ctc_and_slot_decoding():
+    assert decode([0, 1, 1, 0, 1, 2, 2, 0, 0], "AB", ctc=True) == "AAB"  # repeats merge unless a blank parts them
+    assert decode([0, 0, 0], "AB", ctc=True) == ""
+    assert decode([1, 1, 2, 0, 0], "AB", ctc=False) == "AAB"  # slots: no merging, pads dropped
+    assert decode([2, 0, 1, 0], "AB", ctc=False) == "BA"
+
+
+def test_edit_distance_and_alignment():
+    assert edit_distance("1234BCD", "1234BCD") == 0
+    assert edit_distance("1234BCD", "1284BCD") == 1
+    assert edit_distance("1234BCD", "134BCD") == 1
+    assert edit_distance("1234BCD", "1234BCDX") == 1
+    assert edit_distance("ABC", "") == 3
+    assert edit_distance("", "AB") == 2
+    assert edit_distance("KITTEN", "SITTING") == 3
+    assert align("1234", "1834") == [("1", "1"), ("2", "8"), ("3", "3"), ("4", "4")]
+    assert align("1234", "124") == [("1", "1"), ("2", "2"), ("3", ""), ("4", "4")]
+
+
+@pytest.mark.parametrize("head", ["slots", "ctc"])
+def test_plate_recognizer_same_seed_same_model(uc3m_plates, head):
+    x, texts, x_test, _, alphabet = uc3m_plates
+    schedule = PlateSchedule(steps=3, batch_size=8, head=head)
+    a, b, c = (train_plate_recognizer(x[:30], texts[:30], alphabet, schedule, seed=s) for s in (5, 5, 6))
+    for (k, va), vb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.equal(va, vb), k
+    assert a.losses == b.losses != c.losses
+    assert read_plates(a, x_test) == read_plates(b, x_test)
+
+
+def test_plate_recognizer_bad_inputs_are_clear_errors(uc3m_plates):
+    x, texts, _, _, alphabet = uc3m_plates
+    with pytest.raises(PlategenError, match="outside the alphabet: Q"):
+        train_plate_recognizer(x[:2], [texts[0], "12Q"], alphabet.replace("Q", ""))
+    with pytest.raises(PlategenError, match="2 images but 1 texts"):
+        train_plate_recognizer(x[:2], texts[:1], alphabet)
+    with pytest.raises(PlategenError, match="uint8"):
+        train_plate_recognizer(x[:2].astype(np.float32), texts[:2], alphabet)
+    with pytest.raises(PlategenError, match="1..10 characters"):
+        train_plate_recognizer(x[:1], ["1" * 11], alphabet, PlateSchedule(head="slots"))

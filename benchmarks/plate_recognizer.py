@@ -1,0 +1,102 @@
+"""The whole-plate recogniser trained on real plates only: the ceiling reference of issue 11.
+
+    python benchmarks/plate_recognizer.py [--data ../shared/data] [--seeds 2] [--steps 1500] [--head ctc]
+
+For each real folder, plates are split by `dataset.is_holdout` (a fixed, plate-disjoint 20%;
+training images whose content hash appears among the test images are dropped as well). The
+recogniser trains on 50 real plates (a seeded draw, one image per physical plate) and on all
+training plates (`--real-plates 50 all`), once per seed, and is tested on the held-out plates: plate accuracy (every
+character right) and character accuracy (1 - CER), mean and sd over seeds, seconds per training.
+Times depend on the load of the machine, so `uptime` is printed before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from plategen.dataset import is_holdout, plate_key  # noqa: E402
+from plategen.plates import Plate, load_plates, read_image  # noqa: E402
+from plategen.recognizer import PlateSchedule, evaluate_plates, train_plate_recognizer  # noqa: E402
+
+SOURCES = ("uc3m-lp", "ccpd-crops", "openalpr-us")
+
+
+def images_of(plates: list[Plate], size: tuple[int, int]) -> np.ndarray:
+    height, width = size
+    return np.stack([cv2.resize(read_image(p.image_path), (width, height), interpolation=cv2.INTER_AREA)
+                     for p in plates])
+
+
+def one_per_plate(plates: list[Plate], count: int, seed: int) -> list[int]:
+    """`count` indices of distinct physical plates, drawn by the seed."""
+    first: dict[str, int] = {}
+    for i in np.random.default_rng(seed).permutation(len(plates)):
+        first.setdefault(plate_key(plates[i]), int(i))
+    return sorted(list(first.values())[:count])
+
+
+def measure(folder: Path, schedule: PlateSchedule, seeds: int, sizes: list[str]) -> list[str]:
+    result = load_plates(folder)
+    plates = result.plates
+    test = [p for p in plates if is_holdout(p)]
+    test_hashes = {p.sha256 for p in test}
+    train = [p for p in plates if not is_holdout(p) and p.sha256 not in test_hashes]
+    alphabet = "".join(sorted({c for p in plates for c in p.text}))
+    x_train, x_test = images_of(train, schedule.input_size), images_of(test, schedule.input_size)
+    texts_train, texts_test = [p.text for p in train], [p.text for p in test]
+    rows = []
+    print(f"{folder.name}: {len(plates)} plates imported ({len(result.skipped)} refused by segmentation), "
+          f"{len(train)} train, {len(test)} test, alphabet {len(alphabet)}", flush=True)
+    for label in sizes:
+        plate_acc, char_acc, seconds = [], [], []
+        for seed in range(seeds):
+            ids = list(range(len(train))) if label == "all" else one_per_plate(train, int(label), seed)
+            trained = train_plate_recognizer(x_train[ids], [texts_train[i] for i in ids], alphabet, schedule, seed)
+            ev = evaluate_plates(trained, x_test, texts_test)
+            plate_acc.append(ev.plate_accuracy)
+            char_acc.append(ev.char_accuracy)
+            seconds.append(trained.seconds)
+            print(f"  {label:>4} plates seed {seed}: plate {ev.plate_accuracy:.3f} char {ev.char_accuracy:.3f} "
+                  f"{trained.seconds:.0f}s; top confusions {ev.confusions[:3]}", flush=True)
+        rows.append(f"| {folder.name} | {label} ({len(ids)}) | {len(test)} "
+                    f"| {np.mean(plate_acc):.1%} ± {np.std(plate_acc):.1%} "
+                    f"| {np.mean(char_acc):.1%} ± {np.std(char_acc):.1%} | {np.mean(seconds):.0f} |")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--sources", nargs="+", default=list(SOURCES))
+    parser.add_argument("--real-plates", nargs="+", default=["50", "all"], help="training set sizes: a number or all")
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=PlateSchedule.steps)
+    parser.add_argument("--head", choices=("ctc", "slots"), default=PlateSchedule.head)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    schedule = PlateSchedule(steps=args.steps, head=args.head)
+    print(f"load before: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} cores, {args.threads} threads; "
+          f"schedule {schedule.to_dict()}", flush=True)
+    start = time.perf_counter()
+    rows = [row for source in args.sources for row in measure(args.data / source, schedule, args.seeds,
+                                                                     args.real_plates)]
+    print(f"\nload after: {os.getloadavg()[0]:.2f} (1 min); {time.perf_counter() - start:.0f}s in all\n")
+    print("| source | real training plates | test plates | plate accuracy | char accuracy | s / training |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
