@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -145,6 +145,26 @@ def _check(images: np.ndarray, labels: np.ndarray, num_classes: int | None = Non
         raise PlategenError(f"recogniser: labels must lie in 0..{num_classes - 1}")
 
 
+def epoch_batches(n: int, batch_size: int, steps: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Indices of `steps` batches walking through seeded permutations of the n samples (epochs),
+    so every sample is used equally often whatever the set's size."""
+    order = np.empty(0, np.int64)
+    cursor = 0
+    for _ in range(steps):
+        if cursor + batch_size > len(order):
+            order = np.concatenate([order[cursor:], rng.permutation(n)])
+            while len(order) < batch_size:
+                order = np.concatenate([order, rng.permutation(n)])
+            cursor = 0
+        yield order[cursor:cursor + batch_size]
+        cursor += batch_size
+
+
+def eval_steps(steps: int, points: int) -> set[int]:
+    """The steps at which an accuracy-versus-steps curve is measured: `points` evenly spaced."""
+    return {int(round(steps * (i + 1) / points)) for i in range(points)} if points > 0 else set()
+
+
 def train_recognizer(images: np.ndarray, labels: np.ndarray, num_classes: int, schedule: Schedule = Schedule(),
                      seed: int = 0, curve_set: tuple[np.ndarray, np.ndarray] | None = None,
                      progress: Callable[[int], None] | None = None) -> Trained:
@@ -170,21 +190,11 @@ def train_recognizer(images: np.ndarray, labels: np.ndarray, num_classes: int, s
         opt = torch.optim.AdamW(model.parameters(), lr=schedule.lr, weight_decay=schedule.weight_decay)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=schedule.lr, total_steps=schedule.steps,
                                                     pct_start=0.15)
-        evals = set()
-        if curve_set is not None and schedule.eval_points > 0:
-            evals = {int(round(schedule.steps * (i + 1) / schedule.eval_points)) for i in range(schedule.eval_points)}
+        evals = eval_steps(schedule.steps, schedule.eval_points) if curve_set is not None else set()
         curve: list[tuple[int, float]] = []
-        order = np.empty(0, np.int64)
-        cursor = 0
         model.train()
-        for step in range(1, schedule.steps + 1):
-            if cursor + schedule.batch_size > len(order):
-                order = np.concatenate([order[cursor:], rng.permutation(len(images))])
-                while len(order) < schedule.batch_size:
-                    order = np.concatenate([order, rng.permutation(len(images))])
-                cursor = 0
-            idx = torch.from_numpy(order[cursor:cursor + schedule.batch_size])
-            cursor += schedule.batch_size
+        for step, batch in enumerate(epoch_batches(len(images), schedule.batch_size, schedule.steps, rng), 1):
+            idx = torch.from_numpy(batch)
             x, y = x_all[idx], y_all[idx]
             if schedule.augment:
                 x = augment_batch(x, gen)
@@ -464,21 +474,10 @@ def train_plate_recognizer(images: np.ndarray, texts: Sequence[str], alphabet: s
         opt = torch.optim.AdamW(model.parameters(), lr=schedule.lr, weight_decay=schedule.weight_decay)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=schedule.lr, total_steps=schedule.steps,
                                                     pct_start=0.15)
-        evals = set()
-        if curve_set is not None and schedule.eval_points > 0:
-            evals = {int(round(schedule.steps * (i + 1) / schedule.eval_points)) for i in range(schedule.eval_points)}
+        evals = eval_steps(schedule.steps, schedule.eval_points) if curve_set is not None else set()
         trained = TrainedPlates(model, alphabet, schedule, 0.0, [])
-        order = np.empty(0, np.int64)
-        cursor = 0
         model.train()
-        for step in range(1, schedule.steps + 1):
-            if cursor + schedule.batch_size > len(order):
-                order = np.concatenate([order[cursor:], rng.permutation(len(images))])
-                while len(order) < schedule.batch_size:
-                    order = np.concatenate([order, rng.permutation(len(images))])
-                cursor = 0
-            idx = order[cursor:cursor + schedule.batch_size]
-            cursor += schedule.batch_size
+        for step, idx in enumerate(epoch_batches(len(images), schedule.batch_size, schedule.steps, rng), 1):
             x = x_all[torch.from_numpy(idx)]
             if schedule.augment:
                 x = augment_plates(x, gen)
