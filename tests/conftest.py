@@ -73,3 +73,15 @@ def webdataset_samples(out):
     """The shards of `out` as the `webdataset` package's own loader reads them, PNGs decoded to RGB."""
     urls = [str(p) for p in sorted(out.glob("shard-*.tar"))]
     return list(wds.WebDataset(urls, shardshuffle=False).decode("rgb8"))
+
+
+def synth_args(plate: Path, ckpt: Path, out: Path, *extra: str) -> list[str]:
+    return ["synth", "--style", str(plate), "--n", "40", "--out", str(out), "--checkpoint", str(ckpt),
+            "--device", "cpu", *extra]
+
+
+def one_line_error(result) -> str:
+    """The CLI's refusal: exit 2, one line, no traceback."""
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1, result.output
+    return result.output

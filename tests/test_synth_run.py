@@ -26,7 +26,7 @@ from plategen.model import Discriminator, Generator, SAAEConfig
 from plategen.synth import label_counts, synthesize, within_class_diversity
 from plategen.synth.writers import JOURNAL, LOCK, read_manifest, read_shards
 
-from conftest import make_checkpoint, synth_request
+from conftest import make_checkpoint, one_line_error, synth_args, synth_request
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -181,18 +181,6 @@ def test_no_duplicates_and_a_diversity_figure(tmp_path, plate, ckpt):
     assert report.diversity > report.closest > 0
     same = {"A": [np.zeros((4, 4, 3), np.uint8)] * 3}
     assert within_class_diversity(same) == (0.0, 0.0)
-
-
-def synth_args(plate: Path, ckpt: Path, out: Path, *extra: str) -> list[str]:
-    return ["synth", "--style", str(plate), "--n", "40", "--out", str(out), "--checkpoint", str(ckpt),
-            "--device", "cpu", *extra]
-
-
-def one_line_error(result) -> str:
-    """The CLI's refusal: exit 2, one line, no traceback."""
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1, result.output
-    return result.output
 
 
 @pytest.mark.parametrize("option", [["--noise", "nan"], ["--noise", "inf"], ["--noise", "-1"],

@@ -26,7 +26,7 @@ from plategen.synth import synthesize, writers
 from plategen.synth.writers import (JOURNAL, LOCK, Journal, decode_png, prepare_out, read_image_at, read_manifest,
                                     read_shards)
 
-from conftest import synth_request, webdataset_samples
+from conftest import one_line_error, synth_args, synth_request, webdataset_samples
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -134,17 +134,6 @@ def tree_digest(out: Path) -> dict[str, str]:
     """Every file under `out` but meta.json (it holds times) -> sha256 of its bytes."""
     return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(out.rglob("*")) if p.is_file() and p.name != "meta.json"}
-
-
-def synth_args(plate, ckpt, out, *extra: str) -> list[str]:
-    return ["synth", "--style", str(plate), "--n", "40", "--out", str(out), "--checkpoint", str(ckpt),
-            "--device", "cpu", *extra]
-
-
-def one_line_error(result) -> str:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1, result.output
-    return result.output
 
 
 def test_overwrite_never_deletes_outside_out_nor_what_plategen_did_not_write(tmp_path, plate, ckpt):
