@@ -47,8 +47,8 @@ PREVIEW_STYLES = 8  # style plates shown on the preview sheet
 PREVIEW_PER_STYLE = 4  # generated plates beside each
 PREVIEW_HEIGHT = 64  # px of each plate on the sheet
 EXPORTS = ("lprnet", "paddleocr")
-# characters are composed as soft coverage, so no noise is added to them; styles are not mixed,
-# as a plate's characters must share that plate's style
+# characters are composed as soft coverage, so noise is added to the composed plate (--noise), not to
+# them; styles are not mixed, as a plate's characters must share that plate's style
 PLATE_DIVERSITY = Diversity(noise=0.0, mix=0.0)
 
 
@@ -241,9 +241,11 @@ class Canvas:
         return self.cache[k]
 
 
-def compose_plate(canvas: Canvas, k: int, layout: PlateLayout, characters: np.ndarray) -> np.ndarray:
+def compose_plate(canvas: Canvas, k: int, layout: PlateLayout, characters: np.ndarray, noise: float = 0.0,
+                  seed: int = 0) -> np.ndarray:
+    """Plate `k`'s background with `characters` in its layout's slots, and `noise` from the plate's `seed`."""
     background, ink = canvas.get(k)
-    return place_characters(background, list(characters), [slot.box for slot in layout.char_slots], ink)
+    return place_characters(background, list(characters), [slot.box for slot in layout.char_slots], ink, noise, seed)
 
 
 # ---------------------------------------------------------------- the run
@@ -296,7 +298,8 @@ def run_plates(req, device: str, ckpt, ckpt_path: Path, fonts, styles: list[Styl
         for i in new:
             k = int(plan.style[i])
             characters = drawn.images[starts[i] - first:starts[i + 1] - first]
-            images.append(compose_plate(canvas, k, plan.layouts[k], characters))
+            images.append(compose_plate(canvas, k, plan.layouts[k], characters, req.diversity.noise,
+                                        int(plan.seed[i])))
         return images, [writers.batch_hashes(image[None])[0] for image in images]
 
     def submit(new: np.ndarray, info: list[dict], composing: Future) -> None:
@@ -405,6 +408,7 @@ def _at_height(image: np.ndarray) -> np.ndarray:
 def plate_params(req, styles: Sequence[StylePlate], chars: Sequence[str]) -> dict:
     """What fixes the bytes of a plate run; --resume must match all of it."""
     texts_sha = hashlib.sha256(Path(req.texts).read_bytes()).hexdigest() if req.texts else None
-    return {"pattern": req.pattern, "texts_sha256": texts_sha, "exports": sorted(set(req.exports)),
-            "charset": list(chars), "styles": [{"path": s.name, "sha256": s.sha256} for s in styles]}
+    return {"pattern": req.pattern, "texts_sha256": texts_sha, "noise": req.diversity.noise,
+            "exports": sorted(set(req.exports)), "charset": list(chars),
+            "styles": [{"path": s.name, "sha256": s.sha256} for s in styles]}
 
