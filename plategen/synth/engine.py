@@ -28,7 +28,7 @@ from plategen.checkpoint import load_checkpoint
 from plategen.errors import PlategenError
 from plategen.glyphs import Font, shipped_fonts
 from plategen.model import fold_batchnorm
-from plategen.synth.check import LabelCheck
+from plategen.synth.check import CPU_CHUNK, LabelCheck
 from plategen.synth.inputs import Style, check_drawable
 from plategen.synth.plan import (CHECK_ATTEMPTS, Diversity, GlyphPool, Plan, StylePool, build_glyph_pool,
                                  build_style_pool, label_counts, make_plan, style_entries_needed)
@@ -74,6 +74,8 @@ class Engine:
         model = _fold(generator.to("cpu").eval()).to(device).eval()
         self.model = model
         self.channels_last = channels_last and device.type == "cpu"
+        self.chunk = CPU_CHUNK if device.type == "cpu" else 0
+        self.size = generator.config.glyph_size
         with torch.inference_mode():
             style_t = torch.from_numpy(styles.images).permute(0, 3, 1, 2)
             codes = torch.cat([model.encode_style(chunk.to(device).float() / 255)
@@ -108,33 +110,46 @@ class Engine:
             for module in self.tail.modules():  # activations in place: fewer passes over memory
                 if isinstance(module, (nn.LeakyReLU, nn.ReLU)):
                     module.inplace = True
-            # rows are gathered per batch: from the standard layout that is ~3x faster than from a
-            # channels_last tensor, and index_select returns the standard layout either way
-            content, style = content.contiguous(), style.contiguous()
+            # rows are kept channels-last ([N,S,S,C], contiguous): a gathered batch of them is a plain
+            # copy of rows, and permuted to [B,C,S,S] it is already the channels_last tensor the tail
+            # convs take, with no layout conversion per batch
             if self.channels_last:
                 self.tail = self.tail.to(memory_format=torch.channels_last)
+            self.split = content.permute(0, 2, 3, 1).contiguous(), style.permute(0, 2, 3, 1).contiguous()
             # the split must reproduce decode() before it is trusted
             gi = torch.arange(min(8, len(self.glyphs)), device=self.device)
             si = torch.arange(len(gi), device=self.device) % len(self.codes)
             ref = m.decode(self.glyphs[gi], self.codes[si])
-            got = torch.sigmoid(self.tail(F.leaky_relu(content[gi] + style[si], self.leak)))
-            if (ref - got).abs().max().item() > 1e-4:
+            if (ref * 255 - self._tail(gi, si)).abs().max().item() > 255e-4:
                 return None
-            return content, style
+            return self.split
         except (AttributeError, TypeError, IndexError, RuntimeError):
             return None
+
+    def _tail(self, gi: Tensor, si: Tensor) -> Tensor:
+        """The split decoder for glyph rows `gi` and style rows `si`: [B,3,S,S] in [0,255]."""
+        content, style = self.split
+        h = content.index_select(0, gi)
+        h += style.index_select(0, si)
+        h = F.leaky_relu_(h, self.leak).permute(0, 3, 1, 2)
+        return torch.sigmoid_(self.tail(h if self.channels_last else h.contiguous())).mul_(255)
 
     @torch.inference_mode()
     def run(self, glyph: np.ndarray, style: np.ndarray) -> Tensor:
         """[B,3,S,S] float in [0,255] for glyph entries and style entries."""
         gi = torch.from_numpy(glyph).to(self.device)
         si = torch.from_numpy(style).to(self.device)
-        if self.split is not None:
-            content, style_part = self.split
-            h = content.index_select(0, gi)
-            h += style_part.index_select(0, si)
-            return torch.sigmoid_(self.tail(F.leaky_relu_(h, self.leak))).mul_(255)
-        return self.model.decode(self.glyphs.index_select(0, gi), self.codes.index_select(0, si)).mul_(255)
+        if self.split is None:
+            return self.model.decode(self.glyphs.index_select(0, gi), self.codes.index_select(0, si)).mul_(255)
+        if not self.chunk or len(gi) <= self.chunk:
+            return self._tail(gi, si)
+        # on CPU a few dozen rows at a time: the activations stay in the core's cache, which is ~2x
+        # faster than whole batches and gives the same bytes (every row is computed on its own)
+        out = torch.empty((len(gi), 3, self.size, self.size), device=self.device,
+                          memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
+        for a in range(0, len(gi), self.chunk):
+            out[a:a + self.chunk] = self._tail(gi[a:a + self.chunk], si[a:a + self.chunk])
+        return out
 
 
 # ---------------------------------------------------------------- generation
