@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -47,6 +48,12 @@ class Batch:
     seeds: np.ndarray  # [B] uint64 per-image seed
     attempts: np.ndarray  # [B] int64 which draw was kept (0 = the plan's first)
     checks: list[str]  # "pass" / "fail": did the discriminator read the label; "" without one
+
+    @classmethod
+    def concat(cls, parts: Sequence["Batch"]) -> "Batch":
+        """One batch of consecutive parts."""
+        columns = [[getattr(part, f.name) for part in parts] for f in fields(cls)]
+        return cls(*(np.concatenate(c) if isinstance(c[0], np.ndarray) else sum(c, []) for c in columns))
 
 
 def require_finite(source: str, generator: nn.Module, discriminator: nn.Module | None = None) -> None:
@@ -155,6 +162,16 @@ class Engine:
 # ---------------------------------------------------------------- generation
 
 
+def generate_threads(device: str | torch.device) -> int:
+    """Threads that split a batch on CPU: 2 when torch runs one thread (synth's default, which
+    leaves a core to the writers; the generator would otherwise wait on them), else 1."""
+    from plategen.synth.run import usable_cores  # run imports this module
+
+    if torch.device(device).type != "cpu" or torch.get_num_threads() != 1:
+        return 1
+    return min(2, usable_cores())
+
+
 def _noise_bank(seed: int, sigma: float, size: int) -> np.ndarray | None:
     if sigma <= 0:
         return None
@@ -193,6 +210,7 @@ class Synthesizer:
     batch_size: int
     diversity: Diversity
     check: LabelCheck | None = None
+    threads: int = 1  # CPU threads that split a batch between them (see `generate`)
     model_seconds: float = 0.0
     setup_seconds: float = 0.0
     _bank: np.ndarray | None = field(default=None, repr=False)
@@ -224,7 +242,7 @@ class Synthesizer:
         if discriminator is not None and charset is not None:
             check = LabelCheck(discriminator, [list(charset).index(c) for c in chars], torch.device(device))
         synth = cls(chars, n, seed, list(styles), plan, glyphs, pool, engine, batch_size, diversity, check,
-                    _bank=_noise_bank(seed, diversity.noise, config.glyph_size))
+                    generate_threads(device), _bank=_noise_bank(seed, diversity.noise, config.glyph_size))
         synth.setup_seconds = time.perf_counter() - start
         return synth
 
@@ -242,9 +260,23 @@ class Synthesizer:
     def generate_batch(self, b: int) -> Batch:
         return self.generate(self.batch_ids(b))
 
-    @torch.inference_mode()
     def generate(self, ids: np.ndarray) -> Batch:
-        """Images `ids` of the plan as one generator batch (whole plates take their characters together)."""
+        """Images `ids` of the plan as one generator batch (whole plates take their characters together).
+
+        With `threads` > 1 (CPU, one torch thread) the ids are split between that many threads:
+        the same bytes, as every image's draws, check and retries depend on that image alone and
+        the engine and the check compute each row on its own.
+        """
+        if self.threads < 2 or len(ids) < 2 * CPU_CHUNK:
+            return self._generate(ids)
+        start = time.perf_counter()
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="plategen-generate") as pool:
+            parts = list(pool.map(self._generate, np.array_split(ids, self.threads), [False] * self.threads))
+        self.model_seconds += time.perf_counter() - start
+        return Batch.concat(parts)
+
+    @torch.inference_mode()
+    def _generate(self, ids: np.ndarray, timed: bool = True) -> Batch:
         labels = self.plan.label[ids]
         attempts = np.zeros(len(ids), np.int64)
         start = time.perf_counter()
@@ -264,7 +296,8 @@ class Synthesizer:
                 attempts[take], passed[take], score[take] = t, ok[better], prob[better]
             checks = ["pass" if ok else "fail" for ok in passed]
         images = out.permute(0, 2, 3, 1).float().cpu().numpy()
-        self.model_seconds += time.perf_counter() - start
+        if timed:
+            self.model_seconds += time.perf_counter() - start
         images = _add_noise(images, self.plan.seed[ids], self._bank)
         glyph, style = self.entries(ids, attempts)
         return Batch(ids, images, [self.chars[i] for i in labels], self.style_pool.primary[style],

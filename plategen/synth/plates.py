@@ -38,7 +38,7 @@ from plategen.plates import Plate, Problem, clean_text, detect_format, load_plat
 from plategen.segment import segment_plate
 from plategen.synth import plate_writers, writers
 from plategen.synth.check import LabelCheck
-from plategen.synth.engine import Engine, Synthesizer
+from plategen.synth.engine import Engine, Synthesizer, generate_threads
 from plategen.synth.inputs import Style
 from plategen.synth.plan import CHECK_ATTEMPTS, Diversity, Plan, build_glyph_pool, build_style_pool, image_seeds
 
@@ -223,7 +223,7 @@ def character_synth(generator, discriminator, charset: Sequence[str] | None, sty
     if discriminator is not None and charset is not None:
         check = LabelCheck(discriminator, [list(charset).index(c) for c in chars], torch.device(device))
     return Synthesizer(chars, len(label), seed, as_styles, char_plan, glyphs, pool, engine, batch_size,
-                       PLATE_DIVERSITY, check)
+                       PLATE_DIVERSITY, check, generate_threads(device))
 
 
 class Canvas:
