@@ -208,8 +208,13 @@ def train(
         options.steps = None
     result = train_saae(data, out, options, resume=resume, overwrite=overwrite, allow_outside=allow_outside_paths,
                         progress=err_console.is_terminal)
+    if launched_rank():  # under torchrun rank 0 prints the table
+        return
     table = Table(title=f"plategen train -> {result.checkpoint}", show_header=False)
     table.add_row("steps", f"{result.steps:,} in {result.seconds / 60:.1f} min")
+    if result.ranks > 1:
+        table.add_row("torchrun ranks", f"{result.ranks}, each on 1/{result.ranks} of every batch; same weights on "
+                      "every rank at each checkpoint")
     table.add_row("training data", f"{result.plates:,} plates, {result.crops:,} character crops")
     table.add_row("(1) reconstruction L1", f"{result.losses.get('rec', float('nan')):.4f}")
     table.add_row("(2) discriminator CE", f"{result.losses.get('d', float('nan')):.3f}")
