@@ -7,6 +7,10 @@ keeps the journalled images whose files are intact, generates the chunks that la
 each batch to a writer and journals what became durable; then the manifest, the preview and
 meta.json. The diversity figure and the preview use the same images (the first per label by
 id) whatever the interruption.
+
+Under torchrun (`plategen.distributed`) every rank runs this same request: all check the
+inputs, rank 0 claims the folder, each draws and writes its own batches or shards with its own
+journal, and rank 0 writes the manifest, preview and meta from the journals once all are done.
 """
 
 from __future__ import annotations
@@ -96,10 +100,10 @@ RESUME_KEYS = ("n", "charset", "seed", "checkpoint_sha256", "styles", "format", 
 def synthesize(req: SynthRequest, progress: Callable[[int, int], None] = lambda done, total: None) -> SynthReport:
     """Write a labelled dataset to `req.out`; every input is checked before the folder is touched.
 
-    Under torchrun every rank checks the inputs and draws its part of the one plan (`_mine`);
-    rank 0 holds the folder's lock and writes what sums up the run (manifest, meta, preview),
-    so the output is the same bytes as one process's. `progress(done, total)` counts this
-    rank's images."""
+    Under torchrun every rank checks the inputs and draws its part of the one plan
+    (`writers.partition_unit`); rank 0 holds the folder's lock and writes what sums up the run
+    (manifest, meta, preview), so the output is the same bytes as one process's.
+    `progress(done, total)` counts this rank's images."""
     start = time.perf_counter()
     with distributed.joined() as world:
         with world.together():  # one refusal stops every rank and is printed once
