@@ -405,6 +405,9 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
         if previous is not None and previous.discriminator is None:
             raise PlategenError(f"{resume}: has no discriminator weights, so training cannot resume from it")
         device = world.place(resolve_device(opts.device))
+        if device.type == "cuda" and world.local_size > torch.cuda.device_count():
+            raise PlategenError(f"--nproc-per-node {world.local_size}: DDP training takes one GPU per process and "
+                                f"this machine has {torch.cuda.device_count()}")
         torch.set_num_threads(opts.num_threads)
         torch.manual_seed(opts.seed)
         rng = np.random.default_rng(opts.seed)

@@ -97,7 +97,8 @@ RESUME_KEYS = ("n", "charset", "seed", "checkpoint_sha256", "styles", "format", 
                "diversity", "glyph_size", "label_check")
 
 
-def synthesize(req: SynthRequest, progress: Callable[[int, int], None] = lambda done, total: None) -> SynthReport:
+def synthesize(req: SynthRequest, progress: Callable[[int, int], None] = lambda done, total: None
+               ) -> SynthReport | PlateReport:
     """Write a labelled dataset to `req.out`; every input is checked before the folder is touched.
 
     Under torchrun every rank checks the inputs and draws its part of the one plan
