@@ -27,7 +27,7 @@ from plategen.checkpoint import load_checkpoint, optimizer_path
 from plategen.cli import app
 from plategen.synth.writers import LOCK, RANK_JOURNAL, read_manifest
 
-from conftest import synth_args, webdataset_samples
+from conftest import one_line_error, synth_args, webdataset_samples
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
@@ -140,7 +140,9 @@ def _rank_pid(launcher: int, rank: int) -> int | None:
 
 
 def test_resume_finishes_a_torchrun_run_one_rank_of_which_was_killed(tmp_path, monkeypatch, plate, ckpt):
-    n = 240
+    """While both ranks write, a second, independent run into the folder is refused (rank 0 holds
+    the lock); then rank 1 is killed, and --resume finishes the run to one process's bytes."""
+    n = 400
     full, out = tmp_path / "full", tmp_path / "killed"
 
     def args(where: Path) -> list[str]:
@@ -154,12 +156,14 @@ def test_resume_finishes_a_torchrun_run_one_rank_of_which_was_killed(tmp_path, m
         if journal.is_file() and journal.stat().st_size > 0:
             break
         time.sleep(0.01)
+    intruder = runner.invoke(app, list(map(str, args(out))))
     pid = _rank_pid(launcher.pid, 1) if launcher.poll() is None else None
     if pid is None:
         launcher.kill()
         launcher.wait()
         pytest.skip("the run finished before rank 1 could be killed")
     os.kill(pid, signal.SIGKILL)
+    assert "another plategen synth run is writing to this folder" in one_line_error(intruder)
     _, stderr = launcher.communicate(timeout=60)
     assert launcher.returncode != 0, stderr[-2000:]
     written = len(list(out.rglob("*.png")))
