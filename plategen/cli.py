@@ -23,7 +23,8 @@ from rich.table import Table
 
 from plategen import __version__
 from plategen.charset import parse_charset
-from plategen.errors import PlategenError
+from plategen.distributed import launched_rank
+from plategen.errors import PlategenError, RankStopped
 from plategen.inspection import inspect_import
 from plategen.plates import load_plates
 
@@ -43,17 +44,24 @@ def printable(text: str) -> str:
 
 
 def user_errors(command: F) -> F:
-    """Turn a PlategenError into one red line and exit status 2, never a traceback."""
+    """Turn a PlategenError into one red line and exit status 2, never a traceback. Under torchrun
+    a rank other than 0 names itself; one stopped by another rank's error does not repeat it."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
+        except RankStopped:
+            raise typer.Exit(2) from None
         except PlategenError as exc:
-            err_console.print(f"[bold red]error:[/] {escape(printable(str(exc)))}", highlight=False, soft_wrap=True)
+            rank = launched_rank()
+            where = f"rank {rank}: " if rank else ""
+            err_console.print(f"[bold red]error:[/] {where}{escape(printable(str(exc)))}", highlight=False,
+                              soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
-            err_console.print("[yellow]interrupted[/]")
+            if not launched_rank():
+                err_console.print("[yellow]interrupted[/]")
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
@@ -200,8 +208,13 @@ def train(
         options.steps = None
     result = train_saae(data, out, options, resume=resume, overwrite=overwrite, allow_outside=allow_outside_paths,
                         progress=err_console.is_terminal)
+    if launched_rank():  # under torchrun rank 0 prints the table
+        return
     table = Table(title=f"plategen train -> {result.checkpoint}", show_header=False)
     table.add_row("steps", f"{result.steps:,} in {result.seconds / 60:.1f} min")
+    if result.ranks > 1:
+        table.add_row("torchrun ranks", f"{result.ranks}, each on 1/{result.ranks} of every batch; same weights on "
+                      "every rank at each checkpoint")
     table.add_row("training data", f"{result.plates:,} plates, {result.crops:,} character crops")
     table.add_row("(1) reconstruction L1", f"{result.losses.get('rec', float('nan')):.4f}")
     table.add_row("(2) discriminator CE", f"{result.losses.get('d', float('nan')):.3f}")
@@ -261,14 +274,19 @@ def synth(
                            diversity=dataclasses.replace(Diversity(), noise=noise), check=check,
                            command=["plategen", *sys.argv[1:]], plates=plates, pattern=pattern, texts=texts,
                            exports=list(export))
+    leader = launched_rank() == 0  # under torchrun rank 0 alone draws the bar (of its own images) and the table
     columns = (TextColumn("synth"), BarColumn(), MofNCompleteColumn(), RateColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
+    with Progress(*columns, console=err_console, transient=True,
+                  disable=not (err_console.is_terminal and leader)) as bar:
         task = bar.add_task("synth", total=n)
         try:
-            report = synthesize(request, progress=lambda done, total: bar.update(task, completed=done))
+            report = synthesize(request, progress=lambda done, total: bar.update(task, completed=done, total=total))
         except KeyboardInterrupt:
-            err_console.print(f"run the same command with --resume to finish {out}")
+            if leader:
+                err_console.print(f"run the same command with --resume to finish {out}")
             raise
+    if not leader:
+        return
     if plates:
         print_plate_report(report)
         return
@@ -288,6 +306,8 @@ def synth(
                   "(RMS px distance, 0-255)")
     table.add_row("time", f"{report.seconds:.1f} s on {report.device}")
     table.add_row("images/s", f"{report.images_per_s:,.0f} end to end, {report.model_images_per_s:,.0f} in the model")
+    if report.per_rank:
+        table.add_row("torchrun ranks", per_rank(report.per_rank))
     table.add_row("format", report.format + (f" ({len(report.shards)} shards)" if report.shards else ""))
     table.add_row("manifest", escape(str(report.manifest)))
     table.add_row("meta", escape(str(report.meta)))
@@ -295,6 +315,10 @@ def synth(
         table.add_row("preview", escape(str(report.preview)))
     console.print(table)
     console.print(count_grid("images per label", report.counts))
+
+
+def per_rank(counts: list[int]) -> str:
+    return f"{len(counts)}, made " + " + ".join(f"{c:,}" for c in counts)
 
 
 def print_plate_report(report) -> None:
@@ -312,6 +336,8 @@ def print_plate_report(report) -> None:
         table.add_row("label check", f"{report.check_failed:,} of {report.characters:,} characters still read as "
                       "another character (fail in the manifest's check column)")
     table.add_row("time", f"{report.seconds:.1f} s on {report.device}, {report.plates_per_s:,.1f} plates/s")
+    if report.per_rank:
+        table.add_row("torchrun ranks", per_rank(report.per_rank))
     table.add_row("manifest", escape(str(report.manifest)))
     table.add_row("meta", escape(str(report.meta)))
     for path in report.exports:

@@ -145,6 +145,15 @@ def test_an_interrupted_run_resumes_to_the_same_bytes(styles, ckpt_cn, tmp_path,
     assert tree(cut) == tree(whole)
 
 
+def test_resuming_a_complete_plate_run_redraws_only_a_damaged_plate(styles, ckpt_cn, tmp_path):
+    out = synthesize(request(styles[:2], ckpt_cn, tmp_path / "done", 4, batch_size=2)).out
+    before = tree(out)
+    (out / "images" / "000003.png").write_bytes(b"torn")
+    report = synthesize(request(styles[:2], ckpt_cn, out, 4, resume=True, batch_size=None))
+    assert (report.resumed, report.generated) == (3, 1)
+    assert tree(out) == before
+
+
 def test_texts_file_is_used_in_order_and_cycled(styles, ckpt_cn, tmp_path):
     assert load_style_plates(styles[:1])[0][0].layout.kinds == "DDD/LL"  # a two-row plate: texts are top row first
     texts = tmp_path / "texts.txt"
