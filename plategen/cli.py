@@ -301,7 +301,8 @@ def synth(
         table.add_row("label check", "off (--no-check, or the checkpoint has no discriminator)")
     else:
         table.add_row("label check", f"{report.redrawn:,} redrawn; {report.check_failed:,} still read as another "
-                      "character (check=fail in the manifest)")
+                      "character (check=fail in the manifest)" + (f"; {report.unchecked:,} unchecked (characters "
+                      "without real training crops: no class to read them as)" if report.unchecked else ""))
     table.add_row("within-class diversity", f"{report.diversity:.1f} mean / {report.closest:.1f} closest pair "
                   "(RMS px distance, 0-255)")
     table.add_row("time", f"{report.seconds:.1f} s on {report.device}")
