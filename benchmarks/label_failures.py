@@ -73,7 +73,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    console = Console()
+    console = Console(width=200)
     console.print(f"machine: {platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()}, "
                   f"torch {torch.__version__}, 1 thread")
     model = load_checkpoint(args.checkpoint)
@@ -96,9 +96,10 @@ def main() -> None:
         cells = []
         for name in names:
             got = results[name].get(ch)
-            cells.append("" if got is None else UNCHECKED if got[2] else f"{100 * got[0]:.0f} ({100 * got[1]:.0f})")
+            cells.append("" if got is None or got[2] else f"{100 * got[0]:.0f} ({100 * got[1]:.0f})")
         if any(cells):
             table.add_row(ch, *cells)
+    table.add_row(UNCHECKED, *("".join(c for c, v in results[name].items() if v[2]) for name in names))
     summary = []
     for name in names:
         checked = {c: v for c, v in results[name].items() if not v[2]}

@@ -13,9 +13,10 @@ are compared with the plate's real character crops (`dataset.build_samples`):
   background (ink) colour is the per-channel median over its crops; the figure is the CIEDE2000
   difference between the real and the generated colour, per plate, median per source. The floor
   is the same difference between two halves of the plate's real crops (odd against even).
-- left edge: the mean L of each crop's leftmost 2 columns minus its background L (the "bright
-  edge streak" of issue 12), median per plate, real and generated; and the CIEDE2000 difference
-  between the real and the generated mean colour of those columns.
+- left edge (the "bright edge streak" of issue 12, a vivid blue bar on white US plates): the
+  mean L and chroma C* of each crop's leftmost 2 columns minus its background's, median per
+  plate, real and generated; and the CIEDE2000 difference between the real and the generated
+  median colour of those columns.
 
 A PNG sheet shows `--sheet-plates` held-out plates per source: the plate, its real crops, the
 generated ones, the four colours (real bg, real ink | generated bg, generated ink) and the ΔE.
@@ -47,7 +48,7 @@ from plategen.cli import tracker  # noqa: E402
 from plategen.dataset import build_samples, is_holdout  # noqa: E402
 from plategen.glyphs import FONTS_DIR, fonts_for, render_glyph, shipped_fonts  # noqa: E402
 from plategen.plates import load_plates, read_image  # noqa: E402
-from plategen.synth import generate_arrays  # noqa: E402
+from plategen.synth import Diversity, generate_arrays  # noqa: E402
 
 SOURCES = ("uc3m-lp", "ccpd-crops", "openalpr-us")
 EDGE_COLUMNS = 2
@@ -136,6 +137,12 @@ class CropColours:
         """Median over crops of (left-edge L - background L)."""
         return float(np.median(self.edge[:, 0] - self.background[:, 0]))
 
+    @property
+    def edge_chroma(self) -> float:
+        """Median over crops of (left-edge chroma C* - background C*): a vivid streak on a white plate."""
+        chroma = np.hypot(self.edge[:, 1], self.edge[:, 2]) - np.hypot(self.background[:, 1], self.background[:, 2])
+        return float(np.median(chroma))
+
 
 def crop_colours(crops: np.ndarray, labels: list[str], masks: dict[str, np.ndarray]) -> CropColours:
     lab = to_lab(crops)
@@ -158,7 +165,10 @@ class PlateFidelity:
     floor_ink: float | None
     edge_lift_real: float
     edge_lift_generated: float
+    edge_chroma_real: float
+    edge_chroma_generated: float
     de_edge: float
+    lab: dict[str, list[float]]  # median Lab colour: real / generated background / ink
 
 
 @dataclass
@@ -171,6 +181,8 @@ class SourceFidelity:
     floor_ink: float
     edge_lift_real: float
     edge_lift_generated: float
+    edge_chroma_real: float
+    edge_chroma_generated: float
     de_edge: float
 
 
@@ -182,8 +194,11 @@ def plate_fidelity(source: str, name: str, real: CropColours, generated: CropCol
         (ob, oi), (eb, ei) = real.median(slice(0, None, 2)), real.median(slice(1, None, 2))
         floor_b, floor_i = float(ciede2000(ob, eb)), float(ciede2000(oi, ei))
     return PlateFidelity(source, name, len(real.background), float(ciede2000(rb, gb)), float(ciede2000(ri, gi)),
-                         floor_b, floor_i, real.edge_lift, generated.edge_lift,
-                         float(ciede2000(np.median(real.edge, 0), np.median(generated.edge, 0))))
+                         floor_b, floor_i, real.edge_lift, generated.edge_lift, real.edge_chroma, generated.edge_chroma,
+                         float(ciede2000(np.median(real.edge, 0), np.median(generated.edge, 0))),
+                         {name: [round(float(v), 2) for v in colour] for name, colour in
+                          zip(("real_background", "real_ink", "generated_background", "generated_ink"),
+                              (rb, ri, gb, gi))})
 
 
 def summarise(source: str, rows: list[PlateFidelity]) -> SourceFidelity:
@@ -194,6 +209,7 @@ def summarise(source: str, rows: list[PlateFidelity]) -> SourceFidelity:
     return SourceFidelity(source, len(rows), med(r.de_background for r in rows), med(r.de_ink for r in rows),
                           med(r.floor_background for r in rows), med(r.floor_ink for r in rows),
                           med(r.edge_lift_real for r in rows), med(r.edge_lift_generated for r in rows),
+                          med(r.edge_chroma_real for r in rows), med(r.edge_chroma_generated for r in rows),
                           med(r.de_edge for r in rows))
 
 
@@ -208,7 +224,7 @@ def _swatch(lab: np.ndarray, size: int) -> np.ndarray:
 def write_sheet(path: Path, shown: list[tuple[PlateFidelity, np.ndarray, np.ndarray, np.ndarray, CropColours,
                                               CropColours]], per_row: int = 7) -> None:
     """One row per plate: plate | real crops | generated crops | swatches | ΔE text."""
-    cell, gap, text_w = 48, 12, 230
+    cell, gap, text_w = 48, 12, 280
     plate_w = 3 * cell
     width = plate_w + 2 * (per_row * cell + gap) + 4 * (cell // 2) + gap + text_w
     height = len(shown) * (cell + 6) + 24
@@ -241,7 +257,8 @@ def write_sheet(path: Path, shown: list[tuple[PlateFidelity, np.ndarray, np.ndar
             draw.text((tx, y + 2), ch, fill=(230, 230, 230), font=face)
             tx += face.getlength(ch)
         text = (f"ΔE bg {row.de_background:.1f}  ink {row.de_ink:.1f}\n"
-                f"left edge ΔL real {row.edge_lift_real:+.0f} gen {row.edge_lift_generated:+.0f}")
+                f"left edge ΔL {row.edge_lift_real:+.0f} / {row.edge_lift_generated:+.0f}, "
+                f"ΔC* {row.edge_chroma_real:+.0f} / {row.edge_chroma_generated:+.0f}")
         draw.multiline_text((x + 4 * half + gap, y + 16), text, fill=(230, 230, 230), font=font, spacing=2)
     sheet.save(path)
 
@@ -260,13 +277,17 @@ def main() -> None:
     parser.add_argument("--sheet-plates", type=int, default=6, help="plates per source on the sheet")
     parser.add_argument("--json", type=Path, default=None, help="write every plate's figures here")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--plain-styles", action="store_true",
+                        help="style entries are the plate as given (no crop, shift, colour or blur changes): "
+                             "the model's own colour error, without synth's style augmentation")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    console = Console()
+    console = Console(width=200)
     console.print(f"machine: {platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()}, "
                   f"torch {torch.__version__}, 1 thread")
     model = load_checkpoint(args.checkpoint)
     fonts = shipped_fonts()
+    diversity = Diversity(crop=0, shift=0, colour=0, blur=0) if args.plain_styles else Diversity()
     start = time.perf_counter()
     rows: list[PlateFidelity] = []
     summaries: list[SourceFidelity] = []
@@ -287,7 +308,7 @@ def main() -> None:
             chars = list(dict.fromkeys(real_labels))
             image = read_image(plates[p].image_path)
             generated, idx = generate_arrays(model, [image], chars, max(args.per_plate, len(chars)),
-                                             seed=args.seed + p)
+                                             seed=args.seed + p, diversity=diversity)
             gen_labels = [chars[i] for i in idx]
             real_c, gen_c = crop_colours(real, real_labels, masks), crop_colours(generated, gen_labels, masks)
             row = plate_fidelity(source, str(plates[p].image_path.relative_to(args.data)), real_c, gen_c)
@@ -298,15 +319,17 @@ def main() -> None:
         rows.extend(source_rows)
         summaries.append(summarise(source, source_rows))
     seconds = time.perf_counter() - start
-    table = Table(title=f"style fidelity on held-out plates, {args.checkpoint.name} "
+    table = Table(title=f"style fidelity on held-out plates, {args.checkpoint.name}"
+                        f"{', plain styles' if args.plain_styles else ''} "
                         f"(CIEDE2000, median over plates; {seconds:.0f} s, load {os.getloadavg()[0]:.1f})")
     for column in ("source", "plates", "ΔE background", "ΔE ink", "floor bg / ink (real vs real)",
-                   "left edge ΔL real", "left edge ΔL generated", "ΔE left edge"):
+                   "left edge ΔL real / gen", "left edge ΔC* real / gen", "ΔE left edge"):
         table.add_column(column)
     for s in summaries:
         table.add_row(s.source, str(s.plates), f"{s.de_background:.1f}", f"{s.de_ink:.1f}",
-                      f"{s.floor_background:.1f} / {s.floor_ink:.1f}", f"{s.edge_lift_real:+.1f}",
-                      f"{s.edge_lift_generated:+.1f}", f"{s.de_edge:.1f}")
+                      f"{s.floor_background:.1f} / {s.floor_ink:.1f}",
+                      f"{s.edge_lift_real:+.1f} / {s.edge_lift_generated:+.1f}",
+                      f"{s.edge_chroma_real:+.1f} / {s.edge_chroma_generated:+.1f}", f"{s.de_edge:.1f}")
     console.print(table)
     if args.json is not None:
         args.json.write_text(json.dumps({"summary": [asdict(s) for s in summaries],
