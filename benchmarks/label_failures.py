@@ -90,7 +90,7 @@ def main() -> None:
                         f"(first draw failed, %); {seconds:.0f} s, load {os.getloadavg()[0]:.1f}")
     table.add_column("char")
     for name in names:
-        table.add_column(name)
+        table.add_column(name, overflow="fold")
     chars = list(dict.fromkeys(c for r in results.values() for c in r))
     for ch in chars:
         cells = []
