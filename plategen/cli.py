@@ -233,7 +233,9 @@ def synth(
     style: list[Path] = typer.Option(..., "--style", help="A plate image, a folder of plate crops, or a data "
                                      "folder (every plate a style); repeat for several."),
     chars: Optional[str] = typer.Option(None, "--chars", help="Characters to generate, e.g. 0-9A-Z or "
-                                        "京沪0-9A-Z (default 0-9A-Z; with --plates the checkpoint's charset)."),
+                                        "京沪0-9A-Z (default 0-9A-Z; with --plates the checkpoint's charset); any "
+                                        "character a shipped font covers; those without real training crops are "
+                                        "marked unchecked."),
     n: int = typer.Option(1000, "--n", help="Total images, spread evenly over the characters (plates with --plates)."),
     out: Path = typer.Option(..., "--out", help="Output folder (must be new or empty)."),
     checkpoint: Optional[Path] = typer.Option(None, help="Generator checkpoint (default: the shipped model)."),
@@ -301,7 +303,8 @@ def synth(
         table.add_row("label check", "off (--no-check, or the checkpoint has no discriminator)")
     else:
         table.add_row("label check", f"{report.redrawn:,} redrawn; {report.check_failed:,} still read as another "
-                      "character (check=fail in the manifest)")
+                      "character (check=fail in the manifest)" + (f"; {report.unchecked:,} unchecked (characters "
+                      "without real training crops: no class to read them as)" if report.unchecked else ""))
     table.add_row("within-class diversity", f"{report.diversity:.1f} mean / {report.closest:.1f} closest pair "
                   "(RMS px distance, 0-255)")
     table.add_row("time", f"{report.seconds:.1f} s on {report.device}")

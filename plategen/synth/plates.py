@@ -223,7 +223,7 @@ def character_synth(generator, discriminator, charset: Sequence[str] | None, sty
     engine = Engine(generator, glyphs.glyphs, pool, torch.device(device), batch_size * 8)
     check = None
     if discriminator is not None and charset is not None:
-        check = LabelCheck(discriminator, [list(charset).index(c) for c in chars], torch.device(device))
+        check = LabelCheck(discriminator, charset, chars, torch.device(device))
     return Synthesizer(chars, len(label), seed, as_styles, char_plan, glyphs, pool, engine, batch_size,
                        PLATE_DIVERSITY, check)
 

@@ -90,6 +90,7 @@ class SynthReport:
     device: str
     shards: list[Path] = field(default_factory=list)
     per_rank: list[int] = field(default_factory=list)  # images each torchrun rank made (empty: one process)
+    unchecked: int = 0  # images of characters the checkpoint has no class of (check=unchecked)
 
 
 # what must match for --resume to continue a run
@@ -244,18 +245,22 @@ def _run(req: SynthRequest, world: World, device: str, ckpt, ckpt_path: Path, fo
                               discriminator=ckpt.discriminator if params["label_check"] else None)
     writer = writers.make_writer(req.format, req.out, req.chars, req.n, req.workers, req.shard_size)
     label_of = [req.chars[i] for i in synth.plan.label]
+    charset = ckpt.meta.get("charset")
     meta = {
         "tool": "plategen synth", "plategen_version": __version__, "command": req.command, "status": "running",
         **params, "checkpoint": str(ckpt_path), "device": device,
         "label_dirs": {c: writers.safe_label_dir(c) for c in req.chars} if req.format == "files" else {},
         "counts": dict(zip(req.chars, synth.plan.counts)),
+        # the checkpoint's charset: characters it saw real crops of; the others are drawn from their glyph alone
+        "chars_with_real_crops": None if charset is None else [c for c in req.chars if c in charset],
         "manifest_columns": {"image_path": "relative to manifest.csv (shards: <shard>.tar#<member>)",
                              "label": "the character", "style": "style plate(s); a|b = interpolated",
                              "font": "font of the content glyph",
                              "seed": "the image's own seed (picks its noise); glyph and style choices "
                                      "come from the run seed",
                              "check": "pass: the model's discriminator reads the image as its label; fail: no "
-                                      f"draw of {CHECK_ATTEMPTS} did (the best-read one is kept); empty: no check"},
+                                      f"draw of {CHECK_ATTEMPTS} did (the best-read one is kept); unchecked: the "
+                                      "checkpoint has no class for it (no real training crops); empty: no check"},
     }
     journal = writers.Journal(req.out, world.rank if world.size > 1 else None)
     mine = world.owns(np.arange(req.n), writers.partition_unit(req.format, params["batch_size"], req.shard_size))
@@ -340,13 +345,14 @@ def _run(req: SynthRequest, world: World, device: str, ckpt, ckpt_path: Path, fo
             duplicates = int(previous.get("duplicates", 0))
         if complete:
             manifest = req.out / writers.MANIFEST
-            check_failed = previous.get("check_failed")
+            check_failed, unchecked = previous.get("check_failed"), previous.get("check_unchecked", 0)
         else:
             attempts = np.array([int(draws[i][0]) for i in range(req.n)], np.int64)
             rows = ((writer.path_of(i, label), label, style, font, seed, draws[i][1])
                     for i, label, style, font, seed in synth.rows(attempts))
             manifest = writers.write_manifest(req.out, rows)
             check_failed = sum(d[1] == "fail" for d in draws.values()) if params["label_check"] else None
+            unchecked = sum(d[1] == "unchecked" for d in draws.values())
         kept.update(writer.read_back(sorted(wanted - set(kept)), label_of))
         samples: dict[str, list[np.ndarray]] = {c: [] for c in req.chars}
         for i in sorted(wanted):
@@ -357,7 +363,7 @@ def _run(req: SynthRequest, world: World, device: str, ckpt, ckpt_path: Path, fo
             headers = [render_glyph(c, fonts_for(c, fonts)[0], ckpt.config.glyph_size) for c in req.chars]
             preview = writers.write_preview(req.preview, [s.image for s in styles], req.chars, headers, samples)
         seconds = time.perf_counter() - start
-        meta.update(status="complete", duplicates=duplicates, check_failed=check_failed,
+        meta.update(status="complete", duplicates=duplicates, check_failed=check_failed, check_unchecked=unchecked,
                     within_class_diversity=round(diversity, 3), closest_pair=round(closest, 3),
                     seconds=round(seconds, 3), images_per_s=round(generated_all / seconds, 1) if seconds else None)
         writers.write_meta(req.out, meta)
@@ -367,7 +373,7 @@ def _run(req: SynthRequest, world: World, device: str, ckpt, ckpt_path: Path, fo
         return SynthReport(req.out, manifest, req.out / writers.META, preview, req.format, req.n,
                            dict(zip(req.chars, synth.plan.counts)), generated_all, resumed_all, duplicates, diversity,
                            closest, check_failed, redrawn_all, seconds, generated_all / seconds if seconds else 0.0,
-                           model_rate, device, shards, [s[0] for s in shares] if world.size > 1 else [])
+                           model_rate, device, shards, [s[0] for s in shares] if world.size > 1 else [], unchecked)
 
     return world.from_leader(finish)
 
