@@ -52,15 +52,15 @@ def run_plate_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lamb
     with timing("import"):
         data_import = load_plates(req.data, allow_outside=req.allow_outside_paths)
         test_import = load_plates(req.test, allow_outside=req.allow_outside_paths) if req.test is not None else None
-    data_plates = data_import.plates
-    test_source = test_import.plates if test_import is not None else None
+    data_plates, test_source, leak_warnings = drop_test_images(data_import.plates,
+                                                               test_import.plates if test_import else None)
     skipped = len(data_import.skipped) + (len(test_import.skipped) if test_import is not None else 0)
     charset = charset_of(data_plates + (test_source or []))
     alphabet = "".join(charset)
     fonts = shipped_fonts()
     gens = open_generators(req, charset, fonts)
     splits, split_warnings = plan_splits(req, data_plates, test_source, gens.seen)
-    warnings = gens.warnings + split_warnings
+    warnings = leak_warnings + gens.warnings + split_warnings
     for w in warnings:
         warn(w)
     longest = max(len(p.text) for p in data_plates + (test_source or []))
@@ -122,6 +122,22 @@ def run_plate_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lamb
                                   runs, summary, targets, {**timing.seconds, "total": seconds_so_far}, gen_seconds)
     files = write_plate_report(req.out, report)
     return BenchmarkResult(req.out, report, files, time.perf_counter() - started)
+
+
+def drop_test_images(data_plates: list[Plate], test_plates: list[Plate] | None
+                     ) -> tuple[list[Plate], list[Plate] | None, list[str]]:
+    """The leakage guard for an external test folder: data plates that are the same image as a test plate
+    (by content hash) are left out of training and the judge, with a warning."""
+    if test_plates is None:
+        return data_plates, None, []
+    test_sha = {p.sha256 for p in test_plates}
+    kept = [p for p in data_plates if p.sha256 not in test_sha]
+    if len(kept) == len(data_plates):
+        return data_plates, test_plates, []
+    if not kept:
+        raise PlategenError("every plate of --data is also in --test (by content hash): nothing left to train on")
+    return kept, test_plates, [f"{len(data_plates) - len(kept)} plate(s) of --data are the same images as --test "
+                               "plates (by content hash) and were left out of training and the judge"]
 
 
 def draw_plate_pools(req: BenchmarkRequest, ps: PlateSeedSet, train_plates: list[Plate], chars: list[str],

@@ -71,7 +71,7 @@ def split_for_seed(plates: Sequence[Plate], n_train: int | None, n_test: int, se
     Test plates (at least `n_test` images where there are enough, whole groups) come only from
     groups none of whose frames the generator saw (`seen`: content hashes). The `n_train`
     training plates come from the other unseen groups when at least `MIN_TEST_IMAGES` unseen
-    images still remain for test, else from seen groups (counted in `train_seen`). Only with
+    images still remain for test (or no group is seen), else from seen groups (counted in `train_seen`). Only with
     `allow_seen_test`, and when fewer than `MIN_TEST_IMAGES` images are unseen, may test plates
     be seen ones. With `external_test`, all of `plates` may train and `test` is empty.
     `n_train` None: every plate outside the test plates trains (test plates drawn first, as above).
@@ -93,7 +93,7 @@ def split_for_seed(plates: Sequence[Plate], n_train: int | None, n_test: int, se
     if external_test:
         train, _ = _draw(groups, unseen + seen_keys, n_train, exact=True)
         return Split(seed, sorted(train), [], sum(plates[i].sha256 in seen for i in train))
-    if n_unseen >= n_train + MIN_TEST_IMAGES:
+    if n_unseen >= n_train + MIN_TEST_IMAGES or not seen_keys:  # (no seen plates: a small folder, or no model)
         train, used = _draw(groups, unseen, n_train, exact=True)
         rest = [k for k in unseen if k not in set(used)]
     elif n_unseen >= MIN_TEST_IMAGES or not allow_seen_test:
