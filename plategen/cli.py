@@ -136,7 +136,7 @@ def benchmark(
                                                    "(default 600; --level plates 1500)."),
     batch_size: Optional[int] = typer.Option(None, help="Recogniser batch size (default 64; --level plates 32)."),
     synthetic_size: Optional[int] = typer.Option(None, help="Generated crops (plates) for the synthetic-only "
-                                                            "reference (default 4000; --level plates 2000)."),
+                                                            "reference (default 4000; --level plates 1000)."),
     balance: Optional[str] = typer.Option(None, help="Classes of generated crops (--level chars): data (default: "
                                                      "80% follow the real training crops' class frequencies, 20% "
                                                      "spread over every class) or uniform."),

@@ -286,6 +286,7 @@ def plate_plot_png(report: PlateBenchmarkReport) -> bytes:
         ax.set_ylabel(f"{what} on real test plates (%)")
         ax.set_title(f"{report.real_plates} real plates, {req.seeds} seed(s) ({report.regime})")
         ax.set_xticks(ratios)
+        ax.set_ylim(0, max(ax.get_ylim()[1], 1.0))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     top = max(ratios)
@@ -308,6 +309,7 @@ def plate_plot_png(report: PlateBenchmarkReport) -> bytes:
         ax.errorbar([c[0] for c in cs[0]], acc.mean(0), yerr=acc.std(0, ddof=1) if len(acc) > 1 else None,
                     marker=".", capsize=3, label=key, color=COLOURS.get(colour),
                     ls="--" if "only" in key and "real" not in key else "-")
+    ax.set_ylim(0, max(ax.get_ylim()[1], 1.0))
     ax.set_xlabel("recogniser training steps")
     ax.set_ylabel("plate accuracy on real test plates (%)")
     ax.set_title("plate accuracy vs training steps")

@@ -20,7 +20,7 @@ BALANCES = ("data", "uniform")
 DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "uc3m-lp"
 DEFAULT_TEST_PLATES = 400
 DEFAULT_BUDGET_S = 240.0
-DEFAULT_SYNTHETIC_SIZE = {"chars": 4000, "plates": 2000}  # generated crops / plates of the synthetic-only reference
+DEFAULT_SYNTHETIC_SIZE = {"chars": 4000, "plates": 1000}  # generated crops / plates of the synthetic-only reference
 DEFAULT_SCHEDULE = Schedule(eval_points=8)
 DEFAULT_PLATE_SCHEDULE = PlateSchedule(eval_points=8)
 
@@ -69,7 +69,7 @@ def parse_real_plates(text: str) -> int | None:
 def level_options(level: str, steps: int | None, batch_size: int | None, synthetic_size: int | None,
                   balance: str | None) -> dict:
     """The request fields that depend on the level, each left-out option at its level's default
-    (chars: 600 steps of 64 crops, 4,000 crops; plates: `PlateSchedule`, 2,000 plates)."""
+    (chars: 600 steps of 64 crops, 4,000 crops; plates: `PlateSchedule`, 1,000 plates)."""
     if level not in LEVELS:
         raise PlategenError(f"--level {level!r}: choose chars or plates")
     size = synthetic_size if synthetic_size is not None else DEFAULT_SYNTHETIC_SIZE[level]
