@@ -7,8 +7,6 @@ request (checked) -> plates -> generators (what the checkpoint saw) -> splits (a
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
