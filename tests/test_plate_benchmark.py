@@ -124,6 +124,29 @@ def test_data_images_that_are_test_images_are_left_out_of_training(folders, tmp_
     assert [r["real_plates"] for r in report["runs"] if r["kind"] == "judge"] == [40]
 
 
+def test_plates_whose_text_could_not_be_segmented_still_train_and_test(data_dir, tmp_path):
+    """A plate recogniser needs only the text: text-only plates are in the splits and the judge, never styles."""
+    folder = tmp_path / "ccpd" / "images"
+    folder.mkdir(parents=True)
+    for image in sorted((data_dir / "ccpd-crops" / "images").iterdir())[:20]:
+        (folder / image.name).write_bytes(image.read_bytes())
+    result = load_plates(folder.parent)
+    assert result.text_only and result.plates  # this sample has both kinds
+    assert [p.image_path for p in result.text_only] == [p.path for p in result.skipped]
+    assert all(p.text == p.image_path.stem and not p.boxes for p in result.text_only)
+    out = tmp_path / "bench"
+    outcome = invoke("--data", str(folder.parent), "--generator", "render", "--out", str(out), "--real-plates", "all",
+                     "--test-plates", "6", "--ratios", "0,1", "--synthetic-size", "4", *TINY)
+    assert outcome.exit_code == 0, outcome.output
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    split = report["splits"][0]
+    every = {p.sha256 for p in result.plates + result.text_only}
+    assert report["data_plates"] == 20 and report["text_only_plates"] == len(result.text_only)
+    assert set(split["train_sha256"]) | set(split["test_sha256"]) == every
+    assert not set(split["train_sha256"]) & set(split["test_sha256"])
+    assert [r["real_plates"] for r in report["runs"] if r["kind"] == "judge"] == [len(split["train_sha256"])]
+
+
 def test_generated_plates_are_read_against_the_texts_they_were_drawn_with(folders, model):
     """One plan per seed: SAAE and render plates show its texts, at the recogniser's input size."""
     plates = load_plates(folders[0]).plates[:4]

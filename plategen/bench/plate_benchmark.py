@@ -52,9 +52,9 @@ def run_plate_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lamb
     with timing("import"):
         data_import = load_plates(req.data, allow_outside=req.allow_outside_paths)
         test_import = load_plates(req.test, allow_outside=req.allow_outside_paths) if req.test is not None else None
-    data_plates, test_source, leak_warnings = drop_test_images(data_import.plates,
-                                                               test_import.plates if test_import else None)
-    skipped = len(data_import.skipped) + (len(test_import.skipped) if test_import is not None else 0)
+    data_plates, test_source, leak_warnings = drop_test_images(
+        data_import.plates + data_import.text_only, test_import.plates + test_import.text_only if test_import else None)
+    text_only = len(data_import.text_only) + (len(test_import.text_only) if test_import is not None else 0)
     charset = charset_of(data_plates + (test_source or []))
     alphabet = "".join(charset)
     fonts = shipped_fonts()
@@ -118,7 +118,7 @@ def run_plate_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lamb
     summary = plate_summary(runs, req.ratios, list(gens.infos))
     seconds_so_far = time.perf_counter() - started
     targets = check_plate_targets(summary, req.regime, req.ratios, seconds_so_far if is_default_run(req) else None)
-    report = PlateBenchmarkReport(req, req.regime, warnings, alphabet, len(data_plates), skipped, gens.infos, records,
+    report = PlateBenchmarkReport(req, req.regime, warnings, alphabet, len(data_plates), text_only, gens.infos, records,
                                   runs, summary, targets, {**timing.seconds, "total": seconds_so_far}, gen_seconds)
     files = write_plate_report(req.out, report)
     return BenchmarkResult(req.out, report, files, time.perf_counter() - started)
@@ -147,8 +147,12 @@ def draw_plate_pools(req: BenchmarkRequest, ps: PlateSeedSet, train_plates: list
     test plate); in the same-budget regime the SAAE is first trained fresh on those plates' crops.
     Returns the pools, the seconds each generator drew for, and the fresh SAAE's steps (None without one)."""
     n = max([generated_count(r, len(train_plates)) for r in req.ratios] + [req.synthetic_size])
+    boxed = [p for p in train_plates if p.boxes]  # a text-only plate trains the recogniser but cannot be a style
+    if not boxed:
+        raise PlategenError(f"seed {ps.seed}: none of the {len(train_plates)} training plates has character boxes "
+                            "(annotated or segmented), so none can be a style plate; give more --real-plates")
     with ps.timing("styles"):
-        styles = [style_plate(p) for p in train_plates]
+        styles = [style_plate(p) for p in boxed]
         plan = plate_plan(styles, n, chars, ps.seed)
     pools, seconds, steps = {}, {}, None
     for g in gens.infos:
@@ -156,7 +160,7 @@ def draw_plate_pools(req: BenchmarkRequest, ps: PlateSeedSet, train_plates: list
         if g == "saae" and req.train_generator:
             start = time.perf_counter()
             with ps.timing("generator_training"):
-                crops = build_samples(train_plates, charset)
+                crops = build_samples(boxed, charset)
                 generator, steps = train_fresh_saae(crops, req.budget_s, seed=1000 + ps.seed,
                                                     max_steps=req.generator_max_steps)
             ps.log(f"seed {ps.seed}: fresh SAAE trained {steps} steps in {time.perf_counter() - start:.0f} s")

@@ -24,6 +24,9 @@ from plategen.render import augment_image, plate_unit, render_plates
 from plategen.synth.plates import Canvas, PlatePlan, StylePlate, make_plates, plan_plates
 
 
+TEXT_ONLY_UNIT_SHARE = 0.025  # `degrade`'s unit per pixel of plate height when no plate has boxes (0.8 / 32)
+
+
 def at_size(images: Sequence[np.ndarray], size: tuple[int, int]) -> np.ndarray:
     """Plates of any size as one [N, H, W, 3] uint8 array at the recogniser's input size (area resampling)."""
     height, width = size
@@ -65,10 +68,13 @@ def rendered_plates(styles: Sequence[StylePlate], plan: PlatePlan, fonts: Sequen
 def augmented_plates(plates: Sequence[Plate], images: Sequence[np.ndarray], ratios: Sequence[float], seed: int,
                      size: tuple[int, int]) -> tuple[np.ndarray, list[str]]:
     """Classical augmentation of the real training plates (at their own size, degraded as much as a
-    crop per character), enough for the largest ratio: copy 1 of every plate, then copy 2, ..."""
+    crop per character; a text-only plate as much as the boxed ones, by its height), enough for the
+    largest ratio: copy 1 of every plate, then copy 2, ..."""
     reps = int(math.ceil(max(ratios))) or 1
     rng = np.random.default_rng([seed, 104])
-    units = [plate_unit(p.boxes) for p in plates]
+    share = [plate_unit(p.boxes) / image.shape[0] for p, image in zip(plates, images) if p.boxes]
+    fallback = float(np.median(share)) if share else TEXT_ONLY_UNIT_SHARE
+    units = [plate_unit(p.boxes) if p.boxes else fallback * image.shape[0] for p, image in zip(plates, images)]
     out = [augment_image(image, rng, unit) for _ in range(reps) for image, unit in zip(images, units)]
     return at_size(out, size), [p.text for _ in range(reps) for p in plates]
 

@@ -136,7 +136,7 @@ class PlateBenchmarkReport:
     warnings: list[str]
     alphabet: str
     data_plates: int
-    skipped_plates: int  # plates of --data (and --test) the importer left out (text-only plates not segmented)
+    text_only_plates: int  # plates of --data (and --test) whose text could not be segmented: text only, no boxes
     generators: dict[str, GeneratorInfo]
     splits: list[PlateSplitRecord]
     runs: list[PlateRun]
@@ -159,15 +159,17 @@ class PlateBenchmarkReport:
             "ratio_definition": "ratio r: the real training plates plus round(r x their count) generated plates",
             "schedule": f"every plate recogniser (every ratio, generator and reference) trains for exactly {s.steps} "
                         f"steps of {s.batch_size} plates at {s.input_size[0]}x{s.input_size[1]}, head {s.head}",
-            "styles": "generated plates use as styles only the seed's real training plates; no test plate is a style",
+            "styles": "generated plates use as styles only the seed's real training plates (those with character "
+                      "boxes); no test plate is a style",
             "texts": "one plan per seed for every generator: the same style plates, layouts and texts; texts drawn "
                      "balanced per slot kind over the characters of the seed's training plates that every generator "
                      "draws (generated_chars); a plate's text is exactly what it shows",
             "render": "render plates: the SAAE plates' erased style plates, the same texts and boxes, characters from "
                       "the shipped fonts (one per plate, jittered) in the plate's own ink colour, then uneven lighting "
                       "and the character baseline's camera degradations scaled to the plate's character size",
-            "real_plates_used": "plates whose text-only label could not be segmented are left out by the importer, "
-                                "in training and test alike (a style plate needs its character boxes)",
+            "text_only_plates": "plates whose text could not be segmented into character boxes are kept as "
+                                "text-only plates: they train and test the plate recognisers like any other, but "
+                                "are never a style plate (a style plate needs its boxes)",
             "judge": "the judge: a plate recogniser trained on every real plate outside the test plates (real only "
                      "with all training plates: the ceiling reference); it reads the generated plates",
         }
@@ -179,7 +181,7 @@ class PlateBenchmarkReport:
             "command": req.command, "created": self.created, "machine": self.machine,
             "regime": self.regime, "regime_note": REGIME_NOTES[self.regime], "warnings": self.warnings,
             "data": str(req.data), "test": str(req.test) if req.test is not None else None,
-            "alphabet": self.alphabet, "data_plates": self.data_plates, "skipped_plates": self.skipped_plates,
+            "alphabet": self.alphabet, "data_plates": self.data_plates, "text_only_plates": self.text_only_plates,
             "ratios": list(req.ratios), "seeds": list(range(req.seeds)),
             "seed_controls": "the split, the generated plates and the recogniser initialisation; every training set "
                              "of one seed uses the same recogniser initialisation and batch seed",
@@ -236,8 +238,8 @@ def plate_report_markdown(report: PlateBenchmarkReport) -> str:
     req, data = report.request, report.to_json()
     lines = [f"# plategen benchmark --level plates ({report.regime} regime)", "", f"`{req.command}`", "",
              f"- {REGIME_NOTES[report.regime]}",
-             f"- data: `{req.data}` ({report.data_plates} plates imported, {report.skipped_plates} left out by the "
-             "importer)" + (f"; test: `{req.test}`" if req.test is not None else
+             f"- data: `{req.data}` ({report.data_plates} plates; {report.text_only_plates} plates of --data and "
+             "--test are text only)" + (f"; test: `{req.test}`" if req.test is not None else
                             "; test: plate-disjoint split of the data, per seed"),
              f"- {report.real_plates} real training plates, seeds {data['seeds']}; training plates per seed: "
              f"{[len(sp.train_plates) for sp in report.splits]}; test plates per seed: "
