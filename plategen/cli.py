@@ -115,11 +115,14 @@ def count_grid(title: str, counts: dict[str, int], groups: int = 4) -> Table:
 @app.command()
 @user_errors
 def benchmark(
-    ratios: str = typer.Option("0,1,2,4", help="Generated:real crop ratios; 0 (real only) is always run."),
+    level: str = typer.Option("chars", help="chars: a character CNN on 32x32 crops; plates: a whole-plate recogniser, "
+                                            "measured by plate accuracy (every character right)."),
+    ratios: str = typer.Option("0,1,2,4", help="Generated:real crop (plate) ratios; 0 (real only) is always run."),
     data: Optional[Path] = typer.Option(None, "--data",
                                         help="Real plates, any importer format. Default: ../shared/data/uc3m-lp "
                                              "relative to the repository root (the issue's targets are on it)."),
-    real_plates: int = typer.Option(50, help="Real training plates per seed (scarce real data)."),
+    real_plates: str = typer.Option("50", help="Real training plates per seed (scarce real data); with --level "
+                                               "plates, all: every plate outside the test plates (the ceiling)."),
     seeds: int = typer.Option(3, help="Repetitions; each seed draws its own split, generated crops and "
                                       "recogniser initialisation. Results are mean ± std over seeds."),
     generator: str = typer.Option("both", help="saae, render (font rendering + augmentation) or both."),
@@ -137,36 +140,44 @@ def benchmark(
                                                      "the N real training plates instead of using a checkpoint."),
     budget: Optional[float] = typer.Option(None, help="Seconds of SAAE training per seed with --train-generator "
                                                       "(default 240)."),
-    steps: int = typer.Option(600, help="Recogniser training steps, the same for every training set."),
-    batch_size: int = typer.Option(64, help="Recogniser batch size."),
-    synthetic_size: int = typer.Option(4000, help="Generated crops for the synthetic-only reference."),
-    balance: str = typer.Option("data", help="Classes of generated crops: data (80% follow the real training "
-                                             "crops' class frequencies, 20% spread over every class) or uniform."),
+    steps: Optional[int] = typer.Option(None, help="Recogniser training steps, the same for every training set "
+                                                   "(default 600; --level plates 1500)."),
+    batch_size: Optional[int] = typer.Option(None, help="Recogniser batch size (default 64; --level plates 32)."),
+    synthetic_size: Optional[int] = typer.Option(None, help="Generated crops (plates) for the synthetic-only "
+                                                            "reference (default 4000; --level plates 1000)."),
+    balance: Optional[str] = typer.Option(None, help="Classes of generated crops (--level chars): data (default: "
+                                                     "80% follow the real training crops' class frequencies, 20% "
+                                                     "spread over every class) or uniform."),
     threads: int = typer.Option(2, help="CPU threads for torch."),
 ) -> None:
-    """Recogniser accuracy on real test crops vs generated-data ratio, for SAAE and font rendering.
+    """Recogniser accuracy on real test crops (or, with --level plates, plates) vs generated-data ratio,
+    for SAAE and font rendering.
 
     Writes report.json, report.md and benchmark.png to --out.
     """
     if "torch" not in sys.modules:  # OpenMP threads that sleep instead of spinning: on a shared 2-core
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # machine, spinning made training 3-10x slower
-    from plategen.bench import BenchmarkRequest, parse_generators, parse_ratios, run_benchmark, summary_tables
-    from plategen.recognizer import Schedule
+    from plategen.bench import (BenchmarkRequest, level_options, parse_generators, parse_ratios, parse_real_plates,
+                                plate_summary_tables, run_benchmark, summary_tables)
 
     data_dir = data if data is not None else (REPO_ROOT / ".." / "shared" / "data" / "uc3m-lp").resolve()
     request = BenchmarkRequest(
-        data=data_dir, out=out, ratios=parse_ratios(ratios), real_plates=real_plates, seeds=seeds,
+        data=data_dir, out=out, ratios=parse_ratios(ratios), real_plates=parse_real_plates(real_plates), seeds=seeds,
         generators=parse_generators(generator), checkpoint=checkpoint, test=test, test_plates=test_plates,
         allow_overlap=allow_overlap, allow_outside_paths=allow_outside_paths, train_generator=train_generator,
-        generator_budget_s=budget,
-        schedule=Schedule(steps=steps, batch_size=batch_size, eval_points=8), synthetic_size=synthetic_size,
-        balance=balance,
-        overwrite=overwrite, threads=threads, command="plategen " + " ".join(sys.argv[1:]))
-    result = run_benchmark(request, log=lambda msg: err_console.print(escape(msg), highlight=False),
-                           warn=lambda msg: err_console.print(f"[bold red on yellow] WARNING [/] {escape(msg)}"))
+        generator_budget_s=budget, overwrite=overwrite, threads=threads, command="plategen " + " ".join(sys.argv[1:]),
+        **level_options(level, steps, batch_size, synthetic_size, balance))
+    columns = (TextColumn("recognisers"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=True,
+                  disable=request.level != "plates" or not err_console.is_terminal) as bar:
+        task = bar.add_task("benchmark", total=None)
+        result = run_benchmark(request, log=lambda msg: err_console.print(escape(msg), highlight=False),
+                               warn=lambda msg: err_console.print(f"[bold red on yellow] WARNING [/] {escape(msg)}"),
+                               progress=lambda done, total: bar.update(task, completed=done, total=total))
     report = result.report
+    tables = plate_summary_tables if request.level == "plates" else summary_tables
     console.print(f"{report.regime} regime, mean ± std over {seeds} seed(s)")
-    for rows in summary_tables(report):
+    for rows in tables(report):
         table = Table(title=escape(rows.title) if rows.title else None)
         for i, name in enumerate(rows.header):
             table.add_column(escape(name), justify="left" if i < rows.text_columns else "right")

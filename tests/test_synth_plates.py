@@ -9,13 +9,15 @@ import pytest
 from typer.testing import CliRunner
 
 from plategen.charset import parse_charset
+from plategen.checkpoint import load_checkpoint
+from plategen.glyphs import shipped_fonts
 from plategen.cli import app
 from plategen.errors import PlategenError
 from plategen.plates import clean_text, load_plates, read_image
 from plategen.synth import SynthRequest, synthesize
 from plategen.synth import engine as engine_module
 from plategen.synth.exports import FinishedPlate, write_plate_folder
-from plategen.synth.plates import PREVIEW_HEIGHT, _at_height, load_style_plates
+from plategen.synth.plates import PREVIEW_HEIGHT, _at_height, load_style_plates, make_plates, plan_plates
 from plategen.synth.writers import decode_png, read_shards
 from conftest import make_checkpoint, webdataset_samples
 
@@ -92,6 +94,26 @@ def test_every_plate_reads_back_with_its_exact_text_and_boxes(run, styles):
         assert [(r["image_path"], r["plate_text"]) for r in csv.DictReader(handle)] == \
             [(r["image_path"], r["text"]) for r in rows]
     assert any(r["text"][0] in "京沪浙" for r in rows)  # the CCPD style's province slot
+
+
+def test_make_plates_gives_in_memory_exactly_the_plates_the_synth_run_writes(run, styles, ckpt_cn):
+    """The benchmark's plates come from the synth run's own path: same plan, same pixels, same texts and checks."""
+    _, out = run
+    rows = manifest(out)
+    ckpt = load_checkpoint(ckpt_cn)
+    style_plates = load_style_plates(styles)[0]
+    plan = plan_plates(style_plates, 12, CHARS, seed=0)
+    made = make_plates(ckpt.generator, ckpt.discriminator, ckpt.meta["charset"], style_plates, plan, CHARS,
+                       shipped_fonts(), seed=0, batch_size=4)
+    assert made.texts == plan.texts == [r["text"] for r in rows]
+    assert made.checks == [r["check"] for r in rows] and "fail" in ",".join(made.checks)
+    for image, row in zip(made.images, rows):
+        assert np.array_equal(image, read_image(out / row["image_path"]))
+    unchecked = make_plates(ckpt.generator, None, None, style_plates, plan, CHARS, shipped_fonts(), seed=0,
+                            batch_size=4)  # first draws: the plates whose check failed look different
+    assert unchecked.texts == plan.texts and not any(c.strip(",") for c in unchecked.checks)
+    failed = [i for i, c in enumerate(made.checks) if "fail" in c or c.count("pass") < len(plan.texts[i])]
+    assert any(not np.array_equal(unchecked.images[i], made.images[i]) for i in failed)
 
 
 def test_a_style_image_outside_any_data_folder_and_not_named_by_its_text_is_refused(styles, ckpt_cn, tmp_path):

@@ -39,7 +39,7 @@ from plategen.plates import Plate, Problem, clean_text, detect_format, load_plat
 from plategen.segment import segment_plate
 from plategen.synth import plate_writers, writers
 from plategen.synth.check import LabelCheck
-from plategen.synth.engine import Engine, Synthesizer
+from plategen.synth.engine import Batch, Engine, Synthesizer
 from plategen.synth.inputs import Style
 from plategen.synth.plan import CHECK_ATTEMPTS, Diversity, Plan, build_glyph_pool, build_style_pool, image_seeds
 
@@ -128,12 +128,14 @@ def load_style_plates(specs: Sequence[Path | str]) -> tuple[list[StylePlate], li
     if not plates:
         reasons = "; ".join(str(p) for p in skipped[:3])
         raise PlategenError(f"--style: no style plate could be segmented ({reasons})")
-    styles = []
-    for plate in plates:
-        image = read_image(plate.image_path)
-        layout, text = layout_of(plate, (image.shape[1], image.shape[0]))
-        styles.append(StylePlate(str(plate.image_path), image, plate.sha256, layout, text))
-    return styles, skipped
+    return [style_plate(plate) for plate in plates], skipped
+
+
+def style_plate(plate: Plate) -> StylePlate:
+    """An imported plate (with one box per character) as a style plate with its layout."""
+    image = read_image(plate.image_path)
+    layout, text = layout_of(plate, (image.shape[1], image.shape[0]))
+    return StylePlate(str(plate.image_path), image, plate.sha256, layout, text)
 
 
 def _plate_of_file(path: Path) -> tuple[Plate | None, Problem | None]:
@@ -248,6 +250,48 @@ def compose_plate(canvas: Canvas, k: int, layout: PlateLayout, characters: np.nd
     return place_characters(background, list(characters), [slot.box for slot in layout.char_slots], ink)
 
 
+def plate_characters(synth: Synthesizer, plan: PlatePlan, ids: range) -> Batch:
+    """The characters of the consecutive plates `ids`, drawn as one generator batch (label check included)."""
+    starts = plan.char_starts()
+    return synth.generate(np.arange(starts[ids.start], starts[ids.stop], dtype=np.int64))
+
+
+def compose_plates(canvas: Canvas, plan: PlatePlan, plate_ids: Sequence[int], first: int,
+                   characters: np.ndarray) -> list[np.ndarray]:
+    """Plates `plate_ids` of the plan, from a batch of `characters` whose first is the plan's character `first`."""
+    starts = plan.char_starts()
+    images = []
+    for i in plate_ids:
+        k = int(plan.style[i])
+        images.append(compose_plate(canvas, k, plan.layouts[k], characters[starts[i] - first:starts[i + 1] - first]))
+    return images
+
+
+@dataclass
+class MadePlates:
+    images: list[np.ndarray]  # HxWx3 uint8 RGB, each the size of its style plate
+    texts: list[str]  # what each plate shows, exactly: the plan's texts
+    checks: list[str]  # per plate, the label check's pass/fail per character ("" without the check)
+
+
+def make_plates(generator, discriminator, charset: Sequence[str] | None, styles: Sequence[StylePlate],
+                plan: PlatePlan, chars: Sequence[str], fonts: Sequence[Font], seed: int, device: str = "cpu",
+                batch_size: int = DEFAULT_PLATE_BATCH) -> MadePlates:
+    """The planned plates as arrays in memory, nothing written: what `run_plates` writes, plate for plate
+    (same plan, seed and batch size, same pixels). Without `discriminator`, no label check (first draws)."""
+    synth = character_synth(generator, discriminator, charset, styles, plan, chars, fonts, seed, device, batch_size)
+    canvas = Canvas(styles)
+    starts = plan.char_starts()
+    images: list[np.ndarray] = []
+    checks: list[str] = []
+    for b0 in range(0, plan.n, batch_size):
+        ids = range(b0, min(b0 + batch_size, plan.n))
+        drawn = plate_characters(synth, plan, ids)
+        images += compose_plates(canvas, plan, ids, int(starts[b0]), drawn.images)
+        checks += [",".join(drawn.checks[starts[i] - starts[b0]:starts[i + 1] - starts[b0]]) for i in ids]
+    return MadePlates(images, list(plan.texts), checks)
+
+
 # ---------------------------------------------------------------- the run
 
 
@@ -297,11 +341,7 @@ def run_plates(req, world: World, device: str, ckpt, ckpt_path: Path, fonts, sty
 
     def compose_chunk(new: np.ndarray, first: int, drawn) -> tuple[list[np.ndarray], list[str]]:
         """The plates `new` of a chunk whose characters start at `first`, and their pixel hashes."""
-        images = []
-        for i in new:
-            k = int(plan.style[i])
-            characters = drawn.images[starts[i] - first:starts[i + 1] - first]
-            images.append(compose_plate(canvas, k, plan.layouts[k], characters))
+        images = compose_plates(canvas, plan, new, first, drawn.images)
         return images, [writers.batch_hashes(image[None])[0] for image in images]
 
     def submit(new: np.ndarray, info: list[dict], composing: Future) -> None:
@@ -319,7 +359,7 @@ def run_plates(req, world: World, device: str, ckpt, ckpt_path: Path, fonts, sty
             new = np.array([i for i in ids if mine[i] and i not in done], np.int64)
             if not len(new):
                 continue
-            drawn = synth.generate(np.arange(starts[ids.start], starts[ids.stop], dtype=np.int64))
+            drawn = plate_characters(synth, plan, ids)
             info = []
             for i in new:
                 a, z = starts[i] - starts[ids.start], starts[i + 1] - starts[ids.start]
