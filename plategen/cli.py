@@ -23,7 +23,8 @@ from rich.table import Table
 
 from plategen import __version__
 from plategen.charset import parse_charset
-from plategen.errors import PlategenError
+from plategen.distributed import launched_rank
+from plategen.errors import PlategenError, RankStopped
 from plategen.inspection import inspect_import
 from plategen.plates import load_plates
 
@@ -43,17 +44,24 @@ def printable(text: str) -> str:
 
 
 def user_errors(command: F) -> F:
-    """Turn a PlategenError into one red line and exit status 2, never a traceback."""
+    """Turn a PlategenError into one red line and exit status 2, never a traceback. Under torchrun
+    a rank other than 0 names itself; one stopped by another rank's error does not repeat it."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
+        except RankStopped:
+            raise typer.Exit(2) from None
         except PlategenError as exc:
-            err_console.print(f"[bold red]error:[/] {escape(printable(str(exc)))}", highlight=False, soft_wrap=True)
+            rank = launched_rank()
+            where = f"rank {rank}: " if rank else ""
+            err_console.print(f"[bold red]error:[/] {where}{escape(printable(str(exc)))}", highlight=False,
+                              soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
-            err_console.print("[yellow]interrupted[/]")
+            if not launched_rank():
+                err_console.print("[yellow]interrupted[/]")
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
@@ -107,11 +115,14 @@ def count_grid(title: str, counts: dict[str, int], groups: int = 4) -> Table:
 @app.command()
 @user_errors
 def benchmark(
-    ratios: str = typer.Option("0,1,2,4", help="Generated:real crop ratios; 0 (real only) is always run."),
+    level: str = typer.Option("chars", help="chars: a character CNN on 32x32 crops; plates: a whole-plate recogniser, "
+                                            "measured by plate accuracy (every character right)."),
+    ratios: str = typer.Option("0,1,2,4", help="Generated:real crop (plate) ratios; 0 (real only) is always run."),
     data: Optional[Path] = typer.Option(None, "--data",
                                         help="Real plates, any importer format. Default: ../shared/data/uc3m-lp "
                                              "relative to the repository root (the issue's targets are on it)."),
-    real_plates: int = typer.Option(50, help="Real training plates per seed (scarce real data)."),
+    real_plates: str = typer.Option("50", help="Real training plates per seed (scarce real data); with --level "
+                                               "plates, all: every plate outside the test plates (the ceiling)."),
     seeds: int = typer.Option(3, help="Repetitions; each seed draws its own split, generated crops and "
                                       "recogniser initialisation. Results are mean ± std over seeds."),
     generator: str = typer.Option("both", help="saae, render (font rendering + augmentation) or both."),
@@ -129,36 +140,44 @@ def benchmark(
                                                      "the N real training plates instead of using a checkpoint."),
     budget: Optional[float] = typer.Option(None, help="Seconds of SAAE training per seed with --train-generator "
                                                       "(default 240)."),
-    steps: int = typer.Option(600, help="Recogniser training steps, the same for every training set."),
-    batch_size: int = typer.Option(64, help="Recogniser batch size."),
-    synthetic_size: int = typer.Option(4000, help="Generated crops for the synthetic-only reference."),
-    balance: str = typer.Option("data", help="Classes of generated crops: data (80% follow the real training "
-                                             "crops' class frequencies, 20% spread over every class) or uniform."),
+    steps: Optional[int] = typer.Option(None, help="Recogniser training steps, the same for every training set "
+                                                   "(default 600; --level plates 1500)."),
+    batch_size: Optional[int] = typer.Option(None, help="Recogniser batch size (default 64; --level plates 32)."),
+    synthetic_size: Optional[int] = typer.Option(None, help="Generated crops (plates) for the synthetic-only "
+                                                            "reference (default 4000; --level plates 1000)."),
+    balance: Optional[str] = typer.Option(None, help="Classes of generated crops (--level chars): data (default: "
+                                                     "80% follow the real training crops' class frequencies, 20% "
+                                                     "spread over every class) or uniform."),
     threads: int = typer.Option(2, help="CPU threads for torch."),
 ) -> None:
-    """Recogniser accuracy on real test crops vs generated-data ratio, for SAAE and font rendering.
+    """Recogniser accuracy on real test crops (or, with --level plates, plates) vs generated-data ratio,
+    for SAAE and font rendering.
 
     Writes report.json, report.md and benchmark.png to --out.
     """
     if "torch" not in sys.modules:  # OpenMP threads that sleep instead of spinning: on a shared 2-core
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # machine, spinning made training 3-10x slower
-    from plategen.bench import BenchmarkRequest, parse_generators, parse_ratios, run_benchmark, summary_tables
-    from plategen.recognizer import Schedule
+    from plategen.bench import (BenchmarkRequest, level_options, parse_generators, parse_ratios, parse_real_plates,
+                                plate_summary_tables, run_benchmark, summary_tables)
 
     data_dir = data if data is not None else (REPO_ROOT / ".." / "shared" / "data" / "uc3m-lp").resolve()
     request = BenchmarkRequest(
-        data=data_dir, out=out, ratios=parse_ratios(ratios), real_plates=real_plates, seeds=seeds,
+        data=data_dir, out=out, ratios=parse_ratios(ratios), real_plates=parse_real_plates(real_plates), seeds=seeds,
         generators=parse_generators(generator), checkpoint=checkpoint, test=test, test_plates=test_plates,
         allow_overlap=allow_overlap, allow_outside_paths=allow_outside_paths, train_generator=train_generator,
-        generator_budget_s=budget,
-        schedule=Schedule(steps=steps, batch_size=batch_size, eval_points=8), synthetic_size=synthetic_size,
-        balance=balance,
-        overwrite=overwrite, threads=threads, command="plategen " + " ".join(sys.argv[1:]))
-    result = run_benchmark(request, log=lambda msg: err_console.print(escape(msg), highlight=False),
-                           warn=lambda msg: err_console.print(f"[bold red on yellow] WARNING [/] {escape(msg)}"))
+        generator_budget_s=budget, overwrite=overwrite, threads=threads, command="plategen " + " ".join(sys.argv[1:]),
+        **level_options(level, steps, batch_size, synthetic_size, balance))
+    columns = (TextColumn("recognisers"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=True,
+                  disable=request.level != "plates" or not err_console.is_terminal) as bar:
+        task = bar.add_task("benchmark", total=None)
+        result = run_benchmark(request, log=lambda msg: err_console.print(escape(msg), highlight=False),
+                               warn=lambda msg: err_console.print(f"[bold red on yellow] WARNING [/] {escape(msg)}"),
+                               progress=lambda done, total: bar.update(task, completed=done, total=total))
     report = result.report
+    tables = plate_summary_tables if request.level == "plates" else summary_tables
     console.print(f"{report.regime} regime, mean ± std over {seeds} seed(s)")
-    for rows in summary_tables(report):
+    for rows in tables(report):
         table = Table(title=escape(rows.title) if rows.title else None)
         for i, name in enumerate(rows.header):
             table.add_column(escape(name), justify="left" if i < rows.text_columns else "right")
@@ -200,8 +219,13 @@ def train(
         options.steps = None
     result = train_saae(data, out, options, resume=resume, overwrite=overwrite, allow_outside=allow_outside_paths,
                         progress=err_console.is_terminal)
+    if launched_rank():  # under torchrun rank 0 prints the table
+        return
     table = Table(title=f"plategen train -> {result.checkpoint}", show_header=False)
     table.add_row("steps", f"{result.steps:,} in {result.seconds / 60:.1f} min")
+    if result.ranks > 1:
+        table.add_row("torchrun ranks", f"{result.ranks}, each on 1/{result.ranks} of every batch; same weights on "
+                      "every rank at each checkpoint")
     table.add_row("training data", f"{result.plates:,} plates, {result.crops:,} character crops")
     table.add_row("(1) reconstruction L1", f"{result.losses.get('rec', float('nan')):.4f}")
     table.add_row("(2) discriminator CE", f"{result.losses.get('d', float('nan')):.3f}")
@@ -220,7 +244,9 @@ def synth(
     style: list[Path] = typer.Option(..., "--style", help="A plate image, a folder of plate crops, or a data "
                                      "folder (every plate a style); repeat for several."),
     chars: Optional[str] = typer.Option(None, "--chars", help="Characters to generate, e.g. 0-9A-Z or "
-                                        "京沪0-9A-Z (default 0-9A-Z; with --plates the checkpoint's charset)."),
+                                        "京沪0-9A-Z (default 0-9A-Z; with --plates the checkpoint's charset); any "
+                                        "character a shipped font covers; those without real training crops are "
+                                        "marked unchecked."),
     n: int = typer.Option(1000, "--n", help="Total images, spread evenly over the characters (plates with --plates)."),
     out: Path = typer.Option(..., "--out", help="Output folder (must be new or empty)."),
     checkpoint: Optional[Path] = typer.Option(None, help="Generator checkpoint (default: the shipped model)."),
@@ -261,14 +287,19 @@ def synth(
                            diversity=dataclasses.replace(Diversity(), noise=noise), check=check,
                            command=["plategen", *sys.argv[1:]], plates=plates, pattern=pattern, texts=texts,
                            exports=list(export))
+    leader = launched_rank() == 0  # under torchrun rank 0 alone draws the bar (of its own images) and the table
     columns = (TextColumn("synth"), BarColumn(), MofNCompleteColumn(), RateColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
+    with Progress(*columns, console=err_console, transient=True,
+                  disable=not (err_console.is_terminal and leader)) as bar:
         task = bar.add_task("synth", total=n)
         try:
-            report = synthesize(request, progress=lambda done, total: bar.update(task, completed=done))
+            report = synthesize(request, progress=lambda done, total: bar.update(task, completed=done, total=total))
         except KeyboardInterrupt:
-            err_console.print(f"run the same command with --resume to finish {out}")
+            if leader:
+                err_console.print(f"run the same command with --resume to finish {out}")
             raise
+    if not leader:
+        return
     if plates:
         print_plate_report(report)
         return
@@ -283,11 +314,14 @@ def synth(
         table.add_row("label check", "off (--no-check, or the checkpoint has no discriminator)")
     else:
         table.add_row("label check", f"{report.redrawn:,} redrawn; {report.check_failed:,} still read as another "
-                      "character (check=fail in the manifest)")
+                      "character (check=fail in the manifest)" + (f"; {report.unchecked:,} unchecked (characters "
+                      "without real training crops: no class to read them as)" if report.unchecked else ""))
     table.add_row("within-class diversity", f"{report.diversity:.1f} mean / {report.closest:.1f} closest pair "
                   "(RMS px distance, 0-255)")
     table.add_row("time", f"{report.seconds:.1f} s on {report.device}")
     table.add_row("images/s", f"{report.images_per_s:,.0f} end to end, {report.model_images_per_s:,.0f} in the model")
+    if report.per_rank:
+        table.add_row("torchrun ranks", per_rank(report.per_rank))
     table.add_row("format", report.format + (f" ({len(report.shards)} shards)" if report.shards else ""))
     table.add_row("manifest", escape(str(report.manifest)))
     table.add_row("meta", escape(str(report.meta)))
@@ -295,6 +329,10 @@ def synth(
         table.add_row("preview", escape(str(report.preview)))
     console.print(table)
     console.print(count_grid("images per label", report.counts))
+
+
+def per_rank(counts: list[int]) -> str:
+    return f"{len(counts)}, made " + " + ".join(f"{c:,}" for c in counts)
 
 
 def print_plate_report(report) -> None:
@@ -312,6 +350,8 @@ def print_plate_report(report) -> None:
         table.add_row("label check", f"{report.check_failed:,} of {report.characters:,} characters still read as "
                       "another character (fail in the manifest's check column)")
     table.add_row("time", f"{report.seconds:.1f} s on {report.device}, {report.plates_per_s:,.1f} plates/s")
+    if report.per_rank:
+        table.add_row("torchrun ranks", per_rank(report.per_rank))
     table.add_row("manifest", escape(str(report.manifest)))
     table.add_row("meta", escape(str(report.meta)))
     for path in report.exports:

@@ -11,6 +11,10 @@ class PlategenError(Exception):
     """A wrong input or environment problem; the message names the file and what is wrong."""
 
 
+class RankStopped(PlategenError):
+    """Under torchrun: another rank stopped the run and printed why; this one exits 2 without repeating it."""
+
+
 def require_regular_file(path: Path, what: str) -> None:
     """Refuse anything but a regular file before opening it: a FIFO blocks forever, /dev/zero never ends."""
     try:

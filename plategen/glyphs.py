@@ -113,6 +113,12 @@ def _draw_large(ch: str, font_path: Path, stroke: int) -> np.ndarray:
     return ink
 
 
+@lru_cache(maxsize=4096)
+def _plain_frame(ch: str, font_path: Path) -> tuple[float, float, float]:
+    """The frame of the undistorted glyph (jitter moves the glyph within it), worked out once per character and font."""
+    return frame_square(ink_box(_draw_large(ch, font_path, 0)))
+
+
 def ink_box(ink: np.ndarray, threshold: int = 64) -> tuple[int, int, int, int]:
     ys, xs = np.nonzero(ink > threshold)
     if len(xs) == 0:
@@ -150,8 +156,7 @@ def render_glyph(ch: str, font: Font, size: int = GLYPH_SIZE, jitter: GlyphJitte
     """A size x size uint8 glyph (ink 255 on 0), framed like a real crop; same jitter, same pixels."""
     if not covers(font, ch):
         raise PlategenError(f"font {font.name} ({font.path}) has no glyph for {ch!r} (U+{ord(ch):04X})")
-    plain = _draw_large(ch, font.path, 0)
-    cx, cy, side = frame_square(ink_box(plain))
-    ink = _draw_large(ch, font.path, jitter.stroke) if jitter.stroke else plain
+    cx, cy, side = _plain_frame(ch, font.path)
+    ink = _draw_large(ch, font.path, jitter.stroke)
     side /= jitter.scale
     return warp_to_frame(ink, cx - jitter.dx * side, cy - jitter.dy * side, side, size, jitter.angle)

@@ -86,11 +86,13 @@ class ImportResult:
     plates: list[Plate] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)  # unreadable or malformed input
     skipped: list[Problem] = field(default_factory=list)  # valid plates segmentation refused
+    # ... the same plates with their text and no boxes: a whole-plate recogniser needs only the text
+    text_only: list[Plate] = field(default_factory=list)
 
     def merge(self, other: "ImportResult") -> "ImportResult":
         return ImportResult(
             self.folder, f"{self.format}+{other.format}", self.plates + other.plates,
-            self.problems + other.problems, self.skipped + other.skipped,
+            self.problems + other.problems, self.skipped + other.skipped, self.text_only + other.text_only,
         )
 
 
@@ -269,6 +271,7 @@ def _add_plate(result: ImportResult, folder: Path, path: Path, text: str,
     seg = segment_plate(image, text)
     if seg.boxes is None:
         result.skipped.append(Problem(path, f"not segmented: {seg.reason}"))
+        result.text_only.append(Plate(path, text, (), "estimated", str(folder), sha, region))
         return
     result.plates.append(Plate(path, text, tuple(seg.boxes), "estimated", str(folder), sha, region))
 

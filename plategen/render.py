@@ -8,7 +8,13 @@ edges as real crops have them, and degrades it like a camera would: uneven
 lighting, affine jitter, resolution loss, blur, noise and JPEG.
 
 `augment_crops` applies the same degradations (and a colour jitter) to real
-crops: the "classical augmentation" reference of the benchmark.
+crops: the "classical augmentation" reference of the benchmark (`augment_image`
+does one image, a crop or a whole plate).
+
+`render_plates` is the whole-plate baseline: the SAAE plates' own canvas (each
+style plate with its characters erased, `synth.plates.Canvas`), the same plan
+(texts and layouts), characters from the shipped fonts placed by compose's
+placement in the plate's own ink colour, then lighting and the degradations.
 
 Randomness comes only from the `numpy.random.Generator` passed in; this module
 never touches the SAAE path's generators or any global random state.
@@ -16,14 +22,20 @@ never touches the SAAE path's generators or any global random state.
 
 from __future__ import annotations
 
-from typing import Sequence
+from math import ceil
+from typing import TYPE_CHECKING, Sequence
 
 import cv2
 import numpy as np
 
 from plategen.errors import PlategenError
-from plategen.glyphs import Font, GlyphJitter, check_coverage, fonts_for, render_glyph, sample_jitter, shipped_fonts
+from plategen.glyphs import (Font, GlyphJitter, check_coverage, covers, fonts_for, frame_square, render_glyph,
+                             sample_jitter, shipped_fonts)
 from plategen.sizes import GLYPH_SIZE
+from plategen.synth.compose import place_characters
+
+if TYPE_CHECKING:
+    from plategen.synth.plates import Canvas, PlatePlan
 
 # (background RGB, ink RGB, weight): common plate designs worldwide.
 PALETTE: tuple[tuple[tuple[int, int, int], tuple[int, int, int], float], ...] = (
@@ -47,9 +59,11 @@ def _palette_choice(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return bg_c, ink_c
 
 
-def _lighting(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A smooth multiplicative illumination field around 1."""
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size - 0.5
+def _lighting(rng: np.random.Generator, height: int, width: int | None = None) -> np.ndarray:
+    """A smooth multiplicative illumination field around 1 (square unless `width` is given)."""
+    width = height if width is None else width
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    yy, xx = yy / height - 0.5, xx / width - 0.5
     gx, gy = rng.normal(0, 0.25, 2)
     field = 1 + gx * xx + gy * yy
     if rng.random() < 0.3:  # a soft shadow edge
@@ -59,22 +73,28 @@ def _lighting(rng: np.random.Generator, size: int) -> np.ndarray:
     return field[..., None]
 
 
-def degrade(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Camera-like degradations of one HxWx3 float32 image in 0..255; returns uint8."""
-    size = image.shape[0]
+def degrade(image: np.ndarray, rng: np.random.Generator, unit: float | None = None) -> np.ndarray:
+    """Camera-like degradations of one HxWx3 float32 image in 0..255 (a character crop or a whole
+    plate); returns uint8. `unit`: how many pixels of this image one pixel of a GLYPH_SIZE crop is
+    (a plate's characters' frame side / GLYPH_SIZE); shifts, blur and resolution loss scale with it,
+    so a plate's characters are degraded as much as a crop's. Default: the image is a crop."""
+    height, width = image.shape[:2]
+    unit = height / GLYPH_SIZE if unit is None else unit
     # affine jitter (rotation, shear, scale, shift), edges replicated like a real crop's surroundings
     angle, scale = rng.uniform(-5, 5), rng.uniform(0.92, 1.08)
-    m = cv2.getRotationMatrix2D((size / 2, size / 2), angle, scale)
+    m = cv2.getRotationMatrix2D((width / 2, height / 2), angle, scale)
     m[0, 1] += rng.uniform(-0.12, 0.12)
-    m[:, 2] += rng.uniform(-1.5, 1.5, 2)
-    image = cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    m[:, 2] += rng.uniform(-1.5, 1.5, 2) * unit
+    image = cv2.warpAffine(image, m, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     # resolution loss: characters on plates are often 12-24 px high in the camera image
     if rng.random() < 0.7:
-        small = int(rng.integers(10, size))
-        image = cv2.resize(cv2.resize(image, (small, small), interpolation=cv2.INTER_AREA), (size, size),
-                           interpolation=cv2.INTER_LINEAR)
-    sigma = rng.uniform(0, 1.2)
-    if sigma > 0.3:
+        factor = int(rng.integers(10, GLYPH_SIZE)) / GLYPH_SIZE / max(unit, 1e-6)
+        if factor < 1:
+            small = (max(1, round(width * factor)), max(1, round(height * factor)))
+            image = cv2.resize(cv2.resize(image, small, interpolation=cv2.INTER_AREA), (width, height),
+                               interpolation=cv2.INTER_LINEAR)
+    sigma = rng.uniform(0, 1.2) * unit
+    if sigma > 0.3 * unit:
         image = cv2.GaussianBlur(image, (0, 0), sigmaX=sigma, sigmaY=sigma)
     # global exposure and contrast, then sensor noise
     contrast, bright = rng.uniform(0.7, 1.15), rng.uniform(-25, 20)
@@ -133,9 +153,42 @@ def augment_crops(crops: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         raise PlategenError(f"augment_crops: expected [N, H, W, 3] crops, got {crops.shape}")
     out = np.empty_like(crops)
     for i, crop in enumerate(crops):
-        image = crop.astype(np.float32)
-        gain = rng.uniform(0.85, 1.15, 3).astype(np.float32)  # white balance
-        image = image * gain
-        image = image * _lighting(rng, crop.shape[0])
-        out[i] = degrade(image, rng)
+        out[i] = augment_image(crop, rng)
+    return out
+
+
+def augment_image(image: np.ndarray, rng: np.random.Generator, unit: float | None = None) -> np.ndarray:
+    """One HxWx3 uint8 image (a crop, or a whole plate with `unit` as in `degrade`) with a colour
+    jitter, uneven lighting and `degrade`."""
+    gain = rng.uniform(0.85, 1.15, 3).astype(np.float32)  # white balance
+    out = image.astype(np.float32) * gain
+    return degrade(out * _lighting(rng, *image.shape[:2]), rng, unit)
+
+
+def plate_unit(boxes: Sequence[tuple[int, int, int, int]]) -> float:
+    """`degrade`'s unit for a plate: its characters' median frame side over a crop's side."""
+    return float(np.median([frame_square(b)[2] for b in boxes])) / GLYPH_SIZE
+
+
+def render_plates(canvas: "Canvas", plan: "PlatePlan", fonts: Sequence[Font], rng: np.random.Generator
+                  ) -> list[np.ndarray]:
+    """The planned plates drawn with fonts instead of the SAAE: per plate one shipped font (one that
+    covers its whole text where there is one), each character with a seeded jitter, rendered at its
+    frame's size and placed at its slot's box in the style plate's ink colour on the erased style
+    plate, then uneven lighting and `degrade` over the whole plate. HxWx3 uint8, the style plate's size."""
+    check_coverage(sorted({c for t in plan.texts for c in t}), fonts)
+    out = []
+    for i, text in enumerate(plan.texts):
+        k = int(plan.style[i])
+        background, ink = canvas.get(k)
+        boxes = [slot.box for slot in plan.layouts[k].char_slots]
+        whole = [f for f in fonts if all(covers(f, c) for c in text)]
+        plate_font = whole[int(rng.integers(len(whole)))] if whole else None
+        size = max(GLYPH_SIZE, ceil(max(frame_square(b)[2] for b in boxes)))
+        glyphs = []
+        for ch in text:
+            font = plate_font or fonts_for(ch, fonts)[int(rng.integers(len(fonts_for(ch, fonts))))]
+            glyphs.append(np.repeat(render_glyph(ch, font, size, sample_jitter(rng))[..., None], 3, axis=2))
+        plate = place_characters(background, glyphs, boxes, ink).astype(np.float32)
+        out.append(degrade(plate * _lighting(rng, *plate.shape[:2]), rng, plate_unit(boxes)))
     return out

@@ -13,6 +13,7 @@ real crop as target). Every iteration runs three steps, each with its own loss i
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -24,15 +25,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from plategen import __version__
+from plategen import __version__, distributed
 from plategen.atomic import require_no_file_in_the_way
 from plategen.checkpoint import (LoadedCheckpoint, load_checkpoint, load_optimizers, optimizer_path,
                                  save_checkpoint, save_optimizers)
 from plategen.dataset import CharSamples, build_samples, charset_of, is_holdout
 from plategen.device import resolve_device
-from plategen.errors import PlategenError
+from plategen.distributed import SOLO, World
+from plategen.errors import PlategenError, RankStopped
 from plategen.glyphs import check_coverage, fonts_for, render_glyph, sample_jitter, shipped_fonts
 from plategen.model import Discriminator, Generator, SAAEConfig
 from plategen.plates import Plate, load_many
@@ -79,6 +83,7 @@ class TrainResult:
     val_l1: float
     plates: int
     crops: int
+    ranks: int = 1  # torchrun processes that trained it
 
 
 def options_for(preset: str, **overrides) -> TrainOptions:
@@ -147,10 +152,13 @@ def to_float(images: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 def train_step(G: Generator, D: Discriminator, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
                glyph: torch.Tensor, style: torch.Tensor, real: torch.Tensor, y: torch.Tensor,
-               opts: TrainOptions) -> dict[str, float]:
+               opts: TrainOptions, ddp: tuple[nn.Module, nn.Module] | None = None) -> dict[str, float]:
+    """The three steps on one batch. `ddp`: G and `Both(D)` in DistributedDataParallel
+    (`distribute`), whose forwards make each backward average the gradients over the ranks."""
     k = G.config.num_classes
+    g, both = ddp if ddp is not None else (G, Both(D))
     # (1) reconstruction: G learns to draw the glyph as the real crop on that plate
-    fake = G(glyph, style)
+    fake = g(glyph, style)
     loss_rec = F.l1_loss(fake, real)
     opt_g.zero_grad(set_to_none=True)
     (opts.rec_weight * loss_rec).backward()
@@ -158,14 +166,15 @@ def train_step(G: Generator, D: Discriminator, opt_g: torch.optim.Optimizer, opt
 
     # (2) discriminator: real crops -> their class, generated crops -> class k
     fake = fake.detach()
-    loss_d = F.cross_entropy(D(real), y) + F.cross_entropy(D(fake), torch.full_like(y, k))
+    on_real, on_fake = both(real, fake)
+    loss_d = F.cross_entropy(on_real, y) + F.cross_entropy(on_fake, torch.full_like(y, k))
     opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
     opt_d.step()
 
     # (3) adversarial: G makes D read the generated crop as class y, keeping the reconstruction
-    fake = G(glyph, style)
-    fake_features = D.features_of(fake)
+    fake = g(glyph, style)
+    fake_features = D.features_of(fake)  # D's gradients here are dropped (zeroed in step 2): no sync needed
     loss_adv = F.cross_entropy(D.out(fake_features), y)
     loss_l1 = F.l1_loss(fake, real)
     loss_g = opts.adv_weight * loss_adv + opts.rec_weight * loss_l1
@@ -179,6 +188,34 @@ def train_step(G: Generator, D: Discriminator, opt_g: torch.optim.Optimizer, opt
     loss_g.backward()
     opt_g.step()
     return {"rec": loss_rec.item(), "d": loss_d.item(), "adv": loss_adv.item(), "fm": loss_fm.item()}
+
+
+class Both(nn.Module):
+    """D on real and generated crops in one forward, each batch with its own BN statistics:
+    DistributedDataParallel allows one forward per backward."""
+
+    def __init__(self, D: Discriminator):
+        super().__init__()
+        self.D = D
+
+    def forward(self, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.D(real), self.D(fake)
+
+
+def distribute(fit: "SAAEFit", world: World, device: torch.device) -> None:
+    """Wrap G and D for DistributedDataParallel: rank 0's weights go to every rank, and every
+    backward averages the gradients, so the ranks keep the same weights step after step."""
+    ids = [device.index] if device.type == "cuda" else None
+    fit.ddp = (DistributedDataParallel(fit.G, device_ids=ids), DistributedDataParallel(Both(fit.D), device_ids=ids))
+
+
+def weights_digest(fit: "SAAEFit") -> str:
+    """The parameters of G and D, hashed: equal on every rank of a sound distributed run."""
+    h = hashlib.sha256()
+    for model in (fit.G, fit.D):
+        for p in model.parameters():
+            h.update(p.detach().cpu().numpy().tobytes())
+    return h.hexdigest()
 
 
 # ---------------------------------------------------------------- validation and sample grids
@@ -251,7 +288,8 @@ class SAAEFit:
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
     step: int = 0
-    losses: dict[str, float] = field(default_factory=dict)  # of the last step
+    losses: dict[str, float] = field(default_factory=dict)  # of the last step (averaged over the ranks)
+    ddp: tuple[nn.Module, nn.Module] | None = None  # under torchrun: G and Both(D) in DDP (`distribute`)
 
 
 def new_fit(config: SAAEConfig, opts: TrainOptions, device: torch.device) -> SAAEFit:
@@ -264,32 +302,48 @@ def new_fit(config: SAAEConfig, opts: TrainOptions, device: torch.device) -> SAA
 
 def fit_saae(fit: SAAEFit, samples: CharSamples, bank: GlyphBank, opts: TrainOptions, gen: torch.Generator,
              device: torch.device, total_steps: int, budget_s: float | None = None,
-             on_step: Callable[[SAAEFit], None] = lambda fit: None) -> SAAEFit:
+             on_step: Callable[[SAAEFit], None] = lambda fit: None, world: World = SOLO) -> SAAEFit:
     """The three-step loop on class-balanced batches of `samples` until `fit.step` reaches `total_steps`
     (or `budget_s` seconds have passed); `on_step` runs after every step. The one loop both
-    `train_saae` and the benchmark's same-budget regime train with."""
+    `train_saae` and the benchmark's same-budget regime train with.
+
+    Under torchrun (`world`, `fit.ddp`) every rank draws the whole batch as one process would and
+    trains on its equal slice of it (`rank_slice`); DDP averages the gradients."""
     counts = np.bincount(samples.labels, minlength=len(samples.charset)).astype(np.float64)
     weights = torch.from_numpy(np.maximum(counts[samples.labels], 1) ** -opts.class_balance)
     crops_t, labels_t = torch.from_numpy(samples.crops), torch.from_numpy(samples.labels)
     styles_t, owner_t = torch.from_numpy(samples.styles), torch.from_numpy(samples.plate_index)
+    mine = rank_slice(opts.batch_size, world)
     start = time.perf_counter()
     fit.G.train(), fit.D.train()
-    while fit.step < total_steps and (budget_s is None or time.perf_counter() - start < budget_s):
+    while fit.step < total_steps and not (budget_s is not None and world.any(time.perf_counter() - start >= budget_s)):
         idx = torch.multinomial(weights, opts.batch_size, replacement=True, generator=gen)
+        glyphs = bank.sample(labels_t[idx], gen)  # the whole batch's, so every rank's `gen` stays in step
+        idx, glyphs = idx[mine], glyphs[mine]
         y = labels_t[idx]
-        glyph = to_float(bank.sample(y, gen), device)
+        glyph = to_float(glyphs, device)
         style = to_float(styles_t[owner_t[idx]], device)
         real = to_float(crops_t[idx], device)
-        fit.losses = train_step(fit.G, fit.D, fit.opt_g, fit.opt_d, glyph, style, real, y.to(device), opts)
+        fit.losses = world.mean(train_step(fit.G, fit.D, fit.opt_g, fit.opt_d, glyph, style, real, y.to(device),
+                                           opts, fit.ddp))
         fit.step += 1
         on_step(fit)
     return fit
 
 
+def rank_slice(batch_size: int, world: World) -> slice:
+    """This rank's part of every batch: equal contiguous slices, together the whole batch."""
+    if batch_size % world.size:
+        raise PlategenError(f"--batch-size {batch_size}: split over {world.size} torchrun processes, it must be "
+                            f"a multiple of {world.size}")
+    per = batch_size // world.size
+    return slice(world.rank * per, (world.rank + 1) * per)
+
+
 # ---------------------------------------------------------------- the run
 
 
-def check_options(opts: TrainOptions) -> None:
+def check_options(opts: TrainOptions, world: World = SOLO) -> None:
     """Refuse options that would train nothing or fail later, before any data is read."""
     if opts.epochs is None and (opts.steps is None or opts.steps < 1):
         raise PlategenError(f"--steps {opts.steps}: need at least 1")
@@ -299,6 +353,7 @@ def check_options(opts: TrainOptions) -> None:
         raise PlategenError(f"--batch-size {opts.batch_size}: need at least 1")
     if opts.num_threads < 1:
         raise PlategenError(f"--threads {opts.num_threads}: need at least 1")
+    rank_slice(opts.batch_size, world)
 
 
 def check_out(out: Path, samples_dir: Path, resume: Path | None, overwrite: bool) -> None:
@@ -329,52 +384,66 @@ def restore_optimizers(path: Path, fit: SAAEFit) -> None:
 def train_saae(data_dirs: Sequence[Path | str], out: Path | str, options: TrainOptions = TrainOptions(),
                resume: Path | str | None = None, overwrite: bool = False, progress: bool = True,
                allow_outside: bool = False) -> TrainResult:
-    """Train on the train-side plates of `data_dirs`, validate on the held-out ones, write `out`."""
+    """Train on the train-side plates of `data_dirs`, validate on the held-out ones, write `out`.
+
+    Under torchrun every rank reads the data and trains on its slice of every batch (DDP, see
+    `fit_saae`); rank 0 alone validates, draws the sample grids and writes the checkpoint, after
+    checking that every rank holds the same weights."""
+    with distributed.joined() as world:
+        return _train(data_dirs, Path(out), options, resume, overwrite, progress, allow_outside, world)
+
+
+def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resume: Path | str | None,
+           overwrite: bool, progress: bool, allow_outside: bool, world: World) -> TrainResult:
     started = time.time()
-    out = Path(out)
-    resume = Path(resume) if resume is not None else None
-    opts = options
-    check_options(opts)
-    samples_dir = Path(opts.samples_dir) if opts.samples_dir is not None else out.parent / f"{out.stem}-samples"
-    check_out(out, samples_dir, resume, overwrite)
-    previous: LoadedCheckpoint | None = load_checkpoint(resume) if resume is not None else None
-    if previous is not None and previous.discriminator is None:
-        raise PlategenError(f"{resume}: has no discriminator weights, so training cannot resume from it")
-    device = resolve_device(opts.device)
-    torch.set_num_threads(opts.num_threads)
-    torch.manual_seed(opts.seed)
-    rng = np.random.default_rng(opts.seed)
-    gen = torch.Generator().manual_seed(opts.seed)
+    with world.together():  # one refusal stops every rank and is printed once
+        resume = Path(resume) if resume is not None else None
+        check_options(opts, world)
+        samples_dir = Path(opts.samples_dir) if opts.samples_dir is not None else out.parent / f"{out.stem}-samples"
+        check_out(out, samples_dir, resume, overwrite)
+        previous: LoadedCheckpoint | None = load_checkpoint(resume) if resume is not None else None
+        if previous is not None and previous.discriminator is None:
+            raise PlategenError(f"{resume}: has no discriminator weights, so training cannot resume from it")
+        device = world.place(resolve_device(opts.device))
+        if device.type == "cuda" and world.local_size > torch.cuda.device_count():
+            raise PlategenError(f"--nproc-per-node {world.local_size}: DDP training takes one GPU per process and "
+                                f"this machine has {torch.cuda.device_count()}")
+        torch.set_num_threads(opts.num_threads)
+        torch.manual_seed(opts.seed)
+        rng = np.random.default_rng(opts.seed)
+        gen = torch.Generator().manual_seed(opts.seed)
 
-    # data: train-side plates for training, the fixed held-out plates for validation and grids
-    train_plates, held_plates, data_summary = load_split(data_dirs, allow_outside)
-    charset = previous.meta["charset"] if previous is not None else charset_of(train_plates)
-    train = build_samples(train_plates, charset)
-    held = build_samples(held_plates, charset)
-    if len(train.labels) == 0:
-        raise PlategenError(f"{', '.join(map(str, data_dirs))}: no character crops on the training plates")
-    val_ids = rng.permutation(len(held.labels))[:opts.val_crops]
-    val = CharSamples(held.crops[val_ids], held.labels[val_ids], held.plate_index[val_ids], held.styles,
-                      charset, held.plates)
-    counts = np.bincount(train.labels, minlength=len(charset))
-    data_summary |= {"train_crops": int(len(train.labels)), "val_crops": int(len(val.labels)),
-                     "crops_per_class": {c: int(n) for c, n in zip(charset, counts)}}
+        # data: train-side plates for training, the fixed held-out plates for validation and grids
+        train_plates, held_plates, data_summary = load_split(data_dirs, allow_outside)
+        charset = previous.meta["charset"] if previous is not None else charset_of(train_plates)
+        train = build_samples(train_plates, charset)
+        held = build_samples(held_plates, charset)
+        if len(train.labels) == 0:
+            raise PlategenError(f"{', '.join(map(str, data_dirs))}: no character crops on the training plates")
+        val_ids = rng.permutation(len(held.labels))[:opts.val_crops]
+        val = CharSamples(held.crops[val_ids], held.labels[val_ids], held.plate_index[val_ids], held.styles,
+                          charset, held.plates)
+        counts = np.bincount(train.labels, minlength=len(charset))
+        data_summary |= {"train_crops": int(len(train.labels)), "val_crops": int(len(val.labels)),
+                         "crops_per_class": {c: int(n) for c, n in zip(charset, counts)}}
 
-    # model and optimizers (restored on --resume)
-    config = previous.config if previous is not None else SAAEConfig(num_classes=len(charset), **opts.model)
-    bank = GlyphBank(charset, opts.glyph_variants, rng, config.glyph_size)
-    fit = new_fit(config, opts, device)
-    if previous is not None:
-        fit.G.load_state_dict(previous.generator.state_dict())
-        fit.D.load_state_dict(previous.discriminator.state_dict())
-        if optimizer_path(resume).is_file():
-            restore_optimizers(optimizer_path(resume), fit)
-        fit.step = int(previous.meta.get("step", 0))
-        gen.manual_seed(opts.seed + fit.step)  # a resumed run draws fresh batches
-    total = opts.steps if opts.epochs is None else math.ceil(opts.epochs * len(train.labels) / opts.batch_size)
-    if fit.step > total:
-        raise PlategenError(f"{resume}: already trained {fit.step} steps, past the total of {total}; "
-                            "give a larger --steps (the total, not the steps to add)")
+        # model and optimizers (restored on --resume)
+        config = previous.config if previous is not None else SAAEConfig(num_classes=len(charset), **opts.model)
+        bank = GlyphBank(charset, opts.glyph_variants, rng, config.glyph_size)
+        fit = new_fit(config, opts, device)
+        if previous is not None:
+            fit.G.load_state_dict(previous.generator.state_dict())
+            fit.D.load_state_dict(previous.discriminator.state_dict())
+            if optimizer_path(resume).is_file():
+                restore_optimizers(optimizer_path(resume), fit)
+            fit.step = int(previous.meta.get("step", 0))
+            gen.manual_seed(opts.seed + fit.step)  # a resumed run draws fresh batches
+        total = opts.steps if opts.epochs is None else math.ceil(opts.epochs * len(train.labels) / opts.batch_size)
+        if fit.step > total:
+            raise PlategenError(f"{resume}: already trained {fit.step} steps, past the total of {total}; "
+                                "give a larger --steps (the total, not the steps to add)")
+    if world.size > 1:
+        distribute(fit, world, device)
 
     # every plate any stage of this model saw: a resumed run keeps the earlier runs' plates
     trained_on = sorted({p.sha256 for p in train_plates} | set(previous.meta.get("plate_sha256", []) if previous else []))
@@ -388,7 +457,7 @@ def train_saae(data_dirs: Sequence[Path | str], out: Path | str, options: TrainO
                 "step": fit.step, "losses": fit.losses, "val_l1": val_l1, "seconds": round(time.time() - started, 1),
                 "device": str(device), "plategen_version": __version__,
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "resumed_from": str(resume) if resume is not None else None}
+                "resumed_from": str(resume) if resume is not None else None, "ranks": world.size}
         save_checkpoint(out, fit.G, config, meta, fit.D)
         save_optimizers(optimizer_path(out), {"g": fit.opt_g, "d": fit.opt_d})
 
@@ -398,25 +467,36 @@ def train_saae(data_dirs: Sequence[Path | str], out: Path | str, options: TrainO
         Image.fromarray(sample_grid(fit.G, held, grid_ids, bank, device)).save(path)
         written.append(path)
 
-    bar = tqdm(total=total, initial=fit.step, disable=not progress, desc="train", unit="it", dynamic_ncols=True)
+    bar = tqdm(total=total, initial=fit.step, disable=not (progress and world.leader), desc="train", unit="it",
+               dynamic_ncols=True)
 
     def log_validate_save(fit: SAAEFit) -> None:
         nonlocal val_l1
         losses = fit.losses
-        if fit.step % opts.val_every == 0 or fit.step == total:
+        if world.leader and (fit.step % opts.val_every == 0 or fit.step == total):
             val_l1 = validation_l1(fit.G, val, bank, device)
             bar.write(f"step {fit.step}: (1) rec L1 {losses['rec']:.4f}  (2) D CE {losses['d']:.3f}  "
                       f"(3) adv CE {losses['adv']:.3f}  val L1 {val_l1:.4f}")
         if fit.step % opts.sample_every == 0 or fit.step == total:
-            write_grid()
-            save()
+            same_weights(fit, world)
+            if world.leader:
+                write_grid()
+                save()
         bar.set_postfix(rec=f"{losses['rec']:.4f}", d=f"{losses['d']:.3f}", adv=f"{losses['adv']:.3f}",
                         val=f"{val_l1:.4f}", refresh=False)
         bar.update()
 
-    fit_saae(fit, train, bank, opts, gen, device, total, on_step=log_validate_save)
+    fit_saae(fit, train, bank, opts, gen, device, total, on_step=log_validate_save, world=world)
     bar.close()
-    if fit.step == total and not out.exists():  # resumed past its total: nothing ran, still write `out`
+    if world.leader and fit.step == total and not out.exists():  # resumed past its total: nothing ran, still write `out`
         save()
     return TrainResult(out, optimizer_path(out), written, fit.step, time.time() - started, fit.losses, val_l1,
-                       len(train_plates), int(len(train.labels)))
+                       len(train_plates), int(len(train.labels)), world.size)
+
+
+def same_weights(fit: SAAEFit, world: World) -> None:
+    """Every rank must hold rank 0's weights before rank 0 writes them; anything else is a bug."""
+    digests = world.gather(weights_digest(fit))
+    if len(set(digests)) > 1:
+        raise (PlategenError if world.leader else RankStopped)(f"internal error: after step {fit.step} the ranks' weights differ "
+                            f"({', '.join(d[:8] for d in digests)}); the checkpoint is not written")

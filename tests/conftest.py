@@ -1,5 +1,6 @@
 """Shared test fixtures: the real plate folders in ../shared/data beside the repository."""
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -36,9 +37,10 @@ def imported(data_dir):
     return load
 
 
-def make_checkpoint(path: Path, charset: list[str]) -> Path:
+def make_checkpoint(path: Path, charset: list[str], seen: set[str] | None = None) -> Path:
     """A small randomly initialised generator whose BN statistics are not the identity, and a
-    random discriminator, so the label check runs and redraws most images."""
+    random discriminator, so the label check runs and redraws most images. `seen`: the content
+    hashes it records as its training plates (as a benchmark's product regime asks)."""
     torch.manual_seed(0)
     config = SAAEConfig(num_classes=len(charset), content_width=8, style_width=8, decoder_width=16)
     generator = Generator(config)
@@ -46,7 +48,8 @@ def make_checkpoint(path: Path, charset: list[str]) -> Path:
     with torch.no_grad():
         for _ in range(2):
             generator(torch.rand(8, 1, 32, 32), torch.rand(8, 3, *config.style_size))
-    save_checkpoint(path, generator.eval(), config, {"charset": charset}, Discriminator(config).eval())
+    meta = {"charset": charset} if seen is None else {"charset": charset, "plate_sha256": sorted(seen)}
+    save_checkpoint(path, generator.eval(), config, meta, Discriminator(config).eval())
     return path
 
 
@@ -85,3 +88,14 @@ def one_line_error(result) -> str:
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1, result.output
     return result.output
+
+
+def copy_plates(uc3m: Path, folder: Path, images) -> Path:
+    """A real YOLO folder holding `images` of uc3m-lp (with their labels and classes.txt)."""
+    (folder / "images").mkdir(parents=True)
+    (folder / "labels").mkdir()
+    shutil.copy(uc3m / "classes.txt", folder)
+    for image in images:
+        shutil.copy(image, folder / "images")
+        shutil.copy(uc3m / "labels" / f"{image.stem}.txt", folder / "labels")
+    return folder

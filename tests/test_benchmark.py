@@ -2,7 +2,6 @@
 
 import dataclasses
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -18,6 +17,7 @@ from plategen.dataset import build_samples, charset_of, is_holdout, plate_key
 from plategen.errors import PlategenError
 from plategen.plates import load_plates
 from plategen.recognizer import Schedule, train_recognizer
+from conftest import copy_plates
 
 TINY = Schedule(steps=20, batch_size=32, eval_points=2)
 
@@ -30,17 +30,6 @@ def uc3m(data_dir):
 @pytest.fixture(scope="module")
 def plates(imported):
     return imported("uc3m-lp").plates
-
-
-def copy_plates(uc3m, folder, images):
-    """A real YOLO folder holding `images` of uc3m-lp (with their labels and classes.txt)."""
-    (folder / "images").mkdir(parents=True)
-    (folder / "labels").mkdir()
-    shutil.copy(uc3m / "classes.txt", folder)
-    for image in images:
-        shutil.copy(image, folder / "images")
-        shutil.copy(uc3m / "labels" / f"{image.stem}.txt", folder / "labels")
-    return folder
 
 
 @pytest.fixture(scope="module")

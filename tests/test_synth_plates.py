@@ -9,13 +9,15 @@ import pytest
 from typer.testing import CliRunner
 
 from plategen.charset import parse_charset
+from plategen.checkpoint import load_checkpoint
+from plategen.glyphs import shipped_fonts
 from plategen.cli import app
 from plategen.errors import PlategenError
 from plategen.plates import clean_text, load_plates, read_image
 from plategen.synth import Diversity, SynthRequest, synthesize
 from plategen.synth import engine as engine_module
 from plategen.synth.exports import FinishedPlate, write_plate_folder
-from plategen.synth.plates import PREVIEW_HEIGHT, _at_height, load_style_plates
+from plategen.synth.plates import PREVIEW_HEIGHT, _at_height, load_style_plates, make_plates, plan_plates
 from plategen.synth.writers import decode_png, read_shards
 from conftest import make_checkpoint, webdataset_samples
 
@@ -94,6 +96,26 @@ def test_every_plate_reads_back_with_its_exact_text_and_boxes(run, styles):
     assert any(r["text"][0] in "京沪浙" for r in rows)  # the CCPD style's province slot
 
 
+def test_make_plates_gives_in_memory_exactly_the_plates_the_synth_run_writes(run, styles, ckpt_cn):
+    """The benchmark's plates come from the synth run's own path: same plan, same pixels, same texts and checks."""
+    _, out = run
+    rows = manifest(out)
+    ckpt = load_checkpoint(ckpt_cn)
+    style_plates = load_style_plates(styles)[0]
+    plan = plan_plates(style_plates, 12, CHARS, seed=0)
+    made = make_plates(ckpt.generator, ckpt.discriminator, ckpt.meta["charset"], style_plates, plan, CHARS,
+                       shipped_fonts(), seed=0, batch_size=4)
+    assert made.texts == plan.texts == [r["text"] for r in rows]
+    assert made.checks == [r["check"] for r in rows] and "fail" in ",".join(made.checks)
+    for image, row in zip(made.images, rows):
+        assert np.array_equal(image, read_image(out / row["image_path"]))
+    unchecked = make_plates(ckpt.generator, None, None, style_plates, plan, CHARS, shipped_fonts(), seed=0,
+                            batch_size=4)  # first draws: the plates whose check failed look different
+    assert unchecked.texts == plan.texts and not any(c.strip(",") for c in unchecked.checks)
+    failed = [i for i, c in enumerate(made.checks) if "fail" in c or c.count("pass") < len(plan.texts[i])]
+    assert any(not np.array_equal(unchecked.images[i], made.images[i]) for i in failed)
+
+
 def test_a_style_image_outside_any_data_folder_and_not_named_by_its_text_is_refused(styles, ckpt_cn, tmp_path):
     bare = tmp_path / "photo.jpg"
     shutil.copy(styles[0], bare)
@@ -164,6 +186,15 @@ def test_noise_goes_on_the_whole_composed_plate_from_each_plates_seed(styles, ck
         assert abs(np.corrcoef(f[0], f[1])[0, 1]) < 0.2
     with pytest.raises(PlategenError, match="noise"):  # the noise is part of the bytes
         synthesize(request(styles[:2], ckpt_cn, noisy, 4, resume=True, diversity=Diversity(noise=2.0)))
+
+
+def test_resuming_a_complete_plate_run_redraws_only_a_damaged_plate(styles, ckpt_cn, tmp_path):
+    out = synthesize(request(styles[:2], ckpt_cn, tmp_path / "done", 4, batch_size=2)).out
+    before = tree(out)
+    (out / "images" / "000003.png").write_bytes(b"torn")
+    report = synthesize(request(styles[:2], ckpt_cn, out, 4, resume=True, batch_size=None))
+    assert (report.resumed, report.generated) == (3, 1)
+    assert tree(out) == before
 
 
 def test_texts_file_is_used_in_order_and_cycled(styles, ckpt_cn, tmp_path):

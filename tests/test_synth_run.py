@@ -84,11 +84,12 @@ def test_same_seed_same_bytes_and_another_seed_differs(tmp_path, plate, ckpt):
     assert tree_digest(a.out) != tree_digest(c.out)
 
 
-def test_unknown_characters_are_named_in_one_error_before_any_work(tmp_path, plate, ckpt):
+def test_characters_no_font_covers_are_named_in_one_error_before_any_work(tmp_path, plate, ckpt):
     out = tmp_path / "out"
-    with pytest.raises(PlategenError) as err:
-        synthesize(request(plate, ckpt, out, chars=["A", "Ñ", "京", "B"]))
-    assert "'Ñ'" in str(err.value) and "'京'" in str(err.value) and "2 character(s)" in str(err.value)
+    with pytest.raises(PlategenError) as err:  # Ñ and 京: outside the checkpoint's charset, but drawable
+        synthesize(request(plate, ckpt, out, chars=["A", "Ñ", "汉", "京", "\U00013000", "B"]))
+    assert "'汉'" in str(err.value) and "U+13000" in str(err.value) and "2 character(s)" in str(err.value)
+    assert "'Ñ'" not in str(err.value) and "'京'" not in str(err.value)
     assert not out.exists()
 
 

@@ -17,6 +17,12 @@ For every seed:
      and benchmark.png (`report.py`).
 `benchmark.run_benchmark` runs these in order from a checked `request.BenchmarkRequest`.
 
+`--level plates` asks the same of a whole-plate recogniser (`plate_benchmark.run_plate_benchmark`):
+the same splits and leakage guard, generated whole plates instead of crops (`plate_pools`: SAAE
+plates through synth's own `make_plates`, render plates on the same erased style plates and texts,
+augmented real plates), plate recogniser runs and judge (`plate_runs`), plate accuracy and
+character accuracy in the report (`plate_report`).
+
 Two regimes, never mixed in one report:
   product     - the shipped or given checkpoint; a test plate it trained on is refused
                 (or, with allow_overlap, reported as a loud warning);
@@ -24,13 +30,18 @@ Two regimes, never mixed in one report:
                 real training plates of each seed, for a fixed time budget, with `train.fit_saae`.
 """
 
-from plategen.bench.benchmark import BenchmarkResult, run_benchmark
+from plategen.bench.benchmark import run_benchmark
+from plategen.bench.plate_benchmark import run_plate_benchmark
+from plategen.bench.plate_report import PlateBenchmarkReport, PlateSummary, check_plate_targets, plate_summary_tables
 from plategen.bench.judge import JUDGE_MIN_CROPS
 from plategen.bench.pools import apportion, class_shares, generated_count, take_balanced
-from plategen.bench.report import BenchmarkReport, Rows, Stat, Summary, Target, check_targets, summary_tables
-from plategen.bench.request import BenchmarkRequest, check_request, parse_generators, parse_ratios
+from plategen.bench.report import BenchmarkReport, BenchmarkResult, Rows, Stat, Summary, Target, check_targets, summary_tables
+from plategen.bench.request import (BenchmarkRequest, check_request, level_options, parse_generators, parse_ratios,
+                                    parse_real_plates)
 from plategen.bench.splits import Split, split_for_seed
 
-__all__ = ["BenchmarkRequest", "BenchmarkReport", "BenchmarkResult", "JUDGE_MIN_CROPS", "Rows", "Split", "Stat",
-           "Summary", "Target", "apportion", "check_request", "check_targets", "class_shares", "generated_count",
-           "parse_generators", "parse_ratios", "run_benchmark", "split_for_seed", "summary_tables", "take_balanced"]
+__all__ = ["BenchmarkRequest", "BenchmarkReport", "BenchmarkResult", "JUDGE_MIN_CROPS", "PlateBenchmarkReport",
+           "PlateSummary", "Rows", "Split", "Stat", "Summary", "Target", "apportion", "check_plate_targets",
+           "check_request", "check_targets", "class_shares", "generated_count", "level_options", "parse_generators",
+           "parse_ratios", "parse_real_plates", "plate_summary_tables", "run_benchmark", "run_plate_benchmark",
+           "split_for_seed", "summary_tables", "take_balanced"]

@@ -7,8 +7,6 @@ request (checked) -> plates -> generators (what the checkpoint saw) -> splits (a
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -17,28 +15,25 @@ import torch
 from plategen.bench.judge import judge_runs
 from plategen.bench.pools import (Generators, Pool, augmented_real, class_shares, open_generators, per_class_need,
                                   render_pool, saae_pool, train_fresh_saae)
-from plategen.bench.report import BenchmarkReport, check_targets, summarize, write_report
+from plategen.bench.plate_benchmark import run_plate_benchmark
+from plategen.bench.report import BenchmarkReport, BenchmarkResult, check_targets, summarize, write_report
 from plategen.bench.request import BenchmarkRequest, check_request
 from plategen.bench.runs import Run, SeedSet, Timing, ratio_runs, synthetic_runs
-from plategen.bench.splits import Split, plan_splits, split_record
+from plategen.bench.splits import Split, judge_plates, plan_splits, split_record
 from plategen.dataset import CharSamples, build_samples, charset_of
 from plategen.errors import PlategenError
 from plategen.glyphs import Font, shipped_fonts
 from plategen.plates import Plate, load_plates, read_image
 
 
-@dataclass
-class BenchmarkResult:
-    out: Path
-    report: BenchmarkReport  # typed: summary, targets (met or not), timing
-    files: list[Path]
-    seconds: float
-
-
 def run_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lambda msg: None,
-                  warn: Callable[[str], None] = lambda msg: None) -> BenchmarkResult:
+                  warn: Callable[[str], None] = lambda msg: None,
+                  progress: Callable[[int, int], None] = lambda done, total: None) -> BenchmarkResult:
     """Every input is checked before any training; `req.out` is created when the run starts and
-    the report files are written (atomically) at the end."""
+    the report files are written (atomically) at the end. `--level plates` runs `run_plate_benchmark`
+    (`progress(done, total)` counts its recognisers)."""
+    if req.level == "plates":
+        return run_plate_benchmark(req, log, warn, progress)
     started = time.perf_counter()
     check_request(req)
     torch.set_num_threads(req.threads)
@@ -128,8 +123,3 @@ def draw_pools(req: BenchmarkRequest, ss: SeedSet, style_plates: list[Plate], ge
                 pools[g] = saae_pool(generator, style_images, ss.classes, per_class, gens.drawable, ss.seed)
         seconds[g] = time.perf_counter() - start
     return pools, seconds, steps
-
-
-def judge_plates(split: Split, n_data: int, external_test: bool) -> list[int]:
-    """The judge trains on every data plate outside the test plates (all of them with --test)."""
-    return list(range(n_data)) if external_test else sorted(set(range(n_data)) - set(split.test))

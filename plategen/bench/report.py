@@ -14,7 +14,7 @@ import platform
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -27,6 +27,9 @@ from plategen.bench.pools import DATA_SHARE, GeneratorInfo
 from plategen.bench.request import BenchmarkRequest
 from plategen.bench.runs import Run
 from plategen.bench.splits import SplitRecord
+
+if TYPE_CHECKING:
+    from plategen.bench.plate_report import PlateBenchmarkReport
 
 REPORT_FILES = ("report.json", "report.md", "benchmark.png")
 REGIME_NOTES = {
@@ -80,26 +83,43 @@ class Target:
     met: bool
 
 
+def ratio_lines(runs: Sequence, ratios: Sequence[float], generators: Sequence[str],
+                value: Callable[[Any], float] = lambda run: run.accuracy) -> dict[str, dict[str, Stat]]:
+    """Line (each generator, then "augment" when it ran) -> ratio -> `value` over seeds; ratio 0 is real only.
+    `runs`: anything with seed, name, kind, ratio (character or plate runs)."""
+    def values(name: str, ratio: float) -> list[float]:
+        return [value(r) for r in runs if r.name == name and r.kind == "ratio" and r.ratio == ratio]
+
+    lines = {}
+    for g in [*generators, "augment"]:
+        if g == "augment" and not any(r.name == g and r.kind == "ratio" for r in runs):
+            continue
+        lines[g] = {f"{r:g}": Stat.of(values("real", 0.0) if r == 0 else values(g, r)) for r in ratios}
+    return lines
+
+
+def paired_differences(runs: Sequence, ratios: Sequence[float], generators: Sequence[str],
+                       value: Callable[[Any], float] = lambda run: run.accuracy) -> dict[str, Stat]:
+    """SAAE minus render per seed (same split, same recogniser seed) at each ratio > 0, when both ran."""
+    if "saae" not in generators or "render" not in generators:
+        return {}
+    paired = {}
+    for r in ratios:
+        if r == 0:
+            continue
+        a = {x.seed: value(x) for x in runs if x.name == "saae" and x.kind == "ratio" and x.ratio == r}
+        b = {x.seed: value(x) for x in runs if x.name == "render" and x.kind == "ratio" and x.ratio == r}
+        paired[f"{r:g}"] = Stat.of([a[k] - b[k] for k in sorted(a) if k in b])
+    return paired
+
+
 def summarize(runs: Sequence[Run], ratios: Sequence[float], generators: Sequence[str]) -> Summary:
     def acc(name: str, kind: str, ratio: float | None = None) -> list[float]:
         return [r.accuracy for r in runs if r.name == name and r.kind == kind and (ratio is None or r.ratio == ratio)]
 
-    lines = {}
-    for g in [*generators, "augment"]:
-        if g == "augment" and not acc(g, "ratio"):
-            continue
-        lines[g] = {f"{r:g}": Stat.of(acc("real", "ratio", 0.0) if r == 0 else acc(g, "ratio", r)) for r in ratios}
-    paired = {}
-    if "saae" in generators and "render" in generators:
-        for r in ratios:
-            if r == 0:
-                continue
-            a = {x.seed: x.accuracy for x in runs if x.name == "saae" and x.kind == "ratio" and x.ratio == r}
-            b = {x.seed: x.accuracy for x in runs if x.name == "render" and x.kind == "ratio" and x.ratio == r}
-            paired[f"{r:g}"] = Stat.of([a[k] - b[k] for k in sorted(a) if k in b])
     return Summary(
-        accuracy_vs_ratio=lines,
-        saae_minus_render_paired=paired,
+        accuracy_vs_ratio=ratio_lines(runs, ratios, generators),
+        saae_minus_render_paired=paired_differences(runs, ratios, generators),
         real_only=Stat.of(acc("real", "ratio", 0.0)),
         synthetic_only={g: Stat.of(acc(g, "synthetic")) for g in generators},
         read_as_asked={g: Stat.of(acc(g, "read_as_asked")) for g in generators},
@@ -156,6 +176,16 @@ def check_targets(summary: Summary, regime: str, ratios: Sequence[float]) -> lis
 # ---------------------------------------------------------------- the typed report
 
 
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def machine_info() -> dict:
+    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
+
+
+
 @dataclass
 class BenchmarkReport:
     """Everything a run found; report.json is `to_json()`, report.md and benchmark.png render it."""
@@ -172,10 +202,8 @@ class BenchmarkReport:
     targets: list[Target]
     timing_s: dict[str, float]
     generation_timing_s: dict[str, float]
-    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    machine: dict = field(default_factory=lambda: {
-        "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__})
+    created: str = field(default_factory=utc_now)
+    machine: dict = field(default_factory=machine_info)
 
     @property
     def balance_note(self) -> str:
@@ -230,6 +258,14 @@ class BenchmarkReport:
         }
 
 
+@dataclass
+class BenchmarkResult:
+    out: Path
+    report: "BenchmarkReport | PlateBenchmarkReport"  # typed: summary, targets (met or not), timing
+    files: list[Path]
+    seconds: float
+
+
 # ---------------------------------------------------------------- rows, rendered once
 
 
@@ -273,7 +309,7 @@ def summary_tables(report: BenchmarkReport) -> list[Rows]:
     return tables
 
 
-def _markdown_table(rows: Rows) -> list[str]:
+def markdown_table(rows: Rows) -> list[str]:
     return (["| " + " | ".join(rows.header) + " |", "|" + "---|" * len(rows.header)]
             + ["| " + " | ".join(row) + " |" for row in rows.rows])
 
@@ -297,10 +333,10 @@ def report_markdown(report: BenchmarkReport) -> str:
     for w in report.warnings:
         lines += [f"> **WARNING:** {w}", ""]
     accuracy, *others = summary_tables(report)
-    lines += [f"## {accuracy.title}", "", *_markdown_table(accuracy)]
+    lines += [f"## {accuracy.title}", "", *markdown_table(accuracy)]
     targets = others.pop() if report.targets else None
     for table in others:
-        lines += ["", *_markdown_table(table)]
+        lines += ["", *markdown_table(table)]
     lines += ["", "## Generators", ""]
     for g, info in report.generators.items():
         extra = (f"; checkpoint `{info.checkpoint}` sha256 {info.checkpoint_sha256[:12]}…, trained on "
@@ -310,7 +346,7 @@ def report_markdown(report: BenchmarkReport) -> str:
     if any(seen):
         lines.append(f"- training plates the checkpoint had seen, per seed: {seen} (too few unseen plates remained)")
     if targets is not None:
-        lines += ["", f"## {targets.title}", "", *_markdown_table(targets)]
+        lines += ["", f"## {targets.title}", "", *markdown_table(targets)]
     lines += ["", "## Time (s)", "", "| part | seconds |", "|---|---|"]
     lines += [f"| {k} | {v:.1f} |" for k, v in data["timing_s"].items()]
     lines += ["", "![accuracy vs ratio and vs steps](benchmark.png)", ""]

@@ -1,4 +1,8 @@
-"""What a benchmark run is asked to do (`BenchmarkRequest`), parsed from the options and checked before any work."""
+"""What a benchmark run is asked to do (`BenchmarkRequest`), parsed from the options and checked before any work.
+
+Two levels share the options: `chars` (a character CNN on 32x32 crops, the paper's question) and
+`plates` (a whole-plate recogniser, measured by plate accuracy); `level_options` fills in each
+level's defaults and refuses an option of the other level."""
 
 from __future__ import annotations
 
@@ -8,13 +12,17 @@ from pathlib import Path
 
 from plategen.atomic import require_no_file_in_the_way
 from plategen.errors import PlategenError
-from plategen.recognizer import Schedule
+from plategen.recognizer import PlateSchedule, Schedule
 
+LEVELS = ("chars", "plates")
 GENERATORS = ("saae", "render")
 BALANCES = ("data", "uniform")
 DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "uc3m-lp"
 DEFAULT_TEST_PLATES = 400
 DEFAULT_BUDGET_S = 240.0
+DEFAULT_SYNTHETIC_SIZE = {"chars": 4000, "plates": 1000}  # generated crops / plates of the synthetic-only reference
+DEFAULT_SCHEDULE = Schedule(eval_points=8)
+DEFAULT_PLATE_SCHEDULE = PlateSchedule(eval_points=8)
 
 
 def parse_ratios(text: str) -> tuple[float, ...]:
@@ -47,12 +55,45 @@ def parse_generators(text: str) -> tuple[str, ...]:
     raise PlategenError(f"--generator {text!r}: choose saae, render or both")
 
 
+def parse_real_plates(text: str) -> int | None:
+    """'50' -> 50; 'all' -> None: every plate outside the test plates trains (the plate level's ceiling)."""
+    key = str(text).strip().lower()
+    if key == "all":
+        return None
+    try:
+        return int(key)
+    except ValueError:
+        raise PlategenError(f"--real-plates {text!r}: expected a whole number or all") from None
+
+
+def level_options(level: str, steps: int | None, batch_size: int | None, synthetic_size: int | None,
+                  balance: str | None) -> dict:
+    """The request fields that depend on the level, each left-out option at its level's default
+    (chars: 600 steps of 64 crops, 4,000 crops; plates: `PlateSchedule`, 1,000 plates)."""
+    if level not in LEVELS:
+        raise PlategenError(f"--level {level!r}: choose chars or plates")
+    size = synthetic_size if synthetic_size is not None else DEFAULT_SYNTHETIC_SIZE[level]
+    if level == "plates":
+        if balance is not None:
+            raise PlategenError("--balance sets the class shares of generated crops (--level chars); generated "
+                                "plates take texts balanced per slot kind over the training plates' characters")
+        base = DEFAULT_PLATE_SCHEDULE
+        return {"level": level, "synthetic_size": size, "plate_schedule": PlateSchedule(
+            steps=steps if steps is not None else base.steps,
+            batch_size=batch_size if batch_size is not None else base.batch_size, eval_points=base.eval_points)}
+    base = DEFAULT_SCHEDULE
+    return {"level": level, "synthetic_size": size, "balance": balance if balance is not None else "data",
+            "schedule": Schedule(steps=steps if steps is not None else base.steps,
+                                 batch_size=batch_size if batch_size is not None else base.batch_size,
+                                 eval_points=base.eval_points)}
+
+
 @dataclass(frozen=True)
 class BenchmarkRequest:
     data: Path = DEFAULT_DATA
     out: Path = Path("runs/benchmark")
     ratios: tuple[float, ...] = (0.0, 1.0, 2.0, 4.0)
-    real_plates: int = 50
+    real_plates: int | None = 50  # None: all plates outside the test plates (--real-plates all; plates level)
     seeds: int = 3
     generators: tuple[str, ...] = GENERATORS
     checkpoint: Path | None = None  # None: the shipped checkpoint (product regime)
@@ -63,13 +104,15 @@ class BenchmarkRequest:
     train_generator: bool = False  # same-budget regime
     generator_budget_s: float | None = None  # per seed, same-budget regime; None: DEFAULT_BUDGET_S
     generator_max_steps: int | None = None  # a step cap for the fresh SAAE, so a run can be repeated exactly
-    schedule: Schedule = Schedule(eval_points=8)
-    synthetic_size: int = 4000  # generated crops for the synthetic-only reference
+    schedule: Schedule = DEFAULT_SCHEDULE  # every character recogniser's
+    synthetic_size: int = 4000  # generated crops (plates at the plate level) for the synthetic-only reference
     balance: str = "data"  # class shares of generated crops: see pools.class_shares
     augment_reference: bool = True
     overwrite: bool = False
     threads: int = 2
     command: str = ""
+    level: str = "chars"  # chars | plates
+    plate_schedule: PlateSchedule = DEFAULT_PLATE_SCHEDULE  # every plate recogniser's (level plates)
 
     @property
     def regime(self) -> str:
@@ -90,7 +133,12 @@ def check_request(req: BenchmarkRequest) -> None:
     """Every option alone and in combination; an option the run would ignore is refused, not dropped."""
     if req.seeds < 1:
         raise PlategenError(f"--seeds {req.seeds}: need at least 1")
-    if req.real_plates < 1:
+    if req.level not in LEVELS:
+        raise PlategenError(f"--level {req.level!r}: choose chars or plates")
+    if req.real_plates is None and req.level != "plates":
+        raise PlategenError("--real-plates all is the plate level's ceiling reference (--level plates); at the "
+                            "character level the judge is trained on all real crops outside the test plates")
+    if req.real_plates is not None and req.real_plates < 1:
         raise PlategenError(f"--real-plates {req.real_plates}: need at least 1")
     if req.test_plates is not None and req.test_plates < 1:
         raise PlategenError(f"--test-plates {req.test_plates}: need at least 1")
@@ -98,7 +146,8 @@ def check_request(req: BenchmarkRequest) -> None:
         raise PlategenError(f"--balance {req.balance!r}: choose {' or '.join(BALANCES)}")
     if req.synthetic_size < 1:
         raise PlategenError(f"--synthetic-size {req.synthetic_size}: need at least 1")
-    if req.schedule.steps < 1 or req.schedule.batch_size < 1:
+    schedule = req.plate_schedule if req.level == "plates" else req.schedule
+    if schedule.steps < 1 or schedule.batch_size < 1:
         raise PlategenError("--steps and --batch-size must be at least 1")
     if req.threads < 1:
         raise PlategenError(f"--threads {req.threads}: need at least 1")

@@ -63,7 +63,7 @@ def _draw(groups: dict[str, list[int]], order: Sequence[str], want: int, exact: 
     return ids, used
 
 
-def split_for_seed(plates: Sequence[Plate], n_train: int, n_test: int, seed: int,
+def split_for_seed(plates: Sequence[Plate], n_train: int | None, n_test: int, seed: int,
                    seen: set[str] | frozenset[str] = frozenset(), external_test: bool = False,
                    allow_seen_test: bool = False) -> Split:
     """Plate-disjoint split of `plates` (grouped by physical plate, `dataset.plate_key`).
@@ -71,9 +71,10 @@ def split_for_seed(plates: Sequence[Plate], n_train: int, n_test: int, seed: int
     Test plates (at least `n_test` images where there are enough, whole groups) come only from
     groups none of whose frames the generator saw (`seen`: content hashes). The `n_train`
     training plates come from the other unseen groups when at least `MIN_TEST_IMAGES` unseen
-    images still remain for test, else from seen groups (counted in `train_seen`). Only with
+    images still remain for test (or no group is seen), else from seen groups (counted in `train_seen`). Only with
     `allow_seen_test`, and when fewer than `MIN_TEST_IMAGES` images are unseen, may test plates
     be seen ones. With `external_test`, all of `plates` may train and `test` is empty.
+    `n_train` None: every plate outside the test plates trains (test plates drawn first, as above).
     """
     rng = np.random.default_rng([seed, 7])
     groups = _groups(plates, range(len(plates)))
@@ -84,10 +85,15 @@ def split_for_seed(plates: Sequence[Plate], n_train: int, n_test: int, seed: int
     unseen = [unseen[i] for i in rng.permutation(len(unseen))]
     seen_keys = [seen_keys[i] for i in rng.permutation(len(seen_keys))]
     n_unseen = sum(len(groups[k]) for k in unseen)
+    if n_train is None:
+        pool = unseen if n_unseen >= MIN_TEST_IMAGES or not allow_seen_test else unseen + seen_keys
+        test, used = ([], []) if external_test else _draw(groups, pool, n_test, exact=False)
+        train = [i for k in keys if k not in set(used) for i in groups[k]]
+        return Split(seed, sorted(train), sorted(test), sum(plates[i].sha256 in seen for i in train))
     if external_test:
         train, _ = _draw(groups, unseen + seen_keys, n_train, exact=True)
         return Split(seed, sorted(train), [], sum(plates[i].sha256 in seen for i in train))
-    if n_unseen >= n_train + MIN_TEST_IMAGES:
+    if n_unseen >= n_train + MIN_TEST_IMAGES or not seen_keys:  # (no seen plates: a small folder, or no model)
         train, used = _draw(groups, unseen, n_train, exact=True)
         rest = [k for k in unseen if k not in set(used)]
     elif n_unseen >= MIN_TEST_IMAGES or not allow_seen_test:
@@ -112,8 +118,8 @@ def plan_splits(req: BenchmarkRequest, data_plates: Sequence[Plate], test_source
                                external_test=test_source is not None, allow_seen_test=req.allow_overlap)
         if test_source is not None:
             split.test = list(range(len(test_source)))
-        if len(split.train) < req.real_plates:
-            raise PlategenError(f"--real-plates {req.real_plates}: only {len(split.train)} of the {len(data_plates)} "
+        if len(split.train) < (req.real_plates or 1):
+            raise PlategenError(f"--real-plates {req.real_plates or 'all'}: only {len(split.train)} of the {len(data_plates)} "
                                 f"plates of {req.data} can train once the {len(split.test)} test plates (and, "
                                 f"for a checkpoint, plates it never saw) are held out")
         if not split.test:
@@ -139,6 +145,11 @@ def plan_splits(req: BenchmarkRequest, data_plates: Sequence[Plate], test_source
             warnings.append(msg)
         splits.append(split)
     return splits, warnings
+
+
+def judge_plates(split: Split, n_data: int, external_test: bool) -> list[int]:
+    """The judge trains on every data plate outside the test plates (all of them with --test)."""
+    return list(range(n_data)) if external_test else sorted(set(range(n_data)) - set(split.test))
 
 
 def _rel(path: Path, root: Path) -> str:

@@ -3,6 +3,8 @@
 An image read as another character is drawn again, up to `CHECK_ATTEMPTS` times, with
 (glyph variant, style entry) pairs the plan set aside for it; the best-read attempt is kept
 and the manifest says whether it passed. The "generated" output of the k+1 head is ignored.
+A character outside the checkpoint's charset (no real training crops, so no class) cannot be
+read: it is drawn once and marked "unchecked".
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from torch import Tensor, nn
 from plategen.model import fold_discriminator
 
 CPU_CHUNK = 64  # images per pass of the label check and of the engine's split decoder on CPU
+UNCHECKED = "unchecked"
 
 
 class LabelCheck:
@@ -25,20 +28,33 @@ class LabelCheck:
     channels-last, as the engine makes them, in chunks of `CPU_CHUNK` that stay in cache.
     """
 
-    def __init__(self, discriminator: nn.Module, classes: Sequence[int], device: torch.device):
+    def __init__(self, discriminator: nn.Module, charset: Sequence[str], chars: Sequence[str], device: torch.device):
+        """`charset`: the discriminator's classes; `chars`: the run's labels, in the plan's order."""
         self.model = fold_discriminator(discriminator).to(device)
         self.chunk = CPU_CHUNK if device.type == "cpu" else 0
         if self.chunk:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.classes = torch.as_tensor(list(classes), device=device)
+        index = {c: i for i, c in enumerate(charset)}
+        self.classes = torch.as_tensor([index.get(c, -1) for c in chars], device=device)
 
     @torch.inference_mode()
     def read(self, images: Tensor, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """images [B,3,S,S] in 0-255, labels [B] into the run's chars -> (read as the label, its
-        probability among the k real classes)."""
-        step = self.chunk or len(images)
-        logits = torch.cat([self.model(images[a:a + step] / 255) for a in range(0, len(images), step)])
-        logits = logits[:, :-1].float()
-        want = self.classes[torch.from_numpy(labels).to(logits.device)]
-        prob = torch.softmax(logits, 1).gather(1, want[:, None])[:, 0]
-        return (logits.argmax(1) == want).cpu().numpy(), prob.cpu().numpy()
+        probability among the k real classes). An unchecked label counts as read (probability 1),
+        so it is never drawn again."""
+        want = self.classes[torch.from_numpy(labels).to(self.classes.device)]
+        known = want >= 0
+        passed = torch.ones(len(labels), dtype=torch.bool, device=want.device)
+        prob = torch.ones(len(labels), device=want.device)
+        if bool(known.any()):
+            x = images if bool(known.all()) else images[known]
+            step = self.chunk or len(x)
+            logits = torch.cat([self.model(x[a:a + step] / 255) for a in range(0, len(x), step)])[:, :-1].float()
+            passed[known] = logits.argmax(1) == want[known]
+            prob[known] = torch.softmax(logits, 1).gather(1, want[known][:, None])[:, 0]
+        return passed.cpu().numpy(), prob.cpu().numpy()
+
+    def verdicts(self, passed: np.ndarray, labels: np.ndarray) -> list[str]:
+        """The manifest's `check` column: "pass", "fail", or "unchecked" for a label without a class."""
+        known = (self.classes[torch.from_numpy(labels).to(self.classes.device)] >= 0).cpu().numpy()
+        return [("pass" if ok else "fail") if k else UNCHECKED for ok, k in zip(passed, known)]

@@ -47,7 +47,7 @@ class Batch:
     fonts: list[str]
     seeds: np.ndarray  # [B] uint64 per-image seed
     attempts: np.ndarray  # [B] int64 which draw was kept (0 = the plan's first)
-    checks: list[str]  # "pass" / "fail": did the discriminator read the label; "" without one
+    checks: list[str]  # "pass" / "fail": read as the label or not; "unchecked": no class for it; "" no check
 
     @classmethod
     def concat(cls, parts: Sequence["Batch"]) -> "Batch":
@@ -240,7 +240,7 @@ class Synthesizer:
         engine = Engine(generator, glyphs.glyphs, pool, torch.device(device), batch_size)
         check = None
         if discriminator is not None and charset is not None:
-            check = LabelCheck(discriminator, [list(charset).index(c) for c in chars], torch.device(device))
+            check = LabelCheck(discriminator, charset, chars, torch.device(device))
         synth = cls(chars, n, seed, list(styles), plan, glyphs, pool, engine, batch_size, diversity, check,
                     generate_threads(device), _bank=_noise_bank(seed, diversity.noise, config.glyph_size))
         synth.setup_seconds = time.perf_counter() - start
@@ -294,7 +294,7 @@ class Synthesizer:
                 take = redo[better]
                 out[torch.from_numpy(take).to(out.device)] = again[torch.from_numpy(better).to(out.device)]
                 attempts[take], passed[take], score[take] = t, ok[better], prob[better]
-            checks = ["pass" if ok else "fail" for ok in passed]
+            checks = self.check.verdicts(passed, labels)
         images = out.permute(0, 2, 3, 1).float().cpu().numpy()
         if timed:
             self.model_seconds += time.perf_counter() - start

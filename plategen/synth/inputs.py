@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from plategen.errors import PlategenError
-from plategen.glyphs import Font, fonts_for
+from plategen.glyphs import Font, check_coverage
 from plategen.plates import IMAGE_SUFFIXES, images_dir, read_image
 
 
@@ -19,8 +19,6 @@ class Style:
     name: str  # how the manifest names it: the path as given
     image: np.ndarray  # HxWx3 uint8 RGB, the whole plate
     sha256: str
-
-
 
 
 def load_styles(specs: Sequence[Path | str]) -> list[Style]:
@@ -52,19 +50,14 @@ def load_styles(specs: Sequence[Path | str]) -> list[Style]:
     return styles
 
 
-def check_drawable(chars: Sequence[str], fonts: Sequence[Font], charset: Sequence[str] | None) -> None:
-    """One error naming every character the checkpoint or the fonts cannot draw."""
-    problems = []
-    known = set(charset) if charset is not None else None
-    for ch in chars:
-        why = []
-        if known is not None and ch not in known:
-            why.append("not in the checkpoint's charset")
-        if not fonts_for(ch, fonts):
-            why.append("no font covers it")
-        if why:
-            problems.append(f"{ch!r} (U+{ord(ch):04X}): {' and '.join(why)}")
-    if problems:
-        have = "".join(charset) if charset is not None else "any"
-        raise PlategenError(f"cannot draw {len(problems)} character(s): {'; '.join(problems)}. "
-                            f"Checkpoint charset: {have}; fonts: {', '.join(f.name for f in fonts)}")
+def check_drawable(chars: Sequence[str], fonts: Sequence[Font], charset: Sequence[str] | None) -> list[str]:
+    """Refuse, in one error, every character no shipped font covers; return those outside the
+    checkpoint's charset (`charset` None: none known).
+
+    The generator's content input is only the rendered glyph, so it can draw any glyph the fonts
+    give it; the checkpoint's charset says which characters it saw real crops of, and so which
+    ones its discriminator can read in the label check.
+    """
+    check_coverage(chars, fonts)
+    known = set(charset) if charset is not None else set(chars)
+    return [c for c in chars if c not in known]

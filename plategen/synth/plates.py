@@ -29,6 +29,7 @@ import torch
 
 from plategen import __version__
 from plategen.atomic import atomic_write_bytes
+from plategen.distributed import World
 from plategen.synth.compose import erase_characters, ink_colour, place_characters
 from plategen.errors import PlategenError
 from plategen.synth.exports import FinishedPlate, write_lprnet, write_paddleocr, write_plate_index
@@ -38,7 +39,7 @@ from plategen.plates import Plate, Problem, clean_text, detect_format, load_plat
 from plategen.segment import segment_plate
 from plategen.synth import plate_writers, writers
 from plategen.synth.check import LabelCheck
-from plategen.synth.engine import Engine, Synthesizer, generate_threads
+from plategen.synth.engine import Batch, Engine, Synthesizer, generate_threads
 from plategen.synth.inputs import Style
 from plategen.synth.plan import CHECK_ATTEMPTS, Diversity, Plan, build_glyph_pool, build_style_pool, image_seeds
 
@@ -95,6 +96,7 @@ class PlateReport:
     plates_per_s: float
     device: str
     exports: list[Path] = field(default_factory=list)
+    per_rank: list[int] = field(default_factory=list)  # plates each torchrun rank made (empty: one process)
 
 
 # ---------------------------------------------------------------- style plates
@@ -126,12 +128,14 @@ def load_style_plates(specs: Sequence[Path | str]) -> tuple[list[StylePlate], li
     if not plates:
         reasons = "; ".join(str(p) for p in skipped[:3])
         raise PlategenError(f"--style: no style plate could be segmented ({reasons})")
-    styles = []
-    for plate in plates:
-        image = read_image(plate.image_path)
-        layout, text = layout_of(plate, (image.shape[1], image.shape[0]))
-        styles.append(StylePlate(str(plate.image_path), image, plate.sha256, layout, text))
-    return styles, skipped
+    return [style_plate(plate) for plate in plates], skipped
+
+
+def style_plate(plate: Plate) -> StylePlate:
+    """An imported plate (with one box per character) as a style plate with its layout."""
+    image = read_image(plate.image_path)
+    layout, text = layout_of(plate, (image.shape[1], image.shape[0]))
+    return StylePlate(str(plate.image_path), image, plate.sha256, layout, text)
 
 
 def _plate_of_file(path: Path) -> tuple[Plate | None, Problem | None]:
@@ -221,7 +225,7 @@ def character_synth(generator, discriminator, charset: Sequence[str] | None, sty
     engine = Engine(generator, glyphs.glyphs, pool, torch.device(device), batch_size * 8)
     check = None
     if discriminator is not None and charset is not None:
-        check = LabelCheck(discriminator, [list(charset).index(c) for c in chars], torch.device(device))
+        check = LabelCheck(discriminator, charset, chars, torch.device(device))
     return Synthesizer(chars, len(label), seed, as_styles, char_plan, glyphs, pool, engine, batch_size,
                        PLATE_DIVERSITY, check, generate_threads(device))
 
@@ -248,13 +252,58 @@ def compose_plate(canvas: Canvas, k: int, layout: PlateLayout, characters: np.nd
     return place_characters(background, list(characters), [slot.box for slot in layout.char_slots], ink, noise, seed)
 
 
+def plate_characters(synth: Synthesizer, plan: PlatePlan, ids: range) -> Batch:
+    """The characters of the consecutive plates `ids`, drawn as one generator batch (label check included)."""
+    starts = plan.char_starts()
+    return synth.generate(np.arange(starts[ids.start], starts[ids.stop], dtype=np.int64))
+
+
+def compose_plates(canvas: Canvas, plan: PlatePlan, plate_ids: Sequence[int], first: int,
+                   characters: np.ndarray, noise: float = 0.0) -> list[np.ndarray]:
+    """Plates `plate_ids` of the plan, from a batch of `characters` whose first is the plan's character `first`,
+    with `noise` (sigma) from each plate's seed."""
+    starts = plan.char_starts()
+    images = []
+    for i in plate_ids:
+        k = int(plan.style[i])
+        images.append(compose_plate(canvas, k, plan.layouts[k], characters[starts[i] - first:starts[i + 1] - first],
+                                    noise, int(plan.seed[i])))
+    return images
+
+
+@dataclass
+class MadePlates:
+    images: list[np.ndarray]  # HxWx3 uint8 RGB, each the size of its style plate
+    texts: list[str]  # what each plate shows, exactly: the plan's texts
+    checks: list[str]  # per plate, the label check's pass/fail per character ("" without the check)
+
+
+def make_plates(generator, discriminator, charset: Sequence[str] | None, styles: Sequence[StylePlate],
+                plan: PlatePlan, chars: Sequence[str], fonts: Sequence[Font], seed: int, device: str = "cpu",
+                batch_size: int = DEFAULT_PLATE_BATCH, noise: float = Diversity().noise) -> MadePlates:
+    """The planned plates as arrays in memory, nothing written: what `run_plates` writes, plate for plate
+    (same plan, seed, batch size and --noise, same pixels). Without `discriminator`, no label check (first draws)."""
+    synth = character_synth(generator, discriminator, charset, styles, plan, chars, fonts, seed, device, batch_size)
+    canvas = Canvas(styles)
+    starts = plan.char_starts()
+    images: list[np.ndarray] = []
+    checks: list[str] = []
+    for b0 in range(0, plan.n, batch_size):
+        ids = range(b0, min(b0 + batch_size, plan.n))
+        drawn = plate_characters(synth, plan, ids)
+        images += compose_plates(canvas, plan, ids, int(starts[b0]), drawn.images, noise)
+        checks += [",".join(drawn.checks[starts[i] - starts[b0]:starts[i + 1] - starts[b0]]) for i in ids]
+    return MadePlates(images, list(plan.texts), checks)
+
+
 # ---------------------------------------------------------------- the run
 
 
-def run_plates(req, device: str, ckpt, ckpt_path: Path, fonts, styles: list[StylePlate], skipped: list[Problem],
-               plan: PlatePlan, chars: list[str], params: dict, previous: dict | None,
+def run_plates(req, world: World, device: str, ckpt, ckpt_path: Path, fonts, styles: list[StylePlate],
+               skipped: list[Problem], plan: PlatePlan, chars: list[str], params: dict, previous: dict | None,
                progress: Callable[[int, int], None], start: float) -> PlateReport:
-    """Generate, compose and write the planned plates; journal each as it becomes durable."""
+    """Generate, compose and write the planned plates; journal each as it becomes durable. Under
+    torchrun this rank writes its chunks (or shards) only, and rank 0 sums up the run."""
     batch = params["batch_size"]
     synth = character_synth(ckpt.generator, ckpt.discriminator if params["label_check"] else None,
                             ckpt.meta.get("charset"), styles, plan, chars, fonts, req.seed, device, batch)
@@ -272,17 +321,19 @@ def run_plates(req, device: str, ckpt, ckpt_path: Path, fonts, styles: list[Styl
                              "check": "per character, in text order: pass: the model's discriminator reads it as "
                                       f"its label; fail: no draw of {CHECK_ATTEMPTS} did; empty: no check"},
     }
-    journal = writers.Journal(req.out)
+    journal = writers.Journal(req.out, world.rank if world.size > 1 else None)
+    mine = world.owns(np.arange(plan.n), writers.partition_unit(req.format, batch, req.shard_size))
+    total = int(mine.sum())
     complete = previous is not None and previous.get("status") == "complete"
     done = {i: "" for i in range(plan.n)} if complete else journal.load(plan.n)
-    done = writer.present(done, plan.texts)
+    done = writer.present({i: h for i, h in done.items() if mine[i]}, plan.texts)
     resumed = len(done)
     checks: dict[int, list[str]] = {i: (journal.extra.get(i) or [""]) for i in done}
-    writers.write_meta(req.out, meta)
+    world.from_leader(lambda: writers.write_meta(req.out, meta))
     canvas = Canvas(styles)
     pending = writers.Pending()
     generated = 0
-    progress(resumed, plan.n)
+    progress(resumed, total)
 
     def collect(block_until: int | None = None) -> None:
         nonlocal generated
@@ -290,16 +341,11 @@ def run_plates(req, device: str, ckpt, ckpt_path: Path, fonts, styles: list[Styl
             journal.append(items, checks)
             done.update(items)
             generated += len(items)
-            progress(resumed + generated, plan.n)
+            progress(resumed + generated, total)
 
     def compose_chunk(new: np.ndarray, first: int, drawn) -> tuple[list[np.ndarray], list[str]]:
         """The plates `new` of a chunk whose characters start at `first`, and their pixel hashes."""
-        images = []
-        for i in new:
-            k = int(plan.style[i])
-            characters = drawn.images[starts[i] - first:starts[i + 1] - first]
-            images.append(compose_plate(canvas, k, plan.layouts[k], characters, req.diversity.noise,
-                                        int(plan.seed[i])))
+        images = compose_plates(canvas, plan, new, first, drawn.images, req.diversity.noise)
         return images, [writers.batch_hashes(image[None])[0] for image in images]
 
     def submit(new: np.ndarray, info: list[dict], composing: Future) -> None:
@@ -311,13 +357,13 @@ def run_plates(req, device: str, ckpt, ckpt_path: Path, fonts, styles: list[Styl
     # a chunk is composed in its own thread while the next one is generated, then written
     composer = ThreadPoolExecutor(1, thread_name_prefix="plategen-compose")
     try:
-        previous = None
+        waiting = None  # the chunk being composed (the name `previous` is the interrupted run's meta)
         for b0 in range(0, plan.n, batch):
             ids = range(b0, min(b0 + batch, plan.n))
-            if all(i in done for i in ids):
+            new = np.array([i for i in ids if mine[i] and i not in done], np.int64)
+            if not len(new):
                 continue
-            drawn = synth.generate(np.arange(starts[ids.start], starts[ids.stop], dtype=np.int64))
-            new = np.array([i for i in ids if i not in done], np.int64)
+            drawn = plate_characters(synth, plan, ids)
             info = []
             for i in new:
                 a, z = starts[i] - starts[ids.start], starts[i + 1] - starts[ids.start]
@@ -326,11 +372,11 @@ def run_plates(req, device: str, ckpt, ckpt_path: Path, fonts, styles: list[Styl
                 info.append({"text": plan.texts[i], "boxes": [list(s.box) for s in plan.layouts[k].char_slots],
                              "style": styles[k].name, "seed": int(plan.seed[i]), "check": checks[int(i)][0]})
             composing = composer.submit(compose_chunk, new, int(starts[ids.start]), drawn)
-            if previous is not None:
-                submit(*previous)
-            previous = new, info, composing
-        if previous is not None:
-            submit(*previous)
+            if waiting is not None:
+                submit(*waiting)
+            waiting = new, info, composing
+        if waiting is not None:
+            submit(*waiting)
         collect(block_until=0)
         writer.close()
     except BaseException:  # clean up without ever hiding the error that stopped the run
@@ -339,14 +385,35 @@ def run_plates(req, device: str, ckpt, ckpt_path: Path, fonts, styles: list[Styl
             collect(block_until=0)
         with contextlib.suppress(PlategenError):
             journal.close()
-        with contextlib.suppress(PlategenError):
-            writers.write_meta(req.out, {**meta, "status": "interrupted", "done": len(done)})
+        if world.leader:  # the other ranks' counts are theirs: under torchrun "done" is left out
+            with contextlib.suppress(PlategenError):
+                writers.write_meta(req.out, {**meta, "status": "interrupted",
+                                             **({"done": len(done)} if world.size == 1 else {})})
         raise
     finally:
         composer.shutdown(cancel_futures=True)
-    if len(done) != plan.n:
-        raise PlategenError(f"{req.out}: internal error, {plan.n - len(done)} plate(s) were not written; "
+    if len(done) != total:
+        raise PlategenError(f"{req.out}: internal error, {total - len(done)} plate(s) were not written; "
                             "run with --resume")
+    journal.close()
+    shares = world.gather((generated, resumed))
+    return world.from_leader(lambda: _finish_plates(req, world, device, styles, skipped, plan, chars, params,
+                                                    previous, checks, writer, meta, journal, shares, start))
+
+
+def _finish_plates(req, world: World, device: str, styles: list[StylePlate], skipped: list[Problem],
+                   plan: PlatePlan, chars: list[str], params: dict, previous: dict | None,
+                   checks: dict[int, list[str]], writer, meta: dict, journal, shares: list[tuple[int, int]],
+                   start: float) -> PlateReport:
+    """Rank 0, once every plate is written: the index files, manifest, exports, preview, meta."""
+    complete = previous is not None and previous.get("status") == "complete"
+    if world.size > 1 and not complete:  # the other ranks' plates: what their journals say of each
+        merged = writers.Journal(req.out)
+        if len(merged.load(plan.n)) != plan.n:
+            raise PlategenError(f"{req.out}: internal error, plates are missing from the ranks' journals; "
+                                "run with --resume")
+        checks = {i: (extra or [""]) for i, extra in merged.extra.items()}
+    generated = sum(g for g, _ in shares)
     finished = []
     if req.format == "files":
         finished = [FinishedPlate(writer.key(i), (req.out / writer.path_of(i)).read_bytes(), plan.texts[i],
@@ -377,8 +444,9 @@ def run_plates(req, device: str, ckpt, ckpt_path: Path, fonts, styles: list[Styl
     writers.write_meta(req.out, meta)
     journal.close(remove=True)
     return PlateReport(req.out, manifest, req.out / writers.META, preview, req.format, plan.n, len(set(
-        plan.style.tolist())), skipped, generated, resumed, int(starts[-1]), check_failed, seconds,
-        generated / seconds if seconds else 0.0, device, exported)
+        plan.style.tolist())), skipped, generated, sum(r for _, r in shares), int(plan.char_starts()[-1]),
+        check_failed, seconds, generated / seconds if seconds else 0.0, device, exported,
+        [g for g, _ in shares] if world.size > 1 else [])
 
 
 def write_plate_preview(path: Path, styles: Sequence[StylePlate], plan: PlatePlan,

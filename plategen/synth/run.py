@@ -7,6 +7,10 @@ keeps the journalled images whose files are intact, generates the chunks that la
 each batch to a writer and journals what became durable; then the manifest, the preview and
 meta.json. The diversity figure and the preview use the same images (the first per label by
 id) whatever the interruption.
+
+Under torchrun (`plategen.distributed`) every rank runs this same request: all check the
+inputs, rank 0 claims the folder, each draws and writes its own batches or shards with its own
+journal, and rank 0 writes the manifest, preview and meta from the journals once all are done.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from plategen import __version__
+from plategen import __version__, distributed
 from plategen.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from plategen.device import resolve_device
+from plategen.distributed import World
 from plategen.errors import PlategenError
 from plategen.glyphs import fonts_for, render_glyph, shipped_fonts
 from plategen.synth import plates, writers
@@ -84,6 +89,8 @@ class SynthReport:
     model_images_per_s: float  # images / seconds spent inside the generator
     device: str
     shards: list[Path] = field(default_factory=list)
+    per_rank: list[int] = field(default_factory=list)  # images each torchrun rank made (empty: one process)
+    unchecked: int = 0  # images of characters the checkpoint has no class of (check=unchecked)
 
 
 # what must match for --resume to continue a run
@@ -91,11 +98,26 @@ RESUME_KEYS = ("n", "charset", "seed", "checkpoint_sha256", "styles", "format", 
                "diversity", "glyph_size", "label_check")
 
 
-def synthesize(req: SynthRequest, progress: Callable[[int, int], None] = lambda done, total: None) -> SynthReport:
-    """Write a labelled dataset to `req.out`; every input is checked before the folder is touched."""
+def synthesize(req: SynthRequest, progress: Callable[[int, int], None] = lambda done, total: None
+               ) -> SynthReport | PlateReport:
+    """Write a labelled dataset to `req.out`; every input is checked before the folder is touched.
+
+    Under torchrun every rank checks the inputs and draws its part of the one plan
+    (`writers.partition_unit`); rank 0 holds the folder's lock and writes what sums up the run
+    (manifest, meta, preview), so the output is the same bytes as one process's.
+    `progress(done, total)` counts this rank's images."""
     start = time.perf_counter()
+    with distributed.joined() as world:
+        with world.together():  # one refusal stops every rank and is printed once
+            device, params, resume_keys, run = _checked(req, world, progress, start)
+        return _claimed(req, world, device, params, resume_keys, run)
+
+
+def _checked(req: SynthRequest, world: World, progress: Callable[[int, int], None], start: float):
+    """Every input checked; (device, the settings that fix the bytes, those --resume must match,
+    the run given the interrupted run's meta)."""
     check_request(req)
-    device = str(resolve_device(req.device))
+    device = str(world.place(resolve_device(req.device)))
     ckpt_path = Path(req.checkpoint) if req.checkpoint is not None else DEFAULT_CHECKPOINT
     if req.checkpoint is None and not ckpt_path.is_file():
         raise PlategenError(f"{ckpt_path}: the shipped checkpoint is missing; pass --checkpoint or train one")
@@ -104,7 +126,7 @@ def synthesize(req: SynthRequest, progress: Callable[[int, int], None] = lambda 
     require_finite(str(ckpt_path), ckpt.generator, ckpt.discriminator if label_check else None)
     fonts = shipped_fonts()
     if req.plates:
-        return _synthesize_plates(req, device, ckpt, ckpt_path, label_check, fonts, progress, start)
+        return _checked_plates(req, world, device, ckpt, ckpt_path, label_check, fonts, progress, start)
     check_drawable(req.chars, fonts, ckpt.meta.get("charset"))
     styles = load_styles(req.styles)
     params = {
@@ -115,32 +137,41 @@ def synthesize(req: SynthRequest, progress: Callable[[int, int], None] = lambda 
         "diversity": json_ready(req.diversity.to_dict()), "glyph_size": ckpt.config.glyph_size,
         "label_check": label_check,
     }
-    return _claimed(req, device, params, RESUME_KEYS,
-                    lambda previous: _run(req, device, ckpt, ckpt_path, fonts, styles, params, previous, progress,
-                                          start))
+    return device, params, RESUME_KEYS, lambda previous: _run(req, world, device, ckpt, ckpt_path, fonts, styles,
+                                                               params, previous, progress, start)
 
 
-def _claimed(req: SynthRequest, device: str, params: dict, resume_keys: Sequence[str], run: Callable):
-    """`run(previous meta)` while holding the output folder's lock, after --resume's settings check."""
-    lock, previous = writers.prepare_out(req.out, req.resume, req.overwrite)
-    threads_before = torch.get_num_threads()
-    try:
+def _claimed(req: SynthRequest, world: World, device: str, params: dict, resume_keys: Sequence[str],
+             run: Callable):
+    """`run(previous meta)` while rank 0 holds the output folder's lock, after --resume's settings check."""
+    locks = []
+
+    def claim() -> tuple[dict | None, int]:
+        lock, previous = writers.prepare_out(req.out, req.resume, req.overwrite)
+        locks.append(lock)
         if previous is not None:
             params["batch_size"] = _resumed_batch_size(req, previous.get("batch_size", params["batch_size"]))
             differ = [k for k in resume_keys if previous.get(k) != params[k]]
             if differ:
                 raise PlategenError(f"{req.out}: --resume with different settings than the interrupted run "
                                     f"({', '.join(differ)}); repeat the first command's options")
+        return previous, params["batch_size"]
+
+    threads_before = torch.get_num_threads()
+    try:
+        # the other ranks start writing only once rank 0 holds the lock (and --overwrite has cleared the folder)
+        previous, params["batch_size"] = world.from_leader(claim)
         if device == "cpu":  # the generator and the PNG writers share the cores; oversubscribing them is slower
-            torch.set_num_threads(req.threads or max(1, usable_cores() - 1))
+            torch.set_num_threads(req.threads or max(1, usable_cores() // world.local_size - 1))
         return run(previous)
     finally:
         torch.set_num_threads(threads_before)
-        lock.release()
+        for lock in locks:
+            lock.release()
 
 
-def _synthesize_plates(req: SynthRequest, device: str, ckpt, ckpt_path: Path, label_check: bool, fonts,
-                       progress: Callable[[int, int], None], start: float) -> PlateReport:
+def _checked_plates(req: SynthRequest, world: World, device: str, ckpt, ckpt_path: Path, label_check: bool,
+                    fonts, progress: Callable[[int, int], None], start: float):
     """--plates: style plates, texts and the plan are all checked before the folder is touched."""
     charset = ckpt.meta.get("charset")
     chars = list(req.chars) if req.chars is not None else [c for c in (charset or []) if fonts_for(c, fonts)]
@@ -159,9 +190,8 @@ def _synthesize_plates(req: SynthRequest, device: str, ckpt, ckpt_path: Path, la
         "batch_size": req.batch_size or plates.DEFAULT_PLATE_BATCH, "glyph_size": ckpt.config.glyph_size,
         "label_check": label_check, **plates.plate_params(req, styles, chars),
     }
-    return _claimed(req, device, params, tuple(params),
-                    lambda previous: plates.run_plates(req, device, ckpt, ckpt_path, fonts, styles, skipped, plan,
-                                                       chars, params, previous, progress, start))
+    return device, params, tuple(params), lambda previous: plates.run_plates(
+        req, world, device, ckpt, ckpt_path, fonts, styles, skipped, plan, chars, params, previous, progress, start)
 
 
 def check_request(req: SynthRequest) -> None:
@@ -208,44 +238,50 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def _run(req: SynthRequest, device: str, ckpt, ckpt_path: Path, fonts, styles, params: dict, previous: dict | None,
-         progress: Callable[[int, int], None], start: float) -> SynthReport:
+def _run(req: SynthRequest, world: World, device: str, ckpt, ckpt_path: Path, fonts, styles, params: dict,
+         previous: dict | None, progress: Callable[[int, int], None], start: float) -> SynthReport:
     synth = Synthesizer.build(ckpt.generator, styles, req.chars, req.n, req.seed, batch_size=params["batch_size"],
                               device=device, diversity=req.diversity, fonts=fonts, charset=ckpt.meta.get("charset"),
                               discriminator=ckpt.discriminator if params["label_check"] else None)
     writer = writers.make_writer(req.format, req.out, req.chars, req.n, req.workers, req.shard_size)
     label_of = [req.chars[i] for i in synth.plan.label]
+    charset = ckpt.meta.get("charset")
     meta = {
         "tool": "plategen synth", "plategen_version": __version__, "command": req.command, "status": "running",
         **params, "checkpoint": str(ckpt_path), "device": device,
         "label_dirs": {c: writers.safe_label_dir(c) for c in req.chars} if req.format == "files" else {},
         "counts": dict(zip(req.chars, synth.plan.counts)),
+        # the checkpoint's charset: characters it saw real crops of; the others are drawn from their glyph alone
+        "chars_with_real_crops": None if charset is None else [c for c in req.chars if c in charset],
         "manifest_columns": {"image_path": "relative to manifest.csv (shards: <shard>.tar#<member>)",
                              "label": "the character", "style": "style plate(s); a|b = interpolated",
                              "font": "font of the content glyph",
                              "seed": "the image's own seed (picks its noise); glyph and style choices "
                                      "come from the run seed",
                              "check": "pass: the model's discriminator reads the image as its label; fail: no "
-                                      f"draw of {CHECK_ATTEMPTS} did (the best-read one is kept); empty: no check"},
+                                      f"draw of {CHECK_ATTEMPTS} did (the best-read one is kept); unchecked: the "
+                                      "checkpoint has no class for it (no real training crops); empty: no check"},
     }
-    journal = writers.Journal(req.out)
+    journal = writers.Journal(req.out, world.rank if world.size > 1 else None)
+    mine = world.owns(np.arange(req.n), writers.partition_unit(req.format, params["batch_size"], req.shard_size))
     complete = previous is not None and previous.get("status") == "complete"
     if complete:  # only damaged files are redrawn; its manifest stays (the journal with each image's draw is gone)
         done = {i: "" for i in range(req.n)}
     else:
         done = journal.load(req.n)
-    done = writer.present(done, label_of)
+    done = writer.present({i: h for i, h in done.items() if mine[i]}, label_of)
     resumed = len(done)
     # per image: (draw kept, check verdict) as journalled, so the manifest names what was drawn
     draws: dict[int, list[str]] = {i: (journal.extra.get(i) or ["0", ""]) for i in done}
     redrawn = 0
-    writers.write_meta(req.out, meta)
-    done_mask = np.zeros(req.n, bool)
-    done_mask[list(done)] = True
+    world.from_leader(lambda: writers.write_meta(req.out, meta))
+    skip = ~mine  # what this rank does not write now: another rank's images, and those already there
+    skip[list(done)] = True
+    total = int(mine.sum())
     wanted = set(sample_ids(synth.plan.label, len(req.chars)))
     kept: dict[int, np.ndarray] = {}
     pending = writers.Pending()
-    progress(resumed, req.n)
+    progress(resumed, total)
     generated = 0
     in_flight = max(2, 2 * req.workers)
 
@@ -256,11 +292,11 @@ def _run(req: SynthRequest, device: str, ckpt, ckpt_path: Path, fonts, styles, p
             for i, h in items:
                 done[i] = h
             generated += len(items)
-            progress(resumed + generated, req.n)
+            progress(resumed + generated, total)
 
     try:
-        for batch in synth.batches(skip=lambda ids: bool(done_mask[ids].all())):
-            keep = ~done_mask[batch.ids]
+        for batch in synth.batches(skip=lambda ids: bool(skip[ids].all())):
+            keep = ~skip[batch.ids]
             for i, attempt, verdict, new in zip(batch.ids, batch.attempts, batch.checks, keep):
                 if new:
                     draws[int(i)] = [str(attempt), verdict]
@@ -281,46 +317,65 @@ def _run(req: SynthRequest, device: str, ckpt, ckpt_path: Path, fonts, styles, p
             collect(block_until=0)
         with contextlib.suppress(PlategenError):
             journal.close()
-        with contextlib.suppress(PlategenError):
-            writers.write_meta(req.out, {**meta, "status": "interrupted", "done": len(done)})
+        if world.leader:  # the other ranks' counts are theirs: under torchrun "done" is left out
+            with contextlib.suppress(PlategenError):
+                writers.write_meta(req.out, {**meta, "status": "interrupted",
+                                             **({"done": len(done)} if world.size == 1 else {})})
         raise
-    missing = req.n - len(done)
+    missing = total - len(done)
     if missing:
         raise PlategenError(f"{req.out}: internal error, {missing} image(s) were not written; run with --resume")
-    if all(done.values()):
-        duplicates = req.n - len(set(done.values()))
-    else:  # resumed a complete run
-        duplicates = int(previous.get("duplicates", 0))
-    if complete:
-        manifest = req.out / writers.MANIFEST
-        check_failed = previous.get("check_failed")
-    else:
-        attempts = np.array([int(draws[i][0]) for i in range(req.n)], np.int64)
-        rows = ((writer.path_of(i, label), label, style, font, seed, draws[i][1])
-                for i, label, style, font, seed in synth.rows(attempts))
-        manifest = writers.write_manifest(req.out, rows)
-        check_failed = sum(d[1] == "fail" for d in draws.values()) if params["label_check"] else None
-    kept.update(writer.read_back(sorted(wanted - set(kept)), label_of))
-    samples: dict[str, list[np.ndarray]] = {c: [] for c in req.chars}
-    for i in sorted(wanted):
-        samples[label_of[i]].append(kept[i])
-    diversity, closest = within_class_diversity(samples)
-    preview = None
-    if req.preview is not None:
-        headers = [render_glyph(c, fonts_for(c, fonts)[0], ckpt.config.glyph_size) for c in req.chars]
-        preview = writers.write_preview(req.preview, [s.image for s in styles], req.chars, headers, samples)
-    seconds = time.perf_counter() - start
-    meta.update(status="complete", duplicates=duplicates, check_failed=check_failed,
-                within_class_diversity=round(diversity, 3), closest_pair=round(closest, 3), seconds=round(seconds, 3),
-                images_per_s=round(generated / seconds, 1) if seconds else None)
-    writers.write_meta(req.out, meta)
-    journal.close(remove=True)
-    model_rate = generated / synth.model_seconds if synth.model_seconds else 0.0
-    shards = sorted(req.out.glob("shard-*.tar")) if req.format == "shards" else []
-    return SynthReport(req.out, manifest, req.out / writers.META, preview, req.format, req.n,
-                       dict(zip(req.chars, synth.plan.counts)), generated, resumed, duplicates, diversity, closest,
-                       check_failed, redrawn, seconds, generated / seconds if seconds else 0.0, model_rate, device,
-                       shards)
+    journal.close()
+    shares = world.gather((generated, resumed, redrawn, synth.model_seconds))
+
+    def finish() -> SynthReport:
+        """Rank 0, once every rank's images are written: manifest, preview, meta; the journals go."""
+        nonlocal done, draws
+        if world.size > 1:  # the other ranks' images: what their journals say each drew
+            merged = writers.Journal(req.out)
+            done = {i: "" for i in range(req.n)} if complete else merged.load(req.n)
+            draws = {i: (merged.extra.get(i) or ["0", ""]) for i in done}
+            if len(done) != req.n:
+                raise PlategenError(f"{req.out}: internal error, {req.n - len(done)} image(s) are in no rank's "
+                                    "journal; run with --resume")
+        generated_all, resumed_all, redrawn_all = (sum(s[k] for s in shares) for k in range(3))
+        if all(done.values()):
+            duplicates = req.n - len(set(done.values()))
+        else:  # resumed a complete run
+            duplicates = int(previous.get("duplicates", 0))
+        if complete:
+            manifest = req.out / writers.MANIFEST
+            check_failed, unchecked = previous.get("check_failed"), previous.get("check_unchecked", 0)
+        else:
+            attempts = np.array([int(draws[i][0]) for i in range(req.n)], np.int64)
+            rows = ((writer.path_of(i, label), label, style, font, seed, draws[i][1])
+                    for i, label, style, font, seed in synth.rows(attempts))
+            manifest = writers.write_manifest(req.out, rows)
+            check_failed = sum(d[1] == "fail" for d in draws.values()) if params["label_check"] else None
+            unchecked = sum(d[1] == "unchecked" for d in draws.values())
+        kept.update(writer.read_back(sorted(wanted - set(kept)), label_of))
+        samples: dict[str, list[np.ndarray]] = {c: [] for c in req.chars}
+        for i in sorted(wanted):
+            samples[label_of[i]].append(kept[i])
+        diversity, closest = within_class_diversity(samples)
+        preview = None
+        if req.preview is not None:
+            headers = [render_glyph(c, fonts_for(c, fonts)[0], ckpt.config.glyph_size) for c in req.chars]
+            preview = writers.write_preview(req.preview, [s.image for s in styles], req.chars, headers, samples)
+        seconds = time.perf_counter() - start
+        meta.update(status="complete", duplicates=duplicates, check_failed=check_failed, check_unchecked=unchecked,
+                    within_class_diversity=round(diversity, 3), closest_pair=round(closest, 3),
+                    seconds=round(seconds, 3), images_per_s=round(generated_all / seconds, 1) if seconds else None)
+        writers.write_meta(req.out, meta)
+        journal.close(remove=True)
+        model_rate = sum(g / ms for g, _, _, ms in shares if ms)  # the ranks' generators run side by side
+        shards = sorted(req.out.glob("shard-*.tar")) if req.format == "shards" else []
+        return SynthReport(req.out, manifest, req.out / writers.META, preview, req.format, req.n,
+                           dict(zip(req.chars, synth.plan.counts)), generated_all, resumed_all, duplicates, diversity,
+                           closest, check_failed, redrawn_all, seconds, generated_all / seconds if seconds else 0.0,
+                           model_rate, device, shards, [s[0] for s in shares] if world.size > 1 else [], unchecked)
+
+    return world.from_leader(finish)
 
 
 def sample_ids(labels: np.ndarray, k: int) -> list[int]:

@@ -12,7 +12,9 @@ for shards ``shard-000000.tar#000123.png``) and ``meta.json``, each atomically.
 While a run is going, ``progress.tsv`` records ``id<TAB>pixel hash`` for every image whose
 file (or whole shard) is completely written; ``--resume`` keeps a journalled image only if its
 file still decodes to those pixels. PNG encoding and writing happen in worker threads; the main
-thread journals results in plan order, so nothing depends on their timing.
+thread journals results in plan order, so nothing depends on their timing. Under torchrun each
+rank keeps its own journal, ``progress-rank<R>.tsv``; a resume reads them all, whatever the
+number of ranks it runs with.
 
 A run holds an exclusive lock on ``<out>/.plategen.lock`` (``flock``, which the OS drops when
 the process dies, so a killed run blocks nothing); a second run into the same folder stops
@@ -48,6 +50,8 @@ from plategen.errors import PlategenError
 META = "meta.json"
 MANIFEST = "manifest.csv"
 JOURNAL = "progress.tsv"
+RANK_JOURNAL = "progress-rank{}.tsv"  # one per rank under torchrun
+_JOURNAL_NAME = re.compile(r"progress(-rank[0-9]+)?\.tsv")
 LOCK = ".plategen.lock"
 MANIFEST_FIELDS = ("image_path", "label", "style", "font", "seed", "check")
 FORMATS = ("files", "shards")
@@ -233,35 +237,44 @@ def clear_run(out: Path, meta: dict) -> None:
     try:
         for target in targets:
             shutil.rmtree(target)
-        for path in shards:
+        for path in shards + journal_paths(out):
             path.unlink()
-        for name in (MANIFEST, JOURNAL, *(PLATE_FILES if plates else ()), META):
+        for name in (MANIFEST, *(PLATE_FILES if plates else ()), META):
             (out / name).unlink(missing_ok=True)
     except OSError as exc:
         raise os_error(out, exc) from exc
 
 
+def journal_paths(out: Path) -> list[Path]:
+    """The journal of a run alone and those of torchrun's ranks, whichever are in `out`."""
+    return sorted(p for p in out.glob("progress*.tsv") if _JOURNAL_NAME.fullmatch(p.name) and p.is_file())
+
+
 class Journal:
     """`id<TAB>hash[<TAB>extra...]` lines for completely written images; a torn last line is
-    ignored. The extra fields are the caller's (synth keeps each image's draw and check there)."""
+    ignored. The extra fields are the caller's (synth keeps each image's draw and check there).
+    `rank`: the journal this rank of a torchrun run appends to (None: a run alone)."""
 
-    def __init__(self, out: Path):
-        self.path = out / JOURNAL
+    def __init__(self, out: Path, rank: int | None = None):
+        self.out = out
+        self.path = out / (JOURNAL if rank is None else RANK_JOURNAL.format(rank))
         self.handle = None
         self.extra: dict[int, list[str]] = {}
 
     def load(self, n: int) -> dict[int, str]:
-        """id -> hash of every journalled image below n; their extra fields go to `self.extra`."""
+        """id -> hash of every image below n in any journal of `out` (each rank's: the same image
+        journalled twice has the same line); their extra fields go to `self.extra`."""
         done: dict[int, str] = {}
-        try:
-            text = self.path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return done
-        for line in text.split("\n"):
-            parts = line.split("\t")
-            if len(parts) >= 2 and parts[0].isdigit() and len(parts[1]) == 16 and int(parts[0]) < n:
-                done[int(parts[0])] = parts[1]
-                self.extra[int(parts[0])] = parts[2:]
+        for path in journal_paths(self.out):
+            try:
+                text = path.read_text(encoding="utf-8", errors="replace")
+            except FileNotFoundError:
+                continue
+            for line in text.split("\n"):
+                parts = line.split("\t")
+                if len(parts) >= 2 and parts[0].isdigit() and len(parts[1]) == 16 and int(parts[0]) < n:
+                    done[int(parts[0])] = parts[1]
+                    self.extra[int(parts[0])] = parts[2:]
         return done
 
     def append(self, items: Sequence[tuple[int, str]], extra: dict[int, Sequence[str]] | None = None) -> None:
@@ -279,12 +292,13 @@ class Journal:
             raise os_error(self.path, exc) from exc
 
     def close(self, remove: bool = False) -> None:
+        """`remove`: the run is complete; every journal of `out` goes, the ranks' too."""
         handle, self.handle = self.handle, None
         try:
             if handle is not None:
                 handle.close()  # flushes: on a full disk this is where the last lines fail
-            if remove:
-                self.path.unlink(missing_ok=True)
+            for path in journal_paths(self.out) if remove else ():
+                path.unlink(missing_ok=True)
         except OSError as exc:
             raise os_error(self.path, exc) from exc
 
@@ -540,6 +554,14 @@ class ShardWriter(_Writer):
                 self.tar.close()
             except OSError:
                 pass
+
+
+def partition_unit(fmt: str, batch_size: int, shard_size: int) -> int:
+    """The images a torchrun rank takes at a time (unit k goes to rank k mod N; `World.owns`).
+    Files: a generator batch, so every rank draws just its own batches, each as one process
+    would. Shards: a shard, so each shard has one writer and keeps its name and bytes whatever
+    the number of ranks; a batch across two ranks' shards is drawn by both, each keeping its part."""
+    return shard_size if fmt == "shards" else batch_size
 
 
 def make_writer(fmt: str, out: Path, chars: Sequence[str], n: int, workers: int, shard_size: int) -> _Writer:

@@ -1,0 +1,120 @@
+"""Label-check failures per character: which characters the shipped model cannot draw so that its
+own discriminator reads them as asked.
+
+    python benchmarks/label_failures.py [--per-class 100] [--json failures.json]
+
+Per style plate (the shipped Spanish example and held-out US and Chinese plates:
+`dataset.is_holdout`, never seen in training), the shipped model draws `--per-class` images of
+every character of 0-9A-Z (and, in Chinese styles, the 31 provinces) exactly as
+`plategen synth --style PLATE --chars ... --n ...` does (default diversity, up to 4 draws). The
+figures are the share of a character's images whose every draw the discriminator read as
+another character (the manifest's check=fail), and in brackets the share whose first draw it
+did (redrawn). Characters outside the checkpoint's charset have no class to be read as: they
+are drawn and marked unchecked, and listed as such.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from plategen.charset import CHINESE_PROVINCES, parse_charset  # noqa: E402
+from plategen.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint  # noqa: E402
+from plategen.cli import tracker  # noqa: E402
+from plategen.dataset import is_holdout  # noqa: E402
+from plategen.plates import load_plate, read_image  # noqa: E402
+from plategen.synth import generate  # noqa: E402
+from plategen.synth.check import UNCHECKED  # noqa: E402
+
+DATA = REPO.parent / "shared" / "data"
+# name: (style image, characters); held-out plates of the three sources, checked at start-up
+STYLES = {
+    "es example": (REPO / "examples" / "plate-es.jpg", "0-9A-Z"),
+    "us ct839 (navy on white)": (DATA / "openalpr-us" / "images" / "ct839.jpg", "0-9A-Z"),
+    "us al1156 (red on white)": (DATA / "openalpr-us" / "images" / "al1156.jpg", "0-9A-Z"),
+    "us nj104": (DATA / "openalpr-us" / "images" / "nj104.jpg", "0-9A-Z"),
+    "cn 苏A53D97": (DATA / "ccpd-crops" / "images" / "苏A53D97.jpg", "0-9A-Z" + CHINESE_PROVINCES),
+    "cn 皖A0V262": (DATA / "ccpd-crops" / "images" / "皖A0V262.jpg", "0-9A-Z" + CHINESE_PROVINCES),
+}
+
+
+def failures(model, image: np.ndarray, chars: list[str], per_class: int, seed: int) -> dict[str, tuple]:
+    """char -> (failed share, first-draw failed share, unchecked) over `per_class` images each."""
+    fail = dict.fromkeys(chars, 0)
+    redrawn = dict.fromkeys(chars, 0)
+    unchecked = set()
+    for batch in generate(model, [image], chars, per_class * len(chars), seed=seed):
+        for label, check, attempt in zip(batch.labels, batch.checks, batch.attempts):
+            fail[label] += check == "fail"
+            redrawn[label] += attempt > 0 or check == "fail"
+            if check == UNCHECKED:
+                unchecked.add(label)
+    return {c: (fail[c] / per_class, redrawn[c] / per_class, c in unchecked) for c in chars}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--per-class", type=int, default=100)
+    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    console = Console(width=200)
+    console.print(f"machine: {platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()}, "
+                  f"torch {torch.__version__}, 1 thread")
+    model = load_checkpoint(args.checkpoint)
+    results: dict[str, dict[str, tuple]] = {}
+    start = time.perf_counter()
+    for name, (path, spec) in tracker("styles")(STYLES.items()):
+        if DATA in path.parents:  # a data-set plate: it must be one the model never trained on
+            plate = load_plate(path).plates[0]
+            assert is_holdout(plate), f"{path} is not a held-out plate"
+        results[name] = failures(model, read_image(path), parse_charset(spec), args.per_class, args.seed)
+    seconds = time.perf_counter() - start
+    names = list(results)
+    table = Table(title=f"label check fails after 4 draws, % of {args.per_class} per character "
+                        f"(first draw failed, %); {seconds:.0f} s, load {os.getloadavg()[0]:.1f}")
+    table.add_column("char")
+    for name in names:
+        table.add_column(name, overflow="fold")
+    chars = list(dict.fromkeys(c for r in results.values() for c in r))
+    for ch in chars:
+        cells = []
+        for name in names:
+            got = results[name].get(ch)
+            cells.append("" if got is None or got[2] else f"{100 * got[0]:.0f} ({100 * got[1]:.0f})")
+        if any(cells):
+            table.add_row(ch, *cells)
+    table.add_row(UNCHECKED, *("".join(c for c, v in results[name].items() if v[2]) for name in names))
+    summary = []
+    for name in names:
+        checked = {c: v for c, v in results[name].items() if not v[2]}
+        over = sorted((c for c, v in checked.items() if v[0] > 0.02), key=lambda c: -checked[c][0])
+        unchecked = len(results[name]) - len(checked)
+        mean = 100 * np.mean([v[0] for v in checked.values()])
+        summary.append(f"{len(over)} of {len(checked)} over 2%; all {mean:.1f}%"
+                       + (f"; {unchecked} unchecked" if unchecked else ""))
+    table.add_row("summary", *summary)
+    console.print(table)
+    if args.json is not None:
+        args.json.write_text(json.dumps({name: {c: {"failed": v[0], "first_draw_failed": v[1], "unchecked": v[2]}
+                                                for c, v in r.items()} for name, r in results.items()},
+                                        ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

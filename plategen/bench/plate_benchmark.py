@@ -1,0 +1,175 @@
+"""`run_plate_benchmark`: does generated data help a whole-plate recogniser? In order, per seed:
+
+request (checked) -> plates -> generators -> splits (all seeds, checked: plate-disjoint, no image on
+both sides by content hash, test plates the checkpoint never saw) -> per seed: real plates at the
+recogniser's input size -> style plates (the seed's training plates only) -> one plan of texts ->
+SAAE plates and render plates -> augmented real plates -> plate recogniser runs -> the judge ->
+summary and targets -> report files. The character level's splits, generators and report pieces
+are reused; only what a plate changes is here and in plate_pools / plate_runs / plate_report.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import torch
+
+from plategen.bench.plate_pools import (PlatePool, at_size, augmented_plates, plate_plan, real_images,
+                                        rendered_plates, saae_plates)
+from plategen.bench.report import BenchmarkResult
+from plategen.bench.plate_report import (PlateBenchmarkReport, PlateSplitRecord, check_plate_targets, is_default_run,
+                                         plate_summary, write_plate_report)
+from plategen.bench.plate_runs import (PLATE_TIMING_PARTS, PlateRun, PlateSeedSet, plate_judge_runs, plate_ratio_runs,
+                                       plate_synthetic_runs)
+from plategen.bench.pools import Generators, generated_count, open_generators, train_fresh_saae
+from plategen.bench.request import BenchmarkRequest, check_request
+from plategen.bench.runs import Timing
+from plategen.bench.splits import judge_plates, plan_splits, split_record
+from plategen.dataset import build_samples, charset_of
+from plategen.errors import PlategenError
+from plategen.glyphs import Font, shipped_fonts
+from plategen.plates import Plate, load_plates
+from plategen.synth.plates import style_plate
+
+
+def trainings_per_seed(req: BenchmarkRequest, generators: int) -> int:
+    """Recognisers one seed trains: real only, each generator and augment at each ratio > 0, each
+    generator's plates only, and the judge."""
+    ratios = sum(r > 0 for r in req.ratios)
+    return 1 + (generators + (1 if req.augment_reference else 0)) * ratios + generators + 1
+
+
+def run_plate_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lambda msg: None,
+                        warn: Callable[[str], None] = lambda msg: None,
+                        progress: Callable[[int, int], None] = lambda done, total: None) -> BenchmarkResult:
+    """Every input is checked before any training; `req.out` is created when the run starts and the
+    report files are written (atomically) at the end. `progress(done, total)` counts recognisers trained."""
+    started = time.perf_counter()
+    check_request(req)
+    torch.set_num_threads(req.threads)
+    timing = Timing(PLATE_TIMING_PARTS)
+    with timing("import"):
+        data_import = load_plates(req.data, allow_outside=req.allow_outside_paths)
+        test_import = load_plates(req.test, allow_outside=req.allow_outside_paths) if req.test is not None else None
+    data_plates, test_source, leak_warnings = drop_test_images(
+        data_import.plates + data_import.text_only, test_import.plates + test_import.text_only if test_import else None)
+    text_only = len(data_import.text_only) + (len(test_import.text_only) if test_import is not None else 0)
+    charset = charset_of(data_plates + (test_source or []))
+    alphabet = "".join(charset)
+    fonts = shipped_fonts()
+    gens = open_generators(req, charset, fonts)
+    splits, split_warnings = plan_splits(req, data_plates, test_source, gens.seen)
+    warnings = leak_warnings + gens.warnings + split_warnings
+    for w in warnings:
+        warn(w)
+    longest = max(len(p.text) for p in data_plates + (test_source or []))
+    if req.plate_schedule.head == "slots" and longest > req.plate_schedule.slots:
+        raise PlategenError(f"{req.data}: a plate text has {longest} characters; the plate recogniser reads at most "
+                            f"{req.plate_schedule.slots}")
+
+    req.out.mkdir(parents=True, exist_ok=True)
+    total = len(splits) * trainings_per_seed(req, len(gens.infos))
+    done = 0
+
+    def trained() -> None:
+        nonlocal done
+        done += 1
+        progress(done, total)
+
+    progress(0, total)
+    runs: list[PlateRun] = []
+    records: list[PlateSplitRecord] = []
+    fresh_steps: list[int] = []
+    gen_seconds = {g: 0.0 for g in gens.infos}
+    size = req.plate_schedule.input_size
+    for split in splits:
+        train_plates = [data_plates[i] for i in split.train]
+        test_plates = [(test_source or data_plates)[i] for i in split.test]
+        with timing("import"):
+            train_images = real_images(train_plates)
+            ps = PlateSeedSet(split.seed, at_size(train_images, size), [p.text for p in train_plates],
+                              at_size(real_images(test_plates), size), [p.text for p in test_plates], alphabet,
+                              req.plate_schedule, timing, log, trained)
+        chars = [c for c in gens.drawable if c in set("".join(ps.train_texts))]
+        log(f"seed {split.seed}: {len(train_plates)} training plates, {len(test_plates)} test plates; generated "
+            f"plates draw {len(chars)} characters")
+        pools, seconds, steps = draw_plate_pools(req, ps, train_plates, chars, charset, gens, fonts)
+        gen_seconds = {g: gen_seconds[g] + seconds[g] for g in gen_seconds}
+        fresh_steps += [steps] if steps is not None else []
+        augmented = None
+        if req.augment_reference:
+            with timing("augmentation"):
+                augmented = augmented_plates(train_plates, train_images, req.ratios, split.seed, size)
+        runs += plate_ratio_runs(ps, req.ratios, pools, augmented)
+        runs += plate_synthetic_runs(ps, req.synthetic_size, pools)
+        judge = [data_plates[i] for i in judge_plates(split, len(data_plates), req.test is not None)]
+        with timing("import"):
+            judge_x = at_size(real_images(judge), size)
+        runs += plate_judge_runs(ps, judge_x, [p.text for p in judge], pools, req.synthetic_size)
+        records.append(PlateSplitRecord(**{k: v for k, v in vars(split_record(
+            req, split, data_plates, test_source or data_plates, 0, 0)).items() if not k.endswith("_crops")},
+            generated_chars=chars))
+
+    if fresh_steps:
+        gens.infos["saae"].description += f"; steps reached per seed: {fresh_steps}"
+    for info in gens.infos.values():
+        info.chars = sorted({c for r in records for c in r.generated_chars}, key=charset.index)
+    summary = plate_summary(runs, req.ratios, list(gens.infos))
+    seconds_so_far = time.perf_counter() - started
+    targets = check_plate_targets(summary, req.regime, req.ratios, seconds_so_far if is_default_run(req) else None)
+    report = PlateBenchmarkReport(req, req.regime, warnings, alphabet, len(data_plates), text_only, gens.infos, records,
+                                  runs, summary, targets, {**timing.seconds, "total": seconds_so_far}, gen_seconds)
+    files = write_plate_report(req.out, report)
+    return BenchmarkResult(req.out, report, files, time.perf_counter() - started)
+
+
+def drop_test_images(data_plates: list[Plate], test_plates: list[Plate] | None
+                     ) -> tuple[list[Plate], list[Plate] | None, list[str]]:
+    """The leakage guard for an external test folder: data plates that are the same image as a test plate
+    (by content hash) are left out of training and the judge, with a warning."""
+    if test_plates is None:
+        return data_plates, None, []
+    test_sha = {p.sha256 for p in test_plates}
+    kept = [p for p in data_plates if p.sha256 not in test_sha]
+    if len(kept) == len(data_plates):
+        return data_plates, test_plates, []
+    if not kept:
+        raise PlategenError("every plate of --data is also in --test (by content hash): nothing left to train on")
+    return kept, test_plates, [f"{len(data_plates) - len(kept)} plate(s) of --data are the same images as --test "
+                               "plates (by content hash) and were left out of training and the judge"]
+
+
+def draw_plate_pools(req: BenchmarkRequest, ps: PlateSeedSet, train_plates: list[Plate], chars: list[str],
+                     charset: list[str], gens: Generators, fonts: list[Font]
+                     ) -> tuple[dict[str, PlatePool], dict[str, float], int | None]:
+    """Each generator's plates for this seed, on one plan styled by the seed's training plates only (never a
+    test plate); in the same-budget regime the SAAE is first trained fresh on those plates' crops.
+    Returns the pools, the seconds each generator drew for, and the fresh SAAE's steps (None without one)."""
+    n = max([generated_count(r, len(train_plates)) for r in req.ratios] + [req.synthetic_size])
+    boxed = [p for p in train_plates if p.boxes]  # a text-only plate trains the recogniser but cannot be a style
+    if not boxed:
+        raise PlategenError(f"seed {ps.seed}: none of the {len(train_plates)} training plates has character boxes "
+                            "(annotated or segmented), so none can be a style plate; give more --real-plates")
+    with ps.timing("styles"):
+        styles = [style_plate(p) for p in boxed]
+        plan = plate_plan(styles, n, chars, ps.seed)
+    pools, seconds, steps = {}, {}, None
+    for g in gens.infos:
+        generator = gens.checkpoint
+        if g == "saae" and req.train_generator:
+            start = time.perf_counter()
+            with ps.timing("generator_training"):
+                crops = build_samples(boxed, charset)
+                generator, steps = train_fresh_saae(crops, req.budget_s, seed=1000 + ps.seed,
+                                                    max_steps=req.generator_max_steps)
+            ps.log(f"seed {ps.seed}: fresh SAAE trained {steps} steps in {time.perf_counter() - start:.0f} s")
+        start = time.perf_counter()
+        with ps.timing("generation"):
+            if g == "render":
+                pools[g] = rendered_plates(styles, plan, fonts, ps.seed, req.plate_schedule.input_size)
+            else:
+                pools[g] = saae_plates(generator, styles, plan, chars, fonts, ps.seed, req.plate_schedule.input_size)
+        seconds[g] = time.perf_counter() - start
+        ps.log(f"seed {ps.seed}: {n} {g} plates in {seconds[g]:.1f} s")
+    return pools, seconds, steps

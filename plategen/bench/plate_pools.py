@@ -1,0 +1,83 @@
+"""Plates for the plate level: real plates at the recogniser's input size, generated plates, augmented real plates.
+
+Per seed, one plan (`synth.plates.plan_plates`: style plate, text and seed of every plate) over
+the seed's real training plates as the only styles serves both generators, so SAAE and render
+plates have the same layouts and texts: the SAAE plates come from `synth.plates.make_plates`
+(the synth run's own path, label check on; and once more without it, for read-as-asked), the
+render plates from `render.render_plates` on the same erased style plates. Texts are drawn
+balanced per slot kind over the characters of the seed's training plates that every generator
+draws. Each generator has its own RNG stream per seed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from plategen.glyphs import Font
+from plategen.plates import Plate, read_image
+from plategen.render import augment_image, plate_unit, render_plates
+from plategen.synth.plates import Canvas, PlatePlan, StylePlate, make_plates, plan_plates
+
+
+TEXT_ONLY_UNIT_SHARE = 0.025  # `degrade`'s unit per pixel of plate height when no plate has boxes (0.8 / 32)
+
+
+def at_size(images: Sequence[np.ndarray], size: tuple[int, int]) -> np.ndarray:
+    """Plates of any size as one [N, H, W, 3] uint8 array at the recogniser's input size (area resampling)."""
+    height, width = size
+    if not len(images):
+        return np.empty((0, height, width, 3), np.uint8)
+    return np.stack([cv2.resize(im, (width, height), interpolation=cv2.INTER_AREA) for im in images])
+
+
+@dataclass
+class PlatePool:
+    """One generator's plates of one seed, at the input size; `texts` are exactly what each plate shows.
+    `unchecked`: the SAAE's first draws of the same plan, without synth's label check."""
+
+    images: np.ndarray
+    texts: list[str]
+    unchecked: np.ndarray | None = None
+
+
+def plate_plan(styles: Sequence[StylePlate], n: int, chars: Sequence[str], seed: int) -> PlatePlan:
+    """The seed's plan of generated plates, shared by every generator."""
+    return plan_plates(styles, n, list(chars), seed=int(1_000_003 * (seed + 1)))
+
+
+def saae_plates(checkpoint, styles: Sequence[StylePlate], plan: PlatePlan, chars: Sequence[str],
+                fonts: Sequence[Font], seed: int, size: tuple[int, int]) -> PlatePool:
+    """The planned plates drawn by the SAAE (label check on), and the same plan's first draws without it."""
+    charset, seed = checkpoint.meta.get("charset"), int(1_000_003 * (seed + 1))
+    made = make_plates(checkpoint.generator, checkpoint.discriminator, charset, styles, plan, chars, fonts, seed)
+    first = make_plates(checkpoint.generator, None, charset, styles, plan, chars, fonts, seed)
+    return PlatePool(at_size(made.images, size), made.texts, at_size(first.images, size))
+
+
+def rendered_plates(styles: Sequence[StylePlate], plan: PlatePlan, fonts: Sequence[Font], seed: int,
+                    size: tuple[int, int]) -> PlatePool:
+    images = render_plates(Canvas(styles), plan, fonts, np.random.default_rng([seed, 103]))
+    return PlatePool(at_size(images, size), list(plan.texts))
+
+
+def augmented_plates(plates: Sequence[Plate], images: Sequence[np.ndarray], ratios: Sequence[float], seed: int,
+                     size: tuple[int, int]) -> tuple[np.ndarray, list[str]]:
+    """Classical augmentation of the real training plates (at their own size, degraded as much as a
+    crop per character; a text-only plate as much as the boxed ones, by its height), enough for the
+    largest ratio: copy 1 of every plate, then copy 2, ..."""
+    reps = int(math.ceil(max(ratios))) or 1
+    rng = np.random.default_rng([seed, 104])
+    share = [plate_unit(p.boxes) / image.shape[0] for p, image in zip(plates, images) if p.boxes]
+    fallback = float(np.median(share)) if share else TEXT_ONLY_UNIT_SHARE
+    units = [plate_unit(p.boxes) if p.boxes else fallback * image.shape[0] for p, image in zip(plates, images)]
+    out = [augment_image(image, rng, unit) for _ in range(reps) for image, unit in zip(images, units)]
+    return at_size(out, size), [p.text for _ in range(reps) for p in plates]
+
+
+def real_images(plates: Sequence[Plate]) -> list[np.ndarray]:
+    return [read_image(p.image_path) for p in plates]

@@ -1,0 +1,186 @@
+"""The plate level of the benchmark (`--level plates`): tiny runs end to end on real plates, the splits and
+the leakage guard, generated plates and the texts they are read against, bad options."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from plategen.bench import split_for_seed
+from plategen.bench.plate_pools import plate_plan, rendered_plates, saae_plates
+from plategen.checkpoint import load_checkpoint
+from plategen.cli import app
+from plategen.dataset import charset_of, plate_key
+from plategen.glyphs import shipped_fonts
+from plategen.plates import load_plates
+from plategen.synth.plates import style_plate
+from conftest import copy_plates, make_checkpoint
+
+TINY = ["--steps", "3", "--batch-size", "8", "--threads", "1", "--seeds", "1"]
+
+
+@pytest.fixture(scope="module")
+def folders(data_dir, tmp_path_factory):
+    """Real uc3m-lp folders that import in a blink: 40 plates of data, the next 16 as an external test set."""
+    uc3m = data_dir / "uc3m-lp"
+    images = sorted((uc3m / "images").iterdir())
+    root = tmp_path_factory.mktemp("plates")
+    return copy_plates(uc3m, root / "data", images[:40]), copy_plates(uc3m, root / "test", images[40:56])
+
+
+@pytest.fixture(scope="module")
+def model(folders, tmp_path_factory):
+    """A small random SAAE with a discriminator (so the label check runs) that records its training
+    plates: none of these, so every plate may test."""
+    plates = load_plates(folders[0]).plates + load_plates(folders[1]).plates
+    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "m.safetensors", charset_of(plates), seen=set())
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, ["benchmark", "--level", "plates", *args])
+
+
+def test_tiny_plate_benchmark_end_to_end_writes_the_report_with_the_summary_keys(folders, model, tmp_path):
+    data, test = folders
+    out = tmp_path / "bench"
+    result = invoke("--data", str(data), "--test", str(test), "--checkpoint", str(model), "--out", str(out),
+                    "--real-plates", "6", "--ratios", "0,1", "--synthetic-size", "8", *TINY)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["benchmark.png", "report.json", "report.md"]
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["level"] == "plates" and report["regime"] == "product" and report["real_plates"] == "6"
+    summary = report["summary"]
+    for key in ("real_only", "accuracy_vs_ratio", "synthetic_only", "read_as_asked"):  # the character level's keys
+        assert key in summary and key in summary["char_accuracy"]
+    assert set(summary["accuracy_vs_ratio"]) == {"saae", "render", "augment"}
+    runs = report["runs"]
+    real = [r for r in runs if r["name"] == "real"][0]
+    assert summary["real_only"]["values"] == [real["accuracy"]]  # plate accuracy is the value
+    assert summary["char_accuracy"]["real_only"]["values"] == [real["char_accuracy"]]
+    # real, 3 lines at ratio 1, 2 synthetic only, the judge, read as asked (saae checked + unchecked, render)
+    assert sorted((r["name"], r["kind"]) for r in runs) == sorted([
+        ("real", "ratio"), ("saae", "ratio"), ("render", "ratio"), ("augment", "ratio"), ("saae", "synthetic"),
+        ("render", "synthetic"), ("judge", "judge"), ("saae", "read_as_asked"),
+        ("saae", "read_as_asked_unchecked"), ("render", "read_as_asked")])
+    for r in runs:
+        if r["kind"] == "ratio":
+            assert (r["real_plates"], r["generated_plates"]) == (6, 0 if r["name"] == "real" else 6)
+            assert [step for step, _ in r["curve"]][-1] == 3  # accuracy vs steps, to the last step
+        if r["kind"] in ("synthetic", "read_as_asked", "read_as_asked_unchecked"):
+            assert (r["real_plates"], r["generated_plates"]) == (0, 8)
+    judge = [r for r in runs if r["kind"] == "judge"][0]
+    assert judge["real_plates"] == 40  # with --test, every data plate
+    split = report["splits"][0]
+    assert len(split["train_plates"]) == 6 and len(split["test_plates"]) == 16
+    assert set(split["generated_chars"]) <= set(report["alphabet"])
+    md = (out / "report.md").read_text(encoding="utf-8")
+    for label in ("real + SAAE plates", "real + render plates", "real + classical augmentation of real plates"):
+        assert f"| {label} |" in md
+    for label in ("real + SAAE plates", "real + render plates", "Targets (issue 11)"):  # the same rows, as tables
+        assert label in result.output
+    assert any(t["target"].startswith("read as asked") for t in report["targets"])
+    assert (out / "benchmark.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_plate_splits_are_plate_disjoint_and_the_judge_learns_every_other_plate(folders, tmp_path):
+    data, _ = folders
+    out = tmp_path / "bench"
+    result = invoke("--data", str(data), "--generator", "render", "--out", str(out), "--real-plates", "5",
+                    "--test-plates", "12", "--ratios", "0", "--synthetic-size", "4", *TINY)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    plates = {p.sha256: p for p in load_plates(data).plates}
+    split = report["splits"][0]
+    train = {plate_key(plates[h]) for h in split["train_sha256"]}
+    test = {plate_key(plates[h]) for h in split["test_sha256"]}
+    assert len(split["train_sha256"]) == 5 and len(split["test_sha256"]) >= 12 and not train & test
+    judge = [r for r in report["runs"] if r["kind"] == "judge"][0]
+    assert judge["real_plates"] == len(plates) - len(split["test_sha256"])
+
+
+def test_all_real_plates_is_every_plate_outside_the_test_plates(imported):
+    plates = imported("uc3m-lp").plates
+    split = split_for_seed(plates, None, 400, seed=0)
+    assert len(split.test) >= 400 and sorted(split.train + split.test) == list(range(len(plates)))
+    assert not {plate_key(plates[i]) for i in split.train} & {plate_key(plates[i]) for i in split.test}
+
+
+def test_data_images_that_are_test_images_are_left_out_of_training(folders, tmp_path):
+    data, test = folders
+    leaky = copy_plates(data, tmp_path / "leaky", sorted((data / "images").iterdir()))  # + 2 test images, renamed
+    for n, image in enumerate(sorted((test / "images").iterdir())[:2]):
+        (leaky / "images" / f"copy{n}.jpg").write_bytes(image.read_bytes())
+        (leaky / "labels" / f"copy{n}.txt").write_bytes((test / "labels" / f"{image.stem}.txt").read_bytes())
+    out = tmp_path / "bench"
+    result = invoke("--data", str(leaky), "--test", str(test), "--generator", "render", "--out", str(out),
+                    "--real-plates", "all", "--ratios", "0", "--synthetic-size", "4", *TINY)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    split = report["splits"][0]
+    assert report["real_plates"] == "all" and len(split["train_sha256"]) == 40  # the 42 less the 2 copies
+    assert not set(split["train_sha256"]) & set(split["test_sha256"])
+    assert "2 plate(s) of --data are the same images as --test plates" in report["warnings"][0]
+    assert [r["real_plates"] for r in report["runs"] if r["kind"] == "judge"] == [40]
+
+
+def test_plates_whose_text_could_not_be_segmented_still_train_and_test(data_dir, tmp_path):
+    """A plate recogniser needs only the text: text-only plates are in the splits and the judge, never styles."""
+    folder = tmp_path / "ccpd" / "images"
+    folder.mkdir(parents=True)
+    for image in sorted((data_dir / "ccpd-crops" / "images").iterdir())[:20]:
+        (folder / image.name).write_bytes(image.read_bytes())
+    result = load_plates(folder.parent)
+    assert result.text_only and result.plates  # this sample has both kinds
+    assert [p.image_path for p in result.text_only] == [p.path for p in result.skipped]
+    assert all(p.text == p.image_path.stem and not p.boxes for p in result.text_only)
+    out = tmp_path / "bench"
+    outcome = invoke("--data", str(folder.parent), "--generator", "render", "--out", str(out), "--real-plates", "all",
+                     "--test-plates", "6", "--ratios", "0,1", "--synthetic-size", "4", *TINY)
+    assert outcome.exit_code == 0, outcome.output
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    split = report["splits"][0]
+    every = {p.sha256 for p in result.plates + result.text_only}
+    assert report["data_plates"] == 20 and report["text_only_plates"] == len(result.text_only)
+    assert set(split["train_sha256"]) | set(split["test_sha256"]) == every
+    assert not set(split["train_sha256"]) & set(split["test_sha256"])
+    assert [r["real_plates"] for r in report["runs"] if r["kind"] == "judge"] == [len(split["train_sha256"])]
+
+
+def test_generated_plates_are_read_against_the_texts_they_were_drawn_with(folders, model):
+    """One plan per seed: SAAE and render plates show its texts, at the recogniser's input size."""
+    plates = load_plates(folders[0]).plates[:4]
+    styles = [style_plate(p) for p in plates]
+    chars = charset_of(plates)
+    plan = plate_plan(styles, 6, chars, seed=0)
+    assert all(set(t) <= set(chars) for t in plan.texts)
+    assert [len(t) for t in plan.texts] == [len(styles[k].layout.char_slots) for k in plan.style]
+    saae = saae_plates(load_checkpoint(model), styles, plan, chars, shipped_fonts(), 0, (32, 128))
+    render = rendered_plates(styles, plan, shipped_fonts(), 0, (32, 128))
+    assert saae.texts == render.texts == plan.texts
+    assert saae.images.shape == render.images.shape == saae.unchecked.shape == (6, 32, 128, 3)
+    assert not np.array_equal(saae.images, render.images)
+    again = rendered_plates(styles, plate_plan(styles, 6, chars, seed=0), shipped_fonts(), 0, (32, 128))
+    assert np.array_equal(again.images, render.images)  # fixed by the seed
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--level", "words"], "--level"),
+    (["--real-plates", "all", "--level", "chars"], "--real-plates all"),
+    (["--real-plates", "many"], "--real-plates"),
+    (["--real-plates", "0"], "--real-plates"),
+    (["--balance", "uniform"], "--balance"),
+    (["--steps", "0"], "--steps"),
+    (["--generator", "render", "--checkpoint", "{model}"], "--checkpoint"),
+    (["--budget", "5"], "--budget"),
+    (["--test", "{test}", "--test-plates", "5"], "--test-plates"),
+])
+def test_bad_plate_options_are_one_line_and_exit_2(folders, model, tmp_path, args, message):
+    out = tmp_path / "bench"
+    args = [a.format(model=model, test=folders[1]) for a in args]
+    level = [] if "--level" in args else ["--level", "plates"]
+    result = CliRunner().invoke(app, ["benchmark", *level, "--data", str(folders[0]), "--out", str(out), *args])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], result.output
+    assert not out.exists()
