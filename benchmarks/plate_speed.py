@@ -37,16 +37,22 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=500, help="plates per case")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", type=int, default=None, help="plates per generator batch")
+    parser.add_argument("--threads", type=int, default=None, help="generator threads (default: synth's own)")
+    parser.add_argument("--case", choices=["ccpd", "uc3m"], action="append", help="only these style plates")
+    parser.add_argument("--format", choices=["files", "shards"], action="append", help="only these formats")
     args = parser.parse_args()
     print(f"{usable_cores()} usable cores, load average before {os.getloadavg()[0]:.2f}, device {args.device}")
     rows = []
     with tempfile.TemporaryDirectory(prefix="plate-speed-") as tmp:
         for name, style in STYLES.items():
-            for fmt in ("files", "shards"):
+            if args.case and name.split()[0] not in args.case:
+                continue
+            for fmt in args.format or ("files", "shards"):
                 out = Path(tmp) / f"{len(rows)}"
                 start, cpu = time.perf_counter(), time.process_time()
                 report = synthesize(SynthRequest(styles=[style], chars=None, n=args.n, out=out, device=args.device,
-                                                 batch_size=args.batch_size, format=fmt, plates=True))
+                                                 batch_size=args.batch_size, format=fmt, plates=True,
+                                                 threads=args.threads))
                 seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
                 rows.append((name, fmt, args.n / seconds, 1000 * cpu / args.n, report.characters, report.check_failed))
                 shutil.rmtree(out)

@@ -14,6 +14,7 @@ fold BN into the conv. Departures from the paper are options whose paper value i
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass
 
 import torch
@@ -135,10 +136,29 @@ def fold_batchnorm(generator: Generator) -> Generator:
     folded.eval()
     for seq in (folded.content, folded.style, folded.decoder):
         for i, block in enumerate(seq):
-            conv, bn = block[0], block[1]
-            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-            fused = nn.Conv2d(conv.in_channels, conv.out_channels, 3, conv.stride, padding=1, bias=True)
-            fused.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
-            fused.bias.copy_(bn.bias - bn.running_mean * scale)
-            seq[i] = nn.Sequential(fused, *block[2:])
+            seq[i] = _fold_block(block)
     return folded
+
+
+@torch.no_grad()
+def fold_discriminator(discriminator: Discriminator) -> Discriminator:
+    """An inference copy with BN folded into the convs and in-place activations (the same outputs
+    in eval mode up to float rounding, ~1e-5 in the logits); spectral-norm blocks stay as they are."""
+    folded = copy.deepcopy(discriminator).eval()
+    for i, block in enumerate(folded.features):
+        if isinstance(block, nn.Sequential) and isinstance(block[1], nn.BatchNorm2d):
+            folded.features[i] = _fold_block(block)
+    for module in folded.modules():
+        if isinstance(module, nn.LeakyReLU):
+            module.inplace = True
+    return folded
+
+
+def _fold_block(block: nn.Sequential) -> nn.Sequential:
+    """conv -> BN -> rest as one conv with bias -> rest."""
+    conv, bn = block[0], block[1]
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    fused = nn.Conv2d(conv.in_channels, conv.out_channels, 3, conv.stride, padding=1, bias=True)
+    fused.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
+    fused.bias.copy_(bn.bias - bn.running_mean * scale)
+    return nn.Sequential(fused, *block[2:])

@@ -1,6 +1,6 @@
 import torch
 
-from plategen.model import Discriminator, Generator, SAAEConfig, fold_batchnorm
+from plategen.model import Discriminator, Generator, SAAEConfig, fold_batchnorm, fold_discriminator
 
 TINY = dict(content_width=4, style_width=4, style_dim=8, decoder_width=4, disc_width=4, disc_hidden=16)
 
@@ -48,3 +48,21 @@ def test_folded_batchnorm_matches_eval():
     glyph, style = torch.rand(4, 1, 32, 32), torch.rand(4, 3, 32, 96)
     with torch.no_grad():
         assert torch.allclose(fold_batchnorm(G)(glyph, style), G(glyph, style), atol=1e-5)
+
+
+def test_folded_discriminator_reads_as_eval_and_leaves_the_original_alone():
+    torch.manual_seed(0)
+    for spectral in (False, True):
+        D = Discriminator(SAAEConfig(num_classes=5, spectral_norm=spectral, **TINY))
+        D.train()
+        for _ in range(3):  # move the running statistics away from their initial values
+            D(torch.rand(8, 3, 32, 32))
+        D.eval()
+        before = {k: v.clone() for k, v in D.state_dict().items()}
+        img = torch.rand(6, 3, 32, 32)
+        with torch.no_grad():
+            folded = fold_discriminator(D)
+            assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+            assert torch.allclose(folded(img), D(img), atol=1e-5)
+            assert torch.allclose(folded(img.contiguous(memory_format=torch.channels_last)), D(img), atol=1e-5)
+        assert all(torch.equal(before[k], v) for k, v in D.state_dict().items())

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 
 import numpy as np
 import torch
 
 from plategen.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from plategen.plates import read_image
-from plategen.synth import Diversity, generate, generate_arrays, load_styles
+from plategen.synth import Diversity, Synthesizer, generate, generate_arrays, load_styles, usable_cores
+from plategen.synth.engine import Batch
 
 
 def test_a_data_folder_makes_every_plate_a_style(data_dir, ckpt):
@@ -46,3 +48,23 @@ def test_label_check_redraws_what_the_discriminator_misreads(data_dir):
     assert set(np.unique(verdicts)) <= {"pass", "fail"}
     assert reads(images)[verdicts == "pass"].mean() > 0.98  # uint8 rounding may flip a near tie
     assert reads(images).mean() > reads(plain_images).mean()
+
+
+def test_a_batch_split_between_threads_gives_the_same_bytes_checks_and_draws(data_dir):
+    model = load_checkpoint(DEFAULT_CHECKPOINT)
+    styles = load_styles([sorted((data_dir / "uc3m-lp" / "images").glob("*.jpg"))[3]])
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # as synth runs on CPU, one core left to the writers
+    try:
+        synth = Synthesizer.build(model.generator, styles, list("0123456789BDHKMNW"), 300, seed=2, batch_size=300,
+                                  charset=model.meta["charset"], discriminator=model.discriminator)
+        assert synth.threads == min(2, usable_cores())
+        synth.threads = 2
+        split = synth.generate(np.arange(300))
+        synth.threads = 1
+        whole = synth.generate(np.arange(300))
+    finally:
+        torch.set_num_threads(before)
+    assert (split.attempts[:150] > 0).any() and (split.attempts[150:] > 0).any()  # retries in both threads
+    for f in dataclasses.fields(Batch):
+        assert np.array_equal(getattr(split, f.name), getattr(whole, f.name)), f.name

@@ -14,7 +14,7 @@ from plategen.glyphs import shipped_fonts
 from plategen.cli import app
 from plategen.errors import PlategenError
 from plategen.plates import clean_text, load_plates, read_image
-from plategen.synth import SynthRequest, synthesize
+from plategen.synth import Diversity, SynthRequest, synthesize
 from plategen.synth import engine as engine_module
 from plategen.synth.exports import FinishedPlate, write_plate_folder
 from plategen.synth.plates import PREVIEW_HEIGHT, _at_height, load_style_plates, make_plates, plan_plates
@@ -165,6 +165,27 @@ def test_an_interrupted_run_resumes_to_the_same_bytes(styles, ckpt_cn, tmp_path,
     resumed = synthesize(request(styles[:2], ckpt_cn, cut, 10, resume=True, batch_size=None))
     assert (resumed.resumed, resumed.generated) == (journalled, 10 - journalled)
     assert tree(cut) == tree(whole)
+
+
+def test_noise_goes_on_the_whole_composed_plate_from_each_plates_seed(styles, ckpt_cn, tmp_path):
+    clean = synthesize(request(styles[:2], ckpt_cn, tmp_path / "clean", 4, diversity=Diversity(noise=0.0))).out
+    noisy = synthesize(request(styles[:2], ckpt_cn, tmp_path / "noisy", 4, diversity=Diversity(noise=6.0))).out
+    assert manifest(clean) == manifest(noisy)  # the same plan
+    fields = {}
+    for row in manifest(clean):
+        a = read_image(clean / row["image_path"]).astype(np.int16)
+        b = read_image(noisy / row["image_path"]).astype(np.int16)
+        diff = (b - a)[((a > 12) & (a < 243)).all(2)]  # unclipped pixels, everywhere on the plate
+        assert len(diff) > 0.5 * a.shape[0] * a.shape[1]
+        assert 5.4 < diff.std() < 6.6 and abs(diff.mean()) < 0.5, (row, diff.std(), diff.mean())
+        assert (b != a).any(2).mean() > 0.8  # background and characters alike
+        fields.setdefault(a.shape, []).append((b - a).ravel().astype(np.float32))
+    pairs = [f for f in fields.values() if len(f) > 1]
+    assert pairs  # two plates of one style: each has its own field
+    for f in pairs:
+        assert abs(np.corrcoef(f[0], f[1])[0, 1]) < 0.2
+    with pytest.raises(PlategenError, match="noise"):  # the noise is part of the bytes
+        synthesize(request(styles[:2], ckpt_cn, noisy, 4, resume=True, diversity=Diversity(noise=2.0)))
 
 
 def test_resuming_a_complete_plate_run_redraws_only_a_damaged_plate(styles, ckpt_cn, tmp_path):

@@ -74,19 +74,24 @@ def erase_characters(image: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
 
 
 def place_characters(background: np.ndarray, glyph_images: Sequence[np.ndarray], boxes: Sequence[Box],
-                     ink: np.ndarray | None = None) -> np.ndarray:
+                     ink: np.ndarray | None = None, noise: float = 0.0, seed: int = 0) -> np.ndarray:
     """Generated characters (SxSx3 uint8, framed like real crops) on the erased plate at `boxes`.
 
     Each glyph gives a soft ink coverage (0 on its paper, 1 on its strokes); the plate
     becomes `background + coverage * (ink - background)`. `ink` is the style plate's own
     ink colour (`ink_colour`); without it each character keeps the generator's ink, taken
-    relative to its paper and put on the plate's paper under the box.
+    relative to its paper and put on the plate's paper under the box. `noise` (sigma, 0-255)
+    adds Gaussian noise to the whole composed plate, a field fixed by the plate's `seed`, before
+    rounding: the characters are placed as noiseless coverage, so the noise goes on here.
     """
     plate = background.astype(np.float32)
     if len(glyph_images):
         coverages, directions = _coverages(np.stack(glyph_images))
         for coverage, direction, box in zip(coverages, directions, boxes):
             _add_ink(plate, coverage, direction, box, ink)
+    if noise > 0:
+        rng = np.random.default_rng([seed, 7])  # 7: the plate-noise stream of the plate's seed
+        plate += rng.standard_normal(plate.shape, dtype=np.float32) * np.float32(noise)
     return np.clip(np.rint(plate), 0, 255).astype(np.uint8)
 
 

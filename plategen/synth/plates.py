@@ -39,7 +39,7 @@ from plategen.plates import Plate, Problem, clean_text, detect_format, load_plat
 from plategen.segment import segment_plate
 from plategen.synth import plate_writers, writers
 from plategen.synth.check import LabelCheck
-from plategen.synth.engine import Batch, Engine, Synthesizer
+from plategen.synth.engine import Batch, Engine, Synthesizer, generate_threads
 from plategen.synth.inputs import Style
 from plategen.synth.plan import CHECK_ATTEMPTS, Diversity, Plan, build_glyph_pool, build_style_pool, image_seeds
 
@@ -48,8 +48,8 @@ PREVIEW_STYLES = 8  # style plates shown on the preview sheet
 PREVIEW_PER_STYLE = 4  # generated plates beside each
 PREVIEW_HEIGHT = 64  # px of each plate on the sheet
 EXPORTS = ("lprnet", "paddleocr")
-# characters are composed as soft coverage, so no noise is added to them; styles are not mixed,
-# as a plate's characters must share that plate's style
+# characters are composed as soft coverage, so noise is added to the composed plate (--noise), not to
+# them; styles are not mixed, as a plate's characters must share that plate's style
 PLATE_DIVERSITY = Diversity(noise=0.0, mix=0.0)
 
 
@@ -227,7 +227,7 @@ def character_synth(generator, discriminator, charset: Sequence[str] | None, sty
     if discriminator is not None and charset is not None:
         check = LabelCheck(discriminator, charset, chars, torch.device(device))
     return Synthesizer(chars, len(label), seed, as_styles, char_plan, glyphs, pool, engine, batch_size,
-                       PLATE_DIVERSITY, check)
+                       PLATE_DIVERSITY, check, generate_threads(device))
 
 
 class Canvas:
@@ -245,9 +245,11 @@ class Canvas:
         return self.cache[k]
 
 
-def compose_plate(canvas: Canvas, k: int, layout: PlateLayout, characters: np.ndarray) -> np.ndarray:
+def compose_plate(canvas: Canvas, k: int, layout: PlateLayout, characters: np.ndarray, noise: float = 0.0,
+                  seed: int = 0) -> np.ndarray:
+    """Plate `k`'s background with `characters` in its layout's slots, and `noise` from the plate's `seed`."""
     background, ink = canvas.get(k)
-    return place_characters(background, list(characters), [slot.box for slot in layout.char_slots], ink)
+    return place_characters(background, list(characters), [slot.box for slot in layout.char_slots], ink, noise, seed)
 
 
 def plate_characters(synth: Synthesizer, plan: PlatePlan, ids: range) -> Batch:
@@ -257,13 +259,15 @@ def plate_characters(synth: Synthesizer, plan: PlatePlan, ids: range) -> Batch:
 
 
 def compose_plates(canvas: Canvas, plan: PlatePlan, plate_ids: Sequence[int], first: int,
-                   characters: np.ndarray) -> list[np.ndarray]:
-    """Plates `plate_ids` of the plan, from a batch of `characters` whose first is the plan's character `first`."""
+                   characters: np.ndarray, noise: float = 0.0) -> list[np.ndarray]:
+    """Plates `plate_ids` of the plan, from a batch of `characters` whose first is the plan's character `first`,
+    with `noise` (sigma) from each plate's seed."""
     starts = plan.char_starts()
     images = []
     for i in plate_ids:
         k = int(plan.style[i])
-        images.append(compose_plate(canvas, k, plan.layouts[k], characters[starts[i] - first:starts[i + 1] - first]))
+        images.append(compose_plate(canvas, k, plan.layouts[k], characters[starts[i] - first:starts[i + 1] - first],
+                                    noise, int(plan.seed[i])))
     return images
 
 
@@ -276,9 +280,9 @@ class MadePlates:
 
 def make_plates(generator, discriminator, charset: Sequence[str] | None, styles: Sequence[StylePlate],
                 plan: PlatePlan, chars: Sequence[str], fonts: Sequence[Font], seed: int, device: str = "cpu",
-                batch_size: int = DEFAULT_PLATE_BATCH) -> MadePlates:
+                batch_size: int = DEFAULT_PLATE_BATCH, noise: float = Diversity().noise) -> MadePlates:
     """The planned plates as arrays in memory, nothing written: what `run_plates` writes, plate for plate
-    (same plan, seed and batch size, same pixels). Without `discriminator`, no label check (first draws)."""
+    (same plan, seed, batch size and --noise, same pixels). Without `discriminator`, no label check (first draws)."""
     synth = character_synth(generator, discriminator, charset, styles, plan, chars, fonts, seed, device, batch_size)
     canvas = Canvas(styles)
     starts = plan.char_starts()
@@ -287,7 +291,7 @@ def make_plates(generator, discriminator, charset: Sequence[str] | None, styles:
     for b0 in range(0, plan.n, batch_size):
         ids = range(b0, min(b0 + batch_size, plan.n))
         drawn = plate_characters(synth, plan, ids)
-        images += compose_plates(canvas, plan, ids, int(starts[b0]), drawn.images)
+        images += compose_plates(canvas, plan, ids, int(starts[b0]), drawn.images, noise)
         checks += [",".join(drawn.checks[starts[i] - starts[b0]:starts[i + 1] - starts[b0]]) for i in ids]
     return MadePlates(images, list(plan.texts), checks)
 
@@ -341,7 +345,7 @@ def run_plates(req, world: World, device: str, ckpt, ckpt_path: Path, fonts, sty
 
     def compose_chunk(new: np.ndarray, first: int, drawn) -> tuple[list[np.ndarray], list[str]]:
         """The plates `new` of a chunk whose characters start at `first`, and their pixel hashes."""
-        images = compose_plates(canvas, plan, new, first, drawn.images)
+        images = compose_plates(canvas, plan, new, first, drawn.images, req.diversity.noise)
         return images, [writers.batch_hashes(image[None])[0] for image in images]
 
     def submit(new: np.ndarray, info: list[dict], composing: Future) -> None:
@@ -472,6 +476,7 @@ def _at_height(image: np.ndarray) -> np.ndarray:
 def plate_params(req, styles: Sequence[StylePlate], chars: Sequence[str]) -> dict:
     """What fixes the bytes of a plate run; --resume must match all of it."""
     texts_sha = hashlib.sha256(Path(req.texts).read_bytes()).hexdigest() if req.texts else None
-    return {"pattern": req.pattern, "texts_sha256": texts_sha, "exports": sorted(set(req.exports)),
-            "charset": list(chars), "styles": [{"path": s.name, "sha256": s.sha256} for s in styles]}
+    return {"pattern": req.pattern, "texts_sha256": texts_sha, "noise": req.diversity.noise,
+            "exports": sorted(set(req.exports)), "charset": list(chars),
+            "styles": [{"path": s.name, "sha256": s.sha256} for s in styles]}
 
