@@ -8,8 +8,9 @@ import torch
 from plategen.dataset import build_samples, is_holdout
 from plategen.errors import PlategenError
 from plategen.plates import read_image
-from plategen.recognizer import (PlateSchedule, Schedule, align, decode, edit_distance, evaluate, evaluate_plates,
-                                 predict, read_plates, train_plate_recognizer, train_recognizer)
+from plategen.recognizer import (PlateSchedule, Schedule, align, augment_plates, decode, edit_distance, evaluate,
+                                 evaluate_plates, plate_tensor, predict, read_plates, train_plate_recognizer,
+                                 train_recognizer)
 
 
 
@@ -86,6 +87,18 @@ def test_plate_recognizer_reads_its_training_plates(uc3m_plates):
     assert ev.char_accuracy == 1 - sum(edit_distance(t, r) for t, r in zip(texts, read)) / sum(map(len, texts))
     assert sum(s.count for s in ev.per_length.values()) == ev.count == len(texts)
     assert [s for s, _ in trained.curve] == [100, 200]
+
+
+def test_plate_augmentation_varies_plates_without_destroying_them(uc3m_plates):
+    x = plate_tensor(uc3m_plates[0][:64], PlateSchedule().input_size)
+    a = augment_plates(x.clone(), torch.Generator().manual_seed(1))
+    assert a.shape == x.shape and a.min() >= 0 and a.max() <= 1
+    assert torch.equal(a, augment_plates(x.clone(), torch.Generator().manual_seed(1)))
+    assert not torch.equal(a, augment_plates(x.clone(), torch.Generator().manual_seed(2)))
+    assert (a - x).abs().mean() > 0.02  # every batch is changed...
+    flat_x, flat_a = x.mean(1).flatten(1), a.mean(1).flatten(1)
+    corr = [np.corrcoef(u, v)[0, 1] for u, v in zip(flat_x.numpy(), flat_a.numpy())]
+    assert np.median(corr) > 0.6, corr  # ...but each plate stays close to itself (small warp, mild noise)
 
 
 def test_ctc_and_slot_decoding():
