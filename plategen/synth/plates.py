@@ -275,7 +275,7 @@ def compose_plates(canvas: Canvas, plan: PlatePlan, plate_ids: Sequence[int], fi
 class MadePlates:
     images: list[np.ndarray]  # HxWx3 uint8 RGB, each the size of its style plate
     texts: list[str]  # what each plate shows, exactly: the plan's texts
-    checks: list[str]  # per plate, the label check's pass/fail per character ("" without the check)
+    checks: list[str]  # per plate, the label check per character: pass, fail, unchecked (no class for it); "" without the check
 
 
 def make_plates(generator, discriminator, charset: Sequence[str] | None, styles: Sequence[StylePlate],
