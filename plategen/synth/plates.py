@@ -15,7 +15,6 @@ composed in a thread of its own while the next one is generated.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -380,15 +379,7 @@ def run_plates(req, world: World, device: str, ckpt, ckpt_path: Path, fonts, sty
         collect(block_until=0)
         writer.close()
     except BaseException:  # clean up without ever hiding the error that stopped the run
-        writer.abort()
-        with contextlib.suppress(BaseException):
-            collect(block_until=0)
-        with contextlib.suppress(PlategenError):
-            journal.close()
-        if world.leader:  # the other ranks' counts are theirs: under torchrun "done" is left out
-            with contextlib.suppress(PlategenError):
-                writers.write_meta(req.out, {**meta, "status": "interrupted",
-                                             **({"done": len(done)} if world.size == 1 else {})})
+        writers.abandon_run(writer, collect, journal, world.leader, world.size == 1, req.out, meta, len(done))
         raise
     finally:
         composer.shutdown(cancel_futures=True)

@@ -15,7 +15,6 @@ journal, and rank 0 writes the manifest, preview and meta from the journals once
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import time
@@ -312,15 +311,7 @@ def _run(req: SynthRequest, world: World, device: str, ckpt, ckpt_path: Path, fo
         collect(block_until=0)
         writer.close()
     except BaseException:  # clean up without ever hiding the error that stopped the run
-        writer.abort()
-        with contextlib.suppress(BaseException):  # keep what finished, so --resume redoes as little as possible
-            collect(block_until=0)
-        with contextlib.suppress(PlategenError):
-            journal.close()
-        if world.leader:  # the other ranks' counts are theirs: under torchrun "done" is left out
-            with contextlib.suppress(PlategenError):
-                writers.write_meta(req.out, {**meta, "status": "interrupted",
-                                             **({"done": len(done)} if world.size == 1 else {})})
+        writers.abandon_run(writer, collect, journal, world.leader, world.size == 1, req.out, meta, len(done))
         raise
     missing = total - len(done)
     if missing:

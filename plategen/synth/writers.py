@@ -81,6 +81,21 @@ def read_meta(out: Path) -> dict | None:
     return meta if isinstance(meta, dict) and meta.get("tool") == "plategen synth" else None
 
 
+def abandon_run(writer, collect, journal: Journal, leader: bool, single: bool, out: Path, meta: dict,
+                done: int) -> None:
+    """After the error that stops a run: keep what already finished (so --resume redoes as little as
+    possible), close the journal and mark the run interrupted, never raising over that error. Under
+    torchrun only the leader writes meta, without a "done" count: the other ranks' counts are theirs."""
+    writer.abort()
+    with contextlib.suppress(BaseException):
+        collect(block_until=0)
+    with contextlib.suppress(PlategenError):
+        journal.close()
+    if leader:
+        with contextlib.suppress(PlategenError):
+            write_meta(out, {**meta, "status": "interrupted", **({"done": done} if single else {})})
+
+
 def write_meta(out: Path, meta: dict) -> None:
     atomic_write_text(out / META, json.dumps(meta, ensure_ascii=False, indent=2) + "\n")
 
