@@ -148,7 +148,10 @@ def benchmark(
     balance: Optional[str] = typer.Option(None, help="Classes of generated crops (--level chars): data (default: "
                                                      "80% follow the real training crops' class frequencies, 20% "
                                                      "spread over every class) or uniform."),
-    threads: int = typer.Option(2, help="CPU threads for torch."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default 2; --level plates: 1 per "
+                                                     "worker)."),
+    workers: Optional[int] = typer.Option(None, help="--level plates: recognisers trained side by side, each in "
+                                                     "its own process (default 2, or 1 on a 1-core machine)."),
 ) -> None:
     """Recogniser accuracy on real test crops (or, with --level plates, plates) vs generated-data ratio,
     for SAAE and font rendering.
@@ -165,8 +168,8 @@ def benchmark(
         data=data_dir, out=out, ratios=parse_ratios(ratios), real_plates=parse_real_plates(real_plates), seeds=seeds,
         generators=parse_generators(generator), checkpoint=checkpoint, test=test, test_plates=test_plates,
         allow_overlap=allow_overlap, allow_outside_paths=allow_outside_paths, train_generator=train_generator,
-        generator_budget_s=budget, overwrite=overwrite, threads=threads, command="plategen " + " ".join(sys.argv[1:]),
-        **level_options(level, steps, batch_size, synthetic_size, balance))
+        generator_budget_s=budget, overwrite=overwrite, command="plategen " + " ".join(sys.argv[1:]),
+        **level_options(level, steps, batch_size, synthetic_size, balance, threads, workers))
     columns = (TextColumn("recognisers"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err_console, transient=True,
                   disable=request.level != "plates" or not err_console.is_terminal) as bar:

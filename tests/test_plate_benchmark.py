@@ -17,7 +17,7 @@ from plategen.plates import load_plates
 from plategen.synth.plates import style_plate
 from conftest import copy_plates, make_checkpoint
 
-TINY = ["--steps", "3", "--batch-size", "8", "--threads", "1", "--seeds", "1"]
+TINY = ["--steps", "3", "--batch-size", "8", "--threads", "1", "--workers", "1", "--seeds", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +81,22 @@ def test_tiny_plate_benchmark_end_to_end_writes_the_report_with_the_summary_keys
         assert label in result.output
     assert any(t["target"].startswith("read as asked") for t in report["targets"])
     assert (out / "benchmark.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_recognisers_in_two_worker_processes_give_the_same_report_as_one_worker(folders, tmp_path):
+    data, test = folders
+    reports = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"workers{workers}"
+        result = invoke("--data", str(data), "--test", str(test), "--generator", "render", "--out", str(out),
+                        "--real-plates", "6", "--ratios", "0", "--synthetic-size", "4", "--steps", "6",
+                        "--batch-size", "8", "--threads", "1", "--seeds", "2", "--workers", workers)
+        assert result.exit_code == 0, result.output
+        assert result.output.count("plates read exactly as asked by the judge") == 2  # every job's log line
+        report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+        reports.append([{k: v for k, v in run.items() if k != "seconds"} for run in report["runs"]])
+    assert len(reports[0]) == 2 * 4  # per seed: real, render plates only, the judge, render read as asked
+    assert reports[0] == reports[1]  # in job order, every figure, curve and confusion
 
 
 def test_plate_splits_are_plate_disjoint_and_the_judge_learns_every_other_plate(folders, tmp_path):
@@ -173,6 +189,8 @@ def test_generated_plates_are_read_against_the_texts_they_were_drawn_with(folder
     (["--steps", "0"], "--steps"),
     (["--generator", "render", "--checkpoint", "{model}"], "--checkpoint"),
     (["--budget", "5"], "--budget"),
+    (["--workers", "0"], "--workers"),
+    (["--workers", "2", "--level", "chars"], "--workers"),
     (["--test", "{test}", "--test-plates", "5"], "--test-plates"),
 ])
 def test_bad_plate_options_are_one_line_and_exit_2(folders, model, tmp_path, args, message):

@@ -11,6 +11,7 @@ are reused; only what a plate changes is here and in plate_pools / plate_runs / 
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future
 from typing import Callable
 
 import torch
@@ -20,8 +21,8 @@ from plategen.bench.plate_pools import (PlatePool, at_size, augmented_plates, pl
 from plategen.bench.report import BenchmarkResult
 from plategen.bench.plate_report import (PlateBenchmarkReport, PlateSplitRecord, check_plate_targets, is_default_run,
                                          plate_summary, write_plate_report)
-from plategen.bench.plate_runs import (PLATE_TIMING_PARTS, PlateRun, PlateSeedSet, plate_judge_runs, plate_ratio_runs,
-                                       plate_synthetic_runs)
+from plategen.bench.plate_runs import (PLATE_TIMING_PARTS, PlateRun, PlateSeedSet, job_log, plate_judge_job,
+                                       plate_ratio_jobs, plate_synthetic_jobs, run_plate_job, trainer)
 from plategen.bench.pools import Generators, generated_count, open_generators, train_fresh_saae
 from plategen.bench.request import BenchmarkRequest, check_request
 from plategen.bench.runs import Timing
@@ -72,44 +73,54 @@ def run_plate_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lamb
     total = len(splits) * trainings_per_seed(req, len(gens.infos))
     done = 0
 
-    def trained() -> None:
+    def finished(job: Future) -> None:
         nonlocal done
+        if job.exception() is None:
+            log(job_log(job.result()))
         done += 1
         progress(done, total)
 
     progress(0, total)
-    runs: list[PlateRun] = []
+    jobs: list[Future] = []
     records: list[PlateSplitRecord] = []
     fresh_steps: list[int] = []
     gen_seconds = {g: 0.0 for g in gens.infos}
     size = req.plate_schedule.input_size
-    for split in splits:
-        train_plates = [data_plates[i] for i in split.train]
-        test_plates = [(test_source or data_plates)[i] for i in split.test]
-        with timing("import"):
-            train_images = real_images(train_plates)
-            ps = PlateSeedSet(split.seed, at_size(train_images, size), [p.text for p in train_plates],
-                              at_size(real_images(test_plates), size), [p.text for p in test_plates], alphabet,
-                              req.plate_schedule, timing, log, trained)
-        chars = [c for c in gens.drawable if c in set("".join(ps.train_texts))]
-        log(f"seed {split.seed}: {len(train_plates)} training plates, {len(test_plates)} test plates; generated "
-            f"plates draw {len(chars)} characters")
-        pools, seconds, steps = draw_plate_pools(req, ps, train_plates, chars, charset, gens, fonts)
-        gen_seconds = {g: gen_seconds[g] + seconds[g] for g in gen_seconds}
-        fresh_steps += [steps] if steps is not None else []
-        augmented = None
-        if req.augment_reference:
-            with timing("augmentation"):
-                augmented = augmented_plates(train_plates, train_images, req.ratios, split.seed, size)
-        runs += plate_ratio_runs(ps, req.ratios, pools, augmented)
-        runs += plate_synthetic_runs(ps, req.synthetic_size, pools)
-        judge = [data_plates[i] for i in judge_plates(split, len(data_plates), req.test is not None)]
-        with timing("import"):
-            judge_x = at_size(real_images(judge), size)
-        runs += plate_judge_runs(ps, judge_x, [p.text for p in judge], pools, req.synthetic_size)
-        records.append(PlateSplitRecord(**{k: v for k, v in vars(split_record(
-            req, split, data_plates, test_source or data_plates, 0, 0)).items() if not k.endswith("_crops")},
-            generated_chars=chars))
+    pool = trainer(req.workers, req.threads)  # a seed's recognisers train while the next seed's plates are drawn
+    try:
+        for split in splits:
+            train_plates = [data_plates[i] for i in split.train]
+            test_plates = [(test_source or data_plates)[i] for i in split.test]
+            judge = [data_plates[i] for i in judge_plates(split, len(data_plates), req.test is not None)]
+            with timing("import"):
+                train_images = real_images(train_plates)
+                ps = PlateSeedSet(split.seed, at_size(train_images, size), [p.text for p in train_plates],
+                                  at_size(real_images(test_plates), size), [p.text for p in test_plates], alphabet,
+                                  req.plate_schedule)
+                judge_x = at_size(real_images(judge), size)
+            chars = [c for c in gens.drawable if c in set("".join(ps.train_texts))]
+            log(f"seed {split.seed}: {len(train_plates)} training plates, {len(test_plates)} test plates; generated "
+                f"plates draw {len(chars)} characters")
+            pools, seconds, steps = draw_plate_pools(req, ps, train_plates, chars, charset, gens, fonts, timing, log)
+            gen_seconds = {g: gen_seconds[g] + seconds[g] for g in gen_seconds}
+            fresh_steps += [steps] if steps is not None else []
+            augmented = None
+            if req.augment_reference:
+                with timing("augmentation"):
+                    augmented = augmented_plates(train_plates, train_images, req.ratios, split.seed, size)
+            with timing("recogniser_training"):  # with one worker, the jobs run here as they are submitted
+                for job in (plate_ratio_jobs(ps, req.ratios, pools, augmented)
+                            + plate_synthetic_jobs(ps, req.synthetic_size, pools)
+                            + [plate_judge_job(ps, judge_x, [p.text for p in judge], pools, req.synthetic_size)]):
+                    jobs.append(pool.submit(run_plate_job, job))
+                    jobs[-1].add_done_callback(finished)
+            records.append(PlateSplitRecord(**{k: v for k, v in vars(split_record(
+                req, split, data_plates, test_source or data_plates, 0, 0)).items() if not k.endswith("_crops")},
+                generated_chars=chars))
+        with timing("recogniser_training"):
+            runs: list[PlateRun] = [run for job in jobs for run in job.result()]
+    finally:
+        pool.shutdown(cancel_futures=True)  # after an error, the trainings not yet started are dropped
 
     if fresh_steps:
         gens.infos["saae"].description += f"; steps reached per seed: {fresh_steps}"
@@ -141,8 +152,8 @@ def drop_test_images(data_plates: list[Plate], test_plates: list[Plate] | None
 
 
 def draw_plate_pools(req: BenchmarkRequest, ps: PlateSeedSet, train_plates: list[Plate], chars: list[str],
-                     charset: list[str], gens: Generators, fonts: list[Font]
-                     ) -> tuple[dict[str, PlatePool], dict[str, float], int | None]:
+                     charset: list[str], gens: Generators, fonts: list[Font], timing: Timing,
+                     log: Callable[[str], None]) -> tuple[dict[str, PlatePool], dict[str, float], int | None]:
     """Each generator's plates for this seed, on one plan styled by the seed's training plates only (never a
     test plate); in the same-budget regime the SAAE is first trained fresh on those plates' crops.
     Returns the pools, the seconds each generator drew for, and the fresh SAAE's steps (None without one)."""
@@ -151,7 +162,7 @@ def draw_plate_pools(req: BenchmarkRequest, ps: PlateSeedSet, train_plates: list
     if not boxed:
         raise PlategenError(f"seed {ps.seed}: none of the {len(train_plates)} training plates has character boxes "
                             "(annotated or segmented), so none can be a style plate; give more --real-plates")
-    with ps.timing("styles"):
+    with timing("styles"):
         styles = [style_plate(p) for p in boxed]
         plan = plate_plan(styles, n, chars, ps.seed)
     pools, seconds, steps = {}, {}, None
@@ -159,17 +170,17 @@ def draw_plate_pools(req: BenchmarkRequest, ps: PlateSeedSet, train_plates: list
         generator = gens.checkpoint
         if g == "saae" and req.train_generator:
             start = time.perf_counter()
-            with ps.timing("generator_training"):
+            with timing("generator_training"):
                 crops = build_samples(boxed, charset)
                 generator, steps = train_fresh_saae(crops, req.budget_s, seed=1000 + ps.seed,
                                                     max_steps=req.generator_max_steps)
-            ps.log(f"seed {ps.seed}: fresh SAAE trained {steps} steps in {time.perf_counter() - start:.0f} s")
+            log(f"seed {ps.seed}: fresh SAAE trained {steps} steps in {time.perf_counter() - start:.0f} s")
         start = time.perf_counter()
-        with ps.timing("generation"):
+        with timing("generation"):
             if g == "render":
                 pools[g] = rendered_plates(styles, plan, fonts, ps.seed, req.plate_schedule.input_size)
             else:
                 pools[g] = saae_plates(generator, styles, plan, chars, fonts, ps.seed, req.plate_schedule.input_size)
         seconds[g] = time.perf_counter() - start
-        ps.log(f"seed {ps.seed}: {n} {g} plates in {seconds[g]:.1f} s")
+        log(f"seed {ps.seed}: {n} {g} plates in {seconds[g]:.1f} s")
     return pools, seconds, steps

@@ -172,6 +172,8 @@ class PlateBenchmarkReport:
                                 "are never a style plate (a style plate needs its boxes)",
             "judge": "the judge: a plate recogniser trained on every real plate outside the test plates (real only "
                      "with all training plates: the ceiling reference); it reads the generated plates",
+            "workers": f"{self.request.workers} recogniser(s) trained at a time, each on {self.request.threads} torch "
+                       "thread(s); the figures are the same for any number of workers at the same threads",
         }
 
     def to_json(self) -> dict:

@@ -4,22 +4,29 @@ augmented real plates, generated only; and the judge, trained on all real plates
 Every recogniser of a seed has the same `PlateSchedule`, initialisation and batch seed; only its
 training set differs. Each is scored on the seed's real test plates: plate accuracy (every
 character right) and character accuracy (1 - CER).
+
+A seed's recognisers are `PlateJob`s: each trains and scores in a worker process (`trainer`), so
+that on a CPU several train side by side, each on its own torch threads. The jobs carry every
+array they need and return plain `PlateRun`s, so a run's figures do not depend on the worker count.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import multiprocessing
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
+import torch
 
 from plategen.bench.plate_pools import PlatePool
 from plategen.bench.pools import generated_count
-from plategen.bench.runs import Timing
-from plategen.recognizer import PlateEvaluation, PlateSchedule, TrainedPlates, evaluate_plates, train_plate_recognizer
+from plategen.recognizer import PlateEvaluation, PlateSchedule, evaluate_plates, train_plate_recognizer
 
-PLATE_TIMING_PARTS = ("import", "styles", "generator_training", "generation", "augmentation", "recogniser_training",
-                      "evaluation")
+# recogniser_training: the time spent waiting for the recognisers (trained and scored in workers,
+# while this process draws the next seed's plates)
+PLATE_TIMING_PARTS = ("import", "styles", "generator_training", "generation", "augmentation", "recogniser_training")
 
 
 @dataclass
@@ -56,44 +63,87 @@ class PlateSeedSet:
     test_texts: list[str]
     alphabet: str
     schedule: PlateSchedule
-    timing: Timing
-    log: Callable[[str], None]
-    trained: Callable[[], None]  # called after each recogniser training (the progress bar)
 
 
-def train_plates(ps: PlateSeedSet, x: np.ndarray, texts: Sequence[str], seed: int, curve: bool = True) -> TrainedPlates:
-    with ps.timing("recogniser_training"):
-        trained = train_plate_recognizer(x, list(texts), ps.alphabet, ps.schedule, seed=seed,
-                                         curve_set=(ps.test, ps.test_texts) if curve else None)
-    ps.trained()
-    return trained
+@dataclass
+class PlateRead:
+    """Plates a trained recogniser reads as the texts they were asked to show (the judge on a pool)."""
+
+    name: str
+    kind: str  # read_as_asked | read_as_asked_unchecked
+    images: np.ndarray
+    texts: list[str]
 
 
-def scored(ps: PlateSeedSet, trained: TrainedPlates, name: str, kind: str, ratio: float, real: int, generated: int,
-           images: np.ndarray | None = None, texts: Sequence[str] | None = None) -> PlateRun:
-    """`trained` reading `images` (default: the seed's real test plates) as `texts`, as one run."""
-    images, texts = (ps.test, ps.test_texts) if images is None else (images, texts)
-    with ps.timing("evaluation"):
-        ev = evaluate_plates(trained, images, list(texts))
-    own = kind in ("ratio", "synthetic", "judge")
-    return PlateRun.scored(ps.seed, name, kind, ratio, real, generated, ev, trained.seconds if own else 0.0,
-                           trained.curve if own else None)
+@dataclass
+class PlateJob:
+    """One recogniser to train on (x, texts) and score on the seed's test plates, then on each of `reads`."""
+
+    ps: PlateSeedSet
+    name: str
+    kind: str  # ratio | synthetic | judge
+    ratio: float
+    x: np.ndarray
+    texts: list[str]
+    generated: int
+    init_seed: int
+    reads: list[PlateRead] = field(default_factory=list)
 
 
-def train_and_test(ps: PlateSeedSet, name: str, kind: str, ratio: float, x: np.ndarray, texts: Sequence[str],
-                   n_gen: int) -> PlateRun:
-    run = scored(ps, train_plates(ps, x, texts, ps.seed * 1000), name, kind, ratio, len(x) - n_gen, n_gen)
-    ps.log(f"seed {ps.seed}: {name:8s} {kind:9s} r={ratio:g} real={run.real_plates} gen={n_gen} "
-           f"plate={run.accuracy:.4f} char={run.char_accuracy:.4f} ({run.seconds:.1f} s)")
-    return run
+def run_plate_job(job: PlateJob) -> list[PlateRun]:
+    """Train the job's recogniser (its accuracy-vs-steps curve on the test plates), score it: its own run
+    (with its training seconds), then one run per read."""
+    ps = job.ps
+    trained = train_plate_recognizer(job.x, job.texts, ps.alphabet, ps.schedule, seed=job.init_seed,
+                                     curve_set=(ps.test, ps.test_texts))
+    runs = [PlateRun.scored(ps.seed, job.name, job.kind, job.ratio, len(job.x) - job.generated, job.generated,
+                            evaluate_plates(trained, ps.test, ps.test_texts), trained.seconds, trained.curve)]
+    runs += [PlateRun.scored(ps.seed, r.name, r.kind, 0.0, 0, len(r.texts), evaluate_plates(trained, r.images, r.texts))
+             for r in job.reads]
+    return runs
 
 
-def plate_ratio_runs(ps: PlateSeedSet, ratios: Sequence[float], pools: dict[str, PlatePool],
-                     augmented: tuple[np.ndarray, list[str]] | None) -> list[PlateRun]:
+def job_log(runs: list[PlateRun]) -> str:
+    """The log line of a finished job."""
+    own, reads = runs[0], runs[1:]
+    if own.kind != "judge":
+        return (f"seed {own.seed}: {own.name:8s} {own.kind:9s} r={own.ratio:g} real={own.real_plates} "
+                f"gen={own.generated_plates} plate={own.accuracy:.4f} char={own.char_accuracy:.4f} "
+                f"({own.seconds:.1f} s)")
+    lines = [f"seed {own.seed}: judge (all {own.real_plates} real plates outside the test plates) "
+             f"plate={own.accuracy:.4f} char={own.char_accuracy:.4f} ({own.seconds:.1f} s)"]
+    for r in reads:
+        if r.kind == "read_as_asked":
+            lines.append(f"seed {own.seed}: {r.name} plates read exactly as asked by the judge: {r.accuracy:.4f}")
+        else:
+            lines[-1] += f" ({r.accuracy:.4f} without the label check)"
+    return "\n".join(lines)
+
+
+class InlineExecutor(Executor):
+    """One worker: each job runs in this process when it is submitted (an error is raised at once)."""
+
+    def submit(self, fn: Callable, /, *args, **kwargs) -> Future:
+        future: Future = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
+def trainer(workers: int, threads: int) -> Executor:
+    """Where recognisers train: `workers` spawned processes of `threads` torch threads each; one worker is
+    this process (which runs at `threads` too, so a job's weights are the same either way)."""
+    if workers == 1:
+        return InlineExecutor()
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=torch.set_num_threads, initargs=(threads,))
+
+
+def plate_ratio_jobs(ps: PlateSeedSet, ratios: Sequence[float], pools: dict[str, PlatePool],
+                     augmented: tuple[np.ndarray, list[str]] | None) -> list[PlateJob]:
     """Real only, then real + r x each generator's plates, then real + r x augmented real plates;
     the generated plates of ratio r are the first round(r x N) of the seed's pool."""
     n_real = len(ps.train)
-    runs = [train_and_test(ps, "real", "ratio", 0.0, ps.train, ps.train_texts, 0)]
+    jobs = [PlateJob(ps, "real", "ratio", 0.0, ps.train, ps.train_texts, 0, ps.seed * 1000)]
     extra = dict(pools)
     if augmented is not None:
         extra["augment"] = PlatePool(*augmented)
@@ -102,32 +152,25 @@ def plate_ratio_runs(ps: PlateSeedSet, ratios: Sequence[float], pools: dict[str,
             if r == 0:
                 continue
             n = generated_count(r, n_real)
-            runs.append(train_and_test(ps, g, "ratio", r, np.concatenate([ps.train, pool.images[:n]]),
-                                       ps.train_texts + pool.texts[:n], n))
-    return runs
+            jobs.append(PlateJob(ps, g, "ratio", r, np.concatenate([ps.train, pool.images[:n]]),
+                                 ps.train_texts + pool.texts[:n], n, ps.seed * 1000))
+    return jobs
 
 
-def plate_synthetic_runs(ps: PlateSeedSet, synthetic_size: int, pools: dict[str, PlatePool]) -> list[PlateRun]:
+def plate_synthetic_jobs(ps: PlateSeedSet, synthetic_size: int, pools: dict[str, PlatePool]) -> list[PlateJob]:
     """Train on generated plates only (the real training plates were only their styles), test on real."""
-    return [train_and_test(ps, g, "synthetic", -1.0, pool.images[:synthetic_size], pool.texts[:synthetic_size],
-                           min(synthetic_size, len(pool.texts))) for g, pool in pools.items()]
+    return [PlateJob(ps, g, "synthetic", -1.0, pool.images[:synthetic_size], pool.texts[:synthetic_size],
+                     min(synthetic_size, len(pool.texts)), ps.seed * 1000) for g, pool in pools.items()]
 
 
-def plate_judge_runs(ps: PlateSeedSet, judge_x: np.ndarray, judge_texts: Sequence[str], pools: dict[str, PlatePool],
-                     synthetic_size: int) -> list[PlateRun]:
+def plate_judge_job(ps: PlateSeedSet, judge_x: np.ndarray, judge_texts: Sequence[str], pools: dict[str, PlatePool],
+                    synthetic_size: int) -> PlateJob:
     """The judge (all real plates outside the test plates: real only at --real-plates all, the ceiling)
     on the real test plates, then reading each pool's plates as the texts they were asked to show."""
-    judge = train_plates(ps, judge_x, judge_texts, ps.seed * 1000 + 999)
-    runs = [scored(ps, judge, "judge", "judge", 0.0, len(judge_x), 0)]
-    ps.log(f"seed {ps.seed}: judge (all {len(judge_x)} real plates outside the test plates) "
-           f"plate={runs[0].accuracy:.4f} char={runs[0].char_accuracy:.4f}")
+    reads = []
     for g, pool in pools.items():
         n = min(synthetic_size, len(pool.texts))
-        runs.append(scored(ps, judge, g, "read_as_asked", 0.0, 0, n, pool.images[:n], pool.texts[:n]))
-        line = f"seed {ps.seed}: {g} plates read exactly as asked by the judge: {runs[-1].accuracy:.4f}"
+        reads.append(PlateRead(g, "read_as_asked", pool.images[:n], pool.texts[:n]))
         if pool.unchecked is not None:
-            runs.append(scored(ps, judge, g, "read_as_asked_unchecked", 0.0, 0, n, pool.unchecked[:n],
-                               pool.texts[:n]))
-            line += f" ({runs[-1].accuracy:.4f} without the label check)"
-        ps.log(line)
-    return runs
+            reads.append(PlateRead(g, "read_as_asked_unchecked", pool.unchecked[:n], pool.texts[:n]))
+    return PlateJob(ps, "judge", "judge", 0.0, judge_x, list(judge_texts), 0, ps.seed * 1000 + 999, reads)
