@@ -1,7 +1,8 @@
 """The whole-plate recogniser trained on real plates only: the ceiling reference of issue 11.
 
     python benchmarks/plate_recognizer.py [--data ../shared/data] [--seeds 2] [--steps 1500] [--head ctc]
-        [--sources uc3m-lp] [--real-plates 50 all] [--threads 2]
+        [--sources uc3m-lp] [--real-plates 50 all] [--threads 2] [--size 32x128] [--lr 3e-3]
+        [--batch-size 16] [--width 16] [--validation] [--first-seed 0]
 
 For each real folder, plates are split by `dataset.is_holdout` (a fixed, plate-disjoint 20%;
 training images whose content hash appears among the test images are dropped as well). The
@@ -10,11 +11,16 @@ training plates (`--real-plates 50 all`), once per seed, and is tested on the he
 character right) and character accuracy (1 - CER), mean and sd over seeds, seconds per training.
 Times depend on the load of the machine, so the load average is printed before and after
 and beside every training (1-minute figure at its end).
+
+`--validation` compares recogniser settings without looking at the held-out plates: the training
+plates are split once more by plate (another 20% by a second hash of `plate_key`), and the
+recogniser is tested on that validation part.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
 import time
@@ -51,12 +57,20 @@ def one_per_plate(plates: list[Plate], count: int, seed: int) -> list[int]:
     return sorted(list(first.values())[:count])
 
 
-def measure(folder: Path, schedule: PlateSchedule, seeds: int, sizes: list[str]) -> list[str]:
+def is_validation(plate: Plate, fraction: float = 0.2) -> bool:
+    """A second plate-disjoint split, independent of `is_holdout` (another part of the same hash)."""
+    return int(hashlib.sha256(plate_key(plate).encode("utf-8")).hexdigest()[8:16], 16) / 2**32 < fraction
+
+
+def measure(folder: Path, schedule: PlateSchedule, seeds: range, sizes: list[str], validation: bool) -> list[str]:
     result = load_plates(folder)
     plates = result.plates
-    test = [p for p in plates if is_holdout(p)]
+    if validation:
+        plates = [p for p in plates if not is_holdout(p)]
+    held_out = is_validation if validation else is_holdout
+    test = [p for p in plates if held_out(p)]
     test_hashes = {p.sha256 for p in test}
-    train = [p for p in plates if not is_holdout(p) and p.sha256 not in test_hashes]
+    train = [p for p in plates if not held_out(p) and p.sha256 not in test_hashes]
     alphabet = "".join(sorted({c for p in plates for c in p.text}))
     x_train, x_test = images_of(train, schedule.input_size), images_of(test, schedule.input_size)
     texts_train, texts_test = [p.text for p in train], [p.text for p in test]
@@ -65,7 +79,7 @@ def measure(folder: Path, schedule: PlateSchedule, seeds: int, sizes: list[str])
           f"{len(train)} train, {len(test)} test, alphabet {len(alphabet)}", flush=True)
     for label in sizes:
         plate_acc, char_acc, seconds, loads = [], [], [], []
-        for seed in range(seeds):
+        for seed in seeds:
             ids = list(range(len(train))) if label == "all" else one_per_plate(train, int(label), seed)
             trained = train_plate_recognizer(x_train[ids], [texts_train[i] for i in ids], alphabet, schedule, seed)
             ev = evaluate_plates(trained, x_test, texts_test)
@@ -88,17 +102,26 @@ def main() -> None:
     parser.add_argument("--sources", nargs="+", default=list(SOURCES))
     parser.add_argument("--real-plates", nargs="+", default=["50", "all"], help="training set sizes: a number or all")
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=PlateSchedule.steps)
     parser.add_argument("--head", choices=("ctc", "slots"), default=PlateSchedule.head)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--size", default="x".join(map(str, PlateSchedule.input_size)), help="input HxW")
+    parser.add_argument("--lr", type=float, default=PlateSchedule.lr)
+    parser.add_argument("--batch-size", type=int, default=PlateSchedule.batch_size)
+    parser.add_argument("--width", type=int, default=PlateSchedule.width)
+    parser.add_argument("--validation", action="store_true", help="test on a validation split of the training "
+                                                                    "plates, not on the held-out plates")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    schedule = PlateSchedule(steps=args.steps, head=args.head)
+    height, width = map(int, args.size.lower().split("x"))
+    schedule = PlateSchedule(steps=args.steps, head=args.head, input_size=(height, width), lr=args.lr,
+                             batch_size=args.batch_size, width=args.width)
     print(f"load before: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} cores, {args.threads} threads; "
           f"schedule {schedule.to_dict()}", flush=True)
     start = time.perf_counter()
-    rows = [row for source in args.sources for row in measure(args.data / source, schedule, args.seeds,
-                                                                     args.real_plates)]
+    rows = [row for source in args.sources for row in measure(args.data / source, schedule, range(args.first_seed, args.first_seed + args.seeds),
+                                                                     args.real_plates, args.validation)]
     print(f"\nload after: {os.getloadavg()[0]:.2f} (1 min); {time.perf_counter() - start:.0f}s in all\n")
     print("| source | real training plates | test plates | plate accuracy | char accuracy | s / training "
           "| load (1 min) |")
