@@ -15,9 +15,10 @@ Every image is read through `read_image_and_bytes`: regular files only (a pipe
 would block forever, a device never ends) and at most `MAX_IMAGE_PIXELS`,
 checked in the header before decoding.
 
-Plates that carry only text get boxes from `segment.segment_plate`; plates it
-cannot segment are kept in `ImportResult.skipped` with the reason, never dropped
-silently and never given guessed labels.
+Plates that carry only text get boxes from `detect.segment_with_text` (the learned
+detector decoded with the text, the classical `segment.segment_plate` when it refuses);
+plates neither can segment are kept in `ImportResult.skipped` with the reason, never
+dropped silently and never given guessed labels.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from plategen.errors import PlategenError, require_regular_file
-from plategen.segment import reading_rows, segment_plate
+from plategen.detect import segment_with_text
+from plategen.segment import reading_rows
 
 # A corrupt image is our one-line error; OpenCV would print a WARN line before it.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
@@ -267,7 +269,7 @@ def _add_plate(result: ImportResult, folder: Path, path: Path, text: str,
         boxes = tuple(_to_pixels(b, width, height) for b in norm_boxes)
         result.plates.append(Plate(path, text, boxes, "annotated", str(folder), sha, region))
         return
-    seg = segment_plate(image, text)
+    seg = segment_with_text(image, text)
     if seg.boxes is None:
         result.skipped.append(Problem(path, f"not segmented: {seg.reason}"))
         result.text_only.append(Plate(path, text, (), "estimated", str(folder), sha, region))
