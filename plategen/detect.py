@@ -158,9 +158,11 @@ def load_detector(path: Path | str = DEFAULT_DETECTOR) -> DetectorNet:
         raise PlategenError(f"{path}: not a readable detector (truncated or not a safetensors file: {exc})") from exc
     if meta is None:
         raise PlategenError(f"{path}: a safetensors file, but not a plategen detector (no '{HEADER_KEY}' header)")
-    net = DetectorNet(json.loads(meta)["width"])
     try:
+        net = DetectorNet(int(json.loads(meta)["width"]))
         net.load_state_dict(tensors, strict=True)
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise PlategenError(f"{path}: damaged detector header ({exc!r})") from None
     except RuntimeError as exc:
         raise PlategenError(f"{path}: weights do not match the detector ({str(exc).splitlines()[0]})") from exc
     return net.eval()
