@@ -38,7 +38,6 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from plategen.errors import PlategenError, require_regular_file
-from plategen.detect import segment_with_text
 from plategen.segment import reading_rows
 
 # A corrupt image is our one-line error; OpenCV would print a WARN line before it.
@@ -269,6 +268,8 @@ def _add_plate(result: ImportResult, folder: Path, path: Path, text: str,
         boxes = tuple(_to_pixels(b, width, height) for b in norm_boxes)
         result.plates.append(Plate(path, text, boxes, "annotated", str(folder), sha, region))
         return
+    from plategen.detect import segment_with_text  # loads torch: only once a text-only plate needs boxes
+
     seg = segment_with_text(image, text)
     if seg.boxes is None:
         result.skipped.append(Problem(path, f"not segmented: {seg.reason}"))
