@@ -1,12 +1,17 @@
-"""Text-guided segmentation measured on the real plate folders.
+"""Character boxes from a plate's text: the classical segmentation and the learned detector side by side.
 
-    python benchmarks/segmentation.py [--data ../shared/data] [--sheets /tmp/sheets]
+    OMP_NUM_THREADS=1 python benchmarks/segmentation.py [--data ../shared/data] [--sheets /tmp/sheets] [--all]
 
-uc3m-lp has hand-drawn character boxes: they are set aside, each plate is segmented from
-its text alone and every character's box is compared with the drawn one (IoU; refused
-plates count as IoU 0). ccpd-crops and openalpr-us have text only, so the share that
-segments is reported; --sheets writes contact sheets of them to look at, because only
-eyes can tell there whether a box holds the character it is labelled with.
+Both methods run on the same plates: the held-out plates (`dataset.is_holdout`), which the
+detector never trained on, or with --all every plate of each folder. Three methods are
+reported: classical (`segment.segment_plate`), detector (`detect.detect_characters` decoded
+with the text) and the importers' combination (`detect.segment_with_text`: the detector, then
+classical when it refuses). uc3m-lp has hand-drawn character boxes: each plate is segmented
+from its text alone and every character's box is compared with the drawn one (IoU; refused
+plates count as IoU 0); a box that overlaps another drawn character more than its own is on a
+wrong character. ccpd-crops and openalpr-us have text only, so the share of plates given boxes
+is reported; --sheets writes contact sheets (per plate: classical left, detector right) to look
+at, because only eyes can tell there whether a box holds the character it is labelled with.
 """
 
 from __future__ import annotations
@@ -18,88 +23,114 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from plategen.dataset import is_holdout  # noqa: E402
+from plategen.detect import detect_characters, load_detector, segment_with_text  # noqa: E402
 from plategen.plates import Plate, load_plates, read_image  # noqa: E402
-from plategen.segment import iou, segment_plate  # noqa: E402
+from plategen.segment import Segmentation, iou, segment_plate  # noqa: E402
 
 ANNOTATED = "uc3m-lp"
 TEXT_ONLY = ("ccpd-crops", "openalpr-us")
+METHODS: dict[str, Callable[[np.ndarray, str], Segmentation]] = {
+    "classical": segment_plate, "detector": detect_characters, "detector+classical": segment_with_text}
 
 
-def measure_annotated(plates: list[Plate]) -> str:
+def run(method: Callable[[np.ndarray, str], Segmentation], images: list[np.ndarray], plates: list[Plate]
+        ) -> tuple[list[Segmentation], float]:
+    start = time.perf_counter()
+    segs = [method(image, plate.text) for image, plate in zip(images, plates)]
+    return segs, time.perf_counter() - start
+
+
+def measure_annotated(plates: list[Plate], segs: list[Segmentation]) -> str:
     """Per-character IoU of estimated against drawn boxes; the text is the drawn boxes' classes in reading order."""
     ious: list[float] = []
-    refused, wrong_plates, seconds = 0, 0, 0.0
+    emitted, wrong, refused = 0, 0, 0
     reasons: Counter[str] = Counter()
-    for plate in plates:
-        image = read_image(plate.image_path)
-        start = time.perf_counter()
-        seg = segment_plate(image, plate.text)
-        seconds += time.perf_counter() - start
+    for plate, seg in zip(plates, segs):
         if seg.boxes is None:
             refused += 1
             reasons[seg.reason] += 1
             ious.extend([0.0] * len(plate.boxes))
             continue
-        scores = [iou(a, b) for a, b in zip(seg.boxes, plate.boxes)]
-        wrong_plates += min(scores) < 0.25
-        ious.extend(scores)
+        for i, box in enumerate(seg.boxes):
+            overlaps = [iou(box, drawn) for drawn in plate.boxes]
+            ious.append(overlaps[i])
+            emitted += 1
+            wrong += max(overlaps) > overlaps[i]
     share = np.mean(np.array(ious) >= 0.5)
-    return (f"{len(plates)} plates, {len(ious)} characters: IoU>=0.5 {share:.1%} of characters, "
-            f"mean IoU {np.mean(ious):.3f}, refused {refused} plates ({refused / len(plates):.1%}), "
-            f"segmented plates with a box off its character (IoU<0.25): {wrong_plates}; "
-            f"segmentation {seconds:.1f} s ({1000 * seconds / len(plates):.1f} ms/plate)\n"
-            f"    top refusals: {reasons.most_common(4)}")
+    return (f"{len(ious)} characters: IoU>=0.5 {share:.1%}, mean IoU {np.mean(ious):.3f}, refused {refused} plates "
+            f"({refused / len(plates):.1%}), boxes on a wrong character {wrong}/{emitted} ({wrong / max(emitted, 1):.2%})"
+            f"\n        top refusals: {reasons.most_common(3)}")
 
 
-def sheet(plates: list[Plate], path: Path, count: int = 40) -> None:
-    """A contact sheet of segmented plates, boxes drawn and labelled, to check by eye."""
+def measure_text_only(segs: list[Segmentation]) -> str:
+    done = sum(s.boxes is not None for s in segs)
+    reasons = Counter(s.reason for s in segs if s.boxes is None)
+    return f"segmented {done}/{len(segs)} ({done / len(segs):.1%})\n        top refusals: {reasons.most_common(3)}"
+
+
+def sheet(images: list[np.ndarray], plates: list[Plate], results: list[list[Segmentation]], path: Path,
+          count: int = 32) -> None:
+    """Per plate, one tile per method with its boxes drawn and labelled (a red bar: refused), to check by eye."""
     rng = np.random.default_rng(0)
-    picked = [plates[i] for i in sorted(rng.choice(len(plates), min(count, len(plates)), replace=False))]
-    tiles = []
-    for plate in picked:
-        image = cv2.cvtColor(read_image(plate.image_path), cv2.COLOR_RGB2BGR)
-        zoom = max(1, round(320 / image.shape[1]))
-        image = cv2.resize(image, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
-        for i, ((x0, y0, x1, y1), char) in enumerate(zip(plate.boxes, plate.text)):
-            colour = (0, 0, 255) if i % 2 else (255, 0, 0)
-            cv2.rectangle(image, (x0 * zoom, y0 * zoom), (x1 * zoom - 1, y1 * zoom - 1), colour, 2)
-            cv2.putText(image, char if char.isascii() else "*", (x0 * zoom + 2, y1 * zoom - 3),
-                        cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 220, 0), 2)
-        tiles.append(cv2.resize(image, (320, 160)))
-    tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % 4)
-    cv2.imwrite(str(path), np.vstack([np.hstack(tiles[i:i + 4]) for i in range(0, len(tiles), 4)]))
+    picked = sorted(rng.choice(len(plates), min(count, len(plates)), replace=False))
+    rows = []
+    for k in picked:
+        tiles = []
+        for segs in results:
+            image = cv2.cvtColor(images[k], cv2.COLOR_RGB2BGR)
+            zoom = max(1, round(320 / image.shape[1]))
+            image = cv2.resize(image, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
+            boxes = segs[k].boxes
+            for i, ((x0, y0, x1, y1), char) in enumerate(zip(boxes or (), plates[k].text)):
+                colour = (0, 0, 255) if i % 2 else (255, 0, 0)
+                cv2.rectangle(image, (x0 * zoom, y0 * zoom), (x1 * zoom - 1, y1 * zoom - 1), colour, 2)
+                cv2.putText(image, char if char.isascii() else "*", (x0 * zoom + 2, y1 * zoom - 3),
+                            cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 220, 0), 2)
+            tile = cv2.resize(image, (320, 160))
+            if boxes is None:
+                tile[:12] = (0, 0, 255)
+            tiles.append(tile)
+        rows.append(np.hstack(tiles + [np.full((160, 8, 3), 255, np.uint8)]))
+    rows += [np.zeros_like(rows[0])] * (-len(rows) % 2)
+    cv2.imwrite(str(path), np.vstack([np.hstack(rows[i:i + 2]) for i in range(0, len(rows), 2)]))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
-    parser.add_argument("--sheets", type=Path, help="write a contact sheet per text-only folder here")
+    parser.add_argument("--sheets", type=Path, help="write a contact sheet per folder here (classical | detector)")
+    parser.add_argument("--all", action="store_true", help="every plate, not only the held-out ones")
     args = parser.parse_args()
+    torch.set_num_threads(1)
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads)")
-
+          f"OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads), torch {torch.__version__} "
+          f"({torch.get_num_threads()} threads), load average {os.getloadavg()[0]:.1f}")
+    load_detector()
     start = time.perf_counter()
-    annotated = load_plates(args.data / ANNOTATED).plates
-    print(f"{ANNOTATED}: {measure_annotated(annotated)}")
-    for name in TEXT_ONLY:
-        load_start = time.perf_counter()
-        result = load_plates(args.data / name)  # segments every plate as it imports it
-        seconds = time.perf_counter() - load_start
-        total = len(result.plates) + len(result.skipped)
-        reasons = Counter(p.message.removeprefix("not segmented: ") for p in result.skipped)
-        print(f"{name}: segmented {len(result.plates)}/{total} ({len(result.plates) / total:.1%}), "
-              f"import with segmentation {seconds:.1f} s ({1000 * seconds / total:.1f} ms/plate)\n"
-              f"    top refusals: {reasons.most_common(4)}")
+    for name in (ANNOTATED, *TEXT_ONLY):
+        result = load_plates(args.data / name)
+        plates = [p for p in result.plates + result.text_only if args.all or is_holdout(p)]
+        images = [read_image(p.image_path) for p in plates]
+        print(f"{name}: {len(plates)} {'' if args.all else 'held-out '}plates")
+        results = []
+        for label, method in METHODS.items():
+            segs, seconds = run(method, images, plates)
+            results.append(segs)
+            figures = measure_annotated(plates, segs) if name == ANNOTATED else measure_text_only(segs)
+            print(f"    {label}: {figures}\n        {1000 * seconds / len(plates):.1f} ms/plate")
         if args.sheets:
             args.sheets.mkdir(parents=True, exist_ok=True)
-            sheet(result.plates, args.sheets / f"{name}.png")
+            sheet(images, plates, results[:2], args.sheets / f"{name}.png")
     print(f"all folders: {time.perf_counter() - start:.1f} s wall")
 
 

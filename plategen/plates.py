@@ -15,9 +15,10 @@ Every image is read through `read_image_and_bytes`: regular files only (a pipe
 would block forever, a device never ends) and at most `MAX_IMAGE_PIXELS`,
 checked in the header before decoding.
 
-Plates that carry only text get boxes from `segment.segment_plate`; plates it
-cannot segment are kept in `ImportResult.skipped` with the reason, never dropped
-silently and never given guessed labels.
+Plates that carry only text get boxes from `detect.segment_with_text` (the learned
+detector decoded with the text, the classical `segment.segment_plate` when it refuses);
+plates neither can segment are kept in `ImportResult.skipped` with the reason, never
+dropped silently and never given guessed labels.
 """
 
 from __future__ import annotations
@@ -30,14 +31,14 @@ import shlex
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Literal, Sequence
+from typing import Callable, Iterable, Literal
 
 import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from plategen.errors import PlategenError, require_regular_file
-from plategen.segment import segment_plate
+from plategen.segment import reading_rows
 
 # A corrupt image is our one-line error; OpenCV would print a WARN line before it.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
@@ -52,7 +53,6 @@ Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels, x1/y1 exclusive
 MAX_IMAGE_PIXELS = 64_000_000
 MAX_PIXELS_ENV = "PLATEGEN_MAX_IMAGE_PIXELS"  # overrides MAX_IMAGE_PIXELS
 BYTES_PER_PIXEL_BOUND = 4  # no image format we read stores more (uncompressed 32-bit BMP): a larger file is not read
-ROW_GAP = 0.5  # a jump in box centres of this share of the box height may start a second row
 
 
 @dataclass(frozen=True)
@@ -268,7 +268,9 @@ def _add_plate(result: ImportResult, folder: Path, path: Path, text: str,
         boxes = tuple(_to_pixels(b, width, height) for b in norm_boxes)
         result.plates.append(Plate(path, text, boxes, "annotated", str(folder), sha, region))
         return
-    seg = segment_plate(image, text)
+    from plategen.detect import segment_with_text  # loads torch: only once a text-only plate needs boxes
+
+    seg = segment_with_text(image, text)
     if seg.boxes is None:
         result.skipped.append(Problem(path, f"not segmented: {seg.reason}"))
         result.text_only.append(Plate(path, text, (), "estimated", str(folder), sha, region))
@@ -323,29 +325,6 @@ def _read_yolo(folder: Path) -> tuple[list[RawRecord], ImportResult]:
         text = "".join(ch for ch, _ in parsed)
         records.append((image_path, text, [b for _, b in parsed], ""))
     return records, result
-
-
-def reading_rows(boxes: Sequence[tuple[float, float, float, float]]) -> list[list[int]]:
-    """Indices of `boxes` (x0, y0, x1, y1, any unit) per row in reading order: top row first, each
-    row left to right by box centre. One row unless the boxes split into two bands.
-
-    Two rows need a gap in box centres of `ROW_GAP` box heights AND x ranges that overlap
-    (the lower row sits under the upper one); a single row photographed at a slant has
-    spread-out centres too, but its left and right halves do not overlap in x.
-    """
-    centres = np.array([(b[1] + b[3]) / 2 for b in boxes])
-    height = float(np.median([b[3] - b[1] for b in boxes]))
-    order = np.argsort(centres, kind="stable")
-    gaps = np.diff(centres[order])
-    rows = [list(range(len(boxes)))]
-    if len(gaps) and gaps.max() >= ROW_GAP * height:
-        cut = int(gaps.argmax()) + 1
-        top, bottom = sorted(order[:cut].tolist()), sorted(order[cut:].tolist())
-        top_left, top_right = min(boxes[i][0] for i in top), max(boxes[i][2] for i in top)
-        bottom_left, bottom_right = min(boxes[i][0] for i in bottom), max(boxes[i][2] for i in bottom)
-        if min(top_right, bottom_right) > max(top_left, bottom_left):
-            rows = [top, bottom]
-    return [sorted(row, key=lambda i: boxes[i][0] + boxes[i][2]) for row in rows]
 
 
 def _parse_yolo_label(path: Path, classes: list[str], problems: list[Problem]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import cv2
 import numpy as np
@@ -41,6 +41,7 @@ MASK_PIECE = 0.4  # a mask hides a whole character, so a piece of one spans this
 #                   paper in a character's hollow (beside an F's or L's arm, a 1's flag) is shorter
 CUT_SLANTS = (0.0, -0.1, 0.1, -0.2, 0.2, -0.3, 0.3)  # x shift per row of a cut between characters, upright first
 CJK_WIDTH = 1.55  # widest a leading CJK character may be, in typical Latin character widths
+ROW_GAP = 0.5  # a jump in box centres of this share of the box height may start a second row
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,29 @@ def segment_plate(image: np.ndarray, text: str) -> Segmentation:
     if _unexplained(votes[0][1], text, np.concatenate(seen)):
         return Segmentation(None, "a character-like blob next to the characters is not in the text")
     return Segmentation(_to_image_boxes(_padded(votes[0][1], text), scale, image.shape), "")
+
+
+def reading_rows(boxes: Sequence[tuple[float, float, float, float]]) -> list[list[int]]:
+    """Indices of `boxes` (x0, y0, x1, y1, any unit) per row in reading order: top row first, each
+    row left to right by box centre. One row unless the boxes split into two bands.
+
+    Two rows need a gap in box centres of `ROW_GAP` box heights AND x ranges that overlap
+    (the lower row sits under the upper one); a single row photographed at a slant has
+    spread-out centres too, but its left and right halves do not overlap in x.
+    """
+    centres = np.array([(b[1] + b[3]) / 2 for b in boxes])
+    height = float(np.median([b[3] - b[1] for b in boxes]))
+    order = np.argsort(centres, kind="stable")
+    gaps = np.diff(centres[order])
+    rows = [list(range(len(boxes)))]
+    if len(gaps) and gaps.max() >= ROW_GAP * height:
+        cut = int(gaps.argmax()) + 1
+        top, bottom = sorted(order[:cut].tolist()), sorted(order[cut:].tolist())
+        top_left, top_right = min(boxes[i][0] for i in top), max(boxes[i][2] for i in top)
+        bottom_left, bottom_right = min(boxes[i][0] for i in bottom), max(boxes[i][2] for i in bottom)
+        if min(top_right, bottom_right) > max(top_left, bottom_left):
+            rows = [top, bottom]
+    return [sorted(row, key=lambda i: boxes[i][0] + boxes[i][2]) for row in rows]
 
 
 def _likeliest_reason(misses: list[tuple[int, str]]) -> str:

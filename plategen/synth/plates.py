@@ -35,7 +35,7 @@ from plategen.synth.exports import FinishedPlate, write_lprnet, write_paddleocr,
 from plategen.glyphs import Font
 from plategen.layout import PlateLayout, draw_texts, layout_of, parse_pattern, read_texts
 from plategen.plates import Plate, Problem, clean_text, detect_format, load_plate, load_plates, read_image
-from plategen.segment import segment_plate
+from plategen.detect import segment_with_text
 from plategen.synth import plate_writers, writers
 from plategen.synth.check import LabelCheck
 from plategen.synth.engine import Batch, Engine, Synthesizer, generate_threads
@@ -156,7 +156,7 @@ def _plate_of_file(path: Path) -> tuple[Plate | None, Problem | None]:
                             "(YOLO labels/ + classes.txt, or a CSV image_path,plate_text), or name the file by "
                             "its plate text, e.g. 1234BCD.jpg")
     image = read_image(path)
-    seg = segment_plate(image, text)
+    seg = segment_with_text(image, text)
     if seg.boxes is None:
         return None, Problem(path, f"not segmented: {seg.reason}")
     return Plate(path, text, tuple(seg.boxes), "estimated", str(folder), hashlib.sha256(path.read_bytes())

@@ -1,0 +1,77 @@
+"""Train the character detector shipped as checkpoints/detector.safetensors (plategen.detect).
+
+    OMP_NUM_THREADS=1 python benchmarks/train_detector.py [--data ../shared/data] [--steps 3000 --tune-steps 1500]
+
+Training plates are the train side of every folder (`not dataset.is_holdout`): uc3m-lp with its
+drawn boxes, ccpd-crops and openalpr-us with the boxes the classical segmentation gives the
+plates it accepts. Then the train-side plates it refuses are given the boxes the first detector
+finds for their text (where it accepts them) and training goes on over all of them at a lower
+rate: the text-only folders' harder plates are the ones classical segmentation refuses. The
+held-out plates are the benchmark's (benchmarks/segmentation.py); the detector never sees them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from plategen.dataset import is_holdout  # noqa: E402
+from plategen.detect import DEFAULT_DETECTOR, Sample, detect_characters, save_detector, train_detector  # noqa: E402
+from plategen.plates import Plate, load_plates, read_image  # noqa: E402
+from plategen.segment import segment_plate  # noqa: E402
+
+FOLDERS = ("uc3m-lp", "ccpd-crops", "openalpr-us")
+
+
+def train_side(data: Path) -> dict[str, list[tuple[Plate, np.ndarray]]]:
+    """Each folder's train-side plates with their images."""
+    out = {}
+    for name in FOLDERS:
+        result = load_plates(data / name)
+        out[name] = [(p, read_image(p.image_path)) for p in result.plates + result.text_only if not is_holdout(p)]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--tune-steps", type=int, default=1500)
+    parser.add_argument("--out", type=Path, default=DEFAULT_DETECTOR)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    plates = train_side(args.data)
+    samples, refused, counts = [], [], {}
+    for name, items in plates.items():
+        for plate, image in items:
+            boxes = plate.boxes if plate.box_origin == "annotated" else segment_plate(image, plate.text).boxes
+            if boxes:
+                samples.append(Sample(image, np.array(boxes, np.float32)))
+            else:
+                refused.append((name, plate, image))
+        counts[name] = len(samples) - sum(counts.values())
+    print(f"training plates with boxes: {counts}; refused by classical segmentation: {len(refused)}")
+    net, first = train_detector(samples, args.steps)
+    found = {name: 0 for name in FOLDERS}
+    for name, plate, image in refused:
+        boxes = detect_characters(image, plate.text, net).boxes
+        if boxes:
+            samples.append(Sample(image, np.array(boxes, np.float32)))
+            found[name] += 1
+    print(f"refused plates the first detector gives boxes: {found}")
+    net, second = train_detector(samples, args.tune_steps, seed=1, lr=1e-3, net=net)
+    meta = {"width": second["width"], "split": "not dataset.is_holdout(plate)", "plates": counts,
+            "detector_boxed": found, "first": first, "second": second}
+    save_detector(args.out, net, meta)
+    print(f"wrote {args.out}: {meta}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,266 @@
+"""A small learned character detector: a map of character centres and extents, decoded with the text.
+
+The plate is resized to a fixed INPUT_SIZE and a tiny fully convolutional network predicts,
+per cell of a map at 1/STRIDE scale, how likely a character centre lies there (a heatmap),
+where in the cell, and the character's width and height. With a known text the len(text)
+strongest peaks are taken and put in reading order (`reading_rows`: two-row plates top row
+first); the plate is refused when fewer than that many peaks are confident or a further
+confident peak (a character the text lacks) is left over, since a wrong box is worse than
+none. Without a text, every confident peak is a character. `segment.segment_plate` stays as
+the classical method; the importers try this detector first and fall back to it
+(`segment_with_text`).
+
+Weights live in checkpoints/detector.safetensors (`save_detector`/`load_detector`, the JSON
+header records how they were trained); `train_detector` is the training loop.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save
+from torch import nn
+
+from plategen.atomic import atomic_write_bytes
+from plategen.errors import PlategenError, require_regular_file
+from plategen.segment import Box, Segmentation, reading_rows, segment_plate
+
+INPUT_SIZE = (48, 128)  # height, width the plate is resized to (plates run from 2:1 US to 4:1 Chinese)
+STRIDE = 4  # input pixels per map cell
+CONFIDENT = 0.3  # a peak this strong is a character ...
+MIN_INK_STD = 3.0  # ... if its box is not flat (grey spread; drawn uc3m boxes: >= 4): the net fires on a blank image too
+HEADER_KEY = "plategen-detector"
+DEFAULT_DETECTOR = Path(__file__).resolve().parents[1] / "checkpoints" / "detector.safetensors"
+
+
+class DetectorNet(nn.Module):
+    """Centre heatmap (1 channel, a logit), centre offset in the cell (2) and log width, height in cells (2)."""
+
+    def __init__(self, width: int = 32):
+        super().__init__()
+
+        def block(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> list[nn.Module]:
+            return [nn.Conv2d(cin, cout, 3, stride, padding=dilation, dilation=dilation, bias=False),
+                    nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+        self.body = nn.Sequential(*block(3, 24, 2), *block(24, 32, 2), *block(32, width),
+                                  *block(width, width, dilation=2), *block(width, width, dilation=4),
+                                  *block(width, width))  # dilations: a cell sees its character and neighbours
+        self.head = nn.Conv2d(width, 5, 1)
+        nn.init.constant_(self.head.bias[:1], -4.0)  # start with few peaks, as focal-loss detectors do
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+def to_input(image: np.ndarray) -> np.ndarray:
+    """HxWx3 uint8 RGB plate as the 3xHxW float input at INPUT_SIZE."""
+    resized = cv2.resize(image, INPUT_SIZE[::-1], interpolation=cv2.INTER_AREA)
+    return resized.transpose(2, 0, 1).astype(np.float32) / 255.0
+
+
+@dataclass(frozen=True)
+class Peaks:
+    boxes: np.ndarray  # [k, 4] x0, y0, x1, y1 in the image's pixels, strongest first
+    scores: np.ndarray  # [k] heatmap values, falling
+
+
+def peaks(net: DetectorNet, image: np.ndarray, limit: int = 20) -> Peaks:
+    """The strongest local maxima of the centre heatmap and their boxes."""
+    with torch.no_grad():
+        out = net(torch.from_numpy(to_input(image))[None])[0]
+    heat = torch.sigmoid(out[0])
+    local = heat == F.max_pool2d(heat[None, None], 3, 1, 1)[0, 0]
+    scores, index = torch.topk((heat * local).flatten(), min(limit, heat.numel()))
+    ys, xs = index // heat.shape[1], index % heat.shape[1]
+    cx = (xs + out[1, ys, xs].clamp(0, 1)) * STRIDE
+    cy = (ys + out[2, ys, xs].clamp(0, 1)) * STRIDE
+    w, h = torch.exp(out[3, ys, xs].clamp(max=4)) * STRIDE, torch.exp(out[4, ys, xs].clamp(max=4)) * STRIDE
+    sx, sy = image.shape[1] / INPUT_SIZE[1], image.shape[0] / INPUT_SIZE[0]
+    boxes = torch.stack([(cx - w / 2) * sx, (cy - h / 2) * sy, (cx + w / 2) * sx, (cy + h / 2) * sy], 1).numpy()
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    kept: list[int] = []
+    for i, (x, y) in enumerate(centres):  # a second peak on a wide character (a province, an emblem) is not another
+        if not any(boxes[j, 0] <= x <= boxes[j, 2] and boxes[j, 1] <= y <= boxes[j, 3] for j in kept):
+            kept.append(i)
+    return Peaks(boxes[kept], scores.numpy()[kept])
+
+
+def detect_characters(image: np.ndarray, text: str | None = None, net: DetectorNet | None = None) -> Segmentation:
+    """Boxes for `text` in `image` (HxWx3 uint8 RGB) in text order, or a refusal saying why.
+    Without `text`: every confident character in reading order, refused when there is none."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or min(image.shape[:2]) < 4:
+        return Segmentation(None, f"expected an HxWx3 uint8 image, got {image.shape} {image.dtype}")
+    if text is not None and not text:
+        return Segmentation(None, "empty text")
+    found = peaks(net or load_detector(), image)
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    boxes = [_clipped(b, image.shape) for b in found.boxes]
+    chars = [(x0, y0, x1, y1) for (x0, y0, x1, y1), score in zip(boxes, found.scores)
+             if score >= CONFIDENT and gray[y0:y1, x0:x1].std() >= MIN_INK_STD]
+    n = len(chars) if text is None else len(text)
+    if n == 0:
+        return Segmentation(None, "no character found")
+    if len(chars) < n:
+        return Segmentation(None, f"the detector is confident of {len(chars)} characters for {n}")
+    if len(chars) > n:
+        return Segmentation(None, f"the detector finds {len(chars)} characters for {n}: one the text lacks")
+    return Segmentation(tuple(chars[i] for row in reading_rows(chars) for i in row), "")
+
+
+def segment_with_text(image: np.ndarray, text: str) -> Segmentation:
+    """The importers' boxes for a text-only plate: the detector, then the classical method when the
+    detector refuses (its refusal reason is kept when both refuse)."""
+    learned = detect_characters(image, text)
+    if learned.boxes is not None:
+        return learned
+    classical = segment_plate(image, text)
+    if classical.boxes is not None:
+        return classical
+    return Segmentation(None, f"{learned.reason}; classical: {classical.reason}")
+
+
+def _clipped(box: np.ndarray, shape: tuple[int, ...]) -> Box:
+    height, width = shape[:2]
+    x0, y0 = int(np.clip(np.floor(box[0]), 0, width - 1)), int(np.clip(np.floor(box[1]), 0, height - 1))
+    return x0, y0, max(int(np.clip(np.ceil(box[2]), 0, width)), x0 + 1), max(int(np.clip(np.ceil(box[3]), 0, height)), y0 + 1)
+
+
+# ---------------------------------------------------------------- weights
+
+
+def save_detector(path: Path | str, net: DetectorNet, meta: dict) -> None:
+    data = save({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()},
+                metadata={HEADER_KEY: json.dumps(meta, ensure_ascii=False)})
+    atomic_write_bytes(Path(path), data)
+
+
+@functools.lru_cache(maxsize=4)
+def load_detector(path: Path | str = DEFAULT_DETECTOR) -> DetectorNet:
+    """The detector in eval mode, or one PlategenError naming the file."""
+    path = Path(path)
+    require_regular_file(path, "detector")
+    try:
+        tensors = load_file(str(path))
+        with safe_open(str(path), framework="pt") as handle:
+            meta = (handle.metadata() or {}).get(HEADER_KEY)
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise PlategenError(f"{path}: not a readable detector (truncated or not a safetensors file: {exc})") from exc
+    if meta is None:
+        raise PlategenError(f"{path}: a safetensors file, but not a plategen detector (no '{HEADER_KEY}' header)")
+    try:
+        net = DetectorNet(int(json.loads(meta)["width"]))
+        net.load_state_dict(tensors, strict=True)
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise PlategenError(f"{path}: damaged detector header ({exc!r})") from None
+    except RuntimeError as exc:
+        raise PlategenError(f"{path}: weights do not match the detector ({str(exc).splitlines()[0]})") from exc
+    return net.eval()
+
+
+# ---------------------------------------------------------------- training
+
+
+@dataclass(frozen=True)
+class Sample:
+    image: np.ndarray  # HxWx3 uint8 RGB
+    boxes: np.ndarray  # [n, 4] x0, y0, x1, y1 pixels: every character on the plate
+
+
+def augment(sample: Sample, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A random crop jitter (a little tighter or looser than the plate, shifted, slightly tilted) and
+    colour change (inversion, channel order, contrast, blur, noise), at INPUT_SIZE: the input and its boxes."""
+    height, width = sample.image.shape[:2]
+    left, right = rng.uniform(-0.04, 0.12, 2) * width
+    top, bottom = rng.uniform(-0.04, 0.2, 2) * height
+    src = np.float32([[-left, -top], [width + right, -top], [-left, height + bottom]])
+    src[:, 1] += rng.normal(0, 0.03) * height * np.float32([0, 1, 0])  # shear: a slight tilt of the top edge
+    dst = np.float32([[0, 0], [INPUT_SIZE[1], 0], [0, INPUT_SIZE[0]]])
+    matrix = cv2.getAffineTransform(src, dst)
+    image = cv2.warpAffine(sample.image, matrix, INPUT_SIZE[::-1], flags=cv2.INTER_AREA,
+                           borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    corners = sample.boxes[:, [0, 1, 2, 1, 0, 3, 2, 3]].reshape(-1, 4, 2)
+    moved = corners @ matrix[:, :2].T + matrix[:, 2]
+    boxes = np.concatenate([moved.min(axis=1), moved.max(axis=1)], axis=1)
+    if rng.random() < 0.3:
+        image = 255.0 - image
+    image = image[:, :, rng.permutation(3)]
+    if rng.random() < 0.2:
+        image = np.repeat(image.mean(axis=2, keepdims=True), 3, axis=2)
+    image = (image - 128.0) * rng.uniform(0.5, 1.3) + 128.0 + rng.uniform(-40, 40)
+    if rng.random() < 0.3:
+        image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.5, 1.2))
+    image = image + rng.normal(0, rng.uniform(0, 8), image.shape)
+    return np.clip(image, 0, 255).transpose(2, 0, 1).astype(np.float32) / 255.0, boxes
+
+
+def targets(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gaussian centre heatmap [H, W], regression targets [4, H, W] and where they apply [H, W]."""
+    mh, mw = INPUT_SIZE[0] // STRIDE, INPUT_SIZE[1] // STRIDE
+    heat = np.zeros((mh, mw), np.float32)
+    reg = np.zeros((4, mh, mw), np.float32)
+    mask = np.zeros((mh, mw), np.float32)
+    ys, xs = np.mgrid[0:mh, 0:mw].astype(np.float32)
+    for x0, y0, x1, y1 in boxes / STRIDE:
+        cx, cy, w, h = (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0
+        if not (0 <= cx < mw and 0 <= cy < mh) or w <= 0 or h <= 0:
+            continue
+        ix, iy = int(cx), int(cy)
+        sx, sy = max(w / 6, 0.5), max(h / 6, 0.5)
+        blob = np.exp(-((xs - ix) ** 2 / (2 * sx * sx) + (ys - iy) ** 2 / (2 * sy * sy)))
+        heat = np.maximum(heat, blob)
+        reg[:, iy, ix] = cx - ix, cy - iy, np.log(w), np.log(h)
+        mask[iy, ix] = 1.0
+    return heat, reg, mask
+
+
+def detector_loss(out: torch.Tensor, heat: torch.Tensor, reg: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """CenterNet's focal loss on the heatmap plus L1 on offsets and log sizes at the centres."""
+    p = torch.sigmoid(out[:, 0]).clamp(1e-4, 1 - 1e-4)
+    centre = heat >= 1.0
+    pos = -(torch.log(p) * (1 - p) ** 2)[centre].sum()
+    neg = -(torch.log(1 - p) * p ** 2 * (1 - heat) ** 4)[~centre].sum()
+    count = centre.sum().clamp(min=1)
+    l1 = (torch.abs(out[:, 1:] - reg) * mask[:, None]).sum() / count
+    return (pos + neg) / count + l1
+
+
+def train_detector(samples: Sequence[Sample], steps: int, seed: int = 0, batch: int = 32, lr: float = 3e-3,
+                   net: DetectorNet | None = None, log=print) -> tuple[DetectorNet, dict]:
+    """Train `net` (default: a new one) on augmented `samples`; the net in eval mode and a summary for the header."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    net = (net or DetectorNet()).train()
+    optimiser = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, lr, total_steps=steps, pct_start=0.1)
+    start, losses = time.perf_counter(), []
+    for step in range(steps):
+        picked = rng.integers(len(samples), size=batch)
+        inputs, maps = [], []
+        for i in picked:
+            image, boxes = augment(samples[i], rng)
+            inputs.append(image)
+            maps.append(targets(boxes))
+        loss = detector_loss(net(torch.from_numpy(np.stack(inputs))),
+                             *(torch.from_numpy(np.stack(m)) for m in zip(*maps)))
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        losses.append(loss.item())
+        if step % 100 == 0 or step == steps - 1:
+            log(f"step {step}: loss {np.mean(losses[-100:]):.3f} ({time.perf_counter() - start:.0f} s)")
+    summary = {"width": net.body[6].out_channels, "steps": steps, "batch": batch, "lr": lr, "seed": seed, "samples": len(samples),
+               "final_loss": round(float(np.mean(losses[-100:])), 4),
+               "seconds": round(time.perf_counter() - start, 1)}
+    return net.eval(), summary

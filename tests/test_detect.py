@@ -1,0 +1,67 @@
+"""The shipped character detector on held-out real plates (ones it never trained on), and its refusals.
+
+Floors sit well under what was measured with the shipped weights (see each assert; the whole
+held-out set is benchmarks/segmentation.py's), so a regression fails while noise across builds does not.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from plategen.dataset import is_holdout
+from plategen.detect import detect_characters, load_detector
+from plategen.errors import PlategenError
+from plategen.plates import Plate, read_image
+from plategen.segment import iou
+
+
+@pytest.fixture(scope="module")
+def held_out(imported) -> list[tuple[Plate, np.ndarray]]:
+    """The first 80 held-out uc3m-lp plates by name."""
+    plates = [p for p in imported("uc3m-lp").plates if is_holdout(p)][:80]
+    return [(p, read_image(p.image_path)) for p in plates]
+
+
+def test_finds_the_drawn_characters_of_held_out_plates(held_out) -> None:
+    ious, wrong = [], 0
+    for plate, image in held_out:
+        seg = detect_characters(image, plate.text)
+        if seg.boxes is None:
+            ious += [0.0] * len(plate.text)
+            continue
+        for i, box in enumerate(seg.boxes):
+            overlaps = [iou(box, drawn) for drawn in plate.boxes]
+            ious.append(overlaps[i])
+            wrong += max(overlaps) > overlaps[i]
+            x0, y0, x1, y1 = box
+            assert 0 <= x0 < x1 <= image.shape[1] and 0 <= y0 < y1 <= image.shape[0]
+    assert np.mean(np.array(ious) >= 0.5) >= 0.93  # measured 98.5% (401 characters)
+    assert wrong <= 2  # measured 0; a box on the wrong character is the failure that matters most
+
+
+def test_text_of_the_wrong_length_is_refused(held_out) -> None:
+    accepted = 0
+    for plate, image in held_out[:30]:
+        accepted += detect_characters(image, plate.text + "7").boxes is not None
+        accepted += detect_characters(image, plate.text[:-1]).boxes is not None
+    assert accepted <= 6  # measured 1 of 60
+
+
+def test_without_text_it_finds_the_plate_s_characters(held_out) -> None:
+    counted = [len(detect_characters(image).boxes or ()) == len(plate.text) for plate, image in held_out[:30]]
+    assert np.mean(counted) >= 0.8  # measured 29 of 30
+
+
+def test_bad_input_is_refused_with_a_reason() -> None:
+    blank = detect_characters(np.full((60, 160, 3), 200, np.uint8))
+    assert blank.boxes is None and blank.reason == "no character found"
+    grey = detect_characters(np.zeros((60, 160), np.uint8), "1234")
+    assert grey.boxes is None and "HxWx3 uint8" in grey.reason
+
+
+def test_a_file_that_is_not_a_detector_is_one_error_naming_it(tmp_path) -> None:
+    path = tmp_path / "detector.safetensors"
+    path.write_bytes(b"not weights")
+    with pytest.raises(PlategenError, match="detector.safetensors: not a readable detector"):
+        load_detector(path)
