@@ -7,11 +7,12 @@ costly, so synthesis measures and corrects instead:
 
 - the style entry's paper and ink: Otsu on the luminance of its central band (the EU band,
   the frame and the state name lie outside it); paper is the larger class, ink the smaller;
-  each colour is the class's median;
+  each colour is the class mean (as for the generated crop, so that anti-aliased rims pull
+  both alike);
 - the generated crop's own paper and ink: a two-class split of its luminance (iterated
-  mean threshold), ink being the class the clean content glyph covers more; class medians;
-- each pixel's place t between the crop's paper (0) and ink (1), projected on that colour
-  axis, becomes the style's colour at t, plus RESIDUAL of what the axis does not explain
+  mean threshold), ink being the class the clean content glyph covers more; class means;
+- each pixel's place t on the crop's paper (0) -> ink (1) colour axis, held to [0, 1],
+  becomes the style's colour at t, plus RESIDUAL of what the axis does not explain
   (texture, dirt; a tint such as the blue bar is cut by as much).
 
 A crop is left as it is when its two classes hardly differ (nothing drawn) or when its ink is
@@ -57,10 +58,10 @@ def plate_colours(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     threshold, _ = cv2.threshold(luma, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     light = luma > threshold
     if light.all() or not light.any():
-        colour = np.median(pixels, 0).astype(np.float32)
+        colour = pixels.mean(0, dtype=np.float32)
         return colour, colour
     paper = light if light.mean() >= 0.5 else ~light
-    return np.median(pixels[paper], 0).astype(np.float32), np.median(pixels[~paper], 0).astype(np.float32)
+    return pixels[paper].mean(0, dtype=np.float32), pixels[~paper].mean(0, dtype=np.float32)
 
 
 def style_palette(pool: StylePool) -> Palette:
@@ -88,41 +89,48 @@ def style_palette(pool: StylePool) -> Palette:
     return Palette(background, ink)
 
 
-def _class_median(pixels: Tensor, member: Tensor) -> Tensor:
-    """Per crop, the channel-wise median [B,3] of `pixels` [B,3,N] where `member` [B,N] holds
-    (medians, as for the style plate: anti-aliased rims and stray fragments do not pull them)."""
-    return pixels.masked_fill(~member.unsqueeze(1), float("nan")).nanmedian(2).values
-
-
 def match_colours(images: Tensor, glyphs: Tensor, background: Tensor, ink: Tensor) -> Tensor:
     """Generated crops [B,3,S,S] (0-255) recoloured to paper `background` and `ink` [B,3];
-    `glyphs` [B,1,S,S] (0-1, ink high) are their content glyphs, which tell ink from paper."""
+    `glyphs` [B,1,S,S] (0-1, ink high) are their content glyphs, which tell ink from paper.
+
+    Per crop: its paper goes to `background`, its ink to `ink`, what lies off the paper-ink
+    axis is scaled by RESIDUAL. A few passes over the pixels, batched: cheap next to the generator.
+    """
     b = images.shape[0]
     pixels = images.reshape(b, 3, -1)
-    luma = torch.einsum("c,bcn->bn", pixels.new_tensor(LUMA), pixels)
+    n = pixels.shape[2]
+    luma_w = pixels.new_tensor(LUMA)
+    luma = torch.einsum("c,bcn->bn", luma_w, pixels)
     threshold = luma.mean(1, keepdim=True)
     for _ in range(SPLIT_ROUNDS):
-        light = luma > threshold
+        light = (luma > threshold).to(luma.dtype)
         n_light = light.sum(1, keepdim=True)
-        mean_light = (luma * light).sum(1, keepdim=True) / n_light.clamp_min(1)
-        mean_dark = (luma * ~light).sum(1, keepdim=True) / (luma.shape[1] - n_light).clamp_min(1)
-        threshold = torch.where((n_light > 0) & (n_light < luma.shape[1]), (mean_light + mean_dark) / 2, threshold)
-    light = luma > threshold
-    split = light.any(1) & ~light.all(1)
+        sum_light = (luma * light).sum(1, keepdim=True)
+        mean_light = sum_light / n_light.clamp_min(1)
+        mean_dark = (luma.sum(1, keepdim=True) - sum_light) / (n - n_light).clamp_min(1)
+        threshold = torch.where((n_light > 0) & (n_light < n), (mean_light + mean_dark) / 2, threshold)
+    light = (luma > threshold).to(luma.dtype)
+    n_light = light.sum(1)
+    split = (n_light > 0) & (n_light < n)
     glyph = glyphs.reshape(b, -1)
-    on_light = (glyph * light).sum(1) / light.sum(1).clamp_min(1)
-    on_dark = (glyph * ~light).sum(1) / (~light).sum(1).clamp_min(1)
-    is_ink = torch.where((on_light > on_dark)[:, None], light, ~light)
-    gen_ink, gen_paper = _class_median(pixels, is_ink), _class_median(pixels, ~is_ink)
+    on_light = (glyph * light).sum(1) / n_light.clamp_min(1)
+    on_dark = (glyph.sum(1) - (glyph * light).sum(1)) / (n - n_light).clamp_min(1)
+    sum_light = torch.bmm(pixels, light.unsqueeze(2)).squeeze(2)  # [B,3]
+    mean_light = sum_light / n_light.clamp_min(1).unsqueeze(1)
+    mean_dark = (pixels.sum(2) - sum_light) / (n - n_light).clamp_min(1).unsqueeze(1)
+    ink_is_light = (on_light > on_dark).unsqueeze(1)
+    gen_ink = torch.where(ink_is_light, mean_light, mean_dark)
+    gen_paper = torch.where(ink_is_light, mean_dark, mean_light)
     axis = gen_ink - gen_paper  # [B,3]
-    offset = pixels - gen_paper.unsqueeze(2)
-    t = (torch.einsum("bc,bcn->bn", axis, offset) / (axis * axis).sum(1, keepdim=True).clamp_min(1e-6)).clamp_(0, 1)
-    t = t.unsqueeze(1)
-    residual = offset - t * axis.unsqueeze(2)
-    out = background.unsqueeze(2) + t * (ink - background).unsqueeze(2) + RESIDUAL * residual
-    luma_w = pixels.new_tensor(LUMA)
+    along = axis / (axis * axis).sum(1, keepdim=True).clamp_min(1e-6)
+    # t: each pixel's place on the paper -> ink axis, held to [0, 1] (the generator's paper and
+    # ink are softer than a printed plate's: nothing may go past the style's)
+    t = (torch.bmm(along.unsqueeze(1), pixels) - (along * gen_paper).sum(1)[:, None, None]).clamp_(0, 1)
+    # background + t (ink - background) + RESIDUAL (pixel - paper - t axis)
+    span = (ink - background - RESIDUAL * axis).unsqueeze(2)  # [B,3,1]
+    bias = (background - RESIDUAL * gen_paper).unsqueeze(2)
+    out = torch.baddbmm(bias, span, t).add_(pixels, alpha=RESIDUAL).clamp_(0, 255)
     gap = (axis * luma_w).sum(1)
     same_polarity = (gap > 0) == (((ink - background) * luma_w).sum(1) > 0)
     recolour = split & (gap.abs() >= MIN_CONTRAST) & same_polarity
-    out = torch.where(recolour[:, None, None], out.clamp_(0, 255), pixels)
-    return out.reshape(images.shape)
+    return torch.where(recolour[:, None, None], out, pixels).reshape(images.shape)
