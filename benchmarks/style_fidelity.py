@@ -1,6 +1,8 @@
 """Style fidelity on held-out plates: do generated characters take the style plate's colours?
 
     python benchmarks/style_fidelity.py [--data ../shared/data] [--per-plate 16] [--sheet style-fidelity.png]
+    python benchmarks/style_fidelity.py --raw-colours        # the generator's own colours (no colour matching)
+    python benchmarks/style_fidelity.py --trained-plates --max-plates 40   # for tuning: never the held-out plates
 
 For every held-out plate (`dataset.is_holdout`: the shipped model never trained on it) of each
 source, the shipped model draws `--per-plate` characters of that plate's own characters in its

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from typer.testing import CliRunner
+
 from plategen.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+from plategen.cli import app
 from plategen.dataset import style_image
 from plategen.plates import read_image
 from plategen.synth import Diversity, generate_arrays
 from plategen.synth.recolour import LUMA, match_colours, plate_colours
+from conftest import synth_args
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "plate-es.jpg"
 
@@ -58,3 +63,18 @@ def test_ink_is_told_from_paper_by_the_glyph_not_by_area():
     paper, ink = torch.tensor([[20.0, 60, 200]]), torch.tensor([[255.0, 255, 255]])
     out = match_colours(image, glyphs, paper, ink)
     assert torch.allclose(out[0, :, 5, 5], ink[0]) and torch.allclose(out[0, :, 5, 28], paper[0])
+
+
+def test_raw_colours_writes_the_generators_own_colours(plate, tmp_path):
+    """--raw-colours is recorded in meta.json and changes the images; the default matches colours
+    (the shipped model: a random one draws too faint a character to be recoloured)."""
+    runner = CliRunner()
+    outs = {flag: tmp_path / flag.strip("-") for flag in ("--match-colours", "--raw-colours")}
+    for flag, out in outs.items():
+        result = runner.invoke(app, synth_args(plate, DEFAULT_CHECKPOINT, out, "--n", "8", "--chars", "0-7", flag))
+        assert result.exit_code == 0, result.output
+    metas = {flag: json.loads((out / "meta.json").read_text()) for flag, out in outs.items()}
+    assert metas["--match-colours"]["diversity"]["match_colours"] is True
+    assert metas["--raw-colours"]["diversity"]["match_colours"] is False
+    matched, raw = (sorted(p.read_bytes() for p in out.rglob("*.png")) for out in outs.values())
+    assert len(matched) == len(raw) == 8 and matched != raw
