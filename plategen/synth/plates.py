@@ -380,7 +380,7 @@ def run_plates(req, world: World, device: str, ckpt, ckpt_path: Path, fonts, sty
         collect(block_until=0)
         writer.close()
     except BaseException:  # clean up without ever hiding the error that stopped the run
-        writers.abandon_run(writer, collect, journal, world.leader, world.size == 1, req.out, meta, len(done))
+        writers.abandon_run(writer, collect, journal, world.leader, world.size == 1, req.out, meta, done)
         raise
     finally:
         composer.shutdown(cancel_futures=True)
