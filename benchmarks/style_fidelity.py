@@ -1,6 +1,8 @@
 """Style fidelity on held-out plates: do generated characters take the style plate's colours?
 
     python benchmarks/style_fidelity.py [--data ../shared/data] [--per-plate 16] [--sheet style-fidelity.png]
+    python benchmarks/style_fidelity.py --raw-colours        # the generator's own colours (no colour matching)
+    python benchmarks/style_fidelity.py --trained-plates --max-plates 40   # for tuning: never the held-out plates
 
 For every held-out plate (`dataset.is_holdout`: the shipped model never trained on it) of each
 source, the shipped model draws `--per-plate` characters of that plate's own characters in its
@@ -30,7 +32,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -272,7 +274,7 @@ def main() -> None:
     parser.add_argument("--sources", nargs="+", default=list(SOURCES))
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     parser.add_argument("--per-plate", type=int, default=16, help="generated characters per held-out plate")
-    parser.add_argument("--max-plates", type=int, default=None, help="at most this many held-out plates per source")
+    parser.add_argument("--max-plates", type=int, default=None, help="at most this many plates per source")
     parser.add_argument("--sheet", type=Path, default=None, help="PNG sheet of real beside generated crops")
     parser.add_argument("--sheet-plates", type=int, default=6, help="plates per source on the sheet")
     parser.add_argument("--json", type=Path, default=None, help="write every plate's figures here")
@@ -280,6 +282,11 @@ def main() -> None:
     parser.add_argument("--plain-styles", action="store_true",
                         help="style entries are the plate as given (no crop, shift, colour or blur changes): "
                              "the model's own colour error, without synth's style augmentation")
+    parser.add_argument("--raw-colours", action="store_true",
+                        help="the generator's own colours (synth without its colour matching, Diversity.match_colours)")
+    parser.add_argument("--trained-plates", action="store_true",
+                        help="measure on plates the model trained on instead of the held-out ones (for tuning "
+                             "synthesis without looking at held-out plates)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     console = Console(width=200)
@@ -288,18 +295,20 @@ def main() -> None:
     model = load_checkpoint(args.checkpoint)
     fonts = shipped_fonts()
     diversity = Diversity(crop=0, shift=0, colour=0, blur=0) if args.plain_styles else Diversity()
+    diversity = replace(diversity, match_colours=not args.raw_colours)
+    which = "trained-on" if args.trained_plates else "held-out"
     start = time.perf_counter()
     rows: list[PlateFidelity] = []
     summaries: list[SourceFidelity] = []
     shown = []
     for source in args.sources:
-        plates = [p for p in load_plates(args.data / source).plates if is_holdout(p)]
+        plates = [p for p in load_plates(args.data / source).plates if is_holdout(p) != args.trained_plates]
         plates = plates[: args.max_plates] if args.max_plates else plates
         samples = build_samples(plates)
         masks = {ch: glyph_mask(ch, fonts) for ch in samples.charset}
         on_sheet = set(np.linspace(0, len(plates) - 1, args.sheet_plates).round().astype(int).tolist())
         source_rows = []
-        for p in tracker(f"{source}: {len(plates)} held-out plates")(range(len(plates))):
+        for p in tracker(f"{source}: {len(plates)} {which} plates")(range(len(plates))):
             mine = samples.plate_index == p
             if not mine.any():
                 continue
@@ -319,8 +328,9 @@ def main() -> None:
         rows.extend(source_rows)
         summaries.append(summarise(source, source_rows))
     seconds = time.perf_counter() - start
-    table = Table(title=f"style fidelity on held-out plates, {args.checkpoint.name}"
-                        f"{', plain styles' if args.plain_styles else ''} "
+    table = Table(title=f"style fidelity on {which} plates, {args.checkpoint.name}"
+                        f"{', plain styles' if args.plain_styles else ''}"
+                        f"{', raw colours' if args.raw_colours else ', colours matched'} "
                         f"(CIEDE2000, median over plates; {seconds:.0f} s, load {os.getloadavg()[0]:.1f})")
     for column in ("source", "plates", "ΔE background", "ΔE ink", "floor bg / ink (real vs real)",
                    "left edge ΔL real / gen", "left edge ΔC* real / gen", "ΔE left edge"):

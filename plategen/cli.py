@@ -261,6 +261,9 @@ def synth(
     shard_size: int = typer.Option(10000, help="Images per shard (--format shards)."),
     workers: int = typer.Option(2, help="Threads encoding and writing PNGs."),
     noise: float = typer.Option(2.0, help="Sigma (0-255) of light noise added after generation; 0 = none."),
+    match_colours: bool = typer.Option(True, "--match-colours/--raw-colours", help="Recolour each character to "
+                                       "its style plate's paper and ink (the generator's own colours drift on "
+                                       "designs it never saw); --raw-colours keeps the generator's."),
     check: bool = typer.Option(True, help="Redraw images the model's discriminator reads as another character "
                                "(up to 4 draws; the manifest's check column says pass or fail)."),
     resume: bool = typer.Option(False, help="Finish an interrupted run in --out to exactly --n images."),
@@ -287,7 +290,7 @@ def synth(
     request = SynthRequest(styles=list(style), chars=charset, n=n, out=out, checkpoint=checkpoint,
                            seed=seed, device=device, batch_size=batch_size, format=fmt, shard_size=shard_size,
                            workers=workers, resume=resume, overwrite=overwrite, preview=preview,
-                           diversity=dataclasses.replace(Diversity(), noise=noise), check=check,
+                           diversity=dataclasses.replace(Diversity(), noise=noise, match_colours=match_colours), check=check,
                            command=["plategen", *sys.argv[1:]], plates=plates, pattern=pattern, texts=texts,
                            exports=list(export))
     leader = launched_rank() == 0  # under torchrun rank 0 alone draws the bar (of its own images) and the table

@@ -33,6 +33,7 @@ from plategen.synth.check import CPU_CHUNK, LabelCheck
 from plategen.synth.inputs import Style, check_drawable
 from plategen.synth.plan import (CHECK_ATTEMPTS, Diversity, GlyphPool, Plan, StylePool, build_glyph_pool,
                                  build_style_pool, label_counts, make_plan, style_entries_needed)
+from plategen.synth.recolour import match_colours, style_palette
 
 
 @dataclass
@@ -76,8 +77,12 @@ class Engine:
     """The generator prepared for inference over fixed glyph and style pools."""
 
     def __init__(self, generator: nn.Module, glyphs: np.ndarray, styles: StylePool, device: torch.device,
-                 batch_size: int, channels_last: bool = True):
+                 batch_size: int, channels_last: bool = True, recolour: bool = True):
         self.device = device
+        self.palette = None
+        if recolour:
+            palette = style_palette(styles)
+            self.palette = (torch.from_numpy(palette.background).to(device), torch.from_numpy(palette.ink).to(device))
         model = _fold(generator.to("cpu").eval()).to(device).eval()
         self.model = model
         self.channels_last = channels_last and device.type == "cpu"
@@ -143,9 +148,19 @@ class Engine:
 
     @torch.inference_mode()
     def run(self, glyph: np.ndarray, style: np.ndarray) -> Tensor:
-        """[B,3,S,S] float in [0,255] for glyph entries and style entries."""
+        """[B,3,S,S] float in [0,255] for glyph entries and style entries, in the style entries'
+        paper and ink colours (`recolour`)."""
         gi = torch.from_numpy(glyph).to(self.device)
         si = torch.from_numpy(style).to(self.device)
+        out = self._draw(gi, si)
+        if self.palette is None:
+            return out
+        background, ink = self.palette
+        return match_colours(out, self.glyphs.index_select(0, gi), background.index_select(0, si),
+                             ink.index_select(0, si))
+
+    def _draw(self, gi: Tensor, si: Tensor) -> Tensor:
+        """The generator's own images [B,3,S,S] in [0,255]."""
         if self.split is None:
             return self.model.decode(self.glyphs.index_select(0, gi), self.codes.index_select(0, si)).mul_(255)
         if not self.chunk or len(gi) <= self.chunk:
@@ -237,7 +252,8 @@ class Synthesizer:
                                 entries=max(diversity.style_entries,
                                             style_entries_needed(counts, glyphs, CHECK_ATTEMPTS)))
         plan = make_plan(chars, counts, glyphs, len(pool.names), seed)
-        engine = Engine(generator, glyphs.glyphs, pool, torch.device(device), batch_size)
+        engine = Engine(generator, glyphs.glyphs, pool, torch.device(device), batch_size,
+                        recolour=diversity.match_colours)
         check = None
         if discriminator is not None and charset is not None:
             check = LabelCheck(discriminator, charset, chars, torch.device(device))

@@ -46,6 +46,7 @@ class Diversity:
     blur: float = 0.8  # largest Gaussian sigma (style pixels) applied to half of the variants
     mix: float = 0.5  # fraction of style entries interpolated towards a second plate (>1 style)
     noise: float = 2.0  # sigma (0-255 scale) of Gaussian noise added after generation; 0 = none
+    match_colours: bool = True  # recolour each character to its style entry's paper and ink (synth/recolour.py)
     jitter: JitterRange = JitterRange()
 
     def __post_init__(self):

@@ -221,7 +221,8 @@ def character_synth(generator, discriminator, charset: Sequence[str] | None, sty
     counts = np.bincount(label, minlength=len(chars)).tolist()
     char_plan = Plan(chars, counts, label, glyph.astype(np.int64), style.astype(np.int64),
                      image_seeds(seed, np.arange(len(label))))
-    engine = Engine(generator, glyphs.glyphs, pool, torch.device(device), batch_size * 8)
+    engine = Engine(generator, glyphs.glyphs, pool, torch.device(device), batch_size * 8,
+                    recolour=PLATE_DIVERSITY.match_colours)
     check = None
     if discriminator is not None and charset is not None:
         check = LabelCheck(discriminator, charset, chars, torch.device(device))
@@ -379,7 +380,7 @@ def run_plates(req, world: World, device: str, ckpt, ckpt_path: Path, fonts, sty
         collect(block_until=0)
         writer.close()
     except BaseException:  # clean up without ever hiding the error that stopped the run
-        writers.abandon_run(writer, collect, journal, world.leader, world.size == 1, req.out, meta, len(done))
+        writers.abandon_run(writer, collect, journal, world.leader, world.size == 1, req.out, meta, done)
         raise
     finally:
         composer.shutdown(cancel_futures=True)

@@ -311,7 +311,7 @@ def _run(req: SynthRequest, world: World, device: str, ckpt, ckpt_path: Path, fo
         collect(block_until=0)
         writer.close()
     except BaseException:  # clean up without ever hiding the error that stopped the run
-        writers.abandon_run(writer, collect, journal, world.leader, world.size == 1, req.out, meta, len(done))
+        writers.abandon_run(writer, collect, journal, world.leader, world.size == 1, req.out, meta, done)
         raise
     missing = total - len(done)
     if missing:

@@ -37,7 +37,7 @@ import tarfile
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Sequence, Sized
 
 import cv2
 import numpy as np
@@ -82,7 +82,7 @@ def read_meta(out: Path) -> dict | None:
 
 
 def abandon_run(writer, collect, journal: Journal, leader: bool, single: bool, out: Path, meta: dict,
-                done: int) -> None:
+                done: Sized) -> None:
     """After the error that stops a run: keep what already finished (so --resume redoes as little as
     possible), close the journal and mark the run interrupted, never raising over that error. Under
     torchrun only the leader writes meta, without a "done" count: the other ranks' counts are theirs."""
@@ -93,7 +93,8 @@ def abandon_run(writer, collect, journal: Journal, leader: bool, single: bool, o
         journal.close()
     if leader:
         with contextlib.suppress(PlategenError):
-            write_meta(out, {**meta, "status": "interrupted", **({"done": done} if single else {})})
+            # `done` is counted after the last collect: the images it journaled count too
+            write_meta(out, {**meta, "status": "interrupted", **({"done": len(done)} if single else {})})
 
 
 def write_meta(out: Path, meta: dict) -> None:
