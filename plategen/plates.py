@@ -170,7 +170,7 @@ def detect_format(folder: Path) -> Format:
         return "yolo"
     if any(folder.glob("*.csv")):
         return "csv"
-    if any(_image_files(images_dir(folder))):
+    if any(p.suffix.lower() in IMAGE_SUFFIXES for p in images_dir(folder).iterdir()):  # unsorted: any one will do
         return "filename"
     raise PlategenError(
         f"{folder}: cannot tell the label format (expected labels/ + classes.txt, a *.csv, "

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from plategen.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
-from plategen.synth.compose import erase_characters, ink_colour, place_characters
+from plategen.synth.compose import erase_characters, ink_colour, place_characters, place_on_plates
 from plategen.glyphs import frame_square
 from plategen.layout import layout_of
 from plategen.plates import read_image
@@ -75,6 +75,21 @@ def test_placed_characters_change_only_the_boxes_surroundings_and_take_the_plate
     red, green, blue = plate[changed].astype(float).mean(axis=0)
     assert red > green + 40 and red > blue + 40
 
+
+
+@pytest.mark.parametrize("source, name, text", [("ccpd-crops", "京PL3N67.jpg", "京PL3N67"),  # glyphs reduced: blurred
+                                                 ("uc3m-lp", "00023_AD-0-54-PX.jpg", "71HBW")])
+def test_plates_composed_together_get_the_bytes_each_gets_alone(imported, model, source, name, text):
+    image, boxes = _style(imported, source, name)
+    background, ink = erase_characters(image, boxes), ink_colour(image, boxes)
+    glyphs = np.stack(_glyphs(model, image, text))
+    plates = np.stack([np.roll(glyphs, k, axis=0) for k in range(6)])  # 6: one call of 4 plates, one of 2
+    seeds = [11, 12, 13, 14, 15, 16]
+    for plate_ink in (ink, None):
+        together = place_on_plates(background, plates, boxes, plate_ink, 2.0, seeds)
+        alone = [place_characters(background, list(p), boxes, plate_ink, 2.0, s) for p, s in zip(plates, seeds)]
+        assert np.array_equal(together, np.stack(alone))
+        assert not np.array_equal(together[0], together[1])
 
 def _seam(image, boxes):
     """Mean absolute grey step across the edges of the characters' frame squares."""

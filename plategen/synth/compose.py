@@ -75,39 +75,59 @@ def erase_characters(image: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
 
 def place_characters(background: np.ndarray, glyph_images: Sequence[np.ndarray], boxes: Sequence[Box],
                      ink: np.ndarray | None = None, noise: float = 0.0, seed: int = 0) -> np.ndarray:
-    """Generated characters (SxSx3 uint8, framed like real crops) on the erased plate at `boxes`.
+    """One plate of `place_on_plates`: generated characters (SxSx3 uint8) on the erased plate at `boxes`."""
+    glyphs = np.stack(glyph_images)[None] if len(glyph_images) else np.zeros((1, 0, 1, 1, 3), np.uint8)
+    return place_on_plates(background, glyphs, boxes, ink, noise, [seed])[0]
+
+
+def place_on_plates(background: np.ndarray, glyphs: np.ndarray, boxes: Sequence[Box], ink: np.ndarray | None = None,
+                    noise: float = 0.0, seeds: Sequence[int] = ()) -> np.ndarray:
+    """Plates [P,H,W,3] uint8 from one erased `background` and `glyphs` [P,C,S,S,3] (plate p's
+    characters, framed like real crops) placed at `boxes` (C).
 
     Each glyph gives a soft ink coverage (0 on its paper, 1 on its strokes); the plate
     becomes `background + coverage * (ink - background)`. `ink` is the style plate's own
     ink colour (`ink_colour`); without it each character keeps the generator's ink, taken
     relative to its paper and put on the plate's paper under the box. `noise` (sigma, 0-255)
-    adds Gaussian noise to the whole composed plate, a field fixed by the plate's `seed`, before
-    rounding: the characters are placed as noiseless coverage, so the noise goes on here.
+    adds Gaussian noise to the whole composed plate, a field fixed by the plate's seed (`seeds`,
+    P), before rounding: the characters are placed as noiseless coverage, so the noise goes on here.
+    The plates of one background are composed together (per-call numpy and OpenCV overheads cost
+    more than a small plate's arithmetic); every plate gets the same bytes as on its own.
     """
-    plate = background.astype(np.float32)
-    if len(glyph_images):
-        coverages, directions = _coverages(np.stack(glyph_images))
-        for coverage, direction, box in zip(coverages, directions, boxes):
-            _add_ink(plate, coverage, direction, box, ink)
+    count, slots = glyphs.shape[:2]
+    plates = np.repeat(background.astype(np.float32)[None], count, axis=0)
+    if slots:
+        coverages, directions = _coverages(glyphs.reshape(count * slots, *glyphs.shape[2:]))
+        coverages = coverages.reshape(count, slots, *coverages.shape[1:])
+        directions = directions.reshape(count, slots, 3)
+        for j, box in enumerate(boxes):
+            _add_ink(plates, coverages[:, j], directions[:, j], box, ink)
     if noise > 0:
-        rng = np.random.default_rng([seed, 7])  # 7: the plate-noise stream of the plate's seed
-        plate += rng.standard_normal(plate.shape, dtype=np.float32) * np.float32(noise)
-    return np.clip(np.rint(plate), 0, 255).astype(np.uint8)
+        for plate, seed in zip(plates, seeds):
+            rng = np.random.default_rng([seed, 7])  # 7: the plate-noise stream of the plate's seed
+            plate += rng.standard_normal(plate.shape, dtype=np.float32) * np.float32(noise)
+    return np.clip(np.rint(plates), 0, 255).astype(np.uint8)
 
 
 def _coverages(glyphs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per glyph [N,S,S,3]: its soft ink coverage [N,S,S] and its ink relative to its paper [N,3].
 
     Paper is the glyph's median colour; the strokes' direction from it is the mean of its
-    strongest tenth of pixels. All glyphs of a plate at once: per-glyph numpy calls cost more
-    than the arithmetic of a 32x32 image.
+    strongest tenth of pixels. All glyphs at once: per-glyph numpy calls cost more than the
+    arithmetic of a 32x32 image.
     """
     pixels = glyphs.astype(np.float32)
-    paper = np.median(pixels.reshape(len(pixels), -1, 3), axis=1)
-    delta = pixels - paper[:, None, None, :]
-    strength = np.linalg.norm(delta, axis=3)
+    # the same values as the median and norm over the pixels' last axes, but on contiguous rows (a few times faster)
+    paper = np.median(np.ascontiguousarray(glyphs.reshape(len(glyphs), -1, 3).transpose(0, 2, 1)), axis=2)
+    delta = pixels - paper.astype(np.float32)[:, None, None, :]
+    square = delta * delta
+    strength = np.sqrt(square[..., 0] + square[..., 1] + square[..., 2])
     threshold = np.percentile(strength.reshape(len(pixels), -1), 90, axis=1)
-    direction = np.stack([d[s >= t].mean(axis=0) for d, s, t in zip(delta, strength, threshold)])
+    strong = strength >= threshold[:, None, None]
+    counts = strong.reshape(len(pixels), -1).sum(axis=1)
+    # each glyph's strong pixels summed in order, as their mean over axis 0 would (same bytes)
+    sums = np.add.reduceat(delta[strong], np.concatenate([[0], np.cumsum(counts)[:-1]]), axis=0)
+    direction = sums / counts[:, None].astype(np.float32)
     contrast = np.maximum(np.linalg.norm(direction, axis=1), np.float32(1.0))
     unit = direction / contrast[:, None]
     along = (delta @ unit[:, None, :, None])[..., 0] / contrast[:, None, None]  # 1 on a typical stroke, <= 0 on paper
@@ -115,21 +135,27 @@ def _coverages(glyphs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.clip((along - low) / (high - low), 0.0, 1.0), direction
 
 
-def _add_ink(plate: np.ndarray, coverage: np.ndarray, direction: np.ndarray, box: Box, ink: np.ndarray | None) -> None:
-    """Blend one glyph's coverage into `plate` (float32, in place), on its frame square round `box`."""
-    height, width = plate.shape[:2]
-    placement = _placement(tuple(box), height, width, coverage.shape[0])
+def _add_ink(plates: np.ndarray, coverage: np.ndarray, direction: np.ndarray, box: Box, ink: np.ndarray | None) -> None:
+    """Blend each plate's glyph coverage ([P,S,S]) into `plates` ([P,H,W,3] float32, in place), on its
+    frame square round `box`."""
+    height, width = plates.shape[1:3]
+    placement = _placement(tuple(box), height, width, coverage.shape[1])
     if placement is None:
         return
     (x0, y0, x1, y1), blur, matrix, window = placement
-    if blur:  # a reduction: smooth first, or thin strokes alias into dots (as warp_to_frame does)
-        coverage = cv2.GaussianBlur(coverage, (0, 0), blur)
-    coverage = cv2.warpAffine(coverage, matrix, (x1 - x0, y1 - y0), flags=cv2.INTER_CUBIC, borderValue=0)
-    coverage = np.clip(coverage, 0.0, 1.0) * window
-    under = plate[y0:y1, x0:x1]
+    # OpenCV takes the plates' coverages as the channels of one image, 4 at a time (its cubic warp's limit)
+    warped = []
+    for a in range(0, len(coverage), 4):
+        part = np.ascontiguousarray(coverage[a:a + 4].transpose(1, 2, 0))
+        if blur:  # a reduction: smooth first, or thin strokes alias into dots (as warp_to_frame does)
+            part = cv2.GaussianBlur(part, (0, 0), blur)
+        part = cv2.warpAffine(part, matrix, (x1 - x0, y1 - y0), flags=cv2.INTER_CUBIC, borderValue=0)
+        warped.append(part.reshape(y1 - y0, x1 - x0, -1).transpose(2, 0, 1))
+    coverage = np.clip(np.concatenate(warped), 0.0, 1.0) * window
+    under = plates[:, y0:y1, x0:x1]
     if ink is None:
         bx0, by0, bx1, by1 = box
-        ink = np.median(plate[by0:by1, bx0:bx1].reshape(-1, 3), axis=0) + direction
+        ink = (np.median(plates[:, by0:by1, bx0:bx1].reshape(len(plates), -1, 3), axis=1) + direction)[:, None, None]
     under += coverage[..., None] * (ink - under)
 
 

@@ -5,7 +5,7 @@ segmentation of its text) -> the plan (`plan_plates`: which style, which text an
 each plate gets, fixed by the run seed) -> its characters drawn by the SAAE engine in that
 plate's style, with the label check (`character_synth`: a `Synthesizer` over the plan's
 characters, so retries, folding and timing are the character path's own) -> composed on the
-style plate with its own characters erased (`compose_plate`). `run_plates` writes them with
+style plate with its own characters erased (`compose_plates`). `run_plates` writes them with
 the character path's lock, journal and resume rules into a plategen data folder.
 
 Plates are generated in chunks of `batch_size` plates; a chunk's characters are one generator
@@ -29,7 +29,7 @@ import torch
 from plategen import __version__
 from plategen.atomic import atomic_write_bytes
 from plategen.distributed import World
-from plategen.synth.compose import erase_characters, ink_colour, place_characters
+from plategen.synth.compose import erase_characters, ink_colour, place_on_plates
 from plategen.errors import PlategenError
 from plategen.synth.exports import FinishedPlate, write_lprnet, write_paddleocr, write_plate_index
 from plategen.glyphs import Font
@@ -245,13 +245,6 @@ class Canvas:
         return self.cache[k]
 
 
-def compose_plate(canvas: Canvas, k: int, layout: PlateLayout, characters: np.ndarray, noise: float = 0.0,
-                  seed: int = 0) -> np.ndarray:
-    """Plate `k`'s background with `characters` in its layout's slots, and `noise` from the plate's `seed`."""
-    background, ink = canvas.get(k)
-    return place_characters(background, list(characters), [slot.box for slot in layout.char_slots], ink, noise, seed)
-
-
 def plate_characters(synth: Synthesizer, plan: PlatePlan, ids: range) -> Batch:
     """The characters of the consecutive plates `ids`, drawn as one generator batch (label check included)."""
     starts = plan.char_starts()
@@ -261,13 +254,20 @@ def plate_characters(synth: Synthesizer, plan: PlatePlan, ids: range) -> Batch:
 def compose_plates(canvas: Canvas, plan: PlatePlan, plate_ids: Sequence[int], first: int,
                    characters: np.ndarray, noise: float = 0.0) -> list[np.ndarray]:
     """Plates `plate_ids` of the plan, from a batch of `characters` whose first is the plan's character `first`,
-    with `noise` (sigma) from each plate's seed."""
-    starts = plan.char_starts()
-    images = []
-    for i in plate_ids:
-        k = int(plan.style[i])
-        images.append(compose_plate(canvas, k, plan.layouts[k], characters[starts[i] - first:starts[i + 1] - first],
-                                    noise, int(plan.seed[i])))
+    with `noise` (sigma) from each plate's seed; the plates of one style plate are composed together."""
+    starts = plan.char_starts() - first
+    plate_ids = np.asarray(plate_ids, np.int64)
+    style = plan.style[plate_ids]
+    images: list[np.ndarray] = [np.empty(0, np.uint8)] * len(plate_ids)
+    for k in np.unique(style).tolist():
+        rows = np.flatnonzero(style == k)
+        ids = plate_ids[rows]
+        background, ink = canvas.get(k)
+        glyphs = np.stack([characters[starts[i]:starts[i + 1]] for i in ids])  # a layout's texts are one length
+        made = place_on_plates(background, glyphs, [slot.box for slot in plan.layouts[k].char_slots], ink, noise,
+                               plan.seed[ids].tolist())
+        for row, image in zip(rows.tolist(), made):
+            images[row] = image
     return images
 
 
