@@ -45,9 +45,10 @@ def optimizer_path(path: Path | str) -> Path:
     return path.with_name(path.name.removesuffix(".safetensors") + ".optim.safetensors")
 
 
-def _write_atomic(path: Path, tensors: dict[str, torch.Tensor], header: dict) -> None:
+def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], header: dict, key: str = HEADER_KEY) -> None:
+    """Tensors with our JSON header under `key`, written atomically (tmp file, then os.replace)."""
     data = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()},
-                metadata={HEADER_KEY: json.dumps(header, ensure_ascii=False)})
+                metadata={key: json.dumps(header, ensure_ascii=False)})
     atomic_write_bytes(path, data)
 
 
@@ -59,28 +60,34 @@ def save_checkpoint(path: Path | str, generator: Generator, config: SAAEConfig, 
         tensors |= {f"discriminator.{k}": v for k, v in discriminator.state_dict().items()}
     header = {"format_version": FORMAT_VERSION, "config": config.to_dict(),
               "meta": {**meta, "format_version": FORMAT_VERSION}}
-    _write_atomic(Path(path), tensors, header)
+    write_safetensors(Path(path), tensors, header)
 
 
-def _read(path: Path, what: str) -> tuple[dict[str, torch.Tensor], dict]:
-    """Tensors and our JSON header, or one PlategenError naming the file."""
+def read_safetensors(path: Path, what: str, key: str = HEADER_KEY) -> tuple[dict[str, torch.Tensor], dict]:
+    """Tensors and our JSON header (an object, under `key`), or one PlategenError naming the file."""
     if not path.exists():
         raise PlategenError(f"{path}: no such {what} file")
     require_regular_file(path, what)
     try:
         tensors = load_file(str(path))
         with safe_open(str(path), framework="pt") as handle:
-            raw = (handle.metadata() or {}).get(HEADER_KEY)
+            raw = (handle.metadata() or {}).get(key)
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise PlategenError(f"{path}: not a readable {what} (truncated or not a safetensors file: {exc})") from exc
     if raw is None:
-        raise PlategenError(f"{path}: a safetensors file, but not a plategen {what} (no '{HEADER_KEY}' header)")
+        raise PlategenError(f"{path}: a safetensors file, but not a plategen {what} (no '{key}' header)")
     try:
         header = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise PlategenError(f"{path}: damaged {what} header ({exc})") from exc
     if not isinstance(header, dict):
         raise PlategenError(f"{path}: damaged {what} header (a JSON {type(header).__name__}, not an object)")
+    return tensors, header
+
+
+def _read(path: Path, what: str) -> tuple[dict[str, torch.Tensor], dict]:
+    """Tensors and header of a file of this format version, or one PlategenError naming the file."""
+    tensors, header = read_safetensors(path, what)
     version = header.get("format_version")
     if version != FORMAT_VERSION:
         raise PlategenError(f"{path}: {what} format version {version!r}; this plategen reads version "
@@ -186,7 +193,7 @@ def save_optimizers(path: Path | str, optimizers: dict[str, torch.optim.Optimize
             for key, value in values.items():
                 tensors[f"{name}.{index}.{key}"] = torch.as_tensor(value)
         groups[name] = state["param_groups"]
-    _write_atomic(Path(path), tensors, {"format_version": FORMAT_VERSION, "param_groups": groups})
+    write_safetensors(Path(path), tensors, {"format_version": FORMAT_VERSION, "param_groups": groups})
 
 
 def load_optimizers(path: Path | str, optimizers: dict[str, torch.optim.Optimizer]) -> None:

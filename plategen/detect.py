@@ -17,7 +17,6 @@ header records how they were trained); `train_detector` is the training loop.
 from __future__ import annotations
 
 import functools
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,12 +26,10 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save
 from torch import nn
 
-from plategen.atomic import atomic_write_bytes
-from plategen.errors import PlategenError, require_regular_file
+from plategen.checkpoint import read_safetensors, write_safetensors
+from plategen.errors import PlategenError
 from plategen.segment import Box, Segmentation, reading_rows, segment_plate
 
 INPUT_SIZE = (48, 128)  # height, width the plate is resized to (plates run from 2:1 US to 4:1 Chinese)
@@ -140,28 +137,18 @@ def _clipped(box: np.ndarray, shape: tuple[int, ...]) -> Box:
 
 
 def save_detector(path: Path | str, net: DetectorNet, meta: dict) -> None:
-    data = save({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()},
-                metadata={HEADER_KEY: json.dumps(meta, ensure_ascii=False)})
-    atomic_write_bytes(Path(path), data)
+    write_safetensors(Path(path), net.state_dict(), meta, HEADER_KEY)
 
 
 @functools.lru_cache(maxsize=4)
 def load_detector(path: Path | str = DEFAULT_DETECTOR) -> DetectorNet:
     """The detector in eval mode, or one PlategenError naming the file."""
     path = Path(path)
-    require_regular_file(path, "detector")
+    tensors, meta = read_safetensors(path, "detector", HEADER_KEY)
     try:
-        tensors = load_file(str(path))
-        with safe_open(str(path), framework="pt") as handle:
-            meta = (handle.metadata() or {}).get(HEADER_KEY)
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise PlategenError(f"{path}: not a readable detector (truncated or not a safetensors file: {exc})") from exc
-    if meta is None:
-        raise PlategenError(f"{path}: a safetensors file, but not a plategen detector (no '{HEADER_KEY}' header)")
-    try:
-        net = DetectorNet(int(json.loads(meta)["width"]))
+        net = DetectorNet(int(meta["width"]))
         net.load_state_dict(tensors, strict=True)
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise PlategenError(f"{path}: damaged detector header ({exc!r})") from None
     except RuntimeError as exc:
         raise PlategenError(f"{path}: weights do not match the detector ({str(exc).splitlines()[0]})") from exc
