@@ -148,10 +148,10 @@ def benchmark(
     balance: Optional[str] = typer.Option(None, help="Classes of generated crops (--level chars): data (default: "
                                                      "80% follow the real training crops' class frequencies, 20% "
                                                      "spread over every class) or uniform."),
-    threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default 2; --level plates: 1 per "
-                                                     "worker)."),
-    workers: Optional[int] = typer.Option(None, help="--level plates: recognisers trained side by side, each in "
-                                                     "its own process (default 2, or 1 on a 1-core machine)."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for torch in each worker (default 1)."),
+    workers: Optional[int] = typer.Option(None, help="Recognisers trained side by side, each in its own process "
+                                                     "(default 2, or 1 on a 1-core machine); the figures are the "
+                                                     "same for any number."),
 ) -> None:
     """Recogniser accuracy on real test crops (or, with --level plates, plates) vs generated-data ratio,
     for SAAE and font rendering.
@@ -172,7 +172,7 @@ def benchmark(
         **level_options(level, steps, batch_size, synthetic_size, balance, threads, workers))
     columns = (TextColumn("recognisers"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err_console, transient=True,
-                  disable=request.level != "plates" or not err_console.is_terminal) as bar:
+                  disable=not err_console.is_terminal) as bar:
         task = bar.add_task("benchmark", total=None)
         result = run_benchmark(request, log=lambda msg: err_console.print(escape(msg), highlight=False),
                                warn=lambda msg: err_console.print(f"[bold red on yellow] WARNING [/] {escape(msg)}"),

@@ -10,13 +10,12 @@ from typer.testing import CliRunner
 
 from plategen.bench import (BenchmarkRequest, Stat, Summary, apportion, check_targets, class_shares, generated_count,
                             parse_generators, parse_ratios, run_benchmark, split_for_seed, take_balanced)
-from plategen.bench.judge import judged
-from plategen.bench.runs import SeedSet, Timing
+from plategen.bench.runs import CharJob, CharRead, SeedTest, run_char_job
 from plategen.cli import app
 from plategen.dataset import build_samples, charset_of, is_holdout, plate_key
 from plategen.errors import PlategenError
 from plategen.plates import load_plates
-from plategen.recognizer import Schedule, train_recognizer
+from plategen.recognizer import Schedule
 from conftest import copy_plates
 
 TINY = Schedule(steps=20, batch_size=32, eval_points=2)
@@ -294,17 +293,35 @@ def test_targets_need_what_they_compare():
     assert not any("ratio 4" in t.target for t in check_targets(summary_with(), "product", (0.0, 2.0)))
 
 
+def test_recognisers_in_two_worker_processes_give_the_same_report_as_one_worker(small, tmp_path):
+    data, test = small
+    reports = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"workers{workers}"
+        result = CliRunner().invoke(app, ["benchmark", "--data", str(data), "--test", str(test), "--out", str(out),
+                                          "--generator", "render", "--seeds", "2", "--ratios", "0,1", "--real-plates",
+                                          "8", "--steps", "12", "--batch-size", "32", "--synthetic-size", "60",
+                                          "--threads", "1", "--workers", workers])
+        assert result.exit_code == 0, result.output
+        assert result.output.count("render generated crops read as asked class: ") == 2  # the judges' log lines
+        report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+        reports.append([{k: v for k, v in run.items() if k != "seconds"} for run in report["runs"]])
+    # per seed: real, render r=1, augment r=1, render only, the judge, render read as asked (all, known classes)
+    assert len(reports[0]) == 2 * 7
+    assert reports[0] == reports[1]  # in job order, every figure, curve and confusion
+
+
 def test_read_as_asked_scores_the_class_each_crop_was_asked_to_be(small):
     samples = build_samples(load_plates(small[0]).plates)
-    judge = train_recognizer(samples.crops, samples.labels, len(samples.charset),
-                             Schedule(steps=30, batch_size=32, augment=False))
-    ss = SeedSet(0, samples, samples, [], np.empty(0), TINY, Timing(), lambda msg: None)
-    asked = judged(judge.model, ss, "render", "read_as_asked", samples.crops, samples.labels)
-    other = judged(judge.model, ss, "render", "read_as_asked", samples.crops,
-                   (samples.labels + 1) % len(samples.charset))
+    test = SeedTest(0, samples.crops, samples.labels, samples.charset, Schedule(steps=30, batch_size=32, augment=False))
+    wrong = (samples.labels + 1) % len(samples.charset)
+    reads = [CharRead("render", "read_as_asked", samples.crops, samples.labels),
+             CharRead("render", "read_as_asked", samples.crops, wrong)]
+    judge, asked, other = run_char_job(CharJob(test, "judge", "judge", 0.0, samples.crops, samples.labels, 0, 0, reads))
+    assert judge.kind == "judge" and judge.real_crops == len(samples.labels) and judge.generated_crops == 0
+    assert judge.curve == []  # the judge is not traced on the test crops
     assert asked.kind == "read_as_asked" and asked.generated_crops == len(samples.labels) and asked.real_crops == 0
     assert asked.accuracy > 0.3 and other.accuracy < asked.accuracy / 3
-    assert ss.timing.seconds["evaluation"] > 0
 
 
 @pytest.mark.parametrize("args, message", [

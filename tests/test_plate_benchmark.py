@@ -190,7 +190,6 @@ def test_generated_plates_are_read_against_the_texts_they_were_drawn_with(folder
     (["--generator", "render", "--checkpoint", "{model}"], "--checkpoint"),
     (["--budget", "5"], "--budget"),
     (["--workers", "0"], "--workers"),
-    (["--workers", "2", "--level", "chars"], "--workers"),
     (["--test", "{test}", "--test-plates", "5"], "--test-plates"),
 ])
 def test_bad_plate_options_are_one_line_and_exit_2(folders, model, tmp_path, args, message):

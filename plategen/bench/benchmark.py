@@ -12,13 +12,15 @@ from typing import Callable
 import numpy as np
 import torch
 
-from plategen.bench.judge import judge_runs
+from plategen.bench.judge import judge_job
 from plategen.bench.pools import (Generators, Pool, augmented_real, class_shares, open_generators, per_class_need,
                                   render_pool, saae_pool, train_fresh_saae)
 from plategen.bench.plate_benchmark import run_plate_benchmark
 from plategen.bench.report import BenchmarkReport, BenchmarkResult, check_targets, summarize, write_report
 from plategen.bench.request import BenchmarkRequest, check_request
-from plategen.bench.runs import Run, SeedSet, Timing, ratio_runs, synthetic_runs
+from plategen.bench.runs import (Run, SeedSet, Timing, char_job_log, ratio_jobs, run_char_job, synthetic_jobs,
+                                 trainings_per_seed)
+from plategen.bench.workers import Trainings
 from plategen.bench.splits import Split, judge_plates, plan_splits, split_record
 from plategen.dataset import CharSamples, build_samples, charset_of
 from plategen.errors import PlategenError
@@ -30,8 +32,8 @@ def run_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lambda msg
                   warn: Callable[[str], None] = lambda msg: None,
                   progress: Callable[[int, int], None] = lambda done, total: None) -> BenchmarkResult:
     """Every input is checked before any training; `req.out` is created when the run starts and
-    the report files are written (atomically) at the end. `--level plates` runs `run_plate_benchmark`
-    (`progress(done, total)` counts its recognisers)."""
+    the report files are written (atomically) at the end. `--level plates` runs `run_plate_benchmark`.
+    `progress(done, total)` counts recognisers trained."""
     if req.level == "plates":
         return run_plate_benchmark(req, log, warn, progress)
     started = time.perf_counter()
@@ -54,27 +56,33 @@ def run_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lambda msg
     with timing("crops"):
         data_samples = build_samples(data_plates, charset)
         test_samples = build_samples(test_source, charset) if test_source is not None else data_samples
-    runs: list[Run] = []
     records = []
     fresh_steps: list[int] = []
     gen_seconds = {g: 0.0 for g in gens.infos}
-    for split in splits:
-        ss = seed_set(req, split, data_samples, test_samples, gens, timing, log)
-        records.append(split_record(req, split, data_plates, test_source or data_plates, len(ss.train.labels),
-                                    len(ss.test.labels)))
-        log(f"seed {split.seed}: {len(split.train)} training plates ({len(ss.train.labels)} crops), "
-            f"{len(split.test)} test plates ({len(ss.test.labels)} crops)")
-        pools, seconds, steps = draw_pools(req, ss, [data_plates[i] for i in split.train], gens, fonts)
-        gen_seconds = {g: gen_seconds[g] + seconds[g] for g in gen_seconds}
-        fresh_steps += [steps] if steps is not None else []
-        augmented = None
-        if req.augment_reference:
-            with timing("augmentation"):
-                augmented = augmented_real(ss.train, req.ratios, split.seed)
-        runs += ratio_runs(ss, req.ratios, pools, augmented)
-        runs += synthetic_runs(ss, req.synthetic_size, pools)
-        runs += judge_runs(ss, data_samples.subset(judge_plates(split, len(data_plates), req.test is not None)),
-                           pools, req.synthetic_size)
+    with Trainings(run_char_job, req.workers, req.threads, len(splits) * trainings_per_seed(req, len(gens.infos)),
+                   char_job_log, log, progress) as trainings:
+        for split in splits:
+            ss = seed_set(req, split, data_samples, test_samples, gens, timing, log)
+            records.append(split_record(req, split, data_plates, test_source or data_plates, len(ss.train.labels),
+                                        len(ss.test.labels)))
+            log(f"seed {split.seed}: {len(split.train)} training plates ({len(ss.train.labels)} crops), "
+                f"{len(split.test)} test plates ({len(ss.test.labels)} crops)")
+            if req.train_generator:  # the fresh SAAE's time budget is its alone: no recogniser trains beside it
+                trainings.wait()
+            pools, seconds, steps = draw_pools(req, ss, [data_plates[i] for i in split.train], gens, fonts)
+            gen_seconds = {g: gen_seconds[g] + seconds[g] for g in gen_seconds}
+            fresh_steps += [steps] if steps is not None else []
+            augmented = None
+            if req.augment_reference:
+                with timing("augmentation"):
+                    augmented = augmented_real(ss.train, req.ratios, split.seed)
+            judge_set = data_samples.subset(judge_plates(split, len(data_plates), req.test is not None))
+            with timing("recogniser_training"):  # with one worker, the jobs run here as they are submitted
+                trainings.submit(ratio_jobs(ss, req.ratios, pools, augmented)
+                                 + synthetic_jobs(ss, req.synthetic_size, pools)
+                                 + [judge_job(ss, judge_set, pools, req.synthetic_size)])
+        with timing("recogniser_training"):
+            runs: list[Run] = trainings.runs()
 
     if fresh_steps:
         gens.infos["saae"].description += f"; steps reached per seed: {fresh_steps}"
@@ -113,6 +121,7 @@ def draw_pools(req: BenchmarkRequest, ss: SeedSet, style_plates: list[Plate], ge
             start = time.perf_counter()
             with ss.timing("generator_training"):
                 generator, steps = train_fresh_saae(ss.train, req.budget_s, seed=1000 + ss.seed,
+                                                    threads=req.threads * req.workers,
                                                     max_steps=req.generator_max_steps)
             ss.log(f"seed {ss.seed}: fresh SAAE trained {steps} steps in {time.perf_counter() - start:.0f} s")
         start = time.perf_counter()

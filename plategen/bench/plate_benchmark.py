@@ -11,7 +11,6 @@ are reused; only what a plate changes is here and in plate_pools / plate_runs / 
 from __future__ import annotations
 
 import time
-from concurrent.futures import Future
 from typing import Callable
 
 import torch
@@ -22,23 +21,17 @@ from plategen.bench.report import BenchmarkResult
 from plategen.bench.plate_report import (PlateBenchmarkReport, PlateSplitRecord, check_plate_targets, is_default_run,
                                          plate_summary, write_plate_report)
 from plategen.bench.plate_runs import (PLATE_TIMING_PARTS, PlateRun, PlateSeedSet, job_log, plate_judge_job,
-                                       plate_ratio_jobs, plate_synthetic_jobs, run_plate_job, trainer)
+                                       plate_ratio_jobs, plate_synthetic_jobs, run_plate_job)
 from plategen.bench.pools import Generators, generated_count, open_generators, train_fresh_saae
 from plategen.bench.request import BenchmarkRequest, check_request
-from plategen.bench.runs import Timing
+from plategen.bench.runs import Timing, trainings_per_seed
+from plategen.bench.workers import Trainings
 from plategen.bench.splits import judge_plates, plan_splits, split_record
 from plategen.dataset import build_samples, charset_of
 from plategen.errors import PlategenError
 from plategen.glyphs import Font, shipped_fonts
 from plategen.plates import Plate, load_plates
 from plategen.synth.plates import style_plate
-
-
-def trainings_per_seed(req: BenchmarkRequest, generators: int) -> int:
-    """Recognisers one seed trains: real only, each generator and augment at each ratio > 0, each
-    generator's plates only, and the judge."""
-    ratios = sum(r > 0 for r in req.ratios)
-    return 1 + (generators + (1 if req.augment_reference else 0)) * ratios + generators + 1
 
 
 def run_plate_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lambda msg: None,
@@ -70,24 +63,12 @@ def run_plate_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lamb
                             f"{req.plate_schedule.slots}")
 
     req.out.mkdir(parents=True, exist_ok=True)
-    total = len(splits) * trainings_per_seed(req, len(gens.infos))
-    done = 0
-
-    def finished(job: Future) -> None:
-        nonlocal done
-        if job.exception() is None:
-            log(job_log(job.result()))
-        done += 1
-        progress(done, total)
-
-    progress(0, total)
-    jobs: list[Future] = []
     records: list[PlateSplitRecord] = []
     fresh_steps: list[int] = []
     gen_seconds = {g: 0.0 for g in gens.infos}
     size = req.plate_schedule.input_size
-    pool = trainer(req.workers, req.threads)  # a seed's recognisers train while the next seed's plates are drawn
-    try:
+    with Trainings(run_plate_job, req.workers, req.threads, len(splits) * trainings_per_seed(req, len(gens.infos)),
+                   job_log, log, progress) as trainings:
         for split in splits:
             train_plates = [data_plates[i] for i in split.train]
             test_plates = [(test_source or data_plates)[i] for i in split.test]
@@ -101,6 +82,8 @@ def run_plate_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lamb
             chars = [c for c in gens.drawable if c in set("".join(ps.train_texts))]
             log(f"seed {split.seed}: {len(train_plates)} training plates, {len(test_plates)} test plates; generated "
                 f"plates draw {len(chars)} characters")
+            if req.train_generator:  # the fresh SAAE's time budget is its alone: no recogniser trains beside it
+                trainings.wait()
             pools, seconds, steps = draw_plate_pools(req, ps, train_plates, chars, charset, gens, fonts, timing, log)
             gen_seconds = {g: gen_seconds[g] + seconds[g] for g in gen_seconds}
             fresh_steps += [steps] if steps is not None else []
@@ -109,18 +92,14 @@ def run_plate_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lamb
                 with timing("augmentation"):
                     augmented = augmented_plates(train_plates, train_images, req.ratios, split.seed, size)
             with timing("recogniser_training"):  # with one worker, the jobs run here as they are submitted
-                for job in (plate_ratio_jobs(ps, req.ratios, pools, augmented)
-                            + plate_synthetic_jobs(ps, req.synthetic_size, pools)
-                            + [plate_judge_job(ps, judge_x, [p.text for p in judge], pools, req.synthetic_size)]):
-                    jobs.append(pool.submit(run_plate_job, job))
-                    jobs[-1].add_done_callback(finished)
+                trainings.submit(plate_ratio_jobs(ps, req.ratios, pools, augmented)
+                                 + plate_synthetic_jobs(ps, req.synthetic_size, pools)
+                                 + [plate_judge_job(ps, judge_x, [p.text for p in judge], pools, req.synthetic_size)])
             records.append(PlateSplitRecord(**{k: v for k, v in vars(split_record(
                 req, split, data_plates, test_source or data_plates, 0, 0)).items() if not k.endswith("_crops")},
                 generated_chars=chars))
         with timing("recogniser_training"):
-            runs: list[PlateRun] = [run for job in jobs for run in job.result()]
-    finally:
-        pool.shutdown(cancel_futures=True)  # after an error, the trainings not yet started are dropped
+            runs: list[PlateRun] = trainings.runs()
 
     if fresh_steps:
         gens.infos["saae"].description += f"; steps reached per seed: {fresh_steps}"
@@ -173,6 +152,7 @@ def draw_plate_pools(req: BenchmarkRequest, ps: PlateSeedSet, train_plates: list
             with timing("generator_training"):
                 crops = build_samples(boxed, charset)
                 generator, steps = train_fresh_saae(crops, req.budget_s, seed=1000 + ps.seed,
+                                                    threads=req.threads * req.workers,
                                                     max_steps=req.generator_max_steps)
             log(f"seed {ps.seed}: fresh SAAE trained {steps} steps in {time.perf_counter() - start:.0f} s")
         start = time.perf_counter()

@@ -5,20 +5,16 @@ Every recogniser of a seed has the same `PlateSchedule`, initialisation and batc
 training set differs. Each is scored on the seed's real test plates: plate accuracy (every
 character right) and character accuracy (1 - CER).
 
-A seed's recognisers are `PlateJob`s: each trains and scores in a worker process (`trainer`), so
-that on a CPU several train side by side, each on its own torch threads. The jobs carry every
-array they need and return plain `PlateRun`s, so a run's figures do not depend on the worker count.
+A seed's recognisers are `PlateJob`s: each trains and scores in a worker process (`workers.Trainings`),
+carrying every array it needs and returning plain `PlateRun`s.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
-import torch
 
 from plategen.bench.plate_pools import PlatePool
 from plategen.bench.pools import generated_count
@@ -118,24 +114,6 @@ def job_log(runs: list[PlateRun]) -> str:
         else:
             lines[-1] += f" ({r.accuracy:.4f} without the label check)"
     return "\n".join(lines)
-
-
-class InlineExecutor(Executor):
-    """One worker: each job runs in this process when it is submitted (an error is raised at once)."""
-
-    def submit(self, fn: Callable, /, *args, **kwargs) -> Future:
-        future: Future = Future()
-        future.set_result(fn(*args, **kwargs))
-        return future
-
-
-def trainer(workers: int, threads: int) -> Executor:
-    """Where recognisers train: `workers` spawned processes of `threads` torch threads each; one worker is
-    this process (which runs at `threads` too, so a job's weights are the same either way)."""
-    if workers == 1:
-        return InlineExecutor()
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=torch.set_num_threads, initargs=(threads,))
 
 
 def plate_ratio_jobs(ps: PlateSeedSet, ratios: Sequence[float], pools: dict[str, PlatePool],

@@ -136,12 +136,14 @@ def open_generators(req: BenchmarkRequest, charset: Sequence[str], fonts: Sequen
     return Generators(infos, ckpt, seen, drawable, warnings)
 
 
-def train_fresh_saae(train: CharSamples, budget_s: float, seed: int,
+def train_fresh_saae(train: CharSamples, budget_s: float, seed: int, threads: int,
                      max_steps: int | None = None) -> tuple[LoadedCheckpoint, int]:
-    """Same-budget regime: a fresh SAAE on these crops only, trained with `train.fit_saae` until
-    `budget_s` seconds (counted from here) or `max_steps`. Returns the model as a checkpoint in eval
-    mode, with its discriminator for synth's label check, and the steps it reached."""
+    """Same-budget regime: a fresh SAAE on these crops only, trained with `train.fit_saae` on `threads`
+    torch threads until `budget_s` seconds (counted from here) or `max_steps`. Returns the model as a
+    checkpoint in eval mode, with its discriminator for synth's label check, and the steps it reached."""
     start = time.perf_counter()
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
     opts = TrainOptions(seed=seed)
     device = torch.device("cpu")
     with torch.random.fork_rng(devices=[]):
@@ -151,8 +153,11 @@ def train_fresh_saae(train: CharSamples, budget_s: float, seed: int,
         config = SAAEConfig(num_classes=len(train.charset), **opts.model)
         fit = new_fit(config, opts, device)
         bank = GlyphBank(train.charset, opts.glyph_variants, rng, config.glyph_size)
-        fit_saae(fit, train, bank, opts, gen, device, total_steps=max_steps or 100_000,
-                 budget_s=budget_s - (time.perf_counter() - start))
+        try:
+            fit_saae(fit, train, bank, opts, gen, device, total_steps=max_steps or 100_000,
+                     budget_s=budget_s - (time.perf_counter() - start))
+        finally:
+            torch.set_num_threads(before)
     model = LoadedCheckpoint(config, fit.G.eval(), {"charset": list(train.charset)}, sha256="",
                              discriminator=fit.D.eval())
     return model, fit.step

@@ -28,8 +28,8 @@ DEFAULT_PLATE_SCHEDULE = PlateSchedule(steps=1200, eval_points=8)
 
 
 def default_workers() -> int:
-    """Plate recognisers trained side by side: two, where there are two cores (one training at a time on
-    2 torch threads kept 2 idle cores only 63% busy: 126% CPU over the default run)."""
+    """Recognisers trained side by side: two, where there are two cores (one plate recogniser at a time
+    on 2 torch threads kept 2 idle cores only 63% busy: 126% CPU over the default run)."""
     return max(1, min(2, os.cpu_count() or 1))
 
 
@@ -77,27 +77,23 @@ def parse_real_plates(text: str) -> int | None:
 def level_options(level: str, steps: int | None, batch_size: int | None, synthetic_size: int | None,
                   balance: str | None, threads: int | None = None, workers: int | None = None) -> dict:
     """The request fields that depend on the level, each left-out option at its level's default
-    (chars: 600 steps of 64 crops, 4,000 crops, 2 torch threads; plates: `PlateSchedule`, 1,000 plates,
+    (chars: 600 steps of 64 crops, 4,000 crops; plates: `PlateSchedule`, 1,000 plates; both:
     `default_workers()` recognisers side by side on 1 torch thread each)."""
     if level not in LEVELS:
         raise PlategenError(f"--level {level!r}: choose chars or plates")
     size = synthetic_size if synthetic_size is not None else DEFAULT_SYNTHETIC_SIZE[level]
+    common = {"level": level, "synthetic_size": size, "threads": threads if threads is not None else 1,
+              "workers": workers if workers is not None else default_workers()}
     if level == "plates":
         if balance is not None:
             raise PlategenError("--balance sets the class shares of generated crops (--level chars); generated "
                                 "plates take texts balanced per slot kind over the training plates' characters")
         base = DEFAULT_PLATE_SCHEDULE
-        return {"level": level, "synthetic_size": size, "plate_schedule": PlateSchedule(
+        return {**common, "plate_schedule": PlateSchedule(
             steps=steps if steps is not None else base.steps,
-            batch_size=batch_size if batch_size is not None else base.batch_size, eval_points=base.eval_points),
-            "threads": threads if threads is not None else 1,
-            "workers": workers if workers is not None else default_workers()}
-    if workers is not None:
-        raise PlategenError("--workers trains plate recognisers side by side (--level plates); the character "
-                            "level trains one recogniser at a time on --threads")
+            batch_size=batch_size if batch_size is not None else base.batch_size, eval_points=base.eval_points)}
     base = DEFAULT_SCHEDULE
-    return {"level": level, "synthetic_size": size, "balance": balance if balance is not None else "data",
-            "threads": threads if threads is not None else 2,
+    return {**common, "balance": balance if balance is not None else "data",
             "schedule": Schedule(steps=steps if steps is not None else base.steps,
                                  batch_size=batch_size if batch_size is not None else base.batch_size,
                                  eval_points=base.eval_points)}
@@ -125,7 +121,7 @@ class BenchmarkRequest:
     augment_reference: bool = True
     overwrite: bool = False
     threads: int = 2  # torch threads of this process and of each worker
-    workers: int = 1  # recognisers trained side by side, each in its own process (plates level)
+    workers: int = 1  # recognisers trained side by side, each in its own process
     command: str = ""
     level: str = "chars"  # chars | plates
     plate_schedule: PlateSchedule = DEFAULT_PLATE_SCHEDULE  # every plate recogniser's (level plates)
@@ -169,8 +165,6 @@ def check_request(req: BenchmarkRequest) -> None:
         raise PlategenError(f"--threads {req.threads}: need at least 1")
     if req.workers < 1:
         raise PlategenError(f"--workers {req.workers}: need at least 1")
-    if req.workers > 1 and req.level != "plates":
-        raise PlategenError("--workers trains plate recognisers side by side (--level plates)")
     if req.train_generator and "saae" not in req.generators:
         raise PlategenError("--train-generator trains a fresh SAAE: use it with --generator saae or both")
     if req.checkpoint is not None and "saae" not in req.generators:
