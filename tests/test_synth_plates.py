@@ -1,4 +1,5 @@
 import csv
+import json
 import shutil
 import subprocess
 import sys
@@ -215,6 +216,18 @@ def test_pattern_sets_the_kind_of_every_slot(styles, ckpt_cn, tmp_path):
     assert all(t[0] in "京沪浙" and t[1].isalpha() and t[2:].isdigit() and len(t) == 7 for t in texts)
     with pytest.raises(PlategenError, match="--pattern 'PX': unknown mark"):
         synthesize(request(styles[1:2], ckpt_cn, tmp_path / "bad", 2, pattern="PX"))
+
+
+def test_a_province_the_checkpoint_has_no_class_for_is_drawn_unchecked_and_meta_lists_the_others(
+        styles, ckpt_cn, tmp_path):
+    out = synthesize(request(styles[1:2], ckpt_cn, tmp_path / "out", 8, pattern="PL.DDDDD",
+                             chars=CHARS + ["川"])).out
+    rows = manifest(out)
+    verdicts = [(t, v) for r in rows for t, v in zip(r["text"], r["check"].split(","))]
+    assert {v for t, v in verdicts if t == "川"} == {"unchecked"}  # 川 is drawn, but nothing can read it
+    assert {v for t, v in verdicts if t != "川"} <= {"pass", "fail"}
+    meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
+    assert meta["chars_with_real_crops"] == CHARS
 
 
 def test_lprnet_and_paddleocr_exports(run):

@@ -21,6 +21,12 @@ CPU_CHUNK = 64  # images per pass of the label check and of the engine's split d
 UNCHECKED = "unchecked"
 
 
+def chars_with_real_crops(chars: list[str], charset: list[str] | None) -> list[str] | None:
+    """The requested characters the checkpoint saw real crops of (its discriminator has a class for
+    them); the others are drawn from their glyph alone and marked unchecked. None: no charset stored."""
+    return None if charset is None else [c for c in chars if c in charset]
+
+
 class LabelCheck:
     """The checkpoint's discriminator as a reader of generated images (its k class outputs).
 

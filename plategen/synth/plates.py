@@ -37,7 +37,7 @@ from plategen.layout import PlateLayout, draw_texts, layout_of, parse_pattern, r
 from plategen.plates import Plate, Problem, clean_text, detect_format, load_plate, load_plates, read_image
 from plategen.detect import segment_with_text
 from plategen.synth import plate_writers, writers
-from plategen.synth.check import LabelCheck
+from plategen.synth.check import LabelCheck, chars_with_real_crops
 from plategen.synth.engine import Batch, Engine, Synthesizer, generate_threads
 from plategen.synth.inputs import Style
 from plategen.synth.plan import CHECK_ATTEMPTS, Diversity, Plan, build_glyph_pool, build_style_pool, image_seeds
@@ -316,10 +316,12 @@ def run_plates(req, world: World, device: str, ckpt, ckpt_path: Path, fonts, sty
         "tool": "plategen synth", "plategen_version": __version__, "command": req.command, "status": "running",
         **params, "checkpoint": str(ckpt_path), "device": device, "plates": True,
         "skipped_styles": [str(p) for p in skipped],
+        "chars_with_real_crops": chars_with_real_crops(chars, ckpt.meta.get("charset")),
         "manifest_columns": {"image_path": "relative to manifest.csv", "text": "the plate text (no separators)",
                              "style": "the style plate", "seed": "the plate's own seed",
                              "check": "per character, in text order: pass: the model's discriminator reads it as "
-                                      f"its label; fail: no draw of {CHECK_ATTEMPTS} did; empty: no check"},
+                                      f"its label; fail: no draw of {CHECK_ATTEMPTS} did; unchecked: the checkpoint "
+                                      "has no class for it (no real training crops); empty: no check"},
     }
     journal = writers.Journal(req.out, world.rank if world.size > 1 else None)
     mine = world.owns(np.arange(plan.n), writers.partition_unit(req.format, batch, req.shard_size))

@@ -33,6 +33,7 @@ from plategen.errors import PlategenError
 from plategen.glyphs import fonts_for, render_glyph, shipped_fonts
 from plategen.synth import plates, writers
 from plategen.synth.engine import Synthesizer, require_finite
+from plategen.synth.check import chars_with_real_crops
 from plategen.synth.inputs import check_drawable, load_styles
 from plategen.synth.plan import CHECK_ATTEMPTS, Diversity, label_counts
 from plategen.synth.plates import PlateReport
@@ -250,8 +251,7 @@ def _run(req: SynthRequest, world: World, device: str, ckpt, ckpt_path: Path, fo
         **params, "checkpoint": str(ckpt_path), "device": device,
         "label_dirs": {c: writers.safe_label_dir(c) for c in req.chars} if req.format == "files" else {},
         "counts": dict(zip(req.chars, synth.plan.counts)),
-        # the checkpoint's charset: characters it saw real crops of; the others are drawn from their glyph alone
-        "chars_with_real_crops": None if charset is None else [c for c in req.chars if c in charset],
+        "chars_with_real_crops": chars_with_real_crops(req.chars, charset),
         "manifest_columns": {"image_path": "relative to manifest.csv (shards: <shard>.tar#<member>)",
                              "label": "the character", "style": "style plate(s); a|b = interpolated",
                              "font": "font of the content glyph",
