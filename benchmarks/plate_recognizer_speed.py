@@ -1,9 +1,9 @@
 """Milliseconds per training step of the whole-plate recogniser, split into augmentation and model.
 
     python benchmarks/plate_recognizer_speed.py [--data ../shared/data] [--steps 100] [--threads 1]
-        [--input-size 32 128] [--head slots] [--width 16]
+        [--input-size 32 128] [--head slots] [--width 16] [--batch-size 16]
 
-Times `--steps` training steps (after 5 warm-up steps) on real uc3m-lp plates at batch size 32:
+Times `--steps` training steps (after 5 warm-up steps) on real uc3m-lp plates (batch size 16 unless told):
 `augment_plates`, then forward, loss, backward and AdamW step. Wall time depends on the load
 of a shared machine, so the process CPU time is printed beside it (with one thread it is the
 time the step would take on an idle core), with the load average before and after.
@@ -41,16 +41,18 @@ def main() -> None:
     parser.add_argument("--input-size", type=int, nargs=2, default=list(PlateSchedule.input_size))
     parser.add_argument("--head", choices=("ctc", "slots"), default=PlateSchedule.head)
     parser.add_argument("--width", type=int, default=PlateSchedule.width)
+    parser.add_argument("--batch-size", type=int, default=PlateSchedule.batch_size)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    schedule = PlateSchedule(input_size=tuple(args.input_size), head=args.head, width=args.width)
+    schedule = PlateSchedule(input_size=tuple(args.input_size), head=args.head, width=args.width,
+                             batch_size=args.batch_size)
     plates = load_plates(args.data / "uc3m-lp").plates
     alphabet = "".join(sorted({c for p in plates for c in p.text}))
     x_all = plate_tensor(images_of(plates, schedule.input_size), schedule.input_size)
     longest = schedule.columns if args.head == "ctc" else schedule.slots
     targets = encode_texts([p.text for p in plates], alphabet, longest)
     model = PlateRecognizer(len(alphabet) + 1, schedule)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)  # as train_plate_recognizer
     gen = torch.Generator().manual_seed(0)
     rng = np.random.default_rng(0)
     wall = {"augment": 0.0, "model": 0.0}

@@ -23,8 +23,7 @@ DEFAULT_TEST_PLATES = 400
 DEFAULT_BUDGET_S = 240.0
 DEFAULT_SYNTHETIC_SIZE = {"chars": 4000, "plates": 1000}  # generated crops / plates of the synthetic-only reference
 DEFAULT_SCHEDULE = Schedule(eval_points=8)
-# 1,200 steps (not the recogniser's 1,500): the default run's 39 trainings fit 25 minutes on 2 CPU cores
-DEFAULT_PLATE_SCHEDULE = PlateSchedule(steps=1200, eval_points=8)
+DEFAULT_PLATE_SCHEDULE = PlateSchedule(eval_points=8)
 
 
 def default_workers() -> int:
