@@ -209,6 +209,11 @@ def train(
     overwrite: bool = typer.Option(False, help="Replace an existing --out."),
     samples_dir: Optional[Path] = typer.Option(None, help="Where sample grids go (default: <out stem>-samples/)."),
     threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default 1: faster on a busy 2-core machine; try 2 on an idle one)."),
+    chars: Optional[str] = typer.Option(None, help="Characters to train, e.g. 0-9A-Z京津沪 (default: the resumed "
+                                                   "model's, else the training plates'); any a shipped font covers."),
+    rendered_share: Optional[float] = typer.Option(None, help="Top every class with fewer real crops than this x the "
+                                                              "median class up to it with rendered pairs (default 0.5; "
+                                                              "0: real crops only)."),
     allow_outside_paths: bool = typer.Option(False, help=ALLOW_OUTSIDE_HELP),
 ) -> None:
     """Train the style generator (SAAE) on real plates; hold out the fixed validation plates."""
@@ -217,7 +222,7 @@ def train(
     if steps is not None and epochs is not None:
         raise PlategenError("--steps and --epochs: give one, not both")
     options = options_for(preset, steps=steps, epochs=epochs, batch_size=batch_size, device=device, seed=seed,
-                          samples_dir=samples_dir, num_threads=threads)
+                          samples_dir=samples_dir, num_threads=threads, chars=chars, rendered_share=rendered_share)
     if epochs is not None:
         options.steps = None
     result = train_saae(data, out, options, resume=resume, overwrite=overwrite, allow_outside=allow_outside_paths,
@@ -229,7 +234,8 @@ def train(
     if result.ranks > 1:
         table.add_row("torchrun ranks", f"{result.ranks}, each on 1/{result.ranks} of every batch; same weights on "
                       "every rank at each checkpoint")
-    table.add_row("training data", f"{result.plates:,} plates, {result.crops:,} character crops")
+    table.add_row("training data", f"{result.plates:,} plates, {result.crops:,} character crops, "
+                  f"{result.rendered:,} rendered pairs")
     table.add_row("(1) reconstruction L1", f"{result.losses.get('rec', float('nan')):.4f}")
     table.add_row("(2) discriminator CE", f"{result.losses.get('d', float('nan')):.3f}")
     table.add_row("(3) adversarial CE", f"{result.losses.get('adv', float('nan')):.3f}")
