@@ -203,6 +203,8 @@ def train(
     steps: Optional[int] = typer.Option(None, help="Total iterations (default: the preset's)."),
     epochs: Optional[float] = typer.Option(None, help="Passes over the training crops, instead of --steps."),
     batch_size: Optional[int] = typer.Option(None, help="Samples per iteration (default: the preset's)."),
+    lr: Optional[float] = typer.Option(None, help="Adam learning rate of both networks (default: the preset's; "
+                                                  "lower to fine-tune a trained model gently)."),
     device: str = typer.Option("auto", help="auto (CUDA when present), cpu, cuda, cuda:1."),
     seed: int = typer.Option(0, help="Seeds weights, batches and glyph variation."),
     resume: Optional[Path] = typer.Option(None, help="Continue from this checkpoint (weights and optimizer state)."),
@@ -221,7 +223,7 @@ def train(
 
     if steps is not None and epochs is not None:
         raise PlategenError("--steps and --epochs: give one, not both")
-    options = options_for(preset, steps=steps, epochs=epochs, batch_size=batch_size, device=device, seed=seed,
+    options = options_for(preset, steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, device=device, seed=seed,
                           samples_dir=samples_dir, num_threads=threads, chars=chars, rendered_share=rendered_share)
     if epochs is not None:
         options.steps = None

@@ -392,6 +392,8 @@ def check_options(opts: TrainOptions, world: World = SOLO) -> None:
         raise PlategenError(f"--epochs {opts.epochs}: must be a positive number")
     if opts.batch_size < 1:
         raise PlategenError(f"--batch-size {opts.batch_size}: need at least 1")
+    if not (math.isfinite(opts.lr) and opts.lr > 0):
+        raise PlategenError(f"--lr {opts.lr}: must be a positive number")
     if opts.num_threads < 1:
         raise PlategenError(f"--threads {opts.num_threads}: need at least 1")
     if not (math.isfinite(opts.rendered_share) and opts.rendered_share >= 0):

@@ -107,6 +107,7 @@ def test_wrong_inputs_give_one_clear_error(tmp_path: Path):
     (["--steps", "-5"], "--steps -5"),
     (["--epochs", "0"], "--epochs 0"),
     (["--batch-size", "0"], "--batch-size 0"),
+    (["--lr", "0"], "--lr 0.0"),
     (["--threads", "0"], "--threads 0"),
 ])
 def test_train_refuses_options_that_train_nothing_or_fail_later(tmp_path: Path, small_uc3m: Path, args, message):
