@@ -256,7 +256,7 @@ def synth(
                                      "folder (every plate a style); repeat for several."),
     chars: Optional[str] = typer.Option(None, "--chars", help="Characters to generate, e.g. 0-9A-Z or "
                                         "京沪0-9A-Z (default 0-9A-Z; with --plates the checkpoint's charset); any "
-                                        "character a shipped font covers; those without real training crops are "
+                                        "character a shipped font covers; those the checkpoint has no class for are "
                                         "marked unchecked."),
     n: int = typer.Option(1000, "--n", help="Total images, spread evenly over the characters (plates with --plates)."),
     out: Path = typer.Option(..., "--out", help="Output folder (must be new or empty)."),
@@ -329,7 +329,7 @@ def synth(
     else:
         table.add_row("label check", f"{report.redrawn:,} redrawn; {report.check_failed:,} still read as another "
                       "character (check=fail in the manifest)" + (f"; {report.unchecked:,} unchecked (characters "
-                      "without real training crops: no class to read them as)" if report.unchecked else ""))
+                      "outside the checkpoint's charset: no class to read them as)" if report.unchecked else ""))
     table.add_row("within-class diversity", f"{report.diversity:.1f} mean / {report.closest:.1f} closest pair "
                   "(RMS px distance, 0-255)")
     table.add_row("time", f"{report.seconds:.1f} s on {report.device}")
