@@ -203,12 +203,19 @@ def train(
     steps: Optional[int] = typer.Option(None, help="Total iterations (default: the preset's)."),
     epochs: Optional[float] = typer.Option(None, help="Passes over the training crops, instead of --steps."),
     batch_size: Optional[int] = typer.Option(None, help="Samples per iteration (default: the preset's)."),
+    lr: Optional[float] = typer.Option(None, help="Adam learning rate of both networks (default: the preset's; "
+                                                  "lower to fine-tune a trained model gently)."),
     device: str = typer.Option("auto", help="auto (CUDA when present), cpu, cuda, cuda:1."),
     seed: int = typer.Option(0, help="Seeds weights, batches and glyph variation."),
     resume: Optional[Path] = typer.Option(None, help="Continue from this checkpoint (weights and optimizer state)."),
     overwrite: bool = typer.Option(False, help="Replace an existing --out."),
     samples_dir: Optional[Path] = typer.Option(None, help="Where sample grids go (default: <out stem>-samples/)."),
     threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default 1: faster on a busy 2-core machine; try 2 on an idle one)."),
+    chars: Optional[str] = typer.Option(None, help="Characters to train, e.g. 0-9A-Z京津沪 (default: the resumed "
+                                                   "model's, else the training plates'); any a shipped font covers."),
+    rendered_share: Optional[float] = typer.Option(None, help="Top every class with fewer real crops than this x the "
+                                                              "median class up to it with rendered pairs (default 0.5; "
+                                                              "0: real crops only)."),
     allow_outside_paths: bool = typer.Option(False, help=ALLOW_OUTSIDE_HELP),
 ) -> None:
     """Train the style generator (SAAE) on real plates; hold out the fixed validation plates."""
@@ -216,8 +223,8 @@ def train(
 
     if steps is not None and epochs is not None:
         raise PlategenError("--steps and --epochs: give one, not both")
-    options = options_for(preset, steps=steps, epochs=epochs, batch_size=batch_size, device=device, seed=seed,
-                          samples_dir=samples_dir, num_threads=threads)
+    options = options_for(preset, steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, device=device, seed=seed,
+                          samples_dir=samples_dir, num_threads=threads, chars=chars, rendered_share=rendered_share)
     if epochs is not None:
         options.steps = None
     result = train_saae(data, out, options, resume=resume, overwrite=overwrite, allow_outside=allow_outside_paths,
@@ -229,7 +236,8 @@ def train(
     if result.ranks > 1:
         table.add_row("torchrun ranks", f"{result.ranks}, each on 1/{result.ranks} of every batch; same weights on "
                       "every rank at each checkpoint")
-    table.add_row("training data", f"{result.plates:,} plates, {result.crops:,} character crops")
+    table.add_row("training data", f"{result.plates:,} plates, {result.crops:,} character crops, "
+                  f"{result.rendered:,} rendered pairs")
     table.add_row("(1) reconstruction L1", f"{result.losses.get('rec', float('nan')):.4f}")
     table.add_row("(2) discriminator CE", f"{result.losses.get('d', float('nan')):.3f}")
     table.add_row("(3) adversarial CE", f"{result.losses.get('adv', float('nan')):.3f}")
@@ -248,7 +256,7 @@ def synth(
                                      "folder (every plate a style); repeat for several."),
     chars: Optional[str] = typer.Option(None, "--chars", help="Characters to generate, e.g. 0-9A-Z or "
                                         "京沪0-9A-Z (default 0-9A-Z; with --plates the checkpoint's charset); any "
-                                        "character a shipped font covers; those without real training crops are "
+                                        "character a shipped font covers; those the checkpoint has no class for are "
                                         "marked unchecked."),
     n: int = typer.Option(1000, "--n", help="Total images, spread evenly over the characters (plates with --plates)."),
     out: Path = typer.Option(..., "--out", help="Output folder (must be new or empty)."),
@@ -321,7 +329,7 @@ def synth(
     else:
         table.add_row("label check", f"{report.redrawn:,} redrawn; {report.check_failed:,} still read as another "
                       "character (check=fail in the manifest)" + (f"; {report.unchecked:,} unchecked (characters "
-                      "without real training crops: no class to read them as)" if report.unchecked else ""))
+                      "outside the checkpoint's charset: no class to read them as)" if report.unchecked else ""))
     table.add_row("within-class diversity", f"{report.diversity:.1f} mean / {report.closest:.1f} closest pair "
                   "(RMS px distance, 0-255)")
     table.add_row("time", f"{report.seconds:.1f} s on {report.device}")

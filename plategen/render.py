@@ -123,10 +123,13 @@ def _neighbour_ink(ch_pool: Sequence[str], fonts: Sequence[Font], font: Font, rn
 
 
 def render_characters(labels: Sequence[str], rng: np.random.Generator, fonts: Sequence[Font] | None = None,
-                      size: int = GLYPH_SIZE, neighbours: Sequence[str] | None = None) -> np.ndarray:
+                      size: int = GLYPH_SIZE, neighbours: Sequence[str] | None = None,
+                      colours: Sequence[tuple[np.ndarray, np.ndarray]] | None = None) -> np.ndarray:
     """[N, size, size, 3] uint8 RGB crops of `labels`, rendered and degraded; seeded by `rng` only.
 
     `neighbours`: characters that may appear cut at the frame edges (default: the labels' set).
+    `colours`: each crop's (paper, ink) RGB, e.g. a real plate's (`recolour.plate_colours`);
+    default: a draw from the generic PALETTE per crop.
     """
     fonts = list(fonts) if fonts is not None else shipped_fonts()
     check_coverage(sorted(set(labels)), fonts)
@@ -139,7 +142,7 @@ def render_characters(labels: Sequence[str], rng: np.random.Generator, fonts: Se
         ink = render_glyph(ch, font, size, sample_jitter(rng)).astype(np.float32) / 255
         if pool and rng.random() < 0.7:
             ink = np.maximum(ink, _neighbour_ink(pool, fonts, font, rng, size))
-        bg, fg = _palette_choice(rng)
+        bg, fg = _palette_choice(rng) if colours is None else colours[i]
         texture = rng.normal(0, rng.uniform(0, 8), (size, size, 1)).astype(np.float32)
         image = (bg + texture) * (1 - ink[..., None]) + fg * ink[..., None]
         image = image * _lighting(rng, size)

@@ -5,7 +5,10 @@ validation and sample grids, the loop (`fit_saae`, also the benchmark's), then `
 which ties them together.
 
 One sample is (glyph of y from a shipped font, the real plate y was cut from as style, that
-real crop as target). Every iteration runs three steps, each with its own loss in the log:
+real crop as target). A class with fewer real crops than `rendered_share` x the median class
+is topped up with rendered pairs (`top_up_with_rendered`): y rendered from a font in a real
+plate's colours as target, that plate as style, so every character of the charset has a class
+in D. Every iteration runs three steps, each with its own loss in the log:
   (1) reconstruction: G on rec_weight * L1(G(glyph, plate), crop)
   (2) discriminator:  D on CE(D(crop), y) + CE(D(G(glyph, plate)), k)      (k = "generated")
   (3) adversarial:    G on adv_weight * CE(D(G(glyph, plate)), y) + rec_weight * L1 (+ fm_weight * feature matching)
@@ -31,6 +34,7 @@ from tqdm import tqdm
 
 from plategen import __version__, distributed
 from plategen.atomic import require_no_file_in_the_way
+from plategen.charset import parse_charset
 from plategen.checkpoint import (LoadedCheckpoint, load_checkpoint, load_optimizers, optimizer_path,
                                  save_checkpoint, save_optimizers)
 from plategen.dataset import CharSamples, build_samples, charset_of, is_holdout
@@ -40,6 +44,8 @@ from plategen.errors import PlategenError, RankStopped
 from plategen.glyphs import check_coverage, fonts_for, render_glyph, sample_jitter, shipped_fonts
 from plategen.model import Discriminator, Generator, SAAEConfig
 from plategen.plates import Plate, load_many
+from plategen.render import render_characters
+from plategen.synth.recolour import plate_colours
 
 
 @dataclass
@@ -54,6 +60,8 @@ class TrainOptions:
     fm_weight: float = 0.0  # feature matching on D's hidden layer in step 3 (beyond the paper; 0 = paper)
     class_balance: float = 0.5  # sample crops with weight count(y)^-balance: 0 = as in the data, 1 = uniform over classes
     glyph_variants: int = 1  # glyphs per (character, font): 1 = the clean glyph, so G learns to follow its geometry
+    chars: str | None = None  # --chars spec of the classes to train; None: the resumed model's, else the plates'
+    rendered_share: float = 0.5  # classes with fewer real crops than this x the median class are topped up to it
     val_crops: int = 1024  # held-out crops scored for validation L1
     val_every: int = 250
     sample_every: int = 500  # sample grid and checkpoint interval
@@ -82,7 +90,8 @@ class TrainResult:
     losses: dict[str, float]  # the last logged value of each loss
     val_l1: float
     plates: int
-    crops: int
+    crops: int  # real character crops
+    rendered: int = 0  # rendered pairs topping up scarce classes
     ranks: int = 1  # torchrun processes that trained it
 
 
@@ -112,6 +121,38 @@ def load_split(data_dirs: Sequence[Path | str], allow_outside: bool = False
                "train_plates": len(train), "holdout_plates": len(held),
                "problems": len(result.problems), "skipped": len(result.skipped)}
     return train, held, summary
+
+
+def top_up_with_rendered(samples: CharSamples, share: float, rng: np.random.Generator
+                         ) -> tuple[CharSamples, np.ndarray]:
+    """`samples` plus rendered pairs for every class with fewer real crops than `share` x the median
+    class (of those with any), up to that floor, and the rendered count per class. A class without
+    real crops would have no reconstruction target and no class in D, so the label check could not
+    read it; the floor follows the data, so common classes learn from real crops only. A pair's style is a random training plate
+    whose text shares the character's script (a province gets a Chinese plate); its target is the
+    character rendered by `render.render_characters` (shipped font, neighbour fragments, lighting,
+    degradations) in that plate's paper and ink colours (`recolour.plate_colours`)."""
+    counts = np.bincount(samples.labels, minlength=len(samples.charset))
+    floor = round(share * float(np.median(counts[counts > 0]))) if counts.any() else 0
+    wanted = np.maximum(floor - counts, 0)
+    if not wanted.any():
+        return samples, wanted
+    by_script = {script: [i for i, p in enumerate(samples.plates) if any(c.isascii() == script for c in p.text)]
+                 for script in (True, False)}
+    labels: list[int] = []
+    owners: list[int] = []
+    for label in np.flatnonzero(wanted):
+        pool = by_script[samples.charset[label].isascii()] or list(range(len(samples.plates)))
+        owners += rng.choice(pool, size=int(wanted[label])).tolist()
+        labels += [int(label)] * int(wanted[label])
+    colours = {p: plate_colours(samples.styles[p]) for p in set(owners)}
+    crops = render_characters([samples.charset[y] for y in labels], rng, neighbours=samples.charset,
+                              colours=[colours[p] for p in owners])
+    topped = CharSamples(np.concatenate([samples.crops, crops]),
+                         np.concatenate([samples.labels, np.asarray(labels, np.int64)]),
+                         np.concatenate([samples.plate_index, np.asarray(owners, np.int64)]),
+                         samples.styles, samples.charset, samples.plates)
+    return topped, wanted
 
 
 class GlyphBank:
@@ -351,8 +392,14 @@ def check_options(opts: TrainOptions, world: World = SOLO) -> None:
         raise PlategenError(f"--epochs {opts.epochs}: must be a positive number")
     if opts.batch_size < 1:
         raise PlategenError(f"--batch-size {opts.batch_size}: need at least 1")
+    if not (math.isfinite(opts.lr) and opts.lr > 0):
+        raise PlategenError(f"--lr {opts.lr}: must be a positive number")
     if opts.num_threads < 1:
         raise PlategenError(f"--threads {opts.num_threads}: need at least 1")
+    if not (math.isfinite(opts.rendered_share) and opts.rendered_share >= 0):
+        raise PlategenError(f"--rendered-share {opts.rendered_share}: must be 0 or more")
+    if opts.chars is not None:
+        check_coverage(parse_charset(opts.chars), shipped_fonts())
     rank_slice(opts.batch_size, world)
 
 
@@ -379,6 +426,22 @@ def restore_optimizers(path: Path, fit: SAAEFit) -> None:
                     if key != "step" and torch.is_tensor(value) and value.shape != param.shape:
                         raise PlategenError(f"{path}: optimizer state does not match the model ({name}.{key} has "
                                             f"shape {tuple(value.shape)}, the weights {tuple(param.shape)})")
+
+
+def carry_discriminator(D: Discriminator, previous: Discriminator, previous_charset: Sequence[str],
+                        charset: Sequence[str]) -> None:
+    """Load `previous`'s weights into `D`, whose classes are `charset`: every character keeps its
+    output row, a new character keeps D's fresh row, and "generated" moves to the last index."""
+    rows = [previous_charset.index(c) if c in previous_charset else -1 for c in charset] + [len(previous_charset)]
+    fresh, state = D.state_dict(), previous.state_dict()
+    for key, value in state.items():
+        if key.startswith("out.") and value.shape[:1] == (len(previous_charset) + 1,):
+            widened = fresh[key].clone()
+            for row, old in enumerate(rows):
+                if old >= 0:
+                    widened[row] = value[old]
+            state[key] = widened
+    D.load_state_dict(state)
 
 
 def train_saae(data_dirs: Sequence[Path | str], out: Path | str, options: TrainOptions = TrainOptions(),
@@ -415,26 +478,31 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
 
         # data: train-side plates for training, the fixed held-out plates for validation and grids
         train_plates, held_plates, data_summary = load_split(data_dirs, allow_outside)
-        charset = previous.meta["charset"] if previous is not None else charset_of(train_plates)
-        train = build_samples(train_plates, charset)
+        previous_charset = previous.meta["charset"] if previous is not None else None
+        charset = (parse_charset(opts.chars) if opts.chars is not None
+                   else previous_charset if previous is not None else charset_of(train_plates))
+        real = build_samples(train_plates, charset)
         held = build_samples(held_plates, charset)
-        if len(train.labels) == 0:
+        if len(real.labels) == 0:
             raise PlategenError(f"{', '.join(map(str, data_dirs))}: no character crops on the training plates")
         val_ids = rng.permutation(len(held.labels))[:opts.val_crops]
         val = CharSamples(held.crops[val_ids], held.labels[val_ids], held.plate_index[val_ids], held.styles,
                           charset, held.plates)
-        counts = np.bincount(train.labels, minlength=len(charset))
-        data_summary |= {"train_crops": int(len(train.labels)), "val_crops": int(len(val.labels)),
-                         "crops_per_class": {c: int(n) for c, n in zip(charset, counts)}}
+        train, rendered = top_up_with_rendered(real, opts.rendered_share, rng)
+        counts = np.bincount(real.labels, minlength=len(charset))
+        data_summary |= {"train_crops": int(len(real.labels)), "val_crops": int(len(val.labels)),
+                         "crops_per_class": {c: int(n) for c, n in zip(charset, counts)},
+                         "rendered_per_class": {c: int(n) for c, n in zip(charset, rendered) if n}}
 
         # model and optimizers (restored on --resume)
-        config = previous.config if previous is not None else SAAEConfig(num_classes=len(charset), **opts.model)
+        config = (replace(previous.config, num_classes=len(charset)) if previous is not None
+                  else SAAEConfig(num_classes=len(charset), **opts.model))
         bank = GlyphBank(charset, opts.glyph_variants, rng, config.glyph_size)
         fit = new_fit(config, opts, device)
         if previous is not None:
             fit.G.load_state_dict(previous.generator.state_dict())
-            fit.D.load_state_dict(previous.discriminator.state_dict())
-            if optimizer_path(resume).is_file():
+            carry_discriminator(fit.D, previous.discriminator, previous_charset, charset)
+            if optimizer_path(resume).is_file() and charset == previous_charset:  # else D's Adam state has other shapes
                 restore_optimizers(optimizer_path(resume), fit)
             fit.step = int(previous.meta.get("step", 0))
             gen.manual_seed(opts.seed + fit.step)  # a resumed run draws fresh batches
@@ -491,7 +559,7 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
     if world.leader and fit.step == total and not out.exists():  # resumed past its total: nothing ran, still write `out`
         save()
     return TrainResult(out, optimizer_path(out), written, fit.step, time.time() - started, fit.losses, val_l1,
-                       len(train_plates), int(len(train.labels)), world.size)
+                       len(train_plates), int(len(real.labels)), int(rendered.sum()), world.size)
 
 
 def same_weights(fit: SAAEFit, world: World) -> None:

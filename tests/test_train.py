@@ -13,6 +13,7 @@ from plategen.dataset import build_samples, is_holdout
 from plategen.errors import PlategenError
 from plategen.model import Discriminator, Generator, SAAEConfig
 from plategen.plates import load_plates
+from conftest import one_line_error
 from plategen.train import GlyphBank, TrainOptions, to_float, train_saae, train_step
 
 TINY = dict(content_width=4, style_width=4, style_dim=8, decoder_width=8, disc_width=4, disc_hidden=16)
@@ -106,6 +107,7 @@ def test_wrong_inputs_give_one_clear_error(tmp_path: Path):
     (["--steps", "-5"], "--steps -5"),
     (["--epochs", "0"], "--epochs 0"),
     (["--batch-size", "0"], "--batch-size 0"),
+    (["--lr", "0"], "--lr 0.0"),
     (["--threads", "0"], "--threads 0"),
 ])
 def test_train_refuses_options_that_train_nothing_or_fail_later(tmp_path: Path, small_uc3m: Path, args, message):
@@ -175,3 +177,40 @@ def test_samples_dir_that_is_a_file_is_refused_before_training(tmp_path: Path):
                                       str(tmp_path / "m.safetensors"), "--samples-dir", str(tmp_path / "grids")])
     assert result.exit_code == 2 and "--samples-dir" in result.output and "not a folder" in result.output
     assert (tmp_path / "grids").read_text() == "keep me" and not (tmp_path / "m.safetensors").exists()
+
+
+def test_chars_gives_every_character_a_class_and_renders_pairs_only_for_scarce_ones(tmp_path: Path,
+                                                                                   small_uc3m: Path):
+    out = tmp_path / "m.safetensors"
+    options = TrainOptions(steps=2, batch_size=8, num_threads=1, val_crops=16, val_every=2, sample_every=2,
+                           model=TINY, chars="0-9A-Z京川", rendered_share=0.5)  # uc3m: no vowels, no provinces
+    result = train_saae([small_uc3m], out, options, progress=False)
+    loaded = load_checkpoint(out)
+    charset = loaded.meta["charset"]
+    assert charset == list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ京川")
+    assert loaded.discriminator.out.out_features == len(charset) + 1  # a class per character + "generated"
+    real = loaded.meta["data"]["crops_per_class"]
+    rendered = loaded.meta["data"]["rendered_per_class"]
+    seen = sorted(n for n in real.values() if n)
+    floor = round(0.5 * float(np.median(seen)))
+    assert {"A", "E", "I", "O", "U", "Q", "京", "川"} <= set(rendered)  # none on Spanish plates
+    assert all(real[c] + rendered.get(c, 0) == floor for c in charset if real[c] < floor)  # topped up to the floor
+    assert not any(c in rendered for c in charset if real[c] >= floor)  # common classes: real crops only
+    assert result.rendered == sum(rendered.values()) and result.crops == sum(real.values())
+
+    # resuming with more characters widens D: old rows kept, "generated" moved to the last index
+    wider = tmp_path / "wider.safetensors"
+    train_saae([small_uc3m], wider, replace(options, steps=3, chars="0-9A-Z京川粤"), resume=out, progress=False)
+    before, after = loaded.discriminator.out.weight.detach(), load_checkpoint(wider).discriminator.out.weight.detach()
+    assert after.shape[0] == len(charset) + 2
+    moved = [(charset.index(c), charset.index(c)) for c in charset] + [(len(charset), len(charset) + 1)]
+    drift = [float((after[new] - before[old]).abs().max()) for old, new in moved]
+    assert max(drift) < 0.05  # one step of Adam at 2e-4 moves a weight by about 2e-4, a swapped row by far more
+
+
+def test_chars_no_font_covers_are_refused_before_any_data_is_read(tmp_path: Path):
+    out = tmp_path / "m.safetensors"
+    result = CliRunner().invoke(app, ["train", "--data", str(tmp_path / "no-such-folder"), "--out", str(out),
+                                      "--chars", "0-9𓀀"])
+    assert "no shipped font covers 1 character(s): '𓀀'" in one_line_error(result)
+    assert not out.exists()

@@ -3,8 +3,9 @@
 An image read as another character is drawn again, up to `CHECK_ATTEMPTS` times, with
 (glyph variant, style entry) pairs the plan set aside for it; the best-read attempt is kept
 and the manifest says whether it passed. The "generated" output of the k+1 head is ignored.
-A character outside the checkpoint's charset (no real training crops, so no class) cannot be
-read: it is drawn once and marked "unchecked".
+A character outside the checkpoint's charset (no class) cannot be read: it is drawn once and
+marked "unchecked". A class need not have had real crops: training tops scarce classes up with
+rendered pairs (`train.top_up_with_rendered`), so the manifest lists those that had real crops.
 """
 
 from __future__ import annotations
@@ -21,10 +22,14 @@ CPU_CHUNK = 64  # images per pass of the label check and of the engine's split d
 UNCHECKED = "unchecked"
 
 
-def chars_with_real_crops(chars: list[str], charset: list[str] | None) -> list[str] | None:
-    """The requested characters the checkpoint saw real crops of (its discriminator has a class for
-    them); the others are drawn from their glyph alone and marked unchecked. None: no charset stored."""
-    return None if charset is None else [c for c in chars if c in charset]
+def chars_with_real_crops(chars: list[str], meta: dict) -> list[str] | None:
+    """The requested characters the checkpoint saw real crops of: its data summary's classes with
+    any (a checkpoint without one: its charset, as before rendered pairs every class had real
+    crops). None: no charset stored."""
+    real = meta.get("data", {}).get("crops_per_class")
+    if real is not None:
+        return [c for c in chars if real.get(c, 0) > 0]
+    return None if meta.get("charset") is None else [c for c in chars if c in meta["charset"]]
 
 
 class LabelCheck:

@@ -316,12 +316,12 @@ def run_plates(req, world: World, device: str, ckpt, ckpt_path: Path, fonts, sty
         "tool": "plategen synth", "plategen_version": __version__, "command": req.command, "status": "running",
         **params, "checkpoint": str(ckpt_path), "device": device, "plates": True,
         "skipped_styles": [str(p) for p in skipped],
-        "chars_with_real_crops": chars_with_real_crops(chars, ckpt.meta.get("charset")),
+        "chars_with_real_crops": chars_with_real_crops(chars, ckpt.meta),
         "manifest_columns": {"image_path": "relative to manifest.csv", "text": "the plate text (no separators)",
                              "style": "the style plate", "seed": "the plate's own seed",
                              "check": "per character, in text order: pass: the model's discriminator reads it as "
                                       f"its label; fail: no draw of {CHECK_ATTEMPTS} did; unchecked: the checkpoint "
-                                      "has no class for it (no real training crops); empty: no check"},
+                                      "has no class for it (not in its charset); empty: no check"},
     }
     journal = writers.Journal(req.out, world.rank if world.size > 1 else None)
     mine = world.owns(np.arange(plan.n), writers.partition_unit(req.format, batch, req.shard_size))

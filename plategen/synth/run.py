@@ -245,13 +245,12 @@ def _run(req: SynthRequest, world: World, device: str, ckpt, ckpt_path: Path, fo
                               discriminator=ckpt.discriminator if params["label_check"] else None)
     writer = writers.make_writer(req.format, req.out, req.chars, req.n, req.workers, req.shard_size)
     label_of = [req.chars[i] for i in synth.plan.label]
-    charset = ckpt.meta.get("charset")
     meta = {
         "tool": "plategen synth", "plategen_version": __version__, "command": req.command, "status": "running",
         **params, "checkpoint": str(ckpt_path), "device": device,
         "label_dirs": {c: writers.safe_label_dir(c) for c in req.chars} if req.format == "files" else {},
         "counts": dict(zip(req.chars, synth.plan.counts)),
-        "chars_with_real_crops": chars_with_real_crops(req.chars, charset),
+        "chars_with_real_crops": chars_with_real_crops(req.chars, ckpt.meta),
         "manifest_columns": {"image_path": "relative to manifest.csv (shards: <shard>.tar#<member>)",
                              "label": "the character", "style": "style plate(s); a|b = interpolated",
                              "font": "font of the content glyph",
@@ -259,7 +258,7 @@ def _run(req: SynthRequest, world: World, device: str, ckpt, ckpt_path: Path, fo
                                      "come from the run seed",
                              "check": "pass: the model's discriminator reads the image as its label; fail: no "
                                       f"draw of {CHECK_ATTEMPTS} did (the best-read one is kept); unchecked: the "
-                                      "checkpoint has no class for it (no real training crops); empty: no check"},
+                                      "checkpoint has no class for it (not in its charset); empty: no check"},
     }
     journal = writers.Journal(req.out, world.rank if world.size > 1 else None)
     mine = world.owns(np.arange(req.n), writers.partition_unit(req.format, params["batch_size"], req.shard_size))
