@@ -214,8 +214,8 @@ def train(
     chars: Optional[str] = typer.Option(None, help="Characters to train, e.g. 0-9A-Z京津沪 (default: the resumed "
                                                    "model's, else the training plates'); any a shipped font covers."),
     rendered_share: Optional[float] = typer.Option(None, help="Top every class with fewer real crops than this x the "
-                                                              "median class up to it with rendered pairs (default 0.5; "
-                                                              "0: real crops only)."),
+                                                              "median class up to it with rendered pairs, e.g. 0.5 "
+                                                              "(default 0: real crops only)."),
     allow_outside_paths: bool = typer.Option(False, help=ALLOW_OUTSIDE_HELP),
 ) -> None:
     """Train the style generator (SAAE) on real plates; hold out the fixed validation plates."""

@@ -61,7 +61,8 @@ class TrainOptions:
     class_balance: float = 0.5  # sample crops with weight count(y)^-balance: 0 = as in the data, 1 = uniform over classes
     glyph_variants: int = 1  # glyphs per (character, font): 1 = the clean glyph, so G learns to follow its geometry
     chars: str | None = None  # --chars spec of the classes to train; None: the resumed model's, else the plates'
-    rendered_share: float = 0.5  # classes with fewer real crops than this x the median class are topped up to it
+    rendered_share: float = 0.0  # >0: classes with fewer real crops than this x the median class are topped up to it
+    # (off by default: the one measured run with 0.5, a fine-tune of the shipped model, was not better; checkpoints/README.md)
     val_crops: int = 1024  # held-out crops scored for validation L1
     val_every: int = 250
     sample_every: int = 500  # sample grid and checkpoint interval
