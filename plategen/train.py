@@ -480,8 +480,7 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
         # data: train-side plates for training, the fixed held-out plates for validation and grids
         train_plates, held_plates, data_summary = load_split(data_dirs, allow_outside)
         previous_charset = previous.meta["charset"] if previous is not None else None
-        charset = (parse_charset(opts.chars) if opts.chars is not None
-                   else previous_charset if previous is not None else charset_of(train_plates))
+        charset = parse_charset(opts.chars) if opts.chars is not None else previous_charset or charset_of(train_plates)
         real = build_samples(train_plates, charset)
         held = build_samples(held_plates, charset)
         if len(real.labels) == 0:
