@@ -3,12 +3,14 @@
 The plate is resized to a fixed INPUT_SIZE and a tiny fully convolutional network predicts,
 per cell of a map at 1/STRIDE scale, how likely a character centre lies there (a heatmap),
 where in the cell, and the character's width and height. With a known text the len(text)
-strongest peaks are taken and put in reading order (`reading_rows`: two-row plates top row
-first); the plate is refused when fewer than that many peaks are confident or a further
-confident peak (a character the text lacks) is left over, since a wrong box is worse than
-none. Without a text, every confident peak is a character. `segment.segment_plate` stays as
-the classical method; the importers try this detector first and fall back to it
-(`segment_with_text`).
+confident peaks are taken and put in reading order (`reading_rows`: two-row plates top row
+first); the plate is refused when fewer than that many peaks are confident. When more are (an
+emblem between character groups, a sticker, stacked small letters, a separator dot), the
+len(text) peaks that make the most regular rows and the surest centres are the characters
+(`_likeliest_characters`); the plate is refused when another choice is nearly as good or a
+peak set aside looks like one more character, since a wrong box is worse than none. Without a
+text, every confident peak is a character. `segment.segment_plate` stays as the classical
+method; the importers try this detector first and fall back to it (`segment_with_text`).
 
 Weights live in checkpoints/detector.safetensors (`save_detector`/`load_detector`, the JSON
 header records how they were trained); `train_detector` is the training loop.
@@ -17,6 +19,7 @@ header records how they were trained); `train_detector` is the training loop.
 from __future__ import annotations
 
 import functools
+import itertools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +39,9 @@ INPUT_SIZE = (48, 128)  # height, width the plate is resized to (plates run from
 STRIDE = 4  # input pixels per map cell
 CONFIDENT = 0.3  # a peak this strong is a character ...
 MIN_INK_STD = 3.0  # ... if its box is not flat (grey spread; drawn uc3m boxes: >= 4): the net fires on a blank image too
+MAX_EXTRA = 3  # confident peaks beyond the text's length that decoding may set aside
+CHOICE_MARGIN = 0.2  # how much more irregular (`_irregularity`) the next best choice of characters must be
+SET_ASIDE_COST = 0.5  # how much less like a character than those chosen each peak set aside must look
 HEADER_KEY = "plategen-detector"
 DEFAULT_DETECTOR = Path(__file__).resolve().parents[1] / "checkpoints" / "detector.safetensors"
 
@@ -103,16 +109,57 @@ def detect_characters(image: np.ndarray, text: str | None = None, net: DetectorN
     found = peaks(net or load_detector(), image)
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     boxes = [_clipped(b, image.shape) for b in found.boxes]
-    chars = [(x0, y0, x1, y1) for (x0, y0, x1, y1), score in zip(boxes, found.scores)
-             if score >= CONFIDENT and gray[y0:y1, x0:x1].std() >= MIN_INK_STD]
-    n = len(chars) if text is None else len(text)
+    confident = [i for i, ((x0, y0, x1, y1), score) in enumerate(zip(boxes, found.scores))
+                 if score >= CONFIDENT and gray[y0:y1, x0:x1].std() >= MIN_INK_STD]
+    n = len(confident) if text is None else len(text)
     if n == 0:
         return Segmentation(None, "no character found")
-    if len(chars) < n:
-        return Segmentation(None, f"the detector is confident of {len(chars)} characters for {n}")
-    if len(chars) > n:
-        return Segmentation(None, f"the detector finds {len(chars)} characters for {n}: one the text lacks")
+    if len(confident) < n:
+        return Segmentation(None, f"the detector is confident of {len(confident)} characters for {n}")
+    if len(confident) > n + MAX_EXTRA:
+        return Segmentation(None, f"the detector finds {len(confident)} characters for {n}: too many the text lacks")
+    if len(confident) > n:
+        chosen = _likeliest_characters([boxes[i] for i in confident], found.scores[confident], n)
+        if chosen is None:
+            return Segmentation(None, f"the detector finds {len(confident)} characters for {n}: "
+                                "which are the text's is unclear")
+        confident = [confident[i] for i in chosen]
+    chars = [boxes[i] for i in confident]
     return Segmentation(tuple(chars[i] for row in reading_rows(chars) for i in row), "")
+
+
+def _likeliest_characters(boxes: list[Box], scores: np.ndarray, n: int) -> tuple[int, ...] | None:
+    """Which `n` of `boxes` are the text's characters: the choice with the least `_irregularity`.
+    None when another choice comes within CHOICE_MARGIN of it, or when a box set aside would add
+    less than SET_ASIDE_COST to the row (it looks like one more character: the text may lack one).
+    Measured on the train-side plates (uc3m's drawn boxes, and the classical method's boxes where
+    it accepts a plate), this keeps the characters and sets aside emblems, stickers and stacked
+    small letters, which sit off the row, differ in height or are weak peaks."""
+
+    def cost(chosen: Sequence[int]) -> float:
+        return _irregularity([boxes[i] for i in chosen], scores[list(chosen)])
+
+    (best, chosen), (runner_up, _) = sorted((cost(c), c) for c in itertools.combinations(range(len(boxes)), n))[:2]
+    if runner_up - best < CHOICE_MARGIN:
+        return None
+    if any(cost(sorted((*chosen, extra))) - best < SET_ASIDE_COST for extra in set(range(len(boxes))) - set(chosen)):
+        return None
+    return chosen
+
+
+def _irregularity(boxes: list[Box], scores: np.ndarray) -> float:
+    """How little `boxes` look like rows of characters, summed over the boxes: the log of its height
+    over its row's median, its distance from its row's centre line (least squares on 3+ boxes) in
+    that median height, and the heatmap's doubt (1 - peak)."""
+    b = np.array(boxes, np.float64)
+    heights, cx, cy = b[:, 3] - b[:, 1], (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+    cost = float((1 - scores).sum())
+    for row in reading_rows(boxes):
+        height = float(np.median(heights[row]))
+        slope, offset = np.polyfit(cx[row], cy[row], 1) if len(row) >= 3 else (0.0, float(np.median(cy[row])))
+        off_line = np.abs(cy[row] - slope * cx[row] - offset) / height
+        cost += float(np.abs(np.log(heights[row] / height)).sum() + off_line.sum())
+    return cost
 
 
 def segment_with_text(image: np.ndarray, text: str) -> Segmentation:
