@@ -41,7 +41,7 @@ CONFIDENT = 0.3  # a peak this strong is a character ...
 MIN_INK_STD = 3.0  # ... if its box is not flat (grey spread; drawn uc3m boxes: >= 4): the net fires on a blank image too
 MAX_EXTRA = 3  # confident peaks beyond the text's length that decoding may set aside
 CHOICE_MARGIN = 0.2  # how much more irregular (`_irregularity`) the next best choice of characters must be
-SET_ASIDE_COST = 0.5  # how much less like a character than those chosen each peak set aside must look
+SET_ASIDE_COST = 0.6  # how much less like a character than those chosen each peak set aside must look
 HEADER_KEY = "plategen-detector"
 DEFAULT_DETECTOR = Path(__file__).resolve().parents[1] / "checkpoints" / "detector.safetensors"
 
