@@ -45,12 +45,38 @@ def test_text_of_the_wrong_length_is_refused(held_out) -> None:
     for plate, image in held_out[:30]:
         accepted += detect_characters(image, plate.text + "7").boxes is not None
         accepted += detect_characters(image, plate.text[:-1]).boxes is not None
-    assert accepted <= 6  # measured 1 of 60
+    assert accepted <= 6  # measured 3 of 60 (1 before extra centres were set aside)
 
 
 def test_without_text_it_finds_the_plate_s_characters(held_out) -> None:
     counted = [len(detect_characters(image).boxes or ()) == len(plate.text) for plate, image in held_out[:30]]
     assert np.mean(counted) >= 0.8  # measured 29 of 30
+
+
+# openalpr-us plates with an emblem the detector is confident of besides the text's characters, and
+# the emblem's box measured by eye (pixels): Maryland's shield between the character groups (held-out)
+# and a wheelchair symbol, a stronger peak than two of the characters (train-side)
+EMBLEMS = [("md725.jpg", "VTS820", (137, 55, 176, 100)), ("ia396.jpg", "J0518", (8, 30, 84, 114))]
+
+
+@pytest.mark.parametrize("name, text, emblem", EMBLEMS)
+def test_an_emblem_beside_the_characters_is_set_aside(data_dir, name, text, emblem) -> None:
+    image = read_image(data_dir / "openalpr-us" / "images" / name)
+    assert len(detect_characters(image).boxes) == len(text) + 1  # the emblem is one more confident centre
+    boxes = detect_characters(image, text).boxes
+    assert boxes is not None and len(boxes) == len(text)
+    centres = [((x0 + x1) / 2, (y0 + y1) / 2) for x0, y0, x1, y1 in boxes]
+    assert [x for x, _ in centres] == sorted(x for x, _ in centres)  # one row, in reading order
+    ex0, ey0, ex1, ey1 = emblem
+    assert not any(ex0 <= x <= ex1 and ey0 <= y <= ey1 for x, y in centres)
+    assert not any(x0 <= (ex0 + ex1) / 2 <= x1 for x0, _, x1, _ in boxes)  # no box takes in the emblem either
+
+
+def test_an_extra_centre_as_likely_a_character_as_the_others_is_refused(data_dir) -> None:
+    # Idaho's tree left of DRIFTER: a peak as tall, as well aligned and nearly as strong as a letter
+    image = read_image(data_dir / "openalpr-us" / "images" / "id1416.jpg")
+    seg = detect_characters(image, "DRIFTER")
+    assert seg.boxes is None and "unclear" in seg.reason
 
 
 def test_bad_input_is_refused_with_a_reason() -> None:
