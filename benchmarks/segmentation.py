@@ -1,9 +1,10 @@
 """Character boxes from a plate's text: the classical segmentation and the learned detector side by side.
 
-    OMP_NUM_THREADS=1 python benchmarks/segmentation.py [--data ../shared/data] [--sheets /tmp/sheets] [--all]
+    OMP_NUM_THREADS=1 python benchmarks/segmentation.py [--data ../shared/data] [--sheets /tmp/sheets] [--all | --train]
 
 Both methods run on the same plates: the held-out plates (`dataset.is_holdout`), which the
-detector never trained on, or with --all every plate of each folder. Three methods are
+detector never trained on, with --train the others (where the detector's decoding constants
+were chosen), or with --all every plate of each folder. Three methods are
 reported: classical (`segment.segment_plate`), detector (`detect.detect_characters` decoded
 with the text) and the importers' combination (`detect.segment_with_text`: the detector, then
 classical when it refuses). uc3m-lp has hand-drawn character boxes: each plate is segmented
@@ -109,7 +110,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--sheets", type=Path, help="write a contact sheet per folder here (classical | detector)")
-    parser.add_argument("--all", action="store_true", help="every plate, not only the held-out ones")
+    side = parser.add_mutually_exclusive_group()
+    side.add_argument("--all", action="store_true", help="every plate, not only the held-out ones")
+    side.add_argument("--train", action="store_true", help="the train-side plates instead of the held-out ones")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
@@ -119,9 +122,9 @@ def main() -> None:
     start = time.perf_counter()
     for name in (ANNOTATED, *TEXT_ONLY):
         result = load_plates(args.data / name)
-        plates = [p for p in result.plates + result.text_only if args.all or is_holdout(p)]
+        plates = [p for p in result.plates + result.text_only if args.all or is_holdout(p) != args.train]
         images = [read_image(p.image_path) for p in plates]
-        print(f"{name}: {len(plates)} {'' if args.all else 'held-out '}plates")
+        print(f"{name}: {len(plates)} {'' if args.all else 'train-side ' if args.train else 'held-out '}plates")
         results = []
         for label, method in METHODS.items():
             segs, seconds = run(method, images, plates)
