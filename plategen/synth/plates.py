@@ -32,7 +32,7 @@ import torch
 from plategen import __version__
 from plategen.atomic import atomic_write_bytes
 from plategen.distributed import World
-from plategen.synth.compose import erase_characters, ink_colour, place_on_plates
+from plategen.synth.compose import Coverages, erase_characters, ink_colour, place_on_plates
 from plategen.errors import PlategenError
 from plategen.synth.exports import FinishedPlate, write_lprnet, write_paddleocr, write_plate_index
 from plategen.glyphs import Font
@@ -235,11 +235,13 @@ def character_synth(generator, discriminator, charset: Sequence[str] | None, sty
 
 
 class Canvas:
-    """Each style plate with its own characters erased, and its ink colour, made once when first used."""
+    """Each style plate with its own characters erased, and its ink colour, made once when first used;
+    and the coverage of every glyph placed on them, worked out once (`compose.Coverages`)."""
 
     def __init__(self, styles: Sequence[StylePlate]):
         self.styles = styles
         self.cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.coverages = Coverages()
 
     def get(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         if k not in self.cache:
@@ -269,7 +271,7 @@ def compose_plates(canvas: Canvas, plan: PlatePlan, plate_ids: Sequence[int], fi
         background, ink = canvas.get(k)
         glyphs = np.stack([characters[starts[i]:starts[i + 1]] for i in ids])  # a layout's texts are one length
         made = place_on_plates(background, glyphs, [slot.box for slot in plan.layouts[k].char_slots], ink, noise,
-                               plan.seed[ids].tolist())
+                               plan.seed[ids].tolist(), canvas.coverages)
         for row, image in zip(rows.tolist(), made):
             images[row] = image
     return images
