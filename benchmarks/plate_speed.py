@@ -9,14 +9,14 @@ call in this process, so the checkpoint and style plate import are inside the ti
 user; the first case also pays the imports' warm-up. Prints the machine and the load average
 before and after: figures from a busy machine are not the tool's speed. The CPU time per plate
 (all threads) moves much less with the load than plates/s does, so compare it between versions
-measured on a shared machine.
+measured on a shared machine. The cases' outputs are deleted together at the end, not between
+cases: see render_vs_synth.py on what deleting thousands of files costs the next ones created.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -55,7 +55,6 @@ def main() -> None:
                                                  threads=args.threads))
                 seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
                 rows.append((name, fmt, args.n / seconds, 1000 * cpu / args.n, report.characters, report.check_failed))
-                shutil.rmtree(out)
     print(f"load average after {os.getloadavg()[0]:.2f}")
     print(f"{'style':<16}{'format':<8}{'plates/s':>10}{'cpu ms/plate':>14}{'chars':>8}{'check fail':>12}")
     for name, fmt, rate, cpu, chars, failed in rows:

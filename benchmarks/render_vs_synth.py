@@ -13,6 +13,14 @@ Prints images/s for both and the ratio synth / render: inside synth (after the i
 its imports have started: checkpoint load, setup, generation, check, PNG writing, manifest) and
 over synth's whole process. With `--rounds 2` the two alternate, so a change of the machine's
 load shows as a difference between rounds. The load average is printed before and after.
+
+Each side's CPU time per image (user + system, all its processes and threads; synth's whole
+process, start-up included) is printed too, with their ratio (render / synth: >= 1 means synth
+costs no more CPU per image): on a shared machine it moves much less with the load than images/s.
+Every output is deleted only at the end: on ext4 without a journal (as on the project's VM) the
+kernel skips inodes deleted in the last minute when it allocates a new one, and after thousands
+of deletions that scan costs up to ~0.7 ms of system CPU per file created (perf: ext4
+`recently_deleted`), so deleting one side's files would slow the other side's.
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from plategen.charset import parse_charset  # noqa: E402
 from plategen.glyphs import fonts_for, shipped_fonts  # noqa: E402
-from synth_speed import EXAMPLE, checkpoint, end_to_end, load, machine  # noqa: E402
+from synth_speed import EXAMPLE, checkpoint, children_cpu, end_to_end, load, machine  # noqa: E402
 
 SIZE = 32
 FONT_PX = 26  # glyph height: about what fills a 32x32 character crop
@@ -54,20 +62,23 @@ def render_part(job: tuple[int, int, str, list[str], dict[str, list[str]]]) -> i
     return stop - start
 
 
-def render(n: int, out: Path, processes: int) -> float:
-    """Seconds to render n images with `processes` processes (their start-up included)."""
+def render(n: int, out: Path, processes: int) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the processes) to render n images with `processes` processes
+    (their start-up included)."""
     chars = parse_charset("0-9A-Z")
     fonts = {c: [str(f.path) for f in fonts_for(c, shipped_fonts())] for c in chars}
     for c in chars:
         (out / c).mkdir(parents=True)
     bounds = [n * k // processes for k in range(processes + 1)]
     jobs = [(a, b, str(out), chars, fonts) for a, b in zip(bounds, bounds[1:])]
-    start = time.perf_counter()
-    with get_context("fork").Pool(processes) as pool:
-        done = sum(pool.map(render_part, jobs))
-    seconds = time.perf_counter() - start
+    start, cpu = time.perf_counter(), children_cpu()
+    pool = get_context("fork").Pool(processes)
+    done = sum(pool.map(render_part, jobs))
+    pool.close()
+    pool.join()  # the workers are waited for, so their CPU time is counted
+    seconds, cpu = time.perf_counter() - start, children_cpu() - cpu
     assert done == n == sum(1 for _ in out.rglob("*.png"))
-    return seconds
+    return seconds, cpu
 
 
 def main() -> None:
@@ -87,20 +98,20 @@ def main() -> None:
         print(f"n = {args.n:,} per side; synth: {which}, style {EXAMPLE.name}, label check on, cpu; "
               f"render: {args.processes} processes, fonts {', '.join(f.name for f in shipped_fonts())}")
         for r in range(args.rounds):
-            render_s = render(args.n, scratch / "render", args.processes)
-            shutil.rmtree(scratch / "render")
-            synth = end_to_end(ckpt, EXAMPLE, args.n, "files", args.batch_size, "cpu", scratch / "synth", args.workers)
-            shutil.rmtree(scratch / "synth")
+            render_s, render_cpu = render(args.n, scratch / f"render{r}", args.processes)
+            synth = end_to_end(ckpt, EXAMPLE, args.n, "files", args.batch_size, "cpu", scratch / f"synth{r}",
+                               args.workers)
             rows.append((r, args.n / render_s, synth["images_per_s_synth"], synth["images_per_s_process"],
-                         synth["check_failed"], load()))
+                         1000 * render_cpu / args.n, synth["cpu_ms_per_image"], synth["check_failed"], load()))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print(f"load average at end: {load()}")
     print(f"{'round':<7}{'render img/s':>14}{'synth img/s':>13}{'(process)':>11}{'ratio':>8}{'(process)':>11}"
-          f"{'check fail':>12}  load after")
-    for r, render_rate, synth_rate, process_rate, failed, after in rows:
+          f"{'render cpu ms/img':>19}{'synth cpu ms/img':>18}{'cpu ratio':>11}{'check fail':>12}  load after")
+    for r, render_rate, synth_rate, process_rate, render_cpu, synth_cpu, failed, after in rows:
         print(f"{r:<7}{render_rate:>14,.0f}{synth_rate:>13,.0f}{process_rate:>11,.0f}{synth_rate / render_rate:>8.2f}"
-              f"{process_rate / render_rate:>11.2f}{failed:>12}  {after}")
+              f"{process_rate / render_rate:>11.2f}{render_cpu:>19.3f}{synth_cpu:>18.3f}{render_cpu / synth_cpu:>11.2f}"
+              f"{failed:>12}  {after}")
 
 
 if __name__ == "__main__":

@@ -97,18 +97,25 @@ def end_to_end(ckpt: Path, style: Path, n: int, fmt: str, batch_size: int, devic
     cmd = [sys.executable, "-m", "plategen.cli", "synth", "--style", str(style), "--chars", "0-9A-Z", "--n", str(n),
            "--out", str(out), "--checkpoint", str(ckpt), "--format", fmt, "--batch-size", str(batch_size),
            "--device", device, "--workers", str(workers)]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), children_cpu()
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, children_cpu() - cpu
     if result.returncode != 0:
         raise SystemExit(f"synth failed:\n{result.stderr}")
     meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
     peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     return {"wall_s": wall, "images_per_s_process": n / wall, "images_per_s_synth": meta["images_per_s"],
+            "cpu_ms_per_image": 1000 * cpu / n,
             "check_failed": meta["check_failed"], "twins": near_twins(out),
             "peak_mib": peak_mib, "duplicates": meta["duplicates"], "diversity": meta["within_class_diversity"],
             "closest": meta["closest_pair"], "bytes": size}
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system, all threads) of the child processes waited for so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def near_twins(out: Path, radius: float = 4.0) -> int:
@@ -163,11 +170,11 @@ def main() -> None:
             r = end_to_end(ckpt, args.style, args.n, fmt, args.batch_size, args.device, out, args.workers)
             print(f"end to end ({fmt}): {r['images_per_s_process']:,.0f} images/s over the whole process "
                   f"({r['wall_s']:.1f} s incl. start-up), {r['images_per_s_synth']:,.0f} images/s inside synth; "
+                  f"process CPU {r['cpu_ms_per_image']:.3f} ms per image (all threads); "
                   f"peak memory {r['peak_mib']:,.0f} MiB; {r['bytes'] / 2**20:,.0f} MiB written; "
                   f"duplicates {r['duplicates']}; near twins {r['twins']}; label check failed {r['check_failed']}; "
                   f"within-class diversity {r['diversity']} (closest pair {r['closest']})")
-            shutil.rmtree(out, ignore_errors=True)
-    finally:
+    finally:  # outputs go only now: deleting many files slows the next creations (render_vs_synth.py)
         shutil.rmtree(scratch, ignore_errors=True)
     print(f"load average at end: {load()}")
 

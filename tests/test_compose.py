@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from plategen.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
-from plategen.synth.compose import erase_characters, ink_colour, place_characters, place_on_plates
+from plategen.synth.compose import Coverages, erase_characters, ink_colour, place_characters, place_on_plates
 from plategen.glyphs import frame_square
 from plategen.layout import layout_of
 from plategen.plates import read_image
@@ -90,6 +90,11 @@ def test_plates_composed_together_get_the_bytes_each_gets_alone(imported, model,
         alone = [place_characters(background, list(p), boxes, plate_ink, 2.0, s) for p, s in zip(plates, seeds)]
         assert np.array_equal(together, np.stack(alone))
         assert not np.array_equal(together[0], together[1])
+        # glyphs seen before (kept across calls, or dropped when the memo is full) give the same bytes
+        for known in (Coverages(), Coverages(limit=3)):
+            remembered = [place_on_plates(background, plates[a:a + 2], boxes, plate_ink, 2.0, seeds[a:a + 2], known)
+                          for a in (0, 2, 4)]
+            assert np.array_equal(together, np.concatenate(remembered))
 
 def _seam(image, boxes):
     """Mean absolute grey step across the edges of the characters' frame squares."""

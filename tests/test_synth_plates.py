@@ -1,4 +1,5 @@
 import csv
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -17,8 +18,10 @@ from plategen.errors import PlategenError
 from plategen.plates import clean_text, load_plates, read_image
 from plategen.synth import Diversity, SynthRequest, synthesize
 from plategen.synth import engine as engine_module
+from plategen.synth.engine import Batch
 from plategen.synth.exports import FinishedPlate, write_plate_folder
-from plategen.synth.plates import PREVIEW_HEIGHT, _at_height, load_style_plates, make_plates, plan_plates
+from plategen.synth.plates import (PREVIEW_HEIGHT, _at_height, character_synth, load_style_plates, make_plates,
+                                   plan_plates)
 from plategen.synth.writers import decode_png, read_shards
 from conftest import make_checkpoint, webdataset_samples
 
@@ -115,6 +118,38 @@ def test_make_plates_gives_in_memory_exactly_the_plates_the_synth_run_writes(run
     assert unchecked.texts == plan.texts and not any(c.strip(",") for c in unchecked.checks)
     failed = [i for i, c in enumerate(made.checks) if "fail" in c or c.count("pass") < len(plan.texts[i])]
     assert any(not np.array_equal(unchecked.images[i], made.images[i]) for i in failed)
+
+
+def test_repeated_draws_are_generated_once_and_their_bytes_do_not_depend_on_the_chunking(styles, ckpt_cn,
+                                                                                         monkeypatch):
+    """A plate run's draws repeat (a few glyph variants per character, a few style entries per style
+    plate): each block of them is generated once, on its own, so chunks, threads and a memo too small
+    to keep them all give the same draws, checks and pixels."""
+    ckpt = load_checkpoint(ckpt_cn)
+    style_plates = load_style_plates(styles[1:2])[0]  # the CCPD crop
+    plan = plan_plates(style_plates, 60, CHARS, seed=1)
+    run = engine_module.Engine.run
+    rows = []
+    monkeypatch.setattr(engine_module.Engine, "run", lambda self, glyph, style: rows.append(len(glyph)) or
+                        run(self, glyph, style))
+
+    def synth(threads: int, memo_rows: int | None = None):
+        made = character_synth(ckpt.generator, ckpt.discriminator, ckpt.meta["charset"], style_plates, plan, CHARS,
+                               shipped_fonts(), 1, "cpu", 8)
+        made.threads = threads
+        if memo_rows is not None:
+            made.memo.limit = memo_rows
+        return made
+
+    whole = synth(1).generate(np.arange(420))
+    generated = sum(rows)
+    draws = len(whole.ids) + int(whole.attempts.sum())  # at least this many: retries stop at the first pass
+    assert (whole.attempts == 3).any() and generated < draws  # without the memo: generated >= draws
+    small = synth(2, memo_rows=4)  # blocks dropped and made again
+    chunked = Batch.concat([small.generate(np.arange(a, min(a + 35, 420))) for a in range(0, 420, 35)])
+    assert sum(rows) - generated > generated  # it did make blocks again
+    for f in dataclasses.fields(Batch):
+        assert np.array_equal(getattr(whole, f.name), getattr(chunked, f.name)), f.name
 
 
 def test_a_style_image_outside_any_data_folder_and_not_named_by_its_text_is_refused(styles, ckpt_cn, tmp_path):

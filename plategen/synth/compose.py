@@ -81,7 +81,7 @@ def place_characters(background: np.ndarray, glyph_images: Sequence[np.ndarray],
 
 
 def place_on_plates(background: np.ndarray, glyphs: np.ndarray, boxes: Sequence[Box], ink: np.ndarray | None = None,
-                    noise: float = 0.0, seeds: Sequence[int] = ()) -> np.ndarray:
+                    noise: float = 0.0, seeds: Sequence[int] = (), known: "Coverages | None" = None) -> np.ndarray:
     """Plates [P,H,W,3] uint8 from one erased `background` and `glyphs` [P,C,S,S,3] (plate p's
     characters, framed like real crops) placed at `boxes` (C).
 
@@ -93,11 +93,12 @@ def place_on_plates(background: np.ndarray, glyphs: np.ndarray, boxes: Sequence[
     P), before rounding: the characters are placed as noiseless coverage, so the noise goes on here.
     The plates of one background are composed together (per-call numpy and OpenCV overheads cost
     more than a small plate's arithmetic); every plate gets the same bytes as on its own.
+    `known`: the coverages of glyphs seen before (a run's glyphs repeat), kept across calls.
     """
     count, slots = glyphs.shape[:2]
     plates = np.repeat(background.astype(np.float32)[None], count, axis=0)
     if slots:
-        coverages, directions = _coverages(glyphs.reshape(count * slots, *glyphs.shape[2:]))
+        coverages, directions = (known or _coverages)(glyphs.reshape(count * slots, *glyphs.shape[2:]))
         coverages = coverages.reshape(count, slots, *coverages.shape[1:])
         directions = directions.reshape(count, slots, 3)
         for j, box in enumerate(boxes):
@@ -107,6 +108,31 @@ def place_on_plates(background: np.ndarray, glyphs: np.ndarray, boxes: Sequence[
             rng = np.random.default_rng([seed, 7])  # 7: the plate-noise stream of the plate's seed
             plate += rng.standard_normal(plate.shape, dtype=np.float32) * np.float32(noise)
     return np.clip(np.rint(plates), 0, 255).astype(np.uint8)
+
+
+class Coverages:
+    """`_coverages` that works out each distinct glyph once: a plate run draws its characters from a
+    few hundred distinct images (`engine.DrawMemo`), each a glyph of many plates. A glyph's coverage
+    depends on its own pixels only, so it is the same bytes whichever call first met it. Keeps up
+    to `limit` glyphs (then starts afresh)."""
+
+    def __init__(self, limit: int = 8192):
+        self.limit = limit
+        self.known: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __call__(self, glyphs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        keys = [glyph.tobytes() for glyph in glyphs]
+        found = {key: self.known.get(key) for key in keys}
+        missing = [key for key, value in found.items() if value is None]
+        if missing:
+            first = {key: i for i, key in reversed(list(enumerate(keys)))}
+            coverages, directions = _coverages(glyphs[[first[key] for key in missing]])
+            made = dict(zip(missing, zip(coverages, directions)))
+            found.update(made)
+            if len(self.known) + len(made) > self.limit:
+                self.known.clear()
+            self.known.update(made)
+        return np.stack([found[key][0] for key in keys]), np.stack([found[key][1] for key in keys])
 
 
 def _coverages(glyphs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

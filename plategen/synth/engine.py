@@ -2,7 +2,8 @@
 
 Images are generated in fixed chunks of the plan, so the output is the same bytes whatever
 the timing of the writer threads, and an interrupted run can be finished by generating only
-the chunks it lacks. The retries of image i depend only on the plan and the model.
+the chunks it lacks. The retries of image i depend only on the plan and the model. Where draws
+repeat (whole plates), a `DrawMemo` generates each distinct one once.
 
 Speed: the generator is folded (BN into conv), and its first decoder conv is split into a
 content half and a style half (a conv of a concatenation is the sum of two convs), which are
@@ -14,7 +15,9 @@ if the model does not have that shape.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -174,6 +177,64 @@ class Engine:
         return out
 
 
+MEMO_ROWS = 4096  # images a DrawMemo keeps (12 KiB each at 32x32: 48 MiB)
+
+
+class DrawMemo:
+    """Draws that repeat, generated and checked once.
+
+    A whole-plate run draws its characters from a few glyph variants per character (one per
+    font) and a few style entries per style plate, so its draws repeat: 1,000 plates of one
+    CCPD style take 14,000 draws of at most 704 distinct images. Each block (one style entry,
+    every glyph variant of one label) is generated and checked on its own, as one batch, and
+    kept (up to `rows` images, the least recently used go first). A block on its own, not the
+    chunk that first needed it, fixes its bytes (small batches round differently, ~1e-4), so
+    they do not depend on the chunking, the threads, an interruption or a torchrun rank.
+    """
+
+    def __init__(self, engine: Engine, check: LabelCheck | None, glyphs: GlyphPool, rows: int = MEMO_ROWS):
+        self.engine, self.check = engine, check
+        self.offset, self.size = np.asarray(glyphs.offset, np.int64), np.asarray(glyphs.size, np.int64)
+        self.rows, self.limit = 0, rows
+        self.blocks: OrderedDict[tuple[int, int], tuple[Tensor, np.ndarray | None, np.ndarray | None]] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def draw(self, glyph: np.ndarray, style: np.ndarray, labels: np.ndarray
+             ) -> tuple[Tensor, np.ndarray | None, np.ndarray | None]:
+        """As `Synthesizer._draw`: images [B,3,S,S] (0-255), and with the check, (read as the label, probability)."""
+        keys = list(zip(style.tolist(), labels.tolist()))
+        blocks = {key: self._block(*key) for key in dict.fromkeys(keys)}
+        variants = (glyph - self.offset[labels]).tolist()
+        images = torch.stack([blocks[key][0][v] for key, v in zip(keys, variants)])
+        if self.check is None:
+            return images, None, None
+        passed = np.array([blocks[key][1][v] for key, v in zip(keys, variants)])
+        prob = np.array([blocks[key][2][v] for key, v in zip(keys, variants)])
+        return images, passed, prob
+
+    def _block(self, style: int, label: int) -> tuple[Tensor, np.ndarray | None, np.ndarray | None]:
+        with self.lock:
+            block = self.blocks.get((style, label))
+            if block is not None:
+                self.blocks.move_to_end((style, label))
+                return block
+        # outside the lock: two threads may make the same block at once, with the same bytes
+        glyph = np.arange(self.offset[label], self.offset[label] + self.size[label])
+        images = self.engine.run(glyph, np.full(len(glyph), style))
+        passed = prob = None
+        if self.check is not None:
+            passed, prob = self.check.read(images, np.full(len(glyph), label))
+        block = images, passed, prob
+        with self.lock:
+            if (style, label) not in self.blocks:
+                self.blocks[(style, label)] = block
+                self.rows += len(glyph)
+            while self.rows > self.limit:
+                _, dropped = self.blocks.popitem(last=False)
+                self.rows -= len(dropped[0])
+        return block
+
+
 # ---------------------------------------------------------------- generation
 
 
@@ -226,6 +287,7 @@ class Synthesizer:
     diversity: Diversity
     check: LabelCheck | None = None
     threads: int = 1  # CPU threads that split a batch between them (see `generate`)
+    memo: DrawMemo | None = None  # repeated draws made once (whole plates); None: every draw is generated
     model_seconds: float = 0.0
     setup_seconds: float = 0.0
     _bank: np.ndarray | None = field(default=None, repr=False)
@@ -296,16 +358,14 @@ class Synthesizer:
         labels = self.plan.label[ids]
         attempts = np.zeros(len(ids), np.int64)
         start = time.perf_counter()
-        out = self.engine.run(*self.entries(ids, attempts))
+        out, passed, score = self._draw(ids, attempts)
         checks = [""] * len(ids)
         if self.check is not None:
-            passed, score = self.check.read(out, labels)
             for t in range(1, CHECK_ATTEMPTS):
                 redo = np.flatnonzero(~passed)
                 if not len(redo):
                     break
-                again = self.engine.run(*self.entries(ids[redo], np.full(len(redo), t)))
-                ok, prob = self.check.read(again, labels[redo])
+                again, ok, prob = self._draw(ids[redo], np.full(len(redo), t))
                 better = ok | (prob > score[redo])  # every redo has failed so far
                 take = redo[better]
                 out[torch.from_numpy(take).to(out.device)] = again[torch.from_numpy(better).to(out.device)]
@@ -319,6 +379,18 @@ class Synthesizer:
         return Batch(ids, images, [self.chars[i] for i in labels], self.style_pool.primary[style],
                      [self.style_pool.names[i] for i in style], [self.glyphs.fonts[i] for i in glyph],
                      self.plan.seed[ids], attempts, checks)
+
+    def _draw(self, ids: np.ndarray, attempts: np.ndarray) -> tuple[Tensor, np.ndarray | None, np.ndarray | None]:
+        """Draw `attempts` of images `ids`: [B,3,S,S] in 0-255, and with the label check, whether
+        each is read as its label and that probability (else None, None)."""
+        glyph, style = self.entries(ids, attempts)
+        labels = self.plan.label[ids]
+        if self.memo is not None:
+            return self.memo.draw(glyph, style, labels)
+        out = self.engine.run(glyph, style)
+        if self.check is None:
+            return out, None, None
+        return (out, *self.check.read(out, labels))
 
     def batches(self, skip: Callable[[np.ndarray], bool] = lambda ids: False) -> Iterator[Batch]:
         """Every chunk of the plan in order, except those `skip(ids)` rejects."""

@@ -8,9 +8,12 @@ characters, so retries, folding and timing are the character path's own) -> comp
 style plate with its own characters erased (`compose_plates`). `run_plates` writes them with
 the character path's lock, journal and resume rules into a plategen data folder.
 
-Plates are generated in chunks of `batch_size` plates; a chunk's characters are one generator
-batch, so the bytes do not depend on which chunks an interrupted run had finished. A chunk is
-composed in a thread of its own while the next one is generated.
+Plates are generated in chunks of `batch_size` plates. A plate run's character draws repeat (a
+few glyph variants per character, a few style entries per style plate), so each distinct draw is
+generated and checked once, on its own (`engine.DrawMemo`): the bytes do not depend on the
+chunking or on which chunks an interrupted run had finished, and 1,000 CCPD plates cost a few
+hundred generator images instead of 14,000. A chunk is composed in a thread of its own while the
+next one is generated.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import torch
 from plategen import __version__
 from plategen.atomic import atomic_write_bytes
 from plategen.distributed import World
-from plategen.synth.compose import erase_characters, ink_colour, place_on_plates
+from plategen.synth.compose import Coverages, erase_characters, ink_colour, place_on_plates
 from plategen.errors import PlategenError
 from plategen.synth.exports import FinishedPlate, write_lprnet, write_paddleocr, write_plate_index
 from plategen.glyphs import Font
@@ -38,7 +41,7 @@ from plategen.plates import Plate, Problem, clean_text, detect_format, load_plat
 from plategen.detect import segment_with_text
 from plategen.synth import plate_writers, writers
 from plategen.synth.check import LabelCheck, chars_with_real_crops
-from plategen.synth.engine import Batch, Engine, Synthesizer, generate_threads
+from plategen.synth.engine import Batch, DrawMemo, Engine, Synthesizer, generate_threads
 from plategen.synth.inputs import Style
 from plategen.synth.plan import CHECK_ATTEMPTS, Diversity, Plan, build_glyph_pool, build_style_pool, image_seeds
 
@@ -200,7 +203,8 @@ def character_synth(generator, discriminator, charset: Sequence[str] | None, sty
                     plan: PlatePlan, chars: Sequence[str], fonts: Sequence[Font], seed: int,
                     device: str, batch_size: int) -> Synthesizer:
     """A `Synthesizer` whose plan is every plate's characters in plate order, each drawn in its
-    plate's style; a label-check retry takes another font and an augmented copy of the same plate."""
+    plate's style; a label-check retry takes another font and an augmented copy of the same plate.
+    Its draws repeat, so they go through a `DrawMemo`."""
     chars = list(chars)
     index = {c: i for i, c in enumerate(chars)}
     label = np.array([index[c] for text in plan.texts for c in text], np.int64)
@@ -227,15 +231,17 @@ def character_synth(generator, discriminator, charset: Sequence[str] | None, sty
     if discriminator is not None and charset is not None:
         check = LabelCheck(discriminator, charset, chars, torch.device(device))
     return Synthesizer(chars, len(label), seed, as_styles, char_plan, glyphs, pool, engine, batch_size,
-                       PLATE_DIVERSITY, check, generate_threads(device))
+                       PLATE_DIVERSITY, check, generate_threads(device), DrawMemo(engine, check, glyphs))
 
 
 class Canvas:
-    """Each style plate with its own characters erased, and its ink colour, made once when first used."""
+    """Each style plate with its own characters erased, and its ink colour, made once when first used;
+    and the coverage of every glyph placed on them, worked out once (`compose.Coverages`)."""
 
     def __init__(self, styles: Sequence[StylePlate]):
         self.styles = styles
         self.cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.coverages = Coverages()
 
     def get(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         if k not in self.cache:
@@ -265,7 +271,7 @@ def compose_plates(canvas: Canvas, plan: PlatePlan, plate_ids: Sequence[int], fi
         background, ink = canvas.get(k)
         glyphs = np.stack([characters[starts[i]:starts[i + 1]] for i in ids])  # a layout's texts are one length
         made = place_on_plates(background, glyphs, [slot.box for slot in plan.layouts[k].char_slots], ink, noise,
-                               plan.seed[ids].tolist())
+                               plan.seed[ids].tolist(), canvas.coverages)
         for row, image in zip(rows.tolist(), made):
             images[row] = image
     return images

@@ -395,7 +395,10 @@ def within_class_diversity(samples: dict[str, list[np.ndarray]]) -> tuple[float,
             continue
         x = np.stack(images).reshape(len(images), -1).astype(np.float32)
         sq = (x * x).sum(1)
-        d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0) / x.shape[1]
+        # the product through torch (synth has set its threads): numpy's multi-threaded OpenBLAS took
+        # seconds for these few small products on a busy 2-core machine (benchmarks/synth_profile.py)
+        gram = torch.from_numpy(x).matmul(torch.from_numpy(x).T).numpy()
+        d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * gram, 0) / x.shape[1]
         iu = np.triu_indices(len(x), 1)
         d = np.sqrt(d2[iu])
         means.append(float(d.mean()))
