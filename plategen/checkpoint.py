@@ -25,6 +25,11 @@ from plategen.model import Discriminator, Generator, SAAEConfig
 FORMAT_VERSION = 1
 HEADER_KEY = "plategen"  # the safetensors metadata key holding our JSON
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "saae-default.safetensors"
+# The shipped models by name (`--checkpoint allchars`): `allchars` has a discriminator class for every
+# Chinese province and special character, so synth checks them and draws them legibly; its colours on
+# US designs are worse than the default's (checkpoints/README.md).
+SHIPPED_CHECKPOINTS = {"default": DEFAULT_CHECKPOINT,
+                       "allchars": DEFAULT_CHECKPOINT.with_name("saae-allchars.safetensors")}
 # Image sizes are not visible in the weights' shapes but size every activation; these bound them.
 MAX_GLYPH_SIZE = 256
 MAX_STYLE_SIDE = 1024
@@ -161,6 +166,15 @@ def _check_shapes(config: SAAEConfig, tensors: dict[str, torch.Tensor], path: Pa
                  f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}")
         raise PlategenError(f"{path}: weights do not match the stored config ({len(mismatched)} shape(s) differ, "
                             f"{len(missing)} missing, {len(unexpected)} unexpected; {first})")
+
+
+def checkpoint_path(value: Path | str | None) -> Path:
+    """`--checkpoint` as given: None for the default model, a shipped model's name, or a path."""
+    if value is None:
+        return DEFAULT_CHECKPOINT
+    if str(value) in SHIPPED_CHECKPOINTS and not Path(value).exists():
+        return SHIPPED_CHECKPOINTS[str(value)]
+    return Path(value)
 
 
 def load_checkpoint(path: Path | str = DEFAULT_CHECKPOINT, device: str | torch.device = "cpu") -> LoadedCheckpoint:

@@ -126,7 +126,7 @@ def benchmark(
     seeds: int = typer.Option(3, help="Repetitions; each seed draws its own split, generated crops and "
                                       "recogniser initialisation. Results are mean ± std over seeds."),
     generator: str = typer.Option("both", help="saae, render (font rendering + augmentation) or both."),
-    checkpoint: Optional[Path] = typer.Option(None, help="SAAE checkpoint (default: the shipped model)."),
+    checkpoint: Optional[Path] = typer.Option(None, help="SAAE checkpoint: a path, or a shipped model's name, default or allchars (default: default)."),
     test: Optional[Path] = typer.Option(None, help="External test plates (default: a plate-disjoint split of "
                                                    "--data, drawn from plates the checkpoint never saw)."),
     test_plates: Optional[int] = typer.Option(None, help="Test images held out of --data per seed (at least: "
@@ -260,7 +260,7 @@ def synth(
                                         "marked unchecked."),
     n: int = typer.Option(1000, "--n", help="Total images, spread evenly over the characters (plates with --plates)."),
     out: Path = typer.Option(..., "--out", help="Output folder (must be new or empty)."),
-    checkpoint: Optional[Path] = typer.Option(None, help="Generator checkpoint (default: the shipped model)."),
+    checkpoint: Optional[Path] = typer.Option(None, help="Generator checkpoint: a path, or a shipped model's name: default, or allchars (a class for every Chinese province, see checkpoints/README.md)."),
     seed: int = typer.Option(0, help="Same seed, same images (byte for byte on CPU)."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 (default: CUDA when present)."),
     batch_size: Optional[int] = typer.Option(None, help="Images per generator batch (default 256; with "
@@ -329,7 +329,8 @@ def synth(
     else:
         table.add_row("label check", f"{report.redrawn:,} redrawn; {report.check_failed:,} still read as another "
                       "character (check=fail in the manifest)" + (f"; {report.unchecked:,} unchecked (characters "
-                      "outside the checkpoint's charset: no class to read them as)" if report.unchecked else ""))
+                      "outside the checkpoint's charset: no class to read them as; --checkpoint allchars has one for every "
+                      "Chinese province)" if report.unchecked else ""))
     table.add_row("within-class diversity", f"{report.diversity:.1f} mean / {report.closest:.1f} closest pair "
                   "(RMS px distance, 0-255)")
     table.add_row("time", f"{report.seconds:.1f} s on {report.device}")

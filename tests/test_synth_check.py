@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 import pytest
 
-from plategen.charset import parse_charset
-from plategen.checkpoint import load_checkpoint, save_checkpoint
+from plategen.charset import CHINESE_PROVINCES, CHINESE_SPECIAL, parse_charset
+from plategen.checkpoint import SHIPPED_CHECKPOINTS, load_checkpoint, save_checkpoint
 from plategen.cli import app
 from plategen.synth import generate
 
@@ -43,7 +43,22 @@ def test_a_province_outside_the_checkpoints_charset_is_drawn_and_marked_unchecke
     assert all(r[0].startswith("川/") for r in chuan) and all(im.shape == (32, 32, 3) for im in images)
     meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
     assert meta["chars_with_real_crops"] == ["A"] and meta["check_unchecked"] == 8
-    assert "8 unchecked" in result.output
+    assert "8 unchecked" in result.output and "--checkpoint allchars" in result.output
+
+
+def test_the_shipped_allchars_model_checks_every_province_by_name(data_dir, tmp_path):
+    """`--checkpoint allchars` names the shipped model with a class for every province and special
+    character, so none of them is left unchecked."""
+    charset = load_checkpoint(SHIPPED_CHECKPOINTS["allchars"]).meta["charset"]
+    assert set(CHINESE_PROVINCES + CHINESE_SPECIAL + "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") <= set(charset)
+    style = data_dir / "ccpd-crops" / "images" / "皖A0V262.jpg"
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["synth", "--style", str(style), "--chars", "川警", "--n", "8", "--out", str(out),
+                                 "--device", "cpu", "--checkpoint", "allchars"])
+    assert result.exit_code == 0, result.output
+    rows = [line.split(",") for line in (out / "manifest.csv").read_text(encoding="utf-8").splitlines()[1:]]
+    assert len(rows) == 8 and {r[5] for r in rows} <= {"pass", "fail"}
+    assert json.loads((out / "meta.json").read_text(encoding="utf-8"))["check_unchecked"] == 0
 
 
 def test_unchecked_characters_are_drawn_once_and_checked_ones_are_still_redrawn(data_dir, ckpt_jing):

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from plategen.bench.request import BenchmarkRequest
-from plategen.checkpoint import DEFAULT_CHECKPOINT, LoadedCheckpoint, load_checkpoint
+from plategen.checkpoint import LoadedCheckpoint, checkpoint_path, load_checkpoint
 from plategen.dataset import CharSamples
 from plategen.errors import PlategenError
 from plategen.glyphs import Font, fonts_for
@@ -107,7 +107,7 @@ def open_generators(req: BenchmarkRequest, charset: Sequence[str], fonts: Sequen
     ckpt = None
     drawable = [c for c in charset if fonts_for(c, fonts)]
     if req.regime == "product":
-        path = req.checkpoint if req.checkpoint is not None else DEFAULT_CHECKPOINT
+        path = checkpoint_path(req.checkpoint)
         if not Path(path).is_file():
             raise PlategenError(f"--checkpoint {path}: no such file" + (
                 " (the shipped checkpoint is missing; train one or pass --checkpoint)" if req.checkpoint is None else ""))

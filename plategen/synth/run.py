@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from plategen import __version__, distributed
-from plategen.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+from plategen.checkpoint import checkpoint_path, load_checkpoint
 from plategen.device import resolve_device
 from plategen.distributed import World
 from plategen.errors import PlategenError
@@ -118,7 +118,7 @@ def _checked(req: SynthRequest, world: World, progress: Callable[[int, int], Non
     the run given the interrupted run's meta)."""
     check_request(req)
     device = str(world.place(resolve_device(req.device)))
-    ckpt_path = Path(req.checkpoint) if req.checkpoint is not None else DEFAULT_CHECKPOINT
+    ckpt_path = checkpoint_path(req.checkpoint)
     if req.checkpoint is None and not ckpt_path.is_file():
         raise PlategenError(f"{ckpt_path}: the shipped checkpoint is missing; pass --checkpoint or train one")
     ckpt = load_checkpoint(ckpt_path, device="cpu")
