@@ -85,8 +85,9 @@ def main() -> None:
             worst = sorted(read.per_class.items(), key=lambda kv: kv[1].accuracy)[:4]
             worst_text = " ".join(f"{c} {100 * s.accuracy:.0f}" for c, s in worst)
             cells.append(f"{100 * read.accuracy:.1f} (worst: {worst_text})")
+            scripts = " ".join(f"{c} {100 * s.accuracy:.0f}" for c, s in read.per_class.items() if not c.isascii())
             print(f"{source} {path.name}: {100 * read.accuracy:.1f}% of {len(idx)} ({len(chars)} characters); "
-                  f"worst {worst_text}")
+                  f"worst {worst_text}" + (f"; provinces {scripts}" if scripts else ""))
         table.add_row(*cells)
     Console().print(table)
     print(f"{time.perf_counter() - start:.0f} s")
