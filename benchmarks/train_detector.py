@@ -14,6 +14,10 @@ held-out plates are the benchmark's (benchmarks/segmentation.py); the detector n
 each in the style of one of that folder's train-side plates with boxes) to both stages' samples,
 with the exact boxes synth writes: every sample is drawn with equal chance, so they are N / (N + real plates) of the
 batches. Equal thirds give the Chinese and US designs the weight uc3m's box count gives Spanish.
+Measured once, not shipped: with --steps 2000 --tune-steps 1000, --generated 1200 against the same
+steps without (held-out plates, detector then classical) gave uc3m 97.7% of characters found against
+98.5% (1 box on a wrong character against 5), ccpd 98.1% against 98.8% and openalpr 93.4% against
+94.9% of plates segmented.
 """
 
 from __future__ import annotations
