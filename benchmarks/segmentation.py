@@ -1,6 +1,7 @@
 """Character boxes from a plate's text: the classical segmentation and the learned detector side by side.
 
     OMP_NUM_THREADS=1 python benchmarks/segmentation.py [--data ../shared/data] [--sheets /tmp/sheets] [--all | --train]
+        [--detector checkpoints/detector.safetensors]
 
 Both methods run on the same plates: the held-out plates (`dataset.is_holdout`), which the
 detector never trained on, with --train the others (where the detector's decoding constants
@@ -18,6 +19,7 @@ at, because only eyes can tell there whether a box holds the character it is lab
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import sys
@@ -34,17 +36,22 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from plategen.dataset import is_holdout  # noqa: E402
-from plategen.detect import detect_characters, load_detector, segment_with_text  # noqa: E402
+from plategen.detect import DEFAULT_DETECTOR, detect_characters, load_detector, segment_with_text  # noqa: E402
 from plategen.plates import Plate, load_plates, read_image  # noqa: E402
 from plategen.segment import Segmentation, iou, segment_plate  # noqa: E402
 
 ANNOTATED = "uc3m-lp"
 TEXT_ONLY = ("ccpd-crops", "openalpr-us")
-METHODS: dict[str, Callable[[np.ndarray, str], Segmentation]] = {
-    "classical": segment_plate, "detector": detect_characters, "detector+classical": segment_with_text}
+Method = Callable[[np.ndarray, str], Segmentation]
 
 
-def run(method: Callable[[np.ndarray, str], Segmentation], images: list[np.ndarray], plates: list[Plate]
+def methods(detector: Path) -> dict[str, Method]:
+    net = load_detector(detector)
+    return {"classical": segment_plate, "detector": functools.partial(detect_characters, net=net),
+            "detector+classical": functools.partial(segment_with_text, net=net)}
+
+
+def run(method: Method, images: list[np.ndarray], plates: list[Plate]
         ) -> tuple[list[Segmentation], float]:
     start = time.perf_counter()
     segs = [method(image, plate.text) for image, plate in zip(images, plates)]
@@ -113,12 +120,14 @@ def main() -> None:
     side = parser.add_mutually_exclusive_group()
     side.add_argument("--all", action="store_true", help="every plate, not only the held-out ones")
     side.add_argument("--train", action="store_true", help="the train-side plates instead of the held-out ones")
+    parser.add_argument("--detector", type=Path, default=DEFAULT_DETECTOR, help="the detector's weights to measure")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads), torch {torch.__version__} "
           f"({torch.get_num_threads()} threads), load average {os.getloadavg()[0]:.1f}")
-    load_detector()
+    print(f"detector: {args.detector}")
+    measured = methods(args.detector)
     start = time.perf_counter()
     for name in (ANNOTATED, *TEXT_ONLY):
         result = load_plates(args.data / name)
@@ -126,7 +135,7 @@ def main() -> None:
         images = [read_image(p.image_path) for p in plates]
         print(f"{name}: {len(plates)} {'' if args.all else 'train-side ' if args.train else 'held-out '}plates")
         results = []
-        for label, method in METHODS.items():
+        for label, method in measured.items():
             segs, seconds = run(method, images, plates)
             results.append(segs)
             figures = measure_annotated(plates, segs) if name == ANNOTATED else measure_text_only(segs)

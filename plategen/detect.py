@@ -162,10 +162,10 @@ def _irregularity(boxes: list[Box], scores: np.ndarray) -> float:
     return cost
 
 
-def segment_with_text(image: np.ndarray, text: str) -> Segmentation:
-    """The importers' boxes for a text-only plate: the detector, then the classical method when the
-    detector refuses (its refusal reason is kept when both refuse)."""
-    learned = detect_characters(image, text)
+def segment_with_text(image: np.ndarray, text: str, net: DetectorNet | None = None) -> Segmentation:
+    """The importers' boxes for a text-only plate: the detector (default: the shipped one), then the
+    classical method when the detector refuses (its refusal reason is kept when both refuse)."""
+    learned = detect_characters(image, text, net)
     if learned.boxes is not None:
         return learned
     classical = segment_plate(image, text)
