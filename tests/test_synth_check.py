@@ -29,13 +29,19 @@ def ckpt_jing(tmp_path_factory):
     return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "jing.safetensors", parse_charset("0-9A-Z京"))
 
 
-def test_a_province_outside_the_checkpoints_charset_is_drawn_and_marked_unchecked(data_dir, tmp_path, ckpt_jing):
+def synth_rows(data_dir, out, chars: str, n: int, checkpoint) -> tuple:
+    """`plategen synth` in a held-out CCPD plate's style: (the CLI result, the manifest's rows)."""
     style = data_dir / "ccpd-crops" / "images" / "皖A0V262.jpg"
-    out = tmp_path / "out"
-    result = runner.invoke(app, ["synth", "--style", str(style), "--chars", "川A", "--n", "16", "--out", str(out),
-                                 "--device", "cpu", "--checkpoint", str(ckpt_jing)])
+    result = runner.invoke(app, ["synth", "--style", str(style), "--chars", chars, "--n", str(n), "--out", str(out),
+                                 "--device", "cpu", "--checkpoint", str(checkpoint)])
     assert result.exit_code == 0, result.output
     rows = [line.split(",") for line in (out / "manifest.csv").read_text(encoding="utf-8").splitlines()[1:]]
+    return result, rows
+
+
+def test_a_province_outside_the_checkpoints_charset_is_drawn_and_marked_unchecked(data_dir, tmp_path, ckpt_jing):
+    out = tmp_path / "out"
+    result, rows = synth_rows(data_dir, out, "川A", 16, ckpt_jing)
     chuan = [r for r in rows if r[1] == "川"]
     assert len(chuan) == 8 and {r[5] for r in chuan} == {"unchecked"}
     assert {r[5] for r in rows if r[1] == "A"} <= {"pass", "fail"}  # A has a class: it is read
@@ -51,12 +57,8 @@ def test_the_shipped_allchars_model_checks_every_province_by_name(data_dir, tmp_
     character, so none of them is left unchecked."""
     charset = load_checkpoint(SHIPPED_CHECKPOINTS["allchars"]).meta["charset"]
     assert set(CHINESE_PROVINCES + CHINESE_SPECIAL + "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") <= set(charset)
-    style = data_dir / "ccpd-crops" / "images" / "皖A0V262.jpg"
     out = tmp_path / "out"
-    result = runner.invoke(app, ["synth", "--style", str(style), "--chars", "川警", "--n", "8", "--out", str(out),
-                                 "--device", "cpu", "--checkpoint", "allchars"])
-    assert result.exit_code == 0, result.output
-    rows = [line.split(",") for line in (out / "manifest.csv").read_text(encoding="utf-8").splitlines()[1:]]
+    _, rows = synth_rows(data_dir, out, "川警", 8, "allchars")
     assert len(rows) == 8 and {r[5] for r in rows} <= {"pass", "fail"}
     assert json.loads((out / "meta.json").read_text(encoding="utf-8"))["check_unchecked"] == 0
 
@@ -88,11 +90,7 @@ def test_a_class_trained_on_rendered_pairs_alone_is_checked_but_not_listed_as_ha
     counts = {"data": {"crops_per_class": {"A": 12, "川": 0}}}  # 川: a class from rendered pairs only
     ckpt = tmp_path / "chuan.safetensors"
     save_checkpoint(ckpt, made.generator, made.config, made.meta | counts, made.discriminator)
-    style = data_dir / "ccpd-crops" / "images" / "皖A0V262.jpg"
     out = tmp_path / "out"
-    result = runner.invoke(app, ["synth", "--style", str(style), "--chars", "川A", "--n", "16", "--out", str(out),
-                                 "--device", "cpu", "--checkpoint", str(ckpt)])
-    assert result.exit_code == 0, result.output
-    rows = [line.split(",") for line in (out / "manifest.csv").read_text(encoding="utf-8").splitlines()[1:]]
+    _, rows = synth_rows(data_dir, out, "川A", 16, ckpt)
     assert len(rows) == 16 and {r[5] for r in rows} <= {"pass", "fail"}  # a class for each: both are read
     assert json.loads((out / "meta.json").read_text(encoding="utf-8"))["chars_with_real_crops"] == ["A"]
