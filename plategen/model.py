@@ -128,22 +128,39 @@ class Discriminator(nn.Module):
         return self.out(self.features_of(img))
 
 
+class PointwiseLinear(nn.Module):
+    """A Linear computed as a 1x1 convolution, for inference. On some CPUs (Intel, AVX-512) a Linear's
+    float sums depend on the number of torch threads and a 1x1 convolution's do not, so synth writes
+    the same bytes on 1 thread or 2."""
+
+    def __init__(self, linear: nn.Linear):
+        super().__init__()
+        self.weight = nn.Parameter(linear.weight.detach().clone()[:, :, None, None], requires_grad=False)
+        self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone(), requires_grad=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(x[:, :, None, None], self.weight, self.bias).flatten(1)
+
+
 @torch.no_grad()
 def fold_batchnorm(generator: Generator) -> Generator:
-    """An inference copy with every BN folded into the conv before it (same outputs in eval mode)."""
+    """An inference copy with every BN folded into the conv before it and the Linears as `PointwiseLinear`
+    (same outputs in eval mode up to float rounding)."""
     folded = Generator(generator.config)
     folded.load_state_dict(generator.state_dict())
     folded.eval()
     for seq in (folded.content, folded.style, folded.decoder):
         for i, block in enumerate(seq):
             seq[i] = _fold_block(block)
+    folded.style_fc, folded.style_map = PointwiseLinear(folded.style_fc), PointwiseLinear(folded.style_map)
     return folded
 
 
 @torch.no_grad()
 def fold_discriminator(discriminator: Discriminator) -> Discriminator:
-    """An inference copy with BN folded into the convs and in-place activations (the same outputs
-    in eval mode up to float rounding, ~1e-5 in the logits); spectral-norm blocks stay as they are."""
+    """An inference copy with BN folded into the convs, in-place activations and the Linears as
+    `PointwiseLinear` (the same outputs in eval mode up to float rounding, ~1e-5 in the logits);
+    spectral-norm convs stay as they are (their Linears take the normalised weights)."""
     folded = copy.deepcopy(discriminator).eval()
     for i, block in enumerate(folded.features):
         if isinstance(block, nn.Sequential) and isinstance(block[1], nn.BatchNorm2d):
@@ -151,6 +168,7 @@ def fold_discriminator(discriminator: Discriminator) -> Discriminator:
     for module in folded.modules():
         if isinstance(module, nn.LeakyReLU):
             module.inplace = True
+    folded.hidden[0], folded.out = PointwiseLinear(folded.hidden[0]), PointwiseLinear(folded.out)
     return folded
 
 
