@@ -2,7 +2,8 @@
 
     python benchmarks/plate_recognizer.py [--data ../shared/data] [--seeds 2] [--steps 1600] [--head ctc]
         [--sources uc3m-lp] [--real-plates 50 all] [--threads 2] [--size 32x128] [--lr 6e-3]
-        [--batch-size 16] [--width 16] [--validation] [--first-seed 0]
+        [--batch-size 16] [--width 16] [--columns 16] [--warmup 0.05] [--aux-slots 0.5]
+        [--validation] [--first-seed 0]
 
 For each real folder, plates are split by `dataset.is_holdout` (a fixed, plate-disjoint 20%;
 training images whose content hash appears among the test images are dropped as well). The
@@ -115,13 +116,18 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=PlateSchedule.lr)
     parser.add_argument("--batch-size", type=int, default=PlateSchedule.batch_size)
     parser.add_argument("--width", type=int, default=PlateSchedule.width)
+    parser.add_argument("--columns", type=int, default=PlateSchedule.columns, help="CTC time steps")
+    parser.add_argument("--warmup", type=float, default=PlateSchedule.warmup, help="share of the steps the lr rises")
+    parser.add_argument("--aux-slots", type=float, default=PlateSchedule.aux_slots,
+                        help="CTC: weight of the auxiliary slot loss (0: none)")
     parser.add_argument("--validation", action="store_true", help="test on a validation split of the training "
                                                                     "plates, not on the held-out plates")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     height, width = map(int, args.size.lower().split("x"))
     schedule = PlateSchedule(steps=args.steps, head=args.head, input_size=(height, width), lr=args.lr,
-                             batch_size=args.batch_size, width=args.width)
+                             batch_size=args.batch_size, width=args.width, columns=args.columns,
+                             warmup=args.warmup, aux_slots=args.aux_slots)
     print(f"load before: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} cores, {args.threads} threads; "
           f"schedule {schedule.to_dict()}", flush=True)
     start = time.perf_counter()

@@ -1,7 +1,7 @@
 """Milliseconds per training step of the whole-plate recogniser, split into augmentation and model.
 
     python benchmarks/plate_recognizer_speed.py [--data ../shared/data] [--steps 100] [--threads 1]
-        [--input-size 32 128] [--head slots] [--width 16] [--batch-size 16]
+        [--input-size 32 128] [--head ctc] [--width 16] [--batch-size 16] [--aux-slots 0.5]
 
 Times `--steps` training steps (after 5 warm-up steps) on real uc3m-lp plates (batch size 16 unless told):
 `augment_plates`, then forward, loss, backward and AdamW step. Wall time depends on the load
@@ -29,8 +29,8 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.plate_recognizer import images_of  # noqa: E402
 from plategen.plates import load_plates  # noqa: E402
-from plategen.recognizer import (PlateRecognizer, PlateSchedule, _plate_loss, augment_plates,  # noqa: E402
-                                 encode_texts, plate_tensor)
+from plategen.recognizer import (PlateRecognizer, PlateSchedule, augment_plates, encode_texts,  # noqa: E402
+                                 plate_batch_loss, plate_tensor)
 
 
 def main() -> None:
@@ -42,15 +42,16 @@ def main() -> None:
     parser.add_argument("--head", choices=("ctc", "slots"), default=PlateSchedule.head)
     parser.add_argument("--width", type=int, default=PlateSchedule.width)
     parser.add_argument("--batch-size", type=int, default=PlateSchedule.batch_size)
+    parser.add_argument("--aux-slots", type=float, default=PlateSchedule.aux_slots,
+                        help="CTC: weight of the auxiliary slot loss (0: none)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     schedule = PlateSchedule(input_size=tuple(args.input_size), head=args.head, width=args.width,
-                             batch_size=args.batch_size)
+                             batch_size=args.batch_size, aux_slots=args.aux_slots)
     plates = load_plates(args.data / "uc3m-lp").plates
     alphabet = "".join(sorted({c for p in plates for c in p.text}))
     x_all = plate_tensor(images_of(plates, schedule.input_size), schedule.input_size)
-    longest = schedule.columns if args.head == "ctc" else schedule.slots
-    targets = encode_texts([p.text for p in plates], alphabet, longest)
+    targets = encode_texts([p.text for p in plates], alphabet, schedule.longest)
     model = PlateRecognizer(len(alphabet) + 1, schedule)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)  # as train_plate_recognizer
     gen = torch.Generator().manual_seed(0)
@@ -64,7 +65,7 @@ def main() -> None:
         w0, c0 = time.perf_counter(), time.process_time()
         x = augment_plates(x_all[torch.from_numpy(idx)], gen)
         w1, c1 = time.perf_counter(), time.process_time()
-        loss = _plate_loss(model(x), [targets[i] for i in idx], schedule.head)
+        loss = plate_batch_loss(model, x, [targets[i] for i in idx], schedule)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -1,5 +1,7 @@
 """The recogniser: learns real crops quickly, is deterministic, reports per-class results."""
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -8,9 +10,9 @@ import torch
 from plategen.dataset import build_samples, is_holdout
 from plategen.errors import PlategenError
 from plategen.plates import read_image
-from plategen.recognizer import (PlateSchedule, Schedule, align, augment_plates, decode, edit_distance, evaluate,
-                                 evaluate_plates, plate_tensor, predict, read_plates, train_plate_recognizer,
-                                 train_recognizer)
+from plategen.recognizer import (PlateRecognizer, PlateSchedule, Schedule, align, augment_plates, decode,
+                                 edit_distance, evaluate, evaluate_plates, plate_tensor, predict, read_plates,
+                                 train_plate_recognizer, train_recognizer)
 
 
 
@@ -74,10 +76,11 @@ def uc3m_plates(imported):
     return images(train), [p.text for p in train], images(test), [p.text for p in test], alphabet
 
 
-def test_plate_recognizer_reads_its_training_plates(uc3m_plates):
+@pytest.mark.parametrize("head, steps", [("ctc", 450), ("slots", 200)])  # CTC leaves its plateau after ~300
+def test_plate_recognizer_reads_its_training_plates(uc3m_plates, head, steps):
     torch.set_num_threads(1)
     x, texts, x_test, texts_test, alphabet = uc3m_plates
-    schedule = PlateSchedule(steps=200, eval_points=2)
+    schedule = PlateSchedule(steps=steps, head=head, eval_points=2)
     trained = train_plate_recognizer(x, texts, alphabet, schedule, seed=0, curve_set=(x_test, texts_test))
     assert np.mean(trained.losses[-20:]) < 0.3 * np.mean(trained.losses[:20])
     ev = evaluate_plates(trained, x, texts)
@@ -86,7 +89,7 @@ def test_plate_recognizer_reads_its_training_plates(uc3m_plates):
     assert ev.plate_accuracy == np.mean([r == t for r, t in zip(read, texts)])
     assert ev.char_accuracy == 1 - sum(edit_distance(t, r) for t, r in zip(texts, read)) / sum(map(len, texts))
     assert sum(s.count for s in ev.per_length.values()) == ev.count == len(texts)
-    assert [s for s, _ in trained.curve] == [100, 200]
+    assert [s for s, _ in trained.curve] == [steps // 2, steps]
 
 
 def test_plate_augmentation_varies_plates_without_destroying_them(uc3m_plates):
@@ -141,3 +144,25 @@ def test_plate_recognizer_bad_inputs_are_clear_errors(uc3m_plates):
         train_plate_recognizer(x[:2].astype(np.float32), texts[:2], alphabet)
     with pytest.raises(PlategenError, match="1..10 characters"):
         train_plate_recognizer(x[:1], ["1" * 11], alphabet, PlateSchedule(head="slots"))
+
+
+def test_ctc_trains_an_auxiliary_slot_head_that_reading_ignores(uc3m_plates):
+    x, texts, _, _, alphabet = uc3m_plates
+    schedule = PlateSchedule(steps=2, batch_size=4)
+    classes = len(alphabet) + 1
+    model = PlateRecognizer(classes, schedule)
+    batch = plate_tensor(x[:4], schedule.input_size)
+    model.train()
+    logits, aux = model.outputs(batch)
+    assert logits.shape == (4, schedule.columns, classes) and aux.shape == (4, schedule.slots, classes)
+    model.eval()
+    read_out, aux = model.outputs(batch)
+    assert aux is None and torch.equal(model(batch), read_out)  # reading never runs the slot head
+    assert PlateRecognizer(classes, replace(schedule, aux_slots=0)).aux_slots is None
+    with_aux = train_plate_recognizer(x[:8], texts[:8], alphabet, schedule, seed=1)
+    without = train_plate_recognizer(x[:8], texts[:8], alphabet, replace(schedule, aux_slots=0), seed=1)
+    assert with_aux.losses != without.losses  # the slot loss is part of the training loss
+    # while the slot head trains, a text longer than its slots is refused; without it, up to the columns
+    with pytest.raises(PlategenError, match="1..10 characters"):
+        train_plate_recognizer(x[:1], ["1" * 11], alphabet, schedule)
+    train_plate_recognizer(x[:1], ["1" * 11], alphabet, replace(schedule, aux_slots=0, steps=1, batch_size=1))

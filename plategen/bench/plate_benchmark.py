@@ -58,9 +58,9 @@ def run_plate_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lamb
     for w in warnings:
         warn(w)
     longest = max(len(p.text) for p in data_plates + (test_source or []))
-    if req.plate_schedule.head == "slots" and longest > req.plate_schedule.slots:
+    if longest > req.plate_schedule.longest:
         raise PlategenError(f"{req.data}: a plate text has {longest} characters; the plate recogniser reads at most "
-                            f"{req.plate_schedule.slots}")
+                            f"{req.plate_schedule.longest}")
 
     req.out.mkdir(parents=True, exist_ok=True)
     records: list[PlateSplitRecord] = []
