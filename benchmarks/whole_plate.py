@@ -242,7 +242,7 @@ def today_plates(synth: Synthesizer, canvas: Canvas, plan: PlatePlan, batch: int
     images: list[np.ndarray] = []
     for b0 in range(0, plan.n, batch):
         ids = range(b0, min(b0 + batch, plan.n))
-        images += compose_plates(canvas, plan, ids, int(starts[b0]), plate_characters(synth, plan, ids).images)
+        images += compose_plates(canvas, plan, ids, int(starts[b0]), plate_characters(synth, plan, ids))
     return images
 
 

@@ -133,3 +133,37 @@ def test_no_seam_shows_where_the_generated_squares_meet_the_plate(imported, mode
     real = _seam(image, boxes)
     assert _seam(place_characters(background, glyphs, boxes, ink_colour(image, boxes)), boxes) < 1.1 * real
     assert _seam(_pasted(background, glyphs, boxes), boxes) > 1.2 * real  # the measure sees a seam when there is one
+
+
+
+def test_strokes_far_from_the_content_glyph_are_not_placed(imported):
+    """A generated character that carries a separator dot beside it (as CCPD crops teach the generator)
+    places its strokes, not the dot, when the content glyph it was drawn from is given."""
+    from plategen.glyphs import fonts_for, render_glyph, shipped_fonts
+    from plategen.synth.compose import glyph_reach
+
+    image, boxes = _style(imported, "ccpd-crops", "京PL3N67.jpg")
+    background, ink = erase_characters(image, boxes), ink_colour(image, boxes)
+    fonts = shipped_fonts()
+    contents = [render_glyph(c, fonts_for(c, fonts)[0]) for c in "京1111111"[:len(boxes)]]  # '1': narrower than the boxes
+    paper, white = np.array([30, 60, 200], np.float32), np.array([235, 235, 235], np.float32)
+    drawn, dots = [], np.zeros(image.shape[:2], bool)
+    for content, box in zip(contents, boxes):
+        coverage = content.astype(np.float32) / 255
+        left = int(np.flatnonzero(content.max(axis=0) > 64)[0])
+        dot = np.zeros(content.shape, np.float32)
+        dot[14:18, left - 7:left - 4] = 1.0  # beside the character, on its centre line
+        assert (dot * glyph_reach(content[None])[0]).max() == 0.0  # beyond the glyph's reach
+        drawn.append(np.rint(paper + np.maximum(coverage, dot)[..., None] * (white - paper)).astype(np.uint8))
+        cx, cy, side = frame_square(box)
+        scale = side / content.shape[0]
+        matrix = np.float32([[scale, 0, cx - side / 2], [0, scale, cy - side / 2]])
+        dots |= cv2.warpAffine(dot, matrix, (image.shape[1], image.shape[0]), flags=cv2.INTER_NEAREST) > 0
+    gated = place_characters(background, drawn, boxes, ink, contents=contents)
+    ungated = place_characters(background, drawn, boxes, ink)
+    moved = lambda plate: np.abs(plate.astype(float) - background).sum(axis=2)
+    assert moved(ungated)[dots].mean() > 100  # without the content glyphs the dots are drawn
+    assert moved(gated)[dots].mean() < 0.1 * moved(ungated)[dots].mean()  # with them, not
+    for x0, y0, x1, y1 in boxes:  # and every character still is, as much as without
+        assert moved(gated)[y0:y1, x0:x1].sum() > 0.9 * moved(ungated)[y0:y1, x0:x1].sum() - moved(ungated)[dots].sum()
+        assert (moved(gated)[y0:y1, x0:x1] > 60).mean() > 0.05

@@ -6,7 +6,10 @@ framed like a real crop (`glyphs.frame_square`: 1.2x the box's longer side, cent
 so it goes back on exactly that square. Only its strokes are placed, as a soft coverage in
 the style plate's own ink colour over the erased paper, so the generated paper (and its
 square edge) never shows; a feathered window round the box keeps the fragments of
-neighbours that the generator draws at the frame's sides off the plate.
+neighbours that the generator draws at the frame's sides off the plate. Where the content
+glyph a character was drawn from is known, only strokes within GLYPH_REACH of that glyph are
+placed: what the generator paints further away (a neighbour's edge, the Chinese separator dot
+that real crops show beside many characters, a light cloud on the paper) is not the character.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ INK_GROWTH = 0.08  # the ink mask grows by this share of the box height, to take
 INPAINT_RADIUS = 0.15  # share of the median box height that cv2.inpaint looks around
 WINDOW_PAD = 0.08  # placed ink may reach this share of the box height past the box, then fades out over as much
 SOFT_INK = (0.3, 0.8)  # ink coverage ramps from 0 to 1 between these shares of a typical stroke's contrast
+GLYPH_REACH = 2  # px of the S x S frame: strokes this far from the content glyph's ink are still the character's
 
 
 def ink_mask(image: np.ndarray, box: Box, grow: bool = True) -> np.ndarray:
@@ -74,16 +78,20 @@ def erase_characters(image: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
 
 
 def place_characters(background: np.ndarray, glyph_images: Sequence[np.ndarray], boxes: Sequence[Box],
-                     ink: np.ndarray | None = None, noise: float = 0.0, seed: int = 0) -> np.ndarray:
+                     ink: np.ndarray | None = None, noise: float = 0.0, seed: int = 0,
+                     contents: Sequence[np.ndarray] | None = None) -> np.ndarray:
     """One plate of `place_on_plates`: generated characters (SxSx3 uint8) on the erased plate at `boxes`."""
     glyphs = np.stack(glyph_images)[None] if len(glyph_images) else np.zeros((1, 0, 1, 1, 3), np.uint8)
-    return place_on_plates(background, glyphs, boxes, ink, noise, [seed])[0]
+    return place_on_plates(background, glyphs, boxes, ink, noise, [seed],
+                           contents=None if contents is None else np.stack(contents)[None])[0]
 
 
 def place_on_plates(background: np.ndarray, glyphs: np.ndarray, boxes: Sequence[Box], ink: np.ndarray | None = None,
-                    noise: float = 0.0, seeds: Sequence[int] = (), known: "Coverages | None" = None) -> np.ndarray:
+                    noise: float = 0.0, seeds: Sequence[int] = (), known: "Coverages | None" = None,
+                    contents: np.ndarray | None = None) -> np.ndarray:
     """Plates [P,H,W,3] uint8 from one erased `background` and `glyphs` [P,C,S,S,3] (plate p's
-    characters, framed like real crops) placed at `boxes` (C).
+    characters, framed like real crops) placed at `boxes` (C); `contents` [P,C,S,S] uint8: the content
+    glyph each was drawn from (None: every stroke the generator drew is placed).
 
     Each glyph gives a soft ink coverage (0 on its paper, 1 on its strokes); the plate
     becomes `background + coverage * (ink - background)`. `ink` is the style plate's own
@@ -98,7 +106,8 @@ def place_on_plates(background: np.ndarray, glyphs: np.ndarray, boxes: Sequence[
     count, slots = glyphs.shape[:2]
     plates = np.repeat(background.astype(np.float32)[None], count, axis=0)
     if slots:
-        coverages, directions = (known or _coverages)(glyphs.reshape(count * slots, *glyphs.shape[2:]))
+        flat_contents = None if contents is None else contents.reshape(count * slots, *contents.shape[2:])
+        coverages, directions = (known or _coverages)(glyphs.reshape(count * slots, *glyphs.shape[2:]), flat_contents)
         coverages = coverages.reshape(count, slots, *coverages.shape[1:])
         directions = directions.reshape(count, slots, 3)
         for j, box in enumerate(boxes):
@@ -120,13 +129,14 @@ class Coverages:
         self.limit = limit
         self.known: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
 
-    def __call__(self, glyphs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        keys = [glyph.tobytes() for glyph in glyphs]
+    def __call__(self, glyphs: np.ndarray, contents: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        keys = [glyph.tobytes() + (b"" if contents is None else content.tobytes())
+                for glyph, content in zip(glyphs, glyphs if contents is None else contents)]
         found = {key: self.known.get(key) for key in keys}
         missing = [key for key, value in found.items() if value is None]
         if missing:
-            first = {key: i for i, key in reversed(list(enumerate(keys)))}
-            coverages, directions = _coverages(glyphs[[first[key] for key in missing]])
+            first = [{key: i for i, key in reversed(list(enumerate(keys)))}[key] for key in missing]
+            coverages, directions = _coverages(glyphs[first], None if contents is None else contents[first])
             made = dict(zip(missing, zip(coverages, directions)))
             found.update(made)
             if len(self.known) + len(made) > self.limit:
@@ -135,12 +145,13 @@ class Coverages:
         return np.stack([found[key][0] for key in keys]), np.stack([found[key][1] for key in keys])
 
 
-def _coverages(glyphs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _coverages(glyphs: np.ndarray, contents: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per glyph [N,S,S,3]: its soft ink coverage [N,S,S] and its ink relative to its paper [N,3].
 
     Paper is the glyph's median colour; the strokes' direction from it is the mean of its
     strongest tenth of pixels. All glyphs at once: per-glyph numpy calls cost more than the
-    arithmetic of a 32x32 image.
+    arithmetic of a 32x32 image. With `contents` [N,S,S] (the content glyphs drawn), coverage
+    further than GLYPH_REACH from a content glyph's ink is dropped (`glyph_reach`).
     """
     pixels = glyphs.astype(np.float32)
     # the same values as the median and norm over the pixels' last axes, but on contiguous rows (a few times faster)
@@ -158,7 +169,17 @@ def _coverages(glyphs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     unit = direction / contrast[:, None]
     along = (delta @ unit[:, None, :, None])[..., 0] / contrast[:, None, None]  # 1 on a typical stroke, <= 0 on paper
     low, high = SOFT_INK
-    return np.clip((along - low) / (high - low), 0.0, 1.0), direction
+    coverage = np.clip((along - low) / (high - low), 0.0, 1.0)
+    if contents is not None:
+        coverage *= glyph_reach(contents)
+    return coverage, direction
+
+
+def glyph_reach(contents: np.ndarray) -> np.ndarray:
+    """[N,S,S] float32: 1 within GLYPH_REACH px of each content glyph's ink (uint8 [N,S,S], ink 255),
+    fading to 0 over one more pixel."""
+    distance = [cv2.distanceTransform((content <= 64).astype(np.uint8), cv2.DIST_L2, 5) for content in contents]
+    return np.clip(GLYPH_REACH + 1 - np.stack(distance), 0.0, 1.0).astype(np.float32)
 
 
 def _add_ink(plates: np.ndarray, coverage: np.ndarray, direction: np.ndarray, box: Box, ink: np.ndarray | None) -> None:

@@ -335,6 +335,10 @@ class Synthesizer:
         """Glyph and style entries of draw `attempts` of images `ids`."""
         return self.plan.glyph[attempts, ids], self.plan.style[attempts, ids]
 
+    def content_glyphs(self, batch: Batch) -> np.ndarray:
+        """[B,S,S] uint8: the content glyph each image of `batch` was drawn from (its kept draw's)."""
+        return self.glyphs.glyphs[self.plan.glyph[batch.attempts, batch.ids]]
+
     def generate_batch(self, b: int) -> Batch:
         return self.generate(self.batch_ids(b))
 

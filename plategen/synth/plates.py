@@ -234,6 +234,15 @@ def character_synth(generator, discriminator, charset: Sequence[str] | None, sty
                        PLATE_DIVERSITY, check, generate_threads(device), DrawMemo(engine, check, glyphs))
 
 
+@dataclass(frozen=True)
+class Drawn:
+    """A chunk's characters as drawn, in plan order: what composing needs of an engine `Batch`."""
+
+    images: np.ndarray  # [B,S,S,3] uint8
+    contents: np.ndarray  # [B,S,S] uint8: the content glyph each was drawn from
+    checks: list[str]
+
+
 class Canvas:
     """Each style plate with its own characters erased, and its ink colour, made once when first used;
     and the coverage of every glyph placed on them, worked out once (`compose.Coverages`)."""
@@ -251,15 +260,17 @@ class Canvas:
         return self.cache[k]
 
 
-def plate_characters(synth: Synthesizer, plan: PlatePlan, ids: range) -> Batch:
-    """The characters of the consecutive plates `ids`, drawn as one generator batch (label check included)."""
+def plate_characters(synth: Synthesizer, plan: PlatePlan, ids: range) -> Drawn:
+    """The characters of the consecutive plates `ids`, drawn as one generator batch (label check included),
+    with the content glyph of each."""
     starts = plan.char_starts()
-    return synth.generate(np.arange(starts[ids.start], starts[ids.stop], dtype=np.int64))
+    batch = synth.generate(np.arange(starts[ids.start], starts[ids.stop], dtype=np.int64))
+    return Drawn(batch.images, synth.content_glyphs(batch), batch.checks)
 
 
-def compose_plates(canvas: Canvas, plan: PlatePlan, plate_ids: Sequence[int], first: int,
-                   characters: np.ndarray, noise: float = 0.0) -> list[np.ndarray]:
-    """Plates `plate_ids` of the plan, from a batch of `characters` whose first is the plan's character `first`,
+def compose_plates(canvas: Canvas, plan: PlatePlan, plate_ids: Sequence[int], first: int, drawn: Drawn,
+                   noise: float = 0.0) -> list[np.ndarray]:
+    """Plates `plate_ids` of the plan, from `drawn` characters whose first is the plan's character `first`,
     with `noise` (sigma) from each plate's seed; the plates of one style plate are composed together."""
     starts = plan.char_starts() - first
     plate_ids = np.asarray(plate_ids, np.int64)
@@ -269,9 +280,11 @@ def compose_plates(canvas: Canvas, plan: PlatePlan, plate_ids: Sequence[int], fi
         rows = np.flatnonzero(style == k)
         ids = plate_ids[rows]
         background, ink = canvas.get(k)
-        glyphs = np.stack([characters[starts[i]:starts[i + 1]] for i in ids])  # a layout's texts are one length
+        # a layout's texts are one length, so a style plate's characters stack
+        glyphs = np.stack([drawn.images[starts[i]:starts[i + 1]] for i in ids])
+        contents = np.stack([drawn.contents[starts[i]:starts[i + 1]] for i in ids])
         made = place_on_plates(background, glyphs, [slot.box for slot in plan.layouts[k].char_slots], ink, noise,
-                               plan.seed[ids].tolist(), canvas.coverages)
+                               plan.seed[ids].tolist(), canvas.coverages, contents)
         for row, image in zip(rows.tolist(), made):
             images[row] = image
     return images
@@ -297,7 +310,7 @@ def make_plates(generator, discriminator, charset: Sequence[str] | None, styles:
     for b0 in range(0, plan.n, batch_size):
         ids = range(b0, min(b0 + batch_size, plan.n))
         drawn = plate_characters(synth, plan, ids)
-        images += compose_plates(canvas, plan, ids, int(starts[b0]), drawn.images, noise)
+        images += compose_plates(canvas, plan, ids, int(starts[b0]), drawn, noise)
         checks += [",".join(drawn.checks[starts[i] - starts[b0]:starts[i + 1] - starts[b0]]) for i in ids]
     return MadePlates(images, list(plan.texts), checks)
 
@@ -353,7 +366,7 @@ def run_plates(req, world: World, device: str, ckpt, ckpt_path: Path, fonts, sty
 
     def compose_chunk(new: np.ndarray, first: int, drawn) -> tuple[list[np.ndarray], list[str]]:
         """The plates `new` of a chunk whose characters start at `first`, and their pixel hashes."""
-        images = compose_plates(canvas, plan, new, first, drawn.images, req.diversity.noise)
+        images = compose_plates(canvas, plan, new, first, drawn, req.diversity.noise)
         return images, [writers.batch_hashes(image[None])[0] for image in images]
 
     def submit(new: np.ndarray, info: list[dict], composing: Future) -> None:
