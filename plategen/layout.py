@@ -22,7 +22,7 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-from plategen.charset import CHINESE_PROVINCES
+from plategen.charset import CHINESE_PROVINCES, parse_charset
 from plategen.errors import PlategenError
 from plategen.plates import Box, Plate, clean_text, reading_rows
 
@@ -39,6 +39,7 @@ class Slot:
     box: Box  # x0, y0, x1, y1 in pixels of the plate image
     row: int  # 0 = top row
     kind: Kind
+    allowed: str = ""  # the only characters this slot takes (a pattern's [DF]); "" = any of its kind
 
 
 @dataclass(frozen=True)
@@ -52,9 +53,10 @@ class PlateLayout:
 
     @property
     def kinds(self) -> str:
-        """The layout as a compact pattern, e.g. ``PL.DDDDD`` or ``DDD/LL``."""
+        """The layout as a compact pattern, e.g. ``PL.DDDDD``, ``DDD/LL`` or ``PL.[DF]DDDDD``."""
         marks = {kind: mark for mark, kind in PATTERN_KINDS.items() if mark != "·"}
-        rows = ["".join(marks[s.kind] for s in self.slots if s.row == r) for r in range(self.rows)]
+        rows = ["".join(f"[{s.allowed}]" if s.allowed else marks[s.kind] for s in self.slots if s.row == r)
+                for r in range(self.rows)]
         return ROW_BREAK.join(rows)
 
     @property
@@ -98,9 +100,10 @@ def parse_pattern(spec: str, style: PlateLayout) -> PlateLayout:
 
     Syntax, one mark per slot: ``D`` digit, ``L`` letter (A-Z), ``P`` province (Chinese
     province character), ``O`` other (any allowed character that is none of those, e.g.
-    警), ``.`` or ``·`` separator (printed, not part of the text), ``/`` starts the next row
-    (top row first). Spaces are ignored, so ``P L . D D D D D``, ``PL.DDDDD``, ``DDDD LLL``
-    and ``DDD/LL`` all read as written.
+    警), ``[...]`` exactly these characters (a `--chars` spec: ``[DF]``, ``[A-HJ-NP-Z0-9]``;
+    the serial of a Chinese new-energy plate starts with D or F), ``.`` or ``·`` separator
+    (printed, not part of the text), ``/`` starts the next row (top row first). Spaces are
+    ignored, so ``P L . D D D D D``, ``PL.DDDDD``, ``DDDD LLL`` and ``DDD/LL`` all read as written.
 
     Positions: when the pattern has as many rows and character slots per row as the style
     plate, each slot takes the style plate's own box, so the new characters land exactly
@@ -110,34 +113,57 @@ def parse_pattern(spec: str, style: PlateLayout) -> PlateLayout:
     its print area whatever the count; a pattern with another number of rows is refused,
     as there is no row band to put the extra row in.
     """
-    bad = sorted({mark for mark in spec if not mark.isspace() and mark != ROW_BREAK
-                  and mark.upper() not in PATTERN_KINDS})
-    if bad:
-        raise PlategenError(f"--pattern {spec!r}: unknown mark(s) {' '.join(bad)}; use D L P O . and / between rows")
-    rows = [[PATTERN_KINDS[mark.upper()] for mark in row if not mark.isspace()] for row in spec.split(ROW_BREAK)]
-    if any(not any(k != "separator" for k in row) for row in rows):
-        raise PlategenError(f"--pattern {spec!r}: every row needs at least one character slot (D, L, P or O)")
+    rows = [_pattern_row(spec, row) for row in spec.split(ROW_BREAK)]
+    if any(not any(kind != "separator" for kind, _ in row) for row in rows):
+        raise PlategenError(f"--pattern {spec!r}: every row needs at least one character slot (D, L, P, O or [...])")
     if len(rows) != style.rows:
         raise PlategenError(f"--pattern {spec!r}: {len(rows)} row(s), but the style plate has {style.rows}")
     slots: list[Slot] = []
-    for r, kinds in enumerate(rows):
+    for r, marks in enumerate(rows):
         style_row = [s for s in style.char_slots if s.row == r]
-        chars = [k for k in kinds if k != "separator"]
-        if len(chars) == len(style_row):
-            slots.extend(_on_style_boxes(kinds, style_row, r))
-        else:
-            slots.extend(_spread(kinds, style_row, r))
+        chars = [m for m in marks if m[0] != "separator"]
+        placed = _on_style_boxes if len(chars) == len(style_row) else _spread
+        slots.extend(placed(marks, style_row, r))
     return PlateLayout(style.size, tuple(slots))
 
 
-def _on_style_boxes(kinds: Sequence[Kind], style_row: Sequence[Slot], row: int) -> list[Slot]:
+def _pattern_row(spec: str, row: str) -> list[tuple[Kind, str]]:
+    """One row of a pattern as (kind, allowed characters) per slot."""
+    marks: list[tuple[Kind, str]] = []
+    unknown: list[str] = []
+    i = 0
+    while i < len(row):
+        mark = row[i]
+        if mark == "[":
+            end = row.find("]", i)
+            if end < 0:
+                raise PlategenError(f"--pattern {spec!r}: a [ without its ]")
+            allowed = "".join(parse_charset(row[i + 1:end])) if end > i + 1 else ""
+            if not allowed:
+                raise PlategenError(f"--pattern {spec!r}: [] lists no character")
+            kinds = {kind_of(c) for c in allowed}
+            marks.append((kinds.pop() if len(kinds) == 1 else "other", allowed))
+            i = end + 1
+            continue
+        if mark.upper() in PATTERN_KINDS:
+            marks.append((PATTERN_KINDS[mark.upper()], ""))
+        elif not mark.isspace():
+            unknown.append(mark)
+        i += 1
+    if unknown:
+        raise PlategenError(f"--pattern {spec!r}: unknown mark(s) {' '.join(sorted(set(unknown)))}; "
+                            "use D L P O [...] . and / between rows")
+    return marks
+
+
+def _on_style_boxes(marks: Sequence[tuple[Kind, str]], style_row: Sequence[Slot], row: int) -> list[Slot]:
     boxes = [s.box for s in style_row]
     slots, taken = [], 0
-    for kind in kinds:
+    for kind, allowed in marks:
         if kind == "separator":
             slots.append(Slot(_gap(boxes[max(taken - 1, 0)], boxes[min(taken, len(boxes) - 1)]), row, kind))
         else:
-            slots.append(Slot(boxes[taken], row, kind))
+            slots.append(Slot(boxes[taken], row, kind, allowed))
             taken += 1
     return slots
 
@@ -147,20 +173,22 @@ def _gap(left: Box, right: Box) -> Box:
     return left[2], min(left[1], right[1]), max(right[0], left[2] + 1), max(left[3], right[3])
 
 
-def _spread(kinds: Sequence[Kind], style_row: Sequence[Slot], row: int) -> list[Slot]:
+def _spread(marks: Sequence[tuple[Kind, str]], style_row: Sequence[Slot], row: int) -> list[Slot]:
     x0 = min(s.box[0] for s in style_row)
     x1 = max(s.box[2] for s in style_row)
     y0 = int(np.median([s.box[1] for s in style_row]))
     y1 = int(np.median([s.box[3] for s in style_row]))
-    weights = [SEPARATOR_WIDTH if k == "separator" else 1.0 for k in kinds]
+    weights = [SEPARATOR_WIDTH if kind == "separator" else 1.0 for kind, _ in marks]
     edges = x0 + (x1 - x0) * np.concatenate([[0.0], np.cumsum(weights)]) / sum(weights)
-    return [Slot((int(round(a)), y0, max(int(round(b)), int(round(a)) + 1), y1), row, kind)
-            for kind, a, b in zip(kinds, edges[:-1], edges[1:])]
+    return [Slot((int(round(a)), y0, max(int(round(b)), int(round(a)) + 1), y1), row, kind, allowed)
+            for (kind, allowed), a, b in zip(marks, edges[:-1], edges[1:])]
 
 
-def alphabet(kind: Kind, chars: Sequence[str]) -> list[str]:
-    """The allowed characters (`--chars`) that may fill a slot of this kind, in `chars` order."""
-    return [c for c in chars if kind_of(c) == kind]
+def alphabet(slot: Slot, chars: Sequence[str]) -> list[str]:
+    """The allowed characters (`--chars`) that may fill this slot, in `chars` order."""
+    if slot.allowed:
+        return [c for c in chars if c in slot.allowed]
+    return [c for c in chars if kind_of(c) == slot.kind]
 
 
 def draw_texts(layout: PlateLayout, n: int, chars: Sequence[str], rng: np.random.Generator) -> list[str]:
@@ -175,14 +203,14 @@ def draw_texts(layout: PlateLayout, n: int, chars: Sequence[str], rng: np.random
         raise PlategenError(f"--n {n}: must be at least 1")
     columns: dict[int, list[str]] = {}
     slots = layout.char_slots
-    for kind in KINDS:
-        positions = [i for i, s in enumerate(slots) if s.kind == kind]
-        if not positions:
-            continue
-        pool = alphabet(kind, chars)
+    # slots that take the same characters, kind by kind (the rng's order, so a layout's texts stay what they were)
+    for kind, allowed in sorted({(s.kind, s.allowed) for s in slots}, key=lambda g: (KINDS.index(g[0]), g[1])):
+        positions = [i for i, s in enumerate(slots) if (s.kind, s.allowed) == (kind, allowed)]
+        pool = alphabet(slots[positions[0]], chars)
         if not pool:
-            raise PlategenError(f"--chars {''.join(chars)!r} has no {kind} character, "
-                                f"but the layout {layout.kinds} has {kind} slots")
+            wanted = f"[{allowed}]" if allowed else kind
+            raise PlategenError(f"--chars {''.join(chars)!r} has no {wanted} character, "
+                                f"but the layout {layout.kinds} has {wanted} slots")
         total = n * len(positions)
         order = rng.permutation(len(pool))
         drawn = np.asarray(pool)[order[np.arange(total) % len(pool)]]
@@ -220,7 +248,7 @@ def read_texts(path: Path | str, layout: PlateLayout, n: int, chars: Sequence[st
         if unknown:
             raise PlategenError(f"{path}:{number}: {line.strip()!r} has {' '.join(unknown)}, not in --chars")
         for position, (ch, slot) in enumerate(zip(text, slots), start=1):
-            if (kind_of(ch) == "province") != (slot.kind == "province"):
+            if (kind_of(ch) == "province") != (slot.kind == "province") or (slot.allowed and ch not in slot.allowed):
                 raise PlategenError(f"{path}:{number}: {line.strip()!r} has {ch!r} at position {position}, "
                                     f"a {slot.kind} slot in the layout {layout.kinds}")
         texts.append(text)

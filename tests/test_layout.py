@@ -133,3 +133,26 @@ def test_a_text_that_does_not_fit_the_layout_is_refused_with_file_and_line(tmp_p
     path.write_text(content, encoding="utf-8")
     with pytest.raises(PlategenError, match=message):
         read_texts(path, parse_pattern("PL.DDDDD", _one_row(7)), 3, CHARS + ["京", "沪"])
+
+
+def test_a_pattern_slot_can_take_only_the_characters_it_lists(tmp_path):
+    layout = parse_pattern("PL.[DF][A-HJ-NP-Z0-9]DDDD", _one_row(7))  # a Chinese new-energy plate: 8 characters
+    assert len(layout.char_slots) == 8 and layout.kinds == "PL.[DF][ABCDEFGHJKLMNPQRSTUVWXYZ0123456789]DDDD"
+    assert [s.kind for s in layout.char_slots[2:4]] == ["letter", "other"]
+    chars = CHARS + list("京沪")
+    texts = draw_texts(layout, 200, chars, np.random.default_rng(3))
+    assert Counter(t[2] for t in texts) == {"D": 100, "F": 100}
+    serial = Counter(t[3] for t in texts)
+    assert "I" not in serial and "O" not in serial and "7" in serial and "K" in serial
+    assert max(serial.values()) - min(serial.values()) <= 1
+    assert all(t[4:].isdigit() for t in texts)
+    assert {t[1] for t in texts} >= {"I", "O"}  # an L slot still takes every letter
+    path = tmp_path / "texts.txt"
+    path.write_text("京AD12345\n京AX12345\n", encoding="utf-8")
+    with pytest.raises(PlategenError, match=r"texts.txt:2: '京AX12345' has 'X' at position 3"):
+        read_texts(path, layout, 2, chars)
+    with pytest.raises(PlategenError, match=r"no \[DF\] character"):
+        draw_texts(layout, 2, parse_charset("0-9A-C京"), np.random.default_rng(0))
+    for bad, message in (("PL.[DF", "a \\[ without its \\]"), ("PL.[]DDDD", "lists no character")):
+        with pytest.raises(PlategenError, match=message):
+            parse_pattern(bad, layout)
