@@ -280,8 +280,11 @@ def synth(
     plates: bool = typer.Option(False, "--plates", help="Whole plates: new texts on each style plate's layout, "
                                 "written as a plategen data folder (images/, labels/, plates.csv, plate_config.yaml)."),
     pattern: Optional[str] = typer.Option(None, help="--plates: the layout to fill, one mark per slot: D digit, "
-                                          "L letter, P province, O other, . separator, / next row (e.g. PL.DDDDD)."),
+                                          "L letter, P province, O other, [DF] only these, . separator, / next row (e.g. PL.DDDDD)."),
     texts: Optional[Path] = typer.Option(None, help="--plates: plate texts, one a line, used in order and cycled."),
+    design: Optional[str] = typer.Option(None, help="--plates: repaint the style plates as another Chinese design: "
+                                         "blue (white on blue), yellow (black on yellow), green (new energy: black "
+                                         "on a white-to-green fade, 8 characters, PL.[DF][A-HJ-NP-Z0-9]DDDD)."),
     export: list[str] = typer.Option([], "--export", help="--plates: also write lprnet (94x24 images named by "
                                      "their text) or paddleocr (rec_gt.txt + dict.txt); repeatable."),
 ) -> None:
@@ -292,15 +295,15 @@ def synth(
         def render(self, task):
             return f"{task.speed or 0:,.0f} img/s"
 
-    if not plates and (pattern or texts or export):
-        raise PlategenError("--pattern, --texts and --export are options of --plates")
+    if not plates and (pattern or texts or export or design):
+        raise PlategenError("--pattern, --texts, --design and --export are options of --plates")
     charset = parse_charset(chars) if chars else (None if plates else parse_charset("0-9A-Z"))
     request = SynthRequest(styles=list(style), chars=charset, n=n, out=out, checkpoint=checkpoint,
                            seed=seed, device=device, batch_size=batch_size, format=fmt, shard_size=shard_size,
                            workers=workers, resume=resume, overwrite=overwrite, preview=preview,
                            diversity=dataclasses.replace(Diversity(), noise=noise, match_colours=match_colours), check=check,
                            command=["plategen", *sys.argv[1:]], plates=plates, pattern=pattern, texts=texts,
-                           exports=list(export))
+                           design=design, exports=list(export))
     leader = launched_rank() == 0  # under torchrun rank 0 alone draws the bar (of its own images) and the table
     columns = (TextColumn("synth"), BarColumn(), MofNCompleteColumn(), RateColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err_console, transient=True,

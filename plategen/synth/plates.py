@@ -33,6 +33,7 @@ from plategen import __version__
 from plategen.atomic import atomic_write_bytes
 from plategen.distributed import World
 from plategen.synth.compose import Coverages, erase_characters, ink_colour, place_on_plates
+from plategen.synth.designs import Design, design_named, draw_dot, repaint
 from plategen.errors import PlategenError
 from plategen.synth.exports import FinishedPlate, write_lprnet, write_paddleocr, write_plate_index
 from plategen.glyphs import Font
@@ -244,11 +245,15 @@ class Drawn:
 
 
 class Canvas:
-    """Each style plate with its own characters erased, and its ink colour, made once when first used;
-    and the coverage of every glyph placed on them, worked out once (`compose.Coverages`)."""
+    """Each style plate with its own characters erased (in `design`'s colours, when one is given), and the ink
+    new characters take, made once when first used; and the coverage of every glyph placed on them, worked out
+    once (`compose.Coverages`). `layouts`: the slots the plan fills on each style plate (default: its own)."""
 
-    def __init__(self, styles: Sequence[StylePlate]):
+    def __init__(self, styles: Sequence[StylePlate], layouts: Sequence[PlateLayout] | None = None,
+                 design: Design | None = None):
         self.styles = styles
+        self.layouts = layouts if layouts is not None else [s.layout for s in styles]
+        self.design = design
         self.cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.coverages = Coverages()
 
@@ -256,7 +261,21 @@ class Canvas:
         if k not in self.cache:
             plate = self.styles[k]
             boxes = [slot.box for slot in plate.layout.char_slots]
-            self.cache[k] = erase_characters(plate.image, boxes), ink_colour(plate.image, boxes)
+            own_dots = [s.box for s in plate.layout.slots if s.kind == "separator"]
+            new_dots = [s.box for s in self.layouts[k].slots if s.kind == "separator"]
+            dots = self.design is None or self.design.dot
+            keep = dots and new_dots == own_dots  # the style plate's own dot stays where the new one goes
+            background = erase_characters(plate.image, boxes + ([] if keep else own_dots))
+            ink = ink_colour(plate.image, boxes)
+            if self.design is not None:
+                paper = np.median(np.concatenate([background[y0:y1, x0:x1].reshape(-1, 3) for x0, y0, x1, y1 in boxes]),
+                                  axis=0).astype(np.float32)
+                background, ink = repaint(background, paper, ink, boxes, self.design)
+            if dots and not keep:
+                height = float(np.median([y1 - y0 for _, y0, _, y1 in boxes]))
+                for box in new_dots:
+                    background = draw_dot(background, box, height, ink)
+            self.cache[k] = background, ink
         return self.cache[k]
 
 
@@ -299,11 +318,12 @@ class MadePlates:
 
 def make_plates(generator, discriminator, charset: Sequence[str] | None, styles: Sequence[StylePlate],
                 plan: PlatePlan, chars: Sequence[str], fonts: Sequence[Font], seed: int, device: str = "cpu",
-                batch_size: int = DEFAULT_PLATE_BATCH, noise: float = Diversity().noise) -> MadePlates:
+                batch_size: int = DEFAULT_PLATE_BATCH, noise: float = Diversity().noise,
+                design: Design | None = None) -> MadePlates:
     """The planned plates as arrays in memory, nothing written: what `run_plates` writes, plate for plate
     (same plan, seed, batch size and --noise, same pixels). Without `discriminator`, no label check (first draws)."""
     synth = character_synth(generator, discriminator, charset, styles, plan, chars, fonts, seed, device, batch_size)
-    canvas = Canvas(styles)
+    canvas = Canvas(styles, plan.layouts, design)
     starts = plan.char_starts()
     images: list[np.ndarray] = []
     checks: list[str] = []
@@ -351,7 +371,7 @@ def run_plates(req, world: World, device: str, ckpt, ckpt_path: Path, fonts, sty
     resumed = len(done)
     checks: dict[int, list[str]] = {i: (journal.extra.get(i) or [""]) for i in done}
     world.from_leader(lambda: writers.write_meta(req.out, meta))
-    canvas = Canvas(styles)
+    canvas = Canvas(styles, plan.layouts, design_named(req.design))
     pending = writers.Pending()
     generated = 0
     progress(resumed, total)
@@ -489,7 +509,7 @@ def _at_height(image: np.ndarray) -> np.ndarray:
 def plate_params(req, styles: Sequence[StylePlate], chars: Sequence[str]) -> dict:
     """What fixes the bytes of a plate run; --resume must match all of it."""
     texts_sha = hashlib.sha256(Path(req.texts).read_bytes()).hexdigest() if req.texts else None
-    return {"pattern": req.pattern, "texts_sha256": texts_sha, "noise": req.diversity.noise,
+    return {"pattern": req.pattern, "design": req.design, "texts_sha256": texts_sha, "noise": req.diversity.noise,
             "exports": sorted(set(req.exports)), "charset": list(chars),
             "styles": [{"path": s.name, "sha256": s.sha256} for s in styles]}
 

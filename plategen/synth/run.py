@@ -31,6 +31,7 @@ from plategen.device import resolve_device
 from plategen.distributed import World
 from plategen.errors import PlategenError
 from plategen.glyphs import fonts_for, render_glyph, shipped_fonts
+from plategen.synth.designs import design_named
 from plategen.synth import plates, writers
 from plategen.synth.engine import Synthesizer, require_finite
 from plategen.synth.check import chars_with_real_crops
@@ -65,6 +66,7 @@ class SynthRequest:
     plates: bool = False  # whole plates (synth/plates.py) instead of single characters
     pattern: str | None = None  # --plates: the layout to fill (layout.parse_pattern), else each style's own
     texts: Path | None = None  # --plates: plate texts, one a line, used in order and cycled
+    design: str | None = None  # --plates: repaint the style plates in this design's colours (synth/designs.py)
     exports: list[str] = field(default_factory=list)  # --plates: "lprnet", "paddleocr"
 
 
@@ -182,8 +184,10 @@ def _checked_plates(req: SynthRequest, world: World, device: str, ckpt, ckpt_pat
     if req.format == "shards" and req.exports:
         raise PlategenError(f"--export {req.exports[0]} copies the images/ of --format files; "
                             "leave it out with --format shards")
+    design = design_named(req.design)
     styles, skipped = plates.load_style_plates(req.styles)
-    plan = plates.plan_plates(styles, req.n, chars, req.seed, req.pattern, req.texts)
+    pattern = req.pattern or (design.pattern if design is not None else None)
+    plan = plates.plan_plates(styles, req.n, chars, req.seed, pattern, req.texts)
     params = {
         "n": req.n, "seed": req.seed, "checkpoint_sha256": ckpt.sha256, "format": req.format,
         "shard_size": req.shard_size if req.format == "shards" else None,
