@@ -127,3 +127,21 @@ def test_an_unknown_design_or_a_design_without_plates_is_refused_in_one_line(sty
     assert "--design 'purple': choose one of blue, yellow, green" in line and not out.exists()
     line = one_line_error(CliRunner().invoke(app, [*base, "--design", "green"]))
     assert "options of --plates" in line and not out.exists()
+
+
+def test_what_is_not_the_plate_keeps_its_colours(style_paths):
+    """皖A0V262 is tilted in its crop, the car showing at two corners: repainting leaves the car as it was."""
+    from plategen.synth.designs import plate_region
+
+    style = load_style_plates(style_paths[1:])[0][0]
+    boxes = [s.box for s in style.layout.char_slots]
+    background = erase_characters(style.image, boxes)
+    paper = np.median(np.concatenate([background[y0:y1, x0:x1].reshape(-1, 3) for x0, y0, x1, y1 in boxes]), axis=0)
+    ink = ink_colour(style.image, boxes)
+    light, mix, misfit = palette_mix(background, paper.astype(np.float32), ink)
+    height = float(np.median([y1 - y0 for _, y0, _, y1 in boxes]))
+    outside = plate_region(misfit, light, mix, boxes, height) < 0.01
+    assert outside.mean() > 0.05 and outside[0, :3].all() and outside[-1, -3:].all()  # the car at two corners (tilted)
+    painted, _ = repaint(background, paper.astype(np.float32), ink, boxes, DESIGNS["yellow"])
+    assert np.abs(painted.astype(int) - background)[outside].max() <= 3
+    assert np.abs(painted.astype(int) - background)[~outside].mean() > 60
