@@ -249,8 +249,9 @@ def read_texts(path: Path | str, layout: PlateLayout, n: int, chars: Sequence[st
             raise PlategenError(f"{path}:{number}: {line.strip()!r} has {' '.join(unknown)}, not in --chars")
         for position, (ch, slot) in enumerate(zip(text, slots), start=1):
             if (kind_of(ch) == "province") != (slot.kind == "province") or (slot.allowed and ch not in slot.allowed):
+                wanted = f"[{slot.allowed}]" if slot.allowed else slot.kind
                 raise PlategenError(f"{path}:{number}: {line.strip()!r} has {ch!r} at position {position}, "
-                                    f"a {slot.kind} slot in the layout {layout.kinds}")
+                                    f"a {wanted} slot in the layout {layout.kinds}")
         texts.append(text)
     if not texts:
         raise PlategenError(f"{path}: no plate texts in the file")

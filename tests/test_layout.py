@@ -149,7 +149,7 @@ def test_a_pattern_slot_can_take_only_the_characters_it_lists(tmp_path):
     assert {t[1] for t in texts} >= {"I", "O"}  # an L slot still takes every letter
     path = tmp_path / "texts.txt"
     path.write_text("京AD12345\n京AX12345\n", encoding="utf-8")
-    with pytest.raises(PlategenError, match=r"texts.txt:2: '京AX12345' has 'X' at position 3"):
+    with pytest.raises(PlategenError, match=r"texts.txt:2: '京AX12345' has 'X' at position 3, a \[DF\] slot"):
         read_texts(path, layout, 2, chars)
     with pytest.raises(PlategenError, match=r"no \[DF\] character"):
         draw_texts(layout, 2, parse_charset("0-9A-C京"), np.random.default_rng(0))
