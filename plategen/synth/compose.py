@@ -135,7 +135,8 @@ class Coverages:
         found = {key: self.known.get(key) for key in keys}
         missing = [key for key, value in found.items() if value is None]
         if missing:
-            first = [{key: i for i, key in reversed(list(enumerate(keys)))}[key] for key in missing]
+            where = {key: i for i, key in reversed(list(enumerate(keys)))}
+            first = [where[key] for key in missing]
             coverages, directions = _coverages(glyphs[first], None if contents is None else contents[first])
             made = dict(zip(missing, zip(coverages, directions)))
             found.update(made)
