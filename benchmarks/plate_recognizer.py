@@ -2,7 +2,7 @@
 
     python benchmarks/plate_recognizer.py [--data ../shared/data] [--seeds 2] [--steps 1600] [--head ctc]
         [--sources uc3m-lp] [--real-plates 50 all] [--threads 2] [--size 32x128] [--lr 6e-3]
-        [--batch-size 16] [--width 16] [--columns 16] [--warmup 0.05] [--aux-slots 0.5]
+        [--batch-size 16] [--width 16] [--columns 16] [--warmup 0.05] [--frame 1.0]
         [--validation] [--first-seed 0]
 
 For each real folder, plates are split by `dataset.is_holdout` (a fixed, plate-disjoint 20%;
@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO))
 
 from plategen.dataset import is_holdout, plate_key  # noqa: E402
 from plategen.plates import Plate, load_plates, read_image  # noqa: E402
-from plategen.recognizer import PlateSchedule, evaluate_plates, train_plate_recognizer  # noqa: E402
+from plategen.recognizer import PlateSchedule, box_centres, evaluate_plates, train_plate_recognizer  # noqa: E402
 
 SOURCES = ("uc3m-lp", "ccpd-crops", "openalpr-us")
 
@@ -76,6 +76,7 @@ def measure(folder: Path, schedule: PlateSchedule, seeds: range, sizes: list[str
     alphabet = "".join(sorted({c for p in plates for c in p.text}))
     x_train, x_test = images_of(train, schedule.input_size), images_of(test, schedule.input_size)
     texts_train, texts_test = [p.text for p in train], [p.text for p in test]
+    centres = [box_centres(p.boxes, *read_image(p.image_path).shape[1::-1]) for p in train]
     rows = []
     print(f"{folder.name}: {len(plates)} plates imported ({len(result.skipped)} refused by segmentation), "
           f"{len(train)} train, {len(test)} test, alphabet {len(alphabet)}", flush=True)
@@ -84,7 +85,8 @@ def measure(folder: Path, schedule: PlateSchedule, seeds: range, sizes: list[str
         for seed in seeds:
             ids = list(range(len(train))) if label == "all" else one_per_plate(train, int(label), seed)
             cpu_start = time.process_time()
-            trained = train_plate_recognizer(x_train[ids], [texts_train[i] for i in ids], alphabet, schedule, seed)
+            trained = train_plate_recognizer(x_train[ids], [texts_train[i] for i in ids], alphabet, schedule, seed,
+                                             centres=[centres[i] for i in ids])
             cpu_seconds.append(time.process_time() - cpu_start)
             ev = evaluate_plates(trained, x_test, texts_test)
             plate_acc.append(ev.plate_accuracy)
@@ -118,8 +120,8 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=PlateSchedule.width)
     parser.add_argument("--columns", type=int, default=PlateSchedule.columns, help="CTC time steps")
     parser.add_argument("--warmup", type=float, default=PlateSchedule.warmup, help="share of the steps the lr rises")
-    parser.add_argument("--aux-slots", type=float, default=PlateSchedule.aux_slots,
-                        help="CTC: weight of the auxiliary slot loss (0: none)")
+    parser.add_argument("--frame", type=float, default=PlateSchedule.frame,
+                        help="CTC: weight of the per-column loss at the box centres (0: none)")
     parser.add_argument("--validation", action="store_true", help="test on a validation split of the training "
                                                                     "plates, not on the held-out plates")
     args = parser.parse_args()
@@ -127,7 +129,7 @@ def main() -> None:
     height, width = map(int, args.size.lower().split("x"))
     schedule = PlateSchedule(steps=args.steps, head=args.head, input_size=(height, width), lr=args.lr,
                              batch_size=args.batch_size, width=args.width, columns=args.columns,
-                             warmup=args.warmup, aux_slots=args.aux_slots)
+                             warmup=args.warmup, frame=args.frame)
     print(f"load before: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} cores, {args.threads} threads; "
           f"schedule {schedule.to_dict()}", flush=True)
     start = time.perf_counter()

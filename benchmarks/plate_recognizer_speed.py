@@ -1,10 +1,10 @@
 """Milliseconds per training step of the whole-plate recogniser, split into augmentation and model.
 
     python benchmarks/plate_recognizer_speed.py [--data ../shared/data] [--steps 100] [--threads 1]
-        [--input-size 32 128] [--head ctc] [--width 16] [--batch-size 16] [--aux-slots 0.5]
+        [--input-size 32 128] [--head ctc] [--width 16] [--batch-size 16] [--frame 1.0]
 
 Times `--steps` training steps (after 5 warm-up steps) on real uc3m-lp plates (batch size 16 unless told):
-`augment_plates`, then forward, loss, backward and AdamW step. Wall time depends on the load
+`augment_plates` and the per-column labels of the box centres, then forward, loss, backward and AdamW step. Wall time depends on the load
 of a shared machine, so the process CPU time is printed beside it (with one thread it is the
 time the step would take on an idle core), with the load average before and after.
 """
@@ -28,9 +28,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.plate_recognizer import images_of  # noqa: E402
-from plategen.plates import load_plates  # noqa: E402
-from plategen.recognizer import (PlateRecognizer, PlateSchedule, augment_plates, encode_texts,  # noqa: E402
-                                 plate_batch_loss, plate_tensor)
+from plategen.plates import load_plates, read_image  # noqa: E402
+from plategen.recognizer import (FrameTargets, PlateRecognizer, PlateSchedule, augment_plates,  # noqa: E402
+                                 box_centres, encode_texts, plate_batch_loss, plate_tensor)
 
 
 def main() -> None:
@@ -42,16 +42,18 @@ def main() -> None:
     parser.add_argument("--head", choices=("ctc", "slots"), default=PlateSchedule.head)
     parser.add_argument("--width", type=int, default=PlateSchedule.width)
     parser.add_argument("--batch-size", type=int, default=PlateSchedule.batch_size)
-    parser.add_argument("--aux-slots", type=float, default=PlateSchedule.aux_slots,
-                        help="CTC: weight of the auxiliary slot loss (0: none)")
+    parser.add_argument("--frame", type=float, default=PlateSchedule.frame,
+                        help="CTC: weight of the per-column loss at the box centres (0: none)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     schedule = PlateSchedule(input_size=tuple(args.input_size), head=args.head, width=args.width,
-                             batch_size=args.batch_size, aux_slots=args.aux_slots)
+                             batch_size=args.batch_size, frame=args.frame)
     plates = load_plates(args.data / "uc3m-lp").plates
     alphabet = "".join(sorted({c for p in plates for c in p.text}))
     x_all = plate_tensor(images_of(plates, schedule.input_size), schedule.input_size)
     targets = encode_texts([p.text for p in plates], alphabet, schedule.longest)
+    frames = FrameTargets.of([box_centres(p.boxes, *read_image(p.image_path).shape[1::-1]) for p in plates], targets,
+                             schedule.longest)
     model = PlateRecognizer(len(alphabet) + 1, schedule)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)  # as train_plate_recognizer
     gen = torch.Generator().manual_seed(0)
@@ -63,9 +65,11 @@ def main() -> None:
     for step in range(args.steps + 5):
         idx = rng.integers(0, len(plates), schedule.batch_size)
         w0, c0 = time.perf_counter(), time.process_time()
-        x = augment_plates(x_all[torch.from_numpy(idx)], gen)
+        batch = torch.from_numpy(idx)
+        x, warp = augment_plates(x_all[batch], gen)
+        labels = frames.labels(batch, warp, schedule.columns) if schedule.frame > 0 else None
         w1, c1 = time.perf_counter(), time.process_time()
-        loss = plate_batch_loss(model, x, [targets[i] for i in idx], schedule)
+        loss = plate_batch_loss(model, x, [targets[i] for i in idx], schedule, labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

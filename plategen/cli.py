@@ -141,7 +141,7 @@ def benchmark(
     budget: Optional[float] = typer.Option(None, help="Seconds of SAAE training per seed with --train-generator "
                                                       "(default 240)."),
     steps: Optional[int] = typer.Option(None, help="Recogniser training steps, the same for every training set "
-                                                   "(default 600; --level plates 1600)."),
+                                                   "(default 600; --level plates 1400)."),
     batch_size: Optional[int] = typer.Option(None, help="Recogniser batch size (default 64; --level plates 16)."),
     synthetic_size: Optional[int] = typer.Option(None, help="Generated crops (plates) for the synthetic-only "
                                                             "reference (default 4000; --level plates 1000)."),

@@ -174,6 +174,11 @@ def test_generated_plates_are_read_against_the_texts_they_were_drawn_with(folder
     saae = saae_plates(load_checkpoint(model), styles, plan, chars, shipped_fonts(), 0, (32, 128))
     render = rendered_plates(styles, plan, shipped_fonts(), 0, (32, 128))
     assert saae.texts == render.texts == plan.texts
+    # every plate's box centres are its style plate's slots, where its characters were drawn
+    for pool in (saae, render):
+        for c, text, k in zip(pool.centres, plan.texts, plan.style):
+            (width, height), (x0, y0, x1, y1) = styles[k].layout.size, styles[k].layout.char_slots[0].box
+            assert len(c) == len(text) and np.allclose(c[0], ((x0 + x1) / 2 / width, (y0 + y1) / 2 / height))
     assert saae.images.shape == render.images.shape == saae.unchecked.shape == (6, 32, 128, 3)
     assert not np.array_equal(saae.images, render.images)
     again = rendered_plates(styles, plate_plan(styles, 6, chars, seed=0), shipped_fonts(), 0, (32, 128))

@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch
 
-from plategen.bench.plate_pools import (PlatePool, at_size, augmented_plates, plate_plan, real_images,
+from plategen.bench.plate_pools import (PlatePool, at_size, augmented_plates, plate_plan, real_centres, real_images,
                                         rendered_plates, saae_plates)
 from plategen.bench.report import BenchmarkResult
 from plategen.bench.plate_report import (PlateBenchmarkReport, PlateSplitRecord, check_plate_targets, is_default_run,
@@ -76,9 +76,11 @@ def run_plate_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lamb
             with timing("import"):
                 train_images = real_images(train_plates)
                 ps = PlateSeedSet(split.seed, at_size(train_images, size), [p.text for p in train_plates],
-                                  at_size(real_images(test_plates), size), [p.text for p in test_plates], alphabet,
-                                  req.plate_schedule)
-                judge_x = at_size(real_images(judge), size)
+                                  real_centres(train_plates, train_images), at_size(real_images(test_plates), size),
+                                  [p.text for p in test_plates], alphabet, req.plate_schedule)
+                judge_images = real_images(judge)
+                judge_pool = PlatePool(at_size(judge_images, size), [p.text for p in judge],
+                                       real_centres(judge, judge_images))
             chars = [c for c in gens.drawable if c in set("".join(ps.train_texts))]
             log(f"seed {split.seed}: {len(train_plates)} training plates, {len(test_plates)} test plates; generated "
                 f"plates draw {len(chars)} characters")
@@ -94,7 +96,7 @@ def run_plate_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lamb
             with timing("recogniser_training"):  # with one worker, the jobs run here as they are submitted
                 trainings.submit(plate_ratio_jobs(ps, req.ratios, pools, augmented)
                                  + plate_synthetic_jobs(ps, req.synthetic_size, pools)
-                                 + [plate_judge_job(ps, judge_x, [p.text for p in judge], pools, req.synthetic_size)])
+                                 + [plate_judge_job(ps, judge_pool, pools, req.synthetic_size)])
             records.append(PlateSplitRecord(**{k: v for k, v in vars(split_record(
                 req, split, data_plates, test_source or data_plates, 0, 0)).items() if not k.endswith("_crops")},
                 generated_chars=chars))

@@ -20,6 +20,7 @@ import numpy as np
 
 from plategen.glyphs import Font
 from plategen.plates import Plate, read_image
+from plategen.recognizer import box_centres
 from plategen.render import augment_image, plate_unit, render_plates
 from plategen.synth.plates import Canvas, PlatePlan, StylePlate, make_plates, plan_plates
 
@@ -37,12 +38,25 @@ def at_size(images: Sequence[np.ndarray], size: tuple[int, int]) -> np.ndarray:
 
 @dataclass
 class PlatePool:
-    """One generator's plates of one seed, at the input size; `texts` are exactly what each plate shows.
+    """One generator's plates of one seed, at the input size; `texts` are exactly what each plate shows,
+    `centres` their characters' box centres (`recognizer.box_centres`).
     `unchecked`: the SAAE's first draws of the same plan, without synth's label check."""
 
     images: np.ndarray
     texts: list[str]
+    centres: list[np.ndarray]
     unchecked: np.ndarray | None = None
+
+
+def plan_centres(plan: PlatePlan) -> list[np.ndarray]:
+    """Every planned plate's character box centres: its style plate's slots, where the characters are drawn."""
+    per_style = [box_centres([s.box for s in layout.char_slots], *layout.size) for layout in plan.layouts]
+    return [per_style[k] for k in plan.style]
+
+
+def real_centres(plates: Sequence[Plate], images: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Each real plate's character box centres (none for a text-only plate)."""
+    return [box_centres(p.boxes, image.shape[1], image.shape[0]) for p, image in zip(plates, images)]
 
 
 def plate_plan(styles: Sequence[StylePlate], n: int, chars: Sequence[str], seed: int) -> PlatePlan:
@@ -56,27 +70,29 @@ def saae_plates(checkpoint, styles: Sequence[StylePlate], plan: PlatePlan, chars
     charset, seed = checkpoint.meta.get("charset"), int(1_000_003 * (seed + 1))
     made = make_plates(checkpoint.generator, checkpoint.discriminator, charset, styles, plan, chars, fonts, seed)
     first = make_plates(checkpoint.generator, None, charset, styles, plan, chars, fonts, seed)
-    return PlatePool(at_size(made.images, size), made.texts, at_size(first.images, size))
+    return PlatePool(at_size(made.images, size), made.texts, plan_centres(plan), at_size(first.images, size))
 
 
 def rendered_plates(styles: Sequence[StylePlate], plan: PlatePlan, fonts: Sequence[Font], seed: int,
                     size: tuple[int, int]) -> PlatePool:
     images = render_plates(Canvas(styles), plan, fonts, np.random.default_rng([seed, 103]))
-    return PlatePool(at_size(images, size), list(plan.texts))
+    return PlatePool(at_size(images, size), list(plan.texts), plan_centres(plan))
 
 
 def augmented_plates(plates: Sequence[Plate], images: Sequence[np.ndarray], ratios: Sequence[float], seed: int,
-                     size: tuple[int, int]) -> tuple[np.ndarray, list[str]]:
+                     size: tuple[int, int]) -> PlatePool:
     """Classical augmentation of the real training plates (at their own size, degraded as much as a
     crop per character; a text-only plate as much as the boxed ones, by its height), enough for the
-    largest ratio: copy 1 of every plate, then copy 2, ..."""
+    largest ratio: copy 1 of every plate, then copy 2, ... Their box centres are the real plates' (the
+    degradation moves a character by less than one of the recogniser's columns)."""
     reps = int(math.ceil(max(ratios))) or 1
     rng = np.random.default_rng([seed, 104])
     share = [plate_unit(p.boxes) / image.shape[0] for p, image in zip(plates, images) if p.boxes]
     fallback = float(np.median(share)) if share else TEXT_ONLY_UNIT_SHARE
     units = [plate_unit(p.boxes) if p.boxes else fallback * image.shape[0] for p, image in zip(plates, images)]
     out = [augment_image(image, rng, unit) for _ in range(reps) for image, unit in zip(images, units)]
-    return at_size(out, size), [p.text for _ in range(reps) for p in plates]
+    return PlatePool(at_size(out, size), [p.text for _ in range(reps) for p in plates],
+                     real_centres(plates, images) * reps)
 
 
 def real_images(plates: Sequence[Plate]) -> list[np.ndarray]:

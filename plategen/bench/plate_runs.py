@@ -55,6 +55,7 @@ class PlateSeedSet:
     seed: int
     train: np.ndarray
     train_texts: list[str]
+    train_centres: list[np.ndarray]  # their characters' box centres (`recognizer.box_centres`)
     test: np.ndarray
     test_texts: list[str]
     alphabet: str
@@ -81,6 +82,7 @@ class PlateJob:
     ratio: float
     x: np.ndarray
     texts: list[str]
+    centres: list[np.ndarray]
     generated: int
     init_seed: int
     reads: list[PlateRead] = field(default_factory=list)
@@ -91,7 +93,7 @@ def run_plate_job(job: PlateJob) -> list[PlateRun]:
     (with its training seconds), then one run per read."""
     ps = job.ps
     trained = train_plate_recognizer(job.x, job.texts, ps.alphabet, ps.schedule, seed=job.init_seed,
-                                     curve_set=(ps.test, ps.test_texts))
+                                     curve_set=(ps.test, ps.test_texts), centres=job.centres)
     runs = [PlateRun.scored(ps.seed, job.name, job.kind, job.ratio, len(job.x) - job.generated, job.generated,
                             evaluate_plates(trained, ps.test, ps.test_texts), trained.seconds, trained.curve)]
     runs += [PlateRun.scored(ps.seed, r.name, r.kind, 0.0, 0, len(r.texts), evaluate_plates(trained, r.images, r.texts))
@@ -117,32 +119,33 @@ def job_log(runs: list[PlateRun]) -> str:
 
 
 def plate_ratio_jobs(ps: PlateSeedSet, ratios: Sequence[float], pools: dict[str, PlatePool],
-                     augmented: tuple[np.ndarray, list[str]] | None) -> list[PlateJob]:
+                     augmented: PlatePool | None) -> list[PlateJob]:
     """Real only, then real + r x each generator's plates, then real + r x augmented real plates;
     the generated plates of ratio r are the first round(r x N) of the seed's pool."""
     n_real = len(ps.train)
-    jobs = [PlateJob(ps, "real", "ratio", 0.0, ps.train, ps.train_texts, 0, ps.seed * 1000)]
+    jobs = [PlateJob(ps, "real", "ratio", 0.0, ps.train, ps.train_texts, ps.train_centres, 0, ps.seed * 1000)]
     extra = dict(pools)
     if augmented is not None:
-        extra["augment"] = PlatePool(*augmented)
+        extra["augment"] = augmented
     for g, pool in extra.items():
         for r in ratios:
             if r == 0:
                 continue
             n = generated_count(r, n_real)
             jobs.append(PlateJob(ps, g, "ratio", r, np.concatenate([ps.train, pool.images[:n]]),
-                                 ps.train_texts + pool.texts[:n], n, ps.seed * 1000))
+                                 ps.train_texts + pool.texts[:n], ps.train_centres + pool.centres[:n], n,
+                                 ps.seed * 1000))
     return jobs
 
 
 def plate_synthetic_jobs(ps: PlateSeedSet, synthetic_size: int, pools: dict[str, PlatePool]) -> list[PlateJob]:
     """Train on generated plates only (the real training plates were only their styles), test on real."""
     return [PlateJob(ps, g, "synthetic", -1.0, pool.images[:synthetic_size], pool.texts[:synthetic_size],
-                     min(synthetic_size, len(pool.texts)), ps.seed * 1000) for g, pool in pools.items()]
+                     pool.centres[:synthetic_size], min(synthetic_size, len(pool.texts)), ps.seed * 1000)
+            for g, pool in pools.items()]
 
 
-def plate_judge_job(ps: PlateSeedSet, judge_x: np.ndarray, judge_texts: Sequence[str], pools: dict[str, PlatePool],
-                    synthetic_size: int) -> PlateJob:
+def plate_judge_job(ps: PlateSeedSet, judge: PlatePool, pools: dict[str, PlatePool], synthetic_size: int) -> PlateJob:
     """The judge (all real plates outside the test plates: real only at --real-plates all, the ceiling)
     on the real test plates, then reading each pool's plates as the texts they were asked to show."""
     reads = []
@@ -151,4 +154,5 @@ def plate_judge_job(ps: PlateSeedSet, judge_x: np.ndarray, judge_texts: Sequence
         reads.append(PlateRead(g, "read_as_asked", pool.images[:n], pool.texts[:n]))
         if pool.unchecked is not None:
             reads.append(PlateRead(g, "read_as_asked_unchecked", pool.unchecked[:n], pool.texts[:n]))
-    return PlateJob(ps, "judge", "judge", 0.0, judge_x, list(judge_texts), 0, ps.seed * 1000 + 999, reads)
+    return PlateJob(ps, "judge", "judge", 0.0, judge.images, judge.texts, judge.centres, 0, ps.seed * 1000 + 999,
+                    reads)
