@@ -303,7 +303,8 @@ class PlateRecognizer(nn.Module):
     a CPU, PyTorch's pooling of these small maps costs more than the convolutions. About 29M
     multiply-adds per plate (the earlier net 12M), so that a benchmark can afford dozens of
     trainings on a CPU. Weights and activations are channels-last: a training step of 16 plates
-    took 47.0 ms on one thread against 57.9 ms (`benchmarks/plate_recognizer_speed.py`).
+    (with the slot head then trained beside CTC) took 47.0 ms on one thread against 57.9 ms
+    (`benchmarks/plate_recognizer_speed.py`).
     """
 
     def __init__(self, num_classes: int, schedule: PlateSchedule):
