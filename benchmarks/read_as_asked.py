@@ -48,6 +48,8 @@ def main() -> None:
     parser.add_argument("--styles", type=int, default=40, help="held-out style plates per source")
     parser.add_argument("--judge-steps", type=int, default=1500)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sources", nargs="+", choices=SOURCES, default=SOURCES,
+                        help="sources whose held-out plates are drawn and read (the judge trains on all three)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, GPU none used, torch {torch.__version__}")
@@ -71,7 +73,7 @@ def main() -> None:
     for path in models:
         table.add_column(path.name)
     rng = np.random.default_rng(args.seed)
-    for source in SOURCES:
+    for source in args.sources:
         counts = np.bincount(build_samples(train[source], charset).labels, minlength=len(charset))
         chars = [c for c, k in zip(charset, counts) if k >= JUDGE_MIN_CROPS]
         picked = rng.choice(len(held[source]), min(args.styles, len(held[source])), replace=False)

@@ -51,12 +51,17 @@ from plategen.synth.recolour import plate_colours
 @dataclass
 class TrainOptions:
     steps: int | None = 3000  # total iterations (a resumed run continues to this total)
+    more_steps: int | None = None  # instead of steps: iterations to add to the resumed model (fine-tuning)
     epochs: float | None = None  # alternative to steps: passes over the training crops
     batch_size: int = 64
     lr: float = 2e-4  # Adam, both networks
+    warmup: int = 0  # iterations over which lr ramps up from 0 at the start of a run: Adam restarted on a
+    # trained model (the optimizer state is not shipped) otherwise takes full steps on raw moment estimates
     betas: tuple[float, float] = (0.5, 0.999)  # the usual GAN Adam betas
     rec_weight: float = 10.0  # L1 weight in steps 1 and 3; L1 is ~0.1, CE ~1, so 10 makes them comparable
     adv_weight: float = 1.0  # class-conditional adversarial CE in step 3
+    freeze_discriminator: bool = False  # keep D (eval mode, no updates): a critic refitted to a few plates
+    # memorises their crops within a few hundred steps and G, chasing it, loses the style (fine-tuning)
     fm_weight: float = 0.0  # feature matching on D's hidden layer in step 3 (beyond the paper; 0 = paper)
     class_balance: float = 0.5  # sample crops with weight count(y)^-balance: 0 = as in the data, 1 = uniform over classes
     glyph_variants: int = 1  # glyphs per (character, font): 1 = the clean glyph, so G learns to follow its geometry
@@ -73,11 +78,16 @@ class TrainOptions:
     model: dict = field(default_factory=dict)  # SAAEConfig fields to override (widths, style_pool, ...)
 
 
+FINETUNE_STEPS = 800
+
 PRESETS: dict[str, dict] = {
     # 2 CPU cores: ~25 min on all of ../shared/data (see checkpoints/README.md).
     "cpu": dict(batch_size=64, steps=3000),
     # a GPU: larger batches, more steps; lr scaled for the larger batch.
     "gpu": dict(batch_size=512, steps=6000, lr=5e-4, val_every=500, sample_every=1000, val_crops=4096),
+    # a trained model (--resume) to a user's few plates: <= 10 min on 2 cores (benchmarks/adaptation.py).
+    "finetune": dict(batch_size=32, steps=None, more_steps=FINETUNE_STEPS, lr=5e-5, warmup=100,
+                     freeze_discriminator=True, val_every=100, sample_every=200, val_crops=512),
 }
 
 
@@ -99,7 +109,10 @@ class TrainResult:
 def options_for(preset: str, **overrides) -> TrainOptions:
     if preset not in PRESETS:
         raise PlategenError(f"--preset {preset!r}: unknown; choose one of {', '.join(PRESETS)}")
-    return replace(TrainOptions(), **{**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if "steps" in given or "epochs" in given:  # a run length given outright replaces the preset's
+        given["more_steps"] = None
+    return replace(TrainOptions(), **{**PRESETS[preset], **given})
 
 
 # ---------------------------------------------------------------- data
@@ -206,13 +219,17 @@ def train_step(G: Generator, D: Discriminator, opt_g: torch.optim.Optimizer, opt
     (opts.rec_weight * loss_rec).backward()
     opt_g.step()
 
-    # (2) discriminator: real crops -> their class, generated crops -> class k
+    # (2) discriminator: real crops -> their class, generated crops -> class k (only logged when D is frozen)
     fake = fake.detach()
-    on_real, on_fake = both(real, fake)
-    loss_d = F.cross_entropy(on_real, y) + F.cross_entropy(on_fake, torch.full_like(y, k))
-    opt_d.zero_grad(set_to_none=True)
-    loss_d.backward()
-    opt_d.step()
+    if opts.freeze_discriminator:
+        with torch.no_grad():
+            loss_d = F.cross_entropy(D(real), y) + F.cross_entropy(D(fake), torch.full_like(y, k))
+    else:
+        on_real, on_fake = both(real, fake)
+        loss_d = F.cross_entropy(on_real, y) + F.cross_entropy(on_fake, torch.full_like(y, k))
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
 
     # (3) adversarial: G makes D read the generated crop as class y, keeping the reconstruction
     fake = g(glyph, style)
@@ -356,13 +373,16 @@ def fit_saae(fit: SAAEFit, samples: CharSamples, bank: GlyphBank, opts: TrainOpt
     crops_t, labels_t = torch.from_numpy(samples.crops), torch.from_numpy(samples.labels)
     styles_t, owner_t = torch.from_numpy(samples.styles), torch.from_numpy(samples.plate_index)
     mine = rank_slice(opts.batch_size, world)
-    start = time.perf_counter()
-    fit.G.train(), fit.D.train()
+    start, first = time.perf_counter(), fit.step
+    fit.G.train(), fit.D.train(not opts.freeze_discriminator), fit.D.requires_grad_(not opts.freeze_discriminator)
     while fit.step < total_steps and not (budget_s is not None and world.any(time.perf_counter() - start >= budget_s)):
         idx = torch.multinomial(weights, opts.batch_size, replacement=True, generator=gen)
         glyphs = bank.sample(labels_t[idx], gen)  # the whole batch's, so every rank's `gen` stays in step
         idx, glyphs = idx[mine], glyphs[mine]
         y = labels_t[idx]
+        if opts.warmup:
+            for group in (*fit.opt_g.param_groups, *fit.opt_d.param_groups):
+                group["lr"] = opts.lr * min(1.0, (fit.step - first + 1) / opts.warmup)
         glyph = to_float(glyphs, device)
         style = to_float(styles_t[owner_t[idx]], device)
         real = to_float(crops_t[idx], device)
@@ -387,8 +407,12 @@ def rank_slice(batch_size: int, world: World) -> slice:
 
 def check_options(opts: TrainOptions, world: World = SOLO) -> None:
     """Refuse options that would train nothing or fail later, before any data is read."""
-    if opts.epochs is None and (opts.steps is None or opts.steps < 1):
+    if opts.more_steps is not None and opts.more_steps < 1:
+        raise PlategenError(f"more_steps {opts.more_steps}: need at least 1")
+    if opts.epochs is None and opts.more_steps is None and (opts.steps is None or opts.steps < 1):
         raise PlategenError(f"--steps {opts.steps}: need at least 1")
+    if opts.warmup < 0:
+        raise PlategenError(f"warmup {opts.warmup}: must be 0 or more")
     if opts.epochs is not None and not (math.isfinite(opts.epochs) and opts.epochs > 0):
         raise PlategenError(f"--epochs {opts.epochs}: must be a positive number")
     if opts.batch_size < 1:
@@ -402,6 +426,16 @@ def check_options(opts: TrainOptions, world: World = SOLO) -> None:
     if opts.chars is not None:
         check_coverage(parse_charset(opts.chars), shipped_fonts())
     rank_slice(opts.batch_size, world)
+
+
+def run_total(opts: TrainOptions, step: int, resumed_meta: dict, train_crops: int) -> int:
+    """The step this run trains to. `more_steps` adds to a finished model; a resumed run that stopped
+    before its own total (killed) goes on to that total, so a fine-tune resumed after a kill ends
+    where it would have."""
+    if opts.more_steps is not None:
+        unfinished = resumed_meta.get("total", 0) > step
+        return resumed_meta["total"] if unfinished else step + opts.more_steps
+    return opts.steps if opts.epochs is None else math.ceil(opts.epochs * train_crops / opts.batch_size)
 
 
 def check_out(out: Path, samples_dir: Path, resume: Path | None, overwrite: bool) -> None:
@@ -465,6 +499,9 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
         check_options(opts, world)
         samples_dir = Path(opts.samples_dir) if opts.samples_dir is not None else out.parent / f"{out.stem}-samples"
         check_out(out, samples_dir, resume, overwrite)
+        if opts.more_steps is not None and resume is None:
+            raise PlategenError("--preset finetune: adds steps to a trained model; give --resume CHECKPOINT "
+                                "(e.g. --resume checkpoints/saae-default.safetensors)")
         previous: LoadedCheckpoint | None = load_checkpoint(resume) if resume is not None else None
         if previous is not None and previous.discriminator is None:
             raise PlategenError(f"{resume}: has no discriminator weights, so training cannot resume from it")
@@ -481,6 +518,10 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
         train_plates, held_plates, data_summary = load_split(data_dirs, allow_outside)
         previous_charset = previous.meta["charset"] if previous is not None else None
         charset = parse_charset(opts.chars) if opts.chars is not None else previous_charset or charset_of(train_plates)
+        if opts.freeze_discriminator and previous_charset is not None and set(charset) - set(previous_charset):
+            raise PlategenError(f"--chars {opts.chars}: a fine-tune keeps the discriminator fixed, so it cannot learn "
+                                f"{''.join(c for c in charset if c not in previous_charset)} (not in {resume}); "
+                                "give --preset cpu with --resume to add characters")
         real = build_samples(train_plates, charset)
         held = build_samples(held_plates, charset)
         if len(real.labels) == 0:
@@ -504,9 +545,11 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
             carry_discriminator(fit.D, previous.discriminator, previous_charset, charset)
             if optimizer_path(resume).is_file() and charset == previous_charset:  # else D's Adam state has other shapes
                 restore_optimizers(optimizer_path(resume), fit)
+                for group in (*fit.opt_g.param_groups, *fit.opt_d.param_groups):
+                    group["lr"] = opts.lr  # the sidecar holds the earlier run's rate; this run's --lr wins
             fit.step = int(previous.meta.get("step", 0))
             gen.manual_seed(opts.seed + fit.step)  # a resumed run draws fresh batches
-        total = opts.steps if opts.epochs is None else math.ceil(opts.epochs * len(train.labels) / opts.batch_size)
+        total = run_total(opts, fit.step, previous.meta if previous is not None else {}, len(train.labels))
         if fit.step > total:
             raise PlategenError(f"{resume}: already trained {fit.step} steps, past the total of {total}; "
                                 "give a larger --steps (the total, not the steps to add)")
@@ -522,7 +565,7 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
     def save() -> None:
         meta = {"charset": charset, "fonts": bank.fonts, "plate_sha256": trained_on,
                 "data": data_summary, "train": {**asdict(opts), "samples_dir": str(samples_dir)},
-                "step": fit.step, "losses": fit.losses, "val_l1": val_l1, "seconds": round(time.time() - started, 1),
+                "step": fit.step, "total": total, "losses": fit.losses, "val_l1": val_l1, "seconds": round(time.time() - started, 1),
                 "device": str(device), "plategen_version": __version__,
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "resumed_from": str(resume) if resume is not None else None, "ranks": world.size}

@@ -7,14 +7,15 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from plategen.checkpoint import load_checkpoint, optimizer_path
+from plategen.checkpoint import load_checkpoint, load_optimizers, optimizer_path
 from plategen.cli import app
 from plategen.dataset import build_samples, is_holdout
 from plategen.errors import PlategenError
 from plategen.model import Discriminator, Generator, SAAEConfig
 from plategen.plates import load_plates
 from conftest import one_line_error
-from plategen.train import GlyphBank, TrainOptions, to_float, train_saae, train_step
+from plategen.train import (FINETUNE_STEPS, GlyphBank, TrainOptions, options_for, run_total, to_float, train_saae,
+                            train_step)
 
 TINY = dict(content_width=4, style_width=4, style_dim=8, decoder_width=8, disc_width=4, disc_hidden=16)
 
@@ -214,3 +215,62 @@ def test_chars_no_font_covers_are_refused_before_any_data_is_read(tmp_path: Path
                                       "--chars", "0-9𓀀"])
     assert "no shipped font covers 1 character(s): '𓀀'" in one_line_error(result)
     assert not out.exists()
+
+
+def test_finetune_preset_adds_steps_to_the_model_trains_g_only_and_warms_up(tmp_path: Path, small_uc3m: Path):
+    base = tmp_path / "base.safetensors"
+    train_saae([small_uc3m], base, TrainOptions(steps=3, batch_size=8, num_threads=1, val_crops=32, model=TINY),
+               progress=False)
+    optimizer_path(base).unlink()  # as shipped: Adam restarts, which is what the warmup is for
+    tuned = tmp_path / "tuned.safetensors"
+    options = options_for("finetune", more_steps=2, warmup=4, batch_size=8, num_threads=1, val_crops=32)
+    result = train_saae([small_uc3m], tuned, options, resume=base, progress=False)
+    assert result.steps == 5 and load_checkpoint(tuned).meta["total"] == 5
+    before, after = load_checkpoint(base), load_checkpoint(tuned)
+    assert all(torch.equal(a, b) for a, b in zip(before.discriminator.state_dict().values(),
+                                                 after.discriminator.state_dict().values()))  # D, BN buffers too
+    assert not all(torch.equal(a, b) for a, b in zip(before.generator.state_dict().values(),
+                                                     after.generator.state_dict().values()))
+    adam = torch.optim.Adam(after.generator.parameters())
+    load_optimizers(optimizer_path(tuned), {"g": adam})
+    assert adam.param_groups[0]["lr"] == pytest.approx(options.lr * 2 / 4)  # step 2 of a 4-step ramp
+
+
+def test_a_run_length_given_outright_replaces_the_finetune_preset_and_a_killed_finetune_ends_at_its_total():
+    assert options_for("finetune").more_steps == FINETUNE_STEPS
+    assert options_for("finetune", steps=7000).more_steps is None
+    assert options_for("finetune", epochs=2.0).more_steps is None
+    finetune = options_for("finetune")
+    assert run_total(finetune, 6000, {"total": 6000}, 100) == 6000 + FINETUNE_STEPS  # a finished model
+    assert run_total(finetune, 6000, {}, 100) == 6000 + FINETUNE_STEPS  # older checkpoints carry no total
+    assert run_total(finetune, 6200, {"total": 6000 + FINETUNE_STEPS}, 100) == 6000 + FINETUNE_STEPS  # killed
+    assert run_total(options_for("cpu"), 6200, {"total": 9000}, 100) == 3000
+
+
+def test_a_resumed_run_trains_at_its_own_lr_not_the_sidecars(tmp_path: Path, small_uc3m: Path):
+    first = tmp_path / "a.safetensors"
+    options = TrainOptions(steps=2, batch_size=8, num_threads=1, val_crops=32, model=TINY)
+    train_saae([small_uc3m], first, options, progress=False)
+    second = tmp_path / "b.safetensors"
+    train_saae([small_uc3m], second, replace(options, steps=3, lr=1e-5), resume=first, progress=False)
+    adam = torch.optim.Adam(load_checkpoint(second).generator.parameters())
+    load_optimizers(optimizer_path(second), {"g": adam})
+    assert adam.param_groups[0]["lr"] == 1e-5
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "--preset finetune: adds steps to a trained model; give --resume"),
+    (["--resume", "BASE", "--chars", "0-9A-Z京"], "cannot learn"),
+])
+def test_finetune_refusals_are_one_line_and_write_nothing(tmp_path: Path, small_uc3m: Path, args, message):
+    base = tmp_path / "base.safetensors"
+    train_saae([small_uc3m], base, TrainOptions(steps=1, batch_size=4, num_threads=1, val_crops=8, model=TINY),
+               progress=False)
+    before = sorted(tmp_path.iterdir())
+    out = tmp_path / "tuned.safetensors"
+    args = [str(base) if a == "BASE" else a for a in args]
+    result = CliRunner().invoke(app, ["train", "--preset", "finetune", "--data", str(small_uc3m), "--out", str(out),
+                                      *args])
+    assert result.exit_code == 2, result.output
+    assert message in one_line_error(result)
+    assert sorted(tmp_path.iterdir()) == before
