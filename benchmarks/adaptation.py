@@ -5,14 +5,19 @@
 BASE must not have trained on `--source` (for example a model trained on uc3m-lp and ccpd-crops
 only: `plategen train --data ../shared/data/uc3m-lp --data ../shared/data/ccpd-crops --steps 6000`).
 The user's plates are `--plates` plates of `--source`: that many times 0.8 from its train side
-(`dataset.is_holdout` false) and the rest from its held-out side, so that the fine-tune's own
-`is_holdout` split keeps about 20% of them for validation, as it would for a user's folder. The
-test plates are the source's other held-out plates: no model here trained on them, the shipped
-one included. Both folders are written under `--out` in the source's own format.
+(`dataset.is_holdout` false) and the rest from its held-out side (the fine-tune holds out about 20%
+of them by its own split, as it would for a user's folder). The test plates are the source's other
+held-out plates: no model here trained on them, the shipped one included. Both folders are written
+under `--out` in the source's own format.
 
-It fine-tunes BASE on the user's plates with the preset (timed), then runs the character
-benchmark (`plategen benchmark`: the user's plates as the real training plates, the test folder
-as `--test`, ratios 0 and 4, SAAE only) for BASE, the fine-tuned model and `--reference` (default:
+`--dev` chooses a recipe without touching those test plates: the user's plates and 150 test plates
+are drawn from the source's train side (which BASE never saw either), the reference is skipped (it
+trained on them), and `--set KEY=VALUE` (repeatable) overrides a `TrainOptions` field of the preset,
+for example `--set adv_weight=0.0` or `--set more_steps=300`.
+
+It fine-tunes BASE on the user's plates with the preset (timed), then runs the benchmark of each
+of `--levels` (`plategen benchmark --level chars|plates`: the user's plates as the real training
+plates, the test folder as `--test`, ratios 0 and 4, SAAE only) for BASE, the fine-tuned model and `--reference` (default:
 the shipped model, which trained on the source's train side: its figure is "the gain on its own
 designs"). Read as asked by an outside judge is `benchmarks/read_as_asked.py --sources SOURCE`
 on the checkpoints this prints.
@@ -21,6 +26,7 @@ on the checkpoints this prints.
 from __future__ import annotations
 
 import argparse
+import ast
 import csv
 import json
 import os
@@ -38,11 +44,11 @@ from rich.table import Table
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from plategen.bench import BenchmarkRequest, run_benchmark  # noqa: E402
+from plategen.bench import BenchmarkRequest, level_options, run_benchmark  # noqa: E402
 from plategen.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint  # noqa: E402
 from plategen.dataset import is_holdout  # noqa: E402
 from plategen.plates import Plate, load_plates  # noqa: E402
-from plategen.train import options_for, train_saae  # noqa: E402
+from plategen.train import TrainOptions, options_for, train_saae  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
 
@@ -75,10 +81,27 @@ def split_plates(plates: list[Plate], n: int, seed: int) -> tuple[list[Plate], l
     return user_train + user_held, test
 
 
-def char_benchmark(checkpoint: Path, user: Path, test: Path, out: Path, seeds: int, workers: int) -> dict:
+def dev_split(plates: list[Plate], n: int, seed: int, tests: int = 150) -> tuple[list[Plate], list[Plate]]:
+    """The user's `n` plates and `tests` test plates, both from the train side (`--dev`)."""
+    train_side = [p for p in plates if not is_holdout(p)]
+    order = np.random.default_rng(seed).permutation(len(train_side))
+    return [train_side[i] for i in sorted(order[:n])], [train_side[i] for i in sorted(order[n:n + tests])]
+
+
+def parse_setting(text: str) -> tuple[str, object]:
+    """'adv_weight=0.0' -> ('adv_weight', 0.0): a `TrainOptions` field and a Python literal."""
+    key, _, value = text.partition("=")
+    if key not in TrainOptions.__dataclass_fields__ or not value:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected FIELD=VALUE with a TrainOptions field")
+    return key, ast.literal_eval(value)
+
+
+def benchmark(level: str, checkpoint: Path, user: Path, test: Path, out: Path, seeds: int, workers: int) -> dict:
+    """`plategen benchmark --level LEVEL` with the user's plates as the real training plates and `test` as --test."""
     req = BenchmarkRequest(data=user, test=test, checkpoint=checkpoint, out=out, ratios=(0.0, 4.0), seeds=seeds,
-                           generators=("saae",), augment_reference=False, threads=1, workers=workers,
-                           command=f"benchmarks/adaptation.py -> {checkpoint.name}")
+                           generators=("saae",), augment_reference=False,
+                           command=f"benchmarks/adaptation.py -> {checkpoint.name}, level {level}",
+                           **level_options(level, None, None, None, None, threads=1, workers=workers))
     summary = run_benchmark(req).report.summary
     return {"real_only": summary.real_only, "ratio4": summary.accuracy_vs_ratio["saae"]["4"],
             "synthetic_only": summary.synthetic_only["saae"], "read_as_asked_by_user_judge": summary.read_as_asked["saae"]}
@@ -91,12 +114,19 @@ def main() -> None:
     parser.add_argument("--source", default="openalpr-us")
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--plates", type=int, default=50)
-    parser.add_argument("--seeds", type=int, default=3, help="character benchmark seeds")
+    parser.add_argument("--seeds", type=int, default=3, help="benchmark seeds")
+    parser.add_argument("--levels", type=lambda text: tuple(text.split(",")), default=("chars",),
+                        help="benchmark levels to run: chars, plates or chars,plates")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the fine-tune")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dev", action="store_true", help="user and test plates from the train side; no reference")
+    parser.add_argument("--set", type=parse_setting, action="append", default=[], dest="settings",
+                        metavar="FIELD=VALUE", help="override a TrainOptions field of the finetune preset")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
+    if set(args.levels) - {"chars", "plates"}:
+        sys.exit(f"--levels {','.join(args.levels)}: choose chars, plates or chars,plates")
     if args.out.exists():
         sys.exit(f"{args.out}: exists; give a new folder")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}")
@@ -105,35 +135,38 @@ def main() -> None:
     plates = load_plates(source).plates
     if set(base_meta.get("plate_sha256", [])) & {p.sha256 for p in plates}:
         sys.exit(f"{args.base}: trained on plates of {source}; give a model that never saw them")
-    user_plates, test_plates = split_plates(plates, args.plates, args.seed)
+    user_plates, test_plates = (dev_split if args.dev else split_plates)(plates, args.plates, args.seed)
     user = write_subset(source, user_plates, args.out / "user-plates")
     test = write_subset(source, test_plates, args.out / "test-plates")
     print(f"{len(user_plates)} user plates -> {user}; {len(test_plates)} test plates -> {test}")
 
     tuned = args.out / "finetuned.safetensors"
     started = time.perf_counter()
-    result = train_saae([user], tuned, options_for("finetune", num_threads=args.threads), resume=args.base)
+    result = train_saae([user], tuned, options_for("finetune", num_threads=args.threads, **dict(args.settings)), resume=args.base)
     minutes = (time.perf_counter() - started) / 60
     print(f"fine-tune: {result.steps - base_meta['step']} steps on {result.plates} plates ({result.crops} crops) "
           f"in {minutes:.1f} min, {args.threads} thread(s); sample grids in {result.samples[-1].parent}")
 
-    figures = {}
-    for name, checkpoint in (("base", args.base), ("finetuned", tuned), ("reference", args.reference)):
-        figures[name] = char_benchmark(checkpoint, user, test, args.out / f"bench-{name}", args.seeds, args.workers)
-    table = Table(title=f"character benchmark on {len(test_plates)} held-out {args.source} plates, "
-                        f"{len(user_plates)} user plates, {args.seeds} seeds (%)")
-    for column in ("model", "real only", "real + 4x SAAE", "gain", "SAAE only", "read as asked (user-plate judge)"):
-        table.add_column(column)
-    for name, f in figures.items():
-        gain = f["ratio4"].mean - f["real_only"].mean
-        table.add_row(name, *(f"{100 * s.mean:.1f} ± {100 * s.std:.1f}" for s in
-                              (f["real_only"], f["ratio4"])), f"{100 * gain:+.1f}",
-                      *(f"{100 * s.mean:.1f} ± {100 * s.std:.1f}" for s in
-                        (f["synthetic_only"], f["read_as_asked_by_user_judge"])))
-    Console().print(table)
+    models = (("base", args.base), ("finetuned", tuned)) + (() if args.dev else (("reference", args.reference),))
+    figures = {level: {name: benchmark(level, checkpoint, user, test, args.out / f"bench-{level}-{name}", args.seeds,
+                                       args.workers) for name, checkpoint in models} for level in args.levels}
+    for level, rows in figures.items():
+        side = "train-side (dev)" if args.dev else "held-out"
+        table = Table(title=f"{level} benchmark on {len(test_plates)} {side} {args.source} plates, "
+                            f"{len(user_plates)} user plates, {args.seeds} seeds (% of {level} read right)")
+        for column in ("model", "real only", "real + 4x SAAE", "gain", "SAAE only", "read as asked (user-plate judge)"):
+            table.add_column(column)
+        for name, f in rows.items():
+            gain = f["ratio4"].mean - f["real_only"].mean
+            table.add_row(name, *(f"{100 * s.mean:.1f} ± {100 * s.std:.1f}" for s in
+                                  (f["real_only"], f["ratio4"])), f"{100 * gain:+.1f}",
+                          *(f"{100 * s.mean:.1f} ± {100 * s.std:.1f}" for s in
+                            (f["synthetic_only"], f["read_as_asked_by_user_judge"])))
+        Console().print(table)
     report = {"args": {k: str(v) for k, v in vars(args).items()}, "finetune_minutes": minutes,
               "finetune_steps": result.steps - base_meta["step"], "user_plates": [str(p.image_path) for p in user_plates],
-              "figures": {n: {k: vars(v) for k, v in f.items()} for n, f in figures.items()}}
+              "figures": {level: {n: {k: vars(v) for k, v in f.items()} for n, f in rows.items()}
+                         for level, rows in figures.items()}}
     (args.out / "adaptation.json").write_text(json.dumps(report, indent=1, default=str))
     print(f"report: {args.out / 'adaptation.json'}; outside judge: python benchmarks/read_as_asked.py "
           f"--sources {args.source} --checkpoint {args.base} --checkpoint {tuned} --checkpoint {args.reference}")

@@ -200,7 +200,8 @@ def train(
     data: list[Path] = typer.Option(..., "--data", help="A plate folder any importer reads; repeat to mix folders."),
     out: Path = typer.Option(..., "--out", help="Checkpoint to write (.safetensors); optimizer state goes beside it."),
     preset: str = typer.Option("cpu", help="cpu: batch 64, sized for 2 cores; gpu: larger batches; finetune: "
-                               "with --resume, adds 800 steps at a low rate with the discriminator kept fixed, "
+                               "with --resume, adds 800 reconstruction-only steps at a low rate (the "
+                               "discriminator kept fixed), "
                                "to adapt a trained model to a few plates of your own (about 2 min on 2 cores)."),
     steps: Optional[int] = typer.Option(None, help="Total iterations (default: the preset's)."),
     epochs: Optional[float] = typer.Option(None, help="Passes over the training crops, instead of --steps."),

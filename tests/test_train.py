@@ -236,6 +236,33 @@ def test_finetune_preset_adds_steps_to_the_model_trains_g_only_and_warms_up(tmp_
     assert adam.param_groups[0]["lr"] == pytest.approx(options.lr * 2 / 4)  # step 2 of a 4-step ramp
 
 
+def test_a_finetune_step_draws_only_on_the_crops_not_on_what_a_fixed_discriminator_likes(small_uc3m: Path):
+    """Against a fixed D an adversarial term finds D's blind spots; the preset's G update must not depend on D."""
+    torch.set_num_threads(1)
+    plates = [p for p in load_plates(small_uc3m).plates if not is_holdout(p)][:20]
+    samples = build_samples(plates)
+    config = SAAEConfig(num_classes=len(samples.charset), **TINY)
+    bank = GlyphBank(samples.charset, 1, np.random.default_rng(0), config.glyph_size)
+    idx = torch.arange(16)
+    y = torch.from_numpy(samples.labels)[idx]
+    cpu = torch.device("cpu")
+    batch = (to_float(bank.first(y), cpu), to_float(torch.from_numpy(samples.styles[samples.plate_index[idx.numpy()]]), cpu),
+             to_float(torch.from_numpy(samples.crops)[idx], cpu), y)
+    torch.manual_seed(0)
+    start = {k: v.clone() for k, v in Generator(config).state_dict().items()}
+    tuned = []
+    for critic_seed in (1, 2):
+        torch.manual_seed(critic_seed)
+        G, D = Generator(config), Discriminator(config).eval().requires_grad_(False)
+        G.load_state_dict(start)
+        opt_g = torch.optim.Adam(G.parameters(), lr=1e-3)
+        for _ in range(2):
+            train_step(G, D, opt_g, None, *batch, options_for("finetune"))
+        tuned.append(G.state_dict())
+    assert all(torch.equal(tuned[0][k], tuned[1][k]) for k in start)  # two different critics, one generator
+    assert not all(torch.equal(tuned[0][k], start[k]) for k in start)  # and the generator did learn
+
+
 def test_a_run_length_given_outright_replaces_the_finetune_preset_and_a_killed_finetune_ends_at_its_total():
     assert options_for("finetune").more_steps == FINETUNE_STEPS
     assert options_for("finetune", steps=7000).more_steps is None
