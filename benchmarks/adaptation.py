@@ -47,6 +47,7 @@ sys.path.insert(0, str(REPO))
 from plategen.bench import BenchmarkRequest, level_options, run_benchmark  # noqa: E402
 from plategen.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint  # noqa: E402
 from plategen.dataset import is_holdout  # noqa: E402
+from plategen.errors import PlategenError  # noqa: E402
 from plategen.plates import Plate, load_plates  # noqa: E402
 from plategen.train import TrainOptions, options_for, train_saae  # noqa: E402
 
@@ -173,4 +174,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except PlategenError as error:
+        sys.exit(f"error: {error}")
