@@ -167,3 +167,24 @@ def test_strokes_far_from_the_content_glyph_are_not_placed(imported):
     for x0, y0, x1, y1 in boxes:  # and every character still is, as much as without
         assert moved(gated)[y0:y1, x0:x1].sum() > 0.9 * moved(ungated)[y0:y1, x0:x1].sum() - moved(ungated)[dots].sum()
         assert (moved(gated)[y0:y1, x0:x1] > 60).mean() > 0.05
+
+
+@pytest.mark.parametrize("source, name", STYLES + [("uc3m-lp", "00004_DN-01-3-TD.jpg"), ("uc3m-lp", "00641_AD-40-9D-S.jpg")])
+def test_new_strokes_take_the_colour_of_the_old_strokes_cores_not_of_their_blurred_rims(imported, source, name):
+    """A full-coverage stroke gets `ink_colour`: on the plate's own ink side of the paper (light on dark
+    plates too), and at least as far from the paper as the old strokes' strongest tenth of pixels, so the
+    new characters are not paler than the old."""
+    image, boxes = _style(imported, source, name)
+    ink = float(cv2.cvtColor(ink_colour(image, boxes).astype(np.uint8)[None, None], cv2.COLOR_RGB2GRAY)[0, 0])
+    contrasts, offsets, signs = [], [], []
+    for x0, y0, x1, y1 in boxes:
+        gray = cv2.cvtColor(image[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY).astype(np.float32)
+        paper = float(np.median(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])))
+        diff = (gray - paper).ravel()
+        strongest_tenth = diff[np.argsort(-np.abs(diff))[:max(1, diff.size // 10)]]
+        contrasts.append(float(np.median(np.abs(strongest_tenth))))
+        offsets.append(ink - paper)
+        signs.append(float(np.sign(strongest_tenth).sum()))
+    side = np.sign(sum(signs))
+    assert all(np.sign(offset) == side for offset in offsets)
+    assert np.median([side * offset / contrast for offset, contrast in zip(offsets, contrasts)]) > 0.8

@@ -24,6 +24,7 @@ from plategen.glyphs import frame_square
 from plategen.plates import Box
 
 INK_SHARE = 0.3  # a pixel is ink when it differs from the paper by this share of the box's strongest contrast
+INK_CORE_SHARE = 0.7  # ... and the stroke's core, whose colour new strokes take, differs by this share
 MIN_INK_CONTRAST = 8.0  # ... and by at least this many grey levels (below it is noise, not print)
 INK_GROWTH = 0.08  # the ink mask grows by this share of the box height, to take the anti-aliased rim too
 INPAINT_RADIUS = 0.15  # share of the median box height that cv2.inpaint looks around
@@ -32,18 +33,24 @@ SOFT_INK = (0.3, 0.8)  # ink coverage ramps from 0 to 1 between these shares of 
 GLYPH_REACH = 2  # px of the S x S frame: strokes this far from the content glyph's ink are still the character's
 
 
-def ink_mask(image: np.ndarray, box: Box, grow: bool = True) -> np.ndarray:
-    """The pixels of the character in `box` (uint8 0/255, image-sized), never outside the box.
-
-    Paper is the median of the box's edge pixels (a box is drawn round a character, so its
-    edge is mostly paper); ink is what differs from it clearly, grown by a pixel or two to
-    take the anti-aliased rim (unless `grow` is off).
-    """
+def box_contrast(image: np.ndarray, box: Box) -> np.ndarray:
+    """Grey level minus the paper's inside `box` (float32, box-sized). Paper is the median of the box's edge
+    pixels: a box is drawn round a character, so its edge is mostly paper."""
     x0, y0, x1, y1 = box
     gray = cv2.cvtColor(image[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY).astype(np.float32)
-    edge = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    diff = np.abs(gray - np.median(edge))
-    ink = (diff > max(MIN_INK_CONTRAST, INK_SHARE * float(np.percentile(diff, 98)))).astype(np.uint8) * 255
+    return gray - np.median(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]]))
+
+
+def _beyond(diff: np.ndarray, share: float) -> np.ndarray:
+    """Where `diff` exceeds `share` of its strongest (98th percentile) value and MIN_INK_CONTRAST."""
+    return diff > max(MIN_INK_CONTRAST, share * float(np.percentile(diff, 98)))
+
+
+def ink_mask(image: np.ndarray, box: Box, grow: bool = True) -> np.ndarray:
+    """The pixels of the character in `box` (uint8 0/255, image-sized), never outside the box: what differs
+    clearly from the paper, grown by a pixel or two to take the anti-aliased rim (unless `grow` is off)."""
+    x0, y0, x1, y1 = box
+    ink = _beyond(np.abs(box_contrast(image, box)), INK_SHARE).astype(np.uint8) * 255
     if grow:
         reach = max(1, round(INK_GROWTH * (y1 - y0)))
         ink = cv2.dilate(ink, np.ones((2 * reach + 1, 2 * reach + 1), np.uint8))
@@ -53,10 +60,20 @@ def ink_mask(image: np.ndarray, box: Box, grow: bool = True) -> np.ndarray:
 
 
 def ink_colour(image: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
-    """The plate's own ink (median RGB of its characters' core pixels), for `place_characters`."""
+    """The plate's own ink for `place_characters`: median RGB of its characters' stroke cores, the colour a
+    full-coverage stroke takes. Ink is darker or lighter than the paper (the side most of the boxes' clear
+    ink pixels lie on); a stroke's core lies on that side by INK_CORE_SHARE of the box's strongest such
+    contrast. All ink pixels would take in the blurred rims, and a dim plate's highlights, and draw the
+    new characters paler than the old, or light on a dark-on-light plate."""
+    diffs = [box_contrast(image, box) for box in boxes]
+    side = 1.0 if sum(float(np.sign(d[_beyond(np.abs(d), INK_SHARE)]).sum()) for d in diffs) > 0 else -1.0
     mask = np.zeros(image.shape[:2], bool)
-    for box in boxes:
-        mask |= ink_mask(image, box, grow=False) > 0
+    for (x0, y0, x1, y1), diff in zip(boxes, diffs):
+        mask[y0:y1, x0:x1] |= _beyond(side * diff, INK_CORE_SHARE)
+    if not mask.any():  # no contrast anywhere (every box masked or blank): the characters take the paper's colour
+        mask = np.zeros(image.shape[:2], bool)
+        for x0, y0, x1, y1 in boxes:
+            mask[y0:y1, x0:x1] = True
     return np.median(image[mask], axis=0).astype(np.float32)
 
 
