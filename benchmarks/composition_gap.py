@@ -1,0 +1,83 @@
+"""How much legibility is lost when generated characters are placed on a plate?
+
+    python benchmarks/composition_gap.py [--data ../shared/data/uc3m-lp] [--side holdout|train] [--plates 500]
+
+A character CNN (the benchmark's recogniser) is trained on every real crop of the source outside 50
+style plates (seeded choice from the held-out side, `dataset.is_holdout`, or from the train side for
+tuning). The shipped model draws a seeded plan of `--plates` whole plates on those styles, the way
+`synth --plates` does (label check on). The CNN then reads each character three ways: as drawn (the
+32x32 image before placing), cut back out of the composed plate at its box (`dataset.crop_character`),
+and, as the reference, the style plates' own real crops. The gap between the first two is what
+composing costs; the worst style plates are listed with their ink colour.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import Counter
+
+import numpy as np
+import torch
+
+from plategen.checkpoint import load_checkpoint
+from plategen.dataset import build_samples, charset_of, crop_character, is_holdout
+from plategen.glyphs import shipped_fonts
+from plategen.plates import load_plates
+from plategen.recognizer import Schedule, predict, train_recognizer
+from plategen.synth.plates import (DEFAULT_PLATE_BATCH, Canvas, character_synth, compose_plates, plan_plates,
+                                   plate_characters, style_plate)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="../shared/data/uc3m-lp")
+    ap.add_argument("--side", choices=["holdout", "train"], default="holdout")
+    ap.add_argument("--plates", type=int, default=500)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    start = time.perf_counter()
+    plates = [p for p in load_plates(args.data).plates if p.boxes and len(p.boxes) == len(p.text)]
+    side = [p for p in plates if is_holdout(p) == (args.side == "holdout")]
+    rng = np.random.default_rng(args.seed)
+    style_plates = [side[i] for i in rng.choice(len(side), 50, replace=False)]
+    chosen = {id(p) for p in style_plates}
+    charset = charset_of(plates)
+    real = build_samples([p for p in plates if id(p) not in chosen], charset)
+    reader = train_recognizer(real.crops, real.labels, len(charset), Schedule(), seed=args.seed).model
+
+    ckpt = load_checkpoint()
+    styles = [style_plate(p) for p in style_plates]
+    chars = sorted({c for p in style_plates for c in p.text} & set(ckpt.meta["charset"]), key=charset.index)
+    plan = plan_plates(styles, args.plates, chars, seed=7 + args.seed)
+    synth = character_synth(ckpt.generator, ckpt.discriminator, ckpt.meta["charset"], styles, plan, chars,
+                            shipped_fonts(), 7 + args.seed, "cpu", DEFAULT_PLATE_BATCH)
+    canvas, starts = Canvas(styles, plan.layouts), plan.char_starts()
+    drawn_images, cut, labels, owner = [], [], [], []
+    for b0 in range(0, plan.n, DEFAULT_PLATE_BATCH):
+        ids = range(b0, min(b0 + DEFAULT_PLATE_BATCH, plan.n))
+        drawn = plate_characters(synth, plan, ids)
+        drawn_images.append(drawn.images)
+        for i, image in zip(ids, compose_plates(canvas, plan, ids, int(starts[b0]), drawn)):
+            for ch, slot in zip(plan.texts[i], plan.layouts[plan.style[i]].char_slots):
+                cut.append(crop_character(image, slot.box))
+                labels.append(charset.index(ch))
+                owner.append(int(plan.style[i]))
+    labels, owner = np.array(labels), np.array(owner)
+    as_drawn = predict(reader, np.concatenate(drawn_images)) == labels
+    as_placed = predict(reader, np.stack(cut)) == labels
+    own = build_samples(style_plates, charset)
+    print(f"{args.data} ({args.side} styles, {plan.n} plates, {len(labels)} characters)")
+    print(f"read as asked, as drawn (32x32, before placing): {as_drawn.mean():.3f}")
+    print(f"read as asked, cut back out of the composed plates: {as_placed.mean():.3f}")
+    print(f"the style plates' own real crops read right: {(predict(reader, own.crops) == own.labels).mean():.3f}")
+    lost = Counter(owner[~as_placed].tolist())
+    for k, n in lost.most_common(5):
+        print(f"  {styles[k].name}: {n} of {(owner == k).sum()} placed characters misread "
+              f"({(~as_drawn[owner == k]).sum()} as drawn); ink {canvas.get(k)[1].round().tolist()}")
+    print(f"{time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
