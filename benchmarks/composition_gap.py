@@ -14,6 +14,7 @@ composing costs; the worst style plates are listed with their ink colour.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections import Counter
 
@@ -22,6 +23,7 @@ import torch
 
 from plategen.checkpoint import load_checkpoint
 from plategen.dataset import build_samples, charset_of, crop_character, is_holdout
+from plategen.errors import PlategenError
 from plategen.glyphs import shipped_fonts
 from plategen.plates import load_plates
 from plategen.recognizer import Schedule, predict, train_recognizer
@@ -80,4 +82,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except PlategenError as error:
+        sys.exit(f"error: {error}")
