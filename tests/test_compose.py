@@ -188,3 +188,36 @@ def test_new_strokes_take_the_colour_of_the_old_strokes_cores_not_of_their_blurr
     side = np.sign(sum(signs))
     assert all(np.sign(offset) == side for offset in offsets)
     assert np.median([side * offset / contrast for offset, contrast in zip(offsets, contrasts)]) > 0.8
+
+
+def test_strokes_are_found_under_the_content_glyph_not_in_the_crops_most_vivid_pixels(imported):
+    """Generated crops of garish styles carry a band or glare more vivid than the character (pink uc3m-lp
+    plates: a blue band across the crop). With the content glyph given, the ink is what lies under its strokes:
+    the character is placed in full and the band not at all; the crop's strongest tenth of pixels (the
+    band) would place the character faintly."""
+    from plategen.glyphs import fonts_for, render_glyph, shipped_fonts
+
+    image, boxes = _style(imported, "uc3m-lp", "00641_AD-40-9D-S.jpg")
+    background, ink = erase_characters(image, boxes), ink_colour(image, boxes)
+    fonts = shipped_fonts()
+    contents = [render_glyph(c, fonts_for(c, fonts)[0]) for c in "80472"[:len(boxes)]]
+    paper, stroke, blue = (np.array(c, np.float32) for c in ([225, 160, 220], [120, 40, 110], [40, 40, 255]))
+    drawn = []
+    for content in contents:
+        crop = paper + (content.astype(np.float32) / 255)[..., None] * (stroke - paper)
+        band = np.r_[0:4, 28:32]  # beside the glyph (a digit leaves those columns of its frame to the paper)
+        crop[:, band] = blue
+        assert content[:, band].max() < 64  # no ink there
+        drawn.append(np.rint(crop).astype(np.uint8))
+    moved = lambda plate: np.abs(plate.astype(float) - background).sum(axis=2)
+    by_content = moved(place_characters(background, drawn, boxes, ink, contents=contents))
+    by_vividness = moved(place_characters(background, drawn, boxes, ink))
+    strokes = np.zeros(image.shape[:2], bool)
+    for content, box in zip(contents, boxes):
+        cx, cy, side = frame_square(box)
+        scale = side / content.shape[0]
+        matrix = np.float32([[scale, 0, cx - side / 2], [0, scale, cy - side / 2]])
+        strokes |= cv2.warpAffine(content, matrix, (image.shape[1], image.shape[0])) >= 192
+    full = np.abs(ink - background).sum(axis=2)
+    assert np.median(by_content[strokes] / np.maximum(full[strokes], 1)) > 0.9
+    assert np.median(by_vividness[strokes] / np.maximum(full[strokes], 1)) < 0.5
