@@ -33,7 +33,7 @@ SOFT_INK = (0.3, 0.8)  # ink coverage ramps from 0 to 1 between these shares of 
 GLYPH_REACH = 2  # px of the S x S frame: strokes this far from the content glyph's ink are still the character's
 
 
-def box_contrast(image: np.ndarray, box: Box) -> np.ndarray:
+def _box_contrast(image: np.ndarray, box: Box) -> np.ndarray:
     """Grey level minus the paper's inside `box` (float32, box-sized). Paper is the median of the box's edge
     pixels: a box is drawn round a character, so its edge is mostly paper."""
     x0, y0, x1, y1 = box
@@ -50,7 +50,7 @@ def ink_mask(image: np.ndarray, box: Box, grow: bool = True) -> np.ndarray:
     """The pixels of the character in `box` (uint8 0/255, image-sized), never outside the box: what differs
     clearly from the paper, grown by a pixel or two to take the anti-aliased rim (unless `grow` is off)."""
     x0, y0, x1, y1 = box
-    ink = _beyond(np.abs(box_contrast(image, box)), INK_SHARE).astype(np.uint8) * 255
+    ink = _beyond(np.abs(_box_contrast(image, box)), INK_SHARE).astype(np.uint8) * 255
     if grow:
         reach = max(1, round(INK_GROWTH * (y1 - y0)))
         ink = cv2.dilate(ink, np.ones((2 * reach + 1, 2 * reach + 1), np.uint8))
@@ -65,13 +65,12 @@ def ink_colour(image: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
     ink pixels lie on); a stroke's core lies on that side by INK_CORE_SHARE of the box's strongest such
     contrast. All ink pixels would take in the blurred rims, and a dim plate's highlights, and draw the
     new characters paler than the old, or light on a dark-on-light plate."""
-    diffs = [box_contrast(image, box) for box in boxes]
+    diffs = [_box_contrast(image, box) for box in boxes]
     side = 1.0 if sum(float(np.sign(d[_beyond(np.abs(d), INK_SHARE)]).sum()) for d in diffs) > 0 else -1.0
     mask = np.zeros(image.shape[:2], bool)
     for (x0, y0, x1, y1), diff in zip(boxes, diffs):
         mask[y0:y1, x0:x1] |= _beyond(side * diff, INK_CORE_SHARE)
     if not mask.any():  # no contrast anywhere (every box masked or blank): the characters take the paper's colour
-        mask = np.zeros(image.shape[:2], bool)
         for x0, y0, x1, y1 in boxes:
             mask[y0:y1, x0:x1] = True
     return np.median(image[mask], axis=0).astype(np.float32)
