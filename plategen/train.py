@@ -235,11 +235,16 @@ def train_step(G: Generator, D: Discriminator, opt_g: torch.optim.Optimizer, opt
 
     # (3) adversarial: G makes D read the generated crop as class y, keeping the reconstruction
     fake = g(glyph, style)
-    fake_features = D.features_of(fake)  # D's gradients here are dropped (zeroed in step 2): no sync needed
-    loss_adv = F.cross_entropy(D.out(fake_features), y)
     loss_l1 = F.l1_loss(fake, real)
-    loss_g = opts.adv_weight * loss_adv + opts.rec_weight * loss_l1
     loss_fm = torch.zeros(())
+    if opts.adv_weight == 0 and opts.fm_weight == 0:  # reconstruction only (--preset finetune): D just reports,
+        with torch.no_grad():  # so G's backward does not run through it for a zero gradient
+            loss_adv = F.cross_entropy(D(fake), y)
+        loss_g = opts.rec_weight * loss_l1
+    else:
+        fake_features = D.features_of(fake)  # D's gradients here are dropped (zeroed in step 2): no sync needed
+        loss_adv = F.cross_entropy(D.out(fake_features), y)
+        loss_g = opts.adv_weight * loss_adv + opts.rec_weight * loss_l1
     if opts.fm_weight > 0:
         with torch.no_grad():
             real_features = D.features_of(real)
@@ -551,6 +556,11 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
                     group["lr"] = opts.lr  # the sidecar holds the earlier run's rate; this run's --lr wins
             fit.step = int(previous.meta.get("step", 0))
             gen.manual_seed(opts.seed + fit.step)  # a resumed run draws fresh batches
+            left_off = int(previous.meta.get("total", 0))
+            if opts.more_steps is not None and left_off > fit.step and previous.meta.get("train", {}).get("more_steps") is None:
+                raise PlategenError(f"{resume}: an unfinished training run (step {fit.step} of {left_off}), not a "
+                                    f"fine-tune; finish it first (plategen train --resume {resume} with its own "
+                                    "options), then fine-tune the finished checkpoint")
         total = run_total(opts, fit.step, previous.meta if previous is not None else {}, len(train.labels))
         if fit.step > total:
             raise PlategenError(f"{resume}: already trained {fit.step} steps, past the total of {total}; "

@@ -7,7 +7,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from plategen.checkpoint import load_checkpoint, load_optimizers, optimizer_path
+from plategen.checkpoint import load_checkpoint, load_optimizers, optimizer_path, save_checkpoint
 from plategen.cli import app
 from plategen.dataset import build_samples, is_holdout
 from plategen.errors import PlategenError
@@ -256,9 +256,12 @@ def test_a_finetune_step_draws_only_on_the_crops_not_on_what_a_fixed_discriminat
         G, D = Generator(config), Discriminator(config).eval().requires_grad_(False)
         G.load_state_dict(start)
         opt_g = torch.optim.Adam(G.parameters(), lr=1e-3)
+        backwards_through_d = []
+        D.features.register_full_backward_hook(lambda *_: backwards_through_d.append(1))
         for _ in range(2):
             train_step(G, D, opt_g, None, *batch, options_for("finetune"))
         tuned.append(G.state_dict())
+        assert not backwards_through_d  # D only reports its loss: G's backward does no work through it
     assert all(torch.equal(tuned[0][k], tuned[1][k]) for k in start)  # two different critics, one generator
     assert not all(torch.equal(tuned[0][k], start[k]) for k in start)  # and the generator did learn
 
@@ -288,11 +291,17 @@ def test_a_resumed_run_trains_at_its_own_lr_not_the_sidecars(tmp_path: Path, sma
 @pytest.mark.parametrize("args, message", [
     ([], "--preset finetune: adds steps to a trained model; give --resume"),
     (["--resume", "BASE", "--chars", "0-9A-Z京"], "cannot learn"),
+    (["--resume", "KILLED"], "an unfinished training run (step 1 of 5), not a fine-tune; finish it first"),
 ])
 def test_finetune_refusals_are_one_line_and_write_nothing(tmp_path: Path, small_uc3m: Path, args, message):
     base = tmp_path / "base.safetensors"
     train_saae([small_uc3m], base, TrainOptions(steps=1, batch_size=4, num_threads=1, val_crops=8, model=TINY),
                progress=False)
+    if "KILLED" in args:  # a plain run of 5 steps whose last save was at step 1: fine-tuning it would run the plain
+        # run's remaining steps with the fine-tune's settings
+        plain = load_checkpoint(base)
+        save_checkpoint(base, plain.generator, plain.config, {**plain.meta, "total": 5}, plain.discriminator)
+        args = [str(base) if a == "KILLED" else a for a in args]
     before = sorted(tmp_path.iterdir())
     out = tmp_path / "tuned.safetensors"
     args = [str(base) if a == "BASE" else a for a in args]
