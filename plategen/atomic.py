@@ -56,6 +56,19 @@ def _cannot_write(path: Path, exc: OSError) -> PlategenError:
     return PlategenError(f"{path}: cannot write ({exc.strerror or exc})")
 
 
+def check_sheet_path(path: Path, option: str) -> None:
+    """A PNG sheet's path, refused before any work when the sheet could not be written there."""
+    require_no_file_in_the_way(path)
+    if path.suffix.lower() != ".png":
+        raise PlategenError(f"{option} {path}: the sheet is a PNG; give a file name ending in .png")
+    if path.is_dir():
+        raise PlategenError(f"{option} {path}: is a folder; give a file name ending in .png")
+    if not path.parent.is_dir():
+        raise PlategenError(f"{option} {path}: the folder {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise PlategenError(f"{option} {path}: cannot write in {path.parent}")
+
+
 def atomic_write_text(path: Path | str, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 

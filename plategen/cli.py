@@ -22,6 +22,7 @@ from rich.progress import track as rich_track
 from rich.table import Table
 
 from plategen import __version__
+from plategen.atomic import check_sheet_path
 from plategen.charset import parse_charset
 from plategen.distributed import launched_rank
 from plategen.errors import PlategenError, RankStopped
@@ -79,6 +80,14 @@ def main(version: Optional[bool] = typer.Option(None, "--version", callback=_ver
     """Labelled licence-plate character data in the style of real plates."""
 
 
+def given_path(value: str, option: str) -> Path:
+    """A path option as typed: typer would turn an empty one into '.', and a run would write into the
+    current folder or read it as a data folder."""
+    if not value.strip():
+        raise PlategenError(f"{option}: an empty path")
+    return Path(value)
+
+
 def tracker(description: str) -> Callable:
     """A progress-bar wrapper for iterables, drawn on stderr so tables stay clean on stdout; not drawn
     when stderr is no terminal, where rich would leave an empty line before an error."""
@@ -131,7 +140,7 @@ def benchmark(
                                                    "--data, drawn from plates the checkpoint never saw)."),
     test_plates: Optional[int] = typer.Option(None, help="Test images held out of --data per seed (at least: "
                                                          "whole plates are held out; default 400). Not with --test."),
-    out: Path = typer.Option(Path("runs/benchmark"), help="Report folder (must be new or empty)."),
+    out: str = typer.Option("runs/benchmark", help="Report folder (must be new or empty)."),
     overwrite: bool = typer.Option(False, help="Write into a non-empty --out."),
     allow_overlap: bool = typer.Option(False, help="Run even when test plates were among the checkpoint's "
                                                    "training plates (reported as a warning)."),
@@ -165,7 +174,7 @@ def benchmark(
 
     data_dir = data if data is not None else (REPO_ROOT / ".." / "shared" / "data" / "uc3m-lp").resolve()
     request = BenchmarkRequest(
-        data=data_dir, out=out, ratios=parse_ratios(ratios), real_plates=parse_real_plates(real_plates), seeds=seeds,
+        data=data_dir, out=given_path(out, "--out"), ratios=parse_ratios(ratios), real_plates=parse_real_plates(real_plates), seeds=seeds,
         generators=parse_generators(generator), checkpoint=checkpoint, test=test, test_plates=test_plates,
         allow_overlap=allow_overlap, allow_outside_paths=allow_outside_paths, train_generator=train_generator,
         generator_budget_s=budget, overwrite=overwrite, command="plategen " + " ".join(sys.argv[1:]),
@@ -255,14 +264,14 @@ def train(
 @app.command()
 @user_errors
 def synth(
-    style: list[Path] = typer.Option(..., "--style", help="A plate image, a folder of plate crops, or a data "
-                                     "folder (every plate a style); repeat for several."),
+    style: list[str] = typer.Option(..., "--style", help="A plate image, a folder of plate crops, or a data "
+                                    "folder (every plate a style); repeat for several."),
     chars: Optional[str] = typer.Option(None, "--chars", help="Characters to generate, e.g. 0-9A-Z or "
                                         "京沪0-9A-Z (default 0-9A-Z; with --plates the checkpoint's charset); any "
                                         "character a shipped font covers; those the checkpoint has no class for are "
                                         "marked unchecked."),
     n: int = typer.Option(1000, "--n", help="Total images, spread evenly over the characters (plates with --plates)."),
-    out: Path = typer.Option(..., "--out", help="Output folder (must be new or empty)."),
+    out: str = typer.Option(..., "--out", help="Output folder (must be new or empty)."),
     checkpoint: Optional[Path] = typer.Option(None, help="Generator checkpoint: a path, or a shipped model's name: default, or allchars (a class for every Chinese province, see checkpoints/README.md)."),
     seed: int = typer.Option(0, help="Same seed, same images (byte for byte on CPU)."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 (default: CUDA when present)."),
@@ -301,7 +310,8 @@ def synth(
     if not plates and (pattern or texts or export or design):
         raise PlategenError("--pattern, --texts, --design and --export are options of --plates")
     charset = parse_charset(chars) if chars else (None if plates else parse_charset("0-9A-Z"))
-    request = SynthRequest(styles=list(style), chars=charset, n=n, out=out, checkpoint=checkpoint,
+    request = SynthRequest(styles=[given_path(s, "--style") for s in style], chars=charset, n=n,
+                           out=given_path(out, "--out"), checkpoint=checkpoint,
                            seed=seed, device=device, batch_size=batch_size, format=fmt, shard_size=shard_size,
                            workers=workers, resume=resume, overwrite=overwrite, preview=preview,
                            diversity=dataclasses.replace(Diversity(), noise=noise, match_colours=match_colours), check=check,
@@ -393,6 +403,10 @@ def inspect(
     allow_outside_paths: bool = typer.Option(False, help=ALLOW_OUTSIDE_HELP),
 ) -> None:
     """Show what an import reads: plates, characters per class, boxes, skipped plates; write a contact sheet."""
+    if show < 0:
+        raise PlategenError(f"--show {show}: must be 0 or more")
+    if sheet is not None:
+        check_sheet_path(sheet, "--sheet")
     result = load_plates(data, fmt, strict=strict, progress=tracker(f"reading {escape(printable(str(data)))}"),
                          allow_outside=allow_outside_paths)
     sheet = sheet or Path(f"inspect-{data.resolve().name}.png")

@@ -23,7 +23,7 @@ from typing import Literal, Sequence
 import numpy as np
 
 from plategen.charset import CHINESE_PROVINCES, parse_charset
-from plategen.errors import PlategenError
+from plategen.errors import PlategenError, require_regular_file
 from plategen.plates import Box, Plate, clean_text, reading_rows
 
 Kind = Literal["digit", "letter", "province", "separator", "other"]
@@ -138,7 +138,10 @@ def _pattern_row(spec: str, row: str) -> list[tuple[Kind, str]]:
             end = row.find("]", i)
             if end < 0:
                 raise PlategenError(f"--pattern {spec!r}: a [ without its ]")
-            allowed = "".join(parse_charset(row[i + 1:end])) if end > i + 1 else ""
+            try:
+                allowed = "".join(parse_charset(row[i + 1:end])) if end > i + 1 else ""
+            except PlategenError as exc:  # its message names --chars, which the user did not give
+                raise PlategenError(f"--pattern {spec!r}: {str(exc).removeprefix('--chars: ')}") from None
             if not allowed:
                 raise PlategenError(f"--pattern {spec!r}: [] lists no character")
             kinds = {kind_of(c) for c in allowed}
@@ -230,8 +233,10 @@ def read_texts(path: Path | str, layout: PlateLayout, n: int, chars: Sequence[st
     Blank lines are skipped; a line that does not fit is refused with its number.
     """
     path = Path(path)
+    if path.exists():  # a pipe would be waited on, /dev/zero read without end
+        require_regular_file(path, "text")
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # -sig: Notepad starts its files with a BOM
     except (OSError, UnicodeDecodeError) as exc:
         raise PlategenError(f"{path}: cannot read texts file ({exc})") from exc
     slots = layout.char_slots

@@ -162,7 +162,7 @@ def _check_pixel_count(path: Path, data: bytes, limit: int) -> None:
 
 def detect_format(folder: Path) -> Format:
     if not folder.is_dir():
-        raise PlategenError(f"{folder}: no such data folder")
+        raise PlategenError(f"{folder}: {'a file, not a' if folder.exists() else 'no such'} data folder")
     if (folder / "labels").is_dir():
         if not (folder / "classes.txt").exists():
             raise PlategenError(f"{folder}: has labels/ (YOLO boxes) but no classes.txt naming the classes, one "
@@ -172,10 +172,8 @@ def detect_format(folder: Path) -> Format:
         return "csv"
     if any(p.suffix.lower() in IMAGE_SUFFIXES for p in images_dir(folder).iterdir()):  # unsorted: any one will do
         return "filename"
-    raise PlategenError(
-        f"{folder}: cannot tell the label format (expected labels/ + classes.txt, a *.csv, "
-        "or images named by their plate text); pass --format"
-    )
+    raise PlategenError(f"{folder}: no plates here: no plate images (named by their plate text), no labels/ + "
+                        "classes.txt and no *.csv")
 
 
 def load_plates(folder: Path | str, fmt: str | None = None, strict: bool = False,
@@ -244,7 +242,10 @@ def load_plate(image_path: Path | str, fmt: str | None = None, allow_outside: bo
     def is_target(path: Path) -> bool:
         return path.name == image_path.name and path.resolve() == target
 
-    result = ImportResult(folder, fmt, problems=[p for p in found.problems if is_target(p.path)],
+    def about_target(path: Path) -> bool:  # the image, or its YOLO label file
+        return is_target(path) or (path.parent.name == "labels" and path.stem == image_path.stem)
+
+    result = ImportResult(folder, fmt, problems=[p for p in found.problems if about_target(p.path)],
                           skipped=[p for p in found.skipped if is_target(p.path)])
     for path, text, boxes, region in records:
         if is_target(path):

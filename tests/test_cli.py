@@ -187,3 +187,24 @@ def test_imports_inside_functions_are_only_those_that_load_torch():
                         inside.update(alias.name for alias in node.names)
     assert inside and not _loads_torch("plategen.cli")
     assert {module for module in inside if not _loads_torch(module)} == set()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--show", "-1"], "--show -1: must be 0 or more"),
+    (["--sheet", "NOWHERE/s.png"], "s.png: the folder"),
+    (["--sheet", "s.jpg"], "--sheet s.jpg: the sheet is a PNG"),
+], ids=["negative-show", "sheet-in-missing-folder", "sheet-not-png"])
+def test_inspect_refuses_a_sheet_it_could_not_write_and_a_negative_show(tmp_path, data_dir, args, message):
+    folder = _small_yolo_folder(tmp_path, data_dir)
+    args = [a.replace("NOWHERE", str(tmp_path / "nowhere")) for a in args]
+    before = sorted(tmp_path.rglob("*"))
+    assert message in _one_error_line(runner.invoke(app, ["inspect", str(folder), *args]))
+    assert sorted(tmp_path.rglob("*")) == before  # the missing folder was not made, no sheet written
+
+
+def test_a_file_given_as_a_data_folder_is_named_as_a_file(tmp_path):
+    text = tmp_path / "plates.txt"
+    text.write_text("1234BCD\n")
+    line = _one_error_line(runner.invoke(app, ["benchmark", "--data", str(text), "--out", str(tmp_path / "r")]))
+    assert line == f"error: --data {text}: a file, not a folder"
+    assert _one_error_line(runner.invoke(app, ["inspect", str(text)])) == f"error: {text}: a file, not a data folder"

@@ -156,8 +156,11 @@ def test_missing_folder_and_unknown_format_are_clear_errors(tmp_path, data_dir):
         load_plates(tmp_path / "nowhere")
     with pytest.raises(PlategenError, match="unknown format"):
         load_plates(data_dir / "uc3m-lp", fmt="xml")
-    with pytest.raises(PlategenError, match="cannot tell the label format"):
+    with pytest.raises(PlategenError, match="no plates here: no plate images"):
         load_plates(tmp_path)
+    (tmp_path / "plates.txt").write_text("1234BCD\n")
+    with pytest.raises(PlategenError, match="plates.txt: a file, not a data folder"):
+        load_plates(tmp_path / "plates.txt")
 
 
 def test_a_yolo_folder_without_classes_txt_is_not_read_as_file_names(tmp_path, data_dir):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 from plategen.charset import parse_charset
@@ -335,6 +336,47 @@ def test_the_cli_refuses_a_bare_plate_image_in_one_line_and_writes_nothing(ckpt_
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "plate-es.jpg: no character boxes or plate text for this image" in lines[0]
     assert "Traceback" not in result.output and not out.exists()
+
+
+def _beside_a_malformed_label(tmp_path: Path) -> Path:
+    folder = tmp_path / "folder"
+    (folder / "labels").mkdir(parents=True)
+    shutil.copy(EXAMPLE, folder / "plate-es.jpg")
+    shutil.copy(EXAMPLE.parent / "classes.txt", folder / "classes.txt")
+    (folder / "labels" / "plate-es.txt").write_text("3 0.1 0.5\n")
+    return folder / "plate-es.jpg"
+
+
+def _tiny_plate(tmp_path: Path) -> Path:
+    folder = tmp_path / "tiny"
+    (folder / "labels").mkdir(parents=True)
+    Image.fromarray(np.full((1, 1, 3), 255, np.uint8)).save(folder / "plate.png")
+    shutil.copy(EXAMPLE.parent / "classes.txt", folder / "classes.txt")
+    (folder / "labels" / "plate.txt").write_text("3 0.5 0.5 1 1\n")
+    return folder / "plate.png"
+
+
+@pytest.mark.parametrize("make_style, extra, message", [
+    (None, ["--seed", "-1"], "--seed -1: must be 0 or more"),
+    (None, ["--n", "1000000000000"], "--n 1,000,000,000,000: at most 1,000,000 plates a run"),
+    (None, ["--texts", "/dev/zero"], "/dev/zero: not a regular file (a pipe, device or socket); plategen reads texts"),
+    (None, ["--pattern", "DD[Z-A]"], "--pattern 'DD[Z-A]': range Z-A in 'Z-A' runs backwards"),
+    (None, ["--out", ""], "--out: an empty path"),
+    (_beside_a_malformed_label, [], "labels/plate-es.txt:1: expected 5 fields"),
+    (_tiny_plate, [], "plate.png: image is 1x1 px, too small for a plate"),
+], ids=["negative-seed", "huge-n", "texts-dev-zero", "pattern-backwards", "empty-out", "malformed-label", "tiny-image"])
+def test_wrong_plate_inputs_are_refused_in_one_line_before_anything_is_written(ckpt_cn, tmp_path, make_style, extra,
+                                                                                message):
+    """Each of these once crashed with a traceback, hung, wrote into the current folder, or gave the wrong reason."""
+    style = make_style(tmp_path) if make_style else EXAMPLE
+    before = sorted(tmp_path.rglob("*"))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["synth", "--plates", "--style", str(style), "--n", "3", "--out", str(out),
+                                      "--checkpoint", str(ckpt_cn), "--device", "cpu", *extra])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.output
+    assert sorted(tmp_path.rglob("*")) == before
 
 
 def test_the_example_plate_takes_its_boxes_from_the_label_beside_it():

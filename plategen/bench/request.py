@@ -182,10 +182,9 @@ def check_request(req: BenchmarkRequest) -> None:
     if req.test is not None and req.test_plates is not None:
         raise PlategenError("--test-plates holds out plates of --data; with --test every plate of --test is a "
                             "test plate: give one or the other")
-    if not req.data.is_dir():
-        raise PlategenError(f"--data {req.data}: no such folder")
-    if req.test is not None and not req.test.is_dir():
-        raise PlategenError(f"--test {req.test}: no such folder")
+    for option, folder in (("--data", req.data), ("--test", req.test)):
+        if folder is not None and not folder.is_dir():
+            raise PlategenError(f"{option} {folder}: {'a file, not a' if folder.exists() else 'no such'} folder")
     out = req.out
     require_no_file_in_the_way(out)
     if out.exists() and not out.is_dir():

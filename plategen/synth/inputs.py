@@ -13,6 +13,8 @@ from plategen.errors import PlategenError
 from plategen.glyphs import Font, check_coverage
 from plategen.plates import IMAGE_SUFFIXES, images_dir, read_image
 
+MIN_PLATE_SIDE = 4  # px: a smaller style image has no room for a character (OpenCV fails on 1x1 boxes)
+
 
 @dataclass(frozen=True)
 class Style:
@@ -44,7 +46,7 @@ def load_styles(specs: Sequence[Path | str]) -> list[Style]:
     styles = []
     for path in paths:
         image = read_image(path)
-        if min(image.shape[:2]) < 4:
+        if min(image.shape[:2]) < MIN_PLATE_SIDE:
             raise PlategenError(f"{path}: image is {image.shape[1]}x{image.shape[0]} px, too small for a plate")
         styles.append(Style(str(path), image, hashlib.sha256(path.read_bytes()).hexdigest()))
     return styles

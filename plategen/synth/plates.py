@@ -34,7 +34,7 @@ from plategen.atomic import atomic_write_bytes
 from plategen.distributed import World
 from plategen.synth.compose import Coverages, erase_characters, ink_colour, place_on_plates
 from plategen.synth.designs import Design, design_named, draw_dot, repaint
-from plategen.errors import PlategenError
+from plategen.errors import PlategenError, require_regular_file
 from plategen.synth.exports import FinishedPlate, write_lprnet, write_paddleocr, write_plate_index
 from plategen.glyphs import Font
 from plategen.layout import PlateLayout, draw_texts, layout_of, parse_pattern, read_texts
@@ -43,7 +43,7 @@ from plategen.detect import segment_with_text
 from plategen.synth import plate_writers, writers
 from plategen.synth.check import LabelCheck, chars_with_real_crops
 from plategen.synth.engine import Batch, DrawMemo, Engine, Synthesizer, generate_threads
-from plategen.synth.inputs import Style
+from plategen.synth.inputs import MIN_PLATE_SIDE, Style
 from plategen.synth.plan import CHECK_ATTEMPTS, Diversity, Plan, build_glyph_pool, build_style_pool, image_seeds
 
 DEFAULT_PLATE_BATCH = 32  # plates per generator batch
@@ -126,6 +126,8 @@ def load_style_plates(specs: Sequence[Path | str]) -> tuple[list[StylePlate], li
             plate, problem = _plate_of_file(spec)
             plates.extend([plate] if plate else [])
             skipped.extend([problem] if problem else [])
+        elif spec.exists():
+            require_regular_file(spec, "image")
         else:
             raise PlategenError(f"{spec}: no such style image or folder")
     if not plates:
@@ -137,6 +139,8 @@ def load_style_plates(specs: Sequence[Path | str]) -> tuple[list[StylePlate], li
 def style_plate(plate: Plate) -> StylePlate:
     """An imported plate (with one box per character) as a style plate with its layout."""
     image = read_image(plate.image_path)
+    if min(image.shape[:2]) < MIN_PLATE_SIDE:
+        raise PlategenError(f"{plate.image_path}: image is {image.shape[1]}x{image.shape[0]} px, too small for a plate")
     layout, text = layout_of(plate, (image.shape[1], image.shape[0]))
     return StylePlate(str(plate.image_path), image, plate.sha256, layout, text)
 
@@ -152,8 +156,8 @@ def _plate_of_file(path: Path) -> tuple[Plate | None, Problem | None]:
         result = load_plate(path, fmt)
         if result.plates:
             return result.plates[0], None
-        if result.skipped:
-            return None, result.skipped[0]
+        if result.problems or result.skipped:  # e.g. a malformed label file: its reason, not "no boxes"
+            return None, (result.problems or result.skipped)[0]
     text = clean_text(path.stem.split("_")[0])
     if not text or not text.isalnum() or text != text.upper():
         raise PlategenError(f"{path}: no character boxes or plate text for this image; give its data folder "

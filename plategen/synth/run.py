@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from plategen import __version__, distributed
+from plategen.atomic import check_sheet_path
 from plategen.checkpoint import checkpoint_path, load_checkpoint
 from plategen.device import resolve_device
 from plategen.distributed import World
@@ -198,8 +199,18 @@ def _checked_plates(req: SynthRequest, world: World, device: str, ckpt, ckpt_pat
         req, world, device, ckpt, ckpt_path, fonts, styles, skipped, plan, chars, params, previous, progress, start)
 
 
+# a run's plan is held in memory: 10M characters take about 2 GB, 10M plates about 10 GB and minutes to plan
+MAX_IMAGES = {False: 10_000_000, True: 1_000_000}  # by req.plates
+
+
 def check_request(req: SynthRequest) -> None:
     """Refuse options that cannot work before the checkpoint is read or the output folder touched."""
+    if not 0 <= req.seed < 2 ** 63:
+        raise PlategenError(f"--seed {req.seed}: must be 0 or more (and below 2^63)")
+    most = MAX_IMAGES[req.plates]
+    if req.n > most:
+        raise PlategenError(f"--n {req.n:,}: at most {most:,} {'plates' if req.plates else 'images'} a run (its plan "
+                            "is held in memory); for more, run again with another --seed into another folder")
     if req.format not in writers.FORMATS:
         raise PlategenError(f"--format {req.format!r}: choose one of {', '.join(writers.FORMATS)}")
     for option, value in (("--batch-size", req.batch_size), ("--shard-size", req.shard_size),
@@ -214,15 +225,11 @@ def check_request(req: SynthRequest) -> None:
 
 def check_preview(path: Path, out: Path) -> None:
     """The preview is written after every image: a path it cannot be written to is refused first."""
-    if path.suffix.lower() != ".png":
-        raise PlategenError(f"--preview {path}: the sheet is a PNG; give a file name ending in .png")
-    if path.is_dir():
-        raise PlategenError(f"--preview {path}: is a folder; give a file name ending in .png")
     parent, root = path.parent.resolve(), out.resolve()
-    if parent != root and not parent.is_dir():
-        raise PlategenError(f"--preview {path}: the folder {path.parent} does not exist")
-    if parent != root and not os.access(parent, os.W_OK | os.X_OK):
-        raise PlategenError(f"--preview {path}: cannot write in {path.parent}")
+    if parent != root:  # --out itself is made by the run
+        check_sheet_path(path, "--preview")
+    elif path.suffix.lower() != ".png" or path.is_dir():
+        raise PlategenError(f"--preview {path}: give a file name ending in .png")
     if root in parent.parents:
         raise PlategenError(f"--preview {path}: inside a folder of --out, where it would be taken for a "
                             "generated image; write it directly in --out or elsewhere")
