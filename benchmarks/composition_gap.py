@@ -8,7 +8,8 @@ tuning). The shipped model draws a seeded plan of `--plates` whole plates on tho
 `synth --plates` does (label check on). The CNN then reads each character three ways: as drawn (the
 32x32 image before placing), cut back out of the composed plate at its box (`dataset.crop_character`),
 and, as the reference, the style plates' own real crops. The gap between the first two is what
-composing costs; the worst style plates are listed with their ink colour.
+composing costs; the characters read worst once placed, and the worst style plates (with their ink
+colour), are listed.
 """
 
 from __future__ import annotations
@@ -74,6 +75,10 @@ def main() -> None:
     print(f"read as asked, as drawn (32x32, before placing): {as_drawn.mean():.3f}")
     print(f"read as asked, cut back out of the composed plates: {as_placed.mean():.3f}")
     print(f"the style plates' own real crops read right: {(predict(reader, own.crops) == own.labels).mean():.3f}")
+    per_class = [(charset[c], labels == c) for c in sorted(set(labels.tolist()))]
+    print("characters read worst once placed (count: as drawn -> placed):")
+    for ch, m in sorted(per_class, key=lambda item: as_placed[item[1]].mean())[:6]:
+        print(f"  {ch} ({m.sum()}): {as_drawn[m].mean():.2f} -> {as_placed[m].mean():.2f}")
     lost = Counter(owner[~as_placed].tolist())
     for k, n in lost.most_common(5):
         print(f"  {styles[k].name}: {n} of {(owner == k).sum()} placed characters misread "
