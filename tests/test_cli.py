@@ -190,13 +190,13 @@ def test_imports_inside_functions_are_only_those_that_load_torch():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--show", "-1"], "--show -1: must be 0 or more"),
-    (["--sheet", "NOWHERE/s.png"], "s.png: the folder"),
-    (["--sheet", "s.jpg"], "--sheet s.jpg: the sheet is a PNG"),
+    (["--show", "-1", "--sheet", "TMP/s.png"], "--show -1: must be 0 or more"),
+    (["--sheet", "TMP/nowhere/s.png"], "s.png: the folder"),
+    (["--sheet", "TMP/s.jpg"], "s.jpg: the sheet is a PNG"),
 ], ids=["negative-show", "sheet-in-missing-folder", "sheet-not-png"])
 def test_inspect_refuses_a_sheet_it_could_not_write_and_a_negative_show(tmp_path, data_dir, args, message):
     folder = _small_yolo_folder(tmp_path, data_dir)
-    args = [a.replace("NOWHERE", str(tmp_path / "nowhere")) for a in args]
+    args = [a.replace("TMP", str(tmp_path)) for a in args]
     before = sorted(tmp_path.rglob("*"))
     assert message in _one_error_line(runner.invoke(app, ["inspect", str(folder), *args]))
     assert sorted(tmp_path.rglob("*")) == before  # the missing folder was not made, no sheet written

@@ -15,6 +15,7 @@ import tarfile
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -81,7 +82,9 @@ def test_disk_full_is_a_clear_error_and_resume_finishes(tmp_path, plate, ckpt, m
 
     def failing_write(fd, data):
         calls["n"] += 1
-        if calls["n"] > 30:
+        if calls["n"] == 31:  # as a disk fills: part of the file is written, the next write fails
+            return real_write(fd, data[:len(data) // 2])
+        if calls["n"] > 31:
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_write(fd, data)
 
@@ -89,6 +92,7 @@ def test_disk_full_is_a_clear_error_and_resume_finishes(tmp_path, plate, ckpt, m
     with pytest.raises(PlategenError, match="no space left on the device.*--resume"):
         synthesize(request(plate, ckpt, out, n=80))
     monkeypatch.setattr(writers.os, "write", real_write)
+    assert all(cv2.imread(str(png)) is not None for png in out.rglob("*.png"))  # no cut-off image left behind
     assert json.loads((out / "meta.json").read_text())["status"] == "interrupted"
     report = synthesize(request(plate, ckpt, out, n=80, resume=True))
     assert report.resumed > 0 and len(read_manifest(out)) == 80 == len(list(out.rglob("*.png")))

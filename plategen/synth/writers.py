@@ -421,16 +421,26 @@ class FileWriter(_Writer):
 
 
 def write_file(path: Path, data: bytes) -> None:
-    """A plain write (no fsync: the journal, not the file, says what is durable)."""
+    """A plain write (no fsync: the journal, not the file, says what is durable). A write that fails
+    removes its file, so no cut-off image is left under its final name."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
     try:
         fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        raise os_error(path, exc) from exc
+    try:
         try:
-            if os.write(fd, data) != len(data):
-                raise OSError(errno.EIO, "short write")
+            left = memoryview(data)
+            while left:  # a short write (a disk filling up): the next write says why, e.g. ENOSPC
+                written = os.write(fd, left)
+                if written == 0:
+                    raise OSError(errno.EIO, "short write")
+                left = left[written:]
         finally:
             os.close(fd)
     except OSError as exc:
+        with contextlib.suppress(OSError):
+            path.unlink()
         raise os_error(path, exc) from exc
 
 
