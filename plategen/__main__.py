@@ -4,8 +4,8 @@ plategen's options; where torchrun passes it on, it is dropped here)."""
 
 import sys
 
-from plategen.cli import app
+from plategen.cli import run
 
 if sys.argv[1:2] == ["--"]:
     del sys.argv[1]
-app(prog_name="plategen")
+run()

@@ -430,5 +430,26 @@ def inspect(
     console.print(f"contact sheet: [bold]{escape(printable(str(sheet)))}[/]")
 
 
+def run() -> None:
+    """The `plategen` command: the app, with click's own usage errors (an unknown option, a value of the wrong
+    type, a missing option) as the one line every other wrong input gets, not click's usage block."""
+    try:
+        code = app(prog_name="plategen", standalone_mode=False)
+    except typer.Abort:
+        sys.exit(1)
+    except Exception as exc:  # click's errors (typer vendors its own click in newer versions: matched by shape)
+        if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
+            raise
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a bare `plategen`: its help, as click shows it
+            exc.show()
+            sys.exit(exc.exit_code)
+        ctx = getattr(exc, "ctx", None)
+        see = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+        err_console.print(f"[bold red]error:[/] {escape(printable(exc.format_message()))}{see}", highlight=False,
+                          soft_wrap=True)
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
+    run()

@@ -208,3 +208,17 @@ def test_a_file_given_as_a_data_folder_is_named_as_a_file(tmp_path):
     line = _one_error_line(runner.invoke(app, ["benchmark", "--data", str(text), "--out", str(tmp_path / "r")]))
     assert line == f"error: --data {text}: a file, not a folder"
     assert _one_error_line(runner.invoke(app, ["inspect", str(text)])) == f"error: {text}: a file, not a data folder"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["synth", "--style", "x.jpg", "--out", "o", "--n", "four"], "error: Invalid value for '--n'"),
+    (["synth", "--frobnicate"], "error: No such option: --frobnicate"),
+    (["frob"], "error: No such command 'frob'."),
+], ids=["not-an-integer", "unknown-option", "unknown-command"])
+def test_click_usage_errors_are_one_line_too(tmp_path, args, message):
+    result = subprocess.run([sys.executable, "-m", "plategen", *args], capture_output=True, text=True, cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}, timeout=120)
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message) and "--help)" in lines[0], result.stderr
+    assert not list(tmp_path.iterdir())
