@@ -32,6 +32,7 @@ PATTERN_KINDS: dict[str, Kind] = {"D": "digit", "L": "letter", "P": "province", 
                                   ".": "separator", "·": "separator"}
 ROW_BREAK = "/"
 SEPARATOR_WIDTH = 0.4  # a separator slot laid out by a pattern is this share of a character's width
+MIN_SLOT_SHARE = 0.1  # a spread slot narrower than this share of its height holds no legible character (a "1" is ~0.25)
 
 
 @dataclass(frozen=True)
@@ -122,8 +123,15 @@ def parse_pattern(spec: str, style: PlateLayout) -> PlateLayout:
     for r, marks in enumerate(rows):
         style_row = [s for s in style.char_slots if s.row == r]
         chars = [m for m in marks if m[0] != "separator"]
-        placed = _on_style_boxes if len(chars) == len(style_row) else _spread
-        slots.extend(placed(marks, style_row, r))
+        if len(chars) == len(style_row):
+            slots.extend(_on_style_boxes(marks, style_row, r))
+            continue
+        spread = _spread(marks, style_row, r)
+        width, height = min((s.box[2] - s.box[0], s.box[3] - s.box[1]) for s in spread if s.kind != "separator")
+        if width < MIN_SLOT_SHARE * height:
+            raise PlategenError(f"--pattern {spec!r}: {len(chars)} characters in row {r + 1} leave each {width} px "
+                                f"of the style plate's {height} px high row, too narrow for a character; give fewer")
+        slots.extend(spread)
     return PlateLayout(style.size, tuple(slots))
 
 

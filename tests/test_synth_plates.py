@@ -362,9 +362,11 @@ def _tiny_plate(tmp_path: Path) -> Path:
     (None, ["--texts", "/dev/zero"], "/dev/zero: not a regular file (a pipe, device or socket); plategen reads texts"),
     (None, ["--pattern", "DD[Z-A]"], "--pattern 'DD[Z-A]': range Z-A in 'Z-A' runs backwards"),
     (None, ["--out", ""], "--out: an empty path"),
+    (None, ["--pattern", "D" * 300], "300 characters in row 1 leave each 1 px of the style plate's 25 px high row"),
     (_beside_a_malformed_label, [], "labels/plate-es.txt:1: expected 5 fields"),
     (_tiny_plate, [], "plate.png: image is 1x1 px, too small for a plate"),
-], ids=["negative-seed", "huge-n", "texts-dev-zero", "pattern-backwards", "empty-out", "malformed-label", "tiny-image"])
+], ids=["negative-seed", "huge-n", "texts-dev-zero", "pattern-backwards", "empty-out", "pattern-too-many",
+     "malformed-label", "tiny-image"])
 def test_wrong_plate_inputs_are_refused_in_one_line_before_anything_is_written(ckpt_cn, tmp_path, make_style, extra,
                                                                                 message):
     """Each of these once crashed with a traceback, hung, wrote into the current folder, or gave the wrong reason."""
