@@ -174,7 +174,8 @@ def benchmark(
 
     data_dir = data if data is not None else (REPO_ROOT / ".." / "shared" / "data" / "uc3m-lp").resolve()
     request = BenchmarkRequest(
-        data=data_dir, out=given_path(out, "--out"), ratios=parse_ratios(ratios), real_plates=parse_real_plates(real_plates), seeds=seeds,
+        data=data_dir, out=given_path(out, "--out"), ratios=parse_ratios(ratios),
+        real_plates=parse_real_plates(real_plates), seeds=seeds,
         generators=parse_generators(generator), checkpoint=checkpoint, test=test, test_plates=test_plates,
         allow_overlap=allow_overlap, allow_outside_paths=allow_outside_paths, train_generator=train_generator,
         generator_budget_s=budget, overwrite=overwrite, command="plategen " + " ".join(sys.argv[1:]),

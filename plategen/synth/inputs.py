@@ -16,6 +16,11 @@ from plategen.plates import IMAGE_SUFFIXES, images_dir, read_image
 MIN_PLATE_SIDE = 4  # px: a smaller style image has no room for a character (OpenCV fails on 1x1 boxes)
 
 
+def require_plate_size(path: Path | str, image: np.ndarray) -> None:
+    if min(image.shape[:2]) < MIN_PLATE_SIDE:
+        raise PlategenError(f"{path}: image is {image.shape[1]}x{image.shape[0]} px, too small for a plate")
+
+
 @dataclass(frozen=True)
 class Style:
     name: str  # how the manifest names it: the path as given
@@ -46,8 +51,7 @@ def load_styles(specs: Sequence[Path | str]) -> list[Style]:
     styles = []
     for path in paths:
         image = read_image(path)
-        if min(image.shape[:2]) < MIN_PLATE_SIDE:
-            raise PlategenError(f"{path}: image is {image.shape[1]}x{image.shape[0]} px, too small for a plate")
+        require_plate_size(path, image)
         styles.append(Style(str(path), image, hashlib.sha256(path.read_bytes()).hexdigest()))
     return styles
 

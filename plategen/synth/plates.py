@@ -43,7 +43,7 @@ from plategen.detect import segment_with_text
 from plategen.synth import plate_writers, writers
 from plategen.synth.check import LabelCheck, chars_with_real_crops
 from plategen.synth.engine import Batch, DrawMemo, Engine, Synthesizer, generate_threads
-from plategen.synth.inputs import MIN_PLATE_SIDE, Style
+from plategen.synth.inputs import Style, require_plate_size
 from plategen.synth.plan import CHECK_ATTEMPTS, Diversity, Plan, build_glyph_pool, build_style_pool, image_seeds
 
 DEFAULT_PLATE_BATCH = 32  # plates per generator batch
@@ -139,8 +139,7 @@ def load_style_plates(specs: Sequence[Path | str]) -> tuple[list[StylePlate], li
 def style_plate(plate: Plate) -> StylePlate:
     """An imported plate (with one box per character) as a style plate with its layout."""
     image = read_image(plate.image_path)
-    if min(image.shape[:2]) < MIN_PLATE_SIDE:
-        raise PlategenError(f"{plate.image_path}: image is {image.shape[1]}x{image.shape[0]} px, too small for a plate")
+    require_plate_size(plate.image_path, image)
     layout, text = layout_of(plate, (image.shape[1], image.shape[0]))
     return StylePlate(str(plate.image_path), image, plate.sha256, layout, text)
 
