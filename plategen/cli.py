@@ -207,8 +207,8 @@ def benchmark(
 @app.command()
 @user_errors
 def train(
-    data: list[Path] = typer.Option(..., "--data", help="A plate folder any importer reads; repeat to mix folders."),
-    out: Path = typer.Option(..., "--out", help="Checkpoint to write (.safetensors); optimizer state goes beside it."),
+    data: list[str] = typer.Option(..., "--data", help="A plate folder any importer reads; repeat to mix folders."),
+    out: str = typer.Option(..., "--out", help="Checkpoint to write (.safetensors); optimizer state goes beside it."),
     preset: str = typer.Option("cpu", help="cpu: batch 64, sized for 2 cores; gpu: larger batches; finetune: "
                                "with --resume, adds 800 reconstruction-only steps at a low rate (the "
                                "discriminator kept fixed), "
@@ -222,7 +222,7 @@ def train(
     seed: int = typer.Option(0, help="Seeds weights, batches and glyph variation."),
     resume: Optional[Path] = typer.Option(None, help="Continue from this checkpoint (weights and optimizer state)."),
     overwrite: bool = typer.Option(False, help="Replace an existing --out."),
-    samples_dir: Optional[Path] = typer.Option(None, help="Where sample grids go (default: <out stem>-samples/)."),
+    samples_dir: Optional[str] = typer.Option(None, help="Where sample grids go (default: <out stem>-samples/)."),
     threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default 1: faster on a busy 2-core machine; try 2 on an idle one)."),
     chars: Optional[str] = typer.Option(None, help="Characters to train, e.g. 0-9A-Z京津沪 (default: the resumed "
                                                    "model's, else the training plates'); any a shipped font covers."),
@@ -236,11 +236,17 @@ def train(
 
     if steps is not None and epochs is not None:
         raise PlategenError("--steps and --epochs: give one, not both")
+    folders = [given_path(d, "--data") for d in data]
+    twice = [f for i, f in enumerate(folders) if f.resolve() in {g.resolve() for g in folders[:i]}]
+    if twice:
+        raise PlategenError(f"--data {twice[0]}: given twice (its plates would count double)")
     options = options_for(preset, steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, device=device, seed=seed,
-                          samples_dir=samples_dir, num_threads=threads, chars=chars, rendered_share=rendered_share)
+                          samples_dir=None if samples_dir is None else given_path(samples_dir, "--samples-dir"),
+                          num_threads=threads, chars=chars, rendered_share=rendered_share)
     if epochs is not None:
         options.steps = None
-    result = train_saae(data, out, options, resume=resume, overwrite=overwrite, allow_outside=allow_outside_paths,
+    result = train_saae(folders, given_path(out, "--out"), options, resume=resume, overwrite=overwrite,
+                        allow_outside=allow_outside_paths,
                         progress=err_console.is_terminal)
     if launched_rank():  # under torchrun rank 0 prints the table
         return

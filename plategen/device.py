@@ -14,6 +14,8 @@ def resolve_device(name: str | None) -> torch.device:
         device = torch.device(name)
     except RuntimeError as exc:
         raise PlategenError(f"--device {name!r}: not a device name (use auto, cpu, cuda, cuda:0)") from exc
+    if device.type not in ("cpu", "cuda"):  # meta, mps, xla ...: nothing here is built or tested for them
+        raise PlategenError(f"--device {name!r}: plategen runs on cpu or cuda (use auto, cpu, cuda, cuda:0)")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise PlategenError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
     return device

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
@@ -79,6 +80,8 @@ class TrainOptions:
 
 
 FINETUNE_STEPS = 800
+MAX_BATCH_SIZE = 8192  # the gpu preset takes 512; 10^8 asked the allocator for 102 GB
+MAX_RENDERED_SHARE = 4.0  # every class topped up to 4x the median class already quadruples a balanced set
 
 PRESETS: dict[str, dict] = {
     # 2 CPU cores: ~25 min on all of ../shared/data (see checkpoints/README.md).
@@ -422,14 +425,18 @@ def check_options(opts: TrainOptions, world: World = SOLO) -> None:
         raise PlategenError(f"warmup {opts.warmup}: must be 0 or more")
     if opts.epochs is not None and not (math.isfinite(opts.epochs) and opts.epochs > 0):
         raise PlategenError(f"--epochs {opts.epochs}: must be a positive number")
-    if opts.batch_size < 1:
-        raise PlategenError(f"--batch-size {opts.batch_size}: need at least 1")
-    if not (math.isfinite(opts.lr) and opts.lr > 0):
-        raise PlategenError(f"--lr {opts.lr}: must be a positive number")
-    if opts.num_threads < 1:
-        raise PlategenError(f"--threads {opts.num_threads}: need at least 1")
-    if not (math.isfinite(opts.rendered_share) and opts.rendered_share >= 0):
-        raise PlategenError(f"--rendered-share {opts.rendered_share}: must be 0 or more")
+    if not 1 <= opts.batch_size <= MAX_BATCH_SIZE:
+        raise PlategenError(f"--batch-size {opts.batch_size}: need 1 to {MAX_BATCH_SIZE}")
+    if not (math.isfinite(opts.lr) and 0 < opts.lr <= 1):
+        raise PlategenError(f"--lr {opts.lr}: must be a positive number, at most 1")
+    cores = os.cpu_count() or 1
+    if not 1 <= opts.num_threads <= cores:  # far more threads than cores crashed torch and OpenCV (segfault)
+        raise PlategenError(f"--threads {opts.num_threads}: need 1 to {cores}, the cores of this machine")
+    if not (math.isfinite(opts.rendered_share) and 0 <= opts.rendered_share <= MAX_RENDERED_SHARE):
+        raise PlategenError(f"--rendered-share {opts.rendered_share}: must be 0 to {MAX_RENDERED_SHARE} "
+                            "(a share of the median class)")
+    if not 0 <= opts.seed < 2 ** 63:
+        raise PlategenError(f"--seed {opts.seed}: must be 0 or more (and below 2^63)")
     if opts.chars is not None:
         check_coverage(parse_charset(opts.chars), shipped_fonts())
     rank_slice(opts.batch_size, world)
@@ -451,10 +458,14 @@ def check_out(out: Path, samples_dir: Path, resume: Path | None, overwrite: bool
     require_no_file_in_the_way(samples_dir)
     if samples_dir.exists() and not samples_dir.is_dir():
         raise PlategenError(f"--samples-dir {samples_dir}: exists and is not a folder")
-    if out.exists() and not overwrite and (resume is None or out.resolve() != resume.resolve()):
-        raise PlategenError(f"{out}: already exists; pass --overwrite to replace it (or --resume {out} to continue it)")
     if out.is_dir():
         raise PlategenError(f"{out}: is a folder; --out names the checkpoint file, e.g. {out / 'saae.safetensors'}")
+    if out.suffix != ".safetensors":
+        raise PlategenError(f"--out {out}: a checkpoint is a .safetensors file; give a name ending in .safetensors")
+    if not out.parent.is_dir():
+        raise PlategenError(f"--out {out}: the folder {out.parent} does not exist")
+    if out.exists() and not overwrite and (resume is None or out.resolve() != resume.resolve()):
+        raise PlategenError(f"{out}: already exists; pass --overwrite to replace it (or --resume {out} to continue it)")
 
 
 def restore_optimizers(path: Path, fit: SAAEFit) -> None:
@@ -506,7 +517,7 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
         check_options(opts, world)
         samples_dir = Path(opts.samples_dir) if opts.samples_dir is not None else out.parent / f"{out.stem}-samples"
         check_out(out, samples_dir, resume, overwrite)
-        if opts.more_steps is not None and resume is None:
+        if (opts.more_steps is not None or opts.freeze_discriminator) and resume is None:  # D is kept, so must be trained
             raise PlategenError("--preset finetune: adds steps to a trained model; give --resume CHECKPOINT "
                                 "(e.g. --resume checkpoints/saae-default.safetensors)")
         previous: LoadedCheckpoint | None = load_checkpoint(resume) if resume is not None else None
@@ -532,7 +543,10 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
         real = build_samples(train_plates, charset)
         held = build_samples(held_plates, charset)
         if len(real.labels) == 0:
-            raise PlategenError(f"{', '.join(map(str, data_dirs))}: no character crops on the training plates")
+            asked = f" of --chars {opts.chars}" if opts.chars is not None else ""
+            raise PlategenError(f"{', '.join(map(str, data_dirs))}: no character crops{asked} on the training plates"
+                                + (" (--rendered-share trains characters without real crops from rendered pairs "
+                                   "beside the others)" if asked else ""))
         val_ids = rng.permutation(len(held.labels))[:opts.val_crops]
         val = CharSamples(held.crops[val_ids], held.labels[val_ids], held.plate_index[val_ids], held.styles,
                           charset, held.plates)

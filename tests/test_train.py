@@ -110,9 +110,24 @@ def test_wrong_inputs_give_one_clear_error(tmp_path: Path):
     (["--batch-size", "0"], "--batch-size 0"),
     (["--lr", "0"], "--lr 0.0"),
     (["--threads", "0"], "--threads 0"),
+    # found by a hostile try: tracebacks, a segfault, or a checkpoint written where it should not be
+    (["--seed", "-1"], "--seed -1: must be 0 or more"),
+    (["--lr", "1e300"], "--lr 1e+300: must be a positive number, at most 1"),
+    (["--threads", "100000"], "--threads 100000: need 1 to"),
+    (["--rendered-share", "1e9"], "--rendered-share 1000000000.0: must be 0 to 4.0"),
+    (["--batch-size", "100000000"], "--batch-size 100000000: need 1 to 8192"),
+    (["--device", "meta"], "--device 'meta': plategen runs on cpu or cuda"),
+    (["--out", "TMP/m.pt"], "m.pt: a checkpoint is a .safetensors file"),
+    (["--out", "TMP/nowhere/m.safetensors"], "nowhere/m.safetensors: the folder"),
+    (["--out", ""], "--out: an empty path"),
+    (["--samples-dir", ""], "--samples-dir: an empty path"),
+    (["--data", "DATA"], "given twice (its plates would count double)"),
+    (["--preset", "finetune", "--steps", "1"], "--preset finetune: adds steps to a trained model; give --resume"),
+    (["--chars", "京", "--steps", "1"], "no character crops of --chars 京 on the training plates"),
 ])
 def test_train_refuses_options_that_train_nothing_or_fail_later(tmp_path: Path, small_uc3m: Path, args, message):
     out = tmp_path / "m.safetensors"
+    args = [a.replace("TMP", str(tmp_path)).replace("DATA", str(small_uc3m)) for a in args]
     result = CliRunner().invoke(app, ["train", "--data", str(small_uc3m), "--out", str(out), *args])
     assert result.exit_code == 2, result.output
     assert "error:" in result.output and message in result.output and "Traceback" not in result.output
