@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from plategen.charset import parse_charset  # noqa: E402
 from plategen.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint, save_checkpoint  # noqa: E402
+from plategen.device import usable_cores  # noqa: E402
 from plategen.model import Generator, SAAEConfig  # noqa: E402
 from plategen.synth import Synthesizer, load_styles, usable_cores  # noqa: E402
 
@@ -50,7 +51,7 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    usable = usable_cores()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     return (f"{usable} usable cores ({os.cpu_count()} logical), CPU {model}, GPU {gpu}, "
             f"torch {torch.__version__} ({torch.get_num_threads()} threads), Python {platform.python_version()}")

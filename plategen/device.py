@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from plategen.errors import PlategenError
@@ -19,3 +21,8 @@ def resolve_device(name: str | None) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise PlategenError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
     return device
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity), not all the machine's."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
@@ -39,7 +38,7 @@ from plategen.charset import parse_charset
 from plategen.checkpoint import (LoadedCheckpoint, load_checkpoint, load_optimizers, optimizer_path,
                                  save_checkpoint, save_optimizers)
 from plategen.dataset import CharSamples, build_samples, charset_of, is_holdout
-from plategen.device import resolve_device
+from plategen.device import resolve_device, usable_cores
 from plategen.distributed import SOLO, World
 from plategen.errors import PlategenError, RankStopped
 from plategen.glyphs import check_coverage, fonts_for, render_glyph, sample_jitter, shipped_fonts
@@ -429,7 +428,7 @@ def check_options(opts: TrainOptions, world: World = SOLO) -> None:
         raise PlategenError(f"--batch-size {opts.batch_size}: need 1 to {MAX_BATCH_SIZE}")
     if not (math.isfinite(opts.lr) and 0 < opts.lr <= 1):
         raise PlategenError(f"--lr {opts.lr}: must be a positive number, at most 1")
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     if not 1 <= opts.num_threads <= cores:  # far more threads than cores crashed torch and OpenCV (segfault)
         raise PlategenError(f"--threads {opts.num_threads}: need 1 to {cores}, the cores of this machine")
     if not (math.isfinite(opts.rendered_share) and 0 <= opts.rendered_share <= MAX_RENDERED_SHARE):

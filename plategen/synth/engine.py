@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from plategen.checkpoint import load_checkpoint
+from plategen.device import usable_cores
 from plategen.errors import PlategenError
 from plategen.glyphs import Font, shipped_fonts
 from plategen.model import fold_batchnorm
@@ -241,7 +242,6 @@ class DrawMemo:
 def generate_threads(device: str | torch.device) -> int:
     """Threads that split a batch on CPU: 2 when torch runs one thread (synth's default, which
     leaves a core to the writers; the generator would otherwise wait on them), else 1."""
-    from plategen.synth.run import usable_cores  # run imports this module
 
     if torch.device(device).type != "cpu" or torch.get_num_threads() != 1:
         return 1

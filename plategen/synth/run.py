@@ -16,7 +16,6 @@ journal, and rank 0 writes the manifest, preview and meta from the journals once
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ import torch
 from plategen import __version__, distributed
 from plategen.atomic import check_sheet_path
 from plategen.checkpoint import checkpoint_path, load_checkpoint
-from plategen.device import resolve_device
+from plategen.device import resolve_device, usable_cores
 from plategen.distributed import World
 from plategen.errors import PlategenError
 from plategen.glyphs import fonts_for, render_glyph, shipped_fonts
@@ -243,10 +242,6 @@ def _resumed_batch_size(req: SynthRequest, first: int) -> int:
                             "and the batch size is part of what fixes the images' bytes; repeat "
                             f"--batch-size {first} or leave it out")
     return first
-
-
-def usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _run(req: SynthRequest, world: World, device: str, ckpt, ckpt_path: Path, fonts, styles, params: dict,
