@@ -257,6 +257,9 @@ def train(
                       "every rank at each checkpoint")
     table.add_row("training data", f"{result.plates:,} plates, {result.crops:,} character crops, "
                   f"{result.rendered:,} rendered pairs")
+    if result.bad_records:
+        table.add_row("bad records left out", escape(f"{len(result.bad_records):,}; first: {printable(result.bad_records[0])} "
+                                                     "(plategen inspect lists them)"))
     table.add_row("(1) reconstruction L1", f"{result.losses.get('rec', float('nan')):.4f}")
     table.add_row("(2) discriminator CE", f"{result.losses.get('d', float('nan')):.3f}")
     table.add_row("(3) adversarial CE", f"{result.losses.get('adv', float('nan')):.3f}")

@@ -22,7 +22,19 @@ def require_regular_file(path: Path, what: str) -> None:
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
         raise PlategenError(f"{path}: cannot read {what} ({getattr(exc, 'strerror', None) or exc})") from None
     if stat.S_ISDIR(mode):
-        raise PlategenError(f"{path}: is a folder, not a {what} file")
+        article = "an" if what[0] in "aeiou" else "a"
+        raise PlategenError(f"{path}: is a folder, not {article} {what}{'' if what.endswith('file') else ' file'}")
     if not stat.S_ISREG(mode):
         raise PlategenError(f"{path}: not a regular file (a pipe, device or socket); plategen reads {what}s "
                             "only from regular files")
+
+
+def require_utf8_name(path: Path | str) -> None:
+    """Refuse a file name that is not UTF-8 (bytes from another system): synth writes style names into
+    manifest.csv and meta.json, which are UTF-8, and would fail halfway through its output."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+        raise PlategenError(f"{shown}: the file name is not valid UTF-8; rename the file (synth writes style "
+                            "names into manifest.csv and meta.json)") from None

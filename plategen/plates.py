@@ -48,6 +48,7 @@ FORMATS: tuple[str, ...] = ("yolo", "filename", "csv")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 TEXT_SEPARATORS = " -·._"
 MAX_BOX_SIDE = 1.2  # annotators often draw a box a little past the image edge; it is clipped
+MIN_PLATE_SIDE = 4  # px: a smaller image has no room for a character (OpenCV fails on 1x1 boxes)
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels, x1/y1 exclusive
 # Decoded size limit, checked in the header before decoding: a 1 MB PNG can claim 20000x20000 (2.5 GB).
 MAX_IMAGE_PIXELS = 64_000_000
@@ -88,6 +89,13 @@ class ImportResult:
     skipped: list[Problem] = field(default_factory=list)  # valid plates segmentation refused
     # ... the same plates with their text and no boxes: a whole-plate recogniser needs only the text
     text_only: list[Plate] = field(default_factory=list)
+
+    def left_out(self) -> list[str]:
+        """A line for the run's warnings when bad records were left out (none when there were none)."""
+        if not self.problems:
+            return []
+        return [f"{self.folder}: {len(self.problems)} bad record(s) left out; first: {self.problems[0]} "
+                "(plategen inspect lists them)"]
 
     def merge(self, other: "ImportResult") -> "ImportResult":
         return ImportResult(
@@ -163,6 +171,8 @@ def _check_pixel_count(path: Path, data: bytes, limit: int) -> None:
 def detect_format(folder: Path) -> Format:
     if not folder.is_dir():
         raise PlategenError(f"{folder}: {'a file, not a' if folder.exists() else 'no such'} data folder")
+    if (folder / "labels").exists() and not (folder / "labels").is_dir():
+        raise PlategenError(f"{folder / 'labels'}: a file, not a folder of YOLO label files (labels/<image stem>.txt)")
     if (folder / "labels").is_dir():
         if not (folder / "classes.txt").exists():
             raise PlategenError(f"{folder}: has labels/ (YOLO boxes) but no classes.txt naming the classes, one "
@@ -263,6 +273,9 @@ def _add_plate(result: ImportResult, folder: Path, path: Path, text: str,
     except UnreadableImage as exc:
         result.problems.append(Problem(path, exc.reason))
         return
+    if problem := too_small(image):
+        result.problems.append(Problem(path, problem))
+        return
     sha = hashlib.sha256(data).hexdigest()
     height, width = image.shape[:2]
     if norm_boxes is not None:
@@ -277,6 +290,13 @@ def _add_plate(result: ImportResult, folder: Path, path: Path, text: str,
         result.text_only.append(Plate(path, text, (), "estimated", str(folder), sha, region))
         return
     result.plates.append(Plate(path, text, tuple(seg.boxes), "estimated", str(folder), sha, region))
+
+
+def too_small(image: np.ndarray) -> str | None:
+    """Why an image cannot be a plate by its size alone (None: it can)."""
+    if min(image.shape[:2]) < MIN_PLATE_SIDE:
+        return f"image is {image.shape[1]}x{image.shape[0]} px, too small for a plate"
+    return None
 
 
 def _to_pixels(box: tuple[float, float, float, float], width: int, height: int) -> Box:
@@ -305,10 +325,7 @@ def _read_yolo(folder: Path) -> tuple[list[RawRecord], ImportResult]:
     if missing:
         raise PlategenError(f"{folder}: no {' and no '.join(missing)}; the yolo format needs classes.txt (one "
                             "character per line) and labels/<image stem>.txt")
-    classes = [c.strip() for c in _read_text(folder / "classes.txt", "class list").splitlines() if c.strip()]
-    bad_classes = [c for c in classes if len(c) != 1]
-    if not classes or bad_classes:
-        raise PlategenError(f"{folder / 'classes.txt'}: expected one character per line, got {bad_classes[:5] or 'nothing'}")
+    classes = _read_classes(folder / "classes.txt")
     records: list[RawRecord] = []
     for image_path in _image_files(images_dir(folder)):
         label_path = folder / "labels" / f"{image_path.stem}.txt"
@@ -328,10 +345,30 @@ def _read_yolo(folder: Path) -> tuple[list[RawRecord], ImportResult]:
     return records, result
 
 
+def _read_classes(path: Path) -> list[str]:
+    """classes.txt: line i names class i, one character a line. A blank or repeated line would silently
+    give every later class id the wrong character, so both are refused (trailing blank lines are fine)."""
+    classes = [c.strip() for c in _read_text(path, "class list").splitlines()]
+    while classes and not classes[-1]:
+        classes.pop()
+    bad = [c for c in classes if len(c) != 1]
+    if not classes or bad:
+        shown = [c for c in bad if c][:5] or ("a blank line" if "" in bad else "nothing")
+        raise PlategenError(f"{path}: expected one character per line, got {shown}")
+    first: dict[str, int] = {}
+    for number, ch in enumerate(classes, start=1):
+        if ch in first:
+            raise PlategenError(f"{path}: {ch!r} on line {number} repeats line {first[ch]}; line i names class i, "
+                                "so every class id after it would read as the wrong character")
+        first[ch] = number
+    return classes
+
+
 def _parse_yolo_label(path: Path, classes: list[str], problems: list[Problem]
                       ) -> list[tuple[str, tuple[float, float, float, float]]] | None:
     """Boxes of one label file, or None (with a Problem) when any line is malformed."""
     boxes = []
+    seen: dict[str, int] = {}
     try:
         lines = _read_text(path, "label file").splitlines()
     except PlategenError as exc:
@@ -341,6 +378,10 @@ def _parse_yolo_label(path: Path, classes: list[str], problems: list[Problem]
         if not line.strip():
             continue
         fields = line.split()
+        if " ".join(fields) in seen:
+            problems.append(Problem(path, f"repeats line {seen[' '.join(fields)]} (one box per character)", number))
+            return None
+        seen[" ".join(fields)] = number
         try:
             cls, values = int(fields[0]), tuple(float(v) for v in fields[1:])
         except (ValueError, IndexError):
@@ -396,6 +437,7 @@ def _read_csv(folder: Path, allow_outside: bool = False) -> tuple[list[RawRecord
     csv_path = csv_files[0]
     require_regular_file(csv_path, "CSV label file")
     records: list[RawRecord] = []
+    first_row: dict[str, int] = {}
     try:
         with csv_path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
@@ -417,6 +459,11 @@ def _read_csv(folder: Path, allow_outside: bool = False) -> tuple[list[RawRecord
                         csv_path, f"image_path {image_rel!r} points outside the data folder {folder} (absolute or "
                         "through ..); refused unless --allow-outside-paths", line))
                     continue
+                key = os.path.abspath(csv_path.parent / image_rel)
+                if key in first_row:  # counted twice, or two texts for one image
+                    result.problems.append(Problem(csv_path, f"image_path {image_rel!r} repeats row {first_row[key]}", line))
+                    continue
+                first_row[key] = line
                 records.append((csv_path.parent / image_rel, text, None, (row.get("region") or "").strip()))
     except UnicodeDecodeError as exc:
         raise PlategenError(f"{csv_path}: not UTF-8 text ({exc})") from exc

@@ -108,6 +108,7 @@ class TrainResult:
     crops: int  # real character crops
     rendered: int = 0  # rendered pairs topping up scarce classes
     ranks: int = 1  # torchrun processes that trained it
+    bad_records: list[str] = field(default_factory=list)  # records of --data left out (malformed, unreadable)
 
 
 def options_for(preset: str, **overrides) -> TrainOptions:
@@ -123,8 +124,9 @@ def options_for(preset: str, **overrides) -> TrainOptions:
 
 
 def load_split(data_dirs: Sequence[Path | str], allow_outside: bool = False
-               ) -> tuple[list[Plate], list[Plate], dict]:
-    """Train-side and held-out plates of every folder (the fixed `is_holdout` split), and a summary.
+               ) -> tuple[list[Plate], list[Plate], dict, list[str]]:
+    """Train-side and held-out plates of every folder (the fixed `is_holdout` split), a summary, and the
+    bad records left out (so the run can say so).
     CSV image paths outside their folder are followed only with `allow_outside` (see `load_plates`)."""
     if not data_dirs:
         raise PlategenError("no --data folder given")
@@ -138,7 +140,7 @@ def load_split(data_dirs: Sequence[Path | str], allow_outside: bool = False
     summary = {"folders": [str(d) for d in data_dirs], "plates_per_folder": per_folder,
                "train_plates": len(train), "holdout_plates": len(held),
                "problems": len(result.problems), "skipped": len(result.skipped)}
-    return train, held, summary
+    return train, held, summary, [str(problem) for problem in result.problems]
 
 
 def top_up_with_rendered(samples: CharSamples, share: float, rng: np.random.Generator
@@ -532,7 +534,7 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
         gen = torch.Generator().manual_seed(opts.seed)
 
         # data: train-side plates for training, the fixed held-out plates for validation and grids
-        train_plates, held_plates, data_summary = load_split(data_dirs, allow_outside)
+        train_plates, held_plates, data_summary, bad_records = load_split(data_dirs, allow_outside)
         previous_charset = previous.meta["charset"] if previous is not None else None
         charset = parse_charset(opts.chars) if opts.chars is not None else previous_charset or charset_of(train_plates)
         if opts.freeze_discriminator and previous_charset is not None and set(charset) - set(previous_charset):
@@ -627,7 +629,7 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
     if world.leader and fit.step == total and not out.exists():  # resumed past its total: nothing ran, still write `out`
         save()
     return TrainResult(out, optimizer_path(out), written, fit.step, time.time() - started, fit.losses, val_l1,
-                       len(train_plates), int(len(real.labels)), int(rendered.sum()), world.size)
+                       len(train_plates), int(len(real.labels)), int(rendered.sum()), world.size, bad_records)
 
 
 def same_weights(fit: SAAEFit, world: World) -> None:

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -396,3 +397,37 @@ def test_out_through_a_file_names_the_file_and_creates_nothing(small, tmp_path):
     lines = result.output.splitlines()
     assert len(lines) == 1 and f"{tmp_path / 'file.txt'} is a file, not a folder" in lines[0], result.output
     assert (tmp_path / "file.txt").read_text() == "keep me" and list(tmp_path.iterdir()) == [tmp_path / "file.txt"]
+
+
+def test_a_judge_without_any_class_to_know_is_refused_before_training(uc3m, tmp_path):
+    """30 plates: no character has 20 crops outside the test plates. The run trained every recogniser,
+    then stopped with "recogniser: nothing to evaluate" and left its empty --out behind."""
+    data = copy_plates(uc3m, tmp_path / "data", sorted((uc3m / "images").iterdir())[:30])
+    out = tmp_path / "bench"
+    result = CliRunner().invoke(app, ["benchmark", "--data", str(data), "--out", str(out), "--generator", "render",
+                                      "--real-plates", "5", "--test-plates", "5", "--seeds", "1"])
+    assert result.exit_code == 2, result.output
+    line, = result.output.strip().splitlines()
+    assert line.startswith(f"error: {data}: no character has 20 real crops outside seed 0's test plates (at most ")
+    assert not out.exists()
+
+
+def test_bad_records_left_out_are_a_warning_and_a_failed_run_leaves_no_empty_out(small, tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    shutil.copytree(small[0], data)
+    broken = sorted((data / "images").iterdir())[0]
+    broken.write_bytes(b"not a jpeg")
+    import plategen.bench.benchmark as bench
+
+    def stop(*args, **kwargs):
+        raise PlategenError("stopped after the warnings")
+    monkeypatch.setattr(bench, "build_samples", stop)  # the first step after --out is made
+    warned = []
+    out = tmp_path / "bench"
+    req = BenchmarkRequest(data=data, out=out, ratios=(0.0,), real_plates=10, seeds=1, generators=("render",),
+                           schedule=TINY, synthetic_size=50, test_plates=20, threads=1)
+    with pytest.raises(PlategenError, match="stopped after the warnings"):
+        run_benchmark(req, warn=warned.append)
+    assert warned[0] == (f"{data}: 1 bad record(s) left out; first: {broken}: not a readable image (corrupt or "
+                         "unsupported format) (plategen inspect lists them)")
+    assert not out.exists()

@@ -108,6 +108,34 @@ def test_a_pipe_as_the_style_is_refused_not_read(tmp_path, ckpt):
     assert not out.exists()
 
 
+def test_a_style_file_name_that_is_not_utf8_is_refused_before_any_output(tmp_path, plate, ckpt):
+    """Bytes from another system in a name: synth made 36 class folders, then died in a traceback writing meta.json."""
+    name = os.fsdecode(b"plaque-\xe9t\xe9.jpg")
+    shutil.copy(plate, tmp_path / name)
+    out = tmp_path / "out"
+    done = _plategen("synth", "--style", str(tmp_path / name), "--out", str(out), "--n", "4",
+                     "--checkpoint", str(ckpt), "--device", "cpu")
+    assert done.returncode == 2 and done.stderr.splitlines() == [
+        f"error: {tmp_path}/plaque-\\xe9t\\xe9.jpg: the file name is not valid UTF-8; rename the file (synth writes "
+        "style names into manifest.csv and meta.json)"], done.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("make", ["pipe", "folder"])
+def test_a_style_folder_entry_that_is_no_image_file_is_refused_like_a_broken_image(tmp_path, plate, ckpt, make):
+    """A pipe or a folder named x.jpg among the style images was skipped without a word (a corrupt one is fatal)."""
+    styles = tmp_path / "styles"
+    styles.mkdir()
+    shutil.copy(plate, styles / "a.jpg")
+    make_fifo(styles / "b.jpg") if make == "pipe" else (styles / "b.jpg").mkdir()
+    out = tmp_path / "out"
+    line = _one_error_line(runner.invoke(app, ["synth", "--style", str(styles), "--out", str(out), "--n", "4",
+                                               "--checkpoint", str(ckpt), "--device", "cpu"]))
+    assert line.startswith(f"error: {styles / 'b.jpg'}: ") and ("not a regular file" if make == "pipe"
+                                                                 else "is a folder, not an image file") in line
+    assert not out.exists()
+
+
 def test_control_characters_in_listed_records_are_escaped(tmp_path, data_dir):
     folder = _small_yolo_folder(tmp_path, data_dir)
     (folder / "images" / "X\x1b[2J.jpg").write_bytes(b"no label file names this")

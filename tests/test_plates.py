@@ -205,7 +205,8 @@ def test_csv_paths_leaving_the_folder_are_refused_unless_allowed(tmp_path, data_
     assert all("outside the data folder" in p.message and "--allow-outside-paths" in p.message
                for p in result.problems)
     allowed = load_plates(folder, allow_outside=True)
-    assert not allowed.problems and len(allowed.plates) + len(allowed.skipped) == 4
+    assert len(allowed.plates) + len(allowed.skipped) == 2  # rows 3-5 name one image: it is read once
+    assert [(p.line, "repeats row 3" in p.message) for p in allowed.problems] == [(4, True), (5, True)]
 
 
 def test_a_nul_byte_in_a_csv_path_is_a_bad_row(tmp_path, data_dir):
@@ -288,3 +289,71 @@ def test_a_corrupt_png_is_one_error_and_nothing_on_stderr(tmp_path, capfd):
     with pytest.raises(PlategenError, match="ABC123.png: not a readable image"):
         read_image(broken)
     assert capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize("lines, complaint", [
+    (["0", "1", "A", "A", "B"], "'A' on line 4 repeats line 3"),  # every id after it would read one character off
+    (["0", "1", "", "A"], "a blank line"),  # line i names class i: a blank line shifts the rest
+])
+def test_a_class_list_that_would_shift_the_labels_is_refused(tmp_path, data_dir, lines, complaint):
+    folder = _yolo_folder(tmp_path, data_dir, STEMS)
+    (folder / "classes.txt").write_text("\n".join(lines) + "\n")
+    with pytest.raises(PlategenError, match="classes.txt: ") as err:
+        load_plates(folder)
+    assert complaint in str(err.value) and "\n" not in str(err.value)
+
+
+def test_trailing_blank_lines_of_the_class_list_are_fine(tmp_path, data_dir):
+    folder = _yolo_folder(tmp_path, data_dir, STEMS)
+    (folder / "classes.txt").write_text((data_dir / "uc3m-lp" / "classes.txt").read_text() + "\n\n")
+    assert [p.text for p in load_plates(folder).plates] == ["074CV", "385MW", "383PV"]
+
+
+def test_a_labels_file_is_not_taken_for_a_file_name_folder(tmp_path, data_dir):
+    """With labels/ a file, the format used to switch to file names and read 00001 as a plate text."""
+    folder = _yolo_folder(tmp_path, data_dir, STEMS)
+    shutil.rmtree(folder / "labels")
+    (folder / "labels").write_text("0 0.5 0.5 0.1 0.4\n")
+    with pytest.raises(PlategenError, match="labels: a file, not a folder of YOLO label files"):
+        load_plates(folder)
+
+
+def test_a_box_listed_twice_is_a_bad_record(tmp_path, data_dir):
+    folder = _yolo_folder(tmp_path, data_dir, STEMS)
+    label = folder / "labels" / f"{STEMS[0]}.txt"
+    first = label.read_text().splitlines()[0]
+    label.write_text(label.read_text() + f"{first}\n")
+    result = load_plates(folder)
+    assert [p.image_path.stem for p in result.plates] == STEMS[1:]
+    assert [(p.path.name, p.line, p.message) for p in result.problems] == [
+        (label.name, 6, "repeats line 1 (one box per character)")]
+
+
+def test_an_image_listed_twice_in_a_csv_is_read_once(tmp_path, data_dir):
+    folder = _csv_folder(tmp_path, data_dir, ["images/ak1165.jpg,FUW999", "images/ak1165.jpg,ZZZ999",
+                                              "./images/ak1165.jpg,FUW999"])
+    result = load_plates(folder)
+    assert len(result.plates) + len(result.skipped) == 1
+    assert [(p.line, p.message) for p in result.problems] == [
+        (3, "image_path 'images/ak1165.jpg' repeats row 2"), (4, "image_path './images/ak1165.jpg' repeats row 2")]
+
+
+def test_an_image_too_small_for_a_plate_is_a_bad_record_not_characters(tmp_path, data_dir, imported):
+    folder = _yolo_folder(tmp_path, data_dir, STEMS)
+    Image.new("RGB", (1, 1)).save(folder / "images" / f"{STEMS[0]}.jpg")
+    result = load_plates(folder)
+    assert [p.image_path.stem for p in result.plates] == STEMS[1:]
+    assert [str(p) for p in result.problems] == [f"{folder / 'images' / STEMS[0]}.jpg: image is 1x1 px, too small for a plate"]
+    assert result.left_out() == [f"{folder}: 1 bad record(s) left out; first: {result.problems[0]} "
+                                 "(plategen inspect lists them)"]
+    assert imported("uc3m-lp").left_out() == []
+
+
+def test_a_folder_named_like_an_input_is_named_with_the_right_words(tmp_path, data_dir):
+    folder = _yolo_folder(tmp_path, data_dir, STEMS)
+    (folder / "labels" / f"{STEMS[0]}.txt").unlink()
+    (folder / "labels" / f"{STEMS[0]}.txt").mkdir()
+    (folder / "images" / f"{STEMS[1]}.jpg").unlink()
+    (folder / "images" / f"{STEMS[1]}.jpg").mkdir()
+    messages = sorted(p.message for p in load_plates(folder).problems)
+    assert messages == ["is a folder, not a label file", "is a folder, not an image file"]

@@ -1,6 +1,7 @@
 import csv
 import dataclasses
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from plategen.synth.exports import FinishedPlate, write_plate_folder
 from plategen.synth.plates import (PREVIEW_HEIGHT, _at_height, character_synth, load_style_plates, make_plates,
                                    plan_plates)
 from plategen.synth.writers import decode_png, read_shards
-from conftest import make_checkpoint, webdataset_samples
+from conftest import copy_plates, make_checkpoint, webdataset_samples
 
 CHARS = parse_charset("0-9A-Z") + list("京沪浙")
 UC3M = ("uc3m-lp", "images/00011_BN-695-B-D.jpg")
@@ -356,6 +357,18 @@ def _tiny_plate(tmp_path: Path) -> Path:
     return folder / "plate.png"
 
 
+def _non_utf8_name(tmp_path: Path) -> Path:
+    """An annotated plate whose file name is bytes from another system (synth once wrote half its output, then a
+    traceback: names go into manifest.csv and meta.json as UTF-8)."""
+    folder = tmp_path / "latin1"
+    (folder / "labels").mkdir(parents=True)
+    stem = os.fsdecode(b"plaque-\xe9t\xe9")
+    shutil.copy(EXAMPLE, folder / f"{stem}.jpg")
+    shutil.copy(EXAMPLE.parent / "classes.txt", folder / "classes.txt")
+    shutil.copy(EXAMPLE.parent / "labels" / "plate-es.txt", folder / "labels" / f"{stem}.txt")
+    return folder
+
+
 @pytest.mark.parametrize("make_style, extra, message", [
     (None, ["--seed", "-1"], "--seed -1: must be 0 or more"),
     (None, ["--n", "1000000000000"], "--n 1,000,000,000,000: at most 1,000,000 plates a run"),
@@ -365,8 +378,9 @@ def _tiny_plate(tmp_path: Path) -> Path:
     (None, ["--pattern", "D" * 300], "300 characters in row 1 leave each 1 px of the style plate's 25 px high row"),
     (_beside_a_malformed_label, [], "labels/plate-es.txt:1: expected 5 fields"),
     (_tiny_plate, [], "plate.png: image is 1x1 px, too small for a plate"),
+    (_non_utf8_name, [], "plaque-\\xe9t\\xe9.jpg: the file name is not valid UTF-8; rename the file"),
 ], ids=["negative-seed", "huge-n", "texts-dev-zero", "pattern-backwards", "empty-out", "pattern-too-many",
-     "malformed-label", "tiny-image"])
+     "malformed-label", "tiny-image", "non-utf8-name"])
 def test_wrong_plate_inputs_are_refused_in_one_line_before_anything_is_written(ckpt_cn, tmp_path, make_style, extra,
                                                                                 message):
     """Each of these once crashed with a traceback, hung, wrote into the current folder, or gave the wrong reason."""
@@ -379,6 +393,16 @@ def test_wrong_plate_inputs_are_refused_in_one_line_before_anything_is_written(c
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.output
     assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_bad_records_of_a_style_folder_are_listed_with_the_skipped_plates(tmp_path, data_dir):
+    """A broken image in a style folder was left out without a word."""
+    folder = copy_plates(data_dir / "uc3m-lp", tmp_path / "styles", sorted((data_dir / "uc3m-lp" / "images").iterdir())[:3])
+    broken = sorted((folder / "images").iterdir())[0]
+    broken.write_bytes(b"not a jpeg")
+    styles, skipped = load_style_plates([folder])
+    assert len(styles) == 2
+    assert [str(p) for p in skipped] == [f"{broken}: not a readable image (corrupt or unsupported format)"]
 
 
 def test_the_example_plate_takes_its_boxes_from_the_label_beside_it():

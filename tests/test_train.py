@@ -145,6 +145,19 @@ def test_train_command_end_to_end(tmp_path: Path, small_uc3m: Path):
     assert optimizer_path(out).is_file() and (tmp_path / "m-samples" / "step000002.png").is_file()
 
 
+def test_train_says_which_bad_records_it_left_out(tmp_path: Path, small_uc3m: Path):
+    """A truncated image was dropped without a word: the run said "79 plates" and nothing else."""
+    broken = sorted((small_uc3m / "images").iterdir())[0]
+    broken.write_bytes(broken.read_bytes()[:100])
+    out = tmp_path / "m.safetensors"
+    result = CliRunner(env={"COLUMNS": "300"}).invoke(
+        app, ["train", "--data", str(small_uc3m), "--out", str(out), "--steps", "1", "--batch-size", "4",
+              "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if "bad records left out" in line)
+    assert f"1; first: {broken}: not a readable image" in row and "plategen inspect lists them" in row
+
+
 def test_resume_with_an_optimizer_state_of_another_shape_is_one_clear_error(tmp_path: Path, small_uc3m: Path):
     options = TrainOptions(steps=1, batch_size=4, num_threads=1, val_crops=8, model=TINY)
     a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"

@@ -7,12 +7,13 @@ request (checked) -> plates -> generators (what the checkpoint saw) -> splits (a
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import Callable
 
 import numpy as np
 import torch
 
-from plategen.bench.judge import judge_job
+from plategen.bench.judge import JUDGE_MIN_CROPS, judge_job
 from plategen.bench.pools import (Generators, Pool, augmented_real, class_shares, open_generators, per_class_need,
                                   render_pool, saae_pool, train_fresh_saae)
 from plategen.bench.plate_benchmark import run_plate_benchmark
@@ -33,22 +34,36 @@ def run_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lambda msg
                   progress: Callable[[int, int], None] = lambda done, total: None) -> BenchmarkResult:
     """Every input is checked before any training; `req.out` is created when the run starts and
     the report files are written (atomically) at the end. `--level plates` runs `run_plate_benchmark`.
-    `progress(done, total)` counts recognisers trained."""
-    if req.level == "plates":
-        return run_plate_benchmark(req, log, warn, progress)
+    `progress(done, total)` counts recognisers trained. A run that stops before writing anything
+    leaves no empty `req.out` behind."""
+    made = not req.out.exists()
+    try:
+        if req.level == "plates":
+            return run_plate_benchmark(req, log, warn, progress)
+        return _run_char_benchmark(req, log, warn, progress)
+    except BaseException:
+        if made and req.out.is_dir() and not any(req.out.iterdir()):
+            req.out.rmdir()
+        raise
+
+
+def _run_char_benchmark(req: BenchmarkRequest, log: Callable[[str], None], warn: Callable[[str], None],
+                        progress: Callable[[int, int], None]) -> BenchmarkResult:
     started = time.perf_counter()
     check_request(req)
     torch.set_num_threads(req.threads)
     timing = Timing()
     with timing("import"):
-        data_plates = load_plates(req.data, allow_outside=req.allow_outside_paths).plates
-        test_source = (load_plates(req.test, allow_outside=req.allow_outside_paths).plates
-                       if req.test is not None else None)
+        data_import = load_plates(req.data, allow_outside=req.allow_outside_paths)
+        test_import = load_plates(req.test, allow_outside=req.allow_outside_paths) if req.test is not None else None
+    data_plates = data_import.plates
+    test_source = test_import.plates if test_import is not None else None
     charset = charset_of(data_plates + (test_source or []))
     fonts = shipped_fonts()
     gens = open_generators(req, charset, fonts)
     splits, split_warnings = plan_splits(req, data_plates, test_source, gens.seen)
-    warnings = gens.warnings + split_warnings
+    require_judge_classes(req, splits, data_plates)
+    warnings = data_import.left_out() + (test_import.left_out() if test_import else []) + gens.warnings + split_warnings
     for w in warnings:
         warn(w)
 
@@ -132,3 +147,15 @@ def draw_pools(req: BenchmarkRequest, ss: SeedSet, style_plates: list[Plate], ge
                 pools[g] = saae_pool(generator, style_images, ss.classes, per_class, gens.drawable, ss.seed)
         seconds[g] = time.perf_counter() - start
     return pools, seconds, steps
+
+
+def require_judge_classes(req: BenchmarkRequest, splits: list[Split], data_plates: list[Plate]) -> None:
+    """Refuse before any training a run whose judge would know no class: read-as-asked on the classes it
+    has >= JUDGE_MIN_CROPS real crops of would have nothing to read."""
+    for split in splits:
+        crops = Counter(ch for i in judge_plates(split, len(data_plates), req.test is not None)
+                        for ch in data_plates[i].text)
+        if max(crops.values(), default=0) < JUDGE_MIN_CROPS:
+            raise PlategenError(f"{req.data}: no character has {JUDGE_MIN_CROPS} real crops outside seed {split.seed}'s "
+                                f"test plates (at most {max(crops.values(), default=0)}); the read-as-asked judge "
+                                "needs them: give more plates, or fewer --test-plates")

@@ -54,7 +54,8 @@ def run_plate_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lamb
     fonts = shipped_fonts()
     gens = open_generators(req, charset, fonts)
     splits, split_warnings = plan_splits(req, data_plates, test_source, gens.seen)
-    warnings = leak_warnings + gens.warnings + split_warnings
+    warnings = (data_import.left_out() + (test_import.left_out() if test_import else []) + leak_warnings
+                + gens.warnings + split_warnings)
     for w in warnings:
         warn(w)
     longest = max(len(p.text) for p in data_plates + (test_source or []))

@@ -9,16 +9,14 @@ from typing import Sequence
 
 import numpy as np
 
-from plategen.errors import PlategenError
+from plategen.errors import PlategenError, require_utf8_name
 from plategen.glyphs import Font, check_coverage
-from plategen.plates import IMAGE_SUFFIXES, images_dir, read_image
-
-MIN_PLATE_SIDE = 4  # px: a smaller style image has no room for a character (OpenCV fails on 1x1 boxes)
+from plategen.plates import IMAGE_SUFFIXES, images_dir, read_image, too_small
 
 
 def require_plate_size(path: Path | str, image: np.ndarray) -> None:
-    if min(image.shape[:2]) < MIN_PLATE_SIDE:
-        raise PlategenError(f"{path}: image is {image.shape[1]}x{image.shape[0]} px, too small for a plate")
+    if problem := too_small(image):
+        raise PlategenError(f"{path}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -40,7 +38,7 @@ def load_styles(specs: Sequence[Path | str]) -> list[Style]:
         spec = Path(spec)
         if spec.is_dir():
             folder = images_dir(spec)
-            found = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            found = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)  # a pipe or folder: refused below
             if not found:
                 raise PlategenError(f"{spec}: no plate images (.jpg, .png, ...) in this folder")
             paths.extend(found)
@@ -50,6 +48,7 @@ def load_styles(specs: Sequence[Path | str]) -> list[Style]:
             raise PlategenError(f"{spec}: no such style image or folder")
     styles = []
     for path in paths:
+        require_utf8_name(path)
         image = read_image(path)
         require_plate_size(path, image)
         styles.append(Style(str(path), image, hashlib.sha256(path.read_bytes()).hexdigest()))

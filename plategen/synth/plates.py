@@ -34,7 +34,7 @@ from plategen.atomic import atomic_write_bytes
 from plategen.distributed import World
 from plategen.synth.compose import Coverages, erase_characters, ink_colour, place_on_plates
 from plategen.synth.designs import Design, design_named, draw_dot, repaint
-from plategen.errors import PlategenError, require_regular_file
+from plategen.errors import PlategenError, require_regular_file, require_utf8_name
 from plategen.synth.exports import FinishedPlate, write_lprnet, write_paddleocr, write_plate_index
 from plategen.glyphs import Font
 from plategen.layout import PlateLayout, draw_texts, layout_of, parse_pattern, read_texts
@@ -106,7 +106,8 @@ class PlateReport:
 
 
 def load_style_plates(specs: Sequence[Path | str]) -> tuple[list[StylePlate], list[Problem]]:
-    """Style plates with layouts, and those whose text could not be segmented (skipped).
+    """Style plates with layouts, and the plates left out: bad records of a folder, texts that could not be
+    segmented (the report lists them).
 
     A folder is imported with `load_plates` (YOLO, file names or CSV); an image file takes its
     annotation from the data folder it sits in (``<folder>/images/x.jpg`` or ``<folder>/x.jpg``),
@@ -121,7 +122,7 @@ def load_style_plates(specs: Sequence[Path | str]) -> tuple[list[StylePlate], li
         if spec.is_dir():
             result = load_plates(spec)
             plates.extend(result.plates)
-            skipped.extend(result.skipped)
+            skipped.extend(result.problems + result.skipped)
         elif spec.is_file():
             plate, problem = _plate_of_file(spec)
             plates.extend([plate] if plate else [])
@@ -130,9 +131,11 @@ def load_style_plates(specs: Sequence[Path | str]) -> tuple[list[StylePlate], li
             require_regular_file(spec, "image")
         else:
             raise PlategenError(f"{spec}: no such style image or folder")
+    for plate in plates:
+        require_utf8_name(plate.image_path)
     if not plates:
         reasons = "; ".join(str(p) for p in skipped[:3])
-        raise PlategenError(f"--style: no style plate could be segmented ({reasons})")
+        raise PlategenError(f"--style: no usable style plate ({reasons})")
     return [style_plate(plate) for plate in plates], skipped
 
 
