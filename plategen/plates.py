@@ -213,6 +213,10 @@ def load_plates(folder: Path | str, fmt: str | None = None, strict: bool = False
 def _nothing_usable(result: ImportResult) -> str:
     """One line: the counts, the first reason, and where to see the rest."""
     bad = result.problems + result.skipped
+    if not bad:  # nothing was even listed
+        where = ("its CSV has no rows" if result.format == "csv" else
+                 f"no plate images (.jpg, .png, ...) in {images_dir(result.folder)}")
+        return f"{result.folder}: no plates (format {result.format}): {where}"
     line = (f"{result.folder}: no usable plates read (format {result.format}): "
             f"{len(result.problems)} bad record(s), {len(result.skipped)} not segmented")
     if bad:

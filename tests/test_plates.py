@@ -357,3 +357,15 @@ def test_a_folder_named_like_an_input_is_named_with_the_right_words(tmp_path, da
     (folder / "images" / f"{STEMS[1]}.jpg").mkdir()
     messages = sorted(p.message for p in load_plates(folder).problems)
     assert messages == ["is a folder, not a label file", "is a folder, not an image file"]
+
+
+def test_a_folder_with_nothing_to_list_says_what_is_missing(tmp_path, data_dir):
+    """Both used to say "0 bad record(s), 0 not segmented", which names no cause."""
+    folder = _yolo_folder(tmp_path, data_dir, [])
+    with pytest.raises(PlategenError) as err:
+        load_plates(folder)
+    assert str(err.value) == f"{folder}: no plates (format yolo): no plate images (.jpg, .png, ...) in {folder / 'images'}"
+    csv_folder = _csv_folder(tmp_path, data_dir, [])
+    with pytest.raises(PlategenError) as err:
+        load_plates(csv_folder)
+    assert str(err.value) == f"{csv_folder}: no plates (format csv): its CSV has no rows"
