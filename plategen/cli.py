@@ -428,6 +428,10 @@ def inspect(
     table.add_row("boxes annotated / estimated", f"{summary.annotated} / {summary.estimated}")
     table.add_row("plates not segmented", str(len(summary.skipped)))
     table.add_row("bad records", str(len(summary.problems)))
+    if summary.copies:
+        copy, original = summary.copies[0]
+        table.add_row("byte-for-byte copies", escape(printable(f"{len(summary.copies)} (first: {copy.name} = "
+                                                               f"{original.name})")))
     console.print(table)
     console.print(count_grid("characters per class", {escape(printable(k)): n for k, n in summary.per_class.items()}))
     for reason, count in summary.skipped_reasons.items():

@@ -31,6 +31,19 @@ class ImportSummary:
     skipped_reasons: dict[str, int]
     problems: list[Problem]
     skipped: list[Problem]
+    copies: list[tuple[Path, Path]]  # (an image, the earlier image with the same bytes): one plate counted twice
+
+
+def exact_copies(result: ImportResult) -> list[tuple[Path, Path]]:
+    """Images whose bytes equal an earlier one's, in import order (a folder merged twice, a re-export)."""
+    first: dict[str, Path] = {}
+    copies = []
+    for plate in result.plates + result.text_only:
+        if plate.sha256 in first:
+            copies.append((plate.image_path, first[plate.sha256]))
+        else:
+            first[plate.sha256] = plate.image_path
+    return copies
 
 
 def summarize(result: ImportResult) -> ImportSummary:
@@ -41,7 +54,7 @@ def summarize(result: ImportResult) -> ImportSummary:
         str(result.folder), result.format, len(result.plates), total, annotated, total - annotated,
         dict(sorted(counts.items(), key=lambda kv: (not kv[0].isascii(), kv[0]))),
         dict(Counter(_reason_kind(p.message) for p in result.skipped).most_common()),
-        list(result.problems), list(result.skipped),
+        list(result.problems), list(result.skipped), exact_copies(result),
     )
 
 

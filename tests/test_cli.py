@@ -59,6 +59,20 @@ def _small_yolo_folder(tmp_path: Path, data_dir: Path) -> Path:
     return folder
 
 
+def test_inspect_names_images_that_are_byte_for_byte_copies(tmp_path, data_dir):
+    folder = _small_yolo_folder(tmp_path, data_dir)
+    shutil.copy(folder / "images" / "00001_AN-074-C-V.jpg", folder / "images" / "00002_copy.jpg")
+    shutil.copy(folder / "labels" / "00001_AN-074-C-V.txt", folder / "labels" / "00002_copy.txt")
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["inspect", str(folder), "--sheet", str(tmp_path / "s.png")])
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if "byte-for-byte copies" in line)
+    assert "1 (first: 00002_copy.jpg = 00001_AN-074-C-V.jpg)" in row
+    (folder / "images" / "00002_copy.jpg").unlink()  # the real plate alone: no such row
+    (folder / "labels" / "00002_copy.txt").unlink()
+    clean = CliRunner().invoke(app, ["inspect", str(folder), "--sheet", str(tmp_path / "s.png")])
+    assert clean.exit_code == 0 and "byte-for-byte" not in clean.output, clean.output
+
+
 def test_control_characters_in_file_names_never_reach_the_terminal(tmp_path):
     folder = tmp_path / "plates"
     folder.mkdir()
