@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import tempfile
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
-from plategen.errors import PlategenError
+from plategen.errors import PlategenError, require_regular_file
+
+TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")  # tempfile.mkstemp(prefix=".<name>.", suffix=".tmp")
+SHEET_MARK = ("Software", "plategen")  # the PNG text chunk of every sheet plategen writes
 
 
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:
@@ -35,6 +39,11 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def temp_leftovers(folder: Path) -> list[Path]:
+    """The temporary files `atomic_write_bytes` left in `folder` when its process was killed mid-write."""
+    return [p for p in folder.iterdir() if TEMP_NAME.fullmatch(p.name) and p.is_file() and not p.is_symlink()]
 
 
 def file_in_the_way(path: Path) -> Path | None:
@@ -67,6 +76,11 @@ def check_sheet_path(path: Path, option: str) -> None:
         raise PlategenError(f"{option} {path}: the folder {path.parent} does not exist")
     if not os.access(path.parent, os.W_OK | os.X_OK):
         raise PlategenError(f"{option} {path}: cannot write in {path.parent}")
+    if path.exists():
+        require_regular_file(path, "sheet")
+        if not is_own_sheet(path):
+            raise PlategenError(f"{option} {path}: an existing file plategen did not write (plategen replaces only "
+                                "its own sheets); choose another name")
 
 
 def atomic_write_text(path: Path | str, text: str) -> None:
@@ -74,6 +88,18 @@ def atomic_write_text(path: Path | str, text: str) -> None:
 
 
 def atomic_save_png(image: Image.Image, path: Path | str) -> None:
+    """A sheet (preview, contact sheet), marked as plategen's so that a later run may replace it."""
+    info = PngImagePlugin.PngInfo()
+    info.add_text(*SHEET_MARK)
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    image.save(buffer, format="PNG", pnginfo=info)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def is_own_sheet(path: Path) -> bool:
+    """Whether `path` (a regular file) is a PNG sheet plategen wrote (`atomic_save_png`'s mark)."""
+    try:
+        with Image.open(path) as image:
+            return image.format == "PNG" and image.info.get(SHEET_MARK[0]) == SHEET_MARK[1]
+    except (OSError, SyntaxError, ValueError):
+        return False

@@ -268,3 +268,85 @@ def test_webdataset_reads_character_shards_with_their_labels(tmp_path, plate, ck
         assert sample["txt"] == row["label"] and sample["cls"] == CHARS.index(row["label"])
         assert sample["png"].shape == (32, 32, 3)
         assert np.array_equal(sample["png"], read_image_at(out, row["image_path"]))
+
+
+def test_preview_never_replaces_a_file_plategen_did_not_write(tmp_path, plate, ckpt):
+    """--preview once replaced the run's own style image, or any file the user named, without a word."""
+    style = tmp_path / "style.png"
+    style.write_bytes(cv2.imencode(".png", cv2.imread(str(plate)))[1].tobytes())
+    before = style.read_bytes()
+    out = tmp_path / "out"
+    for preview in (style, out / "notes.png"):
+        if preview.parent == out:
+            out.mkdir()
+            preview.write_bytes(before)
+        message = one_line_error(runner.invoke(app, synth_args(style, ckpt, out, "--preview", str(preview))))
+        assert f"--preview {preview}: an existing file plategen did not write" in message
+        assert preview.read_bytes() == before
+    assert list(out.iterdir()) == [out / "notes.png"]
+    message = one_line_error(runner.invoke(app, synth_args(style, ckpt, tmp_path / "o.png", "--preview",
+                                                           str(tmp_path / "o.png"))))
+    assert "is --out" in message and not (tmp_path / "o.png").exists()
+
+
+def test_a_preview_plategen_wrote_is_replaced_by_a_run_that_overwrites(tmp_path, plate, ckpt):
+    out, preview = tmp_path / "out", tmp_path / "preview.png"
+    assert runner.invoke(app, synth_args(plate, ckpt, out, "--preview", str(preview))).exit_code == 0
+    first = preview.stat().st_mtime_ns
+    again = runner.invoke(app, synth_args(plate, ckpt, out, "--preview", str(preview), "--overwrite"))
+    assert again.exit_code == 0, again.output
+    assert preview.stat().st_mtime_ns != first
+
+
+def test_overwrite_deletes_only_what_that_runs_format_writes(tmp_path, plate, ckpt):
+    """A files run's --overwrite deleted the user's shard-000042.tar; a shards run's the user's dict.txt."""
+    out = tmp_path / "out"
+    assert runner.invoke(app, synth_args(plate, ckpt, out)).exit_code == 0
+    (out / "shard-000042.tar").write_bytes(b"mine")
+    replaced = runner.invoke(app, synth_args(plate, ckpt, out, "--overwrite"))
+    assert replaced.exit_code == 0, replaced.output
+    assert (out / "shard-000042.tar").read_bytes() == b"mine"
+
+    plates = tmp_path / "plates"
+    shards = ["--plates", "--format", "shards", "--n", "4"]
+    assert runner.invoke(app, synth_args(plate, ckpt, plates, *shards)).exit_code == 0
+    mine = ["dict.txt", "rec_gt.txt", "classes.txt", "plates.csv", "lprnet/AB12_000000.png"]
+    (plates / "lprnet").mkdir()
+    for name in mine:
+        (plates / name).write_bytes(b"mine")
+    replaced = runner.invoke(app, synth_args(plate, ckpt, plates, *shards, "--overwrite"))
+    assert replaced.exit_code == 0, replaced.output
+    assert all((plates / name).read_bytes() == b"mine" for name in mine)
+
+
+def test_resume_refuses_a_label_folder_that_leads_out_of_out(tmp_path, plate, ckpt):
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    assert runner.invoke(app, synth_args(plate, ckpt, out)).exit_code == 0
+    elsewhere.mkdir()
+    (out / "0").rename(tmp_path / "zero")
+    (out / "0").symlink_to(elsewhere)
+    message = one_line_error(runner.invoke(app, synth_args(plate, ckpt, out, "--resume")))
+    assert f"{out / '0'}: a link where plategen writes a folder" in message
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_style_inside_out_is_refused(tmp_path, plate, ckpt):
+    out = tmp_path / "out"
+    out.mkdir()
+    style = out / "plate.jpg"
+    style.write_bytes(plate.read_bytes())
+    message = one_line_error(runner.invoke(app, synth_args(style, ckpt, out, "--overwrite")))
+    assert f"--style {style}: inside --out" in message and style.read_bytes() == plate.read_bytes()
+
+
+def test_a_killed_writes_temporary_files_are_cleared_by_resume_and_overwrite(tmp_path, plate, ckpt):
+    """A kill during an atomic write leaves `.<name>.<random>.tmp`; --overwrite then refused the folder."""
+    out = tmp_path / "out"
+    assert runner.invoke(app, synth_args(plate, ckpt, out)).exit_code == 0
+    for flag in ("--resume", "--overwrite"):
+        leftovers = [out / ".manifest.csv.k2j4_x9a.tmp", out / "0" / ".000000.png.abcd1234.tmp"]
+        for path in leftovers:
+            path.write_bytes(b"cut off")
+        done = runner.invoke(app, synth_args(plate, ckpt, out, flag))
+        assert done.exit_code == 0, done.output
+        assert not any(path.exists() for path in leftovers)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from plategen import __version__, distributed
-from plategen.atomic import check_sheet_path
+from plategen.atomic import check_sheet_path, is_own_sheet
 from plategen.checkpoint import checkpoint_path, load_checkpoint
 from plategen.device import resolve_device, usable_cores
 from plategen.distributed import World
@@ -220,15 +220,25 @@ def check_request(req: SynthRequest) -> None:
         label_counts(req.n, len(req.chars))
     if req.preview is not None:
         check_preview(Path(req.preview), Path(req.out))
+    root = Path(req.out).resolve()
+    for style in map(Path, req.styles):
+        if style.resolve() == root or root in style.resolve().parents:
+            raise PlategenError(f"--style {style}: inside --out, which this run writes (and --overwrite clears); "
+                                "keep style plates outside the output folder")
 
 
 def check_preview(path: Path, out: Path) -> None:
     """The preview is written after every image: a path it cannot be written to is refused first."""
     parent, root = path.parent.resolve(), out.resolve()
+    if path.resolve() == root:
+        raise PlategenError(f"--preview {path}: is --out; give the sheet a file name ending in .png")
     if parent != root:  # --out itself is made by the run
         check_sheet_path(path, "--preview")
     elif path.suffix.lower() != ".png" or path.is_dir():
         raise PlategenError(f"--preview {path}: give a file name ending in .png")
+    elif path.exists() and not (path.is_file() and is_own_sheet(path)):
+        raise PlategenError(f"--preview {path}: an existing file plategen did not write (plategen replaces only "
+                            "its own sheets); choose another name")
     if root in parent.parents:
         raise PlategenError(f"--preview {path}: inside a folder of --out, where it would be taken for a "
                             "generated image; write it directly in --out or elsewhere")

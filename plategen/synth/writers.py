@@ -43,7 +43,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from plategen.atomic import atomic_write_bytes, atomic_write_text, require_no_file_in_the_way
+from plategen.atomic import atomic_save_png, atomic_write_text, require_no_file_in_the_way, temp_leftovers
 from plategen.charset import safe_label_dir
 from plategen.errors import PlategenError
 
@@ -125,6 +125,10 @@ def prepare_out(out: Path, resume: bool, overwrite: bool) -> tuple["OutputLock",
     lock = OutputLock(out)
     try:
         previous = _earlier_run(out, resume, overwrite, ours=True)
+        if previous is not None:  # what a killed write left: this run writes those files again, or clears them
+            for folder in [out] + [f for f, _ in _run_folders(out, previous) if f.is_dir()]:
+                for leftover in temp_leftovers(folder):
+                    leftover.unlink(missing_ok=True)
         if overwrite and previous is not None:
             clear_run(out, previous)
             previous = None
@@ -149,6 +153,7 @@ def _earlier_run(out: Path, resume: bool, overwrite: bool, ours: bool = False) -
     if resume:
         if meta is None:
             raise PlategenError(f"{out}: no {META} of a plategen synth run here, nothing to resume")
+        _run_folders(out, meta)  # a resumed run writes into them: none may lead out of `out`
         return meta
     if overwrite:
         if meta is None:
@@ -214,7 +219,32 @@ _IMAGE_NAME = re.compile(r"[0-9]{6,}\.png")
 # what a --plates run writes: its folders with the names of their files, and its other files
 PLATE_FOLDERS = {"images": _IMAGE_NAME, "labels": re.compile(r"[0-9]{6,}\.txt"),
                  "lprnet": re.compile(r"[^_/]+_[0-9]{6,}\.png")}
-PLATE_FILES = ("classes.txt", "plates.csv", "plate_config.yaml", "rec_gt.txt", "dict.txt")
+PLATE_FILES = ("classes.txt", "plates.csv", "plate_config.yaml")  # a --plates run in files, at its end
+PADDLEOCR_FILES = ("rec_gt.txt", "dict.txt")  # ... with --export paddleocr
+
+
+def _run_folders(out: Path, meta: dict) -> list[tuple[Path, re.Pattern]]:
+    """The folders an earlier run writes (each with the names of its files), checked to be the ones
+    plategen gives them, directly inside `out`; meta.json is not trusted further than that."""
+    label_dirs = meta.get("label_dirs", {})
+    if not isinstance(label_dirs, dict):
+        raise PlategenError(f"{out / META}: label_dirs is not a mapping; choose another --out")
+    root, folders = out.resolve(), []
+    for label, name in label_dirs.items():
+        target = out / str(name)
+        if target.is_symlink():
+            raise PlategenError(f"{target}: a link where plategen writes a folder; choose another --out")
+        if not isinstance(label, str) or name != safe_label_dir(label) or target.resolve().parent != root:
+            raise PlategenError(f"{out / META}: label folder {name!r} of {label!r} is not one plategen writes "
+                                "inside --out; choose another --out")
+        folders.append((target, _IMAGE_NAME))
+    if meta.get("plates") is True and meta.get("format", "files") == "files":
+        folders += [(out / name, pattern) for name, pattern in PLATE_FOLDERS.items()
+                    if name != "lprnet" or "lprnet" in (meta.get("exports") or ())]
+    for target, _ in folders:
+        if target.is_symlink() or (target.exists() and not target.is_dir()):
+            raise PlategenError(f"{target}: a link or a file where plategen writes a folder; choose another --out")
+    return folders
 
 
 def clear_run(out: Path, meta: dict) -> None:
@@ -225,27 +255,17 @@ def clear_run(out: Path, meta: dict) -> None:
     --plates run's folders only the files it names so, see PLATE_FOLDERS); meta.json
     is the earlier run's own record and is not trusted further than that.
     """
-    root = out.resolve()
-    label_dirs = meta.get("label_dirs", {})
-    if not isinstance(label_dirs, dict):
-        raise PlategenError(f"{out / META}: label_dirs is not a mapping; not deleting anything, choose another --out")
-    folders = []
-    for label, name in label_dirs.items():
-        target = out / str(name)
-        if not isinstance(label, str) or name != safe_label_dir(label) or target.resolve().parent != root \
-                or target.is_symlink():
-            raise PlategenError(f"{out / META}: label folder {name!r} of {label!r} is not one plategen writes "
-                                "inside --out; not deleting anything, choose another --out")
-        folders.append((target, _IMAGE_NAME))
-    plates = meta.get("plates") is True
-    if plates:
-        folders.extend((out / name, pattern) for name, pattern in PLATE_FOLDERS.items())
+    try:
+        folders = _run_folders(out, meta)
+    except PlategenError as exc:
+        raise PlategenError(f"{exc}; not deleting anything") from None
+    shards_run, exports = meta.get("format", "files") == "shards", meta.get("exports") or ()
+    plate_files = PLATE_FILES + (PADDLEOCR_FILES if "paddleocr" in exports else ())
+    files = [MANIFEST, *(plate_files if meta.get("plates") is True and not shards_run else ()), META]
     targets = []
     for target, pattern in folders:
         if not target.exists():
             continue
-        if target.is_symlink() or not target.is_dir():
-            raise PlategenError(f"{target}: not a folder plategen wrote; not deleting anything, choose another --out")
         strays = [p.name for p in target.iterdir() if not (pattern.fullmatch(p.name) and p.is_file()
                                                            and not p.is_symlink())]
         if strays:
@@ -253,13 +273,13 @@ def clear_run(out: Path, meta: dict) -> None:
                                 "anything, move it out or choose another --out")
         targets.append(target)
     shards = [p for p in list(out.glob("shard-*.tar")) + list(out.glob("shard-*.tar.part"))
-              if re.fullmatch(r"shard-[0-9]{6,}\.tar(\.part)?", p.name) and p.is_file()]
+              if re.fullmatch(r"shard-[0-9]{6,}\.tar(\.part)?", p.name) and p.is_file()] if shards_run else []
     try:
         for target in targets:
             shutil.rmtree(target)
         for path in shards + journal_paths(out):
             path.unlink()
-        for name in (MANIFEST, *(PLATE_FILES if plates else ()), META):
+        for name in files:
             (out / name).unlink(missing_ok=True)
     except OSError as exc:
         raise os_error(out, exc) from exc
@@ -700,7 +720,5 @@ def write_preview(path: Path, style_images: Sequence[np.ndarray], chars: Sequenc
             sheet[y:y + size, x:x + size] = image
         y += cell
     big = cv2.resize(sheet, (width * scale, height * scale), interpolation=cv2.INTER_NEAREST)
-    buffer = io.BytesIO()
-    Image.fromarray(big).save(buffer, format="PNG")
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_save_png(Image.fromarray(big), path)
     return path
