@@ -350,3 +350,16 @@ def test_a_killed_writes_temporary_files_are_cleared_by_resume_and_overwrite(tmp
         done = runner.invoke(app, synth_args(plate, ckpt, out, flag))
         assert done.exit_code == 0, done.output
         assert not any(path.exists() for path in leftovers)
+
+
+@pytest.mark.parametrize("plates", [False, True])
+def test_resuming_a_complete_run_without_its_manifest_is_refused(tmp_path, plate, ckpt, plates):
+    """It said done and named a manifest that did not exist."""
+    out = tmp_path / "out"
+    extra = ["--plates", "--n", "4"] if plates else []
+    assert runner.invoke(app, synth_args(plate, ckpt, out, *extra)).exit_code == 0
+    (out / "manifest.csv").unlink()
+    message = one_line_error(runner.invoke(app, synth_args(plate, ckpt, out, *extra, "--resume")))
+    assert f"{out / 'manifest.csv'}: missing from a complete run" in message and "--overwrite" in message
+    assert runner.invoke(app, synth_args(plate, ckpt, out, *extra, "--overwrite")).exit_code == 0
+    assert (out / "manifest.csv").is_file()

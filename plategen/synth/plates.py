@@ -372,6 +372,8 @@ def run_plates(req, world: World, device: str, ckpt, ckpt_path: Path, fonts, sty
     mine = world.owns(np.arange(plan.n), writers.partition_unit(req.format, batch, req.shard_size))
     total = int(mine.sum())
     complete = previous is not None and previous.get("status") == "complete"
+    if complete:  # its manifest stays, as in the character path
+        writers.require_manifest(req.out)
     done = {i: "" for i in range(plan.n)} if complete else journal.load(plan.n)
     done = writer.present({i: h for i, h in done.items() if mine[i]}, plan.texts)
     resumed = len(done)

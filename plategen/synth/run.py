@@ -280,6 +280,7 @@ def _run(req: SynthRequest, world: World, device: str, ckpt, ckpt_path: Path, fo
     mine = world.owns(np.arange(req.n), writers.partition_unit(req.format, params["batch_size"], req.shard_size))
     complete = previous is not None and previous.get("status") == "complete"
     if complete:  # only damaged files are redrawn; its manifest stays (the journal with each image's draw is gone)
+        writers.require_manifest(req.out)
         done = {i: "" for i in range(req.n)}
     else:
         done = journal.load(req.n)

@@ -247,6 +247,13 @@ def _run_folders(out: Path, meta: dict) -> list[tuple[Path, re.Pattern]]:
     return folders
 
 
+def require_manifest(out: Path) -> None:
+    """A complete run that is resumed keeps its manifest: the journal of each image's draw and check is gone."""
+    if not (out / MANIFEST).is_file():
+        raise PlategenError(f"{out / MANIFEST}: missing from a complete run, and its check column cannot be rebuilt "
+                            "(the run's journal is gone); run again with --overwrite")
+
+
 def clear_run(out: Path, meta: dict) -> None:
     """Delete what an earlier synth run wrote, and nothing else.
 
