@@ -233,6 +233,12 @@ def test_resuming_a_complete_plate_run_redraws_only_a_damaged_plate(styles, ckpt
     report = synthesize(request(styles[:2], ckpt_cn, out, 4, resume=True, batch_size=None))
     assert (report.resumed, report.generated) == (3, 1)
     assert tree(out) == before
+    label = out / "labels" / "000001.txt"  # an emptied or cut label: its plate is drawn again
+    for damaged in (b"", label.read_bytes()[:-30]):
+        label.write_bytes(damaged)
+        report = synthesize(request(styles[:2], ckpt_cn, out, 4, resume=True, batch_size=None))
+        assert (report.resumed, report.generated) == (3, 1)
+        assert tree(out) == before
 
 
 def test_texts_file_is_used_in_order_and_cycled(styles, ckpt_cn, tmp_path):

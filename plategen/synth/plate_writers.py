@@ -55,14 +55,17 @@ class PlateFileWriter(_Writer):
         return [(i, h) for i, _, _, _, h in jobs]
 
     def present(self, done: dict[int, str], texts: Sequence[str]) -> dict[int, str]:
-        """The journalled plates whose image decodes to the journalled pixels and whose label file is there."""
+        """The journalled plates whose image decodes to the journalled pixels and whose label file has a box line
+        for each of its characters (an emptied or cut label is drawn again)."""
         keep = {}
         for i, h in done.items():
             try:
                 png = (self.out / self.path_of(i)).read_bytes()
+                label = (self.out / "labels" / f"{self.key(i)}.txt").read_bytes()
             except OSError:
                 continue
-            if (self.out / "labels" / f"{self.key(i)}.txt").is_file() and _intact(png, h):
+            lines = label.decode("utf-8", "replace").splitlines()
+            if len(lines) == len(texts[i]) and all(len(line.split()) == 5 for line in lines) and _intact(png, h):
                 keep[i] = h
         return keep
 
