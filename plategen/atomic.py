@@ -76,6 +76,11 @@ def check_sheet_path(path: Path, option: str) -> None:
         raise PlategenError(f"{option} {path}: the folder {path.parent} does not exist")
     if not os.access(path.parent, os.W_OK | os.X_OK):
         raise PlategenError(f"{option} {path}: cannot write in {path.parent}")
+    require_own_sheet_or_none(path, option)
+
+
+def require_own_sheet_or_none(path: Path, option: str) -> None:
+    """A sheet may replace only an earlier sheet of plategen's, never a file someone else put there."""
     if path.exists():
         require_regular_file(path, "sheet")
         if not is_own_sheet(path):

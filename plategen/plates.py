@@ -218,9 +218,7 @@ def _nothing_usable(result: ImportResult) -> str:
                  f"no plate images (.jpg, .png, ...) in {images_dir(result.folder)}")
         return f"{result.folder}: no plates (format {result.format}): {where}"
     line = (f"{result.folder}: no usable plates read (format {result.format}): "
-            f"{len(result.problems)} bad record(s), {len(result.skipped)} not segmented")
-    if bad:
-        line += f"; first: {bad[0]}"
+            f"{len(result.problems)} bad record(s), {len(result.skipped)} not segmented; first: {bad[0]}")
     if len(bad) > 1:
         line += f"; run plategen inspect {shlex.quote(str(result.folder))} --show {len(bad)} to list them all"
     return line
@@ -382,10 +380,11 @@ def _parse_yolo_label(path: Path, classes: list[str], problems: list[Problem]
         if not line.strip():
             continue
         fields = line.split()
-        if " ".join(fields) in seen:
-            problems.append(Problem(path, f"repeats line {seen[' '.join(fields)]} (one box per character)", number))
+        key = " ".join(fields)
+        if key in seen:
+            problems.append(Problem(path, f"repeats line {seen[key]} (one box per character)", number))
             return None
-        seen[" ".join(fields)] = number
+        seen[key] = number
         try:
             cls, values = int(fields[0]), tuple(float(v) for v in fields[1:])
         except (ValueError, IndexError):

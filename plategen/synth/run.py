@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from plategen import __version__, distributed
-from plategen.atomic import check_sheet_path, is_own_sheet
+from plategen.atomic import check_sheet_path, require_own_sheet_or_none
 from plategen.checkpoint import checkpoint_path, load_checkpoint
 from plategen.device import resolve_device, usable_cores
 from plategen.distributed import World
@@ -236,9 +236,8 @@ def check_preview(path: Path, out: Path) -> None:
         check_sheet_path(path, "--preview")
     elif path.suffix.lower() != ".png" or path.is_dir():
         raise PlategenError(f"--preview {path}: give a file name ending in .png")
-    elif path.exists() and not (path.is_file() and is_own_sheet(path)):
-        raise PlategenError(f"--preview {path}: an existing file plategen did not write (plategen replaces only "
-                            "its own sheets); choose another name")
+    else:
+        require_own_sheet_or_none(path, "--preview")
     if root in parent.parents:
         raise PlategenError(f"--preview {path}: inside a folder of --out, where it would be taken for a "
                             "generated image; write it directly in --out or elsewhere")
