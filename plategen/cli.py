@@ -251,7 +251,8 @@ def train(
     if launched_rank():  # under torchrun rank 0 prints the table
         return
     table = Table(title=f"plategen train -> {result.checkpoint}", show_header=False)
-    table.add_row("steps", f"{result.steps:,} in {result.seconds / 60:.1f} min")
+    ran = f" ({result.steps - result.resumed_at:,} from step {result.resumed_at:,})" if result.resumed_at else ""
+    table.add_row("steps", f"{result.steps:,}{ran} in {result.seconds / 60:.1f} min")
     if result.ranks > 1:
         table.add_row("torchrun ranks", f"{result.ranks}, each on 1/{result.ranks} of every batch; same weights on "
                       "every rank at each checkpoint")

@@ -100,7 +100,7 @@ class TrainResult:
     checkpoint: Path
     optimizer_state: Path
     samples: list[Path]
-    steps: int
+    steps: int  # the model's, the resumed checkpoint's included
     seconds: float
     losses: dict[str, float]  # the last logged value of each loss
     val_l1: float
@@ -109,6 +109,7 @@ class TrainResult:
     rendered: int = 0  # rendered pairs topping up scarce classes
     ranks: int = 1  # torchrun processes that trained it
     bad_records: list[str] = field(default_factory=list)  # records of --data left out (malformed, unreadable)
+    resumed_at: int = 0  # the step this run started from
 
 
 def options_for(preset: str, **overrides) -> TrainOptions:
@@ -358,6 +359,7 @@ class SAAEFit:
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
     step: int = 0
+    run_start: int = 0  # the step this run began at (a run resumed after a kill keeps its own): the warmup counts from it
     losses: dict[str, float] = field(default_factory=dict)  # of the last step (averaged over the ranks)
     ddp: tuple[nn.Module, nn.Module] | None = None  # under torchrun: G and Both(D) in DDP (`distribute`)
 
@@ -370,8 +372,7 @@ def new_fit(config: SAAEConfig, opts: TrainOptions, device: torch.device) -> SAA
     return SAAEFit(G, D, opt_g, opt_d)
 
 
-def fit_saae(fit: SAAEFit, samples: CharSamples, bank: GlyphBank, opts: TrainOptions, gen: torch.Generator,
-             device: torch.device, total_steps: int, budget_s: float | None = None,
+def fit_saae(fit: SAAEFit, samples: CharSamples, bank: GlyphBank, opts: TrainOptions, device: torch.device, total_steps: int, budget_s: float | None = None,
              on_step: Callable[[SAAEFit], None] = lambda fit: None, world: World = SOLO) -> SAAEFit:
     """The three-step loop on class-balanced batches of `samples` until `fit.step` reaches `total_steps`
     (or `budget_s` seconds have passed); `on_step` runs after every step. The one loop both
@@ -384,16 +385,17 @@ def fit_saae(fit: SAAEFit, samples: CharSamples, bank: GlyphBank, opts: TrainOpt
     crops_t, labels_t = torch.from_numpy(samples.crops), torch.from_numpy(samples.labels)
     styles_t, owner_t = torch.from_numpy(samples.styles), torch.from_numpy(samples.plate_index)
     mine = rank_slice(opts.batch_size, world)
-    start, first = time.perf_counter(), fit.step
+    start = time.perf_counter()
     fit.G.train(), fit.D.train(not opts.freeze_discriminator), fit.D.requires_grad_(not opts.freeze_discriminator)
     while fit.step < total_steps and not (budget_s is not None and world.any(time.perf_counter() - start >= budget_s)):
+        gen = batch_generator(opts.seed, fit.step)
         idx = torch.multinomial(weights, opts.batch_size, replacement=True, generator=gen)
         glyphs = bank.sample(labels_t[idx], gen)  # the whole batch's, so every rank's `gen` stays in step
         idx, glyphs = idx[mine], glyphs[mine]
         y = labels_t[idx]
         if opts.warmup:
             for group in (*fit.opt_g.param_groups, *fit.opt_d.param_groups):
-                group["lr"] = opts.lr * min(1.0, (fit.step - first + 1) / opts.warmup)
+                group["lr"] = opts.lr * min(1.0, (fit.step - fit.run_start + 1) / opts.warmup)
         glyph = to_float(glyphs, device)
         style = to_float(styles_t[owner_t[idx]], device)
         real = to_float(crops_t[idx], device)
@@ -402,6 +404,12 @@ def fit_saae(fit: SAAEFit, samples: CharSamples, bank: GlyphBank, opts: TrainOpt
         fit.step += 1
         on_step(fit)
     return fit
+
+
+def batch_generator(seed: int, step: int) -> torch.Generator:
+    """The random stream of one step's batch, from the run's seed and the step alone: a run resumed from any
+    checkpoint draws the batches an unbroken run would, so (with the optimizer state) it ends on the same weights."""
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, step]).generate_state(1, np.uint64)[0]))
 
 
 def rank_slice(batch_size: int, world: World) -> slice:
@@ -426,6 +434,9 @@ def check_options(opts: TrainOptions, world: World = SOLO) -> None:
         raise PlategenError(f"warmup {opts.warmup}: must be 0 or more")
     if opts.epochs is not None and not (math.isfinite(opts.epochs) and opts.epochs > 0):
         raise PlategenError(f"--epochs {opts.epochs}: must be a positive number")
+    if opts.epochs is not None and opts.freeze_discriminator:  # epochs give a total, below any trained model's steps
+        raise PlategenError(f"--epochs {opts.epochs}: a fine-tune counts steps; give --steps, the total (the "
+                            f"model's own steps plus those to add), or neither for {FINETUNE_STEPS} more")
     if not 1 <= opts.batch_size <= MAX_BATCH_SIZE:
         raise PlategenError(f"--batch-size {opts.batch_size}: need 1 to {MAX_BATCH_SIZE}")
     if not (math.isfinite(opts.lr) and 0 < opts.lr <= 1):
@@ -451,6 +462,13 @@ def run_total(opts: TrainOptions, step: int, resumed_meta: dict, train_crops: in
         unfinished = resumed_meta.get("total", 0) > step
         return resumed_meta["total"] if unfinished else step + opts.more_steps
     return opts.steps if opts.epochs is None else math.ceil(opts.epochs * train_crops / opts.batch_size)
+
+
+def require_ahead(resume: Path | None, step: int, total: int) -> None:
+    """A resumed model already past this run's total would train nothing and write nothing."""
+    if step > total:
+        raise PlategenError(f"{resume}: already trained {step} steps, past the total of {total}; "
+                            "give a larger --steps (the total, not the steps to add)")
 
 
 def check_out(out: Path, samples_dir: Path, resume: Path | None, overwrite: bool) -> None:
@@ -524,6 +542,9 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
         previous: LoadedCheckpoint | None = load_checkpoint(resume) if resume is not None else None
         if previous is not None and previous.discriminator is None:
             raise PlategenError(f"{resume}: has no discriminator weights, so training cannot resume from it")
+        if previous is not None and opts.epochs is None:  # the total is known before the data is read
+            step = int(previous.meta.get("step", 0))
+            require_ahead(resume, step, run_total(opts, step, previous.meta, 0))
         device = world.place(resolve_device(opts.device))
         if device.type == "cuda" and world.local_size > torch.cuda.device_count():
             raise PlategenError(f"--nproc-per-node {world.local_size}: DDP training takes one GPU per process and "
@@ -531,7 +552,6 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
         torch.set_num_threads(opts.num_threads)
         torch.manual_seed(opts.seed)
         rng = np.random.default_rng(opts.seed)
-        gen = torch.Generator().manual_seed(opts.seed)
 
         # data: train-side plates for training, the fixed held-out plates for validation and grids
         train_plates, held_plates, data_summary, bad_records = load_split(data_dirs, allow_outside)
@@ -570,16 +590,14 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
                 for group in (*fit.opt_g.param_groups, *fit.opt_d.param_groups):
                     group["lr"] = opts.lr  # the sidecar holds the earlier run's rate; this run's --lr wins
             fit.step = int(previous.meta.get("step", 0))
-            gen.manual_seed(opts.seed + fit.step)  # a resumed run draws fresh batches
             left_off = int(previous.meta.get("total", 0))
+            fit.run_start = int(previous.meta.get("run_start", fit.step)) if left_off > fit.step else fit.step
             if opts.more_steps is not None and left_off > fit.step and previous.meta.get("train", {}).get("more_steps") is None:
                 raise PlategenError(f"{resume}: an unfinished training run (step {fit.step} of {left_off}), not a "
                                     f"fine-tune; finish it first (plategen train --resume {resume} with its own "
                                     "options), then fine-tune the finished checkpoint")
         total = run_total(opts, fit.step, previous.meta if previous is not None else {}, len(train.labels))
-        if fit.step > total:
-            raise PlategenError(f"{resume}: already trained {fit.step} steps, past the total of {total}; "
-                                "give a larger --steps (the total, not the steps to add)")
+        require_ahead(resume, fit.step, total)
     if world.size > 1:
         distribute(fit, world, device)
 
@@ -592,7 +610,7 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
     def save() -> None:
         meta = {"charset": charset, "fonts": bank.fonts, "plate_sha256": trained_on,
                 "data": data_summary, "train": {**asdict(opts), "samples_dir": str(samples_dir)},
-                "step": fit.step, "total": total, "losses": fit.losses, "val_l1": val_l1, "seconds": round(time.time() - started, 1),
+                "step": fit.step, "total": total, "run_start": fit.run_start, "losses": fit.losses, "val_l1": val_l1, "seconds": round(time.time() - started, 1),
                 "device": str(device), "plategen_version": __version__,
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "resumed_from": str(resume) if resume is not None else None, "ranks": world.size}
@@ -624,12 +642,13 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
                         val=f"{val_l1:.4f}", refresh=False)
         bar.update()
 
-    fit_saae(fit, train, bank, opts, gen, device, total, on_step=log_validate_save, world=world)
+    resumed_at = fit.step
+    fit_saae(fit, train, bank, opts, device, total, on_step=log_validate_save, world=world)
     bar.close()
     if world.leader and fit.step == total and not out.exists():  # resumed past its total: nothing ran, still write `out`
         save()
     return TrainResult(out, optimizer_path(out), written, fit.step, time.time() - started, fit.losses, val_l1,
-                       len(train_plates), int(len(real.labels)), int(rendered.sum()), world.size, bad_records)
+                       len(train_plates), int(len(real.labels)), int(rendered.sum()), world.size, bad_records, resumed_at)
 
 
 def same_weights(fit: SAAEFit, world: World) -> None:

@@ -87,10 +87,12 @@ def test_train_writes_checkpoint_grids_and_resumes(tmp_path: Path, small_uc3m: P
     with pytest.raises(PlategenError, match="already exists"):
         train_saae([small_uc3m], out, options, progress=False)
     resumed = train_saae([small_uc3m], out, TrainOptions(**{**options.__dict__, "steps": 5}), resume=out, progress=False)
-    assert resumed.steps == 5 and load_checkpoint(out).meta["step"] == 5
+    assert resumed.steps == 5 and resumed.resumed_at == 3 and load_checkpoint(out).meta["step"] == 5
     elsewhere = tmp_path / "other.safetensors"  # a total below the checkpoint's steps would write nothing
     with pytest.raises(PlategenError, match="already trained 5 steps, past the total of 4"):
-        train_saae([small_uc3m], elsewhere, replace(options, steps=4), resume=out, progress=False)
+        with pytest.MonkeyPatch.context() as patch:  # said before the data is read
+            patch.setattr("plategen.train.load_split", lambda *a, **k: pytest.fail("read the data first"))
+            train_saae([small_uc3m], elsewhere, replace(options, steps=4), resume=out, progress=False)
     assert not elsewhere.exists()
 
 
@@ -143,6 +145,10 @@ def test_train_command_end_to_end(tmp_path: Path, small_uc3m: Path):
     loaded = load_checkpoint(out)
     assert loaded.meta["step"] == 2 and loaded.meta["train"]["batch_size"] == 4 and loaded.meta["train"]["seed"] == 1
     assert optimizer_path(out).is_file() and (tmp_path / "m-samples" / "step000002.png").is_file()
+    resumed = CliRunner().invoke(app, ["train", "--data", str(small_uc3m), "--out", str(out), "--steps", "3",
+                                       "--batch-size", "4", "--seed", "1", "--threads", "1", "--resume", str(out)])
+    assert resumed.exit_code == 0, resumed.output
+    assert "3 (1 from step 2) in" in resumed.output  # what this run trained, not only the model's total
 
 
 def test_train_says_which_bad_records_it_left_out(tmp_path: Path, small_uc3m: Path):
@@ -305,6 +311,38 @@ def test_a_run_length_given_outright_replaces_the_finetune_preset_and_a_killed_f
     assert run_total(options_for("cpu"), 6200, {"total": 9000}, 100) == 3000
 
 
+def _same_weights(a: Path, b: Path) -> bool:
+    one, two = load_checkpoint(a), load_checkpoint(b)
+    return all(torch.equal(x, y) for net in ("generator", "discriminator")
+               for x, y in zip(getattr(one, net).state_dict().values(), getattr(two, net).state_dict().values()))
+
+
+def _killed_at_its_last_save(path: Path, total: int) -> None:
+    """What a run of `total` steps killed right after its save at the checkpoint's step leaves behind."""
+    saved = load_checkpoint(path)
+    save_checkpoint(path, saved.generator, saved.config, {**saved.meta, "total": total}, saved.discriminator)
+
+
+def test_a_run_killed_and_resumed_ends_on_the_weights_of_an_unbroken_run(tmp_path: Path, small_uc3m: Path):
+    options = TrainOptions(steps=4, batch_size=8, num_threads=1, val_crops=32, model=TINY)
+    unbroken, broken = tmp_path / "unbroken.safetensors", tmp_path / "broken.safetensors"
+    train_saae([small_uc3m], unbroken, options, progress=False)
+    train_saae([small_uc3m], broken, replace(options, steps=2), progress=False)
+    _killed_at_its_last_save(broken, 4)
+    train_saae([small_uc3m], broken, options, resume=broken, progress=False)
+    assert _same_weights(broken, unbroken)
+
+    # a fine-tune too: Adam restarts on the shipped-like base, and the warmup goes on from where the kill left it
+    optimizer_path(unbroken).unlink()
+    tuned, cut = tmp_path / "tuned.safetensors", tmp_path / "cut.safetensors"
+    finetune = options_for("finetune", more_steps=4, warmup=4, batch_size=8, num_threads=1, val_crops=32)
+    train_saae([small_uc3m], tuned, finetune, resume=unbroken, progress=False)
+    train_saae([small_uc3m], cut, replace(finetune, more_steps=2), resume=unbroken, progress=False)
+    _killed_at_its_last_save(cut, 8)
+    train_saae([small_uc3m], cut, finetune, resume=cut, progress=False)
+    assert _same_weights(cut, tuned) and not _same_weights(tuned, unbroken)
+
+
 def test_a_resumed_run_trains_at_its_own_lr_not_the_sidecars(tmp_path: Path, small_uc3m: Path):
     first = tmp_path / "a.safetensors"
     options = TrainOptions(steps=2, batch_size=8, num_threads=1, val_crops=32, model=TINY)
@@ -320,6 +358,7 @@ def test_a_resumed_run_trains_at_its_own_lr_not_the_sidecars(tmp_path: Path, sma
     ([], "--preset finetune: adds steps to a trained model; give --resume"),
     (["--resume", "BASE", "--chars", "0-9A-Z京"], "cannot learn"),
     (["--resume", "KILLED"], "an unfinished training run (step 1 of 5), not a fine-tune; finish it first"),
+    (["--resume", "BASE", "--epochs", "3"], "--epochs 3.0: a fine-tune counts steps; give --steps, the total"),
 ])
 def test_finetune_refusals_are_one_line_and_write_nothing(tmp_path: Path, small_uc3m: Path, args, message):
     base = tmp_path / "base.safetensors"

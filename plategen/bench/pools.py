@@ -149,12 +149,11 @@ def train_fresh_saae(train: CharSamples, budget_s: float, seed: int, threads: in
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
-        gen = torch.Generator().manual_seed(seed)
         config = SAAEConfig(num_classes=len(train.charset), **opts.model)
         fit = new_fit(config, opts, device)
         bank = GlyphBank(train.charset, opts.glyph_variants, rng, config.glyph_size)
         try:
-            fit_saae(fit, train, bank, opts, gen, device, total_steps=max_steps or 100_000,
+            fit_saae(fit, train, bank, opts, device, total_steps=max_steps or 100_000,
                      budget_s=budget_s - (time.perf_counter() - start))
         finally:
             torch.set_num_threads(before)
