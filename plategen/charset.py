@@ -11,8 +11,9 @@ CHINESE_SPECIAL = "警学挂港澳使领"
 def parse_charset(spec: str) -> list[str]:
     """Expand ranges (`A-Z`) and literals into an ordered list without duplicates.
 
-    A `-` is a range only between two characters of the same kind written in
-    ascending order; a leading or trailing `-` is a literal hyphen.
+    A `-` between two characters in ascending order is a range. Plate characters are letters,
+    digits and Chinese characters: anything else (a `,` between ranges, a `-` left at either end)
+    is a typo, not a class to train or draw.
     """
     if not spec:
         raise PlategenError("--chars: the character spec is empty")
@@ -34,6 +35,10 @@ def parse_charset(spec: str) -> list[str]:
     bad = [c for c in chars if c.isspace() or not c.isprintable()]
     if bad:
         raise PlategenError(f"--chars: {spec!r} contains whitespace or control characters")
+    odd = [c for c in chars if not c.isalnum()]
+    if odd:
+        raise PlategenError(f"--chars: {odd[0]!r} in {spec!r} is not a letter, digit or Chinese character "
+                            "(write ranges side by side, e.g. 0-9A-Z)")
     return list(dict.fromkeys(chars))
 
 

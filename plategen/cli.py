@@ -204,6 +204,13 @@ def benchmark(
         console.print(f"wrote {escape(str(path))}")
 
 
+def require_once(paths: list[Path], option: str, why: str) -> None:
+    """A path repeated on the command line is a slip, not a request to count it twice."""
+    twice = [p for i, p in enumerate(paths) if p.resolve() in {q.resolve() for q in paths[:i]}]
+    if twice:
+        raise PlategenError(f"{option} {twice[0]}: given twice ({why})")
+
+
 @app.command()
 @user_errors
 def train(
@@ -237,9 +244,7 @@ def train(
     if steps is not None and epochs is not None:
         raise PlategenError("--steps and --epochs: give one, not both")
     folders = [given_path(d, "--data") for d in data]
-    twice = [f for i, f in enumerate(folders) if f.resolve() in {g.resolve() for g in folders[:i]}]
-    if twice:
-        raise PlategenError(f"--data {twice[0]}: given twice (its plates would count double)")
+    require_once(folders, "--data", "its plates would count double")
     options = options_for(preset, steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, device=device, seed=seed,
                           samples_dir=None if samples_dir is None else given_path(samples_dir, "--samples-dir"),
                           num_threads=threads, chars=chars, rendered_share=rendered_share)
@@ -286,8 +291,9 @@ def synth(
     checkpoint: Optional[Path] = typer.Option(None, help="Generator checkpoint: a path, or a shipped model's name: default, or allchars (a class for every Chinese province, see checkpoints/README.md)."),
     seed: int = typer.Option(0, help="Same seed, same images (byte for byte on CPU)."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 (default: CUDA when present)."),
-    batch_size: Optional[int] = typer.Option(None, help="Images per generator batch (default 256; with "
-                                             "--resume the interrupted run's, as the bytes depend on it)."),
+    batch_size: Optional[int] = typer.Option(None, help="Images per generator batch (default 256, 32 plates "
+                                             "with --plates; with --resume the interrupted run's, as the bytes "
+                                             "depend on it)."),
     fmt: str = typer.Option("files", "--format", help="files: <out>/<label>/<id>.png; shards: WebDataset tar shards."),
     shard_size: int = typer.Option(10000, help="Images per shard (--format shards)."),
     workers: int = typer.Option(2, help="Threads encoding and writing PNGs."),
@@ -318,10 +324,15 @@ def synth(
         def render(self, task):
             return f"{task.speed or 0:,.0f} img/s"
 
-    if not plates and (pattern or texts or export or design):
+    if not plates and (pattern is not None or texts or export or design):
         raise PlategenError("--pattern, --texts, --design and --export are options of --plates")
-    charset = parse_charset(chars) if chars else (None if plates else parse_charset("0-9A-Z"))
-    request = SynthRequest(styles=[given_path(s, "--style") for s in style], chars=charset, n=n,
+    if pattern is not None and not pattern.strip():
+        raise PlategenError("--pattern: empty; give one mark per slot (e.g. PL.DDDDD), or leave it out to keep "
+                            "each style plate's own layout")
+    charset = parse_charset(chars) if chars is not None else (None if plates else parse_charset("0-9A-Z"))
+    styles = [given_path(s, "--style") for s in style]
+    require_once(styles, "--style", "its plates would weigh double")
+    request = SynthRequest(styles=styles, chars=charset, n=n,
                            out=given_path(out, "--out"), checkpoint=checkpoint,
                            seed=seed, device=device, batch_size=batch_size, format=fmt, shard_size=shard_size,
                            workers=workers, resume=resume, overwrite=overwrite, preview=preview,
@@ -459,7 +470,9 @@ def run() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         ctx = getattr(exc, "ctx", None)
-        see = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+        command = ctx.command_path if ctx is not None else " ".join(  # an option's missing value has no context
+            ["plategen", *[a for a in sys.argv[1:2] if a in {c.name or c.callback.__name__ for c in app.registered_commands}]])
+        see = f" (see {command} --help)"
         err_console.print(f"[bold red]error:[/] {escape(printable(exc.format_message()))}{see}", highlight=False,
                           soft_wrap=True)
         sys.exit(exc.exit_code)

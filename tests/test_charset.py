@@ -14,12 +14,7 @@ def test_duplicates_removed_first_occurrence_kept():
     assert parse_charset("BA0-2AB1") == ["B", "A", "0", "1", "2"]
 
 
-def test_hyphen_at_either_end_is_literal():
-    assert parse_charset("A-") == ["A", "-"]
-    assert parse_charset("-A") == ["-", "A"]
-
-
-@pytest.mark.parametrize("spec", ["", "Z-A", "A B"])
+@pytest.mark.parametrize("spec", ["", "Z-A", "A B", "0-9,A-Z", "A-", "-A", "0-9A-Z."])
 def test_bad_specs_are_refused_with_the_spec_named(spec):
     with pytest.raises(PlategenError, match="--chars"):
         parse_charset(spec)

@@ -174,6 +174,22 @@ def _plategen(*args: str) -> subprocess.CompletedProcess:
                           timeout=600)
 
 
+@pytest.mark.parametrize("extra, message", [
+    (["--chars", ""], "--chars: the character spec is empty"),
+    (["--chars", "0-9,A-Z"], "--chars: ',' in '0-9,A-Z' is not a letter, digit or Chinese character"),
+    (["--plates", "--pattern", " "], "--pattern: empty"),
+    (["--style", "PLATE"], "given twice (its plates would weigh double)"),
+], ids=["empty-chars", "comma-in-chars", "empty-pattern", "style-twice"])
+def test_slips_in_synth_options_are_refused_not_guessed(tmp_path, plate, ckpt, extra, message):
+    """An empty --chars used to mean 0-9A-Z, a ',' became a class, an empty --pattern ran, a style given twice weighed double."""
+    out = tmp_path / "out"
+    extra = [str(plate) if a == "PLATE" else a for a in extra]
+    line = _one_error_line(runner.invoke(app, ["synth", "--style", str(plate), "--out", str(out), "--n", "4",
+                                               "--checkpoint", str(ckpt), "--device", "cpu", *extra]))
+    assert message in line
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("command", ["inspect", "synth-pipe", "synth-out", "train", "benchmark"])
 def test_every_command_errs_in_exactly_one_line_when_stderr_is_no_terminal(tmp_path, data_dir, plate, ckpt,
                                                                           command):
@@ -256,7 +272,8 @@ def test_a_file_given_as_a_data_folder_is_named_as_a_file(tmp_path):
     (["synth", "--style", "x.jpg", "--out", "o", "--n", "four"], "error: Invalid value for '--n'"),
     (["synth", "--frobnicate"], "error: No such option: --frobnicate"),
     (["frob"], "error: No such command 'frob'."),
-], ids=["not-an-integer", "unknown-option", "unknown-command"])
+    (["synth", "--style", "x.jpg", "--out", "o", "--n"], "error: Option '--n' requires an argument."),
+], ids=["not-an-integer", "unknown-option", "unknown-command", "value-missing"])
 def test_click_usage_errors_are_one_line_too(tmp_path, args, message):
     result = subprocess.run([sys.executable, "-m", "plategen", *args], capture_output=True, text=True, cwd=tmp_path,
                             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}, timeout=120)
