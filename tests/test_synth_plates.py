@@ -261,6 +261,27 @@ def test_pattern_sets_the_kind_of_every_slot(styles, ckpt_cn, tmp_path):
         synthesize(request(styles[1:2], ckpt_cn, tmp_path / "bad", 2, pattern="PX"))
 
 
+def test_without_chars_a_run_takes_the_characters_its_slots_use(styles, ckpt_cn, tmp_path):
+    """Spanish plates' classes hold no province (fast-plate-ocr warned of unused ones); Chinese serials skip I and O."""
+    spanish = synthesize(request(styles[:1], ckpt_cn, tmp_path / "es", 40, chars=None)).out
+    classes = (spanish / "classes.txt").read_text(encoding="utf-8").split()
+    assert classes == parse_charset("0-9A-Z")
+    chinese = synthesize(request(styles[1:2], ckpt_cn, tmp_path / "cn", 40, chars=None)).out
+    texts = [r["text"] for r in manifest(chinese)]
+    assert {t[0] for t in texts} == set("京沪浙") and not set("IO") & {c for t in texts for c in t}
+    assert (chinese / "classes.txt").read_text(encoding="utf-8").split() == [c for c in CHARS if c not in "IO"]
+    with_i = synthesize(request(styles[1:2], ckpt_cn, tmp_path / "given", 40, chars=CHARS)).out
+    assert {"I", "O"} <= {c for r in manifest(with_i) for c in r["text"]}  # --chars given: as given
+
+
+def test_a_design_is_refused_on_a_plate_that_is_not_chinese(styles, ckpt_cn, tmp_path):
+    """Repainted, a Spanish plate's grey privacy masks turned black and characters placed there vanished."""
+    with pytest.raises(PlategenError, match=r"--design green: repaints Chinese plates; .*00011_BN-695-B-D.jpg has no "
+                                            r"province character"):
+        synthesize(request(styles[:2], ckpt_cn, tmp_path / "out", 4, design="green"))
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_province_the_checkpoint_has_no_class_for_is_drawn_unchecked_and_meta_lists_the_others(
         styles, ckpt_cn, tmp_path):
     out = synthesize(request(styles[1:2], ckpt_cn, tmp_path / "out", 8, pattern="PL.DDDDD",

@@ -37,7 +37,7 @@ from plategen.synth.designs import Design, design_named, draw_dot, repaint
 from plategen.errors import PlategenError, require_regular_file, require_utf8_name
 from plategen.synth.exports import FinishedPlate, write_lprnet, write_paddleocr, write_plate_index
 from plategen.glyphs import Font
-from plategen.layout import PlateLayout, draw_texts, layout_of, parse_pattern, read_texts
+from plategen.layout import PlateLayout, draw_texts, kind_of, layout_of, parse_pattern, read_texts
 from plategen.plates import Plate, Problem, clean_text, detect_format, load_plate, load_plates, read_image
 from plategen.detect import segment_with_text
 from plategen.synth import plate_writers, writers
@@ -176,6 +176,33 @@ def _plate_of_file(path: Path) -> tuple[Plate | None, Problem | None]:
 # ---------------------------------------------------------------- the plan
 
 
+def plate_layouts(styles: Sequence[StylePlate], pattern: str | None) -> list[PlateLayout]:
+    """The slots each style plate's new plates fill: `pattern` placed on its own layout, or its own."""
+    return [parse_pattern(pattern, s.layout) if pattern else s.layout for s in styles]
+
+
+CHINESE_SERIALS_SKIP = "IO"  # Chinese plates never print I or O (read as 1 and 0)
+
+
+def default_chars(drawable: Sequence[str], layouts: Sequence[PlateLayout]) -> list[str]:
+    """The alphabet of a run without --chars: the `drawable` characters some slot takes, so a Spanish run's
+    classes hold no province; when every plate is Chinese, letter slots skip I and O, as real ones do."""
+    slots = [slot for layout in layouts for slot in layout.char_slots]
+    chinese = all(any(s.kind == "province" for s in layout.slots) for layout in layouts)
+    skip = set(CHINESE_SERIALS_SKIP) if chinese else set()
+    return [c for c in drawable if any(c in slot.allowed if slot.allowed else kind_of(c) == slot.kind and c not in skip
+                                       for slot in slots)]
+
+
+def require_chinese(styles: Sequence[StylePlate], design: str) -> None:
+    """A design repaints a Chinese plate's paper and ink; on another plate it would paint its masks, bands and
+    artwork over too, and characters placed there could vanish."""
+    for style in styles:
+        if not any(slot.kind == "province" for slot in style.layout.slots):
+            raise PlategenError(f"--design {design}: repaints Chinese plates; {style.name} has no province "
+                                f"character (its text: {style.text}); give Chinese style plates")
+
+
 def plan_plates(styles: Sequence[StylePlate], n: int, chars: Sequence[str], seed: int,
                 pattern: str | None = None, texts: Path | None = None) -> PlatePlan:
     """Style, text and seed of every plate, fixed by `seed`.
@@ -188,7 +215,7 @@ def plan_plates(styles: Sequence[StylePlate], n: int, chars: Sequence[str], seed
         raise PlategenError(f"--n {n}: need at least one plate")
     rng = np.random.default_rng([seed, 5])
     style = rng.permutation(np.arange(n) % len(styles)).astype(np.int64)
-    layouts = [parse_pattern(pattern, s.layout) if pattern else s.layout for s in styles]
+    layouts = plate_layouts(styles, pattern)
     out = [""] * n
     if texts is not None:
         by_kinds: dict[str, list[str]] = {}

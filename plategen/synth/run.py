@@ -176,8 +176,8 @@ def _checked_plates(req: SynthRequest, world: World, device: str, ckpt, ckpt_pat
                     fonts, progress: Callable[[int, int], None], start: float):
     """--plates: style plates, texts and the plan are all checked before the folder is touched."""
     charset = ckpt.meta.get("charset")
-    chars = list(req.chars) if req.chars is not None else [c for c in (charset or []) if fonts_for(c, fonts)]
-    check_drawable(chars, fonts, charset)
+    if req.chars is not None:
+        check_drawable(req.chars, fonts, charset)
     bad = sorted(set(req.exports) - set(plates.EXPORTS))
     if bad:
         raise PlategenError(f"--export {bad[0]}: choose one of {', '.join(plates.EXPORTS)}")
@@ -186,7 +186,11 @@ def _checked_plates(req: SynthRequest, world: World, device: str, ckpt, ckpt_pat
                             "leave it out with --format shards")
     design = design_named(req.design)
     styles, skipped = plates.load_style_plates(req.styles)
+    if design is not None:
+        plates.require_chinese(styles, req.design)
     pattern = req.pattern or (design.pattern if design is not None else None)
+    chars = list(req.chars) if req.chars is not None else plates.default_chars(
+        [c for c in (charset or []) if fonts_for(c, fonts)], plates.plate_layouts(styles, pattern))
     plan = plates.plan_plates(styles, req.n, chars, req.seed, pattern, req.texts)
     params = {
         "n": req.n, "seed": req.seed, "checkpoint_sha256": ckpt.sha256, "format": req.format,
