@@ -135,6 +135,18 @@ def test_a_style_file_name_that_is_not_utf8_is_refused_before_any_output(tmp_pat
     assert not out.exists()
 
 
+@pytest.mark.parametrize("colour", [(255, 255, 255), (20, 60, 200)], ids=["white", "blue"])
+def test_a_flat_style_image_is_refused_as_no_plate(tmp_path, plate, ckpt, colour):
+    """A blank image (a wrong file) was taken as a style and gave blank characters, most labelled fail."""
+    flat = tmp_path / "flat.png"
+    Image.new("RGB", (300, 100), colour).save(flat)
+    out = tmp_path / "out"
+    line = _one_error_line(runner.invoke(app, ["synth", "--style", str(plate), "--style", str(flat), "--out", str(out),
+                                               "--n", "4", "--checkpoint", str(ckpt), "--device", "cpu"]))
+    assert line.startswith(f"error: {flat}: a flat image") and "not a plate" in line
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("make", ["pipe", "folder"])
 def test_a_style_folder_entry_that_is_no_image_file_is_refused_like_a_broken_image(tmp_path, plate, ckpt, make):
     """A pipe or a folder named x.jpg among the style images was skipped without a word (a corrupt one is fatal)."""

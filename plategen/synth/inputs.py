@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import cv2
 import numpy as np
 
 from plategen.errors import PlategenError, require_utf8_name
@@ -17,6 +18,19 @@ from plategen.plates import IMAGE_SUFFIXES, images_dir, read_image, too_small
 def require_plate_size(path: Path | str, image: np.ndarray) -> None:
     if problem := too_small(image):
         raise PlategenError(f"{path}: {problem}")
+
+
+MIN_STYLE_CONTRAST = 12  # grey levels between the 1st and 99th percentile; the flattest real plate in ../shared/data spans 24
+
+
+def require_contrast(path: Path | str, image: np.ndarray) -> None:
+    """A style plate shows characters on paper: a blank or single-colour image (a wrong file) would be taken as a
+    style and give blank characters that the label check only partly catches."""
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    low, high = np.percentile(gray, [1, 99])
+    if high - low < MIN_STYLE_CONTRAST:
+        raise PlategenError(f"{path}: a flat image (98% of its pixels within grey levels {low:.0f}-{high:.0f}), not a "
+                            "plate: a style plate shows its characters")
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,7 @@ def load_styles(specs: Sequence[Path | str]) -> list[Style]:
         require_utf8_name(path)
         image = read_image(path)
         require_plate_size(path, image)
+        require_contrast(path, image)
         styles.append(Style(str(path), image, hashlib.sha256(path.read_bytes()).hexdigest()))
     return styles
 
