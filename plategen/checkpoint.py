@@ -112,6 +112,9 @@ def _load_module(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: st
 def _config(data: object, path: Path) -> SAAEConfig:
     """The stored config, each field of the type and in the range the model needs."""
     if not isinstance(data, dict):
+        if path.name.endswith(".optim.safetensors"):  # the sidecar beside a checkpoint, given in its place
+            raise PlategenError(f"{path}: the optimizer state `plategen train` keeps beside a checkpoint, not a "
+                                f"checkpoint; give {path.name.removesuffix('.optim.safetensors')}.safetensors")
         raise PlategenError(f"{path}: checkpoint config is missing or not a JSON object")
     fields = {f.name: f for f in dataclasses.fields(SAAEConfig)}
     unknown = sorted(set(data) - set(fields))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 import sys
 from collections import Counter
@@ -319,6 +320,7 @@ def synth(
 ) -> None:
     """Generate labelled character images (or, with --plates, whole plates) in the style of real plates."""
     from plategen.synth import Diversity, SynthRequest, synthesize
+    from plategen.synth.plan import CHECK_ATTEMPTS
 
     class RateColumn(ProgressColumn):
         def render(self, task):
@@ -365,23 +367,32 @@ def synth(
     if report.check_failed is None:
         table.add_row("label check", "off (--no-check, or the checkpoint has no discriminator)")
     else:
-        table.add_row("label check", f"{report.redrawn:,} redrawn; {report.check_failed:,} still read as another "
-                      "character (check=fail in the manifest)" + (f"; {report.unchecked:,} unchecked (characters "
+        table.add_row("label check", f"{report.redrawn:,} kept a later draw; {report.check_failed:,} still read as "
+                      f"another character after {CHECK_ATTEMPTS} draws (check=fail in the manifest)" + (f"; {report.unchecked:,} unchecked (characters "
                       "outside the checkpoint's charset: no class to read them as; --checkpoint allchars has one for every "
                       "Chinese province)" if report.unchecked else ""))
-    table.add_row("within-class diversity", f"{report.diversity:.1f} mean / {report.closest:.1f} closest pair "
-                  "(RMS px distance, 0-255)")
+    table.add_row("within-class diversity", "n/a (no character has two images)" if math.isnan(report.diversity) else
+                  f"{report.diversity:.1f} mean / {report.closest:.1f} closest pair (RMS px distance, 0-255)")
     table.add_row("time", f"{report.seconds:.1f} s on {report.device}")
     table.add_row("images/s", f"{report.images_per_s:,.0f} end to end, {report.model_images_per_s:,.0f} in the model")
     if report.per_rank:
         table.add_row("torchrun ranks", per_rank(report.per_rank))
-    table.add_row("format", report.format + (f" ({len(report.shards)} shards)" if report.shards else ""))
+    table.add_row("format", written_as(report.format, report.out, "<label>/<id>.png"))
     table.add_row("manifest", escape(str(report.manifest)))
     table.add_row("meta", escape(str(report.meta)))
     if report.preview is not None:
         table.add_row("preview", escape(str(report.preview)))
     console.print(table)
     console.print(count_grid("images per label", report.counts))
+
+
+def written_as(fmt: str, out: Path, files: str) -> str:
+    """The format row: what the run wrote where (shards by name, as a loader is pointed at them)."""
+    if fmt != "shards":
+        return escape(f"{fmt}: {files} in {out}")
+    shards = sorted(out.glob("shard-*.tar"))
+    names = shards[0].name if len(shards) == 1 else f"{shards[0].name} .. {shards[-1].name}" if shards else "none"
+    return escape(f"shards: {len(shards)} WebDataset tar{'' if len(shards) == 1 else 's'}, {names} in {out}")
 
 
 def per_rank(counts: list[int]) -> str:
@@ -403,6 +414,8 @@ def print_plate_report(report) -> None:
         table.add_row("label check", f"{report.check_failed:,} of {report.characters:,} characters still read as "
                       "another character (fail in the manifest's check column)")
     table.add_row("time", f"{report.seconds:.1f} s on {report.device}, {report.plates_per_s:,.1f} plates/s")
+    table.add_row("format", written_as(report.format, report.out, "images/, labels/ + classes.txt, plates.csv + "
+                                                                  "plate_config.yaml"))
     if report.per_rank:
         table.add_row("torchrun ranks", per_rank(report.per_rank))
     table.add_row("manifest", escape(str(report.manifest)))

@@ -53,14 +53,15 @@ def summarize(result: ImportResult) -> ImportSummary:
     return ImportSummary(
         str(result.folder), result.format, len(result.plates), total, annotated, total - annotated,
         dict(sorted(counts.items(), key=lambda kv: (not kv[0].isascii(), kv[0]))),
-        dict(Counter(_reason_kind(p.message) for p in result.skipped).most_common()),
+        dict(Counter(reason_kind(p.message) for p in result.skipped).most_common()),
         list(result.problems), list(result.skipped), exact_copies(result),
     )
 
 
-def _reason_kind(message: str) -> str:
-    """Group reasons that differ only by numbers ("found 5 ... for 7") into one line."""
-    return re.sub(r"\d+", "N", message)
+def reason_kind(message: str) -> str:
+    """Group reasons that differ only by numbers ("found 5 ... for 7") or by the plate text they quote into one
+    line: numbers become N, a quoted text '...' (its digits are no count: '0' once read as 'N')."""
+    return re.sub(r"'[^']*'|\d+", lambda m: "'...'" if m[0].startswith("'") else "N", message)
 
 
 def contact_sheet(samples: CharSamples, per_class: int = 24, seed: int = 0, scale: int = 2) -> Image.Image:

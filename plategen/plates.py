@@ -24,6 +24,7 @@ dropped silently and never given guessed labels.
 from __future__ import annotations
 
 import csv
+import json
 import hashlib
 import io
 import os
@@ -178,12 +179,25 @@ def detect_format(folder: Path) -> Format:
             raise PlategenError(f"{folder}: has labels/ (YOLO boxes) but no classes.txt naming the classes, one "
                                 "character per line; add it, or pass --format if labels/ is not YOLO labels")
         return "yolo"
+    if synth_meta(folder) is not None:
+        raise PlategenError(f"{folder}: a plategen synth output of single characters or of shards, not a data folder "
+                            "of plates (synth --plates writes one: images/, labels/, classes.txt)")
     if any(folder.glob("*.csv")):
         return "csv"
     if any(p.suffix.lower() in IMAGE_SUFFIXES for p in images_dir(folder).iterdir()):  # unsorted: any one will do
         return "filename"
     raise PlategenError(f"{folder}: no plates here: no plate images (named by their plate text), no labels/ + "
                         "classes.txt and no *.csv")
+
+
+def synth_meta(folder: Path) -> dict | None:
+    """The meta.json a synth run wrote into `folder` (None: none, or not synth's): how `--resume` finds the earlier
+    run, and how an import tells a synth output (whose manifest.csv is no plate CSV) from a data folder."""
+    try:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) and meta.get("tool") == "plategen synth" else None
 
 
 def load_plates(folder: Path | str, fmt: str | None = None, strict: bool = False,

@@ -92,6 +92,14 @@ def test_optimizer_state_round_trip(tmp_path: Path):
         assert all(torch.equal(torch.as_tensor(v), torch.as_tensor(b["state"][i][k])) for k, v in state.items())
 
 
+def test_the_optimizer_state_given_as_a_checkpoint_is_named_as_such(tmp_path: Path):
+    G = Generator(SAAEConfig(num_classes=3, **TINY))
+    sidecar = tmp_path / "m.optim.safetensors"
+    save_optimizers(sidecar, {"g": torch.optim.Adam(G.parameters())})
+    with pytest.raises(PlategenError, match=r"m.optim.safetensors: the optimizer state .* give m.safetensors"):
+        load_checkpoint(sidecar)
+
+
 def _python(code: str, *args: str) -> subprocess.CompletedProcess:
     """Run `code` in a fresh interpreter importing this checkout's plategen."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}

@@ -33,6 +33,15 @@ def test_inspect_prints_counts_and_writes_a_contact_sheet(tmp_path, data_dir):
     assert image.width > 32 * 10 and image.height >= 32 * 20  # one row per class
 
 
+def test_inspect_groups_skip_reasons_without_turning_a_quoted_text_into_n():
+    """'0' (a plate's text) was printed as 'N', as if the plate read N."""
+    from plategen.inspection import reason_kind
+    a = reason_kind("classical: text '0' is too short to check a consistent row")
+    b = reason_kind("classical: text '12' is too short to check a consistent row")
+    assert a == b == "classical: text '...' is too short to check a consistent row"
+    assert reason_kind("found 5 character(s) for 7") == "found N character(s) for N"
+
+
 def test_inspect_of_a_missing_folder_is_one_clear_line(tmp_path):
     result = runner.invoke(app, ["inspect", str(tmp_path / "nope")])
     assert result.exit_code == 2

@@ -369,3 +369,11 @@ def test_a_folder_with_nothing_to_list_says_what_is_missing(tmp_path, data_dir):
     with pytest.raises(PlategenError) as err:
         load_plates(csv_folder)
     assert str(err.value) == f"{csv_folder}: no plates (format csv): its CSV has no rows"
+
+
+def test_a_synth_output_is_named_as_one_not_read_as_a_plate_csv(tmp_path):
+    """Its manifest.csv used to be read as a plate CSV: "missing column(s) plate_text"."""
+    (tmp_path / "manifest.csv").write_text("id,label,path\n", encoding="utf-8")
+    (tmp_path / "meta.json").write_text('{"tool": "plategen synth", "status": "complete"}', encoding="utf-8")
+    with pytest.raises(PlategenError, match="a plategen synth output of single characters or of shards"):
+        load_plates(tmp_path)

@@ -182,6 +182,7 @@ def test_no_duplicates_and_a_diversity_figure(tmp_path, plate, ckpt):
     assert report.diversity > report.closest > 0
     same = {"A": [np.zeros((4, 4, 3), np.uint8)] * 3}
     assert within_class_diversity(same) == (0.0, 0.0)
+    assert all(np.isnan(within_class_diversity({"A": same["A"][:1], "B": []})))  # no pair: unknown, not copies
 
 
 @pytest.mark.parametrize("option", [["--noise", "nan"], ["--noise", "inf"], ["--noise", "-1"],
@@ -288,6 +289,7 @@ def test_resuming_a_complete_run_changes_nothing_and_says_so(tmp_path, plate, ck
         assert after[key] == meta[key], key
     if fmt == "shards":
         assert len(list(read_shards(out))) == 40
+        assert "shard-000000.tar" in first.output and "shard-000002.tar" in first.output  # where they are, by name
 
 
 def test_resume_redraws_journalled_files_that_were_damaged(tmp_path, plate, ckpt):

@@ -374,7 +374,8 @@ def _run(req: SynthRequest, world: World, device: str, ckpt, ckpt_path: Path, fo
             preview = writers.write_preview(req.preview, [s.image for s in styles], req.chars, headers, samples)
         seconds = time.perf_counter() - start
         meta.update(status="complete", duplicates=duplicates, check_failed=check_failed, check_unchecked=unchecked,
-                    within_class_diversity=round(diversity, 3), closest_pair=round(closest, 3),
+                    within_class_diversity=None if math.isnan(diversity) else round(diversity, 3),
+                    closest_pair=None if math.isnan(closest) else round(closest, 3),
                     seconds=round(seconds, 3), images_per_s=round(generated_all / seconds, 1) if seconds else None)
         writers.write_meta(req.out, meta)
         journal.close(remove=True)
@@ -408,7 +409,8 @@ def json_ready(value):
 
 def within_class_diversity(samples: dict[str, list[np.ndarray]]) -> tuple[float, float]:
     """(mean, min) over labels of the pairwise RMS pixel distance (0-255) between that
-    label's sampled images. Mean: how varied a class is; min: its closest pair (0 = a copy)."""
+    label's sampled images. Mean: how varied a class is; min: its closest pair (0 = a copy); NaN when no
+    label has two images."""
     means, closest = [], math.inf
     for images in samples.values():
         if len(images) < 2:
@@ -423,6 +425,6 @@ def within_class_diversity(samples: dict[str, list[np.ndarray]]) -> tuple[float,
         d = np.sqrt(d2[iu])
         means.append(float(d.mean()))
         closest = min(closest, float(d.min()))
-    if not means:
-        return 0.0, 0.0
+    if not means:  # no label has two images: nothing to compare, not "all copies"
+        return math.nan, math.nan
     return float(np.mean(means)), closest

@@ -46,6 +46,7 @@ from PIL import Image
 from plategen.atomic import atomic_save_png, atomic_write_text, require_no_file_in_the_way, temp_leftovers
 from plategen.charset import safe_label_dir
 from plategen.errors import PlategenError
+from plategen.plates import synth_meta
 
 META = "meta.json"
 MANIFEST = "manifest.csv"
@@ -75,14 +76,6 @@ def os_error(path: Path | str, exc: OSError) -> PlategenError:
 
 
 # ---------------------------------------------------------------- the output folder
-
-
-def read_meta(out: Path) -> dict | None:
-    try:
-        meta = json.loads((out / META).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return meta if isinstance(meta, dict) and meta.get("tool") == "plategen synth" else None
 
 
 def abandon_run(writer, collect, journal: Journal, leader: bool, single: bool, out: Path, meta: dict,
@@ -149,7 +142,7 @@ def _earlier_run(out: Path, resume: bool, overwrite: bool, ours: bool = False) -
         raise _busy(out)
     if not any(p.name != LOCK for p in out.iterdir()):  # a killed run's lock file does not count
         return None
-    meta = read_meta(out)
+    meta = synth_meta(out)
     if resume:
         if meta is None:
             raise PlategenError(f"{out}: no {META} of a plategen synth run here, nothing to resume")
