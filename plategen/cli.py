@@ -430,7 +430,7 @@ def print_plate_report(report) -> None:
 @app.command()
 @user_errors
 def inspect(
-    data: Path = typer.Argument(..., help="A plate folder: YOLO boxes, plate text as file name, or a CSV."),
+    data: Path = typer.Argument(..., metavar="DATA", help="A plate folder: YOLO boxes, plate text as file name, or a CSV."),
     fmt: Optional[str] = typer.Option(None, "--format", help="yolo | filename | csv (default: detected)."),
     sheet: Optional[Path] = typer.Option(None, help="Contact sheet PNG (default: inspect-<folder>.png here)."),
     strict: bool = typer.Option(False, help="Fail on any bad record instead of listing it."),

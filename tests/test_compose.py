@@ -124,16 +124,25 @@ def _pasted(background, glyphs, boxes):
     return plate
 
 
-@pytest.mark.parametrize("source, name, text", [("uc3m-lp", "00023_AD-0-54-PX.jpg", "71HBW"),
-                                                 ("openalpr-us", "ak1165.jpg", "KXR204")])
-def test_no_seam_shows_where_the_generated_squares_meet_the_plate(imported, model, source, name, text):
-    image, boxes = _style(imported, source, name)
-    background = erase_characters(image, boxes)
-    glyphs = _glyphs(model, image, text)
-    real = _seam(image, boxes)
-    assert _seam(place_characters(background, glyphs, boxes, ink_colour(image, boxes)), boxes) < 1.1 * real
-    assert _seam(_pasted(background, glyphs, boxes), boxes) > 1.2 * real  # the measure sees a seam when there is one
-
+@pytest.mark.parametrize("source", ["uc3m-lp", "openalpr-us"])
+def test_no_seam_shows_where_the_generated_squares_meet_the_plate(imported, model, source):
+    """On 16 seeded plates of the source, the typical (median) grey step across the frame squares' edges is the
+    real plate's, and the measure does see the seam of squares pasted whole. One plate's figure swings with the
+    draws (0.95-1.3x on one pink plate), and a few plates whose placed strokes come out broken reach 1.5-2x
+    (README, What whole plates look like today), so one plate, or the mean, would test the draws, not a seam."""
+    plates = [p for p in imported(source).plates if p.boxes and len(p.boxes) == len(p.text) and 5 <= len(p.text) <= 7]
+    placed, pasted = [], []
+    for k in np.random.default_rng(0).choice(len(plates), 16, replace=False):
+        image = read_image(plates[k].image_path)
+        layout, _ = layout_of(plates[k], (image.shape[1], image.shape[0]))
+        boxes = [s.box for s in layout.char_slots]
+        background = erase_characters(image, boxes)
+        glyphs = _glyphs(model, image, "71HBWKX"[:len(boxes)])
+        real = _seam(image, boxes)
+        placed.append(_seam(place_characters(background, glyphs, boxes, ink_colour(image, boxes)), boxes) / real)
+        pasted.append(_seam(_pasted(background, glyphs, boxes), boxes) / real)
+    assert np.median(placed) < 1.1
+    assert np.median(pasted) > 1.2 * np.median(placed)  # the measure sees a seam when there is one
 
 
 def test_strokes_far_from_the_content_glyph_are_not_placed(imported):
