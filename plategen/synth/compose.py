@@ -28,17 +28,31 @@ INK_CORE_SHARE = 0.7  # ... and the stroke's core, whose colour new strokes take
 MIN_INK_CONTRAST = 8.0  # ... and by at least this many grey levels (below it is noise, not print)
 INK_GROWTH = 0.08  # the ink mask grows by this share of the box height, to take the anti-aliased rim too
 INPAINT_RADIUS = 0.15  # share of the median box height that cv2.inpaint looks around
+RIM_SHARE = 0.15  # a rim pixel touching the ink lies on the ink side of the paper by this share of the box's contrast
+PAPER_SMOOTH = (1.0, 0.08)  # the paper model's Gaussian along and across the rows, in median box heights
+FILL_TOLERANCE = 0.04  # an inpainted pixel may stray from the paper model by this share of the strokes' contrast
+PAPER_SUPPORT = 0.02  # ... fully where this blurred share of nearby pixels is paper, less where fewer are
 WINDOW_PAD = 0.08  # placed ink may reach this share of the box height past the box, then fades out over as much
 SOFT_INK = (0.3, 0.8)  # ink coverage ramps from 0 to 1 between these shares of a typical stroke's contrast
 GLYPH_REACH = 2  # px of the S x S frame: strokes this far from the content glyph's ink are still the character's
+
+
+def _gray(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY).astype(np.float32)
 
 
 def _box_contrast(image: np.ndarray, box: Box) -> np.ndarray:
     """Grey level minus the paper's inside `box` (float32, box-sized). Paper is the median of the box's edge
     pixels: a box is drawn round a character, so its edge is mostly paper."""
     x0, y0, x1, y1 = box
-    gray = cv2.cvtColor(image[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY).astype(np.float32)
+    gray = _gray(image[y0:y1, x0:x1])
     return gray - np.median(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]]))
+
+
+def _ink_side(diffs: Sequence[np.ndarray]) -> float:
+    """+1 where the characters are lighter than the paper, -1 where darker: the side most of the boxes'
+    clear ink pixels (`_box_contrast` of each box) lie on."""
+    return 1.0 if sum(float(np.sign(d[_beyond(np.abs(d), INK_SHARE)]).sum()) for d in diffs) > 0 else -1.0
 
 
 def _beyond(diff: np.ndarray, share: float) -> np.ndarray:
@@ -66,7 +80,7 @@ def ink_colour(image: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
     contrast. All ink pixels would take in the blurred rims, and a dim plate's highlights, and draw the
     new characters paler than the old, or light on a dark-on-light plate."""
     diffs = [_box_contrast(image, box) for box in boxes]
-    side = 1.0 if sum(float(np.sign(d[_beyond(np.abs(d), INK_SHARE)]).sum()) for d in diffs) > 0 else -1.0
+    side = _ink_side(diffs)
     mask = np.zeros(image.shape[:2], bool)
     for (x0, y0, x1, y1), diff in zip(boxes, diffs):
         mask[y0:y1, x0:x1] |= _beyond(side * diff, INK_CORE_SHARE)
@@ -77,20 +91,77 @@ def ink_colour(image: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
 
 
 def erase_characters(image: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
-    """The plate with the ink inside `boxes` inpainted (Telea) from the paper round it.
+    """The plate with the characters in `boxes` inpainted (Telea) from the paper round them, each inpainted
+    pixel held within FILL_TOLERANCE of a smooth model of the plate's paper.
 
-    Only ink pixels change, so the paper's own texture between strokes and everything
-    outside the boxes stays byte for byte.
+    Telea fills from the mask's edge; on a small plate whose boxes touch the frame and each other (CCPD crops)
+    that edge is frame and neighbours' rims, and the fill came out as pale blotches. The paper model is
+    what the rows of the boxes show between the strokes, smoothed along the rows. Only the characters'
+    pixels change (`erase_mask`), so the paper's texture between strokes and everything beyond the boxes'
+    rims stays byte for byte.
     """
-    mask = np.zeros(image.shape[:2], np.uint8)
+    diffs = [_box_contrast(image, box) for box in boxes]
+    side = _ink_side(diffs)
+    mask = np.zeros(image.shape[:2], bool)
     for box in boxes:
-        mask |= ink_mask(image, box)
+        mask |= erase_mask(image, box, side)
     height = float(np.median([y1 - y0 for _, y0, _, y1 in boxes]))
     bgr = np.ascontiguousarray(image[..., ::-1])
-    filled = cv2.inpaint(bgr, mask, max(2.0, INPAINT_RADIUS * height), cv2.INPAINT_TELEA)[..., ::-1]
+    filled = cv2.inpaint(bgr, mask.astype(np.uint8), max(2.0, INPAINT_RADIUS * height), cv2.INPAINT_TELEA)[..., ::-1]
+    paper, known = _paper_model(image, boxes, mask, height)
+    stroke = float(np.median([np.percentile(side * d, 98) for d in diffs]))
+    filled = _held_to(filled.astype(np.float32), paper, known, FILL_TOLERANCE * max(stroke, MIN_INK_CONTRAST))
     background = image.copy()
-    background[mask > 0] = filled[mask > 0]
+    background[mask] = np.clip(np.rint(filled[mask]), 0, 255).astype(np.uint8)
     return background
+
+
+def erase_mask(image: np.ndarray, box: Box, side: float) -> np.ndarray:
+    """The pixels `erase_characters` repaints for the character in `box` (bool, image-sized): its ink
+    (`ink_mask`), and the rim round it: pixels on the ink side of the paper by RIM_SHARE of the box's
+    contrast that touch the ink, up to INK_GROWTH of the box height away, past the box too (a tight box
+    cuts through its character's rim, and Telea then filled from the rim: grey bars on a Delaware plate)."""
+    height, width = image.shape[:2]
+    x0, y0, x1, y1 = box
+    reach = max(1, round(INK_GROWTH * (y1 - y0)))
+    X0, Y0, X1, Y1 = max(x0 - reach, 0), max(y0 - reach, 0), min(x1 + reach, width), min(y1 + reach, height)
+    diff = _box_contrast(image, box)
+    paper = float(np.median(_gray(image[y0:y1, x0:x1]) - diff))
+    threshold = max(MIN_INK_CONTRAST / 2, RIM_SHARE * float(np.percentile(side * diff, 98)))
+    rim = (side * (_gray(image[Y0:Y1, X0:X1]) - paper) > threshold).astype(np.uint8)
+    grown = (ink_mask(image, box)[Y0:Y1, X0:X1] > 0).astype(np.uint8)
+    for _ in range(reach):
+        grown |= cv2.dilate(grown, np.ones((3, 3), np.uint8)) & rim
+    mask = np.zeros((height, width), bool)
+    mask[Y0:Y1, X0:X1] = grown > 0
+    return mask
+
+
+def _paper_model(image: np.ndarray, boxes: Sequence[Box], mask: np.ndarray, height: float
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """A smooth paper under the characters (HxWx3 float32), from the boxes' pixels at least a pixel clear of
+    `mask` and near their box's paper grey (not a glare or a shadow), blurred PAPER_SMOOTH along and across
+    the rows (a plate's light changes along its height more than along its rows); and where it is known
+    (0-1: the blurred share of such pixels near, over PAPER_SUPPORT)."""
+    inside = np.zeros(image.shape[:2], np.uint8)
+    for box in boxes:
+        x0, y0, x1, y1 = box
+        diff = np.abs(_box_contrast(image, box))
+        inside[y0:y1, x0:x1] = diff <= max(MIN_INK_CONTRAST, RIM_SHARE * float(np.percentile(diff, 98)))
+    weight = (inside & (cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) == 0)).astype(np.float32)
+    along, across = (max(1.0, share * height) for share in PAPER_SMOOTH)
+    total = cv2.GaussianBlur(image.astype(np.float32) * weight[..., None], (0, 0), sigmaX=along, sigmaY=across)
+    near = cv2.GaussianBlur(weight, (0, 0), sigmaX=along, sigmaY=across)
+    return total / np.maximum(near, 1e-6)[..., None], np.clip(near / PAPER_SUPPORT, 0.0, 1.0)
+
+
+def _held_to(filled: np.ndarray, paper: np.ndarray, known: np.ndarray, tolerance: float) -> np.ndarray:
+    """`filled` moved toward `paper`, by as much as its grey level strays beyond `tolerance`, times how well
+    the paper is `known` (0-1: fading out where the model has little support, so no edge shows)."""
+    gap = _gray(paper) - _gray(filled)
+    beyond = np.maximum(np.abs(gap) - tolerance, 0.0) * known
+    share = np.where(beyond > 0, beyond / np.maximum(np.abs(gap), 1e-3), 0.0)
+    return filled + share[..., None] * (paper - filled)
 
 
 def place_characters(background: np.ndarray, glyph_images: Sequence[np.ndarray], boxes: Sequence[Box],
