@@ -284,7 +284,8 @@ def synth(
     style: list[str] = typer.Option(..., "--style", help="A plate image, a folder of plate crops, or a data "
                                     "folder (every plate a style); repeat for several."),
     chars: Optional[str] = typer.Option(None, "--chars", help="Characters to generate, e.g. 0-9A-Z or "
-                                        "京沪0-9A-Z (default 0-9A-Z; with --plates the checkpoint's charset); any "
+                                        "京沪0-9A-Z (default 0-9A-Z; with --plates the checkpoint's characters "
+                                        "that the layouts' slots take, I and O left out on Chinese plates); any "
                                         "character a shipped font covers; those the checkpoint has no class for are "
                                         "marked unchecked."),
     n: int = typer.Option(1000, "--n", help="Total images, spread evenly over the characters (plates with --plates)."),

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -60,10 +62,25 @@ def test_erasing_removes_the_ink_and_rims_and_leaves_every_pixel_beyond_them(imp
     beyond = ~_inside(image.shape, [(max(x0, 0), max(y0, 0), x1, y1) for x0, y0, x1, y1 in rims])
     assert np.array_equal(background[beyond], image[beyond])  # EU band, state name, artwork, masks
     assert _ink_share(image, boxes) > 0.1
-    assert _ink_share(background, boxes) < 0.1 * _ink_share(image, boxes)
+    assert _ink_share(background, boxes) < 0.15 * _ink_share(image, boxes)
     spread = [np.std(cv2.cvtColor(picture[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY)) for picture in (image, background)
               for x0, y0, x1, y1 in [boxes[len(boxes) // 2]]]
     assert spread[1] < 0.25 * spread[0]  # the middle box is paper again: no bar, no blotch
+
+
+def test_erasing_keeps_a_dot_the_plate_keeps_and_a_band_above_the_characters(imported):
+    """The rims' growth took a separator dot beside a character (the plate kept it and drew none) and ran into
+    a state band above the characters."""
+    from plategen.synth.plates import Canvas, load_style_plates
+    data = Path(imported("ccpd-crops").folder)
+    style = load_style_plates([data / "images" / "皖ABA749.jpg"])[0][0]
+    dot = next(s.box for s in style.layout.slots if s.kind == "separator")
+    background, _ = Canvas([style]).get(0)
+    x0, y0, x1, y1 = dot
+    assert np.array_equal(background[y0:y1, x0:x1], style.image[y0:y1, x0:x1])
+    image, boxes = _style(imported, "openalpr-us", "mi1322.jpg")
+    top = min(y0 for _, y0, _, _ in boxes)
+    assert np.array_equal(erase_characters(image, boxes)[:top], image[:top])
 
 
 def test_placed_characters_change_only_the_boxes_surroundings_and_take_the_plates_ink(imported, model):

@@ -205,6 +205,21 @@ def test_an_interrupted_run_resumes_to_the_same_bytes(styles, ckpt_cn, tmp_path,
     assert tree(cut) == tree(whole)
 
 
+def test_a_run_begun_by_a_plategen_that_drew_otherwise_is_not_resumed(styles, ckpt_cn, tmp_path, monkeypatch):
+    """Its images would mix two ways of drawing (and a character run's labels would move between ids)."""
+    generate = engine_module.Synthesizer.generate
+    monkeypatch.setattr(engine_module.Synthesizer, "generate", lambda self, ids: (_ for _ in ()).throw(KeyboardInterrupt))
+    cut = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):
+        synthesize(request(styles[:2], ckpt_cn, cut, 10, batch_size=2))
+    monkeypatch.setattr(engine_module.Synthesizer, "generate", generate)
+    meta = json.loads((cut / "meta.json").read_text(encoding="utf-8"))
+    del meta["drawing"]  # as a run of the plategen before the drawing number was kept
+    (cut / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(PlategenError, match=r"begun by an earlier plategen that draws differently \(drawing 1, this one "):
+        synthesize(request(styles[:2], ckpt_cn, cut, 10, resume=True, batch_size=None))
+
+
 def test_noise_goes_on_the_whole_composed_plate_from_each_plates_seed(styles, ckpt_cn, tmp_path):
     clean = synthesize(request(styles[:2], ckpt_cn, tmp_path / "clean", 4, diversity=Diversity(noise=0.0))).out
     noisy = synthesize(request(styles[:2], ckpt_cn, tmp_path / "noisy", 4, diversity=Diversity(noise=6.0))).out
@@ -247,6 +262,10 @@ def test_texts_file_is_used_in_order_and_cycled(styles, ckpt_cn, tmp_path):
     texts.write_text("123-BC\n\n456 FG\n", encoding="utf-8")
     out = synthesize(request(styles[:1], ckpt_cn, tmp_path / "out", 5, texts=texts)).out
     assert [r["text"] for r in manifest(out)] == ["123BC", "456FG", "123BC", "456FG", "123BC"]
+    chinese = tmp_path / "chinese.txt"  # a user's own Chinese texts may hold I and O, though drawn ones skip them
+    chinese.write_text("京AOI123\n", encoding="utf-8")
+    out = synthesize(request(styles[1:2], ckpt_cn, tmp_path / "cn", 2, texts=chinese, chars=None)).out
+    assert [r["text"] for r in manifest(out)] == ["京AOI123"] * 2
     texts.write_text("1234BC\n", encoding="utf-8")
     with pytest.raises(PlategenError, match="texts.txt:1: '1234BC' has 6 characters; the layout DDD/LL has 5"):
         synthesize(request(styles[:1], ckpt_cn, tmp_path / "bad", 2, texts=texts))
@@ -272,6 +291,21 @@ def test_without_chars_a_run_takes_the_characters_its_slots_use(styles, ckpt_cn,
     assert (chinese / "classes.txt").read_text(encoding="utf-8").split() == [c for c in CHARS if c not in "IO"]
     with_i = synthesize(request(styles[1:2], ckpt_cn, tmp_path / "given", 40, chars=CHARS)).out
     assert {"I", "O"} <= {c for r in manifest(with_i) for c in r["text"]}  # --chars given: as given
+
+
+def test_a_flat_style_plate_is_refused_for_plates_too(data_dir, ckpt_cn, tmp_path):
+    """Its annotation made it a style plate, and blank characters were drawn on it."""
+    folder = tmp_path / "flat"
+    (folder / "images").mkdir(parents=True)
+    (folder / "labels").mkdir()
+    shutil.copy(data_dir / "uc3m-lp" / "classes.txt", folder)
+    stem = Path(UC3M[1]).stem
+    shutil.copy(data_dir / "uc3m-lp" / "labels" / f"{stem}.txt", folder / "labels")
+    size = Image.open(data_dir / UC3M[0] / UC3M[1]).size
+    Image.new("RGB", size, (200, 200, 200)).save(folder / "images" / f"{stem}.png")
+    with pytest.raises(PlategenError, match=r"a flat image .* not a plate"):
+        synthesize(request([folder], ckpt_cn, tmp_path / "out", 2))
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_design_is_refused_on_a_plate_that_is_not_chinese(styles, ckpt_cn, tmp_path):

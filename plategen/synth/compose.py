@@ -32,6 +32,7 @@ RIM_SHARE = 0.15  # a rim pixel touching the ink lies on the ink side of the pap
 PAPER_SMOOTH = (1.0, 0.08)  # the paper model's Gaussian along and across the rows, in median box heights
 FILL_TOLERANCE = 0.04  # an inpainted pixel may stray from the paper model by this share of the strokes' contrast
 PAPER_SUPPORT = 0.02  # ... fully where this blurred share of nearby pixels is paper, less where fewer are
+MISFIT = 4.0  # ... and where the paper round it strays from the model by at most this many tolerances, none at twice
 WINDOW_PAD = 0.08  # placed ink may reach this share of the box height past the box, then fades out over as much
 SOFT_INK = (0.3, 0.8)  # ink coverage ramps from 0 to 1 between these shares of a typical stroke's contrast
 GLYPH_REACH = 2  # px of the S x S frame: strokes this far from the content glyph's ink are still the character's
@@ -90,27 +91,29 @@ def ink_colour(image: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
     return np.median(image[mask], axis=0).astype(np.float32)
 
 
-def erase_characters(image: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
+def erase_characters(image: np.ndarray, boxes: Sequence[Box], keep: Sequence[Box] = ()) -> np.ndarray:
     """The plate with the characters in `boxes` inpainted (Telea) from the paper round them, each inpainted
     pixel held within FILL_TOLERANCE of a smooth model of the plate's paper.
 
     Telea fills from the mask's edge; on a small plate whose boxes touch the frame and each other (CCPD crops)
     that edge is frame and neighbours' rims, and the fill came out as pale blotches. The paper model is
     what the rows of the boxes show between the strokes, smoothed along the rows. Only the characters'
-    pixels change (`erase_mask`), so the paper's texture between strokes and everything beyond the boxes'
-    rims stays byte for byte.
+    pixels change (`erase_mask`), never those in `keep` (a separator dot the plate keeps), so the paper's
+    texture between strokes and everything beyond the characters' rims stays byte for byte.
     """
     diffs = [_box_contrast(image, box) for box in boxes]
     side = _ink_side(diffs)
     mask = np.zeros(image.shape[:2], bool)
     for box in boxes:
         mask |= erase_mask(image, box, side)
+    for x0, y0, x1, y1 in keep:
+        mask[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = False
     height = float(np.median([y1 - y0 for _, y0, _, y1 in boxes]))
     bgr = np.ascontiguousarray(image[..., ::-1])
     filled = cv2.inpaint(bgr, mask.astype(np.uint8), max(2.0, INPAINT_RADIUS * height), cv2.INPAINT_TELEA)[..., ::-1]
-    paper, known = _paper_model(image, boxes, mask, height)
+    paper, known, misfit = _paper_model(image, boxes, mask, height)
     stroke = float(np.median([np.percentile(side * d, 98) for d in diffs]))
-    filled = _held_to(filled.astype(np.float32), paper, known, FILL_TOLERANCE * max(stroke, MIN_INK_CONTRAST))
+    filled = _held_to(filled.astype(np.float32), paper, known, misfit, FILL_TOLERANCE * max(stroke, MIN_INK_CONTRAST))
     background = image.copy()
     background[mask] = np.clip(np.rint(filled[mask]), 0, 255).astype(np.uint8)
     return background
@@ -118,9 +121,10 @@ def erase_characters(image: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
 
 def erase_mask(image: np.ndarray, box: Box, side: float) -> np.ndarray:
     """The pixels `erase_characters` repaints for the character in `box` (bool, image-sized): its ink
-    (`ink_mask`), and the rim round it: pixels on the ink side of the paper by RIM_SHARE of the box's
-    contrast that touch the ink, up to INK_GROWTH of the box height away, past the box too (a tight box
-    cuts through its character's rim, and Telea then filled from the rim: grey bars on a Delaware plate)."""
+    (`ink_mask`) and its rim: pixels on the ink side of the paper by RIM_SHARE of the box's contrast that touch
+    the ink, up to INK_GROWTH of the box height away, past a tight box too (Telea filled from a rim the box
+    cut through: grey bars on a Delaware plate). Ink-side pixels that run on past that reach (a state band,
+    a plate's frame) are no rim."""
     height, width = image.shape[:2]
     x0, y0, x1, y1 = box
     reach = max(1, round(INK_GROWTH * (y1 - y0)))
@@ -129,6 +133,11 @@ def erase_mask(image: np.ndarray, box: Box, side: float) -> np.ndarray:
     paper = float(np.median(_gray(image[y0:y1, x0:x1]) - diff))
     threshold = max(MIN_INK_CONTRAST / 2, RIM_SHARE * float(np.percentile(side * diff, 98)))
     rim = (side * (_gray(image[Y0:Y1, X0:X1]) - paper) > threshold).astype(np.uint8)
+    outside = np.ones(rim.shape, bool)
+    outside[y0 - Y0:y1 - Y0, x0 - X0:x1 - X0] = False
+    count, parts = cv2.connectedComponents(rim & outside)
+    beyond = np.unique(np.concatenate([parts[0], parts[-1], parts[:, 0], parts[:, -1]]))
+    rim[np.isin(parts, beyond[beyond > 0])] = 0  # past the box, what runs on past the reach (a band) is no rim
     grown = (ink_mask(image, box)[Y0:Y1, X0:X1] > 0).astype(np.uint8)
     for _ in range(reach):
         grown |= cv2.dilate(grown, np.ones((3, 3), np.uint8)) & rim
@@ -138,11 +147,12 @@ def erase_mask(image: np.ndarray, box: Box, side: float) -> np.ndarray:
 
 
 def _paper_model(image: np.ndarray, boxes: Sequence[Box], mask: np.ndarray, height: float
-                 ) -> tuple[np.ndarray, np.ndarray]:
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A smooth paper under the characters (HxWx3 float32), from the boxes' pixels at least a pixel clear of
     `mask` and near their box's paper grey (not a glare or a shadow), blurred PAPER_SMOOTH along and across
     the rows (a plate's light changes along its height more than along its rows); and where it is known
-    (0-1: the blurred share of such pixels near, over PAPER_SUPPORT)."""
+    (0-1: the blurred share of such pixels near, over PAPER_SUPPORT); and how far, in grey levels, those pixels
+    stray from it around each pixel (their blurred absolute difference)."""
     inside = np.zeros(image.shape[:2], np.uint8)
     for box in boxes:
         x0, y0, x1, y1 = box
@@ -150,16 +160,22 @@ def _paper_model(image: np.ndarray, boxes: Sequence[Box], mask: np.ndarray, heig
         inside[y0:y1, x0:x1] = diff <= max(MIN_INK_CONTRAST, RIM_SHARE * float(np.percentile(diff, 98)))
     weight = (inside & (cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) == 0)).astype(np.float32)
     along, across = (max(1.0, share * height) for share in PAPER_SMOOTH)
-    total = cv2.GaussianBlur(image.astype(np.float32) * weight[..., None], (0, 0), sigmaX=along, sigmaY=across)
-    near = cv2.GaussianBlur(weight, (0, 0), sigmaX=along, sigmaY=across)
-    return total / np.maximum(near, 1e-6)[..., None], np.clip(near / PAPER_SUPPORT, 0.0, 1.0)
+    blur = functools.partial(cv2.GaussianBlur, ksize=(0, 0), sigmaX=along, sigmaY=across)
+    near = np.maximum(blur(weight), 1e-6)
+    paper = blur(image.astype(np.float32) * weight[..., None]) / near[..., None]
+    misfit = blur(np.abs(_gray(image) - _gray(paper)) * weight) / near  # the paper's own departures from the model
+    return paper, np.clip(near / PAPER_SUPPORT, 0.0, 1.0), misfit
 
 
-def _held_to(filled: np.ndarray, paper: np.ndarray, known: np.ndarray, tolerance: float) -> np.ndarray:
+def _held_to(filled: np.ndarray, paper: np.ndarray, known: np.ndarray, misfit: np.ndarray, tolerance: float
+             ) -> np.ndarray:
     """`filled` moved toward `paper`, by as much as its grey level strays beyond `tolerance`, times how well
-    the paper is `known` (0-1: fading out where the model has little support, so no edge shows)."""
+    the paper is `known` (0-1: fading out where the model has little support, so no edge shows) and how well
+    it fits the paper around (fading out where the paper itself strays from it by over MISFIT tolerances, as
+    artwork behind the characters does: there the model is no better than Telea's fill)."""
     gap = _gray(paper) - _gray(filled)
-    beyond = np.maximum(np.abs(gap) - tolerance, 0.0) * known
+    trust = known * np.clip(2.0 - misfit / (MISFIT * tolerance), 0.0, 1.0)
+    beyond = np.maximum(np.abs(gap) - tolerance, 0.0) * trust
     share = np.where(beyond > 0, beyond / np.maximum(np.abs(gap), 1e-3), 0.0)
     return filled + share[..., None] * (paper - filled)
 

@@ -43,7 +43,7 @@ from plategen.detect import segment_with_text
 from plategen.synth import plate_writers, writers
 from plategen.synth.check import LabelCheck, chars_with_real_crops
 from plategen.synth.engine import Batch, DrawMemo, Engine, Synthesizer, generate_threads
-from plategen.synth.inputs import Style, require_plate_size
+from plategen.synth.inputs import Style, require_contrast, require_plate_size
 from plategen.synth.plan import CHECK_ATTEMPTS, Diversity, Plan, build_glyph_pool, build_style_pool, image_seeds
 
 DEFAULT_PLATE_BATCH = 32  # plates per generator batch
@@ -143,6 +143,7 @@ def style_plate(plate: Plate) -> StylePlate:
     """An imported plate (with one box per character) as a style plate with its layout."""
     image = read_image(plate.image_path)
     require_plate_size(plate.image_path, image)
+    require_contrast(plate.image_path, image)
     layout, text = layout_of(plate, (image.shape[1], image.shape[0]))
     return StylePlate(str(plate.image_path), image, plate.sha256, layout, text)
 
@@ -184,12 +185,13 @@ def plate_layouts(styles: Sequence[StylePlate], pattern: str | None) -> list[Pla
 CHINESE_SERIALS_SKIP = "IO"  # Chinese plates never print I or O (read as 1 and 0)
 
 
-def default_chars(drawable: Sequence[str], layouts: Sequence[PlateLayout]) -> list[str]:
+def default_chars(drawable: Sequence[str], layouts: Sequence[PlateLayout], drawn: bool = True) -> list[str]:
     """The alphabet of a run without --chars: the `drawable` characters some slot takes, so a Spanish run's
-    classes hold no province; when every plate is Chinese, letter slots skip I and O, as real ones do."""
+    classes hold no province; when the texts are `drawn` (not a --texts file, whose texts are the user's)
+    and every plate is Chinese, letter slots skip I and O, as real ones do."""
     slots = [slot for layout in layouts for slot in layout.char_slots]
     chinese = all(any(s.kind == "province" for s in layout.slots) for layout in layouts)
-    skip = set(CHINESE_SERIALS_SKIP) if chinese else set()
+    skip = set(CHINESE_SERIALS_SKIP) if chinese and drawn else set()
     return [c for c in drawable if any(c in slot.allowed if slot.allowed else kind_of(c) == slot.kind and c not in skip
                                        for slot in slots)]
 
@@ -298,7 +300,7 @@ class Canvas:
             new_dots = [s.box for s in self.layouts[k].slots if s.kind == "separator"]
             dots = self.design is None or self.design.dot
             keep = dots and new_dots == own_dots  # the style plate's own dot stays where the new one goes
-            background = erase_characters(plate.image, boxes + ([] if keep else own_dots))
+            background = erase_characters(plate.image, boxes + ([] if keep else own_dots), own_dots if keep else [])
             ink = ink_colour(plate.image, boxes)
             if self.design is not None:
                 paper = np.median(np.concatenate([background[y0:y1, x0:x1].reshape(-1, 3) for x0, y0, x1, y1 in boxes]),

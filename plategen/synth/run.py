@@ -96,8 +96,11 @@ class SynthReport:
 
 
 # what must match for --resume to continue a run
-RESUME_KEYS = ("n", "charset", "seed", "checkpoint_sha256", "styles", "format", "shard_size", "batch_size",
+RESUME_KEYS = ("drawing", "n", "charset", "seed", "checkpoint_sha256", "styles", "format", "shard_size", "batch_size",
                "diversity", "glyph_size", "label_check")
+# How this plategen draws (fonts per character, erasing): a run begun by one that drew otherwise cannot be
+# finished byte for byte. 2: the footless 1 and erased rims; runs from before carry no number (1).
+DRAWING = 2
 
 
 def synthesize(req: SynthRequest, progress: Callable[[int, int], None] = lambda done, total: None
@@ -132,7 +135,7 @@ def _checked(req: SynthRequest, world: World, progress: Callable[[int, int], Non
     check_drawable(req.chars, fonts, ckpt.meta.get("charset"))
     styles = load_styles(req.styles)
     params = {
-        "n": req.n, "charset": list(req.chars), "seed": req.seed, "checkpoint_sha256": ckpt.sha256,
+        "drawing": DRAWING, "n": req.n, "charset": list(req.chars), "seed": req.seed, "checkpoint_sha256": ckpt.sha256,
         "styles": [{"path": s.name, "sha256": s.sha256} for s in styles], "format": req.format,
         "shard_size": req.shard_size if req.format == "shards" else None,
         "batch_size": req.batch_size or DEFAULT_BATCH_SIZE,
@@ -153,6 +156,10 @@ def _claimed(req: SynthRequest, world: World, device: str, params: dict, resume_
         locks.append(lock)
         if previous is not None:
             params["batch_size"] = _resumed_batch_size(req, previous.get("batch_size", params["batch_size"]))
+            if previous.get("drawing", 1) != params["drawing"]:
+                raise PlategenError(f"{req.out}: begun by an earlier plategen that draws differently (drawing "
+                                    f"{previous.get('drawing', 1)}, this one {params['drawing']}), so --resume cannot "
+                                    "finish it byte for byte; finish it with that version, or start again with --overwrite")
             differ = [k for k in resume_keys if previous.get(k) != params[k]]
             if differ:
                 raise PlategenError(f"{req.out}: --resume with different settings than the interrupted run "
@@ -190,10 +197,11 @@ def _checked_plates(req: SynthRequest, world: World, device: str, ckpt, ckpt_pat
         plates.require_chinese(styles, req.design)
     pattern = req.pattern or (design.pattern if design is not None else None)
     chars = list(req.chars) if req.chars is not None else plates.default_chars(
-        [c for c in (charset or []) if fonts_for(c, fonts)], plates.plate_layouts(styles, pattern))
+        [c for c in (charset or []) if fonts_for(c, fonts)], plates.plate_layouts(styles, pattern),
+        drawn=req.texts is None)
     plan = plates.plan_plates(styles, req.n, chars, req.seed, pattern, req.texts)
     params = {
-        "n": req.n, "seed": req.seed, "checkpoint_sha256": ckpt.sha256, "format": req.format,
+        "drawing": DRAWING, "n": req.n, "seed": req.seed, "checkpoint_sha256": ckpt.sha256, "format": req.format,
         "shard_size": req.shard_size if req.format == "shards" else None,
         "batch_size": req.batch_size or plates.DEFAULT_PLATE_BATCH, "glyph_size": ckpt.config.glyph_size,
         "label_check": label_check, **plates.plate_params(req, styles, chars),
