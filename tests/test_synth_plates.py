@@ -353,6 +353,8 @@ def test_preview_shows_each_style_plate_beside_its_plates(styles, ckpt_cn, tmp_p
     assert (row[:, bar:bar + 12] == 255).all()
     x = bar + 12 + 6
     assert np.array_equal(row[:, x:x + plate.shape[1]], plate)  # then its first generated plate
+    again = synthesize(request(styles[:2], ckpt_cn, tmp_path / "again", 4, preview=sheet))  # its own sheet: replaced
+    assert again.preview == sheet
 
 
 def test_overwrite_replaces_a_plate_run_and_nothing_else(styles, ckpt_cn, tmp_path):

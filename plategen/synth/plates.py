@@ -28,9 +28,10 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 
 from plategen import __version__
-from plategen.atomic import atomic_write_bytes
+from plategen.atomic import atomic_save_png
 from plategen.distributed import World
 from plategen.synth.compose import Coverages, erase_characters, ink_colour, place_on_plates
 from plategen.synth.designs import Design, design_named, draw_dot, repaint
@@ -532,7 +533,7 @@ def write_plate_preview(path: Path, styles: Sequence[StylePlate], plan: PlatePla
         rows.append(np.concatenate([np.pad(c, ((0, 0), (0, 6), (0, 0)), constant_values=40) for c in cells], 1))
     width = max(r.shape[1] for r in rows)
     sheet = np.concatenate([np.pad(r, ((3, 3), (0, width - r.shape[1]), (0, 0)), constant_values=40) for r in rows])
-    atomic_write_bytes(path, writers.encode_png(sheet))
+    atomic_save_png(Image.fromarray(sheet), path)
     return path
 
 
