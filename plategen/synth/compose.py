@@ -135,7 +135,7 @@ def erase_mask(image: np.ndarray, box: Box, side: float) -> np.ndarray:
     rim = (side * (_gray(image[Y0:Y1, X0:X1]) - paper) > threshold).astype(np.uint8)
     outside = np.ones(rim.shape, bool)
     outside[y0 - Y0:y1 - Y0, x0 - X0:x1 - X0] = False
-    count, parts = cv2.connectedComponents(rim & outside)
+    _, parts = cv2.connectedComponents(rim & outside)
     beyond = np.unique(np.concatenate([parts[0], parts[-1], parts[:, 0], parts[:, -1]]))
     rim[np.isin(parts, beyond[beyond > 0])] = 0  # past the box, what runs on past the reach (a band) is no rim
     grown = (ink_mask(image, box)[Y0:Y1, X0:X1] > 0).astype(np.uint8)
