@@ -259,6 +259,9 @@ def train(
     table = Table(title=f"plategen train -> {result.checkpoint}", show_header=False)
     ran = f" ({result.steps - result.resumed_at:,} from step {result.resumed_at:,})" if result.resumed_at else ""
     table.add_row("steps", f"{result.steps:,}{ran} in {result.seconds / 60:.1f} min")
+    if result.adam_restarted:
+        table.add_row("optimizer state", f"restarted: no optimizer state of step {result.resumed_at:,} beside the "
+                      "checkpoint, so the weights differ from those of an unbroken run")
     if result.ranks > 1:
         table.add_row("torchrun ranks", f"{result.ranks}, each on 1/{result.ranks} of every batch; same weights on "
                       "every rank at each checkpoint")

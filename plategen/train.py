@@ -35,7 +35,7 @@ from tqdm import tqdm
 from plategen import __version__, distributed
 from plategen.atomic import require_no_file_in_the_way
 from plategen.charset import parse_charset
-from plategen.checkpoint import (LoadedCheckpoint, load_checkpoint, load_optimizers, optimizer_path,
+from plategen.checkpoint import (LoadedCheckpoint, load_checkpoint, load_optimizers, optimizer_path, optimizer_step,
                                  save_checkpoint, save_optimizers)
 from plategen.dataset import CharSamples, build_samples, charset_of, is_holdout
 from plategen.device import resolve_device, usable_cores
@@ -110,6 +110,7 @@ class TrainResult:
     ranks: int = 1  # torchrun processes that trained it
     bad_records: list[str] = field(default_factory=list)  # records of --data left out (malformed, unreadable)
     resumed_at: int = 0  # the step this run started from
+    adam_restarted: bool = False  # an unfinished run resumed without its optimizer state: not an unbroken run's weights
 
 
 def options_for(preset: str, **overrides) -> TrainOptions:
@@ -582,15 +583,20 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
                   else SAAEConfig(num_classes=len(charset), **opts.model))
         bank = GlyphBank(charset, opts.glyph_variants, rng, config.glyph_size)
         fit = new_fit(config, opts, device)
+        adam_restarted = False
         if previous is not None:
             fit.G.load_state_dict(previous.generator.state_dict())
             carry_discriminator(fit.D, previous.discriminator, previous_charset, charset)
-            if optimizer_path(resume).is_file() and charset == previous_charset:  # else D's Adam state has other shapes
-                restore_optimizers(optimizer_path(resume), fit)
+            fit.step = int(previous.meta.get("step", 0))
+            sidecar = optimizer_path(resume)
+            restored = (sidecar.is_file() and charset == previous_charset  # else D's Adam state has other shapes
+                        and optimizer_step(sidecar) in (None, fit.step))  # a kill between the two writes leaves it stale
+            if restored:
+                restore_optimizers(sidecar, fit)
                 for group in (*fit.opt_g.param_groups, *fit.opt_d.param_groups):
                     group["lr"] = opts.lr  # the sidecar holds the earlier run's rate; this run's --lr wins
-            fit.step = int(previous.meta.get("step", 0))
             left_off = int(previous.meta.get("total", 0))
+            adam_restarted = left_off > fit.step and not restored  # an unfinished run that cannot go on as it was
             fit.run_start = int(previous.meta.get("run_start", fit.step)) if left_off > fit.step else fit.step
             if opts.more_steps is not None and left_off > fit.step and previous.meta.get("train", {}).get("more_steps") is None:
                 raise PlategenError(f"{resume}: an unfinished training run (step {fit.step} of {left_off}), not a "
@@ -615,7 +621,7 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "resumed_from": str(resume) if resume is not None else None, "ranks": world.size}
         save_checkpoint(out, fit.G, config, meta, fit.D)
-        save_optimizers(optimizer_path(out), {"g": fit.opt_g, "d": fit.opt_d})
+        save_optimizers(optimizer_path(out), {"g": fit.opt_g, "d": fit.opt_d}, fit.step)
 
     def write_grid() -> None:
         samples_dir.mkdir(parents=True, exist_ok=True)
@@ -648,7 +654,8 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
     if world.leader and fit.step == total and not out.exists():  # resumed past its total: nothing ran, still write `out`
         save()
     return TrainResult(out, optimizer_path(out), written, fit.step, time.time() - started, fit.losses, val_l1,
-                       len(train_plates), int(len(real.labels)), int(rendered.sum()), world.size, bad_records, resumed_at)
+                       len(train_plates), int(len(real.labels)), int(rendered.sum()), world.size, bad_records, resumed_at,
+                       adam_restarted)
 
 
 def same_weights(fit: SAAEFit, world: World) -> None:

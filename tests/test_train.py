@@ -329,8 +329,8 @@ def test_a_run_killed_and_resumed_ends_on_the_weights_of_an_unbroken_run(tmp_pat
     train_saae([small_uc3m], unbroken, options, progress=False)
     train_saae([small_uc3m], broken, replace(options, steps=2), progress=False)
     _killed_at_its_last_save(broken, 4)
-    train_saae([small_uc3m], broken, options, resume=broken, progress=False)
-    assert _same_weights(broken, unbroken)
+    resumed = train_saae([small_uc3m], broken, options, resume=broken, progress=False)
+    assert _same_weights(broken, unbroken) and not resumed.adam_restarted
 
     # a fine-tune too: Adam restarts on the shipped-like base, and the warmup goes on from where the kill left it
     optimizer_path(unbroken).unlink()
@@ -341,6 +341,25 @@ def test_a_run_killed_and_resumed_ends_on_the_weights_of_an_unbroken_run(tmp_pat
     _killed_at_its_last_save(cut, 8)
     train_saae([small_uc3m], cut, finetune, resume=cut, progress=False)
     assert _same_weights(cut, tuned) and not _same_weights(tuned, unbroken)
+
+
+def test_a_killed_run_resumed_without_its_optimizer_state_says_so(tmp_path: Path, small_uc3m: Path):
+    """A kill between the checkpoint's write and its sidecar's left the sidecar of an earlier step; the resume
+    restarted Adam without a word (the review's finding)."""
+    options = TrainOptions(steps=4, batch_size=8, num_threads=1, val_crops=32, model=TINY)
+    early, late = tmp_path / "early.safetensors", tmp_path / "late.safetensors"
+    train_saae([small_uc3m], early, replace(options, steps=1), progress=False)
+    train_saae([small_uc3m], late, replace(options, steps=2), progress=False)
+    _killed_at_its_last_save(late, 4)
+    shutil.copy(optimizer_path(early), optimizer_path(late))  # the sidecar of step 1 beside the checkpoint of step 2
+    stale = train_saae([small_uc3m], late, options, resume=late, progress=False)
+    assert stale.adam_restarted
+    _killed_at_its_last_save(late, 6)
+    optimizer_path(late).unlink()
+    result = CliRunner().invoke(app, ["train", "--data", str(small_uc3m), "--out", str(late), "--resume", str(late),
+                                      "--steps", "6", "--batch-size", "8", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    assert "restarted: no optimizer state of step 4" in " ".join(result.output.split())
 
 
 def test_a_resumed_run_trains_at_its_own_lr_not_the_sidecars(tmp_path: Path, small_uc3m: Path):
