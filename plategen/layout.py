@@ -61,6 +61,11 @@ class PlateLayout:
         return ROW_BREAK.join(rows)
 
     @property
+    def chinese(self) -> bool:
+        """A Chinese plate's layout: it has a province slot."""
+        return any(s.kind == "province" for s in self.slots)
+
+    @property
     def rows(self) -> int:
         return max(s.row for s in self.slots) + 1
 

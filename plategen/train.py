@@ -373,7 +373,8 @@ def new_fit(config: SAAEConfig, opts: TrainOptions, device: torch.device) -> SAA
     return SAAEFit(G, D, opt_g, opt_d)
 
 
-def fit_saae(fit: SAAEFit, samples: CharSamples, bank: GlyphBank, opts: TrainOptions, device: torch.device, total_steps: int, budget_s: float | None = None,
+def fit_saae(fit: SAAEFit, samples: CharSamples, bank: GlyphBank, opts: TrainOptions, device: torch.device,
+             total_steps: int, budget_s: float | None = None,
              on_step: Callable[[SAAEFit], None] = lambda fit: None, world: World = SOLO) -> SAAEFit:
     """The three-step loop on class-balanced batches of `samples` until `fit.step` reaches `total_steps`
     (or `budget_s` seconds have passed); `on_step` runs after every step. The one loop both

@@ -191,7 +191,7 @@ def default_chars(drawable: Sequence[str], layouts: Sequence[PlateLayout], drawn
     classes hold no province; when the texts are `drawn` (not a --texts file, whose texts are the user's)
     and every plate is Chinese, letter slots skip I and O, as real ones do."""
     slots = [slot for layout in layouts for slot in layout.char_slots]
-    chinese = all(any(s.kind == "province" for s in layout.slots) for layout in layouts)
+    chinese = all(layout.chinese for layout in layouts)
     skip = set(CHINESE_SERIALS_SKIP) if chinese and drawn else set()
     return [c for c in drawable if any(c in slot.allowed if slot.allowed else kind_of(c) == slot.kind and c not in skip
                                        for slot in slots)]
@@ -201,7 +201,7 @@ def require_chinese(styles: Sequence[StylePlate], design: str) -> None:
     """A design repaints a Chinese plate's paper and ink; on another plate it would paint its masks, bands and
     artwork over too, and characters placed there could vanish."""
     for style in styles:
-        if not any(slot.kind == "province" for slot in style.layout.slots):
+        if not style.layout.chinese:
             raise PlategenError(f"--design {design}: repaints Chinese plates; {style.name} has no province "
                                 f"character (its text: {style.text}); give Chinese style plates")
 
