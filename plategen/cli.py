@@ -118,7 +118,7 @@ def count_grid(title: str, counts: dict[str, int], groups: int = 4) -> Table:
 
 # --- commands: each one parses options and calls one library function ---
 # Modules that load torch are imported inside the command that needs them, not above: torch takes
-# ~3 s to load on a busy machine (help and inspect never need it), and benchmark must set
+# ~3 s to load on a busy machine (help never needs it), and `run` must set
 # OMP_WAIT_POLICY before it loads.
 
 
@@ -168,8 +168,6 @@ def benchmark(
 
     Writes report.json, report.md and benchmark.png to --out.
     """
-    if "torch" not in sys.modules:  # OpenMP threads that sleep instead of spinning: on a shared 2-core
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # machine, spinning made training 3-10x slower
     from plategen.bench import (BenchmarkRequest, level_options, parse_generators, parse_ratios, parse_real_plates,
                                 plate_summary_tables, run_benchmark, summary_tables)
 
@@ -476,6 +474,9 @@ def inspect(
 def run() -> None:
     """The `plategen` command: the app, with click's own usage errors (an unknown option, a value of the wrong
     type, a missing option) as the one line every other wrong input gets, not click's usage block."""
+    # OpenMP threads that sleep instead of spinning, set before torch loads: on a shared 2-core machine,
+    # spinning made recogniser training 3-10x and the detector (inspect, synth --plates) 10-20x slower
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         code = app(prog_name="plategen", standalone_mode=False)
     except typer.Abort:

@@ -5,7 +5,8 @@ Three formats, detected from the folder (``--format`` overrides):
 - ``yolo``: ``images/`` + ``labels/<stem>.txt`` (``class cx cy w h``, normalised) +
   ``classes.txt``; character boxes are annotated.
 - ``filename``: ``images/`` (or the folder itself) with the plate text as the file
-  name, e.g. ``皖A0V262.jpg`` (anything after a first ``_`` is ignored).
+  name, e.g. ``皖A0V262.jpg`` (anything after a first ``_`` is ignored; a name with lower-case
+  letters, ``photo.jpg``, is no plate text and is listed as a problem).
 - ``csv``: a ``*.csv`` with columns ``image_path`` and ``plate_text`` (extra
   columns allowed; a ``region`` column is kept), paths relative to the CSV and
   inside the data folder unless ``allow_outside``.
@@ -422,12 +423,20 @@ def _read_filename(folder: Path) -> tuple[list[RawRecord], ImportResult]:
     result = ImportResult(folder, "filename")
     records: list[RawRecord] = []
     for image_path in _image_files(images_dir(folder)):
-        text = clean_text(image_path.stem.split("_")[0])
-        if not text or not text.isalnum():
-            result.problems.append(Problem(image_path, f"file name {image_path.name!r} is not a plate text"))
+        text = text_of_name(image_path)
+        if text is None:
+            result.problems.append(Problem(image_path, f"file name {image_path.name!r} is not a plate text "
+                                                       "(letters and digits, no lower case)"))
             continue
         records.append((image_path, text, None, ""))
     return records, result
+
+
+def text_of_name(path: Path) -> str | None:
+    """The plate text a file is named by (``皖A0V262.jpg``, ``1234BCD_front.jpg``), or None: plate texts
+    have no lower-case letters, so ``photo.jpg`` or ``plate.jpg`` is a name, not a plate text."""
+    text = clean_text(path.stem.split("_")[0])
+    return text if text and text.isalnum() and text == text.upper() else None
 
 
 def _leaves_folder(relative: str) -> bool:

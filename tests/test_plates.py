@@ -377,3 +377,15 @@ def test_a_synth_output_is_named_as_one_not_read_as_a_plate_csv(tmp_path):
     (tmp_path / "meta.json").write_text('{"tool": "plategen synth", "status": "complete"}', encoding="utf-8")
     with pytest.raises(PlategenError, match="a plategen synth output of single characters or of shards"):
         load_plates(tmp_path)
+
+
+def test_a_folder_reads_only_plate_texts_as_file_names(data_dir, tmp_path):
+    """A folder of photos named `photo.jpg` or `plate.jpg` is not a folder of plates called PHOTO and PLATE: a
+    wrong label is worse than a missing one. The same rule as a single style image's name."""
+    real = data_dir / "ccpd-crops" / "images" / "皖A0V262.jpg"
+    for name in ("皖A0V262.jpg", "photo.jpg", "plate.jpg", "Front.jpg"):
+        shutil.copy(real, tmp_path / name)
+    result = load_plates(tmp_path)
+    assert [p.text for p in result.plates] == ["皖A0V262"]
+    assert sorted(p.path.name for p in result.problems) == ["Front.jpg", "photo.jpg", "plate.jpg"]
+    assert all("not a plate text" in p.message for p in result.problems)

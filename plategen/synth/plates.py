@@ -39,7 +39,7 @@ from plategen.errors import PlategenError, require_regular_file, require_utf8_na
 from plategen.synth.exports import FinishedPlate, write_lprnet, write_paddleocr, write_plate_index
 from plategen.glyphs import Font
 from plategen.layout import PlateLayout, draw_texts, kind_of, layout_of, parse_pattern, read_texts
-from plategen.plates import Plate, Problem, clean_text, detect_format, load_plate, load_plates, read_image
+from plategen.plates import Plate, Problem, detect_format, load_plate, load_plates, read_image, text_of_name
 from plategen.detect import segment_with_text
 from plategen.synth import plate_writers, writers
 from plategen.synth.check import LabelCheck, chars_with_real_crops
@@ -162,8 +162,8 @@ def _plate_of_file(path: Path) -> tuple[Plate | None, Problem | None]:
             return result.plates[0], None
         if result.problems or result.skipped:  # e.g. a malformed label file: its reason, not "no boxes"
             return None, (result.problems or result.skipped)[0]
-    text = clean_text(path.stem.split("_")[0])
-    if not text or not text.isalnum() or text != text.upper():
+    text = text_of_name(path)
+    if text is None:
         raise PlategenError(f"{path}: no character boxes or plate text for this image; give its data folder "
                             "(YOLO labels/ + classes.txt, or a CSV image_path,plate_text), or name the file by "
                             "its plate text, e.g. 1234BCD.jpg")
