@@ -26,7 +26,7 @@ from plategen import __version__
 from plategen.atomic import check_sheet_path
 from plategen.charset import parse_charset
 from plategen.distributed import launched_rank
-from plategen.errors import PlategenError, RankStopped
+from plategen.errors import PlategenError, RankStopped, require_once
 from plategen.inspection import inspect_import
 from plategen.plates import load_plates
 
@@ -203,13 +203,6 @@ def benchmark(
         console.print(f"wrote {escape(str(path))}")
 
 
-def require_once(paths: list[Path], option: str, why: str) -> None:
-    """A path repeated on the command line is a slip, not a request to count it twice."""
-    twice = [p for i, p in enumerate(paths) if p.resolve() in {q.resolve() for q in paths[:i]}]
-    if twice:
-        raise PlategenError(f"{option} {twice[0]}: given twice ({why})")
-
-
 @app.command()
 @user_errors
 def train(
@@ -335,7 +328,6 @@ def synth(
                             "each style plate's own layout")
     charset = parse_charset(chars) if chars is not None else (None if plates else parse_charset("0-9A-Z"))
     styles = [given_path(s, "--style") for s in style]
-    require_once(styles, "--style", "its plates would weigh double")
     request = SynthRequest(styles=styles, chars=charset, n=n,
                            out=given_path(out, "--out"), checkpoint=checkpoint,
                            seed=seed, device=device, batch_size=batch_size, format=fmt, shard_size=shard_size,

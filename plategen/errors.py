@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import Sequence
 
 
 class PlategenError(Exception):
@@ -38,3 +39,15 @@ def require_utf8_name(path: Path | str) -> None:
         shown = os.fsencode(path).decode("utf-8", "backslashreplace")
         raise PlategenError(f"{shown}: the file name is not valid UTF-8; rename the file (synth writes style "
                             "names into manifest.csv and meta.json)") from None
+
+
+def require_once(paths: Sequence[Path], option: str, why: str) -> None:
+    """A file or folder reached twice, however spelled (``a.jpg`` and ``./a.jpg``, or a folder and a file in
+    it), is a slip, not a request to count it twice."""
+    first: dict[Path, Path] = {}
+    for path in paths:
+        key = path.resolve()
+        if key in first:
+            also = "" if str(first[key]) == str(path) else f" (also as {first[key]})"
+            raise PlategenError(f"{option} {path}: given twice{also}; {why}")
+        first[key] = path

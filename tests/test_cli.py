@@ -199,12 +199,13 @@ def _plategen(*args: str) -> subprocess.CompletedProcess:
     (["--chars", ""], "--chars: the character spec is empty"),
     (["--chars", "0-9,A-Z"], "--chars: ',' in '0-9,A-Z' is not a letter, digit or Chinese character"),
     (["--plates", "--pattern", " "], "--pattern: empty"),
-    (["--style", "PLATE"], "given twice (its plates would weigh double)"),
-], ids=["empty-chars", "comma-in-chars", "empty-pattern", "style-twice"])
+    (["--style", "PLATE"], "given twice; its plates would weigh double"),
+    (["--style", "FOLDER"], "given twice; its plates would weigh double"),
+], ids=["empty-chars", "comma-in-chars", "empty-pattern", "style-twice", "style-and-its-folder"])
 def test_slips_in_synth_options_are_refused_not_guessed(tmp_path, plate, ckpt, extra, message):
-    """An empty --chars used to mean 0-9A-Z, a ',' became a class, an empty --pattern ran, a style given twice weighed double."""
+    """An empty --chars used to mean 0-9A-Z, a ',' became a class, an empty --pattern ran, a style given twice (or as a file and its folder) weighed double."""
     out = tmp_path / "out"
-    extra = [str(plate) if a == "PLATE" else a for a in extra]
+    extra = [{"PLATE": str(plate), "FOLDER": str(plate.parent)}.get(a, a) for a in extra]
     line = _one_error_line(runner.invoke(app, ["synth", "--style", str(plate), "--out", str(out), "--n", "4",
                                                "--checkpoint", str(ckpt), "--device", "cpu", *extra]))
     assert message in line

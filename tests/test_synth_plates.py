@@ -510,3 +510,13 @@ def test_the_run_writes_the_folder_the_export_writes_for_its_plates(run, styles,
     exported = tree(tmp_path)
     assert exported == {name: data for name, data in tree(out).items() if name in exported}
     assert len(exported) == 2 * len(plates) + 3
+
+
+def test_a_style_plate_reached_twice_is_refused(tmp_path):
+    """A data folder and an image inside it (or one image spelled two ways) would weigh that plate double."""
+    folder = tmp_path / "es"
+    shutil.copytree(EXAMPLE.parent, folder)
+    with pytest.raises(PlategenError, match=r"plate-es\.jpg: given twice; its plates would weigh double"):
+        load_style_plates([folder, folder / "plate-es.jpg"])
+    with pytest.raises(PlategenError, match="given twice"):
+        load_style_plates([folder / "plate-es.jpg", tmp_path / "es" / ".." / "es" / "plate-es.jpg"])

@@ -10,7 +10,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from plategen.errors import PlategenError, require_utf8_name
+from plategen.errors import PlategenError, require_once, require_utf8_name
 from plategen.glyphs import Font, check_coverage
 from plategen.plates import IMAGE_SUFFIXES, images_dir, read_image, too_small
 
@@ -39,6 +39,8 @@ class Style:
     image: np.ndarray  # HxWx3 uint8 RGB, the whole plate
     sha256: str
 
+WEIGH_DOUBLE = "its plates would weigh double"
+
 
 def load_styles(specs: Sequence[Path | str]) -> list[Style]:
     """Style plates from image files and folders (a folder's `images/` or the folder itself).
@@ -60,6 +62,7 @@ def load_styles(specs: Sequence[Path | str]) -> list[Style]:
             paths.append(spec)
         else:
             raise PlategenError(f"{spec}: no such style image or folder")
+    require_once(paths, "--style", WEIGH_DOUBLE)
     styles = []
     for path in paths:
         require_utf8_name(path)

@@ -35,7 +35,7 @@ from plategen.atomic import atomic_save_png
 from plategen.distributed import World
 from plategen.synth.compose import Coverages, erase_characters, ink_colour, place_on_plates
 from plategen.synth.designs import Design, design_named, draw_dot, repaint
-from plategen.errors import PlategenError, require_regular_file, require_utf8_name
+from plategen.errors import PlategenError, require_once, require_regular_file, require_utf8_name
 from plategen.synth.exports import FinishedPlate, write_lprnet, write_paddleocr, write_plate_index
 from plategen.glyphs import Font
 from plategen.layout import PlateLayout, draw_texts, kind_of, layout_of, parse_pattern, read_texts
@@ -44,7 +44,7 @@ from plategen.detect import segment_with_text
 from plategen.synth import plate_writers, writers
 from plategen.synth.check import LabelCheck, chars_with_real_crops
 from plategen.synth.engine import Batch, DrawMemo, Engine, Synthesizer, generate_threads
-from plategen.synth.inputs import Style, require_contrast, require_plate_size
+from plategen.synth.inputs import WEIGH_DOUBLE, Style, require_contrast, require_plate_size
 from plategen.synth.plan import CHECK_ATTEMPTS, Diversity, Plan, build_glyph_pool, build_style_pool, image_seeds
 
 DEFAULT_PLATE_BATCH = 32  # plates per generator batch
@@ -132,6 +132,7 @@ def load_style_plates(specs: Sequence[Path | str]) -> tuple[list[StylePlate], li
             require_regular_file(spec, "image")
         else:
             raise PlategenError(f"{spec}: no such style image or folder")
+    require_once([plate.image_path for plate in plates], "--style", WEIGH_DOUBLE)
     for plate in plates:
         require_utf8_name(plate.image_path)
     if not plates:
