@@ -362,9 +362,8 @@ def synth(
         table.add_row("label check", "off (--no-check, or the checkpoint has no discriminator)")
     else:
         table.add_row("label check", f"{report.redrawn:,} kept a later draw; {report.check_failed:,} still read as "
-                      f"another character after {CHECK_ATTEMPTS} draws (check=fail in the manifest)" + (f"; {report.unchecked:,} unchecked (characters "
-                      "outside the checkpoint's charset: no class to read them as; --checkpoint allchars has one for every "
-                      "Chinese province)" if report.unchecked else ""))
+                      f"another character after {CHECK_ATTEMPTS} draws (check=fail in the manifest)"
+                      + unchecked_note(report.unchecked))
     table.add_row("within-class diversity", "n/a (no character has two images)" if math.isnan(report.diversity) else
                   f"{report.diversity:.1f} mean / {report.closest:.1f} closest pair (RMS px distance, 0-255)")
     table.add_row("time", f"{report.seconds:.1f} s on {report.device}")
@@ -378,6 +377,11 @@ def synth(
         table.add_row("preview", escape(str(report.preview)))
     console.print(table)
     console.print(count_grid("images per label", report.counts))
+
+
+def unchecked_note(unchecked: int) -> str:
+    return (f"; {unchecked:,} unchecked (characters outside the checkpoint's charset: no class to read them as; "
+            "--checkpoint allchars has one for every Chinese province)") if unchecked else ""
 
 
 def written_as(fmt: str, out: Path, files: str) -> str:
@@ -395,8 +399,8 @@ def per_rank(counts: list[int]) -> str:
 
 def print_plate_report(report) -> None:
     table = Table(title=f"plategen synth --plates -> {report.out}", show_header=False)
-    table.add_row("plates", f"{report.n:,}" + (f" ({report.resumed:,} from the interrupted run)"
-                                              if report.resumed else ""))
+    table.add_row("plates", f"{report.n:,}" + (", all already there: nothing to do" if report.resumed == report.n else
+                                              f" ({report.resumed:,} from the interrupted run)" if report.resumed else ""))
     table.add_row("style plates", f"{report.styles:,} used")
     if report.skipped:
         reasons = Counter(problem.message for problem in report.skipped).most_common(3)
@@ -406,8 +410,9 @@ def print_plate_report(report) -> None:
         table.add_row("label check", "off (--no-check, or the checkpoint has no discriminator)")
     else:
         table.add_row("label check", f"{report.check_failed:,} of {report.characters:,} characters still read as "
-                      "another character (fail in the manifest's check column)")
-    table.add_row("time", f"{report.seconds:.1f} s on {report.device}, {report.plates_per_s:,.1f} plates/s")
+                      "another character (fail in the manifest's check column)" + unchecked_note(report.unchecked))
+    table.add_row("time", f"{report.seconds:.1f} s on {report.device}"
+                  + (f", {report.plates_per_s:,.1f} plates/s" if report.generated else ""))
     table.add_row("format", written_as(report.format, report.out, "images/, labels/ + classes.txt, plates.csv + "
                                                                   "plate_config.yaml"))
     if report.per_rank:

@@ -318,14 +318,16 @@ def test_a_design_is_refused_on_a_plate_that_is_not_chinese(styles, ckpt_cn, tmp
 
 def test_a_province_the_checkpoint_has_no_class_for_is_drawn_unchecked_and_meta_lists_the_others(
         styles, ckpt_cn, tmp_path):
-    out = synthesize(request(styles[1:2], ckpt_cn, tmp_path / "out", 8, pattern="PL.DDDDD",
-                             chars=CHARS + ["川"])).out
-    rows = manifest(out)
+    report = synthesize(request(styles[1:2], ckpt_cn, tmp_path / "out", 8, pattern="PL.DDDDD",
+                                chars=CHARS + ["川"]))
+    rows = manifest(report.out)
     verdicts = [(t, v) for r in rows for t, v in zip(r["text"], r["check"].split(","))]
     assert {v for t, v in verdicts if t == "川"} == {"unchecked"}  # 川 is drawn, but nothing can read it
     assert {v for t, v in verdicts if t != "川"} <= {"pass", "fail"}
-    meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
+    meta = json.loads((report.out / "meta.json").read_text(encoding="utf-8"))
     assert meta["chars_with_real_crops"] == CHARS
+    # counted, as a character run counts them (the summary used to say only "0 of N still read as another")
+    assert report.unchecked == meta["check_unchecked"] == sum(t == "川" for t, _ in verdicts) > 0
 
 
 def test_lprnet_and_paddleocr_exports(run):

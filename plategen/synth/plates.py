@@ -96,6 +96,7 @@ class PlateReport:
     resumed: int  # plates already there from an interrupted run
     characters: int
     check_failed: int | None  # characters no draw of which the discriminator read as their label
+    unchecked: int  # characters the checkpoint has no class of (check=unchecked)
     seconds: float
     plates_per_s: float
     device: str
@@ -493,12 +494,13 @@ def _finish_plates(req, world: World, device: str, styles: list[StylePlate], ski
         write_plate_index(req.out, finished, chars)
     if complete:
         manifest = req.out / writers.MANIFEST
-        check_failed = previous.get("check_failed")
+        check_failed, unchecked = previous.get("check_failed"), previous.get("check_unchecked", 0)
     else:
         rows = ((writer.path_of(i, plan.texts[i]), plan.texts[i], styles[plan.style[i]].name, int(plan.seed[i]), checks[i][0])
                 for i in range(plan.n))
         manifest = writers.write_manifest(req.out, rows, plate_writers.MANIFEST_FIELDS)
         check_failed = sum(c[0].split(",").count("fail") for c in checks.values()) if params["label_check"] else None
+        unchecked = sum(c[0].split(",").count("unchecked") for c in checks.values())
     exported = []
     if "lprnet" in req.exports:
         write_lprnet(req.out / "lprnet", finished)
@@ -511,13 +513,13 @@ def _finish_plates(req, world: World, device: str, styles: list[StylePlate], ski
         preview = write_plate_preview(req.preview, styles, plan,
                                       lambda i: writers.read_image_at(req.out, writer.path_of(i, plan.texts[i])))
     seconds = time.perf_counter() - start
-    meta.update(status="complete", check_failed=check_failed, seconds=round(seconds, 3),
-                plates_per_s=round(generated / seconds, 1) if seconds else None)
+    meta.update(status="complete", check_failed=check_failed, check_unchecked=unchecked, seconds=round(seconds, 3),
+                plates_per_s=round(generated / seconds, 1) if seconds and generated else None)
     writers.write_meta(req.out, meta)
     journal.close(remove=True)
     return PlateReport(req.out, manifest, req.out / writers.META, preview, req.format, plan.n, len(set(
         plan.style.tolist())), skipped, generated, sum(r for _, r in shares), int(plan.char_starts()[-1]),
-        check_failed, seconds, generated / seconds if seconds else 0.0, device, exported,
+        check_failed, unchecked, seconds, generated / seconds if seconds else 0.0, device, exported,
         [g for g, _ in shares] if world.size > 1 else [])
 
 
