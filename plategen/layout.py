@@ -32,6 +32,7 @@ PATTERN_KINDS: dict[str, Kind] = {"D": "digit", "L": "letter", "P": "province", 
                                   ".": "separator", "·": "separator"}
 ROW_BREAK = "/"
 SEPARATOR_WIDTH = 0.4  # a separator slot laid out by a pattern is this share of a character's width
+ALPHABET = "--chars, or without it the checkpoint's characters that some slot takes"
 MIN_SLOT_SHARE = 0.1  # a spread slot narrower than this share of its height holds no legible character (a "1" is ~0.25)
 
 
@@ -225,7 +226,7 @@ def draw_texts(layout: PlateLayout, n: int, chars: Sequence[str], rng: np.random
         pool = alphabet(slots[positions[0]], chars)
         if not pool:
             wanted = f"[{allowed}]" if allowed else kind
-            raise PlategenError(f"--chars {''.join(chars)!r} has no {wanted} character, "
+            raise PlategenError(f"the alphabet {''.join(chars)!r} ({ALPHABET}) has no {wanted} character, "
                                 f"but the layout {layout.kinds} has {wanted} slots")
         total = n * len(positions)
         order = rng.permutation(len(pool))
@@ -264,7 +265,8 @@ def read_texts(path: Path | str, layout: PlateLayout, n: int, chars: Sequence[st
                                 f"the layout {layout.kinds} has {len(slots)}")
         unknown = sorted(set(text) - allowed)
         if unknown:
-            raise PlategenError(f"{path}:{number}: {line.strip()!r} has {' '.join(unknown)}, not in --chars")
+            raise PlategenError(f"{path}:{number}: {line.strip()!r} has {' '.join(unknown)}, not in the alphabet "
+                                f"{''.join(chars)!r} ({ALPHABET})")
         for position, (ch, slot) in enumerate(zip(text, slots), start=1):
             if (kind_of(ch) == "province") != (slot.kind == "province") or (slot.allowed and ch not in slot.allowed):
                 wanted = f"[{slot.allowed}]" if slot.allowed else slot.kind

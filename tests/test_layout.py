@@ -123,7 +123,7 @@ def test_a_texts_file_is_used_in_order_and_cycled(tmp_path):
 
 @pytest.mark.parametrize("content, message", [
     ("京A12345\n沪B6789\n", r"texts.txt:2: '沪B6789' has 6 characters; the layout PL.DDDDD has 7"),
-    ("京A12345\n粤B67890\n", r"texts.txt:2: '粤B67890' has 粤, not in --chars"),
+    ("京A12345\n粤B67890\n", r"texts.txt:2: '粤B67890' has 粤, not in the alphabet '0123.*京沪' \(--chars, or without it"),
     ("AA12345\n", r"texts.txt:1: 'AA12345' has 'A' at position 1, a province slot"),
     ("京京12345\n", r"texts.txt:1: '京京12345' has '京' at position 2, a letter slot"),
     ("\n \n", r"texts.txt: no plate texts in the file"),

@@ -291,6 +291,10 @@ def test_without_chars_a_run_takes_the_characters_its_slots_use(styles, ckpt_cn,
     assert (chinese / "classes.txt").read_text(encoding="utf-8").split() == [c for c in CHARS if c not in "IO"]
     with_i = synthesize(request(styles[1:2], ckpt_cn, tmp_path / "given", 40, chars=CHARS)).out
     assert {"I", "O"} <= {c for r in manifest(with_i) for c in r["text"]}  # --chars given: as given
+    # a pattern's [...] asks for its characters, even one the checkpoint never saw (drawn, marked unchecked)
+    named = synthesize(request(styles[:1], ckpt_cn, tmp_path / "named", 8, chars=None, pattern="[Ñ]DD/DD")).out
+    assert {r["text"][0] for r in manifest(named)} == {"Ñ"}
+    assert (named / "classes.txt").read_text(encoding="utf-8").split() == parse_charset("0-9") + ["Ñ"]
 
 
 def test_a_flat_style_plate_is_refused_for_plates_too(data_dir, ckpt_cn, tmp_path):

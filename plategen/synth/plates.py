@@ -191,12 +191,14 @@ CHINESE_SERIALS_SKIP = "IO"  # Chinese plates never print I or O (read as 1 and 
 def default_chars(drawable: Sequence[str], layouts: Sequence[PlateLayout], drawn: bool = True) -> list[str]:
     """The alphabet of a run without --chars: the `drawable` characters some slot takes, so a Spanish run's
     classes hold no province; when the texts are `drawn` (not a --texts file, whose texts are the user's)
-    and every plate is Chinese, letter slots skip I and O, as real ones do."""
+    and every plate is Chinese, letter slots skip I and O, as real ones do. The characters a pattern's
+    ``[...]`` slot names come too, drawable or not (the label check marks those unchecked): it asked for them."""
     slots = [slot for layout in layouts for slot in layout.char_slots]
     chinese = all(layout.chinese for layout in layouts)
     skip = set(CHINESE_SERIALS_SKIP) if chinese and drawn else set()
-    return [c for c in drawable if any(c in slot.allowed if slot.allowed else kind_of(c) == slot.kind and c not in skip
-                                       for slot in slots)]
+    fitting = [c for c in drawable if any(c in slot.allowed if slot.allowed else kind_of(c) == slot.kind and c not in skip
+                                          for slot in slots)]
+    return fitting + list(dict.fromkeys(c for slot in slots for c in slot.allowed if c not in fitting))
 
 
 def require_chinese(styles: Sequence[StylePlate], design: str) -> None:

@@ -196,9 +196,12 @@ def _checked_plates(req: SynthRequest, world: World, device: str, ckpt, ckpt_pat
     if design is not None:
         plates.require_chinese(styles, req.design)
     pattern = req.pattern or (design.pattern if design is not None else None)
-    chars = list(req.chars) if req.chars is not None else plates.default_chars(
-        [c for c in (charset or []) if fonts_for(c, fonts)], plates.plate_layouts(styles, pattern),
-        drawn=req.texts is None)
+    if req.chars is None:
+        chars = plates.default_chars([c for c in (charset or []) if fonts_for(c, fonts)],
+                                     plates.plate_layouts(styles, pattern), drawn=req.texts is None)
+        check_drawable(chars, fonts, charset)  # a pattern's [...] may name a character no font covers
+    else:
+        chars = list(req.chars)
     plan = plates.plan_plates(styles, req.n, chars, req.seed, pattern, req.texts)
     params = {
         "drawing": DRAWING, "n": req.n, "seed": req.seed, "checkpoint_sha256": ckpt.sha256, "format": req.format,
