@@ -1,6 +1,7 @@
 """How much legibility is lost when generated characters are placed on a plate?
 
     python benchmarks/composition_gap.py [--data ../shared/data/uc3m-lp] [--side holdout|train] [--plates 500]
+                                          [--checkpoint default|allchars|PATH]
 
 A character CNN (the benchmark's recogniser) is trained on every real crop of the source outside 50
 style plates (seeded choice from the held-out side, `dataset.is_holdout`, or from the train side for
@@ -22,7 +23,7 @@ from collections import Counter
 import numpy as np
 import torch
 
-from plategen.checkpoint import load_checkpoint
+from plategen.checkpoint import checkpoint_path, load_checkpoint
 from plategen.dataset import build_samples, charset_of, crop_character, is_holdout
 from plategen.errors import PlategenError
 from plategen.glyphs import shipped_fonts
@@ -31,6 +32,8 @@ from plategen.recognizer import Schedule, predict, train_recognizer
 from plategen.synth.plates import (DEFAULT_PLATE_BATCH, Canvas, character_synth, compose_plates, plan_plates,
                                    plate_characters, style_plate)
 
+KNOWN_CROPS = 20  # a class with fewer real crops than this is barely learnt: its misreads say little about the drawing
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -38,6 +41,7 @@ def main() -> None:
     ap.add_argument("--side", choices=["holdout", "train"], default="holdout")
     ap.add_argument("--plates", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--checkpoint", default="default", help="a path, or a shipped model's name (default, allchars)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     start = time.perf_counter()
@@ -50,7 +54,7 @@ def main() -> None:
     real = build_samples([p for p in plates if id(p) not in chosen], charset)
     reader = train_recognizer(real.crops, real.labels, len(charset), Schedule(), seed=args.seed).model
 
-    ckpt = load_checkpoint()
+    ckpt = load_checkpoint(checkpoint_path(args.checkpoint))
     styles = [style_plate(p) for p in style_plates]
     chars = sorted({c for p in style_plates for c in p.text} & set(ckpt.meta["charset"]), key=charset.index)
     plan = plan_plates(styles, args.plates, chars, seed=7 + args.seed)
@@ -75,6 +79,9 @@ def main() -> None:
     print(f"read as asked, as drawn (32x32, before placing): {as_drawn.mean():.3f}")
     print(f"read as asked, cut back out of the composed plates: {as_placed.mean():.3f}")
     print(f"the style plates' own real crops read right: {(predict(reader, own.crops) == own.labels).mean():.3f}")
+    known = np.isin(labels, np.flatnonzero(np.bincount(real.labels, minlength=len(charset)) >= KNOWN_CROPS))
+    print(f"... the characters the CNN has >= {KNOWN_CROPS} real crops of ({known.mean():.0%} of those placed): "
+          f"as drawn {as_drawn[known].mean():.3f}, placed {as_placed[known].mean():.3f}")
     per_class = [(charset[c], labels == c) for c in sorted(set(labels.tolist()))]
     print("characters read worst once placed (count: as drawn -> placed):")
     for ch, m in sorted(per_class, key=lambda item: as_placed[item[1]].mean())[:6]:
