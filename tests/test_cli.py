@@ -201,7 +201,8 @@ def _plategen(*args: str) -> subprocess.CompletedProcess:
     (["--plates", "--pattern", " "], "--pattern: empty"),
     (["--style", "PLATE"], "given twice; its plates would weigh double"),
     (["--style", "FOLDER"], "given twice; its plates would weigh double"),
-], ids=["empty-chars", "comma-in-chars", "empty-pattern", "style-twice", "style-and-its-folder"])
+    (["--chars", "0aA"], "--chars: a and A would be written to folders that differ only in case"),
+], ids=["empty-chars", "comma-in-chars", "empty-pattern", "style-twice", "style-and-its-folder", "case-twins"])
 def test_slips_in_synth_options_are_refused_not_guessed(tmp_path, plate, ckpt, extra, message):
     """An empty --chars used to mean 0-9A-Z, a ',' became a class, an empty --pattern ran, a style given twice (or as a file and its folder) weighed double."""
     out = tmp_path / "out"

@@ -233,6 +233,8 @@ def check_request(req: SynthRequest) -> None:
             raise PlategenError(f"{option} {value}: must be at least 1")
     if not req.plates:
         label_counts(req.n, len(req.chars))
+        if req.format == "files":
+            require_distinct_folders(req.chars)
     if req.preview is not None:
         check_preview(Path(req.preview), Path(req.out))
     root = Path(req.out).resolve()
@@ -240,6 +242,17 @@ def check_request(req: SynthRequest) -> None:
         if style.resolve() == root or root in style.resolve().parents:
             raise PlategenError(f"--style {style}: inside --out, which this run writes (and --overwrite clears); "
                                 "keep style plates outside the output folder")
+
+
+def require_distinct_folders(chars: Sequence[str]) -> None:
+    """Labels whose folders differ only in case (a/ and A/) are one folder on macOS and Windows: one label's
+    images would land among the other's."""
+    seen: dict[str, str] = {}
+    for c in chars:
+        other = seen.setdefault(writers.safe_label_dir(c).casefold(), c)
+        if other != c:
+            raise PlategenError(f"--chars: {other} and {c} would be written to folders that differ only in case, one "
+                                "folder on macOS and Windows; leave one out, or use --format shards")
 
 
 def check_preview(path: Path, out: Path) -> None:
