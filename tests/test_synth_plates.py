@@ -25,7 +25,7 @@ from plategen.synth.exports import FinishedPlate, write_plate_folder
 from plategen.synth.plates import (PREVIEW_HEIGHT, _at_height, character_synth, load_style_plates, make_plates,
                                    plan_plates)
 from plategen.synth.writers import decode_png, read_shards
-from conftest import copy_plates, make_checkpoint, webdataset_samples
+from conftest import copy_plates, make_checkpoint, synth_request, webdataset_samples
 
 CHARS = parse_charset("0-9A-Z") + list("京沪浙")
 UC3M = ("uc3m-lp", "images/00011_BN-695-B-D.jpg")
@@ -526,3 +526,13 @@ def test_a_style_plate_reached_twice_is_refused(tmp_path):
         load_style_plates([folder, folder / "plate-es.jpg"])
     with pytest.raises(PlategenError, match="given twice"):
         load_style_plates([folder / "plate-es.jpg", tmp_path / "es" / ".." / "es" / "plate-es.jpg"])
+
+
+def test_resume_says_when_the_folder_holds_the_other_kind_of_run(styles, ckpt_cn, tmp_path):
+    """A character run resumed into a plates folder used to blame (charset, diversity), as if an option differed."""
+    plates_out = synthesize(request(styles[:1], ckpt_cn, tmp_path / "plates", 2)).out
+    with pytest.raises(PlategenError, match="holds a synth --plates run; --resume it with --plates"):
+        synthesize(synth_request(styles[0], ckpt_cn, plates_out, n=4, resume=True))
+    chars_out = synthesize(synth_request(styles[0], ckpt_cn, tmp_path / "chars", n=4)).out
+    with pytest.raises(PlategenError, match="holds a run of single characters; --resume it without --plates"):
+        synthesize(request(styles[:1], ckpt_cn, chars_out, 2, resume=True))

@@ -155,6 +155,10 @@ def _claimed(req: SynthRequest, world: World, device: str, params: dict, resume_
         lock, previous = writers.prepare_out(req.out, req.resume, req.overwrite)
         locks.append(lock)
         if previous is not None:
+            if "plates" in previous and not req.plates:
+                raise PlategenError(f"{req.out}: holds a synth --plates run; --resume it with --plates")
+            if req.plates and "plates" not in previous:
+                raise PlategenError(f"{req.out}: holds a run of single characters; --resume it without --plates")
             params["batch_size"] = _resumed_batch_size(req, previous.get("batch_size", params["batch_size"]))
             if previous.get("drawing", 1) != params["drawing"]:
                 raise PlategenError(f"{req.out}: begun by an earlier plategen that draws differently (drawing "
