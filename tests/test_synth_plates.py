@@ -536,3 +536,13 @@ def test_resume_says_when_the_folder_holds_the_other_kind_of_run(styles, ckpt_cn
     chars_out = synthesize(synth_request(styles[0], ckpt_cn, tmp_path / "chars", n=4)).out
     with pytest.raises(PlategenError, match="holds a run of single characters; --resume it without --plates"):
         synthesize(request(styles[:1], ckpt_cn, chars_out, 2, resume=True))
+
+
+def test_resume_names_a_style_image_changed_since_the_run_began(data_dir, ckpt_cn, tmp_path):
+    """The options were the same; the message used to say "(styles); repeat the first command's options"."""
+    style = tmp_path / "style.jpg"
+    shutil.copy(EXAMPLE, style)
+    out = synthesize(synth_request(style, ckpt_cn, tmp_path / "out", n=4)).out
+    Image.open(EXAMPLE).rotate(2).save(style)
+    with pytest.raises(PlategenError, match=r"style.jpg: this style image changed since the run began"):
+        synthesize(synth_request(style, ckpt_cn, out, n=4, resume=True))

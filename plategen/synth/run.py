@@ -165,6 +165,11 @@ def _claimed(req: SynthRequest, world: World, device: str, params: dict, resume_
                                     f"{previous.get('drawing', 1)}, this one {params['drawing']}), so --resume cannot "
                                     "finish it byte for byte; finish it with that version, or start again with --overwrite")
             differ = [k for k in resume_keys if previous.get(k) != params[k]]
+            changed = [new["path"] for old, new in zip(previous.get("styles") or [], params["styles"])
+                       if old.get("path") == new["path"] and old.get("sha256") != new["sha256"]]
+            if changed:
+                raise PlategenError(f"{changed[0]}: this style image changed since the run began, so --resume cannot "
+                                    "finish it byte for byte; put the first image back, or start again with --overwrite")
             if differ:
                 raise PlategenError(f"{req.out}: --resume with different settings than the interrupted run "
                                     f"({', '.join(differ)}); repeat the first command's options")
