@@ -546,3 +546,15 @@ def test_resume_names_a_style_image_changed_since_the_run_began(data_dir, ckpt_c
     Image.open(EXAMPLE).rotate(2).save(style)
     with pytest.raises(PlategenError, match=r"style.jpg: this style image changed since the run began"):
         synthesize(synth_request(style, ckpt_cn, out, n=4, resume=True))
+
+
+def test_a_taken_output_folder_is_refused_before_the_style_plates_are_read(ckpt_cn, tmp_path):
+    """Loading a folder of text-only style plates runs the detector over each (minutes for a large one): the
+    folder's refusal came only after that."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine", encoding="utf-8")
+    never_read = tmp_path / "missing-style.jpg"
+    with pytest.raises(PlategenError, match="out: exists and is not empty"):
+        synthesize(request([never_read], ckpt_cn, out, 2))
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]

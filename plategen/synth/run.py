@@ -251,6 +251,7 @@ def check_request(req: SynthRequest) -> None:
         if style.resolve() == root or root in style.resolve().parents:
             raise PlategenError(f"--style {style}: inside --out, which this run writes (and --overwrite clears); "
                                 "keep style plates outside the output folder")
+    writers.check_out(Path(req.out), req.resume, req.overwrite)
 
 
 def require_distinct_folders(chars: Sequence[str]) -> None:

@@ -105,9 +105,7 @@ def prepare_out(out: Path, resume: bool, overwrite: bool) -> tuple["OutputLock",
     `overwrite` (it must hold a plategen synth run too: only that run's files are deleted).
     Every refusal comes before anything is created; the checks are repeated under the lock.
     """
-    if resume and overwrite:
-        raise PlategenError("--resume and --overwrite exclude each other")
-    _earlier_run(out, resume, overwrite)
+    check_out(out, resume, overwrite)
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".plategen-write-test"
@@ -129,6 +127,14 @@ def prepare_out(out: Path, resume: bool, overwrite: bool) -> tuple["OutputLock",
         lock.release()
         raise
     return lock, previous
+
+
+def check_out(out: Path, resume: bool, overwrite: bool) -> None:
+    """`prepare_out`'s refusals, without the lock: a run checks its folder before it loads its inputs too (loading
+    a folder of style plates takes seconds to minutes)."""
+    if resume and overwrite:
+        raise PlategenError("--resume and --overwrite exclude each other")
+    _earlier_run(out, resume, overwrite)
 
 
 def _earlier_run(out: Path, resume: bool, overwrite: bool, ours: bool = False) -> dict | None:
