@@ -29,8 +29,8 @@ from plategen.errors import PlategenError
 from plategen.glyphs import shipped_fonts
 from plategen.plates import load_plates
 from plategen.recognizer import Schedule, predict, train_recognizer
-from plategen.synth.plates import (DEFAULT_PLATE_BATCH, Canvas, character_synth, compose_plates, plan_plates,
-                                   plate_characters, style_plate)
+from plategen.synth.plates import (DEFAULT_PLATE_BATCH, Canvas, character_synth, chinese_model, compose_plates,
+                                   plan_plates, plate_characters, style_plate)
 
 KNOWN_CROPS = 20  # a class with fewer real crops than this is barely learnt: its misreads say little about the drawing
 
@@ -42,6 +42,9 @@ def main() -> None:
     ap.add_argument("--plates", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--checkpoint", default="default", help="a path, or a shipped model's name (default, allchars)")
+    ap.add_argument("--one-model", action="store_true",
+                    help="the checkpoint draws the Chinese characters too (synth --plates has allchars draw them "
+                         "when the checkpoint is the shipped default)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     start = time.perf_counter()
@@ -58,8 +61,9 @@ def main() -> None:
     styles = [style_plate(p) for p in style_plates]
     chars = sorted({c for p in style_plates for c in p.text} & set(ckpt.meta["charset"]), key=charset.index)
     plan = plan_plates(styles, args.plates, chars, seed=7 + args.seed)
+    chinese = None if args.one_model else chinese_model(args.checkpoint, ckpt, plan.layouts)
     synth = character_synth(ckpt.generator, ckpt.discriminator, ckpt.meta["charset"], styles, plan, chars,
-                            shipped_fonts(), 7 + args.seed, "cpu", DEFAULT_PLATE_BATCH)
+                            shipped_fonts(), 7 + args.seed, "cpu", DEFAULT_PLATE_BATCH, chinese)
     canvas, starts = Canvas(styles, plan.layouts), plan.char_starts()
     drawn_images, cut, labels, owner = [], [], [], []
     for b0 in range(0, plan.n, DEFAULT_PLATE_BATCH):
@@ -82,6 +86,10 @@ def main() -> None:
     known = np.isin(labels, np.flatnonzero(np.bincount(real.labels, minlength=len(charset)) >= KNOWN_CROPS))
     print(f"... the characters the CNN has >= {KNOWN_CROPS} real crops of ({known.mean():.0%} of those placed): "
           f"as drawn {as_drawn[known].mean():.3f}, placed {as_placed[known].mean():.3f}")
+    chinese_known = known & np.array([not charset[c].isascii() for c in labels])
+    if chinese_known.any():
+        print(f"... of which Chinese ({chinese_known.sum()} placed): as drawn {as_drawn[chinese_known].mean():.3f}, "
+              f"placed {as_placed[chinese_known].mean():.3f}")
     per_class = [(charset[c], labels == c) for c in sorted(set(labels.tolist()))]
     print("characters read worst once placed (count: as drawn -> placed):")
     for ch, m in sorted(per_class, key=lambda item: as_placed[item[1]].mean())[:6]:

@@ -402,6 +402,10 @@ def print_plate_report(report) -> None:
     table.add_row("plates", f"{report.n:,}" + (", all already there: nothing to do" if report.resumed == report.n else
                                               f" ({report.resumed:,} from the interrupted run)" if report.resumed else ""))
     table.add_row("style plates", f"{report.styles:,} used")
+    if report.chinese:
+        table.add_row("Chinese characters", escape(f"{len(report.chinese)} ({''.join(report.chinese[:6])}...) drawn by "
+                                                   f"{report.chinese_checkpoint.name}, which draws provinces legibly; "
+                                                   "the rest by the default model"))
     if report.skipped:
         reasons = Counter(problem.message for problem in report.skipped).most_common(3)
         table.add_row("skipped style plates", escape(f"{len(report.skipped):,}: " + "; ".join(

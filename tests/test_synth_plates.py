@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from plategen.charset import parse_charset
-from plategen.checkpoint import load_checkpoint
+from plategen.charset import CHINESE_PROVINCES, parse_charset
+from plategen.checkpoint import DEFAULT_CHECKPOINT, SHIPPED_CHECKPOINTS, load_checkpoint
 from plategen.glyphs import shipped_fonts
 from plategen.cli import app
 from plategen.errors import PlategenError
@@ -22,7 +22,8 @@ from plategen.synth import Diversity, SynthRequest, synthesize
 from plategen.synth import engine as engine_module
 from plategen.synth.engine import Batch
 from plategen.synth.exports import FinishedPlate, write_plate_folder
-from plategen.synth.plates import (PREVIEW_HEIGHT, _at_height, character_synth, load_style_plates, make_plates,
+from plategen.synth.plates import (PREVIEW_HEIGHT, _at_height, character_synth, chinese_model, load_style_plates,
+                                   make_plates,
                                    plan_plates)
 from plategen.synth.writers import decode_png, read_shards
 from conftest import copy_plates, make_checkpoint, synth_request, webdataset_samples
@@ -558,3 +559,37 @@ def test_a_taken_output_folder_is_refused_before_the_style_plates_are_read(ckpt_
     with pytest.raises(PlategenError, match="out: exists and is not empty"):
         synthesize(request([never_read], ckpt_cn, out, 2))
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_on_the_shipped_model_the_allchars_model_draws_the_chinese_characters(styles, ckpt_cn, tmp_path):
+    """The default model knows 8 provinces and draws them as blobs; allchars draws all 31 legibly but Latin
+    characters worse (checkpoints/README.md). A run on the shipped default takes each model's strength: the
+    same plan, Chinese characters from allchars (read by its discriminator), the rest from the default."""
+    default = load_checkpoint(DEFAULT_CHECKPOINT)
+    cn = load_style_plates(styles[1:2])[0]
+    plan = plan_plates(cn, 6, CHARS, seed=2)
+    chinese = chinese_model(None, default, plan.layouts)
+    assert chinese is not None and chinese.path == SHIPPED_CHECKPOINTS["allchars"]
+
+    def drawn(model):
+        synth = character_synth(default.generator, default.discriminator, default.meta["charset"], cn, plan, CHARS,
+                                shipped_fonts(), 2, "cpu", 8, model)
+        return synth.generate(np.arange(int(plan.char_starts()[-1])))
+
+    alone, shared = drawn(None), drawn(chinese)
+    latin = np.array([c.isascii() for c in shared.labels])
+    assert np.array_equal(alone.images[latin], shared.images[latin])
+    assert all(not np.array_equal(a, b) for a, b in zip(alone.images[~latin], shared.images[~latin]))
+    # a checkpoint the user chose draws everything; a plate with no Chinese slot needs no second model
+    assert chinese_model(ckpt_cn, default, plan.layouts) is None
+    spanish = load_style_plates(styles[:1])[0][0].layout
+    assert chinese_model(None, default, [spanish]) is None
+
+    # the run: every province is in the default alphabet, and read by a model with a class for it
+    report = synthesize(request(styles[1:2], None, tmp_path / "out", 40, chars=None))
+    meta = json.loads((report.out / "meta.json").read_text(encoding="utf-8"))
+    assert Path(meta["chinese_checkpoint"]) == SHIPPED_CHECKPOINTS["allchars"] and report.chinese == meta["chinese_chars"]
+    assert set(CHINESE_PROVINCES) <= set(meta["chinese_chars"]) and "川" not in default.meta["charset"]
+    rows = manifest(report.out)
+    assert len({r["text"][0] for r in rows}) > 8 and report.unchecked == 0
+    assert {v for r in rows for v in r["check"].split(",")} <= {"pass", "fail"}

@@ -69,3 +69,29 @@ class LabelCheck:
         """The manifest's `check` column: "pass", "fail", or "unchecked" for a label without a class."""
         known = (self.classes[torch.from_numpy(labels).to(self.classes.device)] >= 0).cpu().numpy()
         return [("pass" if ok else "fail") if k else UNCHECKED for ok, k in zip(passed, known)]
+
+
+class SplitCheck:
+    """Two label checks in one run, each reading the labels its own model draws: `routed` [len(chars)] bool
+    marks the labels `other` reads (`plates.character_synth`: the Chinese characters of whole plates)."""
+
+    def __init__(self, main: LabelCheck, other: LabelCheck, routed: np.ndarray):
+        self.main, self.other, self.routed = main, other, routed
+
+    def read(self, images: Tensor, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        passed, prob = np.zeros(len(labels), bool), np.zeros(len(labels), np.float32)
+        for check, rows in self._parts(labels):
+            passed[rows], prob[rows] = check.read(images[torch.from_numpy(rows).to(images.device)], labels[rows])
+        return passed, prob
+
+    def verdicts(self, passed: np.ndarray, labels: np.ndarray) -> list[str]:
+        verdicts = [""] * len(labels)
+        for check, rows in self._parts(labels):
+            for row, verdict in zip(rows.tolist(), check.verdicts(passed[rows], labels[rows])):
+                verdicts[row] = verdict
+        return verdicts
+
+    def _parts(self, labels: np.ndarray) -> list[tuple[LabelCheck, np.ndarray]]:
+        routed = self.routed[labels]
+        return [(check, rows) for check, rows in ((self.main, np.flatnonzero(~routed)),
+                                                  (self.other, np.flatnonzero(routed))) if len(rows)]

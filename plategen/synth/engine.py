@@ -33,7 +33,7 @@ from plategen.device import usable_cores
 from plategen.errors import PlategenError
 from plategen.glyphs import Font, shipped_fonts
 from plategen.model import fold_batchnorm
-from plategen.synth.check import CPU_CHUNK, LabelCheck
+from plategen.synth.check import CPU_CHUNK, LabelCheck, SplitCheck
 from plategen.synth.inputs import Style, check_drawable
 from plategen.synth.plan import (CHECK_ATTEMPTS, Diversity, GlyphPool, Plan, StylePool, build_glyph_pool,
                                  build_style_pool, label_counts, make_plan, style_entries_needed)
@@ -193,8 +193,10 @@ class DrawMemo:
     they do not depend on the chunking, the threads, an interruption or a torchrun rank.
     """
 
-    def __init__(self, engine: Engine, check: LabelCheck | None, glyphs: GlyphPool, rows: int = MEMO_ROWS):
-        self.engine, self.check = engine, check
+    def __init__(self, engine: Engine, check: LabelCheck | SplitCheck | None, glyphs: GlyphPool, rows: int = MEMO_ROWS,
+                 routes: dict[int, Engine] | None = None):
+        """`routes`: labels that another model's engine draws (`plates.character_synth`)."""
+        self.engine, self.check, self.routes = engine, check, routes or {}
         self.offset, self.size = np.asarray(glyphs.offset, np.int64), np.asarray(glyphs.size, np.int64)
         self.rows, self.limit = 0, rows
         self.blocks: OrderedDict[tuple[int, int], tuple[Tensor, np.ndarray | None, np.ndarray | None]] = OrderedDict()
@@ -221,7 +223,7 @@ class DrawMemo:
                 return block
         # outside the lock: two threads may make the same block at once, with the same bytes
         glyph = np.arange(self.offset[label], self.offset[label] + self.size[label])
-        images = self.engine.run(glyph, np.full(len(glyph), style))
+        images = self.routes.get(label, self.engine).run(glyph, np.full(len(glyph), style))
         passed = prob = None
         if self.check is not None:
             passed, prob = self.check.read(images, np.full(len(glyph), label))
@@ -285,7 +287,7 @@ class Synthesizer:
     engine: Engine
     batch_size: int
     diversity: Diversity
-    check: LabelCheck | None = None
+    check: LabelCheck | SplitCheck | None = None
     threads: int = 1  # CPU threads that split a batch between them (see `generate`)
     memo: DrawMemo | None = None  # repeated draws made once (whole plates); None: every draw is generated
     model_seconds: float = 0.0

@@ -32,6 +32,8 @@ from PIL import Image
 
 from plategen import __version__
 from plategen.atomic import atomic_save_png
+from plategen.checkpoint import (DEFAULT_CHECKPOINT, SHIPPED_CHECKPOINTS, LoadedCheckpoint, checkpoint_path,
+                                 load_checkpoint)
 from plategen.distributed import World
 from plategen.synth.compose import Coverages, erase_characters, ink_colour, place_on_plates
 from plategen.synth.designs import Design, design_named, draw_dot, repaint
@@ -42,7 +44,7 @@ from plategen.layout import PlateLayout, draw_texts, kind_of, layout_of, parse_p
 from plategen.plates import Plate, Problem, detect_format, load_plate, load_plates, read_image, text_of_name
 from plategen.detect import segment_with_text
 from plategen.synth import plate_writers, writers
-from plategen.synth.check import LabelCheck, chars_with_real_crops
+from plategen.synth.check import LabelCheck, SplitCheck, chars_with_real_crops
 from plategen.synth.engine import Batch, DrawMemo, Engine, Synthesizer, generate_threads
 from plategen.synth.inputs import WEIGH_DOUBLE, Style, require_contrast, require_plate_size
 from plategen.synth.plan import CHECK_ATTEMPTS, Diversity, Plan, build_glyph_pool, build_style_pool, image_seeds
@@ -102,6 +104,8 @@ class PlateReport:
     device: str
     exports: list[Path] = field(default_factory=list)
     per_rank: list[int] = field(default_factory=list)  # plates each torchrun rank made (empty: one process)
+    chinese: list[str] = field(default_factory=list)  # characters drawn by the Chinese model (`chinese_model`)
+    chinese_checkpoint: Path | None = None
 
 
 # ---------------------------------------------------------------- style plates
@@ -242,10 +246,12 @@ def plan_plates(styles: Sequence[StylePlate], n: int, chars: Sequence[str], seed
 
 def character_synth(generator, discriminator, charset: Sequence[str] | None, styles: Sequence[StylePlate],
                     plan: PlatePlan, chars: Sequence[str], fonts: Sequence[Font], seed: int,
-                    device: str, batch_size: int) -> Synthesizer:
+                    device: str, batch_size: int, chinese: LoadedCheckpoint | None = None) -> Synthesizer:
     """A `Synthesizer` whose plan is every plate's characters in plate order, each drawn in its
     plate's style; a label-check retry takes another font and an augmented copy of the same plate.
-    Its draws repeat, so they go through a `DrawMemo`."""
+    Its draws repeat, so they go through a `DrawMemo`. `chinese`: a second model that draws (and, with the
+    check, reads) the Chinese characters (`chinese_model`); the same plan, so a plate's bytes depend only
+    on which model drew each character."""
     chars = list(chars)
     index = {c: i for i, c in enumerate(chars)}
     label = np.array([index[c] for text in plan.texts for c in text], np.int64)
@@ -271,8 +277,34 @@ def character_synth(generator, discriminator, charset: Sequence[str] | None, sty
     check = None
     if discriminator is not None and charset is not None:
         check = LabelCheck(discriminator, charset, chars, torch.device(device))
+    # the non-Latin characters the Chinese model has a class for (a province, 警): not a Ñ it never saw either
+    routed = np.array([chinese is not None and not c.isascii() and c in chinese.meta["charset"] for c in chars], bool)
+    routes = {}
+    if routed.any():
+        other = Engine(chinese.generator, glyphs.glyphs, pool, torch.device(device), batch_size * 8,
+                       recolour=PLATE_DIVERSITY.match_colours)
+        routes = dict.fromkeys(np.flatnonzero(routed).tolist(), other)
+        if check is not None and chinese.discriminator is not None:
+            check = SplitCheck(check, LabelCheck(chinese.discriminator, chinese.meta["charset"], chars,
+                                                 torch.device(device)), routed)
     return Synthesizer(chars, len(label), seed, as_styles, char_plan, glyphs, pool, engine, batch_size,
-                       PLATE_DIVERSITY, check, generate_threads(device), DrawMemo(engine, check, glyphs))
+                       PLATE_DIVERSITY, check, generate_threads(device), DrawMemo(engine, check, glyphs, routes=routes))
+
+
+def chinese_model(checkpoint: Path | str | None, main: LoadedCheckpoint, layouts: Sequence[PlateLayout]
+                  ) -> LoadedCheckpoint | None:
+    """The model that draws the Chinese characters of a run on the shipped default: the shipped `allchars`
+    model, when a layout has a Chinese slot. It has a class for every province and 警学挂港澳使领 and draws
+    them legibly, where the default knows 8 provinces and draws them as blobs; the default draws Latin
+    characters better (checkpoints/README.md). A checkpoint the user chose draws everything itself."""
+    path = SHIPPED_CHECKPOINTS["allchars"]
+    if checkpoint_path(checkpoint).resolve() != DEFAULT_CHECKPOINT.resolve() or not path.is_file() or not any(
+            slot.kind in ("province", "other") for layout in layouts for slot in layout.char_slots):
+        return None
+    model = load_checkpoint(path, device="cpu")
+    if (model.config.glyph_size, model.config.style_size) != (main.config.glyph_size, main.config.style_size):
+        return None
+    return model
 
 
 @dataclass(frozen=True)
@@ -380,12 +412,19 @@ def make_plates(generator, discriminator, charset: Sequence[str] | None, styles:
 
 def run_plates(req, world: World, device: str, ckpt, ckpt_path: Path, fonts, styles: list[StylePlate],
                skipped: list[Problem], plan: PlatePlan, chars: list[str], params: dict, previous: dict | None,
-               progress: Callable[[int, int], None], start: float) -> PlateReport:
+               progress: Callable[[int, int], None], start: float,
+               chinese: LoadedCheckpoint | None = None) -> PlateReport:
     """Generate, compose and write the planned plates; journal each as it becomes durable. Under
-    torchrun this rank writes its chunks (or shards) only, and rank 0 sums up the run."""
+    torchrun this rank writes its chunks (or shards) only, and rank 0 sums up the run. `chinese`: the
+    model that draws the Chinese characters (`chinese_model`)."""
     batch = params["batch_size"]
     synth = character_synth(ckpt.generator, ckpt.discriminator if params["label_check"] else None,
-                            ckpt.meta.get("charset"), styles, plan, chars, fonts, req.seed, device, batch)
+                            ckpt.meta.get("charset"), styles, plan, chars, fonts, req.seed, device, batch, chinese)
+    real_crops = chars_with_real_crops(chars, ckpt.meta)
+    if chinese is not None and real_crops is not None:
+        routed = set(synth.memo.routes)
+        theirs = chars_with_real_crops(chars, chinese.meta) or []
+        real_crops = [c for i, c in enumerate(chars) if (c in theirs if i in routed else c in real_crops)]
     starts = plan.char_starts()
     if req.format == "shards":
         writer = plate_writers.PlateShardWriter(req.out, chars, plan.n, req.workers, req.shard_size)
@@ -394,8 +433,10 @@ def run_plates(req, world: World, device: str, ckpt, ckpt_path: Path, fonts, sty
     meta = {
         "tool": "plategen synth", "plategen_version": __version__, "command": req.command, "status": "running",
         **params, "checkpoint": str(ckpt_path), "device": device, "plates": True,
+        "chinese_checkpoint": str(chinese.path) if chinese is not None else None,
+        "chinese_chars": [chars[i] for i in sorted(synth.memo.routes)],
         "skipped_styles": [str(p) for p in skipped],
-        "chars_with_real_crops": chars_with_real_crops(chars, ckpt.meta),
+        "chars_with_real_crops": real_crops,
         "manifest_columns": {"image_path": "relative to manifest.csv", "text": "the plate text (no separators)",
                              "style": "the style plate", "seed": "the plate's own seed",
                              "check": "per character, in text order: pass: the model's discriminator reads it as "
@@ -522,7 +563,8 @@ def _finish_plates(req, world: World, device: str, styles: list[StylePlate], ski
     return PlateReport(req.out, manifest, req.out / writers.META, preview, req.format, plan.n, len(set(
         plan.style.tolist())), skipped, generated, sum(r for _, r in shares), int(plan.char_starts()[-1]),
         check_failed, unchecked, seconds, generated / seconds if seconds else 0.0, device, exported,
-        [g for g, _ in shares] if world.size > 1 else [])
+        [g for g, _ in shares] if world.size > 1 else [], meta["chinese_chars"],
+        Path(meta["chinese_checkpoint"]) if meta["chinese_checkpoint"] else None)
 
 
 def write_plate_preview(path: Path, styles: Sequence[StylePlate], plan: PlatePlan,

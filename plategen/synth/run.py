@@ -205,21 +205,27 @@ def _checked_plates(req: SynthRequest, world: World, device: str, ckpt, ckpt_pat
     if design is not None:
         plates.require_chinese(styles, req.design)
     pattern = req.pattern or (design.pattern if design is not None else None)
+    layouts = plates.plate_layouts(styles, pattern)
+    chinese = plates.chinese_model(req.checkpoint, ckpt, layouts)
+    if chinese is not None:  # its Chinese characters join the charset: they have a class, and are drawable
+        charset = [*(charset or []), *(c for c in chinese.meta["charset"] if not c.isascii() and c not in (charset or []))]
     if req.chars is None:
-        chars = plates.default_chars([c for c in (charset or []) if fonts_for(c, fonts)],
-                                     plates.plate_layouts(styles, pattern), drawn=req.texts is None)
+        chars = plates.default_chars([c for c in (charset or []) if fonts_for(c, fonts)], layouts,
+                                     drawn=req.texts is None)
         check_drawable(chars, fonts, charset)  # a pattern's [...] may name a character no font covers
     else:
         chars = list(req.chars)
     plan = plates.plan_plates(styles, req.n, chars, req.seed, pattern, req.texts)
     params = {
-        "drawing": DRAWING, "n": req.n, "seed": req.seed, "checkpoint_sha256": ckpt.sha256, "format": req.format,
+        "drawing": DRAWING, "n": req.n, "seed": req.seed, "checkpoint_sha256": ckpt.sha256,
+        "chinese_checkpoint_sha256": chinese.sha256 if chinese is not None else None, "format": req.format,
         "shard_size": req.shard_size if req.format == "shards" else None,
         "batch_size": req.batch_size or plates.DEFAULT_PLATE_BATCH, "glyph_size": ckpt.config.glyph_size,
         "label_check": label_check, **plates.plate_params(req, styles, chars),
     }
     return device, params, tuple(params), lambda previous: plates.run_plates(
-        req, world, device, ckpt, ckpt_path, fonts, styles, skipped, plan, chars, params, previous, progress, start)
+        req, world, device, ckpt, ckpt_path, fonts, styles, skipped, plan, chars, params, previous, progress, start,
+        chinese)
 
 
 # a run's plan is held in memory: 10M characters take about 2 GB, 10M plates about 10 GB and minutes to plan
