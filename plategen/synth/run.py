@@ -100,7 +100,8 @@ RESUME_KEYS = ("drawing", "n", "charset", "seed", "checkpoint_sha256", "styles",
                "diversity", "glyph_size", "label_check")
 # How this plategen draws (fonts per character, erasing): a run begun by one that drew otherwise cannot be
 # finished byte for byte. 2: the footless 1 and erased rims; runs from before carry no number (1).
-DRAWING = 2
+# 3: on the shipped default, the Chinese characters of whole plates come from the allchars model.
+DRAWING = 3
 
 
 def synthesize(req: SynthRequest, progress: Callable[[int, int], None] = lambda done, total: None
