@@ -29,8 +29,9 @@ from plategen.errors import PlategenError
 from plategen.glyphs import shipped_fonts
 from plategen.plates import load_plates
 from plategen.recognizer import Schedule, predict, train_recognizer
-from plategen.synth.plates import (DEFAULT_PLATE_BATCH, Canvas, character_synth, chinese_model, compose_plates,
-                                   plan_plates, plate_characters, style_plate)
+from plategen.synth.engine import chinese_model
+from plategen.synth.plates import (DEFAULT_PLATE_BATCH, Canvas, character_synth, compose_plates, plan_plates,
+                                   plate_characters, style_plate, wants_chinese)
 
 KNOWN_CROPS = 20  # a class with fewer real crops than this is barely learnt: its misreads say little about the drawing
 
@@ -61,7 +62,7 @@ def main() -> None:
     styles = [style_plate(p) for p in style_plates]
     chars = sorted({c for p in style_plates for c in p.text} & set(ckpt.meta["charset"]), key=charset.index)
     plan = plan_plates(styles, args.plates, chars, seed=7 + args.seed)
-    chinese = None if args.one_model else chinese_model(args.checkpoint, ckpt, plan.layouts)
+    chinese = None if args.one_model or not wants_chinese(plan.layouts) else chinese_model(args.checkpoint, ckpt)
     synth = character_synth(ckpt.generator, ckpt.discriminator, ckpt.meta["charset"], styles, plan, chars,
                             shipped_fonts(), 7 + args.seed, "cpu", DEFAULT_PLATE_BATCH, chinese)
     canvas, starts = Canvas(styles, plan.layouts), plan.char_starts()

@@ -358,6 +358,7 @@ def synth(
         table.add_row("images", f"{report.n:,}" + (f" ({report.resumed:,} from the interrupted run)"
                                                    if report.resumed else ""))
     table.add_row("exact duplicates", str(report.duplicates))
+    chinese_row(table, report)
     if report.check_failed is None:
         table.add_row("label check", "off (--no-check, or the checkpoint has no discriminator)")
     else:
@@ -377,6 +378,15 @@ def synth(
         table.add_row("preview", escape(str(report.preview)))
     console.print(table)
     console.print(count_grid("images per label", report.counts))
+
+
+def chinese_row(table: Table, report) -> None:
+    """Which model drew the Chinese characters, when the run's default took a second one for them."""
+    if report.chinese:
+        shown = "".join(report.chinese[:6]) + ("..." if len(report.chinese) > 6 else "")
+        table.add_row("Chinese characters", escape(f"{len(report.chinese)} ({shown}) drawn by "
+                                                   f"{report.chinese_checkpoint.name}, which draws provinces legibly; "
+                                                   "the rest by the default model"))
 
 
 def unchecked_note(unchecked: int) -> str:
@@ -402,10 +412,7 @@ def print_plate_report(report) -> None:
     table.add_row("plates", f"{report.n:,}" + (", all already there: nothing to do" if report.resumed == report.n else
                                               f" ({report.resumed:,} from the interrupted run)" if report.resumed else ""))
     table.add_row("style plates", f"{report.styles:,} used")
-    if report.chinese:
-        table.add_row("Chinese characters", escape(f"{len(report.chinese)} ({''.join(report.chinese[:6])}...) drawn by "
-                                                   f"{report.chinese_checkpoint.name}, which draws provinces legibly; "
-                                                   "the rest by the default model"))
+    chinese_row(table, report)
     if report.skipped:
         reasons = Counter(problem.message for problem in report.skipped).most_common(3)
         table.add_row("skipped style plates", escape(f"{len(report.skipped):,}: " + "; ".join(

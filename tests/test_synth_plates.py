@@ -20,11 +20,10 @@ from plategen.errors import PlategenError
 from plategen.plates import clean_text, load_plates, read_image
 from plategen.synth import Diversity, SynthRequest, synthesize
 from plategen.synth import engine as engine_module
-from plategen.synth.engine import Batch
+from plategen.synth.engine import Batch, chinese_model
 from plategen.synth.exports import FinishedPlate, write_plate_folder
-from plategen.synth.plates import (PREVIEW_HEIGHT, _at_height, character_synth, chinese_model, load_style_plates,
-                                   make_plates,
-                                   plan_plates)
+from plategen.synth.plates import (PREVIEW_HEIGHT, _at_height, character_synth, load_style_plates, make_plates,
+                                   plan_plates, wants_chinese)
 from plategen.synth.writers import decode_png, read_shards
 from conftest import copy_plates, make_checkpoint, synth_request, webdataset_samples
 
@@ -568,8 +567,8 @@ def test_on_the_shipped_model_the_allchars_model_draws_the_chinese_characters(st
     default = load_checkpoint(DEFAULT_CHECKPOINT)
     cn = load_style_plates(styles[1:2])[0]
     plan = plan_plates(cn, 6, CHARS, seed=2)
-    chinese = chinese_model(None, default, plan.layouts)
-    assert chinese is not None and chinese.path == SHIPPED_CHECKPOINTS["allchars"]
+    chinese = chinese_model(None, default)
+    assert chinese is not None and chinese.path == SHIPPED_CHECKPOINTS["allchars"] and wants_chinese(plan.layouts)
 
     def drawn(model):
         synth = character_synth(default.generator, default.discriminator, default.meta["charset"], cn, plan, CHARS,
@@ -581,9 +580,8 @@ def test_on_the_shipped_model_the_allchars_model_draws_the_chinese_characters(st
     assert np.array_equal(alone.images[latin], shared.images[latin])
     assert all(not np.array_equal(a, b) for a, b in zip(alone.images[~latin], shared.images[~latin]))
     # a checkpoint the user chose draws everything; a plate with no Chinese slot needs no second model
-    assert chinese_model(ckpt_cn, default, plan.layouts) is None
-    spanish = load_style_plates(styles[:1])[0][0].layout
-    assert chinese_model(None, default, [spanish]) is None
+    assert chinese_model(ckpt_cn, default) is None
+    assert not wants_chinese([load_style_plates(styles[:1])[0][0].layout])
 
     # the run: every province is in the default alphabet, and read by a model with a class for it
     report = synthesize(request(styles[1:2], None, tmp_path / "out", 40, chars=None))
@@ -593,3 +591,15 @@ def test_on_the_shipped_model_the_allchars_model_draws_the_chinese_characters(st
     rows = manifest(report.out)
     assert len({r["text"][0] for r in rows}) > 8 and report.unchecked == 0
     assert {v for r in rows for v in r["check"].split(",")} <= {"pass", "fail"}
+
+
+
+def test_characters_on_the_shipped_model_take_their_chinese_ones_from_allchars(data_dir, tmp_path):
+    """As on whole plates: 川 has no class in the default model (it was drawn unchecked); allchars draws and reads it."""
+    report = synthesize(synth_request(data_dir / "ccpd-crops" / "images" / "苏A53D97.jpg", None, tmp_path / "out",
+                                      n=12, chars=["川", "京", "A"]))
+    meta = json.loads((report.out / "meta.json").read_text(encoding="utf-8"))
+    assert report.chinese == meta["chinese_chars"] == ["川", "京"] and report.unchecked == 0
+    assert Path(meta["chinese_checkpoint"]) == SHIPPED_CHECKPOINTS["allchars"]
+    with (report.out / "manifest.csv").open(encoding="utf-8", newline="") as handle:
+        assert {r["check"] for r in csv.DictReader(handle)} <= {"pass", "fail"}

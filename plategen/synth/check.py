@@ -22,14 +22,23 @@ CPU_CHUNK = 64  # images per pass of the label check and of the engine's split d
 UNCHECKED = "unchecked"
 
 
-def chars_with_real_crops(chars: list[str], meta: dict) -> list[str] | None:
+def chars_with_real_crops(chars: list[str], meta: dict, routed: Sequence[str] = (), routed_meta: dict | None = None
+                          ) -> list[str] | None:
     """The requested characters the checkpoint saw real crops of: its data summary's classes with
     any (a checkpoint without one: its charset, as before rendered pairs every class had real
-    crops). None: no charset stored."""
+    crops). None: no charset stored. The `routed` characters are drawn by another model, whose meta is
+    `routed_meta` (`engine.chinese_routes`)."""
     real = meta.get("data", {}).get("crops_per_class")
     if real is not None:
-        return [c for c in chars if real.get(c, 0) > 0]
-    return None if meta.get("charset") is None else [c for c in chars if c in meta["charset"]]
+        own = [c for c in chars if real.get(c, 0) > 0]
+    elif meta.get("charset") is not None:
+        own = [c for c in chars if c in meta["charset"]]
+    else:
+        return None
+    if not routed or routed_meta is None:
+        return own
+    theirs = chars_with_real_crops([c for c in chars if c in routed], routed_meta) or []
+    return [c for c in chars if (c in theirs if c in routed else c in own)]
 
 
 class LabelCheck:

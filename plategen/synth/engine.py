@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from plategen.checkpoint import load_checkpoint
+from plategen.checkpoint import (DEFAULT_CHECKPOINT, SHIPPED_CHECKPOINTS, LoadedCheckpoint, checkpoint_path,
+                                 load_checkpoint)
 from plategen.device import usable_cores
 from plategen.errors import PlategenError
 from plategen.glyphs import Font, shipped_fonts
@@ -223,7 +224,7 @@ class DrawMemo:
                 return block
         # outside the lock: two threads may make the same block at once, with the same bytes
         glyph = np.arange(self.offset[label], self.offset[label] + self.size[label])
-        images = self.routes.get(label, self.engine).run(glyph, np.full(len(glyph), style))
+        images = run_routed(self.engine, self.routes, glyph, np.full(len(glyph), style), np.full(len(glyph), label))
         passed = prob = None
         if self.check is not None:
             passed, prob = self.check.read(images, np.full(len(glyph), label))
@@ -290,6 +291,7 @@ class Synthesizer:
     check: LabelCheck | SplitCheck | None = None
     threads: int = 1  # CPU threads that split a batch between them (see `generate`)
     memo: DrawMemo | None = None  # repeated draws made once (whole plates); None: every draw is generated
+    routes: dict[int, Engine] = field(default_factory=dict)  # labels another model draws (`chinese_routes`)
     model_seconds: float = 0.0
     setup_seconds: float = 0.0
     _bank: np.ndarray | None = field(default=None, repr=False)
@@ -298,8 +300,9 @@ class Synthesizer:
     def build(cls, generator: nn.Module, styles: Sequence[Style], chars: Sequence[str], n: int, seed: int = 0,
               *, batch_size: int = 256, device: str | torch.device = "cpu", diversity: Diversity = Diversity(),
               fonts: Sequence[Font] | None = None, charset: Sequence[str] | None = None,
-              discriminator: nn.Module | None = None) -> "Synthesizer":
-        """`discriminator` (with `charset`, the checkpoint's classes) turns on the label check."""
+              discriminator: nn.Module | None = None, chinese: LoadedCheckpoint | None = None) -> "Synthesizer":
+        """`discriminator` (with `charset`, the checkpoint's classes) turns on the label check; `chinese` draws
+        (and reads) the Chinese characters (`chinese_routes`)."""
         start = time.perf_counter()
         chars = list(chars)
         if len(set(chars)) != len(chars):
@@ -321,8 +324,11 @@ class Synthesizer:
         check = None
         if discriminator is not None and charset is not None:
             check = LabelCheck(discriminator, charset, chars, torch.device(device))
+        routes, check = chinese_routes(chinese, chars, glyphs, pool, torch.device(device), batch_size,
+                                       diversity.match_colours, check)
         synth = cls(chars, n, seed, list(styles), plan, glyphs, pool, engine, batch_size, diversity, check,
-                    generate_threads(device), _bank=_noise_bank(seed, diversity.noise, config.glyph_size))
+                    generate_threads(device), routes=routes,
+                    _bank=_noise_bank(seed, diversity.noise, config.glyph_size))
         synth.setup_seconds = time.perf_counter() - start
         return synth
 
@@ -393,7 +399,7 @@ class Synthesizer:
         labels = self.plan.label[ids]
         if self.memo is not None:
             return self.memo.draw(glyph, style, labels)
-        out = self.engine.run(glyph, style)
+        out = run_routed(self.engine, self.routes, glyph, style, labels)
         if self.check is None:
             return out, None, None
         return (out, *self.check.read(out, labels))
@@ -411,6 +417,55 @@ class Synthesizer:
         for i in range(self.n):
             yield (i, self.chars[p.label[i]], self.style_pool.names[style[i]], self.glyphs.fonts[glyph[i]],
                    int(p.seed[i]))
+
+
+def run_routed(engine: Engine, routes: dict[int, Engine], glyph: np.ndarray, style: np.ndarray,
+               labels: np.ndarray) -> Tensor:
+    """Draws whose labels may belong to another engine (`routes`), each made by its own, in order."""
+    owners = [routes.get(label, engine) for label in labels.tolist()]
+    if all(owner is engine for owner in owners):
+        return engine.run(glyph, style)
+    out = None
+    for owner in {id(o): o for o in owners}.values():
+        rows = np.flatnonzero([o is owner for o in owners])
+        part = owner.run(glyph[rows], style[rows])
+        out = part.new_empty((len(labels), *part.shape[1:])) if out is None else out
+        out[torch.from_numpy(rows).to(part.device)] = part
+    return out
+
+
+def routed_chars(synth: "Synthesizer") -> list[str]:
+    """The characters another model draws in this run (`chinese_routes`), in the run's order."""
+    return [synth.chars[i] for i in sorted(synth.routes)]
+
+
+def chinese_model(checkpoint: Path | str | None, main: LoadedCheckpoint) -> LoadedCheckpoint | None:
+    """The model that draws the Chinese characters of a run on the shipped default: the shipped `allchars`.
+    It has a class for every province and 警学挂港澳使领 and draws most of them legibly, where the default
+    knows 8 provinces and draws them as blobs; the default draws Latin characters better
+    (checkpoints/README.md). A checkpoint the user chose draws everything itself (None)."""
+    path = SHIPPED_CHECKPOINTS["allchars"]
+    if checkpoint_path(checkpoint).resolve() != DEFAULT_CHECKPOINT.resolve() or not path.is_file():
+        return None
+    model = load_checkpoint(path, device="cpu")
+    if (model.config.glyph_size, model.config.style_size) != (main.config.glyph_size, main.config.style_size):
+        return None
+    return model
+
+
+def chinese_routes(chinese: LoadedCheckpoint | None, chars: Sequence[str], glyphs: GlyphPool, styles: StylePool,
+                   device: torch.device, batch_size: int, recolour: bool, check: LabelCheck | None
+                   ) -> tuple[dict[int, Engine], LabelCheck | SplitCheck | None]:
+    """The labels `chinese` draws (the non-Latin characters it has a class for: a province, 警; not a Ñ it
+    never saw either) with its engine over the same glyph and style pools, and the label check with its
+    discriminator reading them. None or no such label: no routes, `check` as it was."""
+    routed = np.array([chinese is not None and not c.isascii() and c in chinese.meta["charset"] for c in chars], bool)
+    if not routed.any():
+        return {}, check
+    engine = Engine(chinese.generator, glyphs.glyphs, styles, device, batch_size, recolour=recolour)
+    if check is not None and chinese.discriminator is not None:
+        check = SplitCheck(check, LabelCheck(chinese.discriminator, chinese.meta["charset"], chars, device), routed)
+    return dict.fromkeys(np.flatnonzero(routed).tolist(), engine), check
 
 
 def generate(generator, style_images: Sequence[np.ndarray | Style], chars: Sequence[str], n: int, seed: int = 0,

@@ -32,8 +32,7 @@ from PIL import Image
 
 from plategen import __version__
 from plategen.atomic import atomic_save_png
-from plategen.checkpoint import (DEFAULT_CHECKPOINT, SHIPPED_CHECKPOINTS, LoadedCheckpoint, checkpoint_path,
-                                 load_checkpoint)
+from plategen.checkpoint import LoadedCheckpoint
 from plategen.distributed import World
 from plategen.synth.compose import Coverages, erase_characters, ink_colour, place_on_plates
 from plategen.synth.designs import Design, design_named, draw_dot, repaint
@@ -44,8 +43,9 @@ from plategen.layout import PlateLayout, draw_texts, kind_of, layout_of, parse_p
 from plategen.plates import Plate, Problem, detect_format, load_plate, load_plates, read_image, text_of_name
 from plategen.detect import segment_with_text
 from plategen.synth import plate_writers, writers
-from plategen.synth.check import LabelCheck, SplitCheck, chars_with_real_crops
-from plategen.synth.engine import Batch, DrawMemo, Engine, Synthesizer, generate_threads
+from plategen.synth.check import LabelCheck, chars_with_real_crops
+from plategen.synth.engine import (Batch, DrawMemo, Engine, Synthesizer, chinese_routes, generate_threads,
+                                   routed_chars)
 from plategen.synth.inputs import WEIGH_DOUBLE, Style, require_contrast, require_plate_size
 from plategen.synth.plan import CHECK_ATTEMPTS, Diversity, Plan, build_glyph_pool, build_style_pool, image_seeds
 
@@ -277,34 +277,17 @@ def character_synth(generator, discriminator, charset: Sequence[str] | None, sty
     check = None
     if discriminator is not None and charset is not None:
         check = LabelCheck(discriminator, charset, chars, torch.device(device))
-    # the non-Latin characters the Chinese model has a class for (a province, 警): not a Ñ it never saw either
-    routed = np.array([chinese is not None and not c.isascii() and c in chinese.meta["charset"] for c in chars], bool)
-    routes = {}
-    if routed.any():
-        other = Engine(chinese.generator, glyphs.glyphs, pool, torch.device(device), batch_size * 8,
-                       recolour=PLATE_DIVERSITY.match_colours)
-        routes = dict.fromkeys(np.flatnonzero(routed).tolist(), other)
-        if check is not None and chinese.discriminator is not None:
-            check = SplitCheck(check, LabelCheck(chinese.discriminator, chinese.meta["charset"], chars,
-                                                 torch.device(device)), routed)
+    routes, check = chinese_routes(chinese, chars, glyphs, pool, torch.device(device), batch_size * 8,
+                                   PLATE_DIVERSITY.match_colours, check)
     return Synthesizer(chars, len(label), seed, as_styles, char_plan, glyphs, pool, engine, batch_size,
-                       PLATE_DIVERSITY, check, generate_threads(device), DrawMemo(engine, check, glyphs, routes=routes))
+                       PLATE_DIVERSITY, check, generate_threads(device), DrawMemo(engine, check, glyphs, routes=routes),
+                       routes=routes)
 
 
-def chinese_model(checkpoint: Path | str | None, main: LoadedCheckpoint, layouts: Sequence[PlateLayout]
-                  ) -> LoadedCheckpoint | None:
-    """The model that draws the Chinese characters of a run on the shipped default: the shipped `allchars`
-    model, when a layout has a Chinese slot. It has a class for every province and 警学挂港澳使领 and draws
-    them legibly, where the default knows 8 provinces and draws them as blobs; the default draws Latin
-    characters better (checkpoints/README.md). A checkpoint the user chose draws everything itself."""
-    path = SHIPPED_CHECKPOINTS["allchars"]
-    if checkpoint_path(checkpoint).resolve() != DEFAULT_CHECKPOINT.resolve() or not path.is_file() or not any(
-            slot.kind in ("province", "other") for layout in layouts for slot in layout.char_slots):
-        return None
-    model = load_checkpoint(path, device="cpu")
-    if (model.config.glyph_size, model.config.style_size) != (main.config.glyph_size, main.config.style_size):
-        return None
-    return model
+def wants_chinese(layouts: Sequence[PlateLayout]) -> bool:
+    """Whether a slot takes Chinese characters (a province, 警): then a run on the shipped default loads
+    `engine.chinese_model` to draw them."""
+    return any(slot.kind in ("province", "other") for layout in layouts for slot in layout.char_slots)
 
 
 @dataclass(frozen=True)
@@ -420,11 +403,6 @@ def run_plates(req, world: World, device: str, ckpt, ckpt_path: Path, fonts, sty
     batch = params["batch_size"]
     synth = character_synth(ckpt.generator, ckpt.discriminator if params["label_check"] else None,
                             ckpt.meta.get("charset"), styles, plan, chars, fonts, req.seed, device, batch, chinese)
-    real_crops = chars_with_real_crops(chars, ckpt.meta)
-    if chinese is not None and real_crops is not None:
-        routed = set(synth.memo.routes)
-        theirs = chars_with_real_crops(chars, chinese.meta) or []
-        real_crops = [c for i, c in enumerate(chars) if (c in theirs if i in routed else c in real_crops)]
     starts = plan.char_starts()
     if req.format == "shards":
         writer = plate_writers.PlateShardWriter(req.out, chars, plan.n, req.workers, req.shard_size)
@@ -434,9 +412,10 @@ def run_plates(req, world: World, device: str, ckpt, ckpt_path: Path, fonts, sty
         "tool": "plategen synth", "plategen_version": __version__, "command": req.command, "status": "running",
         **params, "checkpoint": str(ckpt_path), "device": device, "plates": True,
         "chinese_checkpoint": str(chinese.path) if chinese is not None else None,
-        "chinese_chars": [chars[i] for i in sorted(synth.memo.routes)],
+        "chinese_chars": routed_chars(synth),
         "skipped_styles": [str(p) for p in skipped],
-        "chars_with_real_crops": real_crops,
+        "chars_with_real_crops": chars_with_real_crops(chars, ckpt.meta, routed_chars(synth),
+                                                       chinese.meta if chinese is not None else None),
         "manifest_columns": {"image_path": "relative to manifest.csv", "text": "the plate text (no separators)",
                              "style": "the style plate", "seed": "the plate's own seed",
                              "check": "per character, in text order: pass: the model's discriminator reads it as "

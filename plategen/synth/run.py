@@ -26,14 +26,14 @@ import torch
 
 from plategen import __version__, distributed
 from plategen.atomic import check_sheet_path, require_own_sheet_or_none
-from plategen.checkpoint import checkpoint_path, load_checkpoint
+from plategen.checkpoint import LoadedCheckpoint, checkpoint_path, load_checkpoint
 from plategen.device import resolve_device, usable_cores
 from plategen.distributed import World
 from plategen.errors import PlategenError
 from plategen.glyphs import fonts_for, render_glyph, shipped_fonts
 from plategen.synth.designs import design_named
 from plategen.synth import plates, writers
-from plategen.synth.engine import Synthesizer, require_finite
+from plategen.synth.engine import Synthesizer, chinese_model, require_finite, routed_chars
 from plategen.synth.check import chars_with_real_crops
 from plategen.synth.inputs import check_drawable, load_styles
 from plategen.synth.plan import CHECK_ATTEMPTS, Diversity, label_counts
@@ -93,11 +93,13 @@ class SynthReport:
     shards: list[Path] = field(default_factory=list)
     per_rank: list[int] = field(default_factory=list)  # images each torchrun rank made (empty: one process)
     unchecked: int = 0  # images of characters the checkpoint has no class of (check=unchecked)
+    chinese: list[str] = field(default_factory=list)  # characters drawn by the Chinese model (`chinese_model`)
+    chinese_checkpoint: Path | None = None
 
 
 # what must match for --resume to continue a run
-RESUME_KEYS = ("drawing", "n", "charset", "seed", "checkpoint_sha256", "styles", "format", "shard_size", "batch_size",
-               "diversity", "glyph_size", "label_check")
+RESUME_KEYS = ("drawing", "n", "charset", "seed", "checkpoint_sha256", "chinese_checkpoint_sha256", "styles", "format",
+               "shard_size", "batch_size", "diversity", "glyph_size", "label_check")
 # How this plategen draws (fonts per character, erasing): a run begun by one that drew otherwise cannot be
 # finished byte for byte. 2: the footless 1 and erased rims; runs from before carry no number (1).
 # 3: on the shipped default, the Chinese characters of whole plates come from the allchars model.
@@ -133,10 +135,12 @@ def _checked(req: SynthRequest, world: World, progress: Callable[[int, int], Non
     fonts = shipped_fonts()
     if req.plates:
         return _checked_plates(req, world, device, ckpt, ckpt_path, label_check, fonts, progress, start)
-    check_drawable(req.chars, fonts, ckpt.meta.get("charset"))
+    chinese = chinese_model(req.checkpoint, ckpt) if any(not c.isascii() for c in req.chars) else None
+    check_drawable(req.chars, fonts, with_chinese(ckpt.meta.get("charset"), chinese))
     styles = load_styles(req.styles)
     params = {
         "drawing": DRAWING, "n": req.n, "charset": list(req.chars), "seed": req.seed, "checkpoint_sha256": ckpt.sha256,
+        "chinese_checkpoint_sha256": chinese.sha256 if chinese is not None else None,
         "styles": [{"path": s.name, "sha256": s.sha256} for s in styles], "format": req.format,
         "shard_size": req.shard_size if req.format == "shards" else None,
         "batch_size": req.batch_size or DEFAULT_BATCH_SIZE,
@@ -144,7 +148,7 @@ def _checked(req: SynthRequest, world: World, progress: Callable[[int, int], Non
         "label_check": label_check,
     }
     return device, params, RESUME_KEYS, lambda previous: _run(req, world, device, ckpt, ckpt_path, fonts, styles,
-                                                               params, previous, progress, start)
+                                                               params, previous, progress, start, chinese)
 
 
 def _claimed(req: SynthRequest, world: World, device: str, params: dict, resume_keys: Sequence[str],
@@ -207,9 +211,9 @@ def _checked_plates(req: SynthRequest, world: World, device: str, ckpt, ckpt_pat
         plates.require_chinese(styles, req.design)
     pattern = req.pattern or (design.pattern if design is not None else None)
     layouts = plates.plate_layouts(styles, pattern)
-    chinese = plates.chinese_model(req.checkpoint, ckpt, layouts)
+    chinese = chinese_model(req.checkpoint, ckpt) if plates.wants_chinese(layouts) else None
     if chinese is not None:  # its Chinese characters join the charset: they have a class, and are drawable
-        charset = [*(charset or []), *(c for c in chinese.meta["charset"] if not c.isascii() and c not in (charset or []))]
+        charset = with_chinese(charset, chinese)
     if req.chars is None:
         chars = plates.default_chars([c for c in (charset or []) if fonts_for(c, fonts)], layouts,
                                      drawn=req.texts is None)
@@ -231,6 +235,13 @@ def _checked_plates(req: SynthRequest, world: World, device: str, ckpt, ckpt_pat
 
 # a run's plan is held in memory: 10M characters take about 2 GB, 10M plates about 10 GB and minutes to plan
 MAX_IMAGES = {False: 10_000_000, True: 1_000_000}  # by req.plates
+
+
+def with_chinese(charset: Sequence[str] | None, chinese: LoadedCheckpoint | None) -> list[str] | None:
+    """The run's classes: the checkpoint's, and the Chinese characters of the model that draws those."""
+    if chinese is None:
+        return charset
+    return [*(charset or []), *(c for c in chinese.meta["charset"] if not c.isascii() and c not in (charset or []))]
 
 
 def check_request(req: SynthRequest) -> None:
@@ -299,10 +310,11 @@ def _resumed_batch_size(req: SynthRequest, first: int) -> int:
 
 
 def _run(req: SynthRequest, world: World, device: str, ckpt, ckpt_path: Path, fonts, styles, params: dict,
-         previous: dict | None, progress: Callable[[int, int], None], start: float) -> SynthReport:
+         previous: dict | None, progress: Callable[[int, int], None], start: float,
+         chinese: LoadedCheckpoint | None) -> SynthReport:
     synth = Synthesizer.build(ckpt.generator, styles, req.chars, req.n, req.seed, batch_size=params["batch_size"],
                               device=device, diversity=req.diversity, fonts=fonts, charset=ckpt.meta.get("charset"),
-                              discriminator=ckpt.discriminator if params["label_check"] else None)
+                              discriminator=ckpt.discriminator if params["label_check"] else None, chinese=chinese)
     writer = writers.make_writer(req.format, req.out, req.chars, req.n, req.workers, req.shard_size)
     label_of = [req.chars[i] for i in synth.plan.label]
     meta = {
@@ -310,7 +322,10 @@ def _run(req: SynthRequest, world: World, device: str, ckpt, ckpt_path: Path, fo
         **params, "checkpoint": str(ckpt_path), "device": device,
         "label_dirs": {c: writers.safe_label_dir(c) for c in req.chars} if req.format == "files" else {},
         "counts": dict(zip(req.chars, synth.plan.counts)),
-        "chars_with_real_crops": chars_with_real_crops(req.chars, ckpt.meta),
+        "chinese_checkpoint": str(chinese.path) if chinese is not None else None,
+        "chinese_chars": routed_chars(synth),
+        "chars_with_real_crops": chars_with_real_crops(req.chars, ckpt.meta, routed_chars(synth),
+                                                       chinese.meta if chinese is not None else None),
         "manifest_columns": {"image_path": "relative to manifest.csv (shards: <shard>.tar#<member>)",
                              "label": "the character", "style": "style plate(s); a|b = interpolated",
                              "font": "font of the content glyph",
@@ -425,7 +440,8 @@ def _run(req: SynthRequest, world: World, device: str, ckpt, ckpt_path: Path, fo
         return SynthReport(req.out, manifest, req.out / writers.META, preview, req.format, req.n,
                            dict(zip(req.chars, synth.plan.counts)), generated_all, resumed_all, duplicates, diversity,
                            closest, check_failed, redrawn_all, seconds, generated_all / seconds if seconds else 0.0,
-                           model_rate, device, shards, [s[0] for s in shares] if world.size > 1 else [], unchecked)
+                           model_rate, device, shards, [s[0] for s in shares] if world.size > 1 else [], unchecked,
+                           routed_chars(synth), chinese.path if chinese is not None else None)
 
     return world.from_leader(finish)
 
