@@ -42,10 +42,9 @@ def main() -> None:
     ap.add_argument("--side", choices=["holdout", "train"], default="holdout")
     ap.add_argument("--plates", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--checkpoint", default="default", help="a path, or a shipped model's name (default, allchars)")
-    ap.add_argument("--one-model", action="store_true",
-                    help="the checkpoint draws the Chinese characters too (synth --plates has allchars draw them "
-                         "when the checkpoint is the shipped default)")
+    ap.add_argument("--checkpoint", default=None,
+                    help="a path, or a shipped model's name (default, allchars); given, it draws every character, "
+                         "as synth's --checkpoint does (without it, allchars draws the Chinese ones)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     start = time.perf_counter()
@@ -62,7 +61,7 @@ def main() -> None:
     styles = [style_plate(p) for p in style_plates]
     chars = sorted({c for p in style_plates for c in p.text} & set(ckpt.meta["charset"]), key=charset.index)
     plan = plan_plates(styles, args.plates, chars, seed=7 + args.seed)
-    chinese = None if args.one_model or not wants_chinese(plan.layouts) else chinese_model(args.checkpoint, ckpt)
+    chinese = chinese_model(args.checkpoint, ckpt) if wants_chinese(plan.layouts) else None
     synth = character_synth(ckpt.generator, ckpt.discriminator, ckpt.meta["charset"], styles, plan, chars,
                             shipped_fonts(), 7 + args.seed, "cpu", DEFAULT_PLATE_BATCH, chinese)
     canvas, starts = Canvas(styles, plan.layouts), plan.char_starts()

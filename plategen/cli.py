@@ -284,7 +284,7 @@ def synth(
                                         "marked unchecked."),
     n: int = typer.Option(1000, "--n", help="Total images, spread evenly over the characters (plates with --plates)."),
     out: str = typer.Option(..., "--out", help="Output folder (must be new or empty)."),
-    checkpoint: Optional[Path] = typer.Option(None, help="Generator checkpoint: a path, or a shipped model's name: default, or allchars (a class for every Chinese province, see checkpoints/README.md)."),
+    checkpoint: Optional[Path] = typer.Option(None, help="Generator checkpoint: a path, or a shipped model's name: default, or allchars (a class for every Chinese province, see checkpoints/README.md). Left out: the default, with the Chinese characters drawn by allchars."),
     seed: int = typer.Option(0, help="Same seed, same images (byte for byte on CPU)."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 (default: CUDA when present)."),
     batch_size: Optional[int] = typer.Option(None, help="Images per generator batch (default 256, 32 plates "

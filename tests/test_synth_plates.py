@@ -562,7 +562,7 @@ def test_a_taken_output_folder_is_refused_before_the_style_plates_are_read(ckpt_
 
 def test_on_the_shipped_model_the_allchars_model_draws_the_chinese_characters(styles, ckpt_cn, tmp_path):
     """The default model knows 8 provinces and draws them as blobs; allchars draws all 31 legibly but Latin
-    characters worse (checkpoints/README.md). A run on the shipped default takes each model's strength: the
+    characters worse (checkpoints/README.md). A run without --checkpoint takes each model's strength: the
     same plan, Chinese characters from allchars (read by its discriminator), the rest from the default."""
     default = load_checkpoint(DEFAULT_CHECKPOINT)
     cn = load_style_plates(styles[1:2])[0]
@@ -579,8 +579,8 @@ def test_on_the_shipped_model_the_allchars_model_draws_the_chinese_characters(st
     latin = np.array([c.isascii() for c in shared.labels])
     assert np.array_equal(alone.images[latin], shared.images[latin])
     assert all(not np.array_equal(a, b) for a, b in zip(alone.images[~latin], shared.images[~latin]))
-    # a checkpoint the user chose draws everything; a plate with no Chinese slot needs no second model
-    assert chinese_model(ckpt_cn, default) is None
+    # a --checkpoint given (the default too) draws everything; a plate with no Chinese slot needs no second model
+    assert chinese_model(ckpt_cn, default) is None and chinese_model("default", default) is None
     assert not wants_chinese([load_style_plates(styles[:1])[0][0].layout])
 
     # the run: every province is in the default alphabet, and read by a model with a class for it

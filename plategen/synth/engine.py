@@ -28,8 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from plategen.checkpoint import (DEFAULT_CHECKPOINT, SHIPPED_CHECKPOINTS, LoadedCheckpoint, checkpoint_path,
-                                 load_checkpoint)
+from plategen.checkpoint import SHIPPED_CHECKPOINTS, LoadedCheckpoint, load_checkpoint
 from plategen.device import usable_cores
 from plategen.errors import PlategenError
 from plategen.glyphs import Font, shipped_fonts
@@ -440,12 +439,12 @@ def routed_chars(synth: "Synthesizer") -> list[str]:
 
 
 def chinese_model(checkpoint: Path | str | None, main: LoadedCheckpoint) -> LoadedCheckpoint | None:
-    """The model that draws the Chinese characters of a run on the shipped default: the shipped `allchars`.
+    """The model that draws the Chinese characters of a run without `--checkpoint`: the shipped `allchars`.
     It has a class for every province and 警学挂港澳使领 and draws most of them legibly, where the default
     knows 8 provinces and draws them as blobs; the default draws Latin characters better
-    (checkpoints/README.md). A checkpoint the user chose draws everything itself (None)."""
+    (checkpoints/README.md). A `--checkpoint` given, `default` too, draws everything itself (None)."""
     path = SHIPPED_CHECKPOINTS["allchars"]
-    if checkpoint_path(checkpoint).resolve() != DEFAULT_CHECKPOINT.resolve() or not path.is_file():
+    if checkpoint is not None or not path.is_file():
         return None
     model = load_checkpoint(path, device="cpu")
     if (model.config.glyph_size, model.config.style_size) != (main.config.glyph_size, main.config.style_size):
