@@ -61,7 +61,7 @@ def main() -> None:
     styles = [style_plate(p) for p in style_plates]
     chars = sorted({c for p in style_plates for c in p.text} & set(ckpt.meta["charset"]), key=charset.index)
     plan = plan_plates(styles, args.plates, chars, seed=7 + args.seed)
-    chinese = chinese_model(args.checkpoint, ckpt) if wants_chinese(plan.layouts) else None
+    chinese = chinese_model(args.checkpoint) if wants_chinese(plan.layouts) else None
     synth = character_synth(ckpt.generator, ckpt.discriminator, ckpt.meta["charset"], styles, plan, chars,
                             shipped_fonts(), 7 + args.seed, "cpu", DEFAULT_PLATE_BATCH, chinese)
     canvas, starts = Canvas(styles, plan.layouts), plan.char_starts()

@@ -278,10 +278,10 @@ def synth(
     style: list[str] = typer.Option(..., "--style", help="A plate image, a folder of plate crops, or a data "
                                     "folder (every plate a style); repeat for several."),
     chars: Optional[str] = typer.Option(None, "--chars", help="Characters to generate, e.g. 0-9A-Z or "
-                                        "京沪0-9A-Z (default 0-9A-Z; with --plates the checkpoint's characters "
-                                        "that the layouts' slots take, I and O left out on Chinese plates); any "
-                                        "character a shipped font covers; those the checkpoint has no class for are "
-                                        "marked unchecked."),
+                                        "京沪0-9A-Z (default 0-9A-Z; with --plates the characters the layouts' slots "
+                                        "take that the model has a class for, all provinces without --checkpoint, I "
+                                        "and O left out on Chinese plates); any character a shipped font covers; "
+                                        "those no model has a class for are marked unchecked."),
     n: int = typer.Option(1000, "--n", help="Total images, spread evenly over the characters (plates with --plates)."),
     out: str = typer.Option(..., "--out", help="Output folder (must be new or empty)."),
     checkpoint: Optional[Path] = typer.Option(None, help="Generator checkpoint: a path, or a shipped model's name: default, or allchars (a class for every Chinese province, see checkpoints/README.md). Left out: the default, with the Chinese characters drawn by allchars."),
@@ -385,13 +385,13 @@ def chinese_row(table: Table, report) -> None:
     if report.chinese:
         shown = "".join(report.chinese[:6]) + ("..." if len(report.chinese) > 6 else "")
         table.add_row("Chinese characters", escape(f"{len(report.chinese)} ({shown}) drawn by "
-                                                   f"{report.chinese_checkpoint.name}, which draws provinces legibly; "
+                                                   f"{report.chinese_checkpoint.name}, which draws most provinces legibly; "
                                                    "the rest by the default model"))
 
 
 def unchecked_note(unchecked: int) -> str:
-    return (f"; {unchecked:,} unchecked (characters outside the checkpoint's charset: no class to read them as; "
-            "--checkpoint allchars has one for every Chinese province)") if unchecked else ""
+    return (f"; {unchecked:,} unchecked (characters outside the checkpoint's charset: no class to read them as)"
+            if unchecked else "")
 
 
 def written_as(fmt: str, out: Path, files: str) -> str:

@@ -32,7 +32,7 @@ PATTERN_KINDS: dict[str, Kind] = {"D": "digit", "L": "letter", "P": "province", 
                                   ".": "separator", "·": "separator"}
 ROW_BREAK = "/"
 SEPARATOR_WIDTH = 0.4  # a separator slot laid out by a pattern is this share of a character's width
-ALPHABET = "--chars, or without it the checkpoint's characters that some slot takes"
+ALPHABET = "--chars, or without it the characters some slot takes that the model has a class for"
 MIN_SLOT_SHARE = 0.1  # a spread slot narrower than this share of its height holds no legible character (a "1" is ~0.25)
 
 
@@ -201,15 +201,17 @@ def _spread(marks: Sequence[tuple[Kind, str]], style_row: Sequence[Slot], row: i
             for (kind, allowed), a, b in zip(marks, edges[:-1], edges[1:])]
 
 
-def alphabet(slot: Slot, chars: Sequence[str]) -> list[str]:
-    """The allowed characters (`--chars`) that may fill this slot, in `chars` order."""
+def alphabet(slot: Slot, chars: Sequence[str], skip: str = "") -> list[str]:
+    """The allowed characters (`--chars`) that may fill this slot, in `chars` order; a slot of a kind leaves
+    out `skip` (a ``[...]`` slot takes what it lists)."""
     if slot.allowed:
         return [c for c in chars if c in slot.allowed]
-    return [c for c in chars if kind_of(c) == slot.kind]
+    return [c for c in chars if kind_of(c) == slot.kind and c not in skip]
 
 
-def draw_texts(layout: PlateLayout, n: int, chars: Sequence[str], rng: np.random.Generator) -> list[str]:
-    """`n` texts for `layout`, balanced per slot kind.
+def draw_texts(layout: PlateLayout, n: int, chars: Sequence[str], rng: np.random.Generator,
+               skip: str = "") -> list[str]:
+    """`n` texts for `layout`, balanced per slot kind (`skip`: characters its kind slots leave out).
 
     Over all slots of one kind in all n texts, every allowed character of that kind appears
     equally often (counts differ by at most one; which characters get the extra one is drawn),
@@ -223,7 +225,7 @@ def draw_texts(layout: PlateLayout, n: int, chars: Sequence[str], rng: np.random
     # slots that take the same characters, kind by kind (the rng's order, so a layout's texts stay what they were)
     for kind, allowed in sorted({(s.kind, s.allowed) for s in slots}, key=lambda g: (KINDS.index(g[0]), g[1])):
         positions = [i for i, s in enumerate(slots) if (s.kind, s.allowed) == (kind, allowed)]
-        pool = alphabet(slots[positions[0]], chars)
+        pool = alphabet(slots[positions[0]], chars, skip)
         if not pool:
             wanted = f"[{allowed}]" if allowed else kind
             raise PlategenError(f"the alphabet {''.join(chars)!r} ({ALPHABET}) has no {wanted} character, "

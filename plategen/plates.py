@@ -175,6 +175,10 @@ def detect_format(folder: Path) -> Format:
         raise PlategenError(f"{folder}: {'a file, not a' if folder.exists() else 'no such'} data folder")
     if (folder / "labels").exists() and not (folder / "labels").is_dir():
         raise PlategenError(f"{folder / 'labels'}: a file, not a folder of YOLO label files (labels/<image stem>.txt)")
+    parent = folder.parent
+    if folder.name == "images" and ((parent / "labels").is_dir() or any(parent.glob("*.csv"))):
+        raise PlategenError(f"{folder}: the images/ of the data folder {parent}, whose labels are beside it; give "
+                            f"{parent} (read alone, its file names would be taken for plate texts)")
     if (folder / "labels").is_dir():
         if not (folder / "classes.txt").exists():
             raise PlategenError(f"{folder}: has labels/ (YOLO boxes) but no classes.txt naming the classes, one "

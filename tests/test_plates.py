@@ -389,3 +389,11 @@ def test_a_folder_reads_only_plate_texts_as_file_names(data_dir, tmp_path):
     assert [p.text for p in result.plates] == ["皖A0V262"]
     assert sorted(p.path.name for p in result.problems) == ["Front.jpg", "photo.jpg", "plate.jpg"]
     assert all("not a plate text" in p.message for p in result.problems)
+
+
+def test_the_images_folder_of_a_data_folder_is_not_read_as_plates_named_by_text(data_dir):
+    """uc3m-lp/images alone read as 2,023 plates called 00001, 00002, ...: its labels are in uc3m-lp."""
+    for source in ("uc3m-lp", "openalpr-us"):
+        with pytest.raises(PlategenError, match=f"{source}/images: the images/ of the data folder .*{source}"):
+            load_plates(data_dir / source / "images")
+    assert load_plates(data_dir / "ccpd-crops" / "images").format == "filename"  # no labels beside it

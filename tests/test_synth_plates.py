@@ -567,7 +567,7 @@ def test_on_the_shipped_model_the_allchars_model_draws_the_chinese_characters(st
     default = load_checkpoint(DEFAULT_CHECKPOINT)
     cn = load_style_plates(styles[1:2])[0]
     plan = plan_plates(cn, 6, CHARS, seed=2)
-    chinese = chinese_model(None, default)
+    chinese = chinese_model(None)
     assert chinese is not None and chinese.path == SHIPPED_CHECKPOINTS["allchars"] and wants_chinese(plan.layouts)
 
     def drawn(model):
@@ -580,7 +580,7 @@ def test_on_the_shipped_model_the_allchars_model_draws_the_chinese_characters(st
     assert np.array_equal(alone.images[latin], shared.images[latin])
     assert all(not np.array_equal(a, b) for a, b in zip(alone.images[~latin], shared.images[~latin]))
     # a --checkpoint given (the default too) draws everything; a plate with no Chinese slot needs no second model
-    assert chinese_model(ckpt_cn, default) is None and chinese_model("default", default) is None
+    assert chinese_model(ckpt_cn) is None and chinese_model("default") is None
     assert not wants_chinese([load_style_plates(styles[:1])[0][0].layout])
 
     # the run: every province is in the default alphabet, and read by a model with a class for it
@@ -591,6 +591,29 @@ def test_on_the_shipped_model_the_allchars_model_draws_the_chinese_characters(st
     rows = manifest(report.out)
     assert len({r["text"][0] for r in rows}) > 8 and report.unchecked == 0
     assert {v for r in rows for v in r["check"].split(",")} <= {"pass", "fail"}
+    # the benchmark's in-memory plates are these, pixel for pixel, when given the same Chinese model
+    plan = plan_plates(cn, 40, meta["charset"], seed=0, chinese_serials=True)
+    assert plan.texts == [r["text"] for r in rows]
+    made = make_plates(default.generator, default.discriminator, default.meta["charset"], cn, plan, meta["charset"],
+                       shipped_fonts(), seed=0, batch_size=4, chinese=chinese)
+    assert all(np.array_equal(image, read_image(report.out / r["image_path"])) for image, r in zip(made.images, rows))
+    # an interrupted run begun before allchars drew them: resumable as it began, with --checkpoint default
+    del meta["chinese_checkpoint_sha256"]
+    meta["status"] = "running"
+    (report.out / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(PlategenError, match="add --checkpoint default to --resume it as it began"):
+        synthesize(request(styles[1:2], None, report.out, 40, chars=None, resume=True))
+    # a [...] slot of a character allchars has no class for: no second model loaded, none recorded
+    named = synthesize(request(styles[1:2], None, tmp_path / "named", 2, chars=None, pattern="[Ñ]DDDDDD"))
+    assert json.loads((named.out / "meta.json").read_text(encoding="utf-8"))["chinese_checkpoint"] is None
+
+
+def test_mixed_style_plates_keep_i_and_o_off_the_chinese_ones_only(styles, ckpt_cn, tmp_path):
+    out = synthesize(request(styles[:2], ckpt_cn, tmp_path / "out", 60, chars=None)).out
+    texts = [r["text"] for r in manifest(out)]
+    chinese = [t for t in texts if not t[0].isascii()]
+    assert chinese and not {"I", "O"} & set("".join(chinese))
+    assert {"I", "O"} & set("".join(t for t in texts if t[0].isascii()))  # the Spanish plates still take them
 
 
 

@@ -31,7 +31,8 @@ from plategen.dataset import build_samples, charset_of
 from plategen.errors import PlategenError
 from plategen.glyphs import Font, shipped_fonts
 from plategen.plates import Plate, load_plates
-from plategen.synth.plates import style_plate
+from plategen.synth.engine import chinese_model
+from plategen.synth.plates import style_plate, wants_chinese
 
 
 def run_plate_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lambda msg: None,
@@ -148,6 +149,8 @@ def draw_plate_pools(req: BenchmarkRequest, ps: PlateSeedSet, train_plates: list
         styles = [style_plate(p) for p in boxed]
         plan = plate_plan(styles, n, chars, ps.seed)
     pools, seconds, steps = {}, {}, None
+    # as synth --plates draws: without --checkpoint, the allchars model draws the Chinese characters
+    chinese = chinese_model(req.checkpoint) if wants_chinese(plan.layouts) else None
     for g in gens.infos:
         generator = gens.checkpoint
         if g == "saae" and req.train_generator:
@@ -163,7 +166,8 @@ def draw_plate_pools(req: BenchmarkRequest, ps: PlateSeedSet, train_plates: list
             if g == "render":
                 pools[g] = rendered_plates(styles, plan, fonts, ps.seed, req.plate_schedule.input_size)
             else:
-                pools[g] = saae_plates(generator, styles, plan, chars, fonts, ps.seed, req.plate_schedule.input_size)
+                pools[g] = saae_plates(generator, styles, plan, chars, fonts, ps.seed, req.plate_schedule.input_size,
+                                       None if req.train_generator else chinese)
         seconds[g] = time.perf_counter() - start
         log(f"seed {ps.seed}: {n} {g} plates in {seconds[g]:.1f} s")
     return pools, seconds, steps

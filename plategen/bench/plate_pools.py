@@ -65,11 +65,13 @@ def plate_plan(styles: Sequence[StylePlate], n: int, chars: Sequence[str], seed:
 
 
 def saae_plates(checkpoint, styles: Sequence[StylePlate], plan: PlatePlan, chars: Sequence[str],
-                fonts: Sequence[Font], seed: int, size: tuple[int, int]) -> PlatePool:
-    """The planned plates drawn by the SAAE (label check on), and the same plan's first draws without it."""
+                fonts: Sequence[Font], seed: int, size: tuple[int, int], chinese=None) -> PlatePool:
+    """The planned plates drawn by the SAAE (label check on), and the same plan's first draws without it.
+    `chinese`: the model that draws the Chinese characters, as in synth (`engine.chinese_model`)."""
     charset, seed = checkpoint.meta.get("charset"), int(1_000_003 * (seed + 1))
-    made = make_plates(checkpoint.generator, checkpoint.discriminator, charset, styles, plan, chars, fonts, seed)
-    first = make_plates(checkpoint.generator, None, charset, styles, plan, chars, fonts, seed)
+    made = make_plates(checkpoint.generator, checkpoint.discriminator, charset, styles, plan, chars, fonts, seed,
+                       chinese=chinese)
+    first = make_plates(checkpoint.generator, None, charset, styles, plan, chars, fonts, seed, chinese=chinese)
     return PlatePool(at_size(made.images, size), made.texts, plan_centres(plan), at_size(first.images, size))
 
 

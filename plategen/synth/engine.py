@@ -438,27 +438,27 @@ def routed_chars(synth: "Synthesizer") -> list[str]:
     return [synth.chars[i] for i in sorted(synth.routes)]
 
 
-def chinese_model(checkpoint: Path | str | None, main: LoadedCheckpoint) -> LoadedCheckpoint | None:
+def chinese_model(checkpoint: Path | str | None) -> LoadedCheckpoint | None:
     """The model that draws the Chinese characters of a run without `--checkpoint`: the shipped `allchars`.
     It has a class for every province and 警学挂港澳使领 and draws most of them legibly, where the default
     knows 8 provinces and draws them as blobs; the default draws Latin characters better
     (checkpoints/README.md). A `--checkpoint` given, `default` too, draws everything itself (None)."""
     path = SHIPPED_CHECKPOINTS["allchars"]
-    if checkpoint is not None or not path.is_file():
-        return None
-    model = load_checkpoint(path, device="cpu")
-    if (model.config.glyph_size, model.config.style_size) != (main.config.glyph_size, main.config.style_size):
-        return None
-    return model
+    return load_checkpoint(path, device="cpu") if checkpoint is None and path.is_file() else None
+
+
+def routed_mask(chinese: LoadedCheckpoint | None, chars: Sequence[str]) -> np.ndarray:
+    """[len(chars)] bool: the characters `chinese` draws: the non-Latin ones it has a class for (a province,
+    警; not a Ñ it never saw either)."""
+    return np.array([chinese is not None and not c.isascii() and c in chinese.meta["charset"] for c in chars], bool)
 
 
 def chinese_routes(chinese: LoadedCheckpoint | None, chars: Sequence[str], glyphs: GlyphPool, styles: StylePool,
                    device: torch.device, batch_size: int, recolour: bool, check: LabelCheck | None
                    ) -> tuple[dict[int, Engine], LabelCheck | SplitCheck | None]:
-    """The labels `chinese` draws (the non-Latin characters it has a class for: a province, 警; not a Ñ it
-    never saw either) with its engine over the same glyph and style pools, and the label check with its
-    discriminator reading them. None or no such label: no routes, `check` as it was."""
-    routed = np.array([chinese is not None and not c.isascii() and c in chinese.meta["charset"] for c in chars], bool)
+    """The labels `chinese` draws (`routed_mask`) with its engine over the same glyph and style pools, and the
+    label check with its discriminator reading them. None or no such label: no routes, `check` as it was."""
+    routed = routed_mask(chinese, chars)
     if not routed.any():
         return {}, check
     engine = Engine(chinese.generator, glyphs.glyphs, styles, device, batch_size, recolour=recolour)

@@ -215,12 +215,14 @@ def require_chinese(styles: Sequence[StylePlate], design: str) -> None:
 
 
 def plan_plates(styles: Sequence[StylePlate], n: int, chars: Sequence[str], seed: int,
-                pattern: str | None = None, texts: Path | None = None) -> PlatePlan:
+                pattern: str | None = None, texts: Path | None = None, chinese_serials: bool = False) -> PlatePlan:
     """Style, text and seed of every plate, fixed by `seed`.
 
     Styles take turns in a seeded order (every style plate used n // S or one more times).
     Texts: from the `texts` file in order, cycled to n; else drawn per style plate, balanced
-    per slot kind over that style's plates (`layout.draw_texts`).
+    per slot kind over that style's plates (`layout.draw_texts`). `chinese_serials` (the default
+    alphabet): the letter slots of a Chinese layout skip I and O, as real ones do, whatever the other
+    style plates take.
     """
     if n < 1:
         raise PlategenError(f"--n {n}: need at least one plate")
@@ -239,7 +241,8 @@ def plan_plates(styles: Sequence[StylePlate], n: int, chars: Sequence[str], seed
         for k, layout in enumerate(layouts):
             ids = np.flatnonzero(style == k)
             if len(ids):
-                for i, text in zip(ids, draw_texts(layout, len(ids), chars, rng)):
+                skip = CHINESE_SERIALS_SKIP if chinese_serials and layout.chinese else ""
+                for i, text in zip(ids, draw_texts(layout, len(ids), chars, rng, skip)):
                     out[i] = text
     return PlatePlan(style, layouts, out, image_seeds(seed, np.arange(n)))
 
@@ -286,7 +289,7 @@ def character_synth(generator, discriminator, charset: Sequence[str] | None, sty
 
 def wants_chinese(layouts: Sequence[PlateLayout]) -> bool:
     """Whether a slot takes Chinese characters (a province, 警): then a run on the shipped default loads
-    `engine.chinese_model` to draw them."""
+    `engine.chinese_model` to draw them (kept when the alphabet has one it draws, `engine.routed_mask`)."""
     return any(slot.kind in ("province", "other") for layout in layouts for slot in layout.char_slots)
 
 
@@ -374,10 +377,12 @@ class MadePlates:
 def make_plates(generator, discriminator, charset: Sequence[str] | None, styles: Sequence[StylePlate],
                 plan: PlatePlan, chars: Sequence[str], fonts: Sequence[Font], seed: int, device: str = "cpu",
                 batch_size: int = DEFAULT_PLATE_BATCH, noise: float = Diversity().noise,
-                design: Design | None = None) -> MadePlates:
+                design: Design | None = None, chinese: LoadedCheckpoint | None = None) -> MadePlates:
     """The planned plates as arrays in memory, nothing written: what `run_plates` writes, plate for plate
-    (same plan, seed, batch size and --noise, same pixels). Without `discriminator`, no label check (first draws)."""
-    synth = character_synth(generator, discriminator, charset, styles, plan, chars, fonts, seed, device, batch_size)
+    (same plan, seed, batch size, --noise and Chinese model, same pixels). Without `discriminator`, no label
+    check (first draws)."""
+    synth = character_synth(generator, discriminator, charset, styles, plan, chars, fonts, seed, device, batch_size,
+                            chinese)
     canvas = Canvas(styles, plan.layouts, design)
     starts = plan.char_starts()
     images: list[np.ndarray] = []

@@ -33,7 +33,7 @@ from plategen.errors import PlategenError
 from plategen.glyphs import fonts_for, render_glyph, shipped_fonts
 from plategen.synth.designs import design_named
 from plategen.synth import plates, writers
-from plategen.synth.engine import Synthesizer, chinese_model, require_finite, routed_chars
+from plategen.synth.engine import Synthesizer, chinese_model, require_finite, routed_chars, routed_mask
 from plategen.synth.check import chars_with_real_crops
 from plategen.synth.inputs import check_drawable, load_styles
 from plategen.synth.plan import CHECK_ATTEMPTS, Diversity, label_counts
@@ -102,8 +102,7 @@ RESUME_KEYS = ("drawing", "n", "charset", "seed", "checkpoint_sha256", "chinese_
                "shard_size", "batch_size", "diversity", "glyph_size", "label_check")
 # How this plategen draws (fonts per character, erasing): a run begun by one that drew otherwise cannot be
 # finished byte for byte. 2: the footless 1 and erased rims; runs from before carry no number (1).
-# 3: on the shipped default, the Chinese characters of whole plates come from the allchars model.
-DRAWING = 3
+DRAWING = 2
 
 
 def synthesize(req: SynthRequest, progress: Callable[[int, int], None] = lambda done, total: None
@@ -135,7 +134,8 @@ def _checked(req: SynthRequest, world: World, progress: Callable[[int, int], Non
     fonts = shipped_fonts()
     if req.plates:
         return _checked_plates(req, world, device, ckpt, ckpt_path, label_check, fonts, progress, start)
-    chinese = chinese_model(req.checkpoint, ckpt) if any(not c.isascii() for c in req.chars) else None
+    chinese = chinese_model(req.checkpoint) if any(not c.isascii() for c in req.chars) else None
+    chinese = chinese if routed_mask(chinese, req.chars).any() else None
     check_drawable(req.chars, fonts, with_chinese(ckpt.meta.get("charset"), chinese))
     styles = load_styles(req.styles)
     params = {
@@ -169,6 +169,9 @@ def _claimed(req: SynthRequest, world: World, device: str, params: dict, resume_
                 raise PlategenError(f"{req.out}: begun by an earlier plategen that draws differently (drawing "
                                     f"{previous.get('drawing', 1)}, this one {params['drawing']}), so --resume cannot "
                                     "finish it byte for byte; finish it with that version, or start again with --overwrite")
+            if params.get("chinese_checkpoint_sha256") and "chinese_checkpoint_sha256" not in previous:
+                raise PlategenError(f"{req.out}: begun by an earlier plategen that drew the Chinese characters with "
+                                    "the default model too; add --checkpoint default to --resume it as it began")
             differ = [k for k in resume_keys if previous.get(k) != params[k]]
             changed = [new["path"] for old, new in zip(previous.get("styles") or [], params["styles"])
                        if old.get("path") == new["path"] and old.get("sha256") != new["sha256"]]
@@ -211,7 +214,7 @@ def _checked_plates(req: SynthRequest, world: World, device: str, ckpt, ckpt_pat
         plates.require_chinese(styles, req.design)
     pattern = req.pattern or (design.pattern if design is not None else None)
     layouts = plates.plate_layouts(styles, pattern)
-    chinese = chinese_model(req.checkpoint, ckpt) if plates.wants_chinese(layouts) else None
+    chinese = chinese_model(req.checkpoint) if plates.wants_chinese(layouts) else None
     if chinese is not None:  # its Chinese characters join the charset: they have a class, and are drawable
         charset = with_chinese(charset, chinese)
     if req.chars is None:
@@ -220,7 +223,10 @@ def _checked_plates(req: SynthRequest, world: World, device: str, ckpt, ckpt_pat
         check_drawable(chars, fonts, charset)  # a pattern's [...] may name a character no font covers
     else:
         chars = list(req.chars)
-    plan = plates.plan_plates(styles, req.n, chars, req.seed, pattern, req.texts)
+    if not routed_mask(chinese, chars).any():  # an "other" slot of a Ñ: nothing for it to draw
+        chinese = None
+    plan = plates.plan_plates(styles, req.n, chars, req.seed, pattern, req.texts,
+                              chinese_serials=req.chars is None and req.texts is None)
     params = {
         "drawing": DRAWING, "n": req.n, "seed": req.seed, "checkpoint_sha256": ckpt.sha256,
         "chinese_checkpoint_sha256": chinese.sha256 if chinese is not None else None, "format": req.format,
