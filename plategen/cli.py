@@ -385,7 +385,7 @@ def chinese_row(table: Table, report) -> None:
     if report.chinese:
         shown = "".join(report.chinese[:6]) + ("..." if len(report.chinese) > 6 else "")
         table.add_row("Chinese characters", escape(f"{len(report.chinese)} ({shown}) drawn by "
-                                                   f"{report.chinese_checkpoint.name}, which draws most provinces legibly; "
+                                                   f"{report.chinese_checkpoint.name} (a class for every province), "
                                                    "the rest by the default model"))
 
 

@@ -175,8 +175,8 @@ def detect_format(folder: Path) -> Format:
         raise PlategenError(f"{folder}: {'a file, not a' if folder.exists() else 'no such'} data folder")
     if (folder / "labels").exists() and not (folder / "labels").is_dir():
         raise PlategenError(f"{folder / 'labels'}: a file, not a folder of YOLO label files (labels/<image stem>.txt)")
-    parent = folder.parent
-    if folder.name == "images" and ((parent / "labels").is_dir() or any(parent.glob("*.csv"))):
+    parent = folder.resolve().parent
+    if folder.resolve().name == "images" and _holds_labels(parent):
         raise PlategenError(f"{folder}: the images/ of the data folder {parent}, whose labels are beside it; give "
                             f"{parent} (read alone, its file names would be taken for plate texts)")
     if (folder / "labels").is_dir():
@@ -193,6 +193,21 @@ def detect_format(folder: Path) -> Format:
         return "filename"
     raise PlategenError(f"{folder}: no plates here: no plate images (named by their plate text), no labels/ + "
                         "classes.txt and no *.csv")
+
+
+def _holds_labels(folder: Path) -> bool:
+    """YOLO labels (labels/ + classes.txt) or a plate CSV (an image_path,plate_text header) in `folder`."""
+    if (folder / "labels").is_dir() and (folder / "classes.txt").is_file():
+        return True
+    for path in folder.glob("*.csv"):
+        try:
+            with path.open(encoding="utf-8-sig", newline="") as handle:
+                header = next(csv.reader(handle), [])
+        except (OSError, UnicodeDecodeError):
+            continue
+        if {"image_path", "plate_text"} <= {h.strip() for h in header}:
+            return True
+    return False
 
 
 def synth_meta(folder: Path) -> dict | None:

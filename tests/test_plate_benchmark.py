@@ -9,7 +9,9 @@ from typer.testing import CliRunner
 
 from plategen.bench import split_for_seed
 from plategen.bench.plate_pools import plate_plan, rendered_plates, saae_plates
-from plategen.checkpoint import load_checkpoint
+from plategen.bench.pools import open_generators
+from plategen.bench.request import BenchmarkRequest
+from plategen.checkpoint import DEFAULT_CHECKPOINT, SHIPPED_CHECKPOINTS, load_checkpoint
 from plategen.cli import app
 from plategen.dataset import charset_of, plate_key
 from plategen.glyphs import shipped_fonts
@@ -206,3 +208,18 @@ def test_bad_plate_options_are_one_line_and_exit_2(folders, model, tmp_path, arg
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], result.output
     assert not out.exists()
+
+
+def test_plates_drawn_by_allchars_keep_its_training_plates_out_of_the_tests(tmp_path):
+    """Without --checkpoint, whole plates take their Chinese characters from allchars, as synth does; it trained
+    on 164 ccpd-crops plates the default never saw, and none of them may be a test plate."""
+    fonts = shipped_fonts()
+    plates = open_generators(BenchmarkRequest(level="plates", out=tmp_path), list("0123456789京"), fonts)
+    chars = open_generators(BenchmarkRequest(level="chars", out=tmp_path), list("0123456789京"), fonts)
+    allchars = load_checkpoint(SHIPPED_CHECKPOINTS["allchars"])
+    assert plates.chinese is not None and chars.chinese is None
+    assert set(allchars.meta["plate_sha256"]) <= plates.seen and not set(allchars.meta["plate_sha256"]) <= chars.seen
+    assert allchars.sha256 in plates.infos["saae"].description
+    given = open_generators(BenchmarkRequest(level="plates", out=tmp_path, checkpoint=DEFAULT_CHECKPOINT),
+                            list("0123456789京"), fonts)
+    assert given.chinese is None and given.seen == chars.seen

@@ -397,3 +397,14 @@ def test_the_images_folder_of_a_data_folder_is_not_read_as_plates_named_by_text(
         with pytest.raises(PlategenError, match=f"{source}/images: the images/ of the data folder .*{source}"):
             load_plates(data_dir / source / "images")
     assert load_plates(data_dir / "ccpd-crops" / "images").format == "filename"  # no labels beside it
+
+
+def test_an_images_folder_is_refused_only_beside_real_labels_and_however_spelled(data_dir, tmp_path, monkeypatch):
+    images = tmp_path / "mine" / "images"
+    images.mkdir(parents=True)
+    shutil.copy(data_dir / "ccpd-crops" / "images" / "皖A0V262.jpg", images)
+    (tmp_path / "mine" / "notes.csv").write_text("a,b\n1,2\n", encoding="utf-8")  # not a plate CSV
+    assert [p.text for p in load_plates(images).plates] == ["皖A0V262"]
+    monkeypatch.chdir(data_dir / "uc3m-lp" / "images")
+    with pytest.raises(PlategenError, match="the images/ of the data folder"):
+        load_plates(Path("."))

@@ -31,7 +31,6 @@ from plategen.dataset import build_samples, charset_of
 from plategen.errors import PlategenError
 from plategen.glyphs import Font, shipped_fonts
 from plategen.plates import Plate, load_plates
-from plategen.synth.engine import chinese_model
 from plategen.synth.plates import style_plate, wants_chinese
 
 
@@ -150,7 +149,7 @@ def draw_plate_pools(req: BenchmarkRequest, ps: PlateSeedSet, train_plates: list
         plan = plate_plan(styles, n, chars, ps.seed)
     pools, seconds, steps = {}, {}, None
     # as synth --plates draws: without --checkpoint, the allchars model draws the Chinese characters
-    chinese = chinese_model(req.checkpoint) if wants_chinese(plan.layouts) else None
+    chinese = gens.chinese if wants_chinese(plan.layouts) else None
     for g in gens.infos:
         generator = gens.checkpoint
         if g == "saae" and req.train_generator:

@@ -18,6 +18,7 @@ import torch
 
 from plategen.bench.request import BenchmarkRequest
 from plategen.checkpoint import LoadedCheckpoint, checkpoint_path, load_checkpoint
+from plategen.synth.engine import chinese_model
 from plategen.dataset import CharSamples
 from plategen.errors import PlategenError
 from plategen.glyphs import Font, fonts_for
@@ -96,6 +97,7 @@ class Generators:
     seen: set[str]
     drawable: list[str]
     warnings: list[str]
+    chinese: LoadedCheckpoint | None = None  # draws the Chinese characters of plates, as in synth (`chinese_model`)
 
 
 def open_generators(req: BenchmarkRequest, charset: Sequence[str], fonts: Sequence[Font]) -> Generators:
@@ -104,7 +106,7 @@ def open_generators(req: BenchmarkRequest, charset: Sequence[str], fonts: Sequen
     infos: dict[str, GeneratorInfo] = {}
     warnings: list[str] = []
     seen: set[str] = set()
-    ckpt = None
+    ckpt = chinese = None
     drawable = [c for c in charset if fonts_for(c, fonts)]
     if req.regime == "product":
         path = checkpoint_path(req.checkpoint)
@@ -121,9 +123,16 @@ def open_generators(req: BenchmarkRequest, charset: Sequence[str], fonts: Sequen
                 raise PlategenError(msg + "; pass --allow-overlap to run anyway (the report will say so)")
             warnings.append(msg)
         ck_chars = set(ckpt.meta.get("charset") or charset)
+        description = "SAAE checkpoint (product regime)"
+        if req.level == "plates" and "saae" in req.generators:  # whole plates draw as synth --plates does
+            chinese = chinese_model(req.checkpoint)
+        if chinese is not None:  # its plates are kept out of the tests too
+            seen |= set(chinese.meta.get("plate_sha256") or [])
+            ck_chars |= {c for c in chinese.meta["charset"] if not c.isascii()}
+            description += (f"; Chinese characters drawn by {chinese.path} (sha256 {chinese.sha256}), as in "
+                            "synth without --checkpoint")
         drawable = [c for c in drawable if c in ck_chars]
-        infos["saae"] = GeneratorInfo("saae", "SAAE checkpoint (product regime)", str(path), ckpt.sha256, records,
-                                      len(seen))
+        infos["saae"] = GeneratorInfo("saae", description, str(path), ckpt.sha256, records, len(seen))
     elif req.regime == "same-budget":
         infos["saae"] = GeneratorInfo("saae", f"fresh SAAE trained on the N real training plates of each seed "
                                       f"for {req.budget_s:.0f} s (same-budget regime)", plates_seen=req.real_plates)
@@ -133,7 +142,7 @@ def open_generators(req: BenchmarkRequest, charset: Sequence[str], fonts: Sequen
         raise PlategenError("no character of the data can be drawn by every chosen generator")
     for info in infos.values():
         info.chars = list(drawable)
-    return Generators(infos, ckpt, seen, drawable, warnings)
+    return Generators(infos, ckpt, seen, drawable, warnings, chinese)
 
 
 def train_fresh_saae(train: CharSamples, budget_s: float, seed: int, threads: int,

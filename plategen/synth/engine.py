@@ -434,8 +434,14 @@ def run_routed(engine: Engine, routes: dict[int, Engine], glyph: np.ndarray, sty
 
 
 def routed_chars(synth: "Synthesizer") -> list[str]:
-    """The characters another model draws in this run (`chinese_routes`), in the run's order."""
-    return [synth.chars[i] for i in sorted(synth.routes)]
+    """The characters another model draws in this run (`chinese_routes`), in the run's order: those of the
+    alphabet the plan draws at least once."""
+    return [synth.chars[i] for i in sorted(synth.routes) if synth.plan.counts[i]]
+
+
+def if_drawing(chinese: LoadedCheckpoint | None, chars: Sequence[str]) -> LoadedCheckpoint | None:
+    """`chinese` when it draws one of `chars` (`routed_mask`), else None: then it is neither used nor recorded."""
+    return chinese if routed_mask(chinese, chars).any() else None
 
 
 def chinese_model(checkpoint: Path | str | None) -> LoadedCheckpoint | None:

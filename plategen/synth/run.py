@@ -33,7 +33,7 @@ from plategen.errors import PlategenError
 from plategen.glyphs import fonts_for, render_glyph, shipped_fonts
 from plategen.synth.designs import design_named
 from plategen.synth import plates, writers
-from plategen.synth.engine import Synthesizer, chinese_model, require_finite, routed_chars, routed_mask
+from plategen.synth.engine import Synthesizer, chinese_model, if_drawing, require_finite, routed_chars
 from plategen.synth.check import chars_with_real_crops
 from plategen.synth.inputs import check_drawable, load_styles
 from plategen.synth.plan import CHECK_ATTEMPTS, Diversity, label_counts
@@ -134,8 +134,8 @@ def _checked(req: SynthRequest, world: World, progress: Callable[[int, int], Non
     fonts = shipped_fonts()
     if req.plates:
         return _checked_plates(req, world, device, ckpt, ckpt_path, label_check, fonts, progress, start)
-    chinese = chinese_model(req.checkpoint) if any(not c.isascii() for c in req.chars) else None
-    chinese = chinese if routed_mask(chinese, req.chars).any() else None
+    chinese = if_drawing(chinese_model(req.checkpoint) if any(not c.isascii() for c in req.chars) else None,
+                         req.chars)
     check_drawable(req.chars, fonts, with_chinese(ckpt.meta.get("charset"), chinese))
     styles = load_styles(req.styles)
     params = {
@@ -223,8 +223,7 @@ def _checked_plates(req: SynthRequest, world: World, device: str, ckpt, ckpt_pat
         check_drawable(chars, fonts, charset)  # a pattern's [...] may name a character no font covers
     else:
         chars = list(req.chars)
-    if not routed_mask(chinese, chars).any():  # an "other" slot of a Ñ: nothing for it to draw
-        chinese = None
+    chinese = if_drawing(chinese, chars)  # an "other" slot of a Ñ: nothing for it to draw
     plan = plates.plan_plates(styles, req.n, chars, req.seed, pattern, req.texts,
                               chinese_serials=req.chars is None and req.texts is None)
     params = {
