@@ -82,7 +82,7 @@ class LabelCheck:
 
 class SplitCheck:
     """Two label checks in one run, each reading the labels its own model draws: `routed` [len(chars)] bool
-    marks the labels `other` reads (`plates.character_synth`: the Chinese characters of whole plates)."""
+    marks the labels `other` reads (`engine.chinese_routes`: the Chinese characters, drawn by allchars)."""
 
     def __init__(self, main: LabelCheck, other: LabelCheck, routed: np.ndarray):
         self.main, self.other, self.routed = main, other, routed

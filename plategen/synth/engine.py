@@ -195,7 +195,7 @@ class DrawMemo:
 
     def __init__(self, engine: Engine, check: LabelCheck | SplitCheck | None, glyphs: GlyphPool, rows: int = MEMO_ROWS,
                  routes: dict[int, Engine] | None = None):
-        """`routes`: labels that another model's engine draws (`plates.character_synth`)."""
+        """`routes`: labels that another model's engine draws (`chinese_routes`)."""
         self.engine, self.check, self.routes = engine, check, routes or {}
         self.offset, self.size = np.asarray(glyphs.offset, np.int64), np.asarray(glyphs.size, np.int64)
         self.rows, self.limit = 0, rows
