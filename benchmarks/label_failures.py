@@ -32,11 +32,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from plategen.charset import CHINESE_PROVINCES, parse_charset  # noqa: E402
-from plategen.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint  # noqa: E402
+from plategen.checkpoint import checkpoint_path, load_checkpoint  # noqa: E402
 from plategen.cli import tracker  # noqa: E402
 from plategen.dataset import is_holdout  # noqa: E402
 from plategen.plates import load_plate, read_image  # noqa: E402
 from plategen.synth import generate  # noqa: E402
+from plategen.synth.engine import chinese_model  # noqa: E402
 from plategen.synth.check import UNCHECKED  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
@@ -51,12 +52,12 @@ STYLES = {
 }
 
 
-def failures(model, image: np.ndarray, chars: list[str], per_class: int, seed: int) -> dict[str, tuple]:
+def failures(model, image: np.ndarray, chars: list[str], per_class: int, seed: int, chinese=None) -> dict[str, tuple]:
     """char -> (failed share, first-draw failed share, unchecked) over `per_class` images each."""
     fail = dict.fromkeys(chars, 0)
     redrawn = dict.fromkeys(chars, 0)
     unchecked = set()
-    for batch in generate(model, [image], chars, per_class * len(chars), seed=seed):
+    for batch in generate(model, [image], chars, per_class * len(chars), seed=seed, chinese=chinese):
         for label, check, attempt in zip(batch.labels, batch.checks, batch.attempts):
             fail[label] += check == "fail"
             redrawn[label] += attempt > 0 or check == "fail"
@@ -68,7 +69,9 @@ def failures(model, image: np.ndarray, chars: list[str], per_class: int, seed: i
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-class", type=int, default=100)
-    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="default: as synth without --checkpoint (the default model, allchars for the Chinese "
+                             "characters); given, it draws every character")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -76,14 +79,15 @@ def main() -> None:
     console = Console(width=200)
     console.print(f"machine: {platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()}, "
                   f"torch {torch.__version__}, 1 thread")
-    model = load_checkpoint(args.checkpoint)
+    model = load_checkpoint(checkpoint_path(args.checkpoint))
+    chinese = chinese_model(args.checkpoint)
     results: dict[str, dict[str, tuple]] = {}
     start = time.perf_counter()
     for name, (path, spec) in tracker("styles")(STYLES.items()):
         if DATA in path.parents:  # a data-set plate: it must be one the model never trained on
             plate = load_plate(path).plates[0]
             assert is_holdout(plate), f"{path} is not a held-out plate"
-        results[name] = failures(model, read_image(path), parse_charset(spec), args.per_class, args.seed)
+        results[name] = failures(model, read_image(path), parse_charset(spec), args.per_class, args.seed, chinese)
     seconds = time.perf_counter() - start
     names = list(results)
     table = Table(title=f"label check fails after 4 draws, % of {args.per_class} per character "

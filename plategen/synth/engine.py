@@ -475,20 +475,22 @@ def chinese_routes(chinese: LoadedCheckpoint | None, chars: Sequence[str], glyph
 
 def generate(generator, style_images: Sequence[np.ndarray | Style], chars: Sequence[str], n: int, seed: int = 0,
              *, batch_size: int = 256, device: str = "cpu", diversity: Diversity = Diversity(),
-             check: bool = True) -> Iterator[Batch]:
+             check: bool = True, chinese: LoadedCheckpoint | None = None) -> Iterator[Batch]:
     """The library entry point: n labelled images in batches, nothing written.
 
     `generator` is a `Generator`, a `LoadedCheckpoint`, or a checkpoint path. Style images are
     HxWx3 uint8 RGB whole plates (or `Style`s). Each `Batch` holds `images` [B,S,S,3] uint8,
     `labels`, `style_index`, `fonts`, `seeds`, `attempts`, `checks`. Same inputs and seed, same
     bytes on CPU. The label check runs when `check` and the checkpoint holds a discriminator.
+    `chinese` draws the Chinese characters, as synth does without --checkpoint (`chinese_model(None)`).
     """
     generator, charset, discriminator = _model_parts(generator, device)
     styles = [s if isinstance(s, Style) else Style(f"style{i}", np.ascontiguousarray(s),
                                                     hashlib.sha256(np.ascontiguousarray(s).tobytes()).hexdigest())
               for i, s in enumerate(style_images)]
     synth = Synthesizer.build(generator, styles, chars, n, seed, batch_size=batch_size, device=device,
-                              diversity=diversity, charset=charset, discriminator=discriminator if check else None)
+                              diversity=diversity, charset=charset, discriminator=discriminator if check else None,
+                              chinese=chinese)
     yield from synth.batches()
 
 
