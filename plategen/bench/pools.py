@@ -18,7 +18,7 @@ import torch
 
 from plategen.bench.request import BenchmarkRequest
 from plategen.checkpoint import LoadedCheckpoint, checkpoint_path, load_checkpoint
-from plategen.synth.engine import chinese_model
+from plategen.synth.engine import chinese_model, with_chinese
 from plategen.dataset import CharSamples
 from plategen.errors import PlategenError
 from plategen.glyphs import Font, fonts_for
@@ -122,13 +122,12 @@ def open_generators(req: BenchmarkRequest, charset: Sequence[str], fonts: Sequen
             if not req.allow_overlap:
                 raise PlategenError(msg + "; pass --allow-overlap to run anyway (the report will say so)")
             warnings.append(msg)
-        ck_chars = set(ckpt.meta.get("charset") or charset)
         description = "SAAE checkpoint (product regime)"
         if req.level == "plates" and "saae" in req.generators:  # whole plates draw as synth --plates does
             chinese = chinese_model(req.checkpoint)
+        ck_chars = set(with_chinese(ckpt.meta.get("charset"), chinese) or charset)
         if chinese is not None:  # its plates are kept out of the tests too
             seen |= set(chinese.meta.get("plate_sha256") or [])
-            ck_chars |= {c for c in chinese.meta["charset"] if not c.isascii()}
             description += (f"; Chinese characters drawn by {chinese.path} (sha256 {chinese.sha256}), as in "
                             "synth without --checkpoint")
         drawable = [c for c in drawable if c in ck_chars]

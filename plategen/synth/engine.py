@@ -453,6 +453,13 @@ def chinese_model(checkpoint: Path | str | None) -> LoadedCheckpoint | None:
     return load_checkpoint(path, device="cpu") if checkpoint is None and path.is_file() else None
 
 
+def with_chinese(charset: Sequence[str] | None, chinese: LoadedCheckpoint | None) -> list[str] | None:
+    """A run's classes: the checkpoint's, and the Chinese characters of the model that draws those."""
+    if chinese is None:
+        return charset
+    return [*(charset or []), *(c for c in chinese.meta["charset"] if not c.isascii() and c not in (charset or []))]
+
+
 def routed_mask(chinese: LoadedCheckpoint | None, chars: Sequence[str]) -> np.ndarray:
     """[len(chars)] bool: the characters `chinese` draws: the non-Latin ones it has a class for (a province,
     警; not a Ñ it never saw either)."""

@@ -33,7 +33,8 @@ from plategen.errors import PlategenError
 from plategen.glyphs import fonts_for, render_glyph, shipped_fonts
 from plategen.synth.designs import design_named
 from plategen.synth import plates, writers
-from plategen.synth.engine import Synthesizer, chinese_model, if_drawing, require_finite, routed_chars
+from plategen.synth.engine import (Synthesizer, chinese_model, if_drawing, require_finite, routed_chars,
+                                   with_chinese)
 from plategen.synth.check import chars_with_real_crops
 from plategen.synth.inputs import check_drawable, load_styles
 from plategen.synth.plan import CHECK_ATTEMPTS, Diversity, label_counts
@@ -240,13 +241,6 @@ def _checked_plates(req: SynthRequest, world: World, device: str, ckpt, ckpt_pat
 
 # a run's plan is held in memory: 10M characters take about 2 GB, 10M plates about 10 GB and minutes to plan
 MAX_IMAGES = {False: 10_000_000, True: 1_000_000}  # by req.plates
-
-
-def with_chinese(charset: Sequence[str] | None, chinese: LoadedCheckpoint | None) -> list[str] | None:
-    """The run's classes: the checkpoint's, and the Chinese characters of the model that draws those."""
-    if chinese is None:
-        return charset
-    return [*(charset or []), *(c for c in chinese.meta["charset"] if not c.isascii() and c not in (charset or []))]
 
 
 def check_request(req: SynthRequest) -> None:
