@@ -29,6 +29,7 @@ import json
 import hashlib
 import io
 import os
+import re
 import shlex
 import warnings
 from dataclasses import dataclass, field
@@ -444,16 +445,24 @@ def _read_filename(folder: Path) -> tuple[list[RawRecord], ImportResult]:
     for image_path in _image_files(images_dir(folder)):
         text = text_of_name(image_path)
         if text is None:
-            result.problems.append(Problem(image_path, f"file name {image_path.name!r} is not a plate text "
-                                                       "(letters and digits, no lower case)"))
+            kind = "a camera's name" if CAMERA_NAME.match(image_path.stem) else "letters and digits, no lower case"
+            result.problems.append(Problem(image_path, f"file name {image_path.name!r} is not a plate text ({kind})"))
             continue
         records.append((image_path, text, None, ""))
     return records, result
 
 
+# The names cameras and phones give photos (IMG_0001, DSC01234, DSCN0001, PXL_20260101_..., GOPR0001):
+# a photo of a plate, not a plate called IMG or DSCN0001.
+CAMERA_NAME = re.compile(r"(IMG|DSC[NF]?|PXL|MVIMG|GOPR|VID|PANO)[_-]?\d", re.IGNORECASE)
+
+
 def text_of_name(path: Path) -> str | None:
     """The plate text a file is named by (``皖A0V262.jpg``, ``1234BCD_front.jpg``), or None: plate texts
-    have no lower-case letters, so ``photo.jpg`` or ``plate.jpg`` is a name, not a plate text."""
+    have no lower-case letters, so ``photo.jpg`` or ``plate.jpg`` is a name, not a plate text, and
+    neither is a camera's ``IMG_0001.jpg`` (`CAMERA_NAME`)."""
+    if CAMERA_NAME.match(path.stem):
+        return None
     text = clean_text(path.stem.split("_")[0])
     return text if text and text.isalnum() and text == text.upper() else None
 

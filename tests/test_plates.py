@@ -380,15 +380,18 @@ def test_a_synth_output_is_named_as_one_not_read_as_a_plate_csv(tmp_path):
 
 
 def test_a_folder_reads_only_plate_texts_as_file_names(data_dir, tmp_path):
-    """A folder of photos named `photo.jpg` or `plate.jpg` is not a folder of plates called PHOTO and PLATE: a
-    wrong label is worse than a missing one. The same rule as a single style image's name."""
+    """A folder of photos named `photo.jpg`, `plate.jpg` or by a camera (`IMG_0001.jpg`) is not a folder of
+    plates called PHOTO, PLATE and IMG: a wrong label is worse than a missing one. The same rule as a single
+    style image's name."""
     real = data_dir / "ccpd-crops" / "images" / "皖A0V262.jpg"
-    for name in ("皖A0V262.jpg", "photo.jpg", "plate.jpg", "Front.jpg"):
+    cameras = ["DSC01234.jpg", "DSCN0001.JPG", "IMG_0001.jpg", "PXL_20260101_120000.jpg"]
+    for name in ("皖A0V262.jpg", "1234BCD_1.jpg", "photo.jpg", "plate.jpg", "Front.jpg", *cameras):
         shutil.copy(real, tmp_path / name)
     result = load_plates(tmp_path)
-    assert [p.text for p in result.plates] == ["皖A0V262"]
-    assert sorted(p.path.name for p in result.problems) == ["Front.jpg", "photo.jpg", "plate.jpg"]
+    assert sorted(p.text for p in result.plates) == ["1234BCD", "皖A0V262"]
+    assert sorted(p.path.name for p in result.problems) == sorted(["Front.jpg", "photo.jpg", "plate.jpg", *cameras])
     assert all("not a plate text" in p.message for p in result.problems)
+    assert all("a camera's name" in p.message for p in result.problems if p.path.name in cameras)
 
 
 def test_the_images_folder_of_a_data_folder_is_not_read_as_plates_named_by_text(data_dir):
