@@ -144,7 +144,8 @@ def draw_pools(req: BenchmarkRequest, ss: SeedSet, style_plates: list[Plate], ge
             if g == "render":
                 pools[g] = render_pool(ss.train.charset, ss.classes, per_class, gens.drawable, fonts, ss.seed)
             else:
-                pools[g] = saae_pool(generator, style_images, ss.classes, per_class, gens.drawable, ss.seed)
+                pools[g] = saae_pool(generator, style_images, ss.classes, per_class, gens.drawable, ss.seed,
+                                     None if req.train_generator else gens.chinese)
         seconds[g] = time.perf_counter() - start
     return pools, seconds, steps
 

@@ -18,7 +18,7 @@ import torch
 
 from plategen.bench.request import BenchmarkRequest
 from plategen.checkpoint import LoadedCheckpoint, checkpoint_path, load_checkpoint
-from plategen.synth.engine import chinese_model, with_chinese
+from plategen.synth.engine import chinese_model, if_drawing, with_chinese
 from plategen.dataset import CharSamples
 from plategen.errors import PlategenError
 from plategen.glyphs import Font, fonts_for
@@ -97,7 +97,7 @@ class Generators:
     seen: set[str]
     drawable: list[str]
     warnings: list[str]
-    chinese: LoadedCheckpoint | None = None  # draws the Chinese characters of plates, as in synth (`chinese_model`)
+    chinese: LoadedCheckpoint | None = None  # draws the Chinese characters, as in synth (`chinese_model`)
 
 
 def open_generators(req: BenchmarkRequest, charset: Sequence[str], fonts: Sequence[Font]) -> Generators:
@@ -123,8 +123,8 @@ def open_generators(req: BenchmarkRequest, charset: Sequence[str], fonts: Sequen
                 raise PlategenError(msg + "; pass --allow-overlap to run anyway (the report will say so)")
             warnings.append(msg)
         description = "SAAE checkpoint (product regime)"
-        if req.level == "plates" and "saae" in req.generators:  # whole plates draw as synth --plates does
-            chinese = chinese_model(req.checkpoint)
+        if "saae" in req.generators:  # draws as synth does, characters and whole plates alike
+            chinese = if_drawing(chinese_model(req.checkpoint), drawable)
         ck_chars = set(with_chinese(ckpt.meta.get("charset"), chinese) or charset)
         if chinese is not None:  # its plates are kept out of the tests too
             seen |= set(chinese.meta.get("plate_sha256") or [])
@@ -198,11 +198,13 @@ def render_pool(charset: Sequence[str], classes: Sequence[int], per_class: np.nd
 
 
 def saae_pool(generator, style_images: list[np.ndarray], classes: Sequence[int], per_class: np.ndarray,
-              drawable: list[str], seed: int) -> Pool:
-    """Class-balanced over `drawable` via the product's synth path, plus the same plan without the label check."""
+              drawable: list[str], seed: int, chinese: LoadedCheckpoint | None = None) -> Pool:
+    """Class-balanced over `drawable` via the product's synth path, plus the same plan without the label check;
+    `chinese` draws the Chinese characters, as in synth (`engine.chinese_model`)."""
     n_pool, pool_seed = int(per_class.max()) * len(drawable), int(1_000_003 * (seed + 1))
-    images, idx = generate_arrays(generator, style_images, list(drawable), n_pool, seed=pool_seed, check=True)
-    unchecked, _ = generate_arrays(generator, style_images, list(drawable), n_pool, seed=pool_seed, check=False)
+    draw = dict(seed=pool_seed, chinese=chinese)
+    images, idx = generate_arrays(generator, style_images, list(drawable), n_pool, check=True, **draw)
+    unchecked, _ = generate_arrays(generator, style_images, list(drawable), n_pool, check=False, **draw)
     return Pool(images, np.asarray(classes)[idx], unchecked)
 
 
