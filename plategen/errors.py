@@ -41,13 +41,20 @@ def require_utf8_name(path: Path | str) -> None:
                             "names into manifest.csv and meta.json)") from None
 
 
-def require_once(paths: Sequence[Path], option: str, why: str) -> None:
+def require_once(paths: Sequence[Path], option: str, why: str, given: Sequence[Path] | None = None) -> None:
     """A file or folder reached twice, however spelled (``a.jpg`` and ``./a.jpg``, or a folder and a file in
-    it), is a slip, not a request to count it twice."""
-    first: dict[Path, Path] = {}
-    for path in paths:
+    it), is a slip, not a request to count it twice. `given`: the argument each path was found under (a
+    folder for the files in it), so the message names what the user typed."""
+    first: dict[Path, tuple[Path, Path]] = {}
+    for path, source in zip(paths, given or paths):
         key = path.resolve()
-        if key in first:
-            also = "" if str(first[key]) == str(path) else f" (also as {first[key]})"
-            raise PlategenError(f"{option} {path}: given twice{also}; {why}")
-        first[key] = path
+        if key not in first:
+            first[key] = path, source
+            continue
+        before, before_source = first[key]
+        what = path if str(source) == str(path) else f"{source} ({path} in it)"
+        typed = str(before_source) == str(before)
+        if typed and str(source) == str(path) == str(before):
+            raise PlategenError(f"{option} {path}: given twice; {why}")
+        earlier = f"{option} {before}" if typed else f"{before} in {option} {before_source}"
+        raise PlategenError(f"{option} {what}: given twice (first as {earlier}); {why}")

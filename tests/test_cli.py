@@ -200,13 +200,14 @@ def _plategen(*args: str) -> subprocess.CompletedProcess:
     (["--chars", "0-9,A-Z"], "--chars: ',' in '0-9,A-Z' is not a letter, digit or Chinese character"),
     (["--plates", "--pattern", " "], "--pattern: empty"),
     (["--style", "PLATE"], "given twice; its plates would weigh double"),
-    (["--style", "FOLDER"], "given twice; its plates would weigh double"),
+    (["--style", "FOLDER"], "given twice (first as --style PLATE); its plates would weigh double"),
     (["--chars", "0aA"], "--chars: a and A would be written to folders that differ only in case"),
 ], ids=["empty-chars", "comma-in-chars", "empty-pattern", "style-twice", "style-and-its-folder", "case-twins"])
 def test_slips_in_synth_options_are_refused_not_guessed(tmp_path, plate, ckpt, extra, message):
     """An empty --chars used to mean 0-9A-Z, a ',' became a class, an empty --pattern ran, a style given twice (or as a file and its folder) weighed double."""
     out = tmp_path / "out"
-    extra = [{"PLATE": str(plate), "FOLDER": str(plate.parent)}.get(a, a) for a in extra]
+    names = {"PLATE": str(plate), "FOLDER": str(plate.parent)}
+    extra, message = [names.get(a, a) for a in extra], message.replace("PLATE", str(plate))
     line = _one_error_line(runner.invoke(app, ["synth", "--style", str(plate), "--out", str(out), "--n", "4",
                                                "--checkpoint", str(ckpt), "--device", "cpu", *extra]))
     assert message in line

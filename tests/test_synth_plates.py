@@ -519,11 +519,16 @@ def test_the_run_writes_the_folder_the_export_writes_for_its_plates(run, styles,
 
 
 def test_a_style_plate_reached_twice_is_refused(tmp_path):
-    """A data folder and an image inside it (or one image spelled two ways) would weigh that plate double."""
+    """A data folder and an image inside it (or one image spelled two ways) would weigh that plate double; the
+    message names the folder the user gave, not only a file in it they never typed."""
     folder = tmp_path / "es"
     shutil.copytree(EXAMPLE.parent, folder)
-    with pytest.raises(PlategenError, match=r"plate-es\.jpg: given twice; its plates would weigh double"):
+    with pytest.raises(PlategenError, match=r"plate-es\.jpg: given twice \(first as \S+plate-es\.jpg in --style "
+                                            r"\S+/es\); its plates would weigh double"):
         load_style_plates([folder, folder / "plate-es.jpg"])
+    with pytest.raises(PlategenError, match=r"--style \S+/es \(\S+plate-es\.jpg in it\): given twice \(first as "
+                                            r"--style \S+plate-es\.jpg\)"):
+        load_style_plates([folder / "plate-es.jpg", folder])
     with pytest.raises(PlategenError, match="given twice"):
         load_style_plates([folder / "plate-es.jpg", tmp_path / "es" / ".." / "es" / "plate-es.jpg"])
 

@@ -50,6 +50,7 @@ def load_styles(specs: Sequence[Path | str]) -> list[Style]:
     if not specs:
         raise PlategenError("--style: give at least one plate image or folder")
     paths: list[Path] = []
+    given: list[Path] = []
     for spec in specs:
         spec = Path(spec)
         if spec.is_dir():
@@ -58,11 +59,13 @@ def load_styles(specs: Sequence[Path | str]) -> list[Style]:
             if not found:
                 raise PlategenError(f"{spec}: no plate images (.jpg, .png, ...) in this folder")
             paths.extend(found)
+            given.extend([spec] * len(found))
         elif spec.exists():
             paths.append(spec)
+            given.append(spec)
         else:
             raise PlategenError(f"{spec}: no such style image or folder")
-    require_once(paths, "--style", WEIGH_DOUBLE)
+    require_once(paths, "--style", WEIGH_DOUBLE, given)
     styles = []
     for path in paths:
         require_utf8_name(path)

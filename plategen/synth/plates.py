@@ -123,21 +123,24 @@ def load_style_plates(specs: Sequence[Path | str]) -> tuple[list[StylePlate], li
     if not specs:
         raise PlategenError("--style: give at least one plate image or data folder")
     plates: list[Plate] = []
+    given: list[Path] = []
     skipped: list[Problem] = []
     for spec in map(Path, specs):
         if spec.is_dir():
             result = load_plates(spec)
             plates.extend(result.plates)
+            given.extend([spec] * len(result.plates))
             skipped.extend(result.problems + result.skipped)
         elif spec.is_file():
             plate, problem = _plate_of_file(spec)
             plates.extend([plate] if plate else [])
+            given.extend([spec] if plate else [])
             skipped.extend([problem] if problem else [])
         elif spec.exists():
             require_regular_file(spec, "image")
         else:
             raise PlategenError(f"{spec}: no such style image or folder")
-    require_once([plate.image_path for plate in plates], "--style", WEIGH_DOUBLE)
+    require_once([plate.image_path for plate in plates], "--style", WEIGH_DOUBLE, given)
     for plate in plates:
         require_utf8_name(plate.image_path)
     if not plates:
