@@ -41,20 +41,29 @@ def require_utf8_name(path: Path | str) -> None:
                             "names into manifest.csv and meta.json)") from None
 
 
-def require_once(paths: Sequence[Path], option: str, why: str, given: Sequence[Path] | None = None) -> None:
+def require_once(paths: Sequence[Path], option: str, why: str,
+                 given: Sequence[tuple[int, Path]] | None = None) -> None:
     """A file or folder reached twice, however spelled (``a.jpg`` and ``./a.jpg``, or a folder and a file in
-    it), is a slip, not a request to count it twice. `given`: the argument each path was found under (a
-    folder for the files in it), so the message names what the user typed."""
-    first: dict[Path, tuple[Path, Path]] = {}
-    for path, source in zip(paths, given or paths):
-        key = path.resolve()
+    it), is a slip, not a request to count it twice. `given`: per path, the argument it was found under (its
+    place among the option's arguments, and the folder for the files in it), so the message names what the
+    user typed. Two names of one file inside one folder argument (a link beside its target) are the folder's
+    content, not a slip: counted twice, as two copies would be."""
+    first: dict[Path, tuple[Path, tuple[int, Path]]] = {}
+    for n, (path, source) in enumerate(zip(paths, given or [(i, p) for i, p in enumerate(paths)])):
+        try:
+            key = path.resolve()
+        except (OSError, RuntimeError):  # a link loop: refused where the file is read, with its name
+            key = path.absolute()
         if key not in first:
             first[key] = path, source
             continue
-        before, before_source = first[key]
-        what = path if str(source) == str(path) else f"{source} ({path} in it)"
+        before, (before_arg, before_source) = first[key]
+        argument, spelled = source
+        if argument == before_arg and str(spelled) != str(path):
+            continue
+        what = path if str(spelled) == str(path) else f"{spelled} ({path} in it)"
         typed = str(before_source) == str(before)
-        if typed and str(source) == str(path) == str(before):
+        if typed and str(spelled) == str(path) == str(before):
             raise PlategenError(f"{option} {path}: given twice; {why}")
         earlier = f"{option} {before}" if typed else f"{before} in {option} {before_source}"
         raise PlategenError(f"{option} {what}: given twice (first as {earlier}); {why}")

@@ -443,28 +443,40 @@ def _read_filename(folder: Path) -> tuple[list[RawRecord], ImportResult]:
     result = ImportResult(folder, "filename")
     records: list[RawRecord] = []
     for image_path in _image_files(images_dir(folder)):
-        text = text_of_name(image_path)
-        if text is None:
-            kind = "a camera's name" if CAMERA_NAME.match(image_path.stem) else "letters and digits, no lower case"
-            result.problems.append(Problem(image_path, f"file name {image_path.name!r} is not a plate text ({kind})"))
+        problem = name_problem(image_path)
+        if problem:
+            result.problems.append(Problem(image_path, f"file name {image_path.name!r} is not a plate text ({problem})"))
             continue
+        text = text_of_name(image_path)
         records.append((image_path, text, None, ""))
     return records, result
 
 
-# The names cameras and phones give photos (IMG_0001, DSC01234, DSCN0001, PXL_20260101_..., GOPR0001):
-# a photo of a plate, not a plate called IMG or DSCN0001.
-CAMERA_NAME = re.compile(r"(IMG|DSC[NF]?|PXL|MVIMG|GOPR|VID|PANO)[_-]?\d", re.IGNORECASE)
+# The names cameras and phones give photos (IMG_0001, IMG-20260101-WA0001, PXL_20260101_..., DSC01234,
+# DSCN0001, GOPR0001): a photo of a plate, not a plate called IMG or DSCN0001.
+CAMERA_NAME = re.compile(r"(IMG|VID|PXL|MVIMG|PANO)[_-]\d|(DSC[NF]?|GOPR|DJI)_?\d{4}")
 
 
 def text_of_name(path: Path) -> str | None:
-    """The plate text a file is named by (``皖A0V262.jpg``, ``1234BCD_front.jpg``), or None: plate texts
-    have no lower-case letters, so ``photo.jpg`` or ``plate.jpg`` is a name, not a plate text, and
-    neither is a camera's ``IMG_0001.jpg`` (`CAMERA_NAME`)."""
+    """The plate text a file is named by (``皖A0V262.jpg``, ``1234BCD_front.jpg``), or None (`name_problem`)."""
+    return None if name_problem(path) else clean_text(path.stem.split("_")[0])
+
+
+def name_problem(path: Path) -> str | None:
+    """Why a file's name is no plate text, or None. Plate texts have no lower-case letters, so ``photo.jpg``
+    is a name; a camera's ``IMG_0001.jpg`` is one too (`CAMERA_NAME`); and a name with a second plate-like
+    part after its ``_`` (``00002_AN--385-MW.jpg``, a uc3m-lp file copied out of its folder) does not say
+    which part is the text, so neither is taken (``1234BCD_front`` and ``1234BCD_2`` are fine)."""
     if CAMERA_NAME.match(path.stem):
-        return None
-    text = clean_text(path.stem.split("_")[0])
-    return text if text and text.isalnum() and text == text.upper() else None
+        return "a camera's name"
+    first, _, rest = path.stem.partition("_")
+    text, other = clean_text(first), clean_text(rest)
+    if not (text and text.isalnum() and text == text.upper()):
+        return "letters and digits, no lower case"
+    if other.isalnum() and other == other.upper() and any(c.isdigit() for c in other) and \
+            any(c.isalpha() for c in other):
+        return f"both {text} and {other} could be the plate text"
+    return None
 
 
 def _leaves_folder(relative: str) -> bool:

@@ -154,12 +154,19 @@ def test_repeated_draws_are_generated_once_and_their_bytes_do_not_depend_on_the_
         assert np.array_equal(getattr(whole, f.name), getattr(chunked, f.name)), f.name
 
 
-def test_a_style_image_outside_any_data_folder_and_not_named_by_its_text_is_refused(styles, ckpt_cn, tmp_path):
-    bare = tmp_path / "photo.jpg"
+@pytest.mark.parametrize("name, why", [
+    ("photo.jpg", "letters and digits, no lower case"),
+    ("IMG_0001.jpg", "a camera's name"),
+    # a uc3m-lp plate copied out of its folder was drawn as plate 00011, digits where its letters are
+    ("00011_BN-695-B-D.jpg", "both 00011 and BN695BD could be the plate text"),
+])
+def test_a_style_image_outside_any_data_folder_and_not_named_by_its_text_is_refused(styles, ckpt_cn, tmp_path,
+                                                                                   name, why):
+    bare = tmp_path / name
     shutil.copy(styles[0], bare)
     out = tmp_path / "out"
-    with pytest.raises(PlategenError, match=r"photo.jpg: no character boxes or plate text .* name the file by "
-                                            r"its plate text") as caught:
+    with pytest.raises(PlategenError, match=rf"{name}: no character boxes, and the file name is no plate text "
+                                            rf"\({why}\); .* name the file by its plate text") as caught:
         synthesize(request([bare], ckpt_cn, out, 2))
     assert "\n" not in str(caught.value) and not out.exists()
 
@@ -218,6 +225,35 @@ def test_a_run_begun_by_a_plategen_that_drew_otherwise_is_not_resumed(styles, ck
     (cut / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
     with pytest.raises(PlategenError, match=r"begun by an earlier plategen that draws differently \(drawing 1, this one "):
         synthesize(request(styles[:2], ckpt_cn, cut, 10, resume=True, batch_size=None))
+
+
+def test_resume_refuses_a_run_whose_chinese_plates_took_other_letters(styles, ckpt_cn, tmp_path, monkeypatch):
+    """With the default alphabet a mixed run's Chinese plates skip I and O; with --chars (the same alphabet), or
+    under the plategen before that rule, they do not. Resuming across the two kept written plates under new
+    texts (manifest and plates.csv against the pixels and labels/). A run from the plategen that skipped them
+    but did not record it resumes."""
+    mixed = [styles[0], styles[1]]  # a Spanish and a Chinese style plate
+    whole = synthesize(request(mixed, ckpt_cn, tmp_path / "whole", 10, chars=None, batch_size=2))
+    generate = engine_module.Synthesizer.generate
+    monkeypatch.setattr(engine_module.Synthesizer, "generate", lambda self, ids: (_ for _ in ()).throw(KeyboardInterrupt))
+    cut = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):
+        synthesize(request(mixed, ckpt_cn, cut, 10, chars=None, batch_size=2))
+    monkeypatch.setattr(engine_module.Synthesizer, "generate", generate)
+    meta = json.loads((cut / "meta.json").read_text(encoding="utf-8"))
+    assert meta["chinese_serials_skip"] == "IO" and {"I", "O"} <= set(meta["charset"])
+    with pytest.raises(PlategenError, match=r"different settings than the interrupted run \(chinese_serials_skip\)"):
+        synthesize(request(mixed, ckpt_cn, cut, 10, chars=meta["charset"], resume=True, batch_size=None))
+
+    def written_by(drop):
+        (cut / "meta.json").write_text(json.dumps({k: v for k, v in meta.items() if k not in drop}), encoding="utf-8")
+
+    written_by({"chinese_serials_skip", "chinese_checkpoint_sha256"})  # before allchars and the rule
+    with pytest.raises(PlategenError, match="put I and O on the Chinese plates of this run too"):
+        synthesize(request(mixed, ckpt_cn, cut, 10, chars=None, resume=True, batch_size=None))
+    written_by({"chinese_serials_skip"})  # the rule, not yet recorded
+    synthesize(request(mixed, ckpt_cn, cut, 10, chars=None, resume=True, batch_size=None))
+    assert tree(cut) == tree(whole.out)
 
 
 def test_noise_goes_on_the_whole_composed_plate_from_each_plates_seed(styles, ckpt_cn, tmp_path):
@@ -404,7 +440,7 @@ def test_the_cli_refuses_a_bare_plate_image_in_one_line_and_writes_nothing(ckpt_
                                       "--checkpoint", str(ckpt_cn), "--device", "cpu"])
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and "plate-es.jpg: no character boxes or plate text for this image" in lines[0]
+    assert len(lines) == 1 and "plate-es.jpg: no character boxes, and the file name is no plate text" in lines[0]
     assert "Traceback" not in result.output and not out.exists()
 
 
@@ -531,6 +567,23 @@ def test_a_style_plate_reached_twice_is_refused(tmp_path):
         load_style_plates([folder / "plate-es.jpg", folder])
     with pytest.raises(PlategenError, match="given twice"):
         load_style_plates([folder / "plate-es.jpg", tmp_path / "es" / ".." / "es" / "plate-es.jpg"])
+
+
+def test_links_in_a_style_folder_are_its_content_and_a_link_loop_is_one_line(data_dir, tmp_path):
+    """A link beside its target in one folder argument is the folder's content (counted twice, as a copy
+    is), not a slip; a link loop used to end in a traceback from resolving it (RuntimeError)."""
+    from plategen.synth.inputs import load_styles
+
+    folder = tmp_path / "styles"
+    folder.mkdir()
+    shutil.copy(data_dir / CCPD[0] / CCPD[1], folder / "京PL3N67.jpg")
+    (folder / "京PL3N67_link.jpg").symlink_to("京PL3N67.jpg")
+    assert len(load_styles([folder])) == 2 and len(load_style_plates([folder])[0]) == 2
+    with pytest.raises(PlategenError, match=r"_link\.jpg: given twice \(first as \S+京PL3N67\.jpg in --style "):
+        load_styles([folder, folder / "京PL3N67_link.jpg"])
+    (folder / "loop.jpg").symlink_to("loop.jpg")
+    with pytest.raises(PlategenError, match=r"loop\.jpg: cannot read image \(Too many levels of symbolic links\)"):
+        load_styles([folder])
 
 
 def test_resume_says_when_the_folder_holds_the_other_kind_of_run(styles, ckpt_cn, tmp_path):

@@ -50,19 +50,18 @@ def load_styles(specs: Sequence[Path | str]) -> list[Style]:
     if not specs:
         raise PlategenError("--style: give at least one plate image or folder")
     paths: list[Path] = []
-    given: list[Path] = []
-    for spec in specs:
-        spec = Path(spec)
+    given: list[tuple[int, Path]] = []
+    for argument, spec in enumerate(map(Path, specs)):
         if spec.is_dir():
             folder = images_dir(spec)
             found = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)  # a pipe or folder: refused below
             if not found:
                 raise PlategenError(f"{spec}: no plate images (.jpg, .png, ...) in this folder")
             paths.extend(found)
-            given.extend([spec] * len(found))
+            given.extend([(argument, spec)] * len(found))
         elif spec.exists():
             paths.append(spec)
-            given.append(spec)
+            given.append((argument, spec))
         else:
             raise PlategenError(f"{spec}: no such style image or folder")
     require_once(paths, "--style", WEIGH_DOUBLE, given)

@@ -40,7 +40,8 @@ from plategen.errors import PlategenError, require_once, require_regular_file, r
 from plategen.synth.exports import FinishedPlate, write_lprnet, write_paddleocr, write_plate_index
 from plategen.glyphs import Font
 from plategen.layout import PlateLayout, draw_texts, kind_of, layout_of, parse_pattern, read_texts
-from plategen.plates import Plate, Problem, detect_format, load_plate, load_plates, read_image, text_of_name
+from plategen.plates import (Plate, Problem, detect_format, load_plate, load_plates, name_problem, read_image,
+                             text_of_name)
 from plategen.detect import segment_with_text
 from plategen.synth import plate_writers, writers
 from plategen.synth.check import LabelCheck, chars_with_real_crops
@@ -74,6 +75,7 @@ class PlatePlan:
     layouts: list[PlateLayout]  # per style plate: the slots new texts fill (its own, or --pattern's)
     texts: list[str]  # [n]
     seed: np.ndarray  # [n] uint64: the plate's own seed; its characters' seeds follow from it
+    serials_skip: str | None = None  # letters of the alphabet that Chinese layouts skip (`serials_skip`)
 
     @property
     def n(self) -> int:
@@ -123,18 +125,18 @@ def load_style_plates(specs: Sequence[Path | str]) -> tuple[list[StylePlate], li
     if not specs:
         raise PlategenError("--style: give at least one plate image or data folder")
     plates: list[Plate] = []
-    given: list[Path] = []
+    given: list[tuple[int, Path]] = []
     skipped: list[Problem] = []
-    for spec in map(Path, specs):
+    for argument, spec in enumerate(map(Path, specs)):
         if spec.is_dir():
             result = load_plates(spec)
             plates.extend(result.plates)
-            given.extend([spec] * len(result.plates))
+            given.extend([(argument, spec)] * len(result.plates))
             skipped.extend(result.problems + result.skipped)
         elif spec.is_file():
             plate, problem = _plate_of_file(spec)
             plates.extend([plate] if plate else [])
-            given.extend([spec] if plate else [])
+            given.extend([(argument, spec)] if plate else [])
             skipped.extend([problem] if problem else [])
         elif spec.exists():
             require_regular_file(spec, "image")
@@ -171,11 +173,12 @@ def _plate_of_file(path: Path) -> tuple[Plate | None, Problem | None]:
             return result.plates[0], None
         if result.problems or result.skipped:  # e.g. a malformed label file: its reason, not "no boxes"
             return None, (result.problems or result.skipped)[0]
+    problem = name_problem(path)
+    if problem:
+        raise PlategenError(f"{path}: no character boxes, and the file name is no plate text ({problem}); give "
+                            "its data folder (YOLO labels/ + classes.txt, or a CSV image_path,plate_text), or name "
+                            "the file by its plate text, e.g. 1234BCD.jpg")
     text = text_of_name(path)
-    if text is None:
-        raise PlategenError(f"{path}: no character boxes or plate text for this image; give its data folder "
-                            "(YOLO labels/ + classes.txt, or a CSV image_path,plate_text), or name the file by "
-                            "its plate text, e.g. 1234BCD.jpg")
     image = read_image(path)
     seg = segment_with_text(image, text)
     if seg.boxes is None:
@@ -247,7 +250,16 @@ def plan_plates(styles: Sequence[StylePlate], n: int, chars: Sequence[str], seed
                 skip = CHINESE_SERIALS_SKIP if chinese_serials and layout.chinese else ""
                 for i, text in zip(ids, draw_texts(layout, len(ids), chars, rng, skip)):
                     out[i] = text
-    return PlatePlan(style, layouts, out, image_seeds(seed, np.arange(n)))
+    skipped = serials_skip(layouts, chars) if chinese_serials and texts is None else None
+    return PlatePlan(style, layouts, out, image_seeds(seed, np.arange(n)), skipped)
+
+
+def serials_skip(layouts: Sequence[PlateLayout], chars: Sequence[str]) -> str | None:
+    """The letters of `chars` that the Chinese layouts among `layouts` skip when the alphabet is the default
+    (`plan_plates` chinese_serials), or None when that changes no text: a resume key, since a run whose
+    texts follow other rules must not be finished under them."""
+    letters = "".join(c for c in CHINESE_SERIALS_SKIP if c in chars)
+    return letters if letters and any(layout.chinese for layout in layouts) else None
 
 
 def character_synth(generator, discriminator, charset: Sequence[str] | None, styles: Sequence[StylePlate],

@@ -117,13 +117,13 @@ def synthesize(req: SynthRequest, progress: Callable[[int, int], None] = lambda 
     start = time.perf_counter()
     with distributed.joined() as world:
         with world.together():  # one refusal stops every rank and is printed once
-            device, params, resume_keys, run = _checked(req, world, progress, start)
-        return _claimed(req, world, device, params, resume_keys, run)
+            device, params, resume_keys, upgrade, run = _checked(req, world, progress, start)
+        return _claimed(req, world, device, params, resume_keys, upgrade, run)
 
 
 def _checked(req: SynthRequest, world: World, progress: Callable[[int, int], None], start: float):
-    """Every input checked; (device, the settings that fix the bytes, those --resume must match,
-    the run given the interrupted run's meta)."""
+    """Every input checked; (device, the settings that fix the bytes, those --resume must match, an
+    interrupted run's meta in this plategen's keys, the run given that meta)."""
     check_request(req)
     device = str(world.place(resolve_device(req.device)))
     ckpt_path = checkpoint_path(req.checkpoint)
@@ -148,12 +148,12 @@ def _checked(req: SynthRequest, world: World, progress: Callable[[int, int], Non
         "diversity": json_ready(req.diversity.to_dict()), "glyph_size": ckpt.config.glyph_size,
         "label_check": label_check,
     }
-    return device, params, RESUME_KEYS, lambda previous: _run(req, world, device, ckpt, ckpt_path, fonts, styles,
+    return device, params, RESUME_KEYS, lambda previous: previous, lambda previous: _run(req, world, device, ckpt, ckpt_path, fonts, styles,
                                                                params, previous, progress, start, chinese)
 
 
 def _claimed(req: SynthRequest, world: World, device: str, params: dict, resume_keys: Sequence[str],
-             run: Callable):
+             upgrade: Callable[[dict], dict], run: Callable):
     """`run(previous meta)` while rank 0 holds the output folder's lock, after --resume's settings check."""
     locks = []
 
@@ -173,7 +173,12 @@ def _claimed(req: SynthRequest, world: World, device: str, params: dict, resume_
             if params.get("chinese_checkpoint_sha256") and "chinese_checkpoint_sha256" not in previous:
                 raise PlategenError(f"{req.out}: begun by an earlier plategen that drew the Chinese characters with "
                                     "the default model too; add --checkpoint default to --resume it as it began")
+            previous = upgrade(previous)
             differ = [k for k in resume_keys if previous.get(k) != params[k]]
+            if "chinese_serials_skip" in differ and "chinese_checkpoint_sha256" not in previous:
+                raise PlategenError(f"{req.out}: begun by an earlier plategen that put I and O on the Chinese plates "
+                                    "of this run too, so --resume cannot finish it with the same texts; finish it "
+                                    "with that version, or start again with --overwrite")
             changed = [new["path"] for old, new in zip(previous.get("styles") or [], params["styles"])
                        if old.get("path") == new["path"] and old.get("sha256") != new["sha256"]]
             if changed:
@@ -195,6 +200,18 @@ def _claimed(req: SynthRequest, world: World, device: str, params: dict, resume_
         torch.set_num_threads(threads_before)
         for lock in locks:
             lock.release()
+
+
+def _with_serials_skip(previous: dict, default_skip: str | None) -> dict:
+    """A plate run's meta with `chinese_serials_skip`, which meta.json records since this plategen. Before, a run
+    whose Chinese characters came from allchars (it has `chinese_checkpoint_sha256`) skipped `default_skip` (what
+    the default alphabet skips on these layouts) when its command gave neither --chars nor --texts; a run with
+    them, or an older one, skipped nothing."""
+    if "chinese_serials_skip" in previous:
+        return previous
+    chosen = any(str(arg).split("=")[0] in ("--chars", "--texts") for arg in previous.get("command") or [])
+    skipped = None if chosen or "chinese_checkpoint_sha256" not in previous else default_skip
+    return {**previous, "chinese_serials_skip": skipped}
 
 
 def _checked_plates(req: SynthRequest, world: World, device: str, ckpt, ckpt_path: Path, label_check: bool,
@@ -233,10 +250,15 @@ def _checked_plates(req: SynthRequest, world: World, device: str, ckpt, ckpt_pat
         "shard_size": req.shard_size if req.format == "shards" else None,
         "batch_size": req.batch_size or plates.DEFAULT_PLATE_BATCH, "glyph_size": ckpt.config.glyph_size,
         "label_check": label_check, **plates.plate_params(req, styles, chars),
+        "chinese_serials_skip": plan.serials_skip,
     }
-    return device, params, tuple(params), lambda previous: plates.run_plates(
-        req, world, device, ckpt, ckpt_path, fonts, styles, skipped, plan, chars, params, previous, progress, start,
-        chinese)
+    default_skip = plates.serials_skip(plan.layouts, chars)
+
+    def run(previous: dict | None):
+        return plates.run_plates(req, world, device, ckpt, ckpt_path, fonts, styles, skipped, plan, chars, params,
+                                 previous, progress, start, chinese)
+
+    return device, params, tuple(params), lambda previous: _with_serials_skip(previous, default_skip), run
 
 
 # a run's plan is held in memory: 10M characters take about 2 GB, 10M plates about 10 GB and minutes to plan
