@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import unicodedata
 from pathlib import Path
 from typing import Sequence
 
@@ -30,15 +31,21 @@ def require_regular_file(path: Path, what: str) -> None:
                             "only from regular files")
 
 
-def require_utf8_name(path: Path | str) -> None:
-    """Refuse a file name that is not UTF-8 (bytes from another system): synth writes style names into
-    manifest.csv and meta.json, which are UTF-8, and would fail halfway through its output."""
+def require_writable_name(path: Path | str) -> None:
+    """Refuse a style file name that manifest.csv and meta.json cannot hold as it is: one that is not UTF-8
+    (bytes from another system: synth would fail halfway through its output), or one with a control
+    character (a carriage return read from a CRLF list split manifest.csv's rows for pandas)."""
     try:
         str(path).encode("utf-8")
     except UnicodeEncodeError:
         shown = os.fsencode(path).decode("utf-8", "backslashreplace")
         raise PlategenError(f"{shown}: the file name is not valid UTF-8; rename the file (synth writes style "
                             "names into manifest.csv and meta.json)") from None
+    control = [c for c in str(path) if unicodedata.category(c) == "Cc"]
+    if control:
+        shown = "".join(repr(c)[1:-1] if c in control else c for c in str(path))
+        raise PlategenError(f"{shown}: the file name holds a control character ({control[0]!r}); rename the file "
+                            "(synth writes style names into manifest.csv)")
 
 
 def require_once(paths: Sequence[Path], option: str, why: str,

@@ -474,6 +474,17 @@ def _non_utf8_name(tmp_path: Path) -> Path:
     return folder
 
 
+def _carriage_return_name(tmp_path: Path) -> Path:
+    """A plate named from a CRLF list (202AER\\r.jpg): the \\r went unquoted into manifest.csv, which pandas then
+    read as twice the rows."""
+    folder = tmp_path / "crlf"
+    (folder / "labels").mkdir(parents=True)
+    shutil.copy(EXAMPLE, folder / "202AER\r.jpg")
+    shutil.copy(EXAMPLE.parent / "classes.txt", folder / "classes.txt")
+    shutil.copy(EXAMPLE.parent / "labels" / "plate-es.txt", folder / "labels" / "202AER\r.txt")
+    return folder / "202AER\r.jpg"
+
+
 @pytest.mark.parametrize("make_style, extra, message", [
     (None, ["--seed", "-1"], "--seed -1: must be 0 or more"),
     (None, ["--n", "1000000000000"], "--n 1,000,000,000,000: at most 1,000,000 plates a run"),
@@ -484,8 +495,9 @@ def _non_utf8_name(tmp_path: Path) -> Path:
     (_beside_a_malformed_label, [], "labels/plate-es.txt:1: expected 5 fields"),
     (_tiny_plate, [], "plate.png: image is 1x1 px, too small for a plate"),
     (_non_utf8_name, [], "plaque-\\xe9t\\xe9.jpg: the file name is not valid UTF-8; rename the file"),
+    (_carriage_return_name, [], "202AER\\r.jpg: the file name holds a control character ('\\r'); rename the file"),
 ], ids=["negative-seed", "huge-n", "texts-dev-zero", "pattern-backwards", "empty-out", "pattern-too-many",
-     "malformed-label", "tiny-image", "non-utf8-name"])
+     "malformed-label", "tiny-image", "non-utf8-name", "control-character-name"])
 def test_wrong_plate_inputs_are_refused_in_one_line_before_anything_is_written(ckpt_cn, tmp_path, make_style, extra,
                                                                                 message):
     """Each of these once crashed with a traceback, hung, wrote into the current folder, or gave the wrong reason."""

@@ -10,7 +10,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from plategen.errors import PlategenError, require_once, require_utf8_name
+from plategen.errors import PlategenError, require_once, require_writable_name
 from plategen.glyphs import Font, check_coverage
 from plategen.plates import IMAGE_SUFFIXES, images_dir, read_image, too_small
 
@@ -67,7 +67,7 @@ def load_styles(specs: Sequence[Path | str]) -> list[Style]:
     require_once(paths, "--style", WEIGH_DOUBLE, given)
     styles = []
     for path in paths:
-        require_utf8_name(path)
+        require_writable_name(path)
         image = read_image(path)
         require_plate_size(path, image)
         require_contrast(path, image)

@@ -36,7 +36,7 @@ from plategen.checkpoint import LoadedCheckpoint
 from plategen.distributed import World
 from plategen.synth.compose import Coverages, erase_characters, ink_colour, place_on_plates
 from plategen.synth.designs import Design, design_named, draw_dot, repaint
-from plategen.errors import PlategenError, require_once, require_regular_file, require_utf8_name
+from plategen.errors import PlategenError, require_once, require_regular_file, require_writable_name
 from plategen.synth.exports import FinishedPlate, write_lprnet, write_paddleocr, write_plate_index
 from plategen.glyphs import Font
 from plategen.layout import PlateLayout, draw_texts, kind_of, layout_of, parse_pattern, read_texts
@@ -144,7 +144,7 @@ def load_style_plates(specs: Sequence[Path | str]) -> tuple[list[StylePlate], li
             raise PlategenError(f"{spec}: no such style image or folder")
     require_once([plate.image_path for plate in plates], "--style", WEIGH_DOUBLE, given)
     for plate in plates:
-        require_utf8_name(plate.image_path)
+        require_writable_name(plate.image_path)
     if not plates:
         reasons = "; ".join(str(p) for p in skipped[:3])
         raise PlategenError(f"--style: no usable style plate ({reasons})")
