@@ -28,7 +28,7 @@ from plategen.charset import parse_charset
 from plategen.distributed import launched_rank
 from plategen.errors import PlategenError, RankStopped, require_once
 from plategen.inspection import inspect_import
-from plategen.plates import load_plates
+from plategen.plates import load_plates, nothing_usable
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Labelled licence-plate character data in the style of real plates.")
@@ -453,7 +453,11 @@ def inspect(
     if sheet is not None:
         check_sheet_path(sheet, "--sheet")
     result = load_plates(data, fmt, strict=strict, progress=tracker(f"reading {escape(printable(str(data)))}"),
-                         allow_outside=allow_outside_paths)
+                         allow_outside=allow_outside_paths, listing=True)
+    if not result.plates:  # why, each record, then the one error line (its advice to run inspect is this)
+        for problem in (result.problems + result.skipped)[:show]:
+            console.print(f"  {printable(str(problem))}", highlight=False, markup=False, soft_wrap=True)
+        raise PlategenError(nothing_usable(result, advice=False))
     sheet = sheet or Path(f"inspect-{data.resolve().name}.png")
     summary = inspect_import(result, sheet, progress=tracker("cutting characters"))
 

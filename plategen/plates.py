@@ -222,11 +222,12 @@ def synth_meta(folder: Path) -> dict | None:
 
 
 def load_plates(folder: Path | str, fmt: str | None = None, strict: bool = False,
-                progress: Callable[[Iterable], Iterable] = lambda it: it, allow_outside: bool = False
-                ) -> ImportResult:
+                progress: Callable[[Iterable], Iterable] = lambda it: it, allow_outside: bool = False,
+                listing: bool = False) -> ImportResult:
     """Import one data folder. With `strict`, any bad record is an error. CSV image paths must
     stay inside the folder unless `allow_outside`: a label file from elsewhere should not make
-    plategen open any file it names."""
+    plategen open any file it names. A folder with no usable plate is an error, unless `listing`
+    (inspect, which lists why)."""
     folder = Path(folder)
     fmt = fmt or detect_format(folder)
     if fmt not in FORMATS:
@@ -240,13 +241,13 @@ def load_plates(folder: Path | str, fmt: str | None = None, strict: bool = False
     if strict and result.problems:
         raise PlategenError(f"{folder}: {len(result.problems)} bad record(s) (--strict); first: {result.problems[0]}"
                             f"; run plategen inspect {shlex.quote(str(folder))} to list them all")
-    if not result.plates:
-        raise PlategenError(_nothing_usable(result))
+    if not result.plates and not listing:
+        raise PlategenError(nothing_usable(result))
     return result
 
 
-def _nothing_usable(result: ImportResult) -> str:
-    """One line: the counts, the first reason, and where to see the rest."""
+def nothing_usable(result: ImportResult, advice: bool = True) -> str:
+    """One line: the counts, the first reason, and (`advice`) where to see the rest."""
     bad = result.problems + result.skipped
     if not bad:  # nothing was even listed
         where = ("its CSV has no rows" if result.format == "csv" else
@@ -254,7 +255,7 @@ def _nothing_usable(result: ImportResult) -> str:
         return f"{result.folder}: no plates (format {result.format}): {where}"
     line = (f"{result.folder}: no usable plates read (format {result.format}): "
             f"{len(result.problems)} bad record(s), {len(result.skipped)} not segmented; first: {bad[0]}")
-    if len(bad) > 1:
+    if len(bad) > 1 and advice:
         line += f"; run plategen inspect {shlex.quote(str(result.folder))} --show {len(bad)} to list them all"
     return line
 

@@ -50,6 +50,22 @@ def test_inspect_of_a_missing_folder_is_one_clear_line(tmp_path):
     assert not list(tmp_path.iterdir())  # nothing half-written
 
 
+def test_inspect_lists_why_no_plate_of_a_folder_is_usable(tmp_path):
+    """synth's refusal of such a folder says to run inspect for the list; inspect used to refuse it the same way."""
+    folder = tmp_path / "phone"
+    folder.mkdir()
+    example = Path(__file__).resolve().parents[1] / "examples" / "plate-es.jpg"
+    for name in ("IMG_0001.jpg", "photo.jpg", "DSC01234.JPG"):
+        shutil.copy(example, folder / name)
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["inspect", str(folder), "--sheet", str(tmp_path / "s.png")])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert [line.split(":")[0].strip() for line in lines[:3]] == [str(folder / n) for n in
+                                                                 ("DSC01234.JPG", "IMG_0001.jpg", "photo.jpg")]
+    assert len(lines) == 4 and lines[3].startswith(f"error: {folder}: no usable plates read")
+    assert "run plategen inspect" not in lines[3] and not (tmp_path / "s.png").exists()
+
+
 def _one_error_line(result) -> str:
     """The CLI's promise for a wrong input: exit 2 and exactly one line, no traceback."""
     assert result.exit_code == 2, result.output
