@@ -415,8 +415,9 @@ def print_plate_report(report) -> None:
     chinese_row(table, report)
     if report.skipped:
         reasons = Counter(problem.message for problem in report.skipped).most_common(3)
-        table.add_row("skipped style plates", escape(f"{len(report.skipped):,}: " + "; ".join(
-            f"{count} {reason}" for reason, count in reasons) + ("; ..." if len(reasons) == 3 else "")))
+        table.add_row("skipped style plates", escape(printable(f"{len(report.skipped):,}: " + "; ".join(
+            f"{count} {reason}" for reason, count in reasons) + ("; ..." if len(reasons) == 3 else "")
+            + f" (first: {report.skipped[0].path}; all in meta.json skipped_styles)")))
     if report.check_failed is None:
         table.add_row("label check", "off (--no-check, or the checkpoint has no discriminator)")
     else:

@@ -581,6 +581,22 @@ def test_a_style_plate_reached_twice_is_refused(tmp_path):
         load_style_plates([folder / "plate-es.jpg", tmp_path / "es" / ".." / "es" / "plate-es.jpg"])
 
 
+def test_the_summary_names_the_first_style_plate_left_out(data_dir, ckpt_cn, tmp_path):
+    """It said '1: 1 not a readable image' and left the user to find which."""
+    folder = tmp_path / "styles"
+    folder.mkdir()
+    shutil.copy(data_dir / CCPD[0] / CCPD[1], folder)
+    (folder / "皖A0V262.jpg").write_bytes((data_dir / CCPD[0] / "images" / "皖A0V262.jpg").read_bytes()[:200])
+    result = CliRunner(env={"COLUMNS": "400"}).invoke(app, [
+        "synth", "--plates", "--style", str(folder), "--n", "2", "--out", str(tmp_path / "out"),
+        "--checkpoint", str(ckpt_cn), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if "skipped style plates" in line)
+    assert f"(first: {folder / '皖A0V262.jpg'}; all in meta.json skipped_styles)" in row
+    meta = json.loads((tmp_path / "out" / "meta.json").read_text(encoding="utf-8"))
+    assert meta["skipped_styles"][0].startswith(str(folder / "皖A0V262.jpg"))
+
+
 def test_links_in_a_style_folder_are_its_content_and_a_link_loop_is_one_line(data_dir, tmp_path):
     """A link beside its target in one folder argument is the folder's content (counted twice, as a copy
     is), not a slip; a link loop used to end in a traceback from resolving it (RuntimeError)."""
