@@ -317,9 +317,11 @@ def synth(
     from plategen.synth import Diversity, SynthRequest, synthesize
     from plategen.synth.plan import CHECK_ATTEMPTS
 
+    unit = "plates/s" if plates else "img/s"
+
     class RateColumn(ProgressColumn):
         def render(self, task):
-            return f"{task.speed or 0:,.0f} img/s"
+            return f"{task.speed or 0:,.0f} {unit}"
 
     if not plates and (pattern is not None or texts or export or design):
         raise PlategenError("--pattern, --texts, --design and --export are options of --plates")
@@ -336,18 +338,32 @@ def synth(
                            command=["plategen", *sys.argv[1:]], plates=plates, pattern=pattern, texts=texts,
                            design=design, exports=list(export))
     leader = launched_rank() == 0  # under torchrun rank 0 alone draws the bar (of its own images) and the table
-    columns = (TextColumn("synth"), BarColumn(), MofNCompleteColumn(), RateColumn(), TimeElapsedColumn())
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(), TimeElapsedColumn())
+    fresh = resume and not (request.out / "meta.json").is_file()  # --resume into a folder without a run (a typo?)
     with Progress(*columns, console=err_console, transient=True,
                   disable=not (err_console.is_terminal and leader)) as bar:
-        task = bar.add_task("synth", total=n)
+        # reading the style plates (a detector pass over text-only ones) comes first, and can take a while
+        task = bar.add_task("reading the style plates", total=n)
+        drawing = []
+
+        def progress(done: int, total: int) -> None:
+            if drawing:
+                bar.update(task, completed=done, total=total)
+            else:  # the rate counts from the first image drawn, not from the start of the reading
+                drawing.append(True)
+                bar.reset(task, total=total, completed=done, description="synth")
+
         try:
-            report = synthesize(request, progress=lambda done, total: bar.update(task, completed=done, total=total))
+            report = synthesize(request, progress=progress)
         except KeyboardInterrupt:
             if leader:
                 err_console.print(f"run the same command with --resume to finish {out}")
             raise
     if not leader:
         return
+    if fresh:
+        console.print(f"[yellow]--resume:[/] {escape(printable(str(request.out)))} held no run to finish; this was a "
+                      "new one", highlight=False)
     if plates:
         print_plate_report(report)
         return

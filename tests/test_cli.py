@@ -230,6 +230,18 @@ def test_slips_in_synth_options_are_refused_not_guessed(tmp_path, plate, ckpt, e
     assert not out.exists()
 
 
+def test_resume_into_a_folder_without_a_run_says_it_began_a_new_one(tmp_path, plate, ckpt):
+    """A mistyped --out with --resume started over without a word; a folder whose run it finished says nothing."""
+    out = tmp_path / "typo"
+    args = ["synth", "--style", str(plate), "--out", str(out), "--n", "4", "--checkpoint", str(ckpt), "--device", "cpu",
+            "--resume"]
+    first = CliRunner(env={"COLUMNS": "200"}).invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert f"--resume: {out} held no run to finish; this was a new one" in first.output
+    again = CliRunner(env={"COLUMNS": "200"}).invoke(app, args)
+    assert again.exit_code == 0 and "held no run" not in again.output and "all already there" in again.output
+
+
 @pytest.mark.parametrize("command", ["inspect", "synth-pipe", "synth-out", "train", "benchmark"])
 def test_every_command_errs_in_exactly_one_line_when_stderr_is_no_terminal(tmp_path, data_dir, plate, ckpt,
                                                                           command):
