@@ -256,6 +256,27 @@ def test_resume_refuses_a_run_whose_chinese_plates_took_other_letters(styles, ck
     assert tree(cut) == tree(whole.out)
 
 
+def test_a_run_on_large_plates_begun_before_scaled_erasing_is_not_resumed(styles, ckpt_cn, tmp_path, monkeypatch):
+    """US plates' characters are now erased on a scaled copy (5x faster); a run on them begun before would mix
+    two erasings. A run on small plates (CCPD) erases as before and resumes."""
+    generate = engine_module.Synthesizer.generate
+    monkeypatch.setattr(engine_module.Synthesizer, "generate", lambda self, ids: (_ for _ in ()).throw(KeyboardInterrupt))
+    for style, scaled in ((styles[2], 1), (styles[1], None)):
+        cut = tmp_path / f"cut-{scaled}"
+        with pytest.raises(KeyboardInterrupt):
+            synthesize(request([style], ckpt_cn, cut, 6, batch_size=2))
+        meta = json.loads((cut / "meta.json").read_text(encoding="utf-8"))
+        assert meta["scaled_erasing"] == scaled
+        del meta["scaled_erasing"]  # as the plategen before wrote it
+        (cut / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+        if scaled:
+            with pytest.raises(PlategenError, match="begun by an earlier plategen that erased these style plates' "
+                                                    "characters otherwise"):
+                synthesize(request([style], ckpt_cn, cut, 6, resume=True, batch_size=None))
+    monkeypatch.setattr(engine_module.Synthesizer, "generate", generate)
+    assert synthesize(request([styles[1]], ckpt_cn, tmp_path / "cut-None", 6, resume=True, batch_size=None)).n == 6
+
+
 def test_noise_goes_on_the_whole_composed_plate_from_each_plates_seed(styles, ckpt_cn, tmp_path):
     clean = synthesize(request(styles[:2], ckpt_cn, tmp_path / "clean", 4, diversity=Diversity(noise=0.0))).out
     noisy = synthesize(request(styles[:2], ckpt_cn, tmp_path / "noisy", 4, diversity=Diversity(noise=6.0))).out

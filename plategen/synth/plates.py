@@ -34,13 +34,13 @@ from plategen import __version__
 from plategen.atomic import atomic_save_png
 from plategen.checkpoint import LoadedCheckpoint
 from plategen.distributed import World
-from plategen.synth.compose import Coverages, erase_characters, ink_colour, place_on_plates
+from plategen.synth.compose import Coverages, erase_characters, ink_colour, inpaints_scaled, place_on_plates
 from plategen.synth.designs import Design, design_named, draw_dot, repaint
 from plategen.errors import PlategenError, require_once, require_regular_file, require_writable_name
 from plategen.synth.exports import FinishedPlate, write_lprnet, write_paddleocr, write_plate_index
 from plategen.glyphs import Font
 from plategen.layout import PlateLayout, draw_texts, kind_of, layout_of, parse_pattern, read_texts
-from plategen.plates import (Plate, Problem, detect_format, load_plate, load_plates, name_problem, read_image,
+from plategen.plates import (Box, Plate, Problem, detect_format, load_plate, load_plates, name_problem, read_image,
                              text_of_name)
 from plategen.detect import segment_with_text
 from plategen.synth import plate_writers, writers
@@ -317,6 +317,20 @@ class Drawn:
     checks: list[str]
 
 
+def erased_boxes(plate: StylePlate, layout: PlateLayout, design: Design | None
+                 ) -> tuple[list[Box], list[Box], list[Box]]:
+    """The boxes `erase_characters` clears on a style plate, those it keeps, and the separator dots to draw: its
+    characters go, and its own dot too unless the new `layout` puts its dot at the same place (and `design`,
+    if any, draws one); new dots are drawn where the plate's own did not stay."""
+    boxes = [slot.box for slot in plate.layout.char_slots]
+    own_dots = [s.box for s in plate.layout.slots if s.kind == "separator"]
+    new_dots = [s.box for s in layout.slots if s.kind == "separator"]
+    dots = design is None or design.dot
+    if dots and new_dots == own_dots:  # the style plate's own dot stays where the new one goes
+        return boxes, own_dots, []
+    return boxes + own_dots, [], new_dots if dots else []
+
+
 class Canvas:
     """Each style plate with its own characters erased (in `design`'s colours, when one is given), and the ink
     new characters take, made once when first used; and the coverage of every glyph placed on them, worked out
@@ -334,20 +348,16 @@ class Canvas:
         if k not in self.cache:
             plate = self.styles[k]
             boxes = [slot.box for slot in plate.layout.char_slots]
-            own_dots = [s.box for s in plate.layout.slots if s.kind == "separator"]
-            new_dots = [s.box for s in self.layouts[k].slots if s.kind == "separator"]
-            dots = self.design is None or self.design.dot
-            keep = dots and new_dots == own_dots  # the style plate's own dot stays where the new one goes
-            background = erase_characters(plate.image, boxes + ([] if keep else own_dots), own_dots if keep else [])
+            erase, keep, new_dots = erased_boxes(plate, self.layouts[k], self.design)
+            background = erase_characters(plate.image, erase, keep)
             ink = ink_colour(plate.image, boxes)
             if self.design is not None:
                 paper = np.median(np.concatenate([background[y0:y1, x0:x1].reshape(-1, 3) for x0, y0, x1, y1 in boxes]),
                                   axis=0).astype(np.float32)
                 background, ink = repaint(background, paper, ink, boxes, self.design)
-            if dots and not keep:
-                height = float(np.median([y1 - y0 for _, y0, _, y1 in boxes]))
-                for box in new_dots:
-                    background = draw_dot(background, box, height, ink)
+            height = float(np.median([y1 - y0 for _, y0, _, y1 in boxes]))
+            for box in new_dots:
+                background = draw_dot(background, box, height, ink)
             self.cache[k] = background, ink
         return self.cache[k]
 
@@ -590,10 +600,18 @@ def _at_height(image: np.ndarray) -> np.ndarray:
                       interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
 
 
-def plate_params(req, styles: Sequence[StylePlate], chars: Sequence[str]) -> dict:
+def plate_params(req, styles: Sequence[StylePlate], chars: Sequence[str], layouts: Sequence[PlateLayout],
+                 design: Design | None) -> dict:
     """What fixes the bytes of a plate run; --resume must match all of it."""
     texts_sha = hashlib.sha256(Path(req.texts).read_bytes()).hexdigest() if req.texts else None
     return {"pattern": req.pattern, "design": req.design, "texts_sha256": texts_sha, "noise": req.diversity.noise,
             "exports": sorted(set(req.exports)), "charset": list(chars),
-            "styles": [{"path": s.name, "sha256": s.sha256} for s in styles]}
+            "styles": [{"path": s.name, "sha256": s.sha256} for s in styles],
+            "scaled_erasing": SCALED_ERASING if any(inpaints_scaled(erased_boxes(s, layout, design)[0])
+                                                    for s, layout in zip(styles, layouts)) else None}
+
+
+# Style plates with boxes over compose.INPAINT_HEIGHT are erased on a scaled copy since this number (before:
+# at full size, 5x slower on US plates); a plate run on them begun before cannot be finished byte for byte.
+SCALED_ERASING = 1
 

@@ -170,6 +170,10 @@ def _claimed(req: SynthRequest, world: World, device: str, params: dict, resume_
                 raise PlategenError(f"{req.out}: begun by an earlier plategen that draws differently (drawing "
                                     f"{previous.get('drawing', 1)}, this one {params['drawing']}), so --resume cannot "
                                     "finish it byte for byte; finish it with that version, or start again with --overwrite")
+            if params.get("scaled_erasing") and "scaled_erasing" not in previous:
+                raise PlategenError(f"{req.out}: begun by an earlier plategen that erased these style plates' "
+                                    "characters otherwise, so --resume cannot finish it byte for byte; finish it "
+                                    "with that version, or start again with --overwrite")
             if params.get("chinese_checkpoint_sha256") and "chinese_checkpoint_sha256" not in previous:
                 raise PlategenError(f"{req.out}: begun by an earlier plategen that drew the Chinese characters with "
                                     "the default model too; add --checkpoint default to --resume it as it began")
@@ -249,7 +253,7 @@ def _checked_plates(req: SynthRequest, world: World, device: str, ckpt, ckpt_pat
         "chinese_checkpoint_sha256": chinese.sha256 if chinese is not None else None, "format": req.format,
         "shard_size": req.shard_size if req.format == "shards" else None,
         "batch_size": req.batch_size or plates.DEFAULT_PLATE_BATCH, "glyph_size": ckpt.config.glyph_size,
-        "label_check": label_check, **plates.plate_params(req, styles, chars),
+        "label_check": label_check, **plates.plate_params(req, styles, chars, plan.layouts, design),
         "chinese_serials_skip": plan.serials_skip,
     }
     default_skip = plates.serials_skip(plan.layouts, chars)
