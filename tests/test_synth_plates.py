@@ -189,8 +189,13 @@ def test_same_seed_same_bytes_and_another_seed_other_plates(styles, ckpt_cn, tmp
     assert [r["text"] for r in manifest(first)] != [r["text"] for r in manifest(other)]
 
 
-def test_an_interrupted_run_resumes_to_the_same_bytes(styles, ckpt_cn, tmp_path, monkeypatch):
-    whole = synthesize(request(styles[:2], ckpt_cn, tmp_path / "whole", 10, batch_size=2)).out
+@pytest.mark.parametrize("which, n, memo", [(slice(0, 2), 10, False), (slice(1, 2), 40, True)],
+                         ids=["each-draw-generated", "draws-through-the-memo"])
+def test_an_interrupted_run_resumes_to_the_same_bytes(styles, ckpt_cn, tmp_path, monkeypatch, which, n, memo):
+    """Both ways of drawing: few plates per style generate every draw in batches; many plates of one style
+    repeat their draws, which a DrawMemo makes once (`plates.draws_repeat`)."""
+    whole = synthesize(request(styles[which], ckpt_cn, tmp_path / "whole", n, batch_size=2)).out
+    assert json.loads((whole / "meta.json").read_text(encoding="utf-8"))["draw_memo"] is memo
     generate = engine_module.Synthesizer.generate
     calls = []
 
@@ -203,12 +208,12 @@ def test_an_interrupted_run_resumes_to_the_same_bytes(styles, ckpt_cn, tmp_path,
     monkeypatch.setattr(engine_module.Synthesizer, "generate", dies_after_two_batches)
     cut = tmp_path / "cut"
     with pytest.raises(KeyboardInterrupt):
-        synthesize(request(styles[:2], ckpt_cn, cut, 10, batch_size=2))
+        synthesize(request(styles[which], ckpt_cn, cut, n, batch_size=2))
     monkeypatch.setattr(engine_module.Synthesizer, "generate", generate)
     journalled = len((cut / "progress.tsv").read_text().splitlines())
     assert 0 < journalled <= 4  # a batch whose writing had not started when it stopped is redone
-    resumed = synthesize(request(styles[:2], ckpt_cn, cut, 10, resume=True, batch_size=None))
-    assert (resumed.resumed, resumed.generated) == (journalled, 10 - journalled)
+    resumed = synthesize(request(styles[which], ckpt_cn, cut, n, resume=True, batch_size=None))
+    assert (resumed.resumed, resumed.generated) == (journalled, n - journalled)
     assert tree(cut) == tree(whole)
 
 
@@ -249,7 +254,7 @@ def test_resume_refuses_a_run_whose_chinese_plates_took_other_letters(styles, ck
         (cut / "meta.json").write_text(json.dumps({k: v for k, v in meta.items() if k not in drop}), encoding="utf-8")
 
     written_by({"chinese_serials_skip", "chinese_checkpoint_sha256"})  # before allchars and the rule
-    with pytest.raises(PlategenError, match="put I and O on the Chinese plates of this run too"):
+    with pytest.raises(PlategenError, match=r"draws this run otherwise \(chinese_serials_skip\)"):
         synthesize(request(mixed, ckpt_cn, cut, 10, chars=None, resume=True, batch_size=None))
     written_by({"chinese_serials_skip"})  # the rule, not yet recorded
     synthesize(request(mixed, ckpt_cn, cut, 10, chars=None, resume=True, batch_size=None))
@@ -270,8 +275,8 @@ def test_a_run_on_large_plates_begun_before_scaled_erasing_is_not_resumed(styles
         del meta["scaled_erasing"]  # as the plategen before wrote it
         (cut / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
         if scaled:
-            with pytest.raises(PlategenError, match="begun by an earlier plategen that erased these style plates' "
-                                                    "characters otherwise"):
+            with pytest.raises(PlategenError, match=r"begun by an earlier plategen that draws this run otherwise "
+                                                    r"\(scaled_erasing\)"):
                 synthesize(request([style], ckpt_cn, cut, 6, resume=True, batch_size=None))
     monkeypatch.setattr(engine_module.Synthesizer, "generate", generate)
     assert synthesize(request([styles[1]], ckpt_cn, tmp_path / "cut-None", 6, resume=True, batch_size=None)).n == 6
@@ -616,6 +621,20 @@ def test_the_summary_names_the_first_style_plate_left_out(data_dir, ckpt_cn, tmp
     assert f"(first: {folder / '皖A0V262.jpg'}; all in meta.json skipped_styles)" in row
     meta = json.loads((tmp_path / "out" / "meta.json").read_text(encoding="utf-8"))
     assert meta["skipped_styles"][0].startswith(str(folder / "皖A0V262.jpg"))
+
+
+@pytest.mark.parametrize("plates", [False, True], ids=["characters", "plates"])
+def test_a_label_file_given_as_a_style_names_its_folder(data_dir, ckpt_cn, tmp_path, plates):
+    """--style labels.csv was 'not a readable image' (characters) or a bare plate with no text (plates)."""
+    labels = data_dir / "openalpr-us" / "labels.csv"
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["synth", "--style", str(labels), "--n", "2", "--out", str(out),
+                                      "--checkpoint", str(ckpt_cn), "--device", "cpu", *(["--plates"] if plates else [])])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"error: {labels}: not an image (.bmp, .jpeg, .jpg, .png, .webp); to take the plates a label file lists, give "
+        f"its folder (--style {labels.parent})"]
+    assert not out.exists()
 
 
 def test_links_in_a_style_folder_are_its_content_and_a_link_loop_is_one_line(data_dir, tmp_path):

@@ -148,12 +148,12 @@ def _checked(req: SynthRequest, world: World, progress: Callable[[int, int], Non
         "diversity": json_ready(req.diversity.to_dict()), "glyph_size": ckpt.config.glyph_size,
         "label_check": label_check,
     }
-    return device, params, RESUME_KEYS, lambda previous: previous, lambda previous: _run(req, world, device, ckpt, ckpt_path, fonts, styles,
+    return device, params, RESUME_KEYS, lambda previous: (previous, set()), lambda previous: _run(req, world, device, ckpt, ckpt_path, fonts, styles,
                                                                params, previous, progress, start, chinese)
 
 
 def _claimed(req: SynthRequest, world: World, device: str, params: dict, resume_keys: Sequence[str],
-             upgrade: Callable[[dict], dict], run: Callable):
+             upgrade: Callable[[dict], tuple[dict, set[str]]], run: Callable):
     """`run(previous meta)` while rank 0 holds the output folder's lock, after --resume's settings check."""
     locks = []
 
@@ -170,19 +170,15 @@ def _claimed(req: SynthRequest, world: World, device: str, params: dict, resume_
                 raise PlategenError(f"{req.out}: begun by an earlier plategen that draws differently (drawing "
                                     f"{previous.get('drawing', 1)}, this one {params['drawing']}), so --resume cannot "
                                     "finish it byte for byte; finish it with that version, or start again with --overwrite")
-            if params.get("scaled_erasing") and "scaled_erasing" not in previous:
-                raise PlategenError(f"{req.out}: begun by an earlier plategen that erased these style plates' "
-                                    "characters otherwise, so --resume cannot finish it byte for byte; finish it "
-                                    "with that version, or start again with --overwrite")
             if params.get("chinese_checkpoint_sha256") and "chinese_checkpoint_sha256" not in previous:
                 raise PlategenError(f"{req.out}: begun by an earlier plategen that drew the Chinese characters with "
                                     "the default model too; add --checkpoint default to --resume it as it began")
-            previous = upgrade(previous)
+            previous, inferred = upgrade(previous)
             differ = [k for k in resume_keys if previous.get(k) != params[k]]
-            if "chinese_serials_skip" in differ and "chinese_checkpoint_sha256" not in previous:
-                raise PlategenError(f"{req.out}: begun by an earlier plategen that put I and O on the Chinese plates "
-                                    "of this run too, so --resume cannot finish it with the same texts; finish it "
-                                    "with that version, or start again with --overwrite")
+            if set(differ) & inferred:
+                raise PlategenError(f"{req.out}: begun by an earlier plategen that draws this run otherwise "
+                                    f"({', '.join(k for k in differ if k in inferred)}), so --resume cannot finish it "
+                                    "byte for byte; finish it with that version, or start again with --overwrite")
             changed = [new["path"] for old, new in zip(previous.get("styles") or [], params["styles"])
                        if old.get("path") == new["path"] and old.get("sha256") != new["sha256"]]
             if changed:
@@ -206,16 +202,19 @@ def _claimed(req: SynthRequest, world: World, device: str, params: dict, resume_
             lock.release()
 
 
-def _with_serials_skip(previous: dict, default_skip: str | None) -> dict:
-    """A plate run's meta with `chinese_serials_skip`, which meta.json records since this plategen. Before, a run
-    whose Chinese characters came from allchars (it has `chinese_checkpoint_sha256`) skipped `default_skip` (what
-    the default alphabet skips on these layouts) when its command gave neither --chars nor --texts; a run with
-    them, or an older one, skipped nothing."""
-    if "chinese_serials_skip" in previous:
-        return previous
+def _older_plate_run(previous: dict, default_skip: str | None) -> tuple[dict, set[str]]:
+    """A plate run's meta with the keys meta.json has recorded since this plategen, inferred for a run begun
+    before it (and which those are): how that plategen drew the run.
+    - `chinese_serials_skip`: a run whose Chinese characters came from allchars (it has
+      `chinese_checkpoint_sha256`) skipped `default_skip` (what the default alphabet skips on these layouts)
+      when its command gave neither --chars nor --texts; a run with them, or an older one, skipped nothing.
+    - `scaled_erasing`: no plate was erased on a scaled copy.
+    - `draw_memo`: every plate run drew through a `DrawMemo`."""
     chosen = any(str(arg).split("=")[0] in ("--chars", "--texts") for arg in previous.get("command") or [])
-    skipped = None if chosen or "chinese_checkpoint_sha256" not in previous else default_skip
-    return {**previous, "chinese_serials_skip": skipped}
+    before = {"chinese_serials_skip": None if chosen or "chinese_checkpoint_sha256" not in previous else default_skip,
+              "scaled_erasing": None, "draw_memo": True}
+    inferred = set(before) - set(previous)
+    return {**{k: before[k] for k in inferred}, **previous}, inferred
 
 
 def _checked_plates(req: SynthRequest, world: World, device: str, ckpt, ckpt_path: Path, label_check: bool,
@@ -254,7 +253,7 @@ def _checked_plates(req: SynthRequest, world: World, device: str, ckpt, ckpt_pat
         "shard_size": req.shard_size if req.format == "shards" else None,
         "batch_size": req.batch_size or plates.DEFAULT_PLATE_BATCH, "glyph_size": ckpt.config.glyph_size,
         "label_check": label_check, **plates.plate_params(req, styles, chars, plan.layouts, design),
-        "chinese_serials_skip": plan.serials_skip,
+        "chinese_serials_skip": plan.serials_skip, "draw_memo": plates.draws_repeat(plan, chars, fonts),
     }
     default_skip = plates.serials_skip(plan.layouts, chars)
 
@@ -262,7 +261,7 @@ def _checked_plates(req: SynthRequest, world: World, device: str, ckpt, ckpt_pat
         return plates.run_plates(req, world, device, ckpt, ckpt_path, fonts, styles, skipped, plan, chars, params,
                                  previous, progress, start, chinese)
 
-    return device, params, tuple(params), lambda previous: _with_serials_skip(previous, default_skip), run
+    return device, params, tuple(params), lambda previous: _older_plate_run(previous, default_skip), run
 
 
 # a run's plan is held in memory: 10M characters take about 2 GB, 10M plates about 10 GB and minutes to plan
