@@ -471,8 +471,9 @@ def inspect(
         check_sheet_path(sheet, "--sheet")
     result = load_plates(data, fmt, strict=strict, progress=tracker(f"reading {escape(printable(str(data)))}"),
                          allow_outside=allow_outside_paths, listing=True)
-    if not result.plates:  # why, each record, then the one error line (its advice to run inspect is this)
-        for problem in (result.problems + result.skipped)[:show]:
+    if not result.plates:  # the one error line names the first record; the others, each with its reason, above it
+        bad = result.problems + result.skipped
+        for problem in bad[:show] if len(bad) > 1 else []:
             console.print(f"  {printable(str(problem))}", highlight=False, markup=False, soft_wrap=True)
         raise PlategenError(nothing_usable(result, advice=False))
     sheet = sheet or Path(f"inspect-{data.resolve().name}.png")

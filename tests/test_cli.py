@@ -51,7 +51,8 @@ def test_inspect_of_a_missing_folder_is_one_clear_line(tmp_path):
 
 
 def test_inspect_lists_why_no_plate_of_a_folder_is_usable(tmp_path):
-    """synth's refusal of such a folder says to run inspect for the list; inspect used to refuse it the same way."""
+    """synth's refusal of such a folder says to run inspect for the list; inspect used to refuse it the same way.
+    (With one bad record the error line names it, and is the only line.)"""
     folder = tmp_path / "phone"
     folder.mkdir()
     example = Path(__file__).resolve().parents[1] / "examples" / "plate-es.jpg"

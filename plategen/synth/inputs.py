@@ -42,6 +42,14 @@ class Style:
 WEIGH_DOUBLE = "its plates would weigh double"
 
 
+def require_image_name(path: Path) -> None:
+    """A style file that is not named as an image is most likely the label file of a data folder
+    (`--style labels.csv`), which was refused as an unreadable image or as a bare plate with no text."""
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise PlategenError(f"{path}: not an image ({', '.join(sorted(IMAGE_SUFFIXES))}); to take the plates a label "
+                            f"file lists, give its folder (--style {path.parent})")
+
+
 def load_styles(specs: Sequence[Path | str]) -> list[Style]:
     """Style plates from image files and folders (a folder's `images/` or the folder itself).
 
@@ -60,6 +68,8 @@ def load_styles(specs: Sequence[Path | str]) -> list[Style]:
             paths.extend(found)
             given.extend([(argument, spec)] * len(found))
         elif spec.exists():
+            if spec.is_file():  # a pipe or device is refused below, by name
+                require_image_name(spec)
             paths.append(spec)
             given.append((argument, spec))
         else:
