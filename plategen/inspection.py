@@ -60,8 +60,9 @@ def summarize(result: ImportResult) -> ImportSummary:
 
 def reason_kind(message: str) -> str:
     """Group reasons that differ only by numbers ("found 5 ... for 7") or by the plate text they quote into one
-    line: numbers become N, a quoted text '...' (its digits are no count: '0' once read as 'N')."""
-    return re.sub(r"'[^']*'|\d+", lambda m: "'...'" if m[0].startswith("'") else "N", message)
+    line: numbers become N, a quoted text '...' (its digits are no count: '0' once read as 'N'); an apostrophe
+    after a letter ("the blob's colour") opens no quote."""
+    return re.sub(r"(?<![A-Za-z])'[^']*'|\d+", lambda m: "'...'" if m[0].startswith("'") else "N", message)
 
 
 def contact_sheet(samples: CharSamples, per_class: int = 24, seed: int = 0, scale: int = 2) -> Image.Image:

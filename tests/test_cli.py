@@ -40,6 +40,9 @@ def test_inspect_groups_skip_reasons_without_turning_a_quoted_text_into_n():
     b = reason_kind("classical: text '12' is too short to check a consistent row")
     assert a == b == "classical: text '...' is too short to check a consistent row"
     assert reason_kind("found 5 character(s) for 7") == "found N character(s) for N"
+    # an apostrophe after a letter opened a quote that ran to the next one: "a blob'...'s colour differs"
+    assert reason_kind("segmentation: a blob's colour differs from the other characters'") == \
+        "segmentation: a blob's colour differs from the other characters'"
 
 
 def test_inspect_of_a_missing_folder_is_one_clear_line(tmp_path):

@@ -397,7 +397,8 @@ def test_a_province_the_checkpoint_has_no_class_for_is_drawn_unchecked_and_meta_
 
 
 def test_lprnet_and_paddleocr_exports(run):
-    _, out = run
+    report, out = run
+    assert report.exports == [out / "lprnet", out / "rec_gt.txt", out / "dict.txt"]  # the summary lists each
     rows = manifest(out)
     files = sorted((out / "lprnet").iterdir())
     assert sorted(clean_text(f.stem.split("_")[0]) for f in files) == sorted(r["text"] for r in rows)

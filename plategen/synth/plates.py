@@ -572,7 +572,7 @@ def _finish_plates(req, world: World, device: str, styles: list[StylePlate], ski
         exported.append(req.out / "lprnet")
     if "paddleocr" in req.exports:
         write_paddleocr(req.out, finished, chars)
-        exported.append(req.out / "rec_gt.txt")
+        exported += [req.out / "rec_gt.txt", req.out / "dict.txt"]
     preview = None
     if req.preview is not None:
         preview = write_plate_preview(req.preview, styles, plan,
