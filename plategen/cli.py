@@ -475,6 +475,8 @@ def inspect(
         bad = result.problems + result.skipped
         for problem in bad[:show] if len(bad) > 1 else []:
             console.print(f"  {printable(str(problem))}", highlight=False, markup=False, soft_wrap=True)
+        if len(bad) > max(show, 1):
+            console.print(f"  ... and {len(bad) - show} more (--show N lists more)")
         raise PlategenError(nothing_usable(result, advice=False))
     sheet = sheet or Path(f"inspect-{data.resolve().name}.png")
     summary = inspect_import(result, sheet, progress=tracker("cutting characters"))

@@ -56,7 +56,7 @@ def require_once(paths: Sequence[Path], option: str, why: str,
     user typed. Two names of one file inside one folder argument (a link beside its target) are the folder's
     content, not a slip: counted twice, as two copies would be."""
     first: dict[Path, tuple[Path, tuple[int, Path]]] = {}
-    for n, (path, source) in enumerate(zip(paths, given or [(i, p) for i, p in enumerate(paths)])):
+    for path, source in zip(paths, given or list(enumerate(paths))):
         try:
             key = path.resolve()
         except (OSError, RuntimeError):  # a link loop: refused where the file is read, with its name
@@ -70,7 +70,7 @@ def require_once(paths: Sequence[Path], option: str, why: str,
             continue
         what = path if str(spelled) == str(path) else f"{spelled} ({path} in it)"
         typed = str(before_source) == str(before)
-        if typed and str(spelled) == str(path) == str(before):
-            raise PlategenError(f"{option} {path}: given twice; {why}")
+        if str(spelled) == str(before_source) and (typed or str(path) == str(before)):  # one argument, twice
+            raise PlategenError(f"{option} {spelled}: given twice; {why}")
         earlier = f"{option} {before}" if typed else f"{before} in {option} {before_source}"
         raise PlategenError(f"{option} {what}: given twice (first as {earlier}); {why}")

@@ -453,9 +453,11 @@ def _read_filename(folder: Path) -> tuple[list[RawRecord], ImportResult]:
     return records, result
 
 
-# The names cameras and phones give photos (IMG_0001, IMG-20260101-WA0001, PXL_20260101_..., DSC01234,
-# DSCN0001, GOPR0001): a photo of a plate, not a plate called IMG or DSCN0001.
-CAMERA_NAME = re.compile(r"(IMG|VID|PXL|MVIMG|PANO)[_-]\d|(DSC[NF]?|GOPR|DJI)_?\d{4}")
+# The names cameras and phones give photos (IMG_0001, IMG-20260101-WA0001, IMG20260101123456, PXL_20260101_...,
+# 20260101_123456, DSC_0001, DSC01234, DSCN0001, P1010001, GOPR0001, DJI_0001, SAM_0001, WP_20260101_001): a photo
+# of a plate, not a plate called IMG or DSCN0001. DSC1234 or DJI0042 (three letters, four digits) are plate texts.
+CAMERA_NAME = re.compile(r"(IMG|VID|PXL|MVIMG|PANO|DSC|DJI|SAM|WP)[_-]\d|IMG\d{8}|DSC\d{5}|(DSC[NF]|GOPR|PICT|CIMG)\d{4}"
+                         r"|P\d{7}$|\d{8}_\d{6}")
 
 
 def text_of_name(path: Path) -> str | None:

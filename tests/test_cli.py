@@ -68,6 +68,8 @@ def test_inspect_lists_why_no_plate_of_a_folder_is_usable(tmp_path):
                                                                  ("DSC01234.JPG", "IMG_0001.jpg", "photo.jpg")]
     assert len(lines) == 4 and lines[3].startswith(f"error: {folder}: no usable plates read")
     assert "run plategen inspect" not in lines[3] and not (tmp_path / "s.png").exists()
+    fewer = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["inspect", str(folder), "--show", "1"])
+    assert fewer.output.strip().splitlines()[1] == "  ... and 2 more (--show N lists more)"
 
 
 def _one_error_line(result) -> str:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from plategen.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
-from plategen.synth.compose import (INK_GROWTH, Coverages, erase_characters, inpaints_scaled, ink_colour,
+from plategen.synth.compose import (INK_GROWTH, Coverages, erase_characters, erases_large, ink_colour,
                                     place_characters, place_on_plates)
 from plategen.glyphs import frame_square
 from plategen.layout import layout_of
@@ -59,7 +59,7 @@ def test_erasing_removes_the_ink_and_rims_and_leaves_every_pixel_beyond_them(imp
     that touch the frame and each other (the fill came out in pale blotches)."""
     image, boxes = _style(imported, source, name)
     background = erase_characters(image, boxes)
-    assert inpaints_scaled(boxes) == (source == "openalpr-us")  # 60 px US characters: inpainted scaled down
+    assert erases_large(boxes) == (source == "openalpr-us")  # 60 px US characters: a capped radius
     rims = [(x0 - r, y0 - r, x1 + r, y1 + r) for x0, y0, x1, y1 in boxes for r in [max(1, round(INK_GROWTH * (y1 - y0)))]]
     beyond = ~_inside(image.shape, [(max(x0, 0), max(y0, 0), x1, y1) for x0, y0, x1, y1 in rims])
     assert np.array_equal(background[beyond], image[beyond])  # EU band, state name, artwork, masks

@@ -384,12 +384,14 @@ def test_a_folder_reads_only_plate_texts_as_file_names(data_dir, tmp_path):
     plates called PHOTO, PLATE and IMG: a wrong label is worse than a missing one. The same rule as a single
     style image's name."""
     real = data_dir / "ccpd-crops" / "images" / "皖A0V262.jpg"
-    cameras = ["DSC01234.jpg", "DSCN0001.JPG", "IMG_0001.jpg", "PXL_20260101_120000.jpg"]
-    plates = ["皖A0V262.jpg", "1234BCD_1.jpg", "VID4521.jpg", "PANO123.jpg"]  # plate texts that start like a camera's
+    cameras = ["DSC01234.jpg", "DSCN0001.JPG", "IMG_0001.jpg", "PXL_20260101_120000.jpg", "20260101_123456.jpg",
+               "P1010001.JPG", "SAM_0001.JPG", "IMG20260101123456.jpg"]
+    # plate texts that start like a camera's name (DSC1234, DJI0042: US ABC-1234 plates)
+    plates = ["皖A0V262.jpg", "1234BCD_1.jpg", "VID4521.jpg", "PANO123.jpg", "DSC1234.jpg", "DJI0042.jpg"]
     for name in (*plates, "photo.jpg", "plate.jpg", "Front.jpg", "00002_AN--385-MW.jpg", *cameras):
         shutil.copy(real, tmp_path / name)
     result = load_plates(tmp_path)
-    assert sorted(p.text for p in result.plates) == ["1234BCD", "PANO123", "VID4521", "皖A0V262"]
+    assert sorted(p.text for p in result.plates) == ["1234BCD", "DJI0042", "DSC1234", "PANO123", "VID4521", "皖A0V262"]
     named = sorted(p.path.name for p in result.problems)
     assert named == sorted(["Front.jpg", "photo.jpg", "plate.jpg", "00002_AN--385-MW.jpg", *cameras])
     assert all("not a plate text" in p.message for p in result.problems)

@@ -261,9 +261,9 @@ def test_resume_refuses_a_run_whose_chinese_plates_took_other_letters(styles, ck
     assert tree(cut) == tree(whole.out)
 
 
-def test_a_run_on_large_plates_begun_before_scaled_erasing_is_not_resumed(styles, ckpt_cn, tmp_path, monkeypatch):
-    """US plates' characters are now erased on a scaled copy (5x faster); a run on them begun before would mix
-    two erasings. A run on small plates (CCPD) erases as before and resumes."""
+def test_a_run_on_large_plates_begun_before_large_erasing_is_not_resumed(styles, ckpt_cn, tmp_path, monkeypatch):
+    """US plates' characters are now erased with a capped inpainting radius (3x faster); a run on them begun
+    before would mix two erasings. A run on small plates (CCPD) erases as before and resumes."""
     generate = engine_module.Synthesizer.generate
     monkeypatch.setattr(engine_module.Synthesizer, "generate", lambda self, ids: (_ for _ in ()).throw(KeyboardInterrupt))
     for style, scaled in ((styles[2], 1), (styles[1], None)):
@@ -271,12 +271,12 @@ def test_a_run_on_large_plates_begun_before_scaled_erasing_is_not_resumed(styles
         with pytest.raises(KeyboardInterrupt):
             synthesize(request([style], ckpt_cn, cut, 6, batch_size=2))
         meta = json.loads((cut / "meta.json").read_text(encoding="utf-8"))
-        assert meta["scaled_erasing"] == scaled
-        del meta["scaled_erasing"]  # as the plategen before wrote it
+        assert meta["large_erasing"] == scaled
+        del meta["large_erasing"]  # as the plategen before wrote it
         (cut / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
         if scaled:
             with pytest.raises(PlategenError, match=r"begun by an earlier plategen that draws this run otherwise "
-                                                    r"\(scaled_erasing\)"):
+                                                    r"\(large_erasing\)"):
                 synthesize(request([style], ckpt_cn, cut, 6, resume=True, batch_size=None))
     monkeypatch.setattr(engine_module.Synthesizer, "generate", generate)
     assert synthesize(request([styles[1]], ckpt_cn, tmp_path / "cut-None", 6, resume=True, batch_size=None)).n == 6
@@ -633,9 +633,14 @@ def test_a_label_file_given_as_a_style_names_its_folder(data_dir, ckpt_cn, tmp_p
                                       "--checkpoint", str(ckpt_cn), "--device", "cpu", *(["--plates"] if plates else [])])
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
-        f"error: {labels}: not an image (.bmp, .jpeg, .jpg, .png, .webp); to take the plates a label file lists, give "
-        f"its folder (--style {labels.parent})"]
+        f"error: {labels}: a label file, not an image; to take the plates it lists, give its folder "
+        f"(--style {labels.parent})"]
     assert not out.exists()
+    tif = tmp_path / "京PL3N67.tif"  # an image in a format the suffix list does not name is still read
+    Image.open(data_dir / CCPD[0] / CCPD[1]).save(tif)
+    result = CliRunner().invoke(app, ["synth", "--style", str(tif), "--n", "2", "--out", str(out), "--checkpoint",
+                                      str(ckpt_cn), "--device", "cpu", *(["--plates"] if plates else [])])
+    assert result.exit_code == 0, result.output
 
 
 def test_links_in_a_style_folder_are_its_content_and_a_link_loop_is_one_line(data_dir, tmp_path):

@@ -28,7 +28,8 @@ INK_CORE_SHARE = 0.7  # ... and the stroke's core, whose colour new strokes take
 MIN_INK_CONTRAST = 8.0  # ... and by at least this many grey levels (below it is noise, not print)
 INK_GROWTH = 0.08  # the ink mask grows by this share of the box height, to take the anti-aliased rim too
 INPAINT_RADIUS = 0.15  # share of the median box height that cv2.inpaint looks around
-INPAINT_HEIGHT = 32.0  # px: plates with taller boxes are inpainted scaled down to this box height (`_inpaint`)
+INPAINT_MAX_RADIUS = 6.0  # px, at most (`_inpaint`)
+INPAINT_HEIGHT = 32.0  # px: the paper model of plates with taller boxes is blurred on a copy scaled to it (`_smooth`)
 RIM_SHARE = 0.15  # a rim pixel touching the ink lies on the ink side of the paper by this share of the box's contrast
 PAPER_SMOOTH = (1.0, 0.08)  # the paper model's Gaussian along and across the rows, in median box heights
 FILL_TOLERANCE = 0.04  # an inpainted pixel may stray from the paper model by this share of the strokes' contrast
@@ -119,38 +120,32 @@ def erase_characters(image: np.ndarray, boxes: Sequence[Box], keep: Sequence[Box
     return background
 
 
-def inpaints_scaled(boxes: Sequence[Box]) -> bool:
-    """Whether `erase_characters` works on a scaled copy of a plate with these character boxes (`_inpaint`)."""
+def erases_large(boxes: Sequence[Box]) -> bool:
+    """Whether `erase_characters` treats a plate with these character boxes as one with large characters (over
+    INPAINT_HEIGHT px high): its inpainting radius is capped (`_inpaint`) and its paper model blurred on a
+    scaled copy (`_smooth`)."""
     return _box_height(boxes) > INPAINT_HEIGHT
 
 
 def _box_height(boxes: Sequence[Box]) -> float:
-    return float(np.median([y1 - y0 for _, y0, _, y1 in boxes]))
+    return max(1.0, float(np.median([y1 - y0 for _, y0, _, y1 in boxes])))
 
 
 def _inpaint(image: np.ndarray, mask: np.ndarray, height: float) -> np.ndarray:
-    """Telea's fill of `mask` (RGB, image-sized), looking INPAINT_RADIUS box heights round. Its time grows with
-    the radius squared: on plates whose boxes are over INPAINT_HEIGHT px high it works on the plate scaled to
-    that height and the fill is scaled back (US plates' 60 px characters took 0.12 s a plate, and a folder of
-    600 style plates a minute). Only the masked region and its surroundings are worked on."""
-    scale = min(1.0, INPAINT_HEIGHT / height)
-    radius = max(2.0, INPAINT_RADIUS * height * scale)
+    """Telea's fill of `mask` (RGB, image-sized), looking INPAINT_RADIUS box heights round, at most
+    INPAINT_MAX_RADIUS px, over the masked region and its surroundings only. Telea's time grows with the
+    radius squared: US plates' 60 px characters (a 9 px radius) took 0.12-0.15 s a plate, and a folder of
+    600 style plates over a minute. Inpainting a copy scaled to 32 px characters was 5x faster but drew the
+    boxes' outlines on smooth paper (pink rectangles on a DC plate); the capped radius does not."""
+    radius = max(2.0, min(INPAINT_RADIUS * height, INPAINT_MAX_RADIUS))
     ys, xs = np.nonzero(mask)
     if not len(ys):
         return image
-    margin = int(np.ceil((radius + 2) / scale))
+    margin = int(np.ceil(radius)) + 2
     y0, y1 = max(int(ys.min()) - margin, 0), min(int(ys.max()) + margin + 1, mask.shape[0])
     x0, x1 = max(int(xs.min()) - margin, 0), min(int(xs.max()) + margin + 1, mask.shape[1])
-    bgr = np.ascontiguousarray(image[y0:y1, x0:x1, ::-1])
-    region = mask[y0:y1, x0:x1].astype(np.uint8)
-    if scale < 1.0:
-        size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
-        small = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
-        touched = cv2.resize(region.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0  # any ink in it
-        fill = cv2.inpaint(small, touched.astype(np.uint8), radius, cv2.INPAINT_TELEA)
-        fill = cv2.resize(fill, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
-    else:
-        fill = cv2.inpaint(bgr, region, radius, cv2.INPAINT_TELEA)
+    fill = cv2.inpaint(np.ascontiguousarray(image[y0:y1, x0:x1, ::-1]), mask[y0:y1, x0:x1].astype(np.uint8), radius,
+                       cv2.INPAINT_TELEA)
     filled = image.copy()
     filled[y0:y1, x0:x1] = fill[..., ::-1]
     return filled

@@ -42,12 +42,15 @@ class Style:
 WEIGH_DOUBLE = "its plates would weigh double"
 
 
+LABEL_SUFFIXES = {".csv", ".tsv", ".txt", ".json", ".yaml", ".yml", ".xml"}
+
+
 def require_image_name(path: Path) -> None:
-    """A style file that is not named as an image is most likely the label file of a data folder
-    (`--style labels.csv`), which was refused as an unreadable image or as a bare plate with no text."""
-    if path.suffix.lower() not in IMAGE_SUFFIXES:
-        raise PlategenError(f"{path}: not an image ({', '.join(sorted(IMAGE_SUFFIXES))}); to take the plates a label "
-                            f"file lists, give its folder (--style {path.parent})")
+    """A style file named as a label file (`--style labels.csv`) was refused as an unreadable image or as a bare
+    plate with no text; it is the folder's plates the user meant. (Other names are read as images: a .tif too.)"""
+    if path.suffix.lower() in LABEL_SUFFIXES:
+        raise PlategenError(f"{path}: a label file, not an image; to take the plates it lists, give its folder "
+                            f"(--style {path.parent})")
 
 
 def load_styles(specs: Sequence[Path | str]) -> list[Style]:

@@ -34,7 +34,7 @@ from plategen import __version__
 from plategen.atomic import atomic_save_png
 from plategen.checkpoint import LoadedCheckpoint
 from plategen.distributed import World
-from plategen.synth.compose import Coverages, erase_characters, ink_colour, inpaints_scaled, place_on_plates
+from plategen.synth.compose import Coverages, erase_characters, erases_large, ink_colour, place_on_plates
 from plategen.synth.designs import Design, design_named, draw_dot, repaint
 from plategen.errors import PlategenError, require_once, require_regular_file, require_writable_name
 from plategen.synth.exports import FinishedPlate, write_lprnet, write_paddleocr, write_plate_index
@@ -620,11 +620,12 @@ def plate_params(req, styles: Sequence[StylePlate], chars: Sequence[str], layout
     return {"pattern": req.pattern, "design": req.design, "texts_sha256": texts_sha, "noise": req.diversity.noise,
             "exports": sorted(set(req.exports)), "charset": list(chars),
             "styles": [{"path": s.name, "sha256": s.sha256} for s in styles],
-            "scaled_erasing": SCALED_ERASING if any(inpaints_scaled(erased_boxes(s, layout, design)[0])
-                                                    for s, layout in zip(styles, layouts)) else None}
+            "large_erasing": LARGE_ERASING if any(erases_large(erased_boxes(s, layout, design)[0])
+                                                  for s, layout in zip(styles, layouts)) else None}
 
 
-# Style plates with boxes over compose.INPAINT_HEIGHT are erased on a scaled copy since this number (before:
-# at full size, 5x slower on US plates); a plate run on them begun before cannot be finished byte for byte.
-SCALED_ERASING = 1
+# Style plates with characters over compose.INPAINT_HEIGHT px high are erased with a capped inpainting radius and
+# a paper model blurred on a scaled copy since this number (3x faster on US plates); a plate run on them begun
+# before cannot be finished byte for byte.
+LARGE_ERASING = 1
 

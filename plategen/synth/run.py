@@ -208,11 +208,11 @@ def _older_plate_run(previous: dict, default_skip: str | None) -> tuple[dict, se
     - `chinese_serials_skip`: a run whose Chinese characters came from allchars (it has
       `chinese_checkpoint_sha256`) skipped `default_skip` (what the default alphabet skips on these layouts)
       when its command gave neither --chars nor --texts; a run with them, or an older one, skipped nothing.
-    - `scaled_erasing`: no plate was erased on a scaled copy.
+    - `large_erasing`: plates with large characters were erased as small ones.
     - `draw_memo`: every plate run drew through a `DrawMemo`."""
     chosen = any(str(arg).split("=")[0] in ("--chars", "--texts") for arg in previous.get("command") or [])
     before = {"chinese_serials_skip": None if chosen or "chinese_checkpoint_sha256" not in previous else default_skip,
-              "scaled_erasing": None, "draw_memo": True}
+              "large_erasing": None, "draw_memo": True}
     inferred = set(before) - set(previous)
     return {**{k: before[k] for k in inferred}, **previous}, inferred
 
