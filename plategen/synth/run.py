@@ -148,8 +148,10 @@ def _checked(req: SynthRequest, world: World, progress: Callable[[int, int], Non
         "diversity": json_ready(req.diversity.to_dict()), "glyph_size": ckpt.config.glyph_size,
         "label_check": label_check,
     }
-    return device, params, RESUME_KEYS, lambda previous: (previous, set()), lambda previous: _run(req, world, device, ckpt, ckpt_path, fonts, styles,
-                                                               params, previous, progress, start, chinese)
+    def run(previous: dict | None):
+        return _run(req, world, device, ckpt, ckpt_path, fonts, styles, params, previous, progress, start, chinese)
+
+    return device, params, RESUME_KEYS, lambda previous: (previous, set()), run
 
 
 def _claimed(req: SynthRequest, world: World, device: str, params: dict, resume_keys: Sequence[str],
