@@ -81,6 +81,12 @@ class PlatePlan:
     def n(self) -> int:
         return len(self.texts)
 
+    def labels(self, chars: Sequence[str]) -> np.ndarray:
+        """[characters] int64: every plate's characters in plate order, as indices into `chars`."""
+        index = {c: i for i, c in enumerate(chars)}
+        return np.fromiter((index[c] for text in self.texts for c in text), np.int64,
+                           count=sum(len(text) for text in self.texts))
+
     def char_starts(self) -> np.ndarray:
         """[n + 1] first character id of each plate in the flat character plan."""
         return np.concatenate([[0], np.cumsum([len(t) for t in self.texts])]).astype(np.int64)
@@ -272,8 +278,7 @@ def character_synth(generator, discriminator, charset: Sequence[str] | None, sty
     check, reads) the Chinese characters (`chinese_model`); the same plan, so a plate's bytes depend only
     on which model drew each character."""
     chars = list(chars)
-    index = {c: i for i, c in enumerate(chars)}
-    label = np.array([index[c] for text in plan.texts for c in text], np.int64)
+    label = plan.labels(chars)
     plate_of = np.repeat(np.arange(plan.n), [len(t) for t in plan.texts])
     config = generator.config
     glyphs = build_glyph_pool(chars, [len(fonts)] * len(chars), fonts, seed, PLATE_DIVERSITY, config.glyph_size)
@@ -310,10 +315,8 @@ def draws_repeat(plan: PlatePlan, chars: Sequence[str], fonts: Sequence[Font]) -
     15,000, nearly a block a draw, each a batch of 2-4 through the generator and the check (the us-folder case
     of benchmarks/plate_speed.py went from 28 to 48 plates/s without it)."""
     variants = np.array([len(fonts_for(c, fonts)) for c in chars])
-    index = {c: i for i, c in enumerate(chars)}
-    lengths = [len(text) for text in plan.texts]
-    label = np.fromiter((index[c] for text in plan.texts for c in text), np.int64, count=sum(lengths))
-    blocks = np.unique(np.repeat(plan.style, lengths) * len(chars) + label)
+    label = plan.labels(chars)
+    blocks = np.unique(np.repeat(plan.style, [len(text) for text in plan.texts]) * len(chars) + label)
     return int(variants[blocks % len(chars)].sum()) < len(label)
 
 
