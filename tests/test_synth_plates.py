@@ -261,25 +261,29 @@ def test_resume_refuses_a_run_whose_chinese_plates_took_other_letters(styles, ck
     assert tree(cut) == tree(whole.out)
 
 
-def test_a_run_on_large_plates_begun_before_large_erasing_is_not_resumed(styles, ckpt_cn, tmp_path, monkeypatch):
-    """US plates' characters are now erased with a capped inpainting radius (3x faster); a run on them begun
-    before would mix two erasings. A run on small plates (CCPD) erases as before and resumes."""
+@pytest.mark.parametrize("key, changed, unchanged", [("large_erasing", 2, 1), ("leaning", 1, 0)])
+def test_a_run_begun_before_a_drawing_change_resumes_only_on_plates_it_leaves_alone(key, changed, unchanged, styles,
+                                                                                   ckpt_cn, tmp_path, monkeypatch):
+    """`large_erasing`: US plates' characters are now erased with a capped inpainting radius (3x faster);
+    `leaning`: new characters lean as their style plate's do (the CCPD crop leans, the uc3m plate stands
+    upright). A run begun before on plates the change touches would mix two drawings and is refused; one on
+    plates it leaves alone draws as before and resumes."""
     generate = engine_module.Synthesizer.generate
     monkeypatch.setattr(engine_module.Synthesizer, "generate", lambda self, ids: (_ for _ in ()).throw(KeyboardInterrupt))
-    for style, scaled in ((styles[2], 1), (styles[1], None)):
-        cut = tmp_path / f"cut-{scaled}"
+    for style, value in ((styles[changed], 1), (styles[unchanged], None)):
+        cut = tmp_path / f"cut-{value}"
         with pytest.raises(KeyboardInterrupt):
             synthesize(request([style], ckpt_cn, cut, 6, batch_size=2))
         meta = json.loads((cut / "meta.json").read_text(encoding="utf-8"))
-        assert meta["large_erasing"] == scaled
-        del meta["large_erasing"]  # as the plategen before wrote it
+        assert meta[key] == value
+        del meta[key]  # as the plategen before wrote it
         (cut / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
-        if scaled:
-            with pytest.raises(PlategenError, match=r"begun by an earlier plategen that draws this run otherwise "
-                                                    r"\(large_erasing\)"):
+        if value:
+            with pytest.raises(PlategenError, match=rf"begun by an earlier plategen that draws this run otherwise "
+                                                    rf"\({key}\)"):
                 synthesize(request([style], ckpt_cn, cut, 6, resume=True, batch_size=None))
     monkeypatch.setattr(engine_module.Synthesizer, "generate", generate)
-    assert synthesize(request([styles[1]], ckpt_cn, tmp_path / "cut-None", 6, resume=True, batch_size=None)).n == 6
+    assert synthesize(request([styles[unchanged]], ckpt_cn, tmp_path / "cut-None", 6, resume=True, batch_size=None)).n == 6
 
 
 def test_noise_goes_on_the_whole_composed_plate_from_each_plates_seed(styles, ckpt_cn, tmp_path):
