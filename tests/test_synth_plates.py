@@ -261,19 +261,21 @@ def test_resume_refuses_a_run_whose_chinese_plates_took_other_letters(styles, ck
     assert tree(cut) == tree(whole.out)
 
 
-@pytest.mark.parametrize("key, changed, unchanged", [("large_erasing", 2, 1), ("leaning", 1, 0)])
-def test_a_run_begun_before_a_drawing_change_resumes_only_on_plates_it_leaves_alone(key, changed, unchanged, styles,
+@pytest.mark.parametrize("key, changed, unchanged, how", [("large_erasing", 2, 1, {}), ("leaning", 1, 0, {}),
+                                                          ("design_light", 1, 1, {"design": "yellow"})])
+def test_a_run_begun_before_a_drawing_change_resumes_only_on_plates_it_leaves_alone(key, changed, unchanged, how, styles,
                                                                                    ckpt_cn, tmp_path, monkeypatch):
     """`large_erasing`: US plates' characters are now erased with a capped inpainting radius (3x faster);
     `leaning`: new characters lean as their style plate's do (the CCPD crop leans, the uc3m plate stands
-    upright). A run begun before on plates the change touches would mix two drawings and is refused; one on
-    plates it leaves alone draws as before and resumes."""
+    upright); `design_light`: a --design repaints the paper otherwise (a run without one is untouched). A run
+    begun before on plates the change touches would mix two drawings and is refused; one on plates it leaves
+    alone draws as before and resumes."""
     generate = engine_module.Synthesizer.generate
     monkeypatch.setattr(engine_module.Synthesizer, "generate", lambda self, ids: (_ for _ in ()).throw(KeyboardInterrupt))
-    for style, value in ((styles[changed], 1), (styles[unchanged], None)):
+    for style, value, kw in ((styles[changed], 1, how), (styles[unchanged], None, {})):
         cut = tmp_path / f"cut-{value}"
         with pytest.raises(KeyboardInterrupt):
-            synthesize(request([style], ckpt_cn, cut, 6, batch_size=2))
+            synthesize(request([style], ckpt_cn, cut, 6, batch_size=2, **kw))
         meta = json.loads((cut / "meta.json").read_text(encoding="utf-8"))
         assert meta[key] == value
         del meta[key]  # as the plategen before wrote it
@@ -281,7 +283,7 @@ def test_a_run_begun_before_a_drawing_change_resumes_only_on_plates_it_leaves_al
         if value:
             with pytest.raises(PlategenError, match=rf"begun by an earlier plategen that draws this run otherwise "
                                                     rf"\({key}\)"):
-                synthesize(request([style], ckpt_cn, cut, 6, resume=True, batch_size=None))
+                synthesize(request([style], ckpt_cn, cut, 6, resume=True, batch_size=None, **kw))
     monkeypatch.setattr(engine_module.Synthesizer, "generate", generate)
     assert synthesize(request([styles[unchanged]], ckpt_cn, tmp_path / "cut-None", 6, resume=True, batch_size=None)).n == 6
 

@@ -8,6 +8,12 @@ of the plate's own paper and ink (`palette_mix`), and written back as the same l
 same mix of the design's paper and ink. So shading, blur, noise, the frame and dirt stay where they
 were, the frame and the separator dot take the new ink, and what is not the plate (the car, the
 road) stays as it was. New characters are then placed in the design's ink.
+
+On the paper only the lighting's smooth part (`LIGHT_SMOOTH`) scales the new colours; small departures
+from it (sensor noise, what erasing left of the old characters) are added in the grey levels they had
+on the style plate. Scaled too, they grew with the paper's brightness: a tenth of a dark blue paper is
+a few grey levels, of the green plate's near-white paper it was blotches (`benchmarks/erase_quality.py
+--design`).
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ DOT_SIZE = 0.14  # a drawn separator dot's diameter, as a share of the character
 # a pixel takes the new ink as its mix of the old ink rises through this range; below it is paper: the faint
 # rims that erasing leaves round the old characters would otherwise print as grey smudges in the new ink
 INK_MIX = (0.2, 0.6)
+LIGHT_SMOOTH = 1.0  # the lighting that scales the design's colours: the paper's, blurred over this many character heights
+DETAIL_SCALE = 0.5  # a pixel's light departs from that by about this much or less: noise, not the car or a glare
+LUMA = np.float32([0.299, 0.587, 0.114])
 
 
 @dataclass(frozen=True)
@@ -97,11 +106,12 @@ def plate_region(misfit: np.ndarray, light: np.ndarray, mix: np.ndarray, boxes, 
     return cv2.GaussianBlur(filled.astype(np.float32), (0, 0), max(0.5, grow / 2))
 
 
-def repaint(background: np.ndarray, paper: np.ndarray, ink: np.ndarray, boxes, design: Design
+def repaint(background: np.ndarray, paper: np.ndarray, ink: np.ndarray, boxes, design: Design, keep=()
             ) -> tuple[np.ndarray, np.ndarray]:
     """The erased style plate in `design`'s colours, and the ink new characters take on it.
 
-    `paper` and `ink` are the style plate's own (median paper inside the erased boxes, `compose.ink_colour`).
+    `paper` and `ink` are the style plate's own (median paper inside the erased boxes, `compose.ink_colour`);
+    `keep`: boxes erasing kept (a separator dot), whose ink stays ink though they touch a character's box.
     """
     height = float(np.median([y1 - y0 for _, y0, _, y1 in boxes]))
     light, mix, misfit = palette_mix(background, paper, ink)
@@ -114,16 +124,34 @@ def repaint(background: np.ndarray, paper: np.ndarray, ink: np.ndarray, boxes, d
     new_ink = np.float32(design.ink)
     low, high = INK_MIX
     t = np.clip((mix - low) / (high - low), 0.0, 1.0)
+    kept = [(box, t[box[1]:box[3], box[0]:box[2]].copy()) for box in keep]
     for x0, y0, x1, y1 in boxes:  # the erased character boxes (and their rim pixel) are paper: the old ink's rest goes
         t[max(y0 - 1, 0):y1 + 1, max(x0 - 1, 0):x1 + 1] = 0.0
+    for (x0, y0, x1, y1), own in kept:
+        t[y0:y1, x0:x1] = own
     t = t[..., None]
-    painted = light[..., None] * (new_paper + t * (new_ink - new_paper))
+    shading = _smooth_within(light, region * (1 - t[..., 0]), LIGHT_SMOOTH * height)
+    # the paper's small departures from its smooth light (noise, what erasing left) go on in the grey levels they
+    # had; a large one (the dark car beside the plate, a glare) and ink (the frame, a dot) keep their own light
+    small = (np.exp(-((light - shading) / DETAIL_SCALE) ** 2) * (1 - t[..., 0]))[..., None]
+    departure = light[..., None] - shading[..., None]
+    lit_here = light[..., None] - small * departure
+    detail = small * departure * float(LUMA @ np.float32(paper))
+    painted = lit_here * (new_paper + t * (new_ink - new_paper)) + detail
     out = background + region[..., None] * (painted - background)
     band = np.zeros(background.shape[:2], bool)
     for x0, y0, x1, y1 in boxes:
         band[y0:y1, x0:x1] = True
-    lit = float(np.median(light[band])) if band.any() else 1.0
+    lit = float(np.median(shading[band])) if band.any() else 1.0
     return np.clip(np.rint(out), 0, 255).astype(np.uint8), np.clip(lit * new_ink, 0, 255).astype(np.float32)
+
+
+def _smooth_within(values: np.ndarray, region: np.ndarray, sigma: float) -> np.ndarray:
+    """`values` blurred with a Gaussian of `sigma` px, weighted by `region` (0-1): the car round a plate does
+    not darken its edge."""
+    weight = cv2.GaussianBlur(region, (0, 0), sigma)
+    blurred = cv2.GaussianBlur((values * region).astype(np.float32), (0, 0), sigma)
+    return np.where(weight > 1e-3, blurred / np.maximum(weight, 1e-3), values).astype(np.float32)
 
 
 def draw_dot(image: np.ndarray, box, height: float, ink: np.ndarray) -> np.ndarray:

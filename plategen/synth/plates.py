@@ -375,7 +375,7 @@ class Canvas:
             if self.design is not None:
                 paper = np.median(np.concatenate([background[y0:y1, x0:x1].reshape(-1, 3) for x0, y0, x1, y1 in boxes]),
                                   axis=0).astype(np.float32)
-                background, ink = repaint(background, paper, ink, boxes, self.design)
+                background, ink = repaint(background, paper, ink, boxes, self.design, keep)
             height = float(np.median([y1 - y0 for _, y0, _, y1 in boxes]))
             for box in new_dots:
                 background = draw_dot(background, box, height, ink)
@@ -630,7 +630,8 @@ def plate_params(req, styles: Sequence[StylePlate], chars: Sequence[str], layout
             "styles": [{"path": s.name, "sha256": s.sha256} for s in styles],
             "large_erasing": LARGE_ERASING if any(erases_large(erased_boxes(s, layout, design)[0])
                                                   for s, layout in zip(styles, layouts)) else None,
-            "leaning": LEANING if any(s.lean != Lean() for s in styles) else None}
+            "leaning": LEANING if any(s.lean != Lean() for s in styles) else None,
+            "design_light": DESIGN_LIGHT if design is not None else None}
 
 
 # Style plates with characters over compose.INPAINT_HEIGHT px high are erased with a capped inpainting radius and
@@ -640,4 +641,7 @@ LARGE_ERASING = 1
 # New characters lean as their style plate's do (`compose.plate_lean`) since this number; a plate run on leaning
 # style plates begun before placed them upright.
 LEANING = 1
+# A design repaints the paper with its smooth light and adds the rest in grey levels, and keeps a dot beside a
+# character box in the new ink, since this number (`designs.repaint`); a --design run begun before painted otherwise.
+DESIGN_LIGHT = 1
 
