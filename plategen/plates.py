@@ -338,10 +338,13 @@ def too_small(image: np.ndarray) -> str | None:
 
 
 def _to_pixels(box: tuple[float, float, float, float], width: int, height: int) -> Box:
+    """A normalised YOLO box in pixels, at least one pixel wide and high and inside the image (a thin box on
+    the image's right or bottom edge would round to none)."""
     cx, cy, w, h = box
     x0, x1 = round((cx - w / 2) * width), round((cx + w / 2) * width)
     y0, y1 = round((cy - h / 2) * height), round((cy + h / 2) * height)
-    return max(x0, 0), max(y0, 0), min(max(x1, x0 + 1), width), min(max(y1, y0 + 1), height)
+    x0, y0 = min(max(x0, 0), width - 1), min(max(y0, 0), height - 1)
+    return x0, y0, min(max(x1, x0 + 1), width), min(max(y1, y0 + 1), height)
 
 
 def images_dir(folder: Path) -> Path:

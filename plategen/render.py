@@ -177,7 +177,7 @@ def render_plates(canvas: "Canvas", plan: "PlatePlan", fonts: Sequence[Font], rn
                   ) -> list[np.ndarray]:
     """The planned plates drawn with fonts instead of the SAAE: per plate one shipped font (one that
     covers its whole text where there is one), each character with a seeded jitter, rendered at its
-    frame's size and placed at its slot's box, leaning as the style plate's do, in its ink colour on the erased style
+    frame's size and placed at its slot's box in the style plate's ink colour on the erased style
     plate, then uneven lighting and `degrade` over the whole plate. HxWx3 uint8, the style plate's size."""
     check_coverage(sorted({c for t in plan.texts for c in t}), fonts)
     out = []
@@ -192,6 +192,6 @@ def render_plates(canvas: "Canvas", plan: "PlatePlan", fonts: Sequence[Font], rn
         for ch in text:
             font = plate_font or fonts_for(ch, fonts)[int(rng.integers(len(fonts_for(ch, fonts))))]
             glyphs.append(np.repeat(render_glyph(ch, font, size, sample_jitter(rng))[..., None], 3, axis=2))
-        plate = place_characters(background, glyphs, boxes, ink, lean=canvas.styles[k].lean).astype(np.float32)
+        plate = place_characters(background, glyphs, boxes, ink).astype(np.float32)
         out.append(degrade(plate * _lighting(rng, *plate.shape[:2]), rng, plate_unit(boxes)))
     return out

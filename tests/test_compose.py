@@ -1,4 +1,3 @@
-import dataclasses
 from pathlib import Path
 
 import cv2
@@ -6,13 +5,12 @@ import numpy as np
 import pytest
 
 from plategen.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
-from plategen.synth.compose import (INK_GROWTH, Coverages, Lean, erase_characters, erases_large, ink_colour,
-                                    place_characters, place_on_plates, plate_lean)
-from plategen.glyphs import frame_square, shipped_fonts
+from plategen.synth.compose import (INK_GROWTH, Coverages, erase_characters, erases_large, ink_colour,
+                                    place_characters, place_on_plates)
+from plategen.glyphs import frame_square
 from plategen.layout import layout_of
 from plategen.plates import read_image
 from plategen.synth import Diversity, generate_arrays
-from plategen.synth.plates import load_style_plates, make_plates, plan_plates
 
 STYLES = [("uc3m-lp", "00023_AD-0-54-PX.jpg"), ("ccpd-crops", "京PL3N67.jpg"),
           ("openalpr-us", "al1662.jpg"), ("openalpr-us", "ak1165.jpg")]
@@ -257,37 +255,3 @@ def test_strokes_are_found_under_the_content_glyph_not_in_the_crops_most_vivid_p
     full = np.abs(ink - background).sum(axis=2)
     assert np.median(by_content[strokes] / np.maximum(full[strokes], 1)) > 0.9
     assert np.median(by_vividness[strokes] / np.maximum(full[strokes], 1)) < 0.5
-
-
-def _style_plate(imported, source, name):
-    plate = next(p for p in imported(source).plates if p.image_path.name == name)
-    image = read_image(plate.image_path)
-    layout, text = layout_of(plate, (image.shape[1], image.shape[0]))
-    return image, layout.char_slots, text
-
-
-@pytest.mark.parametrize("source, name, low, high", [
-    ("ccpd-crops", "皖A2V257.jpg", -0.5, -0.25),  # italic: seen from the left
-    ("ccpd-crops", "皖AY800C.jpg", 0.25, 0.5),  # leaning back: seen from the right
-    ("openalpr-us", "ak1165.jpg", -0.04, 0.04),  # a frontal photograph
-])
-def test_a_plates_lean_is_read_from_its_own_characters(imported, source, name, low, high):
-    image, slots, text = _style_plate(imported, source, name)
-    assert low <= plate_lean(image, slots, text).shear <= high
-
-
-def test_generated_characters_are_placed_leaning_as_the_style_plates_own(model, data_dir):
-    """The generator draws upright characters. On an italic plate (seen from the left) they are placed leaning
-    with it: the lean read back from the written plates' characters is the style plate's, where placed
-    upright it is not (what benchmarks/plate_lean.py measures over held-out plates)."""
-    styles, _ = load_style_plates([data_dir / "uc3m-lp" / "images" / "01735_AD-6-36L-S.jpg"])
-    assert styles[0].lean.shear < -0.3
-    chars = list("0123456789BCDFGHJKLMNPRSTVWXYZ")
-    plan = plan_plates(styles, 8, chars, seed=0)
-    gaps = {}
-    for kind in (styles, [dataclasses.replace(styles[0], lean=Lean())]):
-        made = make_plates(model.generator, model.discriminator, model.meta["charset"], kind, plan, chars,
-                           shipped_fonts(), 0)
-        read = [plate_lean(image, plan.layouts[0].char_slots, text).shear for image, text in zip(made.images, plan.texts)]
-        gaps[kind[0].lean] = abs(float(np.median(read)) - styles[0].lean.shear)
-    assert gaps[styles[0].lean] <= 0.1 and gaps[Lean()] >= 0.25, gaps

@@ -10,6 +10,7 @@ from hostile import make_fifo
 from plategen.errors import PlategenError
 from plategen import plates as plates_module
 from plategen.plates import clean_text, detect_format, load_plate, load_plates, read_image
+from plategen.synth.plates import style_plate
 
 
 def test_formats_are_detected_from_the_folders(data_dir):
@@ -327,6 +328,17 @@ def test_a_box_listed_twice_is_a_bad_record(tmp_path, data_dir):
     assert [p.image_path.stem for p in result.plates] == STEMS[1:]
     assert [(p.path.name, p.line, p.message) for p in result.problems] == [
         (label.name, 6, "repeats line 1 (one box per character)")]
+
+
+def test_a_thin_box_on_the_images_edge_keeps_a_pixel_and_the_plate_can_be_a_style(tmp_path, data_dir):
+    """cx = 1.0 with a tiny width rounded to a box of no pixels, and synth --plates crashed in OpenCV."""
+    folder = _yolo_folder(tmp_path, data_dir, STEMS[:1])
+    label = folder / "labels" / f"{STEMS[0]}.txt"
+    label.write_text(label.read_text() + "0 1.0 1.0 0.001 0.001\n")
+    (plate,) = load_plates(folder).plates
+    width, height = Image.open(plate.image_path).size
+    assert all(0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height for x0, y0, x1, y1 in plate.boxes)
+    assert len(style_plate(plate).layout.char_slots) == len(plate.text)
 
 
 def test_an_image_listed_twice_in_a_csv_is_read_once(tmp_path, data_dir):

@@ -261,13 +261,12 @@ def test_resume_refuses_a_run_whose_chinese_plates_took_other_letters(styles, ck
     assert tree(cut) == tree(whole.out)
 
 
-@pytest.mark.parametrize("key, changed, unchanged, how", [("large_erasing", 2, 1, {}), ("leaning", 1, 0, {}),
+@pytest.mark.parametrize("key, changed, unchanged, how", [("large_erasing", 2, 1, {}),
                                                           ("design_light", 1, 1, {"design": "yellow"})])
 def test_a_run_begun_before_a_drawing_change_resumes_only_on_plates_it_leaves_alone(key, changed, unchanged, how, styles,
                                                                                    ckpt_cn, tmp_path, monkeypatch):
     """`large_erasing`: US plates' characters are now erased with a capped inpainting radius (3x faster);
-    `leaning`: new characters lean as their style plate's do (the CCPD crop leans, the uc3m plate stands
-    upright); `design_light`: a --design repaints the paper otherwise (a run without one is untouched). A run
+    `design_light`: a --design repaints the paper otherwise (a run without one is untouched). A run
     begun before on plates the change touches would mix two drawings and is refused; one on plates it leaves
     alone draws as before and resumes."""
     generate = engine_module.Synthesizer.generate

@@ -10,23 +10,17 @@ neighbours that the generator draws at the frame's sides off the plate. Where th
 glyph a character was drawn from is known, only strokes within GLYPH_REACH of that glyph are
 placed: what the generator paints further away (a neighbour's edge, the Chinese separator dot
 that real crops show beside many characters, a light cloud on the paper) is not the character.
-
-The generator draws upright characters whatever the plate's slant; a plate seen from the side or
-turned (most CCPD and many UC3M-LP crops) leans its characters. `plate_lean` measures that lean from
-the style plate's own characters against the fonts' upright glyphs, and new characters are placed
-sheared by it (`Lean`).
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from typing import Sequence
 
 import cv2
 import numpy as np
 
-from plategen.glyphs import fonts_for, frame_square, render_glyph, shipped_fonts
+from plategen.glyphs import frame_square
 from plategen.plates import Box
 
 INK_SHARE = 0.3  # a pixel is ink when it differs from the paper by this share of the box's strongest contrast
@@ -43,9 +37,6 @@ PAPER_SUPPORT = 0.02  # ... fully where this blurred share of nearby pixels is p
 MISFIT = 4.0  # ... and where the paper round it strays from the model by at most this many tolerances, none at twice
 WINDOW_PAD = 0.08  # placed ink may reach this share of the box height past the box, then fades out over as much
 SOFT_INK = (0.3, 0.8)  # ink coverage ramps from 0 to 1 between these shares of a typical stroke's contrast
-MAX_LEAN = 0.5  # a plate's measured shear or baseline slope is held to this (a larger one is a misread plate)
-MIN_LEANING = 3  # characters whose lean is measured; with fewer a plate is taken as upright
-LEAN_STEP = 0.02  # a lean is rounded to this: the same plate gives the same bytes wherever its floats' last bits fall
 GLYPH_REACH = 2  # px of the S x S frame: strokes this far from the content glyph's ink are still the character's
 
 
@@ -127,80 +118,6 @@ def erase_characters(image: np.ndarray, boxes: Sequence[Box], keep: Sequence[Box
     background = image.copy()
     background[mask] = np.clip(np.rint(filled[mask]), 0, 255).astype(np.uint8)
     return background
-
-
-@dataclass(frozen=True)
-class Lean:
-    """How a plate's characters slant: `shear` px right per px down (negative: leaning forward, as italics
-    and plates seen from the left do) and `slope` px down per px right (the baseline's fall: a turned plate)."""
-
-    shear: float = 0.0
-    slope: float = 0.0
-
-
-def plate_lean(image: np.ndarray, slots: Sequence, text: str) -> Lean:
-    """The lean of a plate's characters (`slots`: its character slots, `text` their characters).
-
-    The slope is the fit through the character centres of its longest row (of MIN_LEANING or more).
-    Each character's shear is what turns the fonts' upright glyph of it (their median second
-    moments), sloped by that much, into the second moments of its ink in its box, under
-    x' = x + shear y, y' = slope x + y; the plate's is the median over its characters. Province
-    characters are left out: their many strokes say little about a slant.
-    """
-    rows: dict[int, list] = {}
-    for slot in slots:
-        rows.setdefault(slot.row, []).append(slot.box)
-    longest = max(rows.values(), key=len, default=[])
-    slope = 0.0
-    if len(longest) >= MIN_LEANING:
-        centres = np.array([((x0 + x1) / 2, (y0 + y1) / 2) for x0, y0, x1, y1 in longest])
-        if np.ptp(centres[:, 0]) > 0:
-            slope = float(np.polyfit(centres[:, 0], centres[:, 1], 1)[0])
-    slope = float(np.clip(slope, -MAX_LEAN, MAX_LEAN))
-    diffs = [_box_contrast(image, slot.box) for slot in slots]
-    side = _ink_side(diffs) if diffs else 1.0
-    shears = []
-    for slot, ch, diff in zip(slots, text, diffs):
-        font = _font_moments(ch) if slot.kind != "province" else None
-        ink = np.clip(side * diff, 0.0, None)
-        real = _moments(np.where(_beyond(ink, INK_SHARE), ink, 0.0))
-        if font is None or real is None:
-            continue
-        fx, fxy = font
-        lean = real[1] / real[2]
-        sloped_y = slope * slope * fx + 2 * slope * fxy + 1
-        shears.append((lean * sloped_y - slope * fx - fxy) / (slope * fxy + 1))
-    if len(shears) < MIN_LEANING:
-        return Lean(0.0, _rounded(slope))
-    return Lean(_rounded(float(np.clip(np.median(shears), -MAX_LEAN, MAX_LEAN))), _rounded(slope))
-
-
-def _rounded(value: float) -> float:
-    return round(round(value / LEAN_STEP) * LEAN_STEP, 4) + 0.0  # + 0.0: no -0.0
-
-
-def _moments(weights: np.ndarray) -> tuple[float, float, float] | None:
-    """(var_x, cov_xy, var_y) of an image's weights about their centre; None without ink or height."""
-    total = float(weights.sum())
-    if total <= 0:
-        return None
-    ys, xs = np.indices(weights.shape, dtype=np.float64)
-    mx, my = float((weights * xs).sum()) / total, float((weights * ys).sum()) / total
-    dx, dy = xs - mx, ys - my
-    var_y = float((weights * dy * dy).sum()) / total
-    if var_y <= 0:
-        return None
-    return float((weights * dx * dx).sum()) / total, float((weights * dx * dy).sum()) / total, var_y
-
-
-@functools.lru_cache(maxsize=1024)
-def _font_moments(ch: str) -> tuple[float, float] | None:
-    """(var_x, cov_xy) over var_y of the upright glyph of `ch`, median over the shipped fonts that draw it."""
-    found = [m for m in (_moments(render_glyph(ch, font).astype(np.float64)) for font in fonts_for(ch, shipped_fonts()))
-             if m is not None]
-    if not found:
-        return None
-    return float(np.median([m[0] / m[2] for m in found])), float(np.median([m[1] / m[2] for m in found]))
 
 
 def erases_large(boxes: Sequence[Box]) -> bool:
@@ -309,20 +226,19 @@ def _held_to(filled: np.ndarray, paper: np.ndarray, known: np.ndarray, misfit: n
 
 def place_characters(background: np.ndarray, glyph_images: Sequence[np.ndarray], boxes: Sequence[Box],
                      ink: np.ndarray | None = None, noise: float = 0.0, seed: int = 0,
-                     contents: Sequence[np.ndarray] | None = None, lean: Lean = Lean()) -> np.ndarray:
+                     contents: Sequence[np.ndarray] | None = None) -> np.ndarray:
     """One plate of `place_on_plates`: generated characters (SxSx3 uint8) on the erased plate at `boxes`."""
     glyphs = np.stack(glyph_images)[None] if len(glyph_images) else np.zeros((1, 0, 1, 1, 3), np.uint8)
     return place_on_plates(background, glyphs, boxes, ink, noise, [seed],
-                           contents=None if contents is None else np.stack(contents)[None], lean=lean)[0]
+                           contents=None if contents is None else np.stack(contents)[None])[0]
 
 
 def place_on_plates(background: np.ndarray, glyphs: np.ndarray, boxes: Sequence[Box], ink: np.ndarray | None = None,
                     noise: float = 0.0, seeds: Sequence[int] = (), known: "Coverages | None" = None,
-                    contents: np.ndarray | None = None, lean: Lean = Lean()) -> np.ndarray:
+                    contents: np.ndarray | None = None) -> np.ndarray:
     """Plates [P,H,W,3] uint8 from one erased `background` and `glyphs` [P,C,S,S,3] (plate p's
-    characters, framed like real crops) placed at `boxes` (C), sheared by the plate's `lean` about each
-    frame's centre; `contents` [P,C,S,S] uint8: the content glyph each was drawn from (None: every stroke
-    the generator drew is placed).
+    characters, framed like real crops) placed at `boxes` (C); `contents` [P,C,S,S] uint8: the content
+    glyph each was drawn from (None: every stroke the generator drew is placed).
 
     Each glyph gives a soft ink coverage (0 on its paper, 1 on its strokes); the plate
     becomes `background + coverage * (ink - background)`. `ink` is the style plate's own
@@ -342,7 +258,7 @@ def place_on_plates(background: np.ndarray, glyphs: np.ndarray, boxes: Sequence[
         coverages = coverages.reshape(count, slots, *coverages.shape[1:])
         directions = directions.reshape(count, slots, 3)
         for j, box in enumerate(boxes):
-            _add_ink(plates, coverages[:, j], directions[:, j], box, ink, lean)
+            _add_ink(plates, coverages[:, j], directions[:, j], box, ink)
     if noise > 0:
         for plate, seed in zip(plates, seeds):
             rng = np.random.default_rng([seed, 7])  # 7: the plate-noise stream of the plate's seed
@@ -429,12 +345,11 @@ def glyph_reach(contents: np.ndarray) -> np.ndarray:
     return np.clip(GLYPH_REACH + 1 - np.stack(distance), 0.0, 1.0).astype(np.float32)
 
 
-def _add_ink(plates: np.ndarray, coverage: np.ndarray, direction: np.ndarray, box: Box, ink: np.ndarray | None,
-             lean: Lean) -> None:
+def _add_ink(plates: np.ndarray, coverage: np.ndarray, direction: np.ndarray, box: Box, ink: np.ndarray | None) -> None:
     """Blend each plate's glyph coverage ([P,S,S]) into `plates` ([P,H,W,3] float32, in place), on its
-    frame square round `box`, sheared by `lean`."""
+    frame square round `box`."""
     height, width = plates.shape[1:3]
-    placement = _placement(tuple(box), height, width, coverage.shape[1], lean)
+    placement = _placement(tuple(box), height, width, coverage.shape[1])
     if placement is None:
         return
     (x0, y0, x1, y1), blur, matrix, window = placement
@@ -455,21 +370,18 @@ def _add_ink(plates: np.ndarray, coverage: np.ndarray, direction: np.ndarray, bo
 
 
 @functools.lru_cache(maxsize=4096)
-def _placement(box: Box, height: int, width: int, size: int, lean: Lean = Lean()
+def _placement(box: Box, height: int, width: int, size: int
                ) -> tuple[Box, float, np.ndarray, np.ndarray] | None:
-    """Where a size x size glyph goes for `box` on a height x width plate: its frame square, sheared by
-    `lean` about its centre, clipped to the plate; the pre-blur sigma (0: none), the warp and the window.
-    The same for every plate of one style plate, so it is worked out once (None: the square is off the plate)."""
+    """Where a size x size glyph goes for `box` on a height x width plate: its frame square
+    clipped to the plate, the pre-blur sigma (0: none), the warp and the window. The same for
+    every plate of one style plate, so it is worked out once (None: the square is off the plate)."""
     cx, cy, side = frame_square(box)
     scale = side / size
-    reach_x, reach_y = side / 2 * (1 + abs(lean.shear)), side / 2 * (1 + abs(lean.slope))
-    x0, y0 = max(int(np.floor(cx - reach_x)), 0), max(int(np.floor(cy - reach_y)), 0)
-    x1, y1 = min(int(np.ceil(cx + reach_x)), width), min(int(np.ceil(cy + reach_y)), height)
+    x0, y0 = max(int(np.floor(cx - side / 2)), 0), max(int(np.floor(cy - side / 2)), 0)
+    x1, y1 = min(int(np.ceil(cx + side / 2)), width), min(int(np.ceil(cy + side / 2)), height)
     if x1 <= x0 or y1 <= y0:
         return None
-    half = size / 2  # the glyph's centre goes to the frame's: p = centre + scale * [[1, shear], [slope, 1]] (g - half)
-    matrix = np.float32([[scale, scale * lean.shear, cx - scale * half * (1 + lean.shear) - x0],
-                         [scale * lean.slope, scale, cy - scale * half * (1 + lean.slope) - y0]])
+    matrix = np.float32([[scale, 0, cx - scale * size / 2 - x0], [0, scale, cy - scale * size / 2 - y0]])
     window = _window(box, x0, y0, (x1 - x0, y1 - y0))
     matrix.flags.writeable = window.flags.writeable = False  # shared by every call: never changed in place
     return (x0, y0, x1, y1), 0.45 / scale if scale < 1 else 0.0, matrix, window

@@ -34,8 +34,7 @@ from plategen import __version__
 from plategen.atomic import atomic_save_png
 from plategen.checkpoint import LoadedCheckpoint
 from plategen.distributed import World
-from plategen.synth.compose import (Coverages, Lean, erase_characters, erases_large, ink_colour, place_on_plates,
-                                     plate_lean)
+from plategen.synth.compose import Coverages, erase_characters, erases_large, ink_colour, place_on_plates
 from plategen.synth.designs import Design, design_named, draw_dot, repaint
 from plategen.errors import PlategenError, require_once, require_regular_file, require_writable_name
 from plategen.synth.exports import FinishedPlate, write_lprnet, write_paddleocr, write_plate_index
@@ -68,7 +67,6 @@ class StylePlate:
     sha256: str
     layout: PlateLayout  # its own characters' slots
     text: str  # its own text, in the layout's reading order
-    lean: Lean = Lean()  # how its characters slant (`compose.plate_lean`); new characters lean the same
 
 
 @dataclass
@@ -166,8 +164,7 @@ def style_plate(plate: Plate) -> StylePlate:
     require_plate_size(plate.image_path, image)
     require_contrast(plate.image_path, image)
     layout, text = layout_of(plate, (image.shape[1], image.shape[0]))
-    return StylePlate(str(plate.image_path), image, plate.sha256, layout, text,
-                      plate_lean(image, layout.char_slots, text))
+    return StylePlate(str(plate.image_path), image, plate.sha256, layout, text)
 
 
 def _plate_of_file(path: Path) -> tuple[Plate | None, Problem | None]:
@@ -407,7 +404,7 @@ def compose_plates(canvas: Canvas, plan: PlatePlan, plate_ids: Sequence[int], fi
         glyphs = np.stack([drawn.images[starts[i]:starts[i + 1]] for i in ids])
         contents = np.stack([drawn.contents[starts[i]:starts[i + 1]] for i in ids])
         made = place_on_plates(background, glyphs, [slot.box for slot in plan.layouts[k].char_slots], ink, noise,
-                               plan.seed[ids].tolist(), canvas.coverages, contents, canvas.styles[k].lean)
+                               plan.seed[ids].tolist(), canvas.coverages, contents)
         for row, image in zip(rows.tolist(), made):
             images[row] = image
     return images
@@ -630,7 +627,6 @@ def plate_params(req, styles: Sequence[StylePlate], chars: Sequence[str], layout
             "styles": [{"path": s.name, "sha256": s.sha256} for s in styles],
             "large_erasing": LARGE_ERASING if any(erases_large(erased_boxes(s, layout, design)[0])
                                                   for s, layout in zip(styles, layouts)) else None,
-            "leaning": LEANING if any(s.lean != Lean() for s in styles) else None,
             "design_light": DESIGN_LIGHT if design is not None else None}
 
 
@@ -638,9 +634,6 @@ def plate_params(req, styles: Sequence[StylePlate], chars: Sequence[str], layout
 # a paper model blurred on a scaled copy since this number (3x faster on US plates); a plate run on them begun
 # before cannot be finished byte for byte.
 LARGE_ERASING = 1
-# New characters lean as their style plate's do (`compose.plate_lean`) since this number; a plate run on leaning
-# style plates begun before placed them upright.
-LEANING = 1
 # A design repaints the paper with its smooth light and adds the rest in grey levels, and keeps a dot beside a
 # character box in the new ink, since this number (`designs.repaint`); a --design run begun before painted otherwise.
 DESIGN_LIGHT = 1

@@ -211,13 +211,11 @@ def _older_plate_run(previous: dict, default_skip: str | None) -> tuple[dict, se
       `chinese_checkpoint_sha256`) skipped `default_skip` (what the default alphabet skips on these layouts)
       when its command gave neither --chars nor --texts; a run with them, or an older one, skipped nothing.
     - `large_erasing`: plates with large characters were erased as small ones.
-    - `leaning`: new characters were placed upright.
     - `design_light`: a design scaled the new colours by the paper's whole light.
     - `draw_memo`: every plate run drew through a `DrawMemo`."""
     chosen = any(str(arg).split("=")[0] in ("--chars", "--texts") for arg in previous.get("command") or [])
     before = {"chinese_serials_skip": None if chosen or "chinese_checkpoint_sha256" not in previous else default_skip,
-              "large_erasing": None, "draw_memo": True, "leaning": None,
-              "design_light": None}
+              "large_erasing": None, "draw_memo": True, "design_light": None}
     inferred = set(before) - set(previous)
     return {**{k: before[k] for k in inferred}, **previous}, inferred
 
