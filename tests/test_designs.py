@@ -103,8 +103,10 @@ def test_green_plates_have_eight_characters_a_d_or_f_serial_and_no_separator_dot
 def test_yellow_plates_keep_the_style_plates_layout_and_its_dot_in_the_new_ink(style_paths, ckpt_cn, tmp_path):
     styles = load_style_plates(style_paths)[0]
     def faintness(image, ink, dot):
-        """How far the dot's strongest pixel stays from the ink, as a share of the paper's distance from it."""
+        """How far the dot's strongest pixel stays from the ink, as a share of the paper's distance from it; the dot
+        sits in the middle half of its box (which spans the neighbours' height, their rims at its ends)."""
         x0, y0, x1, y1 = dot
+        y0, y1 = y0 + (y1 - y0) // 4, y1 - (y1 - y0) // 4
         gap = image[y0:y1, x0:x1].reshape(-1, 3).astype(float)
         return np.linalg.norm(gap - ink, axis=1).min() / np.linalg.norm(np.median(gap, axis=0) - ink)
 
@@ -114,7 +116,7 @@ def test_yellow_plates_keep_the_style_plates_layout_and_its_dot_in_the_new_ink(s
         own = faintness(style.image, ink_colour(style.image, [s.box for s in style.layout.char_slots]), dot)
         # the dot is there, in the new ink, hardly fainter than on the style plate (a 2-3 px dot on a 94x24 crop is
         # blurred); where it touched a character's box, repainting used to take it for that character's rim
-        assert faintness(background, ink, dot) < own + 0.1
+        assert faintness(background, ink, dot) < own + 0.15
     out = tmp_path / "yellow"
     synthesize(SynthRequest(styles=style_paths, chars=CHARS, n=4, out=out, checkpoint=ckpt_cn, device="cpu",
                             plates=True, batch_size=4, design="yellow"))

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -22,8 +23,8 @@ from plategen.synth import Diversity, SynthRequest, synthesize
 from plategen.synth import engine as engine_module
 from plategen.synth.engine import Batch, chinese_model
 from plategen.synth.exports import FinishedPlate, write_plate_folder
-from plategen.synth.plates import (PREVIEW_HEIGHT, _at_height, character_synth, load_style_plates, make_plates,
-                                   plan_plates, wants_chinese)
+from plategen.synth.plates import (PREVIEW_HEIGHT, Canvas, _at_height, character_synth, erased_boxes, hides_dot,
+                                   load_style_plates, make_plates, plan_plates, wants_chinese)
 from plategen.synth.writers import decode_png, read_shards
 from conftest import copy_plates, make_checkpoint, synth_request, webdataset_samples
 
@@ -262,15 +263,19 @@ def test_resume_refuses_a_run_whose_chinese_plates_took_other_letters(styles, ck
 
 
 @pytest.mark.parametrize("key, changed, unchanged, how", [("large_erasing", 2, 1, {}),
-                                                          ("design_light", 1, 1, {"design": "yellow"})])
+                                                          ("design_light", 1, 1, {"design": "yellow"}),
+                                                          ("hidden_dot", 3, 1, {})])
 def test_a_run_begun_before_a_drawing_change_resumes_only_on_plates_it_leaves_alone(key, changed, unchanged, how, styles,
-                                                                                   ckpt_cn, tmp_path, monkeypatch):
+                                                                                   data_dir, ckpt_cn, tmp_path,
+                                                                                   monkeypatch):
     """`large_erasing`: US plates' characters are now erased with a capped inpainting radius (3x faster);
-    `design_light`: a --design repaints the paper otherwise (a run without one is untouched). A run
+    `design_light`: a --design repaints the paper otherwise (a run without one is untouched); `hidden_dot`: a dot
+    slot inside a character box is erased and drawn anew (皖A05279; 京PL3N67's is clear of its boxes). A run
     begun before on plates the change touches would mix two drawings and is refused; one on plates it leaves
     alone draws as before and resumes."""
     generate = engine_module.Synthesizer.generate
     monkeypatch.setattr(engine_module.Synthesizer, "generate", lambda self, ids: (_ for _ in ()).throw(KeyboardInterrupt))
+    styles = styles + [data_dir / "ccpd-crops" / "images" / "皖A05279.jpg"]
     for style, value, kw in ((styles[changed], 1, how), (styles[unchanged], None, {})):
         cut = tmp_path / f"cut-{value}"
         with pytest.raises(KeyboardInterrupt):
@@ -285,6 +290,36 @@ def test_a_run_begun_before_a_drawing_change_resumes_only_on_plates_it_leaves_al
                 synthesize(request([style], ckpt_cn, cut, 6, resume=True, batch_size=None, **kw))
     monkeypatch.setattr(engine_module.Synthesizer, "generate", generate)
     assert synthesize(request([styles[unchanged]], ckpt_cn, tmp_path / "cut-None", 6, resume=True, batch_size=None)).n == 6
+
+
+def test_a_run_whose_characters_were_placed_leaning_is_not_resumed_upright(styles, ckpt_cn, tmp_path, monkeypatch):
+    """59e3702 placed characters leaning and recorded `leaning: 1`; characters stand upright again since."""
+    monkeypatch.setattr(engine_module.Synthesizer, "generate", lambda self, ids: (_ for _ in ()).throw(KeyboardInterrupt))
+    cut = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):
+        synthesize(request(styles[1:2], ckpt_cn, cut, 6, batch_size=2))
+    meta = json.loads((cut / "meta.json").read_text(encoding="utf-8"))
+    assert meta["leaning"] is None
+    (cut / "meta.json").write_text(json.dumps({**meta, "leaning": 1}), encoding="utf-8")
+    with pytest.raises(PlategenError, match=r"begun by an earlier plategen that draws this run otherwise \(leaning\)"):
+        synthesize(request(styles[1:2], ckpt_cn, cut, 6, resume=True, batch_size=None))
+
+
+def test_a_dot_slot_inside_a_characters_box_is_erased_and_drawn_anew(data_dir):
+    """皖A05279's boxes overlap round its dot, so its dot slot is a pixel column inside the 3rd character's box.
+    Kept as the plate's own dot, that column of the old character stayed on every plate drawn from it."""
+    (style,), _ = load_style_plates([data_dir / "ccpd-crops" / "images" / "皖A05279.jpg"])
+    (dot,) = [s.box for s in style.layout.slots if s.kind == "separator"]
+    assert hides_dot(style) and erased_boxes(style, style.layout, None)[1:] == ([], [dot])
+    background, _ = Canvas([style]).get(0)
+    x0, y0, x1, y1 = dot
+    c0, c1, c2, c3 = style.layout.char_slots[2].box
+    grey = lambda image: cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(float)  # noqa: E731
+    paper = np.median(grey(background)[c1:c3, c0:c2])
+    stroke = np.abs(grey(style.image)[c1:c3, c0:c2] - paper).max()
+    quarter = (y1 - y0) // 4  # the column's ends: the new dot goes in its middle
+    ends = [grey(background)[y0:y0 + quarter, x0:x1], grey(background)[y1 - quarter:y1, x0:x1]]
+    assert max(np.abs(end - paper).max() for end in ends) < 0.25 * stroke
 
 
 def test_noise_goes_on_the_whole_composed_plate_from_each_plates_seed(styles, ckpt_cn, tmp_path):

@@ -111,7 +111,8 @@ def repaint(background: np.ndarray, paper: np.ndarray, ink: np.ndarray, boxes, d
     """The erased style plate in `design`'s colours, and the ink new characters take on it.
 
     `paper` and `ink` are the style plate's own (median paper inside the erased boxes, `compose.ink_colour`);
-    `keep`: boxes erasing kept (a separator dot), whose ink stays ink though they touch a character's box.
+    `keep`: boxes erasing kept (a separator dot), the middle half of whose ink stays ink though a character's rim
+    pixel reaches it.
     """
     height = float(np.median([y1 - y0 for _, y0, _, y1 in boxes]))
     light, mix, misfit = palette_mix(background, paper, ink)
@@ -124,11 +125,13 @@ def repaint(background: np.ndarray, paper: np.ndarray, ink: np.ndarray, boxes, d
     new_ink = np.float32(design.ink)
     low, high = INK_MIX
     t = np.clip((mix - low) / (high - low), 0.0, 1.0)
-    kept = [(box, t[box[1]:box[3], box[0]:box[2]].copy()) for box in keep]
+    dot = np.zeros(t.shape, bool)
+    for x0, y0, x1, y1 in keep:  # a kept dot's box spans its neighbours' height: the dot is its middle half
+        dot[y0 + (y1 - y0) // 4:y1 - (y1 - y0) // 4, x0:x1] = True
+    own = t.copy()
     for x0, y0, x1, y1 in boxes:  # the erased character boxes (and their rim pixel) are paper: the old ink's rest goes
         t[max(y0 - 1, 0):y1 + 1, max(x0 - 1, 0):x1 + 1] = 0.0
-    for (x0, y0, x1, y1), own in kept:
-        t[y0:y1, x0:x1] = own
+    t = np.where(dot, own, t)
     t = t[..., None]
     shading = _smooth_within(light, region * (1 - t[..., 0]), LIGHT_SMOOTH * height)
     # the paper's small departures from its smooth light (noise, what erasing left) go on in the grey levels they

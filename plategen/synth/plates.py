@@ -344,9 +344,17 @@ def erased_boxes(plate: StylePlate, layout: PlateLayout, design: Design | None
     own_dots = [s.box for s in plate.layout.slots if s.kind == "separator"]
     new_dots = [s.box for s in layout.slots if s.kind == "separator"]
     dots = design is None or design.dot
-    if dots and new_dots == own_dots:  # the style plate's own dot stays where the new one goes
+    if dots and new_dots == own_dots and not hides_dot(plate):  # the style plate's own dot stays where the new one goes
         return boxes, own_dots, []
     return boxes + own_dots, [], new_dots if dots else []
+
+
+def hides_dot(plate: StylePlate) -> bool:
+    """Whether the style plate's character boxes touch or overlap round its dot, so that the dot's slot (`layout._gap`:
+    one pixel wide) lies inside a character's box: kept, it kept a column of that character's old stroke."""
+    return any(d[0] < b[2] and b[0] < d[2] and d[1] < b[3] and b[1] < d[3]
+               for d in (s.box for s in plate.layout.slots if s.kind == "separator")
+               for b in (s.box for s in plate.layout.char_slots))
 
 
 class Canvas:
@@ -627,7 +635,9 @@ def plate_params(req, styles: Sequence[StylePlate], chars: Sequence[str], layout
             "styles": [{"path": s.name, "sha256": s.sha256} for s in styles],
             "large_erasing": LARGE_ERASING if any(erases_large(erased_boxes(s, layout, design)[0])
                                                   for s, layout in zip(styles, layouts)) else None,
-            "design_light": DESIGN_LIGHT if design is not None else None}
+            "design_light": DESIGN_LIGHT if design is not None else None,
+            "hidden_dot": HIDDEN_DOT if any(hides_dot(s) and (design is None or design.dot) for s in styles) else None,
+            "leaning": None}  # 59e3702 placed characters leaning (meta.json "leaning": 1); this plategen does not
 
 
 # Style plates with characters over compose.INPAINT_HEIGHT px high are erased with a capped inpainting radius and
@@ -637,4 +647,7 @@ LARGE_ERASING = 1
 # A design repaints the paper with its smooth light and adds the rest in grey levels, and keeps a dot beside a
 # character box in the new ink, since this number (`designs.repaint`); a --design run begun before painted otherwise.
 DESIGN_LIGHT = 1
+# A style plate whose dot slot lies inside a character box (`hides_dot`) has that dot erased and drawn anew since this
+# number; a run begun before kept a column of the old character there.
+HIDDEN_DOT = 1
 

@@ -206,18 +206,23 @@ def _claimed(req: SynthRequest, world: World, device: str, params: dict, resume_
 
 def _older_plate_run(previous: dict, default_skip: str | None) -> tuple[dict, set[str]]:
     """A plate run's meta with the keys meta.json has recorded since this plategen, inferred for a run begun
-    before it (and which those are): how that plategen drew the run.
+    before it, and the keys that say how the plategen that began it drew (those inferred, and a `leaning` run's):
+    a difference in them is that plategen's, not the command's.
     - `chinese_serials_skip`: a run whose Chinese characters came from allchars (it has
       `chinese_checkpoint_sha256`) skipped `default_skip` (what the default alphabet skips on these layouts)
       when its command gave neither --chars nor --texts; a run with them, or an older one, skipped nothing.
     - `large_erasing`: plates with large characters were erased as small ones.
     - `design_light`: a design scaled the new colours by the paper's whole light.
+    - `hidden_dot`: a dot slot inside a character's box was kept, and a column of the old character with it.
+    - `leaning`: only 59e3702 leaned characters, and recorded it.
     - `draw_memo`: every plate run drew through a `DrawMemo`."""
     chosen = any(str(arg).split("=")[0] in ("--chars", "--texts") for arg in previous.get("command") or [])
     before = {"chinese_serials_skip": None if chosen or "chinese_checkpoint_sha256" not in previous else default_skip,
-              "large_erasing": None, "draw_memo": True, "design_light": None}
+              "large_erasing": None, "draw_memo": True, "design_light": None,
+              "hidden_dot": None, "leaning": None}
     inferred = set(before) - set(previous)
-    return {**{k: before[k] for k in inferred}, **previous}, inferred
+    version_keys = inferred | ({"leaning"} if previous.get("leaning") else set())  # no option changes it
+    return {**{k: before[k] for k in inferred}, **previous}, version_keys
 
 
 def _checked_plates(req: SynthRequest, world: World, device: str, ckpt, ckpt_path: Path, label_check: bool,
