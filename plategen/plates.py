@@ -40,6 +40,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from plategen.atomic import is_own_sheet
 from plategen.errors import PlategenError, require_regular_file
 from plategen.segment import reading_rows
 
@@ -371,7 +372,8 @@ def _read_yolo(folder: Path) -> tuple[list[RawRecord], ImportResult]:
     for image_path in _image_files(images_dir(folder)):
         label_path = folder / "labels" / f"{image_path.stem}.txt"
         if not label_path.exists():
-            result.problems.append(Problem(image_path, f"no label file {label_path.name} in labels/"))
+            if not is_own_sheet(image_path):
+                result.problems.append(Problem(image_path, f"no label file {label_path.name} in labels/"))
             continue
         parsed = _parse_yolo_label(label_path, classes, result.problems)
         if parsed is None:
@@ -449,7 +451,9 @@ def _read_filename(folder: Path) -> tuple[list[RawRecord], ImportResult]:
     for image_path in _image_files(images_dir(folder)):
         problem = name_problem(image_path)
         if problem:
-            result.problems.append(Problem(image_path, f"file name {image_path.name!r} is not a plate text ({problem})"))
+            if not is_own_sheet(image_path):  # an inspect or preview sheet written among the plates is no plate
+                result.problems.append(Problem(image_path, f"file name {image_path.name!r} is not a plate text "
+                                                           f"({problem})"))
             continue
         text = text_of_name(image_path)
         records.append((image_path, text, None, ""))

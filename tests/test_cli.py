@@ -33,6 +33,22 @@ def test_inspect_prints_counts_and_writes_a_contact_sheet(tmp_path, data_dir):
     assert image.width > 32 * 10 and image.height >= 32 * 20  # one row per class
 
 
+def test_a_sheet_inspect_wrote_among_the_plates_is_not_read_as_a_plate(tmp_path, data_dir, monkeypatch):
+    """`plategen inspect .` in a folder of plates named by their text writes its sheet there; the next import listed
+    it as a bad record. Another PNG whose name is no plate text still is one."""
+    for name in ("京PL3N67.jpg", "皖AVH276.jpg", "皖A0V262.jpg"):
+        shutil.copy(data_dir / "ccpd-crops" / "images" / name, tmp_path / name)
+    monkeypatch.chdir(tmp_path)
+    first = runner.invoke(app, ["inspect", "."])
+    assert first.exit_code == 0, first.output
+    (sheet,) = tmp_path.glob("inspect-*.png")
+    Image.open(sheet).save(tmp_path / "notes.png")  # the same picture, not marked as plategen's
+    again = runner.invoke(app, ["inspect", "."])
+    assert again.exit_code == 0, again.output
+    output = again.output.replace("\n", "")
+    assert f"file name '{sheet.name}'" not in output and "file name 'notes.png' is not a plate text" in output
+
+
 def test_inspect_groups_skip_reasons_without_turning_a_quoted_text_into_n():
     """'0' (a plate's text) was printed as 'N', as if the plate read N."""
     from plategen.inspection import reason_kind
