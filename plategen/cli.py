@@ -356,9 +356,10 @@ def synth(
         try:
             report = synthesize(request, progress=progress)
         except KeyboardInterrupt:
-            if leader:
-                err_console.print(f"run the same command with --resume to finish {out}")
-            raise
+            if leader:  # one line, in the order it happened
+                err_console.print("[yellow]interrupted:[/] run the same command with --resume to finish "
+                                  f"{escape(printable(str(out)))}", soft_wrap=True)
+            raise typer.Exit(130) from None
     if not leader:
         return
     if fresh:

@@ -49,6 +49,19 @@ def test_a_sheet_inspect_wrote_among_the_plates_is_not_read_as_a_plate(tmp_path,
     assert f"file name '{sheet.name}'" not in output and "file name 'notes.png' is not a plate text" in output
 
 
+def test_an_interrupted_synth_says_so_once_then_how_to_finish(tmp_path, monkeypatch):
+    """Ctrl-C printed the --resume advice first and "interrupted" after it, on two lines."""
+    import plategen.synth
+
+    monkeypatch.setattr(plategen.synth, "synthesize", lambda request, progress: (_ for _ in ()).throw(KeyboardInterrupt))
+    out = tmp_path / "out"
+    example = Path(__file__).resolve().parents[1] / "examples" / "plate-es.jpg"
+    result = runner.invoke(app, ["synth", "--style", str(example), "--n", "4", "--out", str(out)])
+    assert result.exit_code == 130
+    lines = [line for line in result.output.replace(str(out), "OUT").splitlines() if line.strip()]
+    assert lines == ["interrupted: run the same command with --resume to finish OUT"], result.output
+
+
 def test_inspect_groups_skip_reasons_without_turning_a_quoted_text_into_n():
     """'0' (a plate's text) was printed as 'N', as if the plate read N."""
     from plategen.inspection import reason_kind
