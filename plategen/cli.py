@@ -375,6 +375,11 @@ def synth(
         table.add_row("images", f"{report.n:,}" + (f" ({report.resumed:,} from the interrupted run)"
                                                    if report.resumed else ""))
     table.add_row("exact duplicates", str(report.duplicates))
+    empty = [c for c, count in report.counts.items() if not count]
+    if empty:
+        table.add_row("no image", f"{len(empty)} of {len(report.counts)} characters ({escape(' '.join(empty[:12]))}"
+                      f"{' ...' if len(empty) > 12 else ''}): --n {report.n:,} is under the alphabet; no folder is "
+                      "made for them")
     chinese_row(table, report)
     if report.check_failed is None:
         table.add_row("label check", "off (--no-check, or the checkpoint has no discriminator)")

@@ -74,6 +74,19 @@ def test_counts_manifest_and_meta_match_the_files(tmp_path, plate, ckpt):
     assert (tmp_path / "grid.png").is_file()
 
 
+def test_fewer_images_than_characters_make_no_empty_class_folder(tmp_path, plate, ckpt):
+    """--n 10 over 0-9A-Z gave 26 empty class folders, which ImageFolder-style readers refuse; every folder holds
+    images, and --resume and --overwrite of such a run work."""
+    out = tmp_path / "out"
+    report = synthesize(synth_request(plate, ckpt, out, n=10))
+    folders = [d for d in out.iterdir() if d.is_dir()]
+    assert sum(1 for count in report.counts.values() if count) == len(folders) == 10
+    assert all(any(d.glob("*.png")) for d in folders)
+    assert synthesize(synth_request(plate, ckpt, out, n=10, resume=True)).resumed == 10
+    assert synthesize(synth_request(plate, ckpt, out, n=10, overwrite=True)).n == 10
+    assert len([d for d in out.iterdir() if d.is_dir()]) == 10
+
+
 def test_same_seed_same_bytes_and_another_seed_differs(tmp_path, plate, ckpt):
     """Writer threads and generator threads must not matter. (The batch size is not varied: the
     generator's float sums depend on it, which is why --resume keeps the first run's.)"""

@@ -347,7 +347,8 @@ def _run(req: SynthRequest, world: World, device: str, ckpt, ckpt_path: Path, fo
     synth = Synthesizer.build(ckpt.generator, styles, req.chars, req.n, req.seed, batch_size=params["batch_size"],
                               device=device, diversity=req.diversity, fonts=fonts, charset=ckpt.meta.get("charset"),
                               discriminator=ckpt.discriminator if params["label_check"] else None, chinese=chinese)
-    writer = writers.make_writer(req.format, req.out, req.chars, req.n, req.workers, req.shard_size)
+    writer = writers.make_writer(req.format, req.out, req.chars, req.n, req.workers, req.shard_size,
+                                 [c for c, count in zip(req.chars, synth.plan.counts) if not count])
     label_of = [req.chars[i] for i in synth.plan.label]
     meta = {
         "tool": "plategen synth", "plategen_version": __version__, "command": req.command, "status": "running",

@@ -406,11 +406,11 @@ class _Writer:
 class FileWriter(_Writer):
     format = "files"
 
-    def __init__(self, out: Path, chars: Sequence[str], n: int, workers: int = 2):
+    def __init__(self, out: Path, chars: Sequence[str], n: int, workers: int = 2, empty: Sequence[str] = ()):
         super().__init__(out, chars, n, workers)
         self.dirs = {c: safe_label_dir(c) for c in chars}
-        try:
-            for name in self.dirs.values():
+        try:  # no folder for a character without images (--n under the alphabet): ImageFolder refuses empty ones
+            for name in (self.dirs[c] for c in chars if c not in set(empty)):
                 (out / name).mkdir(exist_ok=True)
         except OSError as exc:
             raise os_error(out, exc) from exc
@@ -620,9 +620,11 @@ def partition_unit(fmt: str, batch_size: int, shard_size: int) -> int:
     return shard_size if fmt == "shards" else batch_size
 
 
-def make_writer(fmt: str, out: Path, chars: Sequence[str], n: int, workers: int, shard_size: int) -> _Writer:
+def make_writer(fmt: str, out: Path, chars: Sequence[str], n: int, workers: int, shard_size: int,
+                empty: Sequence[str] = ()) -> _Writer:
+    """The writer of a character run; `empty`: the characters the plan gives no image."""
     if fmt == "files":
-        return FileWriter(out, chars, n, workers)
+        return FileWriter(out, chars, n, workers, empty)
     if fmt == "shards":
         return ShardWriter(out, chars, n, workers, shard_size)
     raise PlategenError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
