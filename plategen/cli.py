@@ -356,10 +356,12 @@ def synth(
         try:
             report = synthesize(request, progress=progress)
         except KeyboardInterrupt:
-            if leader:  # one line, in the order it happened
-                err_console.print("[yellow]interrupted:[/] run the same command with --resume to finish "
-                                  f"{escape(printable(str(out)))}", soft_wrap=True)
-            raise typer.Exit(130) from None
+            report = None
+    if report is None:  # said once the bar is gone, so that it is the last line on the screen
+        if leader:
+            err_console.print("[yellow]interrupted:[/] run the same command with --resume to finish "
+                              f"{escape(printable(str(out)))}", soft_wrap=True)
+        raise typer.Exit(130)
     if not leader:
         return
     if fresh:

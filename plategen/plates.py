@@ -318,6 +318,13 @@ def _add_plate(result: ImportResult, folder: Path, path: Path, text: str,
     sha = hashlib.sha256(data).hexdigest()
     height, width = image.shape[:2]
     if norm_boxes is not None:
+        for ch, (cx, cy, w, h) in zip(text, norm_boxes):
+            inside_w = (min(cx + w / 2, 1.0) - max(cx - w / 2, 0.0)) * width
+            inside_h = (min(cy + h / 2, 1.0) - max(cy - h / 2, 0.0)) * height
+            if min(inside_w, inside_h) < 1.0:  # no character fits there: a phantom in the text
+                result.problems.append(Problem(path, f"the box of {ch!r} covers less than a pixel of the "
+                                                     f"{width}x{height} image ({inside_w:.2f} x {inside_h:.2f} px)"))
+                return
         boxes = tuple(_to_pixels(b, width, height) for b in norm_boxes)
         result.plates.append(Plate(path, text, boxes, "annotated", str(folder), sha, region))
         return
@@ -339,8 +346,8 @@ def too_small(image: np.ndarray) -> str | None:
 
 
 def _to_pixels(box: tuple[float, float, float, float], width: int, height: int) -> Box:
-    """A normalised YOLO box in pixels, at least one pixel wide and high and inside the image (a thin box on
-    the image's right or bottom edge would round to none)."""
+    """A normalised YOLO box (covering a pixel of the image or more) in pixels, at least one pixel wide and high
+    and inside the image."""
     cx, cy, w, h = box
     x0, x1 = round((cx - w / 2) * width), round((cx + w / 2) * width)
     y0, y1 = round((cy - h / 2) * height), round((cy + h / 2) * height)
@@ -438,7 +445,10 @@ def _parse_yolo_label(path: Path, classes: list[str], problems: list[Problem]
             problems.append(Problem(path, f"class {cls} out of range 0-{len(classes) - 1} (classes.txt)", number))
             return None
         cx, cy, w, h = values
-        if not (0 <= cx <= 1 and 0 <= cy <= 1 and 0 < w <= MAX_BOX_SIDE and 0 < h <= MAX_BOX_SIDE):
+        if w <= 0 or h <= 0:
+            problems.append(Problem(path, f"box {values} has no width or height", number))
+            return None
+        if not (0 <= cx <= 1 and 0 <= cy <= 1 and w <= MAX_BOX_SIDE and h <= MAX_BOX_SIDE):
             problems.append(Problem(path, f"box {values} is not normalised to 0-1", number))
             return None
         boxes.append((classes[cls], values))

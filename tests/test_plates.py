@@ -330,15 +330,30 @@ def test_a_box_listed_twice_is_a_bad_record(tmp_path, data_dir):
         (label.name, 6, "repeats line 1 (one box per character)")]
 
 
-def test_a_thin_box_on_the_images_edge_keeps_a_pixel_and_the_plate_can_be_a_style(tmp_path, data_dir):
-    """cx = 1.0 with a tiny width rounded to a box of no pixels, and synth --plates crashed in OpenCV."""
-    folder = _yolo_folder(tmp_path, data_dir, STEMS[:1])
-    label = folder / "labels" / f"{STEMS[0]}.txt"
-    label.write_text(label.read_text() + "0 1.0 1.0 0.001 0.001\n")
-    (plate,) = load_plates(folder).plates
+def test_a_box_covering_less_than_a_pixel_is_a_bad_record_and_one_past_the_edge_keeps_its_inside(tmp_path, data_dir):
+    """cx = 1.0 with a tiny width: synth --plates crashed in OpenCV on the box of no pixels, and a box kept at one
+    pixel put a character in the text that the image does not show. A real box running past the edge keeps the part
+    inside the image."""
+    folder = _yolo_folder(tmp_path, data_dir, STEMS[:2])
+    sliver, past = (folder / "labels" / f"{stem}.txt" for stem in STEMS[:2])
+    sliver.write_text(sliver.read_text() + "0 1.0 0.5 0.001 0.4\n")
+    past.write_text(past.read_text() + "0 1.0 0.5 0.1 0.4\n")
+    result = load_plates(folder)
+    size = "x".join(map(str, Image.open(folder / "images" / f"{STEMS[0]}.jpg").size))
+    assert [(p.path.stem, p.message.split(" (")[0]) for p in result.problems] == [
+        (STEMS[0], f"the box of '0' covers less than a pixel of the {size} image")]
+    (plate,) = result.plates
     width, height = Image.open(plate.image_path).size
     assert all(0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height for x0, y0, x1, y1 in plate.boxes)
     assert len(style_plate(plate).layout.char_slots) == len(plate.text)
+
+
+def test_a_box_of_no_width_is_named_so(tmp_path, data_dir):
+    folder = _yolo_folder(tmp_path, data_dir, STEMS[:2])
+    label = folder / "labels" / f"{STEMS[0]}.txt"
+    label.write_text(label.read_text() + "0 0.5 0.5 0.0 0.4\n")
+    (problem,) = load_plates(folder).problems
+    assert (problem.line, problem.message) == (6, "box (0.5, 0.5, 0.0, 0.4) has no width or height")
 
 
 def test_an_image_listed_twice_in_a_csv_is_read_once(tmp_path, data_dir):

@@ -248,7 +248,7 @@ def test_resume_refuses_a_run_whose_chinese_plates_took_other_letters(styles, ck
     monkeypatch.setattr(engine_module.Synthesizer, "generate", generate)
     meta = json.loads((cut / "meta.json").read_text(encoding="utf-8"))
     assert meta["chinese_serials_skip"] == "IO" and {"I", "O"} <= set(meta["charset"])
-    with pytest.raises(PlategenError, match=r"different settings than the interrupted run \(chinese_serials_skip\)"):
+    with pytest.raises(PlategenError, match=r"other settings than the run there began with \(chinese_serials_skip\)"):
         synthesize(request(mixed, ckpt_cn, cut, 10, chars=meta["charset"], resume=True, batch_size=None))
 
     def written_by(drop):
@@ -303,6 +303,16 @@ def test_a_run_whose_characters_were_placed_leaning_is_not_resumed_upright(style
     (cut / "meta.json").write_text(json.dumps({**meta, "leaning": 1}), encoding="utf-8")
     with pytest.raises(PlategenError, match=r"begun by an earlier plategen that draws this run otherwise \(leaning\)"):
         synthesize(request(styles[1:2], ckpt_cn, cut, 6, resume=True, batch_size=None))
+
+
+def test_a_resume_with_another_design_names_the_option_not_what_it_draws(data_dir, ckpt_cn, tmp_path):
+    """Resuming a green run without --design named `design, design_light, hidden_dot`, two of them no option."""
+    style = [data_dir / "ccpd-crops" / "images" / "皖A05279.jpg"]
+    out = synthesize(request(style, ckpt_cn, tmp_path / "green", 2, design="green")).out
+    for design in (None, "yellow"):
+        with pytest.raises(PlategenError, match=r"other settings than the run there began with \(design\); repeat the "
+                                                r"first command's options, or start again with --overwrite$"):
+            synthesize(request(style, ckpt_cn, out, 2, design=design, resume=True, batch_size=None))
 
 
 def test_a_dot_slot_inside_a_characters_box_is_erased_and_drawn_anew(data_dir):

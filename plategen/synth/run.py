@@ -186,9 +186,11 @@ def _claimed(req: SynthRequest, world: World, device: str, params: dict, resume_
             if changed:
                 raise PlategenError(f"{changed[0]}: this style image changed since the run began, so --resume cannot "
                                     "finish it byte for byte; put the first image back, or start again with --overwrite")
-            if differ:
-                raise PlategenError(f"{req.out}: --resume with different settings than the interrupted run "
-                                    f"({', '.join(differ)}); repeat the first command's options")
+            if differ:  # name the options; a key only they set (how a --design draws) says nothing to the user
+                shown = [k for k in differ if k not in DRAWN_KEYS] or differ
+                raise PlategenError(f"{req.out}: --resume with other settings than the run there began with "
+                                    f"({', '.join(shown)}); repeat the first command's options, or start again "
+                                    "with --overwrite")
         return previous, params["batch_size"]
 
     threads_before = torch.get_num_threads()
@@ -204,6 +206,10 @@ def _claimed(req: SynthRequest, world: World, device: str, params: dict, resume_
             lock.release()
 
 
+# meta.json keys that record how a plate run's options draw (not options themselves); `_older_plate_run` infers them
+DRAWN_KEYS = ("chinese_serials_skip", "large_erasing", "draw_memo", "design_light", "hidden_dot", "leaning")
+
+
 def _older_plate_run(previous: dict, default_skip: str | None) -> tuple[dict, set[str]]:
     """A plate run's meta with the keys meta.json has recorded since this plategen, inferred for a run begun
     before it, and the keys that say how the plategen that began it drew (those inferred, and a `leaning` run's):
@@ -217,9 +223,8 @@ def _older_plate_run(previous: dict, default_skip: str | None) -> tuple[dict, se
     - `leaning`: only 59e3702 leaned characters, and recorded it.
     - `draw_memo`: every plate run drew through a `DrawMemo`."""
     chosen = any(str(arg).split("=")[0] in ("--chars", "--texts") for arg in previous.get("command") or [])
-    before = {"chinese_serials_skip": None if chosen or "chinese_checkpoint_sha256" not in previous else default_skip,
-              "large_erasing": None, "draw_memo": True, "design_light": None,
-              "hidden_dot": None, "leaning": None}
+    before = dict(zip(DRAWN_KEYS, (None if chosen or "chinese_checkpoint_sha256" not in previous else default_skip,
+                                   None, True, None, None, None)))
     inferred = set(before) - set(previous)
     version_keys = inferred | ({"leaning"} if previous.get("leaning") else set())  # no option changes it
     return {**{k: before[k] for k in inferred}, **previous}, version_keys
