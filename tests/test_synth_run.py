@@ -146,7 +146,7 @@ def test_interrupt_then_resume_reaches_exactly_n_with_the_same_bytes(tmp_path, p
         synthesize(request(plate, ckpt, out, n=120), progress=stop)
     meta = json.loads((out / "meta.json").read_text())
     assert meta["status"] == "interrupted" and 40 <= meta["done"] < 120
-    with pytest.raises(PlategenError, match="different settings"):
+    with pytest.raises(PlategenError, match=r"other settings than the run there began with \(seed\)"):
         synthesize(request(plate, ckpt, out, n=120, seed=5, resume=True))
     report = synthesize(request(plate, ckpt, out, n=120, resume=True))
     assert report.resumed == meta["done"] and report.generated == 120 - meta["done"]
