@@ -223,8 +223,8 @@ def _older_plate_run(previous: dict, default_skip: str | None) -> tuple[dict, se
     - `leaning`: only 59e3702 leaned characters, and recorded it.
     - `draw_memo`: every plate run drew through a `DrawMemo`."""
     chosen = any(str(arg).split("=")[0] in ("--chars", "--texts") for arg in previous.get("command") or [])
-    before = dict(zip(DRAWN_KEYS, (None if chosen or "chinese_checkpoint_sha256" not in previous else default_skip,
-                                   None, True, None, None, None)))
+    before = {"chinese_serials_skip": None if chosen or "chinese_checkpoint_sha256" not in previous else default_skip,
+              "large_erasing": None, "draw_memo": True, "design_light": None, "hidden_dot": None, "leaning": None}
     inferred = set(before) - set(previous)
     version_keys = inferred | ({"leaning"} if previous.get("leaning") else set())  # no option changes it
     return {**{k: before[k] for k in inferred}, **previous}, version_keys
