@@ -1,7 +1,7 @@
 """How much legibility is lost when generated characters are placed on a plate?
 
     python benchmarks/composition_gap.py [--data ../shared/data/uc3m-lp] [--side holdout|train] [--plates 500]
-                                          [--checkpoint default|allchars|PATH]
+                                          [--checkpoint default|allchars|PATH] [--pattern 'DDDD LLL']
 
 A character CNN (the benchmark's recogniser) is trained on every real crop of the source outside 50
 style plates (seeded choice from the held-out side, `dataset.is_holdout`, or from the train side for
@@ -42,6 +42,9 @@ def main() -> None:
     ap.add_argument("--side", choices=["holdout", "train"], default="holdout")
     ap.add_argument("--plates", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--pattern", default=None,
+                    help="draw this layout on every style plate, as synth --plates --pattern does (e.g. 'DDDD LLL' "
+                         "on uc3m-lp, whose plates' privacy masks hide characters)")
     ap.add_argument("--checkpoint", default=None,
                     help="a path, or a shipped model's name (default, allchars); given, it draws every character, "
                          "as synth's --checkpoint does (without it, allchars draws the Chinese ones)")
@@ -60,7 +63,7 @@ def main() -> None:
     ckpt = load_checkpoint(checkpoint_path(args.checkpoint))
     styles = [style_plate(p) for p in style_plates]
     chars = sorted({c for p in style_plates for c in p.text} & set(ckpt.meta["charset"]), key=charset.index)
-    plan = plan_plates(styles, args.plates, chars, seed=7 + args.seed)
+    plan = plan_plates(styles, args.plates, chars, seed=7 + args.seed, pattern=args.pattern)
     chinese = chinese_model(args.checkpoint) if wants_chinese(plan.layouts) else None
     synth = character_synth(ckpt.generator, ckpt.discriminator, ckpt.meta["charset"], styles, plan, chars,
                             shipped_fonts(), 7 + args.seed, "cpu", DEFAULT_PLATE_BATCH, chinese)
@@ -79,7 +82,8 @@ def main() -> None:
     as_drawn = predict(reader, np.concatenate(drawn_images)) == labels
     as_placed = predict(reader, np.stack(cut)) == labels
     own = build_samples(style_plates, charset)
-    print(f"{args.data} ({args.side} styles, {plan.n} plates, {len(labels)} characters)")
+    print(f"{args.data} ({args.side} styles, {plan.n} plates, {len(labels)} characters"
+          f"{f', pattern {args.pattern!r}' if args.pattern else ''})")
     print(f"read as asked, as drawn (32x32, before placing): {as_drawn.mean():.3f}")
     print(f"read as asked, cut back out of the composed plates: {as_placed.mean():.3f}")
     print(f"the style plates' own real crops read right: {(predict(reader, own.crops) == own.labels).mean():.3f}")

@@ -236,15 +236,25 @@ def _scene(image: np.ndarray) -> tuple[_Scene, float]:
     return _Scene(gray, lab, sums, _masked_areas(gray, lab, sums)), scale
 
 
-def _masked_areas(gray: np.ndarray, lab: np.ndarray, sums: tuple[np.ndarray, ...]) -> np.ndarray:
-    """Privacy masks: flat rectangles. They must never become (or join) a character blob.
+def privacy_masks(image: np.ndarray) -> list[Box]:
+    """The plate's privacy masks (the flat grey rectangles uc3m-lp paints over characters), in image pixels:
+    what a layout that spreads new characters over them must paint over as paper."""
+    scene, scale = _scene(image)
+    height, width = image.shape[:2]
+    return [(max(int(np.floor(x0 / scale)), 0), max(int(np.floor(y0 / scale)), 0),
+             min(int(np.ceil(x1 / scale)), width), min(int(np.ceil(y1 / scale)), height))
+            for x0, y0, x1, y1 in _mask_rects(scene.gray, scene.lab, scene.sums)]
+
+
+def _mask_rects(gray: np.ndarray, lab: np.ndarray, sums: tuple[np.ndarray, ...]) -> list[Box]:
+    """Privacy masks: flat rectangles.
 
     Masks carry noise and shading added after masking, so flatness is measured around a
     local plane; flat cores are then grown over JPEG ringing up to the mask's real edges.
     Cores must be wider than a stroke so the inside of a thick stroke is never taken, and
     grey under the photo's colour cast, so the plain paint of a coloured plate is not taken for one.
     """
-    height, width = gray.shape
+    width = gray.shape[1]
     cast = _colour_cast(lab)
     rects = []
     for core in _flat_cores(_plane_residual(gray, 5) <= 1.5, sums):
@@ -254,6 +264,13 @@ def _masked_areas(gray: np.ndarray, lab: np.ndarray, sums: tuple[np.ndarray, ...
             continue
         grown = _grow_flat(core, gray.astype(np.int16), reach=int(width / 40) + 1)
         rects.append(grown if _flat(sums, grown, tolerance=5.0) else core)
+    return rects
+
+
+def _masked_areas(gray: np.ndarray, lab: np.ndarray, sums: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Privacy-mask pixels (`_mask_rects`, and the slivers between them): never part of a character blob."""
+    height = gray.shape[0]
+    rects = _mask_rects(gray, lab, sums)
     forbidden = np.zeros(gray.shape, bool)
     for x0, y0, x1, y1 in rects + _flat_gaps(rects, sums, height):
         forbidden[max(y0 - 1, 0):y1 + 1, max(x0 - 1, 0):x1 + 1] = True

@@ -23,8 +23,10 @@ from plategen.synth import Diversity, SynthRequest, synthesize
 from plategen.synth import engine as engine_module
 from plategen.synth.engine import Batch, chinese_model
 from plategen.synth.exports import FinishedPlate, write_plate_folder
+from plategen.segment import privacy_masks
 from plategen.synth.plates import (PREVIEW_HEIGHT, Canvas, _at_height, character_synth, erased_boxes, hides_dot,
-                                   load_style_plates, make_plates, plan_plates, wants_chinese)
+                                   load_style_plates, make_plates, masks_under, plan_plates, plate_layouts,
+                                   wants_chinese)
 from plategen.synth.writers import decode_png, read_shards
 from conftest import copy_plates, make_checkpoint, synth_request, webdataset_samples
 
@@ -264,18 +266,20 @@ def test_resume_refuses_a_run_whose_chinese_plates_took_other_letters(styles, ck
 
 @pytest.mark.parametrize("key, changed, unchanged, how", [("large_erasing", 2, 1, {}),
                                                           ("design_light", 1, 1, {"design": "yellow"}),
-                                                          ("hidden_dot", 3, 1, {})])
+                                                          ("hidden_dot", 3, 1, {}),
+                                                          ("erased_masks", 4, 1, {"pattern": "DDDD LLL"})])
 def test_a_run_begun_before_a_drawing_change_resumes_only_on_plates_it_leaves_alone(key, changed, unchanged, how, styles,
                                                                                    data_dir, ckpt_cn, tmp_path,
                                                                                    monkeypatch):
     """`large_erasing`: US plates' characters are now erased with a capped inpainting radius (3x faster);
     `design_light`: a --design repaints the paper otherwise (a run without one is untouched); `hidden_dot`: a dot
-    slot inside a character box is erased and drawn anew (皖A05279; 京PL3N67's is clear of its boxes). A run
+    slot inside a character box is erased and drawn anew (皖A05279; 京PL3N67's is clear of its boxes); `erased_masks`:
+    a pattern's slots over privacy masks have them painted as paper (the shipped example). A run
     begun before on plates the change touches would mix two drawings and is refused; one on plates it leaves
     alone draws as before and resumes."""
     generate = engine_module.Synthesizer.generate
     monkeypatch.setattr(engine_module.Synthesizer, "generate", lambda self, ids: (_ for _ in ()).throw(KeyboardInterrupt))
-    styles = styles + [data_dir / "ccpd-crops" / "images" / "皖A05279.jpg"]
+    styles = styles + [data_dir / "ccpd-crops" / "images" / "皖A05279.jpg", EXAMPLE]
     for style, value, kw in ((styles[changed], 1, how), (styles[unchanged], None, {})):
         cut = tmp_path / f"cut-{value}"
         with pytest.raises(KeyboardInterrupt):
@@ -330,6 +334,24 @@ def test_a_dot_slot_inside_a_characters_box_is_erased_and_drawn_anew(data_dir):
     quarter = (y1 - y0) // 4  # the column's ends: the new dot goes in its middle
     ends = [grey(background)[y0:y0 + quarter, x0:x1], grey(background)[y1 - quarter:y1, x0:x1]]
     assert max(np.abs(end - paper).max() for end in ends) < 0.25 * stroke
+
+
+def test_a_pattern_paints_the_privacy_masks_under_its_slots_as_paper():
+    """The shipped example's two privacy masks hide its 4th digit and 1st letter. 'DDDD LLL' spreads seven slots
+    over them; no real plate prints characters on grey blocks, so the masks are painted over as paper. Its own
+    five slots leave them grey."""
+    (style,), _ = load_style_plates([EXAMPLE])
+    masks = [m for m in privacy_masks(style.image) if np.median(style.image[m[1]:m[3], m[0]:m[2]]) < 200]
+    assert len(masks) == 2  # the grey ones (the paper between them is as flat)
+    grey = lambda image, box: float(np.median(image[box[1]:box[3], box[0]:box[2]]))  # noqa: E731
+    paper = float(np.percentile(style.image, 75))  # most of the plate is paper
+    (layout,) = plate_layouts([style], "DDDD LLL")
+    assert masks_under(style, style.layout) == []
+    own, _ = Canvas([style]).get(0)
+    spread, _ = Canvas([style], [layout]).get(0)
+    for mask in masks:
+        assert grey(own, mask) < paper - 50  # left grey under the plate's own layout
+        assert abs(grey(spread, mask) - paper) < 12, (mask, grey(spread, mask), paper)
 
 
 def test_noise_goes_on_the_whole_composed_plate_from_each_plates_seed(styles, ckpt_cn, tmp_path):

@@ -43,6 +43,7 @@ from plategen.layout import PlateLayout, draw_texts, kind_of, layout_of, parse_p
 from plategen.plates import (Box, Plate, Problem, detect_format, load_plate, load_plates, name_problem, read_image,
                              text_of_name)
 from plategen.detect import segment_with_text
+from plategen.segment import privacy_masks
 from plategen.synth import plate_writers, writers
 from plategen.synth.check import LabelCheck, chars_with_real_crops
 from plategen.synth.engine import (Batch, DrawMemo, Engine, Synthesizer, chinese_routes, generate_threads,
@@ -335,18 +336,76 @@ class Drawn:
     checks: list[str]
 
 
+MASK_UNDER_SLOT = 0.1  # a privacy mask goes when a new slot covers this share of it
+MASK_MARGIN = 2  # px of paper round a mask taken into its erased box, so that its edge is paper
+
+
 def erased_boxes(plate: StylePlate, layout: PlateLayout, design: Design | None
                  ) -> tuple[list[Box], list[Box], list[Box]]:
     """The boxes `erase_characters` clears on a style plate, those it keeps, and the separator dots to draw: its
     characters go, and its own dot too unless the new `layout` puts its dot at the same place (and `design`,
-    if any, draws one); new dots are drawn where the plate's own did not stay."""
-    boxes = [slot.box for slot in plate.layout.char_slots]
+    if any, draws one); new dots are drawn where the plate's own did not stay. Privacy masks under the new
+    slots go too (`masks_under`)."""
+    boxes = [slot.box for slot in plate.layout.char_slots] + masks_under(plate, layout)
     own_dots = [s.box for s in plate.layout.slots if s.kind == "separator"]
     new_dots = [s.box for s in layout.slots if s.kind == "separator"]
     dots = design is None or design.dot
     if dots and new_dots == own_dots and not hides_dot(plate):  # the style plate's own dot stays where the new one goes
         return boxes, own_dots, []
     return boxes + own_dots, [], new_dots if dots else []
+
+
+def masks_under(plate: StylePlate, layout: PlateLayout) -> list[Box]:
+    """The style plate's privacy masks (`segment.privacy_masks`) that new characters of `layout` would sit on,
+    each with MASK_MARGIN px of paper round it. A pattern spreads its slots over the masks, and no real plate
+    prints characters on grey blocks (a stem on a block's edge looked like the edge). The plate's own layout
+    leaves its masks where they are, as uc3m-lp's plates show them."""
+    if [s.box for s in layout.char_slots] == [s.box for s in plate.layout.char_slots]:
+        return []
+    height, width = plate.image.shape[:2]
+    under = []
+    for x0, y0, x1, y1 in _masks_of(plate):
+        area = max(1, (x1 - x0) * (y1 - y0))
+        covered = max(max(0, min(x1, b[2]) - max(x0, b[0])) * max(0, min(y1, b[3]) - max(y0, b[1]))
+                      for b in (slot.box for slot in layout.char_slots))
+        if covered >= MASK_UNDER_SLOT * area:
+            under.append((max(x0 - MASK_MARGIN, 0), max(y0 - MASK_MARGIN, 0),
+                          min(x1 + MASK_MARGIN, width), min(y1 + MASK_MARGIN, height)))
+    return _merged(under)
+
+
+_MASKS: dict[str, tuple[Box, ...]] = {}  # `_masks_of`, by the image file's SHA-256
+
+
+def _masks_of(plate: StylePlate) -> tuple[Box, ...]:
+    """`segment.privacy_masks` of a style plate, found once per image: a run's parameters and its canvas both
+    ask (5 ms a plate)."""
+    masks = _MASKS.get(plate.sha256)
+    if masks is None:
+        if len(_MASKS) >= 4096:
+            _MASKS.clear()
+        masks = _MASKS[plate.sha256] = tuple(privacy_masks(plate.image))
+    return masks
+
+
+def _merged(boxes: list[Box]) -> list[Box]:
+    """Overlapping boxes joined into one: the erasing takes a box's edge for its paper, and side by side masks
+    (with the flat paper between them, which is found as one too) would each take another's grey."""
+    boxes = list(boxes)
+    joined = True
+    while joined:
+        joined = False
+        for i, a in enumerate(boxes):
+            for j in range(i + 1, len(boxes)):
+                b = boxes[j]
+                if a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]:
+                    boxes[i] = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+                    del boxes[j]
+                    joined = True
+                    break
+            if joined:
+                break
+    return sorted(boxes)
 
 
 def hides_dot(plate: StylePlate) -> bool:
@@ -637,6 +696,7 @@ def plate_params(req, styles: Sequence[StylePlate], chars: Sequence[str], layout
                                                   for s, layout in zip(styles, layouts)) else None,
             "design_light": DESIGN_LIGHT if design is not None else None,
             "hidden_dot": HIDDEN_DOT if any(hides_dot(s) and (design is None or design.dot) for s in styles) else None,
+            "erased_masks": ERASED_MASKS if any(masks_under(s, layout) for s, layout in zip(styles, layouts)) else None,
             "leaning": None}  # 59e3702 placed characters leaning (meta.json "leaning": 1); this plategen does not
 
 
@@ -650,4 +710,7 @@ DESIGN_LIGHT = 1
 # A style plate whose dot slot lies inside a character box (`hides_dot`) has that dot erased and drawn anew since this
 # number; a run begun before kept a column of the old character there.
 HIDDEN_DOT = 1
+# Privacy masks under a pattern's new slots are painted over as paper since this number (`masks_under`); a run begun
+# before drew its characters on them.
+ERASED_MASKS = 1
 

@@ -207,7 +207,8 @@ def _claimed(req: SynthRequest, world: World, device: str, params: dict, resume_
 
 
 # meta.json keys that record how a plate run's options draw (not options themselves); `_older_plate_run` infers them
-DRAWN_KEYS = ("chinese_serials_skip", "large_erasing", "draw_memo", "design_light", "hidden_dot", "leaning")
+DRAWN_KEYS = ("chinese_serials_skip", "large_erasing", "draw_memo", "design_light", "hidden_dot", "erased_masks",
+              "leaning")
 
 
 def _older_plate_run(previous: dict, default_skip: str | None) -> tuple[dict, set[str]]:
@@ -220,11 +221,13 @@ def _older_plate_run(previous: dict, default_skip: str | None) -> tuple[dict, se
     - `large_erasing`: plates with large characters were erased as small ones.
     - `design_light`: a design scaled the new colours by the paper's whole light.
     - `hidden_dot`: a dot slot inside a character's box was kept, and a column of the old character with it.
+    - `erased_masks`: a pattern's characters were drawn on the privacy masks under them.
     - `leaning`: only 59e3702 leaned characters, and recorded it.
     - `draw_memo`: every plate run drew through a `DrawMemo`."""
     chosen = any(str(arg).split("=")[0] in ("--chars", "--texts") for arg in previous.get("command") or [])
     before = {"chinese_serials_skip": None if chosen or "chinese_checkpoint_sha256" not in previous else default_skip,
-              "large_erasing": None, "draw_memo": True, "design_light": None, "hidden_dot": None, "leaning": None}
+              "large_erasing": None, "draw_memo": True, "design_light": None, "hidden_dot": None,
+              "erased_masks": None, "leaning": None}
     inferred = set(before) - set(previous)
     version_keys = inferred | ({"leaning"} if previous.get("leaning") else set())  # no option changes it
     return {**{k: before[k] for k in inferred}, **previous}, version_keys
