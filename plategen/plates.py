@@ -186,8 +186,13 @@ def detect_format(folder: Path) -> Format:
             raise PlategenError(f"{folder}: has labels/ (YOLO boxes) but no classes.txt naming the classes, one "
                                 "character per line; add it, or pass --format if labels/ is not YOLO labels")
         return "yolo"
-    if synth_meta(folder) is not None:
-        raise PlategenError(f"{folder}: a plategen synth output of single characters or of shards, not a data folder "
+    meta = synth_meta(folder)
+    if meta is not None:
+        if meta.get("plates") and meta.get("format") == "shards":
+            raise PlategenError(f"{folder}: a plategen synth --plates output in WebDataset shards, which only a "
+                                "shard loader reads (webdataset); --format files writes a data folder plategen reads "
+                                "back: images/, labels/, classes.txt")
+        raise PlategenError(f"{folder}: a plategen synth output of single characters, not a data folder "
                             "of plates (synth --plates writes one: images/, labels/, classes.txt)")
     if any(folder.glob("*.csv")):
         return "csv"

@@ -402,7 +402,13 @@ def test_a_synth_output_is_named_as_one_not_read_as_a_plate_csv(tmp_path):
     """Its manifest.csv used to be read as a plate CSV: "missing column(s) plate_text"."""
     (tmp_path / "manifest.csv").write_text("id,label,path\n", encoding="utf-8")
     (tmp_path / "meta.json").write_text('{"tool": "plategen synth", "status": "complete"}', encoding="utf-8")
-    with pytest.raises(PlategenError, match="a plategen synth output of single characters or of shards"):
+    with pytest.raises(PlategenError, match="a plategen synth output of single characters, not a data folder"):
+        load_plates(tmp_path)
+    # whole plates in shards: it said "of single characters or of shards ... synth --plates writes one"
+    (tmp_path / "meta.json").write_text('{"tool": "plategen synth", "plates": true, "format": "shards"}',
+                                        encoding="utf-8")
+    with pytest.raises(PlategenError, match=r"a plategen synth --plates output in WebDataset shards, which only a "
+                                            r"shard loader reads \(webdataset\); --format files writes"):
         load_plates(tmp_path)
 
 
