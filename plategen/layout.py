@@ -87,7 +87,9 @@ def layout_of(plate: Plate, image_size: tuple[int, int]) -> tuple[PlateLayout, s
     Rows and order follow `reading_rows`, the importers' rule, so an imported plate's text
     comes back as it is; the rows give each slot its row. A Chinese plate (one row: a
     province, a letter, then five or six more) gets its separator slot between the 2nd and
-    3rd characters.
+    3rd characters. An "other" slot (no digit, letter or province) of a plate with no province
+    takes only its own character (an Ü, a ·): drawn from the Chinese specials, a German plate
+    came out as 908M港.
     """
     if len(plate.text) != len(plate.boxes) or not plate.boxes:
         raise PlategenError(f"{plate.image_path}: {len(plate.text)} characters but {len(plate.boxes)} boxes; "
@@ -97,6 +99,8 @@ def layout_of(plate: Plate, image_size: tuple[int, int]) -> tuple[PlateLayout, s
     row_of = {i: r for r, row in enumerate(rows) for i in row}
     slots = [Slot(plate.boxes[i], row_of[i], kind_of(plate.text[i])) for i in order]
     text = "".join(plate.text[i] for i in order)
+    if not any(s.kind == "province" for s in slots):  # 警学挂港澳使领 belong on Chinese plates only
+        slots = [Slot(s.box, s.row, s.kind, ch) if s.kind == "other" else s for s, ch in zip(slots, text)]
     if len(rows) == 1 and len(slots) >= 7 and slots[0].kind == "province" and slots[1].kind == "letter":
         slots.insert(2, Slot(_gap(slots[1].box, slots[2].box), 0, "separator"))
     return PlateLayout(image_size, tuple(slots)), text

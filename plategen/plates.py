@@ -31,6 +31,7 @@ import io
 import os
 import re
 import shlex
+import unicodedata
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -369,8 +370,9 @@ def _image_files(folder: Path) -> list[Path]:
 
 
 def clean_text(text: str) -> str:
-    """Plate text without group separators: one character per physical glyph."""
-    return "".join(c for c in text.strip() if c not in TEXT_SEPARATORS)
+    """Plate text without group separators: one character per physical glyph. NFKC-normalised: a full-width
+    ＦＵＷ９９９ (as CJK tools write Latin text) is the plate FUW999, not six unknown characters."""
+    return "".join(c for c in unicodedata.normalize("NFKC", text).strip() if c not in TEXT_SEPARATORS)
 
 
 def _read_yolo(folder: Path) -> tuple[list[RawRecord], ImportResult]:
@@ -403,7 +405,7 @@ def _read_yolo(folder: Path) -> tuple[list[RawRecord], ImportResult]:
 def _read_classes(path: Path) -> list[str]:
     """classes.txt: line i names class i, one character a line. A blank or repeated line would silently
     give every later class id the wrong character, so both are refused (trailing blank lines are fine)."""
-    classes = [c.strip() for c in _read_text(path, "class list").splitlines()]
+    classes = [unicodedata.normalize("NFKC", c).strip() for c in _read_text(path, "class list").splitlines()]
     while classes and not classes[-1]:
         classes.pop()
     bad = [c for c in classes if len(c) != 1]

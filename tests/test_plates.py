@@ -193,6 +193,19 @@ def _csv_folder(tmp_path: Path, data_dir: Path, rows: list[str]) -> Path:
     return folder
 
 
+def test_full_width_plate_text_is_read_as_the_latin_characters_it_shows(tmp_path, data_dir):
+    """CJK tools write Latin plate text full width (ＦＵＷ９９９); read as six unknown characters, the plate was
+    drawn with Chinese specials in every slot. NFKC makes it FUW999, in CSV texts and in classes.txt alike."""
+    folder = _csv_folder(tmp_path, data_dir, ["images/ak1165.jpg,ＦＵＷ９９９"])
+    assert [p.text for p in load_plates(folder).plates] == ["FUW999"]
+    yolo = _yolo_folder(tmp_path, data_dir, STEMS[:1])
+    classes = (yolo / "classes.txt").read_text(encoding="utf-8").splitlines()
+    (yolo / "classes.txt").write_text("\n".join(chr(ord(c) + 0xFEE0) if c.isascii() and c.isalnum() else c
+                                                 for c in classes) + "\n", encoding="utf-8")
+    assert [p.text for p in load_plates(yolo).plates] == [p.text for p in load_plates(_yolo_folder(
+        tmp_path / "plain", data_dir, STEMS[:1])).plates]
+
+
 def test_csv_paths_leaving_the_folder_are_refused_unless_allowed(tmp_path, data_dir):
     outside = tmp_path / "outside"
     outside.mkdir()

@@ -354,6 +354,20 @@ def test_a_pattern_paints_the_privacy_masks_under_its_slots_as_paper():
         assert abs(grey(spread, mask) - paper) < 12, (mask, grey(spread, mask), paper)
 
 
+def test_a_slot_of_no_kind_on_a_plate_without_a_province_keeps_its_own_character(ckpt_cn, tmp_path):
+    """The example with its G labelled Ü (a German-style plate): the Ü slot is of kind "other", and the default
+    alphabet filled it with the Chinese specials (908M港, 473S挂). Only a Chinese plate's such slots take those."""
+    folder = tmp_path / "de"
+    (folder / "labels").mkdir(parents=True)
+    shutil.copy(EXAMPLE, folder)
+    shutil.copy(EXAMPLE.parent / "labels" / "plate-es.txt", folder / "labels")
+    classes = (EXAMPLE.parent / "classes.txt").read_text(encoding="utf-8").splitlines()
+    (folder / "classes.txt").write_text("\n".join("Ü" if c == "G" else c for c in classes) + "\n", encoding="utf-8")
+    out = synthesize(request([folder / EXAMPLE.name], ckpt_cn, tmp_path / "out", 6, chars=None)).out
+    texts = [row["text"] for row in manifest(out)]
+    assert len(texts) == 6 and all(t.endswith("Ü") and t[:-1].isascii() for t in texts), texts
+
+
 def test_noise_goes_on_the_whole_composed_plate_from_each_plates_seed(styles, ckpt_cn, tmp_path):
     clean = synthesize(request(styles[:2], ckpt_cn, tmp_path / "clean", 4, diversity=Diversity(noise=0.0))).out
     noisy = synthesize(request(styles[:2], ckpt_cn, tmp_path / "noisy", 4, diversity=Diversity(noise=6.0))).out
