@@ -100,5 +100,24 @@ def is_holdout(plate: Plate, fraction: float = HOLDOUT_FRACTION) -> bool:
     """The project's fixed validation plates, chosen by a hash of `plate_key` so that all
     frames of one physical plate fall on the same side and the choice survives renames,
     re-ordering and re-imports. The shipped model never trains on them."""
-    digest = hashlib.sha256(plate_key(plate).encode("utf-8")).hexdigest()
-    return int(digest[:8], 16) / 2**32 < fraction
+    return _holdout_value(plate_key(plate)) < fraction
+
+
+def _holdout_value(key: str) -> float:
+    return int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:8], 16) / 2**32
+
+
+def holdout_split(plates: Sequence[Plate]) -> tuple[list[Plate], list[Plate]]:
+    """Train-side and held-out plates by `is_holdout`; where that leaves a side empty (a few plates, whose hashes
+    all fall on one side), the physical plate hashed lowest is held out, or the one hashed highest trains, so
+    any two physical plates split. Whether a folder of 12 plates could train depended on its name."""
+    train = [p for p in plates if not is_holdout(p)]
+    held = [p for p in plates if is_holdout(p)]
+    keys = sorted({plate_key(p) for p in plates}, key=_holdout_value)
+    if len(keys) >= 2 and not held:
+        held = [p for p in plates if plate_key(p) == keys[0]]
+        train = [p for p in plates if plate_key(p) != keys[0]]
+    elif len(keys) >= 2 and not train:
+        train = [p for p in plates if plate_key(p) == keys[-1]]
+        held = [p for p in plates if plate_key(p) != keys[-1]]
+    return train, held

@@ -37,7 +37,7 @@ from plategen.atomic import require_no_file_in_the_way
 from plategen.charset import parse_charset
 from plategen.checkpoint import (LoadedCheckpoint, load_checkpoint, load_optimizers, optimizer_path, optimizer_step,
                                  save_checkpoint, save_optimizers)
-from plategen.dataset import CharSamples, build_samples, charset_of, is_holdout
+from plategen.dataset import CharSamples, build_samples, charset_of, holdout_split
 from plategen.device import resolve_device, usable_cores
 from plategen.distributed import SOLO, World
 from plategen.errors import PlategenError, RankStopped
@@ -127,17 +127,17 @@ def options_for(preset: str, **overrides) -> TrainOptions:
 
 def load_split(data_dirs: Sequence[Path | str], allow_outside: bool = False
                ) -> tuple[list[Plate], list[Plate], dict, list[str]]:
-    """Train-side and held-out plates of every folder (the fixed `is_holdout` split), a summary, and the
+    """Train-side and held-out plates of every folder (the fixed `is_holdout` split, `holdout_split`), a summary, and the
     bad records left out (so the run can say so).
     CSV image paths outside their folder are followed only with `allow_outside` (see `load_plates`)."""
     if not data_dirs:
         raise PlategenError("no --data folder given")
     result = load_many([Path(d) for d in data_dirs], allow_outside=allow_outside)
-    train = [p for p in result.plates if not is_holdout(p)]
-    held = [p for p in result.plates if is_holdout(p)]
+    train, held = holdout_split(result.plates)
     if not train or not held:
-        raise PlategenError(f"{', '.join(map(str, data_dirs))}: {len(result.plates)} plate(s) is too few "
-                            "to hold out validation plates; give more data")
+        raise PlategenError(f"{', '.join(map(str, data_dirs))}: {len(result.plates)} image(s) of one physical plate "
+                            "(the same text in one folder) cannot be split into training and validation plates; "
+                            "give at least two plates")
     per_folder = {str(d): sum(1 for p in result.plates if Path(p.source) == Path(d)) for d in data_dirs}
     summary = {"folders": [str(d) for d in data_dirs], "plates_per_folder": per_folder,
                "train_plates": len(train), "holdout_plates": len(held),

@@ -1,4 +1,4 @@
-from plategen.dataset import build_samples, is_holdout, plate_key
+from plategen.dataset import build_samples, holdout_split, is_holdout, plate_key
 
 
 def test_samples_pair_each_crop_with_its_own_plate(imported):
@@ -28,3 +28,22 @@ def test_two_row_plates_read_top_row_first_but_keep_their_holdout_key(imported):
     plate = next(p for p in imported("uc3m-lp").plates if p.image_path.name == "00011_BN-695-B-D.jpg")
     assert plate.text == "695BD"
     assert plate_key(plate) == "uc3m-lp/B695D"
+
+
+def test_a_few_plates_whose_hashes_fall_on_one_side_still_split(imported):
+    """Whether `plategen train` took a folder of 12 plates depended on the folder's name: none of the 12 hashed
+    into the held-out fifth, and the run was refused as "too few". The physical plate hashed lowest is held out
+    then (or the one hashed highest trains); one physical plate alone cannot split."""
+    plates = imported("uc3m-lp").plates
+    train_side = [p for p in plates if not is_holdout(p)][:12]
+    held_side = [p for p in plates if is_holdout(p)][:3]
+    for group in (train_side, held_side):
+        train, held = holdout_split(group)
+        assert train and held and sorted(map(id, train + held)) == sorted(map(id, group))
+        moved = held if group is train_side else train
+        assert len({plate_key(p) for p in moved}) == 1
+        assert not {plate_key(p) for p in train} & {plate_key(p) for p in held}
+    assert holdout_split(plates[:200]) == ([p for p in plates[:200] if not is_holdout(p)],
+                                           [p for p in plates[:200] if is_holdout(p)])  # both sides: as is_holdout
+    one = [p for p in plates if plate_key(p) == plate_key(train_side[0])]
+    assert holdout_split(one) == (one, [])
