@@ -33,7 +33,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from plategen import __version__, distributed
-from plategen.atomic import require_no_file_in_the_way
+from plategen.atomic import atomic_save_png, is_own_sheet, require_no_file_in_the_way
 from plategen.charset import parse_charset
 from plategen.checkpoint import (LoadedCheckpoint, load_checkpoint, load_optimizers, optimizer_path, optimizer_step,
                                  save_checkpoint, save_optimizers)
@@ -473,12 +473,20 @@ def require_ahead(resume: Path | None, step: int, total: int) -> None:
                             "give a larger --steps (the total, not the steps to add)")
 
 
+GRID_PREFIX = "step"  # a sample grid is <samples dir>/step<step, 6 digits>.png
+
+
 def check_out(out: Path, samples_dir: Path, resume: Path | None, overwrite: bool) -> None:
     """Refuse an --out or --samples-dir training could not write, before any data is read."""
     require_no_file_in_the_way(out)
     require_no_file_in_the_way(samples_dir)
     if samples_dir.exists() and not samples_dir.is_dir():
         raise PlategenError(f"--samples-dir {samples_dir}: exists and is not a folder")
+    foreign = [p for p in sorted(samples_dir.glob(f"{GRID_PREFIX}*.png")) if not is_own_sheet(p)]
+    if foreign and not (overwrite or resume):
+        raise PlategenError(f"--samples-dir {samples_dir}: holds {foreign[0].name}, which plategen did not write, and "
+                            "the sample grids take such names; choose another folder, or pass --overwrite to "
+                            "replace them")
     if out.is_dir():
         raise PlategenError(f"{out}: is a folder; --out names the checkpoint file, e.g. {out / 'saae.safetensors'}")
     if out.suffix != ".safetensors":
@@ -626,8 +634,8 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
 
     def write_grid() -> None:
         samples_dir.mkdir(parents=True, exist_ok=True)
-        path = samples_dir / f"step{fit.step:06d}.png"
-        Image.fromarray(sample_grid(fit.G, held, grid_ids, bank, device)).save(path)
+        path = samples_dir / f"{GRID_PREFIX}{fit.step:06d}.png"
+        atomic_save_png(Image.fromarray(sample_grid(fit.G, held, grid_ids, bank, device)), path)
         written.append(path)
 
     bar = tqdm(total=total, initial=fit.step, disable=not (progress and world.leader), desc="train", unit="it",

@@ -8,6 +8,7 @@ import torch
 from typer.testing import CliRunner
 
 from plategen.checkpoint import load_checkpoint, load_optimizers, optimizer_path, save_checkpoint
+from plategen.atomic import is_own_sheet
 from plategen.cli import app
 from plategen.dataset import build_samples, is_holdout
 from plategen.errors import PlategenError
@@ -212,6 +213,24 @@ def test_samples_dir_that_is_a_file_is_refused_before_training(tmp_path: Path):
                                       str(tmp_path / "m.safetensors"), "--samples-dir", str(tmp_path / "grids")])
     assert result.exit_code == 2 and "--samples-dir" in result.output and "not a folder" in result.output
     assert (tmp_path / "grids").read_text() == "keep me" and not (tmp_path / "m.safetensors").exists()
+
+
+def test_a_file_plategen_did_not_write_under_a_grids_name_is_refused_before_training(tmp_path: Path,
+                                                                                    small_uc3m: Path):
+    """`--samples-dir` replaced a user's step000002.png; grids are now marked plategen's, and only those are
+    replaced (or anything, with --overwrite)."""
+    grids = tmp_path / "grids"
+    grids.mkdir()
+    (grids / "step000002.png").write_text("my notes, not a PNG")
+    args = ["train", "--data", str(small_uc3m), "--out", str(tmp_path / "m.safetensors"), "--samples-dir", str(grids),
+            "--steps", "2", "--batch-size", "8", "--threads", "1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "holds step000002.png, which plategen did not write" in result.output, result.output
+    assert (grids / "step000002.png").read_text() == "my notes, not a PNG" and not (tmp_path / "m.safetensors").exists()
+    assert CliRunner().invoke(app, args + ["--overwrite"]).exit_code == 0
+    assert is_own_sheet(grids / "step000002.png")
+    again = [a if a != str(tmp_path / "m.safetensors") else str(tmp_path / "m2.safetensors") for a in args]
+    assert CliRunner().invoke(app, again).exit_code == 0  # its own grids it replaces
 
 
 def test_chars_gives_every_character_a_class_and_renders_pairs_only_for_scarce_ones(tmp_path: Path,
