@@ -314,7 +314,7 @@ def test_a_resume_with_another_design_names_the_option_not_what_it_draws(data_di
     style = [data_dir / "ccpd-crops" / "images" / "皖A05279.jpg"]
     out = synthesize(request(style, ckpt_cn, tmp_path / "green", 2, design="green")).out
     for design in (None, "yellow"):
-        with pytest.raises(PlategenError, match=r"other settings than the run there began with \(design\); repeat the "
+        with pytest.raises(PlategenError, match=r"other settings than the run there began with \(--design\); repeat the "
                                                 r"first command's options, or start again with --overwrite$"):
             synthesize(request(style, ckpt_cn, out, 2, design=design, resume=True, batch_size=None))
 

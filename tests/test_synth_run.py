@@ -23,7 +23,7 @@ from plategen.checkpoint import save_checkpoint
 from plategen.cli import app
 from plategen.errors import PlategenError
 from plategen.model import Discriminator, Generator, SAAEConfig
-from plategen.synth import label_counts, synthesize, within_class_diversity
+from plategen.synth import Diversity, label_counts, synthesize, within_class_diversity
 from plategen.synth.writers import JOURNAL, LOCK, read_manifest, read_shards
 
 from conftest import make_checkpoint, one_line_error, synth_args, synth_request
@@ -146,8 +146,13 @@ def test_interrupt_then_resume_reaches_exactly_n_with_the_same_bytes(tmp_path, p
         synthesize(request(plate, ckpt, out, n=120), progress=stop)
     meta = json.loads((out / "meta.json").read_text())
     assert meta["status"] == "interrupted" and 40 <= meta["done"] < 120
-    with pytest.raises(PlategenError, match=r"other settings than the run there began with \(seed\)"):
+    with pytest.raises(PlategenError, match=r"other settings than the run there began with \(--seed\)"):
         synthesize(request(plate, ckpt, out, n=120, seed=5, resume=True))
+    # each refusal names the options, not the meta keys they set (label_check, diversity, charset)
+    for changed, named in (({"check": False}, "--no-check"), ({"chars": list("0123")}, "--chars"),
+                           ({"diversity": Diversity(noise=3.0, match_colours=False)}, "--noise, --raw-colours")):
+        with pytest.raises(PlategenError, match=rf"began with \({named}\); repeat"):
+            synthesize(request(plate, ckpt, out, n=120, resume=True, **changed))
     report = synthesize(request(plate, ckpt, out, n=120, resume=True))
     assert report.resumed == meta["done"] and report.generated == 120 - meta["done"]
     check_complete(out, 120, CHARS)
@@ -198,7 +203,7 @@ def test_no_duplicates_and_a_diversity_figure(tmp_path, plate, ckpt):
     assert all(np.isnan(within_class_diversity({"A": same["A"][:1], "B": []})))  # no pair: unknown, not copies
 
 
-@pytest.mark.parametrize("option", [["--noise", "nan"], ["--noise", "inf"], ["--noise", "-1"],
+@pytest.mark.parametrize("option", [["--noise", "nan"], ["--noise", "inf"], ["--noise", "-1"], ["--noise", "256"],
                                     ["--shard-size", "0", "--format", "shards"], ["--shard-size", "-3"],
                                     ["--n", "0"], ["--n", "-5"], ["--batch-size", "0"], ["--workers", "0"]])
 def test_impossible_numbers_are_refused_before_the_folder_is_made(tmp_path, plate, ckpt, option):

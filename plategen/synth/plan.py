@@ -50,8 +50,8 @@ class Diversity:
     jitter: JitterRange = JitterRange()
 
     def __post_init__(self):
-        if not (math.isfinite(self.noise) and self.noise >= 0):
-            raise PlategenError(f"--noise {self.noise}: must be a finite sigma, 0 or more")
+        if not (math.isfinite(self.noise) and 0 <= self.noise <= 255):
+            raise PlategenError(f"--noise {self.noise}: must be a sigma from 0 to 255 grey levels")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -187,7 +187,7 @@ def _claimed(req: SynthRequest, world: World, device: str, params: dict, resume_
                 raise PlategenError(f"{changed[0]}: this style image changed since the run began, so --resume cannot "
                                     "finish it byte for byte; put the first image back, or start again with --overwrite")
             if differ:  # name the options; a key only they set (how a --design draws) says nothing to the user
-                shown = [k for k in differ if k not in DRAWN_KEYS] or differ
+                shown = _options_of([k for k in differ if k not in DRAWN_KEYS] or differ, previous, params)
                 raise PlategenError(f"{req.out}: --resume with other settings than the run there began with "
                                     f"({', '.join(shown)}); repeat the first command's options, or start again "
                                     "with --overwrite")
@@ -204,6 +204,27 @@ def _claimed(req: SynthRequest, world: World, device: str, params: dict, resume_
         torch.set_num_threads(threads_before)
         for lock in locks:
             lock.release()
+
+
+# the option that sets each meta.json key --resume compares (a key of no option is named as it is)
+OPTION_OF = {"n": "--n", "charset": "--chars", "seed": "--seed", "checkpoint_sha256": "--checkpoint",
+             "chinese_checkpoint_sha256": "--checkpoint", "glyph_size": "--checkpoint", "styles": "--style",
+             "format": "--format", "shard_size": "--shard-size", "batch_size": "--batch-size", "label_check": "--no-check",
+             "pattern": "--pattern", "design": "--design", "texts_sha256": "--texts", "noise": "--noise",
+             "exports": "--export"}
+DIVERSITY_OPTION_OF = {"noise": "--noise", "match_colours": "--raw-colours"}  # the rest is the API's Diversity
+
+
+def _options_of(keys: Sequence[str], previous: dict, params: dict) -> list[str]:
+    """The options behind differing meta keys, each once, in order: `diversity` by which of its fields differ."""
+    names: list[str] = []
+    for key in keys:
+        if key == "diversity":
+            old, new = previous.get(key) or {}, params[key]
+            names += [DIVERSITY_OPTION_OF.get(k, f"diversity.{k}") for k in new if old.get(k) != new[k]]
+        else:
+            names.append(OPTION_OF.get(key, key))
+    return list(dict.fromkeys(names))
 
 
 # meta.json keys that record how a plate run's options draw (not options themselves); `_older_plate_run` infers them
