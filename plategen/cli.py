@@ -89,6 +89,10 @@ def given_path(value: str, option: str) -> Path:
     return Path(value)
 
 
+def optional_path(value: Optional[str], option: str) -> Optional[Path]:
+    return None if value is None else given_path(value, option)
+
+
 def tracker(description: str) -> Callable:
     """A progress-bar wrapper for iterables, drawn on stderr so tables stay clean on stdout; not drawn
     when stderr is no terminal, where rich would leave an empty line before an error."""
@@ -128,7 +132,7 @@ def benchmark(
     level: str = typer.Option("chars", help="chars: a character CNN on 32x32 crops; plates: a whole-plate recogniser, "
                                             "measured by plate accuracy (every character right)."),
     ratios: str = typer.Option("0,1,2,4", help="Generated:real crop (plate) ratios; 0 (real only) is always run."),
-    data: Optional[Path] = typer.Option(None, "--data",
+    data: Optional[str] = typer.Option(None, "--data",
                                         help="Real plates, any importer format. Default: ../shared/data/uc3m-lp "
                                              "relative to the repository root (the issue's targets are on it)."),
     real_plates: str = typer.Option("50", help="Real training plates per seed (scarce real data); with --level "
@@ -136,8 +140,8 @@ def benchmark(
     seeds: int = typer.Option(3, help="Repetitions; each seed draws its own split, generated crops and "
                                       "recogniser initialisation. Results are mean ± std over seeds."),
     generator: str = typer.Option("both", help="saae, render (font rendering + augmentation) or both."),
-    checkpoint: Optional[Path] = typer.Option(None, help="SAAE checkpoint: a path, or a shipped model's name, default or allchars (default: default)."),
-    test: Optional[Path] = typer.Option(None, help="External test plates (default: a plate-disjoint split of "
+    checkpoint: Optional[str] = typer.Option(None, help="SAAE checkpoint: a path, or a shipped model's name, default or allchars (default: default)."),
+    test: Optional[str] = typer.Option(None, help="External test plates (default: a plate-disjoint split of "
                                                    "--data, drawn from plates the checkpoint never saw)."),
     test_plates: Optional[int] = typer.Option(None, help="Test images held out of --data per seed (at least: "
                                                          "whole plates are held out; default 400). Not with --test."),
@@ -171,11 +175,12 @@ def benchmark(
     from plategen.bench import (BenchmarkRequest, level_options, parse_generators, parse_ratios, parse_real_plates,
                                 plate_summary_tables, run_benchmark, summary_tables)
 
-    data_dir = data if data is not None else (REPO_ROOT / ".." / "shared" / "data" / "uc3m-lp").resolve()
+    data_dir = optional_path(data, "--data") or (REPO_ROOT / ".." / "shared" / "data" / "uc3m-lp").resolve()
     request = BenchmarkRequest(
         data=data_dir, out=given_path(out, "--out"), ratios=parse_ratios(ratios),
         real_plates=parse_real_plates(real_plates), seeds=seeds,
-        generators=parse_generators(generator), checkpoint=checkpoint, test=test, test_plates=test_plates,
+        generators=parse_generators(generator), checkpoint=optional_path(checkpoint, "--checkpoint"),
+        test=optional_path(test, "--test"), test_plates=test_plates,
         allow_overlap=allow_overlap, allow_outside_paths=allow_outside_paths, train_generator=train_generator,
         generator_budget_s=budget, overwrite=overwrite, command="plategen " + " ".join(sys.argv[1:]),
         **level_options(level, steps, batch_size, synthetic_size, balance, threads, workers))
@@ -219,7 +224,7 @@ def train(
                                                   "lower to fine-tune a trained model gently)."),
     device: str = typer.Option("auto", help="auto (CUDA when present), cpu, cuda, cuda:1."),
     seed: int = typer.Option(0, help="Seeds weights, batches and glyph variation."),
-    resume: Optional[Path] = typer.Option(None, help="Continue from this checkpoint (weights and optimizer state)."),
+    resume: Optional[str] = typer.Option(None, help="Continue from this checkpoint (weights and optimizer state)."),
     overwrite: bool = typer.Option(False, help="Replace an existing --out."),
     samples_dir: Optional[str] = typer.Option(None, help="Where sample grids go (default: <out stem>-samples/)."),
     threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default 1: faster on a busy 2-core machine; try 2 on an idle one)."),
@@ -238,11 +243,12 @@ def train(
     folders = [given_path(d, "--data") for d in data]
     require_once(folders, "--data", "its plates would count double")
     options = options_for(preset, steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, device=device, seed=seed,
-                          samples_dir=None if samples_dir is None else given_path(samples_dir, "--samples-dir"),
+                          samples_dir=optional_path(samples_dir, "--samples-dir"),
                           num_threads=threads, chars=chars, rendered_share=rendered_share)
     if epochs is not None:
         options.steps = None
-    result = train_saae(folders, given_path(out, "--out"), options, resume=resume, overwrite=overwrite,
+    result = train_saae(folders, given_path(out, "--out"), options, resume=optional_path(resume, "--resume"),
+                        overwrite=overwrite,
                         allow_outside=allow_outside_paths,
                         progress=err_console.is_terminal)
     if launched_rank():  # under torchrun rank 0 prints the table
@@ -284,7 +290,7 @@ def synth(
                                         "those no model has a class for are marked unchecked."),
     n: int = typer.Option(1000, "--n", help="Total images, spread evenly over the characters (plates with --plates)."),
     out: str = typer.Option(..., "--out", help="Output folder (must be new or empty)."),
-    checkpoint: Optional[Path] = typer.Option(None, help="Generator checkpoint: a path, or a shipped model's name: default, or allchars (a class for every Chinese province, see checkpoints/README.md). Left out: the default, with the Chinese characters drawn by allchars."),
+    checkpoint: Optional[str] = typer.Option(None, help="Generator checkpoint: a path, or a shipped model's name: default, or allchars (a class for every Chinese province, see checkpoints/README.md). Left out: the default, with the Chinese characters drawn by allchars."),
     seed: int = typer.Option(0, help="Same seed, same images (byte for byte on CPU)."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 (default: CUDA when present)."),
     batch_size: Optional[int] = typer.Option(None, help="Images per generator batch (default 256, 32 plates "
@@ -301,12 +307,12 @@ def synth(
                                "(up to 4 draws; the manifest's check column says pass or fail)."),
     resume: bool = typer.Option(False, help="Finish an interrupted run in --out to exactly --n images."),
     overwrite: bool = typer.Option(False, help="Replace an earlier synth run in --out."),
-    preview: Optional[Path] = typer.Option(None, help="Write a sheet: the style plate(s), then samples per character."),
+    preview: Optional[str] = typer.Option(None, help="Write a sheet: the style plate(s), then samples per character."),
     plates: bool = typer.Option(False, "--plates", help="Whole plates: new texts on each style plate's layout, "
                                 "written as a plategen data folder (images/, labels/, plates.csv, plate_config.yaml)."),
     pattern: Optional[str] = typer.Option(None, help="--plates: the layout to fill, one mark per slot: D digit, "
                                           "L letter, P province, O other, [DF] only these, . separator, / next row (e.g. PL.DDDDD)."),
-    texts: Optional[Path] = typer.Option(None, help="--plates: plate texts, one a line, used in order and cycled."),
+    texts: Optional[str] = typer.Option(None, help="--plates: plate texts, one a line, used in order and cycled."),
     design: Optional[str] = typer.Option(None, help="--plates: repaint the style plates as another Chinese design: "
                                          "blue (white on blue), yellow (black on yellow), green (new energy: black "
                                          "on a white-to-green fade, 8 characters, PL.[DF][A-HJ-NP-Z0-9]DDDD)."),
@@ -331,12 +337,13 @@ def synth(
     charset = parse_charset(chars) if chars is not None else (None if plates else parse_charset("0-9A-Z"))
     styles = [given_path(s, "--style") for s in style]
     request = SynthRequest(styles=styles, chars=charset, n=n,
-                           out=given_path(out, "--out"), checkpoint=checkpoint,
+                           out=given_path(out, "--out"), checkpoint=optional_path(checkpoint, "--checkpoint"),
                            seed=seed, device=device, batch_size=batch_size, format=fmt, shard_size=shard_size,
-                           workers=workers, resume=resume, overwrite=overwrite, preview=preview,
+                           workers=workers, resume=resume, overwrite=overwrite,
+                           preview=optional_path(preview, "--preview"),
                            diversity=dataclasses.replace(Diversity(), noise=noise, match_colours=match_colours), check=check,
-                           command=["plategen", *sys.argv[1:]], plates=plates, pattern=pattern, texts=texts,
-                           design=design, exports=list(export))
+                           command=["plategen", *sys.argv[1:]], plates=plates, pattern=pattern,
+                           texts=optional_path(texts, "--texts"), design=design, exports=list(export))
     leader = launched_rank() == 0  # under torchrun rank 0 alone draws the bar (of its own images) and the table
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(), TimeElapsedColumn())
     fresh = resume and not (request.out / "meta.json").is_file()  # --resume into a folder without a run (a typo?)
@@ -465,9 +472,9 @@ def print_plate_report(report) -> None:
 @app.command()
 @user_errors
 def inspect(
-    data: Path = typer.Argument(..., metavar="DATA", help="A plate folder: YOLO boxes, plate text as file name, or a CSV."),
+    data_arg: str = typer.Argument(..., metavar="DATA", help="A plate folder: YOLO boxes, plate text as file name, or a CSV."),
     fmt: Optional[str] = typer.Option(None, "--format", help="yolo | filename | csv (default: detected)."),
-    sheet: Optional[Path] = typer.Option(None, help="Contact sheet PNG (default: inspect-<folder>.png here)."),
+    sheet_arg: Optional[str] = typer.Option(None, "--sheet", help="Contact sheet PNG (default: inspect-<folder>.png here)."),
     strict: bool = typer.Option(False, help="Fail on any bad record instead of listing it."),
     show: int = typer.Option(10, help="How many bad or skipped records to list."),
     allow_outside_paths: bool = typer.Option(False, help=ALLOW_OUTSIDE_HELP),
@@ -475,6 +482,7 @@ def inspect(
     """Show what an import reads: plates, characters per class, boxes, skipped plates; write a contact sheet."""
     if show < 0:
         raise PlategenError(f"--show {show}: must be 0 or more")
+    data, sheet = given_path(data_arg, "DATA"), optional_path(sheet_arg, "--sheet")
     if sheet is not None:
         check_sheet_path(sheet, "--sheet")
     result = load_plates(data, fmt, strict=strict, progress=tracker(f"reading {escape(printable(str(data)))}"),

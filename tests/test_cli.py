@@ -74,6 +74,13 @@ def test_inspect_groups_skip_reasons_without_turning_a_quoted_text_into_n():
         "segmentation: a blob's colour differs from the other characters'"
 
 
+def test_inspect_of_an_empty_path_says_so(tmp_path, monkeypatch):
+    """It read the current folder ('.'), and in a folder of plates imported them and wrote a sheet."""
+    monkeypatch.chdir(tmp_path)
+    assert "DATA: an empty path" in _one_error_line(runner.invoke(app, ["inspect", ""]))
+    assert not list(tmp_path.iterdir())
+
+
 def test_inspect_of_a_missing_folder_is_one_clear_line(tmp_path):
     result = runner.invoke(app, ["inspect", str(tmp_path / "nope")])
     assert result.exit_code == 2
@@ -338,7 +345,8 @@ def test_imports_inside_functions_are_only_those_that_load_torch():
     (["--show", "-1", "--sheet", "TMP/s.png"], "--show -1: must be 0 or more"),
     (["--sheet", "TMP/nowhere/s.png"], "s.png: the folder"),
     (["--sheet", "TMP/s.jpg"], "s.jpg: the sheet is a PNG"),
-], ids=["negative-show", "sheet-in-missing-folder", "sheet-not-png"])
+    (["--sheet", ""], "--sheet: an empty path"),
+], ids=["negative-show", "sheet-in-missing-folder", "sheet-not-png", "empty-sheet"])
 def test_inspect_refuses_a_sheet_it_could_not_write_and_a_negative_show(tmp_path, data_dir, args, message):
     folder = _small_yolo_folder(tmp_path, data_dir)
     args = [a.replace("TMP", str(tmp_path)) for a in args]

@@ -604,12 +604,15 @@ def _carriage_return_name(tmp_path: Path) -> Path:
     (None, ["--texts", "/dev/zero"], "/dev/zero: not a regular file (a pipe, device or socket); plategen reads texts"),
     (None, ["--pattern", "DD[Z-A]"], "--pattern 'DD[Z-A]': range Z-A in 'Z-A' runs backwards"),
     (None, ["--out", ""], "--out: an empty path"),
+    (None, ["--preview", ""], "--preview: an empty path"),  # it said "--preview .: the sheet is a PNG"
+    (None, ["--texts", ""], "--texts: an empty path"),
     (None, ["--pattern", "D" * 300], "300 characters in row 1 leave each 1 px of the style plate's 25 px high row"),
     (_beside_a_malformed_label, [], "labels/plate-es.txt:1: expected 5 fields"),
     (_tiny_plate, [], "plate.png: image is 1x1 px, too small for a plate"),
     (_non_utf8_name, [], "plaque-\\xe9t\\xe9.jpg: the file name is not valid UTF-8; rename the file"),
     (_carriage_return_name, [], "202AER\\r.jpg: the file name holds a control character ('\\r'); rename the file"),
-], ids=["negative-seed", "huge-n", "texts-dev-zero", "pattern-backwards", "empty-out", "pattern-too-many",
+], ids=["negative-seed", "huge-n", "texts-dev-zero", "pattern-backwards", "empty-out", "empty-preview",
+     "empty-texts", "pattern-too-many",
      "malformed-label", "tiny-image", "non-utf8-name", "control-character-name"])
 def test_wrong_plate_inputs_are_refused_in_one_line_before_anything_is_written(ckpt_cn, tmp_path, make_style, extra,
                                                                                 message):

@@ -124,6 +124,7 @@ def test_wrong_inputs_give_one_clear_error(tmp_path: Path):
     (["--out", "TMP/nowhere/m.safetensors"], "nowhere/m.safetensors: the folder"),
     (["--out", ""], "--out: an empty path"),
     (["--samples-dir", ""], "--samples-dir: an empty path"),
+    (["--resume", ""], "--resume: an empty path"),
     (["--data", "DATA"], "given twice; its plates would count double"),
     (["--preset", "finetune", "--steps", "1"], "--preset finetune: adds steps to a trained model; give --resume"),
     (["--chars", "京", "--steps", "1"], "no character crops of --chars 京 on the training plates"),
