@@ -45,6 +45,11 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
+def shown(path) -> str:
+    """A path for a rich table or line: control characters escaped (`printable`), brackets not read as markup."""
+    return escape(printable(str(path)))
+
+
 def user_errors(command: F) -> F:
     """Turn a PlategenError into one red line and exit status 2, never a traceback. Under torchrun
     a rank other than 0 names itself; one stopped by another rank's error does not repeat it."""
@@ -205,7 +210,7 @@ def benchmark(
     console.print(f"{timing['total']:.0f} s in all; recogniser training {timing['recogniser_training']:.0f} s, "
                   f"generation {timing['generation']:.0f} s, generator training {timing['generator_training']:.0f} s")
     for path in result.files:
-        console.print(f"wrote {escape(str(path))}")
+        console.print(f"wrote {shown(path)}")
 
 
 @app.command()
@@ -253,7 +258,7 @@ def train(
                         progress=err_console.is_terminal)
     if launched_rank():  # under torchrun rank 0 prints the table
         return
-    table = Table(title=f"plategen train -> {result.checkpoint}", show_header=False)
+    table = Table(title=f"plategen train -> {shown(result.checkpoint)}", show_header=False)
     ran = f" ({result.steps - result.resumed_at:,} from step {result.resumed_at:,})" if result.resumed_at else ""
     table.add_row("steps", f"{result.steps:,}{ran} in {result.seconds / 60:.1f} min")
     if result.adam_restarted:
@@ -271,10 +276,10 @@ def train(
     table.add_row("(2) discriminator CE", f"{result.losses.get('d', float('nan')):.3f}")
     table.add_row("(3) adversarial CE", f"{result.losses.get('adv', float('nan')):.3f}")
     table.add_row("validation L1 (held-out plates)", f"{result.val_l1:.4f}")
-    table.add_row("checkpoint", escape(str(result.checkpoint)))
-    table.add_row("optimizer state", escape(str(result.optimizer_state)))
+    table.add_row("checkpoint", shown(result.checkpoint))
+    table.add_row("optimizer state", shown(result.optimizer_state))
     if result.samples:
-        table.add_row("sample grids", escape(f"{len(result.samples)} in {result.samples[-1].parent}"))
+        table.add_row("sample grids", escape(printable(f"{len(result.samples)} in {result.samples[-1].parent}")))
     console.print(table)
 
 
@@ -367,17 +372,17 @@ def synth(
     if report is None:  # said once the bar is gone, so that it is the last line on the screen
         if leader:
             err_console.print("[yellow]interrupted:[/] run the same command with --resume to finish "
-                              f"{escape(printable(str(out)))}", soft_wrap=True)
+                              f"{shown(out)}", soft_wrap=True)
         raise typer.Exit(130)
     if not leader:
         return
     if fresh:
-        console.print(f"[yellow]--resume:[/] {escape(printable(str(request.out)))} held no run to finish; this was a "
+        console.print(f"[yellow]--resume:[/] {shown(request.out)} held no run to finish; this was a "
                       "new one", highlight=False)
     if plates:
         print_plate_report(report)
         return
-    table = Table(title=f"plategen synth -> {report.out}", show_header=False)
+    table = Table(title=f"plategen synth -> {shown(report.out)}", show_header=False)
     if report.resumed == report.n:
         table.add_row("images", f"{report.n:,}, all already there: nothing to do")
     else:
@@ -403,10 +408,10 @@ def synth(
     if report.per_rank:
         table.add_row("torchrun ranks", per_rank(report.per_rank))
     table.add_row("format", written_as(report.format, report.out, "<label>/<id>.png"))
-    table.add_row("manifest", escape(str(report.manifest)))
-    table.add_row("meta", escape(str(report.meta)))
+    table.add_row("manifest", shown(report.manifest))
+    table.add_row("meta", shown(report.meta))
     if report.preview is not None:
-        table.add_row("preview", escape(str(report.preview)))
+        table.add_row("preview", shown(report.preview))
     console.print(table)
     console.print(count_grid("images per label", report.counts))
 
@@ -428,10 +433,10 @@ def unchecked_note(unchecked: int) -> str:
 def written_as(fmt: str, out: Path, files: str) -> str:
     """The format row: what the run wrote where (shards by name, as a loader is pointed at them)."""
     if fmt != "shards":
-        return escape(f"{fmt}: {files} in {out}")
+        return escape(printable(f"{fmt}: {files} in {out}"))
     shards = sorted(out.glob("shard-*.tar"))
     names = shards[0].name if len(shards) == 1 else f"{shards[0].name} .. {shards[-1].name}" if shards else "none"
-    return escape(f"shards: {len(shards)} WebDataset tar{'' if len(shards) == 1 else 's'}, {names} in {out}")
+    return escape(printable(f"shards: {len(shards)} WebDataset tar{'' if len(shards) == 1 else 's'}, {names} in {out}"))
 
 
 def per_rank(counts: list[int]) -> str:
@@ -439,7 +444,7 @@ def per_rank(counts: list[int]) -> str:
 
 
 def print_plate_report(report) -> None:
-    table = Table(title=f"plategen synth --plates -> {report.out}", show_header=False)
+    table = Table(title=f"plategen synth --plates -> {shown(report.out)}", show_header=False)
     table.add_row("plates", f"{report.n:,}" + (", all already there: nothing to do" if report.resumed == report.n else
                                               f" ({report.resumed:,} from the interrupted run)" if report.resumed else ""))
     table.add_row("style plates", f"{report.styles:,} used")
@@ -460,12 +465,12 @@ def print_plate_report(report) -> None:
                                                                   "plate_config.yaml"))
     if report.per_rank:
         table.add_row("torchrun ranks", per_rank(report.per_rank))
-    table.add_row("manifest", escape(str(report.manifest)))
-    table.add_row("meta", escape(str(report.meta)))
+    table.add_row("manifest", shown(report.manifest))
+    table.add_row("meta", shown(report.meta))
     for path in report.exports:
-        table.add_row("export", escape(str(path)))
+        table.add_row("export", shown(path))
     if report.preview is not None:
-        table.add_row("preview", escape(str(report.preview)))
+        table.add_row("preview", shown(report.preview))
     console.print(table)
 
 
@@ -485,7 +490,7 @@ def inspect(
     data, sheet = given_path(data_arg, "DATA"), optional_path(sheet_arg, "--sheet")
     if sheet is not None:
         check_sheet_path(sheet, "--sheet")
-    result = load_plates(data, fmt, strict=strict, progress=tracker(f"reading {escape(printable(str(data)))}"),
+    result = load_plates(data, fmt, strict=strict, progress=tracker(f"reading {shown(data)}"),
                          allow_outside=allow_outside_paths, listing=True)
     if not result.plates:  # the one error line names the first record; the others, each with its reason, above it
         bad = result.problems + result.skipped
@@ -516,7 +521,7 @@ def inspect(
     hidden = len(summary.problems) + len(summary.skipped) - show
     if hidden > 0:
         console.print(f"  ... and {hidden} more (--show N lists more)")
-    console.print(f"contact sheet: [bold]{escape(printable(str(sheet)))}[/]")
+    console.print(f"contact sheet: [bold]{shown(sheet)}[/]")
 
 
 def run() -> None:

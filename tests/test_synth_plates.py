@@ -628,6 +628,15 @@ def test_wrong_plate_inputs_are_refused_in_one_line_before_anything_is_written(c
     assert sorted(tmp_path.rglob("*")) == before
 
 
+def test_the_summary_writes_a_control_character_in_an_out_path_as_an_escape(ckpt_cn, tmp_path, monkeypatch):
+    """The error lines escaped it, but the summary's title and rows broke the path over two lines."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["synth", "--plates", "--style", str(EXAMPLE), "--n", "2", "--out", "o\nnl",
+                                      "--checkpoint", str(ckpt_cn), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "o\\nnl/manifest.csv" in result.output and "o\n" not in result.output, result.output
+
+
 def test_bad_records_of_a_style_folder_are_listed_with_the_skipped_plates(tmp_path, data_dir):
     """A broken image in a style folder was left out without a word."""
     folder = copy_plates(data_dir / "uc3m-lp", tmp_path / "styles", sorted((data_dir / "uc3m-lp" / "images").iterdir())[:3])
