@@ -177,6 +177,19 @@ def top_up_with_rendered(samples: CharSamples, share: float, rng: np.random.Gene
     return topped, wanted
 
 
+def require_drawable_texts(plates: Sequence[Plate]) -> None:
+    """Every character of the plates' texts has a content glyph in a shipped font; else one line naming the first
+    plate that holds one (the error used to name the characters only, which the user never asked for)."""
+    fonts = shipped_fonts()
+    covered: dict[str, bool] = {}
+    bad = [(p, c) for p in plates for c in p.text if not covered.setdefault(c, bool(fonts_for(c, fonts)))]
+    if bad:
+        plate, ch = bad[0]
+        raise PlategenError(f"{plate.image_path}: its text {plate.text!r} holds {ch!r} (U+{ord(ch):04X}), which no "
+                            f"shipped font draws, so it has no content glyph ({len({id(p) for p, _ in bad})} plate(s) "
+                            "hold such characters); correct the labels, or leave those plates out")
+
+
 class GlyphBank:
     """Pre-rendered content glyphs per class: every covering font x `variants` (the first clean)."""
 
@@ -565,6 +578,7 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
 
         # data: train-side plates for training, the fixed held-out plates for validation and grids
         train_plates, held_plates, data_summary, bad_records = load_split(data_dirs, allow_outside)
+        require_drawable_texts(train_plates + held_plates)
         previous_charset = previous.meta["charset"] if previous is not None else None
         charset = parse_charset(opts.chars) if opts.chars is not None else previous_charset or charset_of(train_plates)
         if opts.freeze_discriminator and previous_charset is not None and set(charset) - set(previous_charset):

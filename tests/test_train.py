@@ -234,6 +234,23 @@ def test_a_file_plategen_did_not_write_under_a_grids_name_is_refused_before_trai
     assert CliRunner().invoke(app, again).exit_code == 0  # its own grids it replaces
 
 
+def test_a_plate_text_no_font_draws_is_named_with_its_image(tmp_path: Path, data_dir: Path):
+    """It said only "no shipped font covers 1 character(s): 'ᚠ'", a character the user never asked for."""
+    folder = tmp_path / "plates"
+    (folder / "images").mkdir(parents=True)
+    names = ["ak1165.jpg", "ak399.jpg", "al47.jpg", "de1057.jpg", "md783.jpg"]
+    for name in names:
+        shutil.copy(data_dir / "openalpr-us" / "images" / name, folder / "images")
+    texts = ["FUW999", "ᚠGJ235", "2A9043J", "200000", "3DDB31"]
+    (folder / "labels.csv").write_text("image_path,plate_text\n" + "".join(
+        f"images/{n},{t}\n" for n, t in zip(names, texts)), encoding="utf-8")
+    result = CliRunner().invoke(app, ["train", "--data", str(folder), "--out", str(tmp_path / "m.safetensors"),
+                                      "--steps", "2", "--threads", "1"])
+    line = one_line_error(result)
+    assert f"{folder / 'images' / 'ak399.jpg'}: its text 'ᚠGJ235' holds 'ᚠ' (U+16A0), which no shipped font" in line
+    assert not (tmp_path / "m.safetensors").exists()
+
+
 def test_chars_gives_every_character_a_class_and_renders_pairs_only_for_scarce_ones(tmp_path: Path,
                                                                                    small_uc3m: Path):
     out = tmp_path / "m.safetensors"
