@@ -58,6 +58,9 @@ def require_no_file_in_the_way(path: Path) -> None:
     blocker = file_in_the_way(path)
     if blocker is not None:
         raise PlategenError(f"{path}: cannot write: {blocker} is a file, not a folder")
+    if Path(path).is_symlink() and not Path(path).exists():
+        raise PlategenError(f"{path}: a link to {os.readlink(path)}, which does not exist; give a real folder or file, "
+                            "or make the link's target first")
 
 
 def _cannot_write(path: Path, exc: OSError) -> PlategenError:

@@ -213,6 +213,22 @@ def test_impossible_numbers_are_refused_before_the_folder_is_made(tmp_path, plat
     assert not out.exists()
 
 
+def test_an_out_that_is_a_link_to_nowhere_is_named_as_one(tmp_path, plate, ckpt):
+    """It said "cannot write (File exists)" of a path that does not exist."""
+    link = tmp_path / "dangling"
+    link.symlink_to(tmp_path / "nowhere")
+    message = one_line_error(runner.invoke(app, synth_args(plate, ckpt, link)))
+    assert f"{link}: a link to {tmp_path / 'nowhere'}, which does not exist" in message
+    assert link.is_symlink() and not (tmp_path / "nowhere").exists()
+
+
+def test_a_character_synth_output_given_as_a_style_folder_says_what_it_is(tmp_path, plate, ckpt):
+    """It said only "no plate images in this folder", of a folder of PNGs (in class folders)."""
+    chars = synthesize(request(plate, ckpt, tmp_path / "chars", n=4)).out
+    message = one_line_error(runner.invoke(app, synth_args(chars, ckpt, tmp_path / "out")))
+    assert "no plate images (.jpg, .png, ...) in this folder (a plategen synth output of single characters" in message
+
+
 def test_a_checkpoint_with_nan_weights_is_refused(tmp_path, plate):
     config = SAAEConfig(num_classes=len(CHARS), content_width=8, style_width=8, decoder_width=16)
     generator = Generator(config).eval()

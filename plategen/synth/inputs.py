@@ -12,7 +12,7 @@ import numpy as np
 
 from plategen.errors import PlategenError, require_once, require_writable_name
 from plategen.glyphs import Font, check_coverage
-from plategen.plates import IMAGE_SUFFIXES, images_dir, read_image, too_small
+from plategen.plates import IMAGE_SUFFIXES, images_dir, read_image, synth_meta, too_small
 
 
 def require_plate_size(path: Path | str, image: np.ndarray) -> None:
@@ -67,7 +67,9 @@ def load_styles(specs: Sequence[Path | str]) -> list[Style]:
             folder = images_dir(spec)
             found = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)  # a pipe or folder: refused below
             if not found:
-                raise PlategenError(f"{spec}: no plate images (.jpg, .png, ...) in this folder")
+                made = " (a plategen synth output of single characters: characters, not plates)" \
+                    if synth_meta(spec) is not None else ""
+                raise PlategenError(f"{spec}: no plate images (.jpg, .png, ...) in this folder{made}")
             paths.extend(found)
             given.extend([(argument, spec)] * len(found))
         elif spec.exists():
