@@ -58,7 +58,18 @@ def require_no_file_in_the_way(path: Path) -> None:
     blocker = file_in_the_way(path)
     if blocker is not None:
         raise PlategenError(f"{path}: cannot write: {blocker} is a file, not a folder")
+    require_link_target(path)
+
+
+def require_link_target(path: Path) -> None:
+    """Refuse a link that leads nowhere, naming it: the OS says "File exists" of it, and a loop makes resolve()
+    raise."""
     if Path(path).is_symlink() and not Path(path).exists():
+        try:
+            Path(path).resolve()
+        except (RuntimeError, OSError):  # Python 3.12 raises RuntimeError on a loop, later ones OSError
+            raise PlategenError(f"{path}: a link that leads back to itself (a loop); give a real folder or file") \
+                from None
         raise PlategenError(f"{path}: a link to {os.readlink(path)}, which does not exist; give a real folder or file, "
                             "or make the link's target first")
 

@@ -42,6 +42,7 @@ class Slot:
     row: int  # 0 = top row
     kind: Kind
     allowed: str = ""  # the only characters this slot takes (a pattern's [DF]); "" = any of its kind
+    own: bool = False  # `allowed` is the style plate's own character, drawn by default; --texts may put another
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,8 @@ class PlateLayout:
     def kinds(self) -> str:
         """The layout as a compact pattern, e.g. ``PL.DDDDD``, ``DDD/LL`` or ``PL.[DF]DDDDD``."""
         marks = {kind: mark for mark, kind in PATTERN_KINDS.items() if mark != "·"}
-        rows = ["".join(f"[{s.allowed}]" if s.allowed else marks[s.kind] for s in self.slots if s.row == r)
+        rows = ["".join(f"[{s.allowed}]" if s.allowed and not s.own else marks[s.kind]
+                        for s in self.slots if s.row == r)
                 for r in range(self.rows)]
         return ROW_BREAK.join(rows)
 
@@ -88,8 +90,8 @@ def layout_of(plate: Plate, image_size: tuple[int, int]) -> tuple[PlateLayout, s
     comes back as it is; the rows give each slot its row. A Chinese plate (one row: a
     province, a letter, then five or six more) gets its separator slot between the 2nd and
     3rd characters. An "other" slot (no digit, letter or province) of a plate with no province
-    takes only its own character (an Ü, a ·): drawn from the Chinese specials, a German plate
-    came out as 908M港.
+    draws only its own character (an Ü, a ·): drawn from the Chinese specials, a German plate
+    came out as 908M港. `--texts` may still put another character there.
     """
     if len(plate.text) != len(plate.boxes) or not plate.boxes:
         raise PlategenError(f"{plate.image_path}: {len(plate.text)} characters but {len(plate.boxes)} boxes; "
@@ -100,7 +102,7 @@ def layout_of(plate: Plate, image_size: tuple[int, int]) -> tuple[PlateLayout, s
     slots = [Slot(plate.boxes[i], row_of[i], kind_of(plate.text[i])) for i in order]
     text = "".join(plate.text[i] for i in order)
     if not any(s.kind == "province" for s in slots):  # 警学挂港澳使领 belong on Chinese plates only
-        slots = [Slot(s.box, s.row, s.kind, ch) if s.kind == "other" else s for s, ch in zip(slots, text)]
+        slots = [Slot(s.box, s.row, s.kind, ch, own=True) if s.kind == "other" else s for s, ch in zip(slots, text)]
     if len(rows) == 1 and len(slots) >= 7 and slots[0].kind == "province" and slots[1].kind == "letter":
         slots.insert(2, Slot(_gap(slots[1].box, slots[2].box), 0, "separator"))
     return PlateLayout(image_size, tuple(slots)), text
@@ -274,8 +276,9 @@ def read_texts(path: Path | str, layout: PlateLayout, n: int, chars: Sequence[st
             raise PlategenError(f"{path}:{number}: {line.strip()!r} has {' '.join(unknown)}, not in the alphabet "
                                 f"{''.join(chars)!r} ({ALPHABET})")
         for position, (ch, slot) in enumerate(zip(text, slots), start=1):
-            if (kind_of(ch) == "province") != (slot.kind == "province") or (slot.allowed and ch not in slot.allowed):
-                wanted = f"[{slot.allowed}]" if slot.allowed else slot.kind
+            if (kind_of(ch) == "province") != (slot.kind == "province") or (slot.allowed and not slot.own
+                                                                             and ch not in slot.allowed):
+                wanted = f"[{slot.allowed}]" if slot.allowed and not slot.own else slot.kind
                 raise PlategenError(f"{path}:{number}: {line.strip()!r} has {ch!r} at position {position}, "
                                     f"a {wanted} slot in the layout {layout.kinds}")
         texts.append(text)

@@ -405,18 +405,20 @@ def _read_yolo(folder: Path) -> tuple[list[RawRecord], ImportResult]:
 def _read_classes(path: Path) -> list[str]:
     """classes.txt: line i names class i, one character a line. A blank or repeated line would silently
     give every later class id the wrong character, so both are refused (trailing blank lines are fine)."""
-    classes = [unicodedata.normalize("NFKC", c).strip() for c in _read_text(path, "class list").splitlines()]
-    while classes and not classes[-1]:
-        classes.pop()
-    bad = [c for c in classes if len(c) != 1]
+    lines = [c.strip() for c in _read_text(path, "class list").splitlines()]
+    while lines and not lines[-1]:
+        lines.pop()
+    classes = [unicodedata.normalize("NFKC", c) for c in lines]  # a full-width Ａ is the class A
+    bad = [line for line, c in zip(lines, classes) if len(c) != 1]
     if not classes or bad:
         shown = [c for c in bad if c][:5] or ("a blank line" if "" in bad else "nothing")
         raise PlategenError(f"{path}: expected one character per line, got {shown}")
     first: dict[str, int] = {}
-    for number, ch in enumerate(classes, start=1):
+    for number, (line, ch) in enumerate(zip(lines, classes), start=1):
         if ch in first:
-            raise PlategenError(f"{path}: {ch!r} on line {number} repeats line {first[ch]}; line i names class i, "
-                                "so every class id after it would read as the wrong character")
+            read = f" (read as {ch!r})" if line != ch else ""
+            raise PlategenError(f"{path}: {line!r}{read} on line {number} repeats line {first[ch]}; line i names "
+                                "class i, so every class id after it would read as the wrong character")
         first[ch] = number
     return classes
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
@@ -177,12 +178,15 @@ def top_up_with_rendered(samples: CharSamples, share: float, rng: np.random.Gene
     return topped, wanted
 
 
-def require_drawable_texts(plates: Sequence[Plate]) -> None:
-    """Every character of the plates' texts has a content glyph in a shipped font; else one line naming the first
-    plate that holds one (the error used to name the characters only, which the user never asked for)."""
+def require_drawable_texts(plates: Sequence[Plate], charset: Sequence[str]) -> None:
+    """Every character of `charset` on the plates has a content glyph in a shipped font; else one line naming the
+    first plate that holds one (the error used to name the characters only, which the user never asked for).
+    Characters outside `charset` are never cut out (`--chars` leaves them out)."""
     fonts = shipped_fonts()
+    wanted = set(charset)
     covered: dict[str, bool] = {}
-    bad = [(p, c) for p in plates for c in p.text if not covered.setdefault(c, bool(fonts_for(c, fonts)))]
+    bad = [(p, c) for p in plates for c in p.text
+           if c in wanted and not covered.setdefault(c, bool(fonts_for(c, fonts)))]
     if bad:
         plate, ch = bad[0]
         raise PlategenError(f"{plate.image_path}: its text {plate.text!r} holds {ch!r} (U+{ord(ch):04X}), which no "
@@ -495,11 +499,12 @@ def check_out(out: Path, samples_dir: Path, resume: Path | None, overwrite: bool
     require_no_file_in_the_way(samples_dir)
     if samples_dir.exists() and not samples_dir.is_dir():
         raise PlategenError(f"--samples-dir {samples_dir}: exists and is not a folder")
-    foreign = [p for p in sorted(samples_dir.glob(f"{GRID_PREFIX}*.png")) if not is_own_sheet(p)]
+    foreign = [p for p in sorted(samples_dir.glob(f"{GRID_PREFIX}*.png"))
+               if re.fullmatch(GRID_PREFIX + r"\d{6}\.png", p.name) and not is_own_sheet(p)]
     if foreign and not (overwrite or resume):
-        raise PlategenError(f"--samples-dir {samples_dir}: holds {foreign[0].name}, which plategen did not write, and "
-                            "the sample grids take such names; choose another folder, or pass --overwrite to "
-                            "replace them")
+        raise PlategenError(f"--samples-dir {samples_dir}: holds {foreign[0].name}, a sample grid's name, without the "
+                            "mark of a plategen sheet (someone else's file, or a grid of an older plategen); choose "
+                            "another folder, or pass --overwrite to replace it")
     if out.is_dir():
         raise PlategenError(f"{out}: is a folder; --out names the checkpoint file, e.g. {out / 'saae.safetensors'}")
     if out.suffix != ".safetensors":
@@ -578,9 +583,9 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
 
         # data: train-side plates for training, the fixed held-out plates for validation and grids
         train_plates, held_plates, data_summary, bad_records = load_split(data_dirs, allow_outside)
-        require_drawable_texts(train_plates + held_plates)
         previous_charset = previous.meta["charset"] if previous is not None else None
         charset = parse_charset(opts.chars) if opts.chars is not None else previous_charset or charset_of(train_plates)
+        require_drawable_texts(train_plates + held_plates, charset)
         if opts.freeze_discriminator and previous_charset is not None and set(charset) - set(previous_charset):
             raise PlategenError(f"--chars {opts.chars}: a fine-tune keeps the discriminator fixed, so it cannot learn "
                                 f"{''.join(c for c in charset if c not in previous_charset)} (not in {resume}); "

@@ -308,6 +308,8 @@ def test_a_corrupt_png_is_one_error_and_nothing_on_stderr(tmp_path, capfd):
 @pytest.mark.parametrize("lines, complaint", [
     (["0", "1", "A", "A", "B"], "'A' on line 4 repeats line 3"),  # every id after it would read one character off
     (["0", "1", "", "A"], "a blank line"),  # line i names class i: a blank line shifts the rest
+    (["0", "1", "A", "Ａ"], "'Ａ' (read as 'A') on line 4 repeats line 3"),  # it named 'A' on line 4
+    (["0", "1", "㎏"], "got ['㎏']"),  # it named 'kg', what NFKC makes of it
 ])
 def test_a_class_list_that_would_shift_the_labels_is_refused(tmp_path, data_dir, lines, complaint):
     folder = _yolo_folder(tmp_path, data_dir, STEMS)

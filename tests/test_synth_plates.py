@@ -26,7 +26,7 @@ from plategen.synth.exports import FinishedPlate, write_plate_folder
 from plategen.segment import privacy_masks
 from plategen.synth.plates import (PREVIEW_HEIGHT, Canvas, _at_height, character_synth, erased_boxes, hides_dot,
                                    load_style_plates, make_plates, masks_under, plan_plates, plate_layouts,
-                                   wants_chinese)
+                                   style_plate, wants_chinese)
 from plategen.synth.writers import decode_png, read_shards
 from conftest import copy_plates, make_checkpoint, synth_request, webdataset_samples
 
@@ -354,6 +354,17 @@ def test_a_pattern_paints_the_privacy_masks_under_its_slots_as_paper():
         assert abs(grey(spread, mask) - paper) < 12, (mask, grey(spread, mask), paper)
 
 
+def test_flat_paper_of_a_us_plate_is_no_privacy_mask(imported):
+    """Segmentation also sets aside flat paper; taken for masks under a pattern's new slots, the paper beside
+    Arkansas and DC plates' characters was erased, and the state's heading and stripe smeared into it."""
+    plates = {p.image_path.name: p for p in imported("openalpr-us").plates}
+    for name in ("ar127.jpg", "dc1596.jpg", "ar477.jpg"):
+        style = style_plate(plates[name])
+        assert privacy_masks(style.image)  # what segmentation sets aside
+        for pattern in ("LLLDDDD", "LLLDDDDD"):
+            assert masks_under(style, plate_layouts([style], pattern)[0]) == [], (name, pattern)
+
+
 def test_a_slot_of_no_kind_on_a_plate_without_a_province_keeps_its_own_character(ckpt_cn, tmp_path):
     """The example with its G labelled Ü (a German-style plate): the Ü slot is of kind "other", and the default
     alphabet filled it with the Chinese specials (908M港, 473S挂). Only a Chinese plate's such slots take those."""
@@ -366,6 +377,11 @@ def test_a_slot_of_no_kind_on_a_plate_without_a_province_keeps_its_own_character
     out = synthesize(request([folder / EXAMPLE.name], ckpt_cn, tmp_path / "out", 6, chars=None)).out
     texts = [row["text"] for row in manifest(out)]
     assert len(texts) == 6 and all(t.endswith("Ü") and t[:-1].isascii() for t in texts), texts
+    # --texts may still put another character there (it was refused as "a [Ü] slot")
+    (tmp_path / "texts.txt").write_text("123CÄ\n456DÖ\n", encoding="utf-8")
+    given = synthesize(request([folder / EXAMPLE.name], ckpt_cn, tmp_path / "given", 2, chars=list("0123456789CDÄÖ"),
+                               texts=tmp_path / "texts.txt")).out
+    assert [row["text"] for row in manifest(given)] == ["123CÄ", "456DÖ"]
 
 
 def test_noise_goes_on_the_whole_composed_plate_from_each_plates_seed(styles, ckpt_cn, tmp_path):

@@ -150,7 +150,8 @@ def test_interrupt_then_resume_reaches_exactly_n_with_the_same_bytes(tmp_path, p
         synthesize(request(plate, ckpt, out, n=120, seed=5, resume=True))
     # each refusal names the options, not the meta keys they set (label_check, diversity, charset)
     for changed, named in (({"check": False}, "--no-check"), ({"chars": list("0123")}, "--chars"),
-                           ({"diversity": Diversity(noise=3.0, match_colours=False)}, "--noise, --raw-colours")):
+                           ({"diversity": Diversity(noise=3.0, match_colours=False)}, "--noise, --raw-colours"),
+                           ({"format": "shards"}, "--format")):  # not --shard-size, which only shards set
         with pytest.raises(PlategenError, match=rf"began with \({named}\); repeat"):
             synthesize(request(plate, ckpt, out, n=120, resume=True, **changed))
     report = synthesize(request(plate, ckpt, out, n=120, resume=True))
@@ -220,6 +221,14 @@ def test_an_out_that_is_a_link_to_nowhere_is_named_as_one(tmp_path, plate, ckpt)
     message = one_line_error(runner.invoke(app, synth_args(plate, ckpt, link)))
     assert f"{link}: a link to {tmp_path / 'nowhere'}, which does not exist" in message
     assert link.is_symlink() and not (tmp_path / "nowhere").exists()
+    # a loop gave a traceback (resolve() raises on it), as --out, --preview and --style alike
+    (tmp_path / "loopA").symlink_to(tmp_path / "loopB")
+    (tmp_path / "loopB").symlink_to(tmp_path / "loopA")
+    for args in (synth_args(plate, ckpt, tmp_path / "loopA"),
+                 synth_args(plate, ckpt, tmp_path / "out", "--preview", str(tmp_path / "loopA")),
+                 synth_args(tmp_path / "loopA", ckpt, tmp_path / "out")):
+        assert f"{tmp_path / 'loopA'}: a link that leads back to itself" in one_line_error(runner.invoke(app, args))
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_character_synth_output_given_as_a_style_folder_says_what_it_is(tmp_path, plate, ckpt):

@@ -223,13 +223,16 @@ def test_a_file_plategen_did_not_write_under_a_grids_name_is_refused_before_trai
     grids = tmp_path / "grids"
     grids.mkdir()
     (grids / "step000002.png").write_text("my notes, not a PNG")
+    (grids / "steps-notes.png").write_text("no grid's name: left alone")
     args = ["train", "--data", str(small_uc3m), "--out", str(tmp_path / "m.safetensors"), "--samples-dir", str(grids),
             "--steps", "2", "--batch-size", "8", "--threads", "1"]
     result = CliRunner().invoke(app, args)
-    assert result.exit_code == 2 and "holds step000002.png, which plategen did not write" in result.output, result.output
+    assert result.exit_code == 2 and "holds step000002.png, a sample grid's name, without the mark" in result.output, \
+        result.output
     assert (grids / "step000002.png").read_text() == "my notes, not a PNG" and not (tmp_path / "m.safetensors").exists()
     assert CliRunner().invoke(app, args + ["--overwrite"]).exit_code == 0
     assert is_own_sheet(grids / "step000002.png")
+    assert (grids / "steps-notes.png").read_text() == "no grid's name: left alone"
     again = [a if a != str(tmp_path / "m.safetensors") else str(tmp_path / "m2.safetensors") for a in args]
     assert CliRunner().invoke(app, again).exit_code == 0  # its own grids it replaces
 
@@ -249,6 +252,9 @@ def test_a_plate_text_no_font_draws_is_named_with_its_image(tmp_path: Path, data
     line = one_line_error(result)
     assert f"{folder / 'images' / 'ak399.jpg'}: its text 'ᚠGJ235' holds 'ᚠ' (U+16A0), which no shipped font" in line
     assert not (tmp_path / "m.safetensors").exists()
+    # --chars leaving it out trains: such a character is never cut out
+    assert CliRunner().invoke(app, ["train", "--data", str(folder), "--out", str(tmp_path / "m.safetensors"),
+                                    "--steps", "2", "--threads", "1", "--chars", "0-9A-Z"]).exit_code == 0
 
 
 def test_chars_gives_every_character_a_class_and_renders_pairs_only_for_scarce_ones(tmp_path: Path,

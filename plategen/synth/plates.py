@@ -338,6 +338,8 @@ class Drawn:
 
 MASK_UNDER_SLOT = 0.1  # a privacy mask goes when a new slot covers this share of it
 MASK_MARGIN = 2  # px of paper round a mask taken into its erased box, so that its edge is paper
+MASK_CONTRAST = 12.0  # grey levels between a mask and the plate's paper, and what lies left and right of it
+MASK_HEIGHT = 0.6  # ... and its height, at least, in the plate's median character heights (it hides one)
 
 
 def erased_boxes(plate: StylePlate, layout: PlateLayout, design: Design | None
@@ -357,10 +359,11 @@ def erased_boxes(plate: StylePlate, layout: PlateLayout, design: Design | None
 
 def masks_under(plate: StylePlate, layout: PlateLayout) -> list[Box]:
     """The style plate's privacy masks (`segment.privacy_masks`) that new characters of `layout` would sit on,
-    each with MASK_MARGIN px of paper round it. A pattern spreads its slots over the masks, and no real plate
-    prints characters on grey blocks (a stem on a block's edge looked like the edge). The plate's own layout
-    leaves its masks where they are, as uc3m-lp's plates show them."""
-    if [s.box for s in layout.char_slots] == [s.box for s in plate.layout.char_slots]:
+    each with MASK_MARGIN px of paper round it. A pattern with more slots than the plate's own boxes (the
+    characters its masks hide) spreads them over the masks, and no real plate prints characters on grey blocks
+    (a stem on a block's edge looked like the edge). A layout of no more slots leaves the masks where they are,
+    as uc3m-lp's plates show them."""
+    if len(layout.char_slots) <= len(plate.layout.char_slots):  # no character of the plate's is hidden
         return []
     height, width = plate.image.shape[:2]
     under = []
@@ -378,14 +381,32 @@ _MASKS: dict[str, tuple[Box, ...]] = {}  # `_masks_of`, by the image file's SHA-
 
 
 def _masks_of(plate: StylePlate) -> tuple[Box, ...]:
-    """`segment.privacy_masks` of a style plate, found once per image: a run's parameters and its canvas both
-    ask (5 ms a plate)."""
+    """The grey blocks among `segment.privacy_masks` of a style plate (`_is_mask`), found once per image: a run's
+    parameters and its canvas both ask (5 ms a plate)."""
     masks = _MASKS.get(plate.sha256)
     if masks is None:
         if len(_MASKS) >= 4096:
             _MASKS.clear()
-        masks = _MASKS[plate.sha256] = tuple(privacy_masks(plate.image))
+        masks = _MASKS[plate.sha256] = tuple(m for m in privacy_masks(plate.image) if _is_mask(plate, m))
     return masks
+
+
+def _is_mask(plate: StylePlate, box: Box) -> bool:
+    """Whether a flat area segmentation sets aside is a block painted over a character: as tall as one, and of
+    another grey than the plate's paper (the edges of its character boxes) and than what lies left and right of
+    it. Segmentation also sets aside flat paper (between two masks; beside a US plate's characters, where
+    erasing it as a mask smeared the state's heading into it)."""
+    x0, y0, x1, y1 = box
+    boxes = [s.box for s in plate.layout.char_slots]
+    if y1 - y0 < MASK_HEIGHT * float(np.median([b[3] - b[1] for b in boxes])):
+        return False
+    grey = cv2.cvtColor(plate.image, cv2.COLOR_RGB2GRAY)
+    inside = float(np.median(grey[y0:y1, x0:x1]))
+    edges = [np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]]) for g in (grey[b1:b3, b0:b2] for b0, b1, b2, b3 in boxes)]
+    reach = MASK_MARGIN + 1
+    beside = np.concatenate([grey[y0:y1, max(x0 - reach, 0):x0].ravel(), grey[y0:y1, x1:x1 + reach].ravel()])
+    return (len(beside) > 0 and abs(inside - float(np.median(beside))) >= MASK_CONTRAST
+            and abs(inside - float(np.median(np.concatenate(edges)))) >= MASK_CONTRAST)
 
 
 def _merged(boxes: list[Box]) -> list[Box]:

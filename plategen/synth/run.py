@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from plategen import __version__, distributed
-from plategen.atomic import check_sheet_path, require_own_sheet_or_none
+from plategen.atomic import (check_sheet_path, require_link_target, require_no_file_in_the_way,
+                             require_own_sheet_or_none)
 from plategen.checkpoint import LoadedCheckpoint, checkpoint_path, load_checkpoint
 from plategen.device import resolve_device, usable_cores
 from plategen.distributed import World
@@ -219,6 +220,8 @@ def _options_of(keys: Sequence[str], previous: dict, params: dict) -> list[str]:
     """The options behind differing meta keys, each once, in order: `diversity` by which of its fields differ."""
     names: list[str] = []
     for key in keys:
+        if key == "shard_size" and "format" in keys:  # set only with shards: it differs because the format does
+            continue
         if key == "diversity":
             old, new = previous.get(key) or {}, params[key]
             names += [DIVERSITY_OPTION_OF.get(k, f"diversity.{k}") for k in new if old.get(k) != new[k]]
@@ -323,10 +326,12 @@ def check_request(req: SynthRequest) -> None:
         label_counts(req.n, len(req.chars))
         if req.format == "files":
             require_distinct_folders(req.chars)
+    require_no_file_in_the_way(Path(req.out))  # before any resolve(): a link loop would raise there
     if req.preview is not None:
         check_preview(Path(req.preview), Path(req.out))
     root = Path(req.out).resolve()
     for style in map(Path, req.styles):
+        require_link_target(style)
         if style.resolve() == root or root in style.resolve().parents:
             raise PlategenError(f"--style {style}: inside --out, which this run writes (and --overwrite clears); "
                                 "keep style plates outside the output folder")
@@ -346,6 +351,7 @@ def require_distinct_folders(chars: Sequence[str]) -> None:
 
 def check_preview(path: Path, out: Path) -> None:
     """The preview is written after every image: a path it cannot be written to is refused first."""
+    require_no_file_in_the_way(path)  # before resolve(): a link loop would raise there
     parent, root = path.parent.resolve(), out.resolve()
     if path.resolve() == root:
         raise PlategenError(f"--preview {path}: is --out; give the sheet a file name ending in .png")
