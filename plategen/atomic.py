@@ -62,16 +62,22 @@ def require_no_file_in_the_way(path: Path) -> None:
 
 
 def require_link_target(path: Path) -> None:
-    """Refuse a link that leads nowhere, naming it: the OS says "File exists" of it, and a loop makes resolve()
-    raise."""
-    if Path(path).is_symlink() and not Path(path).exists():
+    """Refuse a path that is, or runs through, a link that leads nowhere, naming that link: the OS says "File exists"
+    of it, and a loop makes resolve() raise."""
+    for link in (Path(path), *Path(path).parents):
+        if not (link.is_symlink() and not link.exists()):
+            continue
         try:
-            Path(path).resolve()
+            link.resolve()
         except (RuntimeError, OSError):  # Python 3.12 raises RuntimeError on a loop, later ones OSError
-            raise PlategenError(f"{path}: a link that leads back to itself (a loop); give a real folder or file") \
-                from None
-        raise PlategenError(f"{path}: a link to {os.readlink(path)}, which does not exist; give a real folder or file, "
-                            "or make the link's target first")
+            raise PlategenError(f"{path}: {_which(link, path)}a link that leads back to itself (a loop); give a real "
+                                "folder or file") from None
+        raise PlategenError(f"{path}: {_which(link, path)}a link to {os.readlink(link)}, which does not exist; give a "
+                            "real folder or file, or make the link's target first")
+
+
+def _which(link: Path, path: Path) -> str:
+    return "" if link == Path(path) else f"{link} is "
 
 
 def _cannot_write(path: Path, exc: OSError) -> PlategenError:

@@ -336,6 +336,9 @@ def synth(
 
     if not plates and (pattern is not None or texts or export or design):
         raise PlategenError("--pattern, --texts, --design and --export are options of --plates")
+    if plates and not match_colours:
+        raise PlategenError("--raw-colours: whole plates take their new characters' ink from the style plate's own "
+                            "characters, never the generator's colours; leave it out with --plates")
     if pattern is not None and not pattern.strip():
         raise PlategenError("--pattern: empty; give one mark per slot (e.g. PL.DDDDD), or leave it out to keep "
                             "each style plate's own layout")

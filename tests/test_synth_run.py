@@ -228,6 +228,11 @@ def test_an_out_that_is_a_link_to_nowhere_is_named_as_one(tmp_path, plate, ckpt)
                  synth_args(plate, ckpt, tmp_path / "out", "--preview", str(tmp_path / "loopA")),
                  synth_args(tmp_path / "loopA", ckpt, tmp_path / "out")):
         assert f"{tmp_path / 'loopA'}: a link that leads back to itself" in one_line_error(runner.invoke(app, args))
+    # ... and a path beneath either kind of link
+    for link, what in (("loopA", "a link that leads back to itself"), ("dangling", "a link to")):
+        for args in (synth_args(plate, ckpt, tmp_path / link / "sub"),
+                     synth_args(plate, ckpt, tmp_path / "out", "--preview", str(tmp_path / link / "p.png"))):
+            assert f"{tmp_path / link} is {what}" in one_line_error(runner.invoke(app, args))
     assert not (tmp_path / "out").exists()
 
 

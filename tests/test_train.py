@@ -257,6 +257,15 @@ def test_a_plate_text_no_font_draws_is_named_with_its_image(tmp_path: Path, data
                                     "--steps", "2", "--threads", "1", "--chars", "0-9A-Z"]).exit_code == 0
 
 
+def test_a_samples_dir_under_a_link_to_nowhere_is_refused_before_training(tmp_path: Path, small_uc3m: Path):
+    """It trained to the first grid, then stopped with a traceback and no checkpoint."""
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    result = CliRunner().invoke(app, ["train", "--data", str(small_uc3m), "--out", str(tmp_path / "m.safetensors"),
+                                      "--samples-dir", str(tmp_path / "dangling" / "grids"), "--steps", "2"])
+    assert f"{tmp_path / 'dangling'} is a link to {tmp_path / 'nowhere'}" in one_line_error(result)
+    assert not (tmp_path / "m.safetensors").exists()
+
+
 def test_chars_gives_every_character_a_class_and_renders_pairs_only_for_scarce_ones(tmp_path: Path,
                                                                                    small_uc3m: Path):
     out = tmp_path / "m.safetensors"

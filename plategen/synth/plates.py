@@ -338,8 +338,10 @@ class Drawn:
 
 MASK_UNDER_SLOT = 0.1  # a privacy mask goes when a new slot covers this share of it
 MASK_MARGIN = 2  # px of paper round a mask taken into its erased box, so that its edge is paper
-MASK_CONTRAST = 12.0  # grey levels between a mask and the plate's paper, and what lies left and right of it
-MASK_HEIGHT = 0.6  # ... and its height, at least, in the plate's median character heights (it hides one)
+MASK_CONTRAST = 6.0  # grey levels between a mask and the plate's paper, and what lies left and right of it
+MASK_HEIGHT = 0.6  # ... its height, at least, in the plate's median character heights (it hides one)
+MASK_OFF_ROW = 0.25  # ... its centre's distance from the characters' row, at most, in the same heights
+MASK_ON_BOX = 0.1  # ... and the share of it that one of the plate's own boxes may cover, at most
 
 
 def erased_boxes(plate: StylePlate, layout: PlateLayout, design: Design | None
@@ -392,13 +394,19 @@ def _masks_of(plate: StylePlate) -> tuple[Box, ...]:
 
 
 def _is_mask(plate: StylePlate, box: Box) -> bool:
-    """Whether a flat area segmentation sets aside is a block painted over a character: as tall as one, and of
-    another grey than the plate's paper (the edges of its character boxes) and than what lies left and right of
-    it. Segmentation also sets aside flat paper (between two masks; beside a US plate's characters, where
-    erasing it as a mask smeared the state's heading into it)."""
+    """Whether a flat area segmentation sets aside is a block painted over a character: as tall as one, centred on
+    the characters' row, clear of the plate's own boxes (a mask hides a character that has none), and of another
+    grey than the plate's paper (the edges of its character boxes) and than what lies left and right of it.
+    Segmentation also sets aside flat paper (between two masks; beside a US plate's characters, where erasing it
+    as a mask smeared the state's heading into it). On a dim plate a mask is a few grey levels off the paper."""
     x0, y0, x1, y1 = box
     boxes = [s.box for s in plate.layout.char_slots]
-    if y1 - y0 < MASK_HEIGHT * float(np.median([b[3] - b[1] for b in boxes])):
+    height = float(np.median([b[3] - b[1] for b in boxes]))
+    row = float(np.median([(b[1] + b[3]) / 2 for b in boxes]))
+    if y1 - y0 < MASK_HEIGHT * height or abs((y0 + y1) / 2 - row) > MASK_OFF_ROW * height:
+        return False
+    if max(max(0, min(x1, b[2]) - max(x0, b[0])) * max(0, min(y1, b[3]) - max(y0, b[1])) for b in boxes) \
+            > MASK_ON_BOX * (x1 - x0) * (y1 - y0):
         return False
     grey = cv2.cvtColor(plate.image, cv2.COLOR_RGB2GRAY)
     inside = float(np.median(grey[y0:y1, x0:x1]))
@@ -732,6 +740,6 @@ DESIGN_LIGHT = 1
 # number; a run begun before kept a column of the old character there.
 HIDDEN_DOT = 1
 # Privacy masks under a pattern's new slots are painted over as paper since this number (`masks_under`); a run begun
-# before drew its characters on them.
-ERASED_MASKS = 1
+# before drew its characters on them. 2: masks told from flat paper otherwise (`_is_mask`).
+ERASED_MASKS = 2
 

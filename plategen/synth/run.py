@@ -178,10 +178,14 @@ def _claimed(req: SynthRequest, world: World, device: str, params: dict, resume_
                                     "the default model too; add --checkpoint default to --resume it as it began")
             previous, inferred = upgrade(previous)
             differ = [k for k in resume_keys if previous.get(k) != params[k]]
-            if set(differ) & inferred:
+            # a drawing recorded under another number is another plategen's, whatever the options
+            renumbered = {k for k in differ
+                          if k in DRAWN_KEYS and previous.get(k) is not None and params[k] is not None}
+            if set(differ) & (inferred | renumbered):
                 raise PlategenError(f"{req.out}: begun by an earlier plategen that draws this run otherwise "
-                                    f"({', '.join(k for k in differ if k in inferred)}), so --resume cannot finish it "
-                                    "byte for byte; finish it with that version, or start again with --overwrite")
+                                    f"({', '.join(k for k in differ if k in inferred | renumbered)}), so --resume "
+                                    "cannot finish it byte for byte; finish it with that version, or start again with "
+                                    "--overwrite")
             changed = [new["path"] for old, new in zip(previous.get("styles") or [], params["styles"])
                        if old.get("path") == new["path"] and old.get("sha256") != new["sha256"]]
             if changed:
