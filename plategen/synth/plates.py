@@ -402,7 +402,9 @@ def _is_mask(plate: StylePlate, box: Box) -> bool:
     x0, y0, x1, y1 = box
     boxes = [s.box for s in plate.layout.char_slots]
     height = float(np.median([b[3] - b[1] for b in boxes]))
-    row = float(np.median([(b[1] + b[3]) / 2 for b in boxes]))
+    xs, ys = [(b[0] + b[2]) / 2 for b in boxes], [(b[1] + b[3]) / 2 for b in boxes]
+    slope, level = np.polyfit(xs, ys, 1) if len(set(xs)) > 1 else (0.0, float(np.median(ys)))
+    row = slope * (x0 + x1) / 2 + level  # the characters' line where the mask is: plates are photographed tilted
     if y1 - y0 < MASK_HEIGHT * height or abs((y0 + y1) / 2 - row) > MASK_OFF_ROW * height:
         return False
     if max(max(0, min(x1, b[2]) - max(x0, b[0])) * max(0, min(y1, b[3]) - max(y0, b[1])) for b in boxes) \

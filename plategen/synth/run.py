@@ -178,12 +178,14 @@ def _claimed(req: SynthRequest, world: World, device: str, params: dict, resume_
                                     "the default model too; add --checkpoint default to --resume it as it began")
             previous, inferred = upgrade(previous)
             differ = [k for k in resume_keys if previous.get(k) != params[k]]
-            # a drawing recorded under another number is another plategen's, whatever the options
-            renumbered = {k for k in differ
-                          if k in DRAWN_KEYS and previous.get(k) is not None and params[k] is not None}
-            if set(differ) & (inferred | renumbered):
+            # a drawing that only the plategen version sets, recorded otherwise while the options match or under
+            # another number, is another plategen's
+            options_differ = any(k not in DRAWN_KEYS for k in differ)
+            versioned = {k for k in differ if k in VERSION_KEYS and (
+                not options_differ or (previous.get(k) is not None and params[k] is not None))}
+            if set(differ) & (inferred | versioned):
                 raise PlategenError(f"{req.out}: begun by an earlier plategen that draws this run otherwise "
-                                    f"({', '.join(k for k in differ if k in inferred | renumbered)}), so --resume "
+                                    f"({', '.join(k for k in differ if k in inferred | versioned)}), so --resume "
                                     "cannot finish it byte for byte; finish it with that version, or start again with "
                                     "--overwrite")
             changed = [new["path"] for old, new in zip(previous.get("styles") or [], params["styles"])
@@ -237,6 +239,9 @@ def _options_of(keys: Sequence[str], previous: dict, params: dict) -> list[str]:
 # meta.json keys that record how a plate run's options draw (not options themselves); `_older_plate_run` infers them
 DRAWN_KEYS = ("chinese_serials_skip", "large_erasing", "draw_memo", "design_light", "hidden_dot", "erased_masks",
               "leaning")
+# ... those set by the plategen version and the recorded options alone (a version number or None); the other two
+# follow options a run's meta does not record (whether --chars was given) or --n
+VERSION_KEYS = ("large_erasing", "design_light", "hidden_dot", "erased_masks", "leaning")
 
 
 def _older_plate_run(previous: dict, default_skip: str | None) -> tuple[dict, set[str]]:
