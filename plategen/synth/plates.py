@@ -369,11 +369,9 @@ def masks_under(plate: StylePlate, layout: PlateLayout) -> list[Box]:
         return []
     height, width = plate.image.shape[:2]
     under = []
-    for x0, y0, x1, y1 in _masks_of(plate):
-        area = max(1, (x1 - x0) * (y1 - y0))
-        covered = max(max(0, min(x1, b[2]) - max(x0, b[0])) * max(0, min(y1, b[3]) - max(y0, b[1]))
-                      for b in (slot.box for slot in layout.char_slots))
-        if covered >= MASK_UNDER_SLOT * area:
+    for mask in _masks_of(plate):
+        if max(_overlap(mask, slot.box) for slot in layout.char_slots) >= MASK_UNDER_SLOT * _area(mask):
+            x0, y0, x1, y1 = mask
             under.append((max(x0 - MASK_MARGIN, 0), max(y0 - MASK_MARGIN, 0),
                           min(x1 + MASK_MARGIN, width), min(y1 + MASK_MARGIN, height)))
     return _merged(under)
@@ -407,8 +405,7 @@ def _is_mask(plate: StylePlate, box: Box) -> bool:
     row = slope * (x0 + x1) / 2 + level  # the characters' line where the mask is: plates are photographed tilted
     if y1 - y0 < MASK_HEIGHT * height or abs((y0 + y1) / 2 - row) > MASK_OFF_ROW * height:
         return False
-    if max(max(0, min(x1, b[2]) - max(x0, b[0])) * max(0, min(y1, b[3]) - max(y0, b[1])) for b in boxes) \
-            > MASK_ON_BOX * (x1 - x0) * (y1 - y0):
+    if max(_overlap(box, b) for b in boxes) > MASK_ON_BOX * _area(box):
         return False
     grey = cv2.cvtColor(plate.image, cv2.COLOR_RGB2GRAY)
     inside = float(np.median(grey[y0:y1, x0:x1]))
@@ -419,9 +416,17 @@ def _is_mask(plate: StylePlate, box: Box) -> bool:
             and abs(inside - float(np.median(np.concatenate(edges)))) >= MASK_CONTRAST)
 
 
+def _area(box: Box) -> int:
+    return max(1, (box[2] - box[0]) * (box[3] - box[1]))
+
+
+def _overlap(a: Box, b: Box) -> int:
+    return max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
 def _merged(boxes: list[Box]) -> list[Box]:
-    """Overlapping boxes joined into one: the erasing takes a box's edge for its paper, and side by side masks
-    (with the flat paper between them, which is found as one too) would each take another's grey."""
+    """Overlapping boxes joined into one: the erasing takes a box's edge for its paper, and two masks whose margins
+    overlap would each take the other's grey."""
     boxes = list(boxes)
     joined = True
     while joined:
