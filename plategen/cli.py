@@ -37,6 +37,7 @@ err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ALLOW_OUTSIDE_HELP = "Follow CSV image paths that leave the data folder (absolute, or through ..)."
+PREVIEW_NAME = "preview.png"  # synth's sheet in --out when --preview is not given
 
 
 def printable(text: str) -> str:
@@ -96,6 +97,24 @@ def given_path(value: str, option: str) -> Path:
 
 def optional_path(value: Optional[str], option: str) -> Optional[Path]:
     return None if value is None else given_path(value, option)
+
+
+def preview_path(value: Optional[str], off: bool, out: str) -> Optional[Path]:
+    """synth's sheet: where --preview says, else preview.png in --out (a person looks before training on it)."""
+    if off and value is not None:
+        raise PlategenError("--preview and --no-preview: give one")
+    if off:
+        return None
+    return optional_path(value, "--preview") if value is not None else given_path(out, "--out") / PREVIEW_NAME
+
+
+def summary_table(title: str) -> Table:
+    """A command's closing table of names and values. A long value (a path has no spaces to wrap at) folds onto
+    the next lines: rich would cut it to the terminal's width, and in a log (80 columns) the paths written were lost."""
+    table = Table(title=title, show_header=False)
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")
+    return table
 
 
 def tracker(description: str) -> Callable:
@@ -258,7 +277,7 @@ def train(
                         progress=err_console.is_terminal)
     if launched_rank():  # under torchrun rank 0 prints the table
         return
-    table = Table(title=f"plategen train -> {shown(result.checkpoint)}", show_header=False)
+    table = summary_table(f"plategen train -> {shown(result.checkpoint)}")
     ran = f" ({result.steps - result.resumed_at:,} from step {result.resumed_at:,})" if result.resumed_at else ""
     table.add_row("steps", f"{result.steps:,}{ran} in {result.seconds / 60:.1f} min")
     if result.adam_restarted:
@@ -312,7 +331,9 @@ def synth(
                                "(up to 4 draws; the manifest's check column says pass or fail)."),
     resume: bool = typer.Option(False, help="Finish an interrupted run in --out to exactly --n images."),
     overwrite: bool = typer.Option(False, help="Replace an earlier synth run in --out."),
-    preview: Optional[str] = typer.Option(None, help="Write a sheet: the style plate(s), then samples per character."),
+    preview: Optional[str] = typer.Option(None, help="Where to write the sheet of the style plate(s) beside samples "
+                                          "(default: preview.png in --out)."),
+    no_preview: bool = typer.Option(False, "--no-preview", help="Write no preview sheet."),
     plates: bool = typer.Option(False, "--plates", help="Whole plates: new texts on each style plate's layout, "
                                 "written as a plategen data folder (images/, labels/, plates.csv, plate_config.yaml)."),
     pattern: Optional[str] = typer.Option(None, help="--plates: the layout to fill, one mark per slot: D digit, "
@@ -348,7 +369,7 @@ def synth(
                            out=given_path(out, "--out"), checkpoint=optional_path(checkpoint, "--checkpoint"),
                            seed=seed, device=device, batch_size=batch_size, format=fmt, shard_size=shard_size,
                            workers=workers, resume=resume, overwrite=overwrite,
-                           preview=optional_path(preview, "--preview"),
+                           preview=preview_path(preview, no_preview, out),
                            diversity=dataclasses.replace(Diversity(), noise=noise, match_colours=match_colours), check=check,
                            command=["plategen", *sys.argv[1:]], plates=plates, pattern=pattern,
                            texts=optional_path(texts, "--texts"), design=design, exports=list(export))
@@ -385,7 +406,7 @@ def synth(
     if plates:
         print_plate_report(report)
         return
-    table = Table(title=f"plategen synth -> {shown(report.out)}", show_header=False)
+    table = summary_table(f"plategen synth -> {shown(report.out)}")
     if report.resumed == report.n:
         table.add_row("images", f"{report.n:,}, all already there: nothing to do")
     else:
@@ -447,7 +468,7 @@ def per_rank(counts: list[int]) -> str:
 
 
 def print_plate_report(report) -> None:
-    table = Table(title=f"plategen synth --plates -> {shown(report.out)}", show_header=False)
+    table = summary_table(f"plategen synth --plates -> {shown(report.out)}")
     table.add_row("plates", f"{report.n:,}" + (", all already there: nothing to do" if report.resumed == report.n else
                                               f" ({report.resumed:,} from the interrupted run)" if report.resumed else ""))
     table.add_row("style plates", f"{report.styles:,} used")
@@ -505,7 +526,7 @@ def inspect(
     sheet = sheet or Path(f"inspect-{data.resolve().name}.png")
     summary = inspect_import(result, sheet, progress=tracker("cutting characters"))
 
-    table = Table(title=escape(printable(f"{summary.folder} ({summary.format})")), show_header=False)
+    table = summary_table(escape(printable(f"{summary.folder} ({summary.format})")))
     table.add_row("plates read", str(summary.plates))
     table.add_row("characters", str(summary.characters))
     table.add_row("boxes annotated / estimated", f"{summary.annotated} / {summary.estimated}")

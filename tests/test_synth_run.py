@@ -6,6 +6,7 @@ import collections
 import functools
 import hashlib
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -14,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
+import torch
 from typer.testing import CliRunner
 
 from plategen.charset import parse_charset
@@ -53,8 +54,9 @@ def check_complete(out: Path, n: int, chars: list[str]) -> list[dict]:
         r["check"] == "fail" for r in rows)
     counts = collections.Counter(r["label"] for r in rows)
     assert dict(counts) == {c: k for c, k in zip(chars, label_counts(n, len(chars)))} == meta["counts"]
-    on_disk = {str(p.relative_to(out)) for p in out.rglob("*.png")}
+    on_disk = {str(p.relative_to(out)) for p in out.rglob("*.png") if p.parent != out}
     assert on_disk == {r["image_path"] for r in rows}  # no gaps, no strays
+    assert {p.name for p in out.glob("*.png")} <= {"preview.png"}  # the CLI's sheet, beside the label folders
     for r in rows:
         assert r["image_path"].split("/")[0] == meta["label_dirs"][r["label"]]
     return rows
@@ -267,6 +269,46 @@ def test_the_preview_path_is_checked_before_any_image_is_made(tmp_path, plate, c
     fine = runner.invoke(app, synth_args(plate, ckpt, out, "--preview", str(out / "preview.png")))
     assert fine.exit_code == 0, fine.output
     assert (out / "preview.png").is_file()
+
+
+PREVIEW_ROW = re.compile(r"│ preview +│")
+
+
+def test_the_cli_writes_a_preview_in_out_unless_told_not_to(tmp_path, plate, ckpt):
+    """A person looks at samples before training on them: the sheet comes without asking, and the table says where."""
+    out = tmp_path / "out"
+    result = runner.invoke(app, synth_args(plate, ckpt, out, "--chars", "0-3"))
+    assert result.exit_code == 0, result.output
+    assert PREVIEW_ROW.search(result.output) and "preview.png" in result.output  # the table may fold the path
+    assert Image.open(out / "preview.png").info.get("Software") == "plategen"
+    bare = tmp_path / "bare"
+    result = runner.invoke(app, synth_args(plate, ckpt, bare, "--chars", "0-3", "--no-preview"))
+    assert result.exit_code == 0, result.output
+    assert not list(bare.glob("*.png")) and not PREVIEW_ROW.search(result.output)
+    message = one_line_error(runner.invoke(app, synth_args(plate, ckpt, tmp_path / "x", "--no-preview",
+                                                           "--preview", str(tmp_path / "p.png"))))
+    assert "--no-preview" in message and not (tmp_path / "x").exists()
+
+
+def table_values(output: str) -> dict[str, str]:
+    """The closing table's rows, name -> value, with a value's folded lines joined."""
+    values, name = {}, None
+    for line in output.splitlines():
+        cells = line.split("│")
+        if len(cells) == 4:
+            name = cells[1].strip() or name
+            values[name] = values.get(name, "") + cells[2].strip()
+    return values
+
+
+def test_the_table_keeps_long_paths_whole_in_a_log(tmp_path, plate, ckpt):
+    """Not at a terminal (a log, 80 columns), rich cut paths with an ellipsis: the paths written were lost."""
+    out = tmp_path / ("a-long-folder-name-" * 5) / "out"
+    result = runner.invoke(app, synth_args(plate, ckpt, out, "--chars", "0-3"))
+    assert result.exit_code == 0, result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80 and "…" not in result.output
+    values = table_values(result.output)
+    assert values["manifest"] == str(out / "manifest.csv") and values["preview"] == str(out / "preview.png")
 
 
 @pytest.mark.parametrize("fmt", ["files", "shards"])
