@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from plategen.charset import CHINESE_PROVINCES, parse_charset
+from plategen.charset import CHINESE_PROVINCES, CHINESE_SPECIAL, parse_charset
 from plategen.checkpoint import DEFAULT_CHECKPOINT, SHIPPED_CHECKPOINTS, load_checkpoint
 from plategen.glyphs import shipped_fonts
 from plategen.cli import app
@@ -22,7 +22,7 @@ from plategen.plates import clean_text, load_plates, read_image
 from plategen.synth import Diversity, SynthRequest, synthesize
 from plategen.synth import engine as engine_module
 from plategen.synth.engine import Batch, chinese_model
-from plategen.synth.exports import FinishedPlate, write_plate_folder
+from plategen.synth.exports import FinishedPlate, label_classes, write_plate_folder
 from plategen.segment import privacy_masks
 from plategen.synth.plates import (PREVIEW_HEIGHT, Canvas, _at_height, character_synth, erased_boxes, hides_dot,
                                    load_style_plates, make_plates, masks_under, plan_plates, plate_layouts,
@@ -296,6 +296,27 @@ def test_a_run_begun_before_a_drawing_change_resumes_only_on_plates_it_leaves_al
     assert synthesize(request([styles[unchanged]], ckpt_cn, tmp_path / "cut-None", 6, resume=True, batch_size=None)).n == 6
 
 
+def test_a_run_whose_labels_took_the_alphabets_ids_resumes_only_where_they_are_the_same(ckpt_cn, tmp_path, monkeypatch):
+    """Before `classes`, a label's id was its character's place in the run's alphabet: a resume would have written
+    the rest under other ids. Where the alphabet was 0-9A-Z the ids are the same, and the run resumes."""
+    generate = engine_module.Synthesizer.generate
+    monkeypatch.setattr(engine_module.Synthesizer, "generate", lambda self, ids: (_ for _ in ()).throw(KeyboardInterrupt))
+    for chars, same in ((parse_charset("0-9BCDFGHJKLMNPRSTVWXYZ"), False), (parse_charset("0-9A-Z"), True)):
+        cut = tmp_path / f"cut-{same}"
+        with pytest.raises(KeyboardInterrupt):
+            synthesize(request([EXAMPLE], ckpt_cn, cut, 6, batch_size=2, chars=chars))
+        meta = json.loads((cut / "meta.json").read_text(encoding="utf-8"))
+        del meta["classes"]  # as the plategen before wrote it
+        (cut / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+        if not same:
+            with pytest.raises(PlategenError, match=r"begun by an earlier plategen that draws this run otherwise "
+                                                    r"\(classes\)"):
+                synthesize(request([EXAMPLE], ckpt_cn, cut, 6, resume=True, batch_size=None, chars=chars))
+    monkeypatch.setattr(engine_module.Synthesizer, "generate", generate)
+    assert synthesize(request([EXAMPLE], ckpt_cn, tmp_path / "cut-True", 6, resume=True, batch_size=None,
+                              chars=parse_charset("0-9A-Z"))).n == 6
+
+
 def test_a_run_that_erased_masks_by_an_earlier_rule_is_not_resumed(ckpt_cn, tmp_path, monkeypatch):
     """`erased_masks` 1 told masks from paper otherwise; a resume mixed both drawings without a word."""
     monkeypatch.setattr(engine_module.Synthesizer, "generate", lambda self, ids: (_ for _ in ()).throw(KeyboardInterrupt))
@@ -483,13 +504,29 @@ def test_without_chars_a_run_takes_the_characters_its_slots_use(styles, ckpt_cn,
     chinese = synthesize(request(styles[1:2], ckpt_cn, tmp_path / "cn", 40, chars=None)).out
     texts = [r["text"] for r in manifest(chinese)]
     assert {t[0] for t in texts} == set("京沪浙") and not set("IO") & {c for t in texts for c in t}
-    assert (chinese / "classes.txt").read_text(encoding="utf-8").split() == [c for c in CHARS if c not in "IO"]
+    assert (chinese / "classes.txt").read_text(encoding="utf-8").split() == parse_charset("0-9A-Z") + list(
+        CHINESE_PROVINCES + CHINESE_SPECIAL)  # the labels' classes do not move with the run's alphabet
     with_i = synthesize(request(styles[1:2], ckpt_cn, tmp_path / "given", 40, chars=CHARS)).out
     assert {"I", "O"} <= {c for r in manifest(with_i) for c in r["text"]}  # --chars given: as given
     # a pattern's [...] asks for its characters, even one the checkpoint never saw (drawn, marked unchecked)
     named = synthesize(request(styles[:1], ckpt_cn, tmp_path / "named", 8, chars=None, pattern="[Ñ]DD/DD")).out
     assert {r["text"][0] for r in manifest(named)} == {"Ñ"}
-    assert (named / "classes.txt").read_text(encoding="utf-8").split() == parse_charset("0-9") + ["Ñ"]
+    assert (named / "classes.txt").read_text(encoding="utf-8").split() == parse_charset("0-9A-Z") + ["Ñ"]
+
+
+def test_class_ids_are_the_same_whatever_the_alphabet(styles, data_dir, ckpt_cn, tmp_path):
+    """A YOLO id is a line of classes.txt: ids that moved with --chars mislabelled a merge of two runs, or of a run
+    with the real UC3M-LP plates, silently (5138RDT's R, D and T read as M, C and O against UC3M-LP's classes)."""
+    consonants = parse_charset("0-9BCDFGHJKLMNPRSTVWXYZ")
+    out = synthesize(request(styles[:1], ckpt_cn, tmp_path / "es", 12, chars=consonants)).out
+    assert (out / "classes.txt").read_bytes() == (data_dir / "uc3m-lp" / "classes.txt").read_bytes()
+    real_classes = (data_dir / "uc3m-lp" / "classes.txt").read_text(encoding="utf-8").split()
+    for row in manifest(out):
+        label = (out / "labels" / f"{Path(row['image_path']).stem}.txt").read_text(encoding="utf-8")
+        assert "".join(real_classes[int(line.split()[0])] for line in label.splitlines()) == row["text"]
+    digits = synthesize(request(styles[:1], ckpt_cn, tmp_path / "digits", 4, chars=parse_charset("0-9"),
+                                pattern="DDD/DD")).out
+    assert (digits / "classes.txt").read_bytes() == (out / "classes.txt").read_bytes()
 
 
 def test_a_flat_style_plate_is_refused_for_plates_too(data_dir, ckpt_cn, tmp_path):
@@ -538,7 +575,7 @@ def test_lprnet_and_paddleocr_exports(run):
     assert all(decode_png(f.read_bytes()).shape == (24, 94, 3) for f in files)
     lines = (out / "rec_gt.txt").read_text(encoding="utf-8").splitlines()
     assert [tuple(line.split("\t")) for line in lines] == [(r["image_path"], r["text"]) for r in rows]
-    assert (out / "dict.txt").read_text(encoding="utf-8").splitlines() == CHARS
+    assert (out / "dict.txt").read_text(encoding="utf-8").splitlines() == label_classes(CHARS)
 
 
 def test_preview_shows_each_style_plate_beside_its_plates(styles, ckpt_cn, tmp_path):
@@ -733,7 +770,7 @@ def test_the_run_writes_the_folder_the_export_writes_for_its_plates(run, styles,
     layouts = {s.name: s.layout for s in load_style_plates(styles)[0]}
     plates = [FinishedPlate(Path(r["image_path"]).stem, (out / r["image_path"]).read_bytes(), r["text"],
                             tuple(s.box for s in layouts[r["style"]].char_slots)) for r in manifest(out)]
-    write_plate_folder(tmp_path, plates, CHARS)
+    write_plate_folder(tmp_path, plates, label_classes(CHARS))
     exported = tree(tmp_path)
     assert exported == {name: data for name, data in tree(out).items() if name in exported}
     assert len(exported) == 2 * len(plates) + 3

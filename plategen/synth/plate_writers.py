@@ -1,8 +1,8 @@
 """Output of `plategen synth --plates`: a plategen data folder, written plate by plate.
 
-``images/<id>.png`` and ``labels/<id>.txt`` (YOLO character boxes, classes = the run's
-characters) are written in worker threads as plates are composed, and journalled like the
-character path's files (`writers.Journal`), by `exports.write_plate`; the run adds
+``images/<id>.png`` and ``labels/<id>.txt`` (YOLO character boxes, classes =
+`exports.label_classes` of the run's characters) are written in worker threads as plates are
+composed, and journalled like the character path's files (`writers.Journal`), by `exports.write_plate`; the run adds
 ``classes.txt``, ``plates.csv`` and ``plate_config.yaml`` at the end with
 `exports.write_plate_index`, so the folder is what `exports.write_plate_folder` makes.
 With ``--format shards`` plates go to the character path's tar shards instead
@@ -26,13 +26,13 @@ MANIFEST_FIELDS = ("image_path", "text", "style", "seed", "check")
 
 class PlateFileWriter(_Writer):
     """Whole plates as a plategen data folder: ``images/<id>.png`` and ``labels/<id>.txt`` (YOLO
-    boxes, classes = the run's characters); `exports.write_plate_index` adds the rest at the end."""
+    boxes, ids = lines of `classes`); `exports.write_plate_index` adds the rest at the end."""
 
     format = "files"
 
-    def __init__(self, out: Path, chars: Sequence[str], n: int, workers: int = 2):
-        super().__init__(out, chars, n, workers)
-        self.index = {c: i for i, c in enumerate(chars)}
+    def __init__(self, out: Path, classes: Sequence[str], n: int, workers: int = 2):
+        super().__init__(out, classes, n, workers)
+        self.index = {c: i for i, c in enumerate(classes)}
         try:
             for name in PLATE_DIRS:
                 (out / name).mkdir(exist_ok=True)

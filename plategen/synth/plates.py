@@ -37,7 +37,7 @@ from plategen.distributed import World
 from plategen.synth.compose import Coverages, erase_characters, erases_large, ink_colour, place_on_plates
 from plategen.synth.designs import Design, design_named, draw_dot, repaint
 from plategen.errors import PlategenError, require_once, require_regular_file, require_writable_name
-from plategen.synth.exports import FinishedPlate, write_lprnet, write_paddleocr, write_plate_index
+from plategen.synth.exports import FinishedPlate, label_classes, write_lprnet, write_paddleocr, write_plate_index
 from plategen.glyphs import Font, fonts_for
 from plategen.layout import PlateLayout, draw_texts, kind_of, layout_of, parse_pattern, read_texts
 from plategen.plates import (Box, Plate, Problem, detect_format, load_plate, load_plates, name_problem, read_image,
@@ -558,7 +558,7 @@ def run_plates(req, world: World, device: str, ckpt, ckpt_path: Path, fonts, sty
     if req.format == "shards":
         writer = plate_writers.PlateShardWriter(req.out, chars, plan.n, req.workers, req.shard_size)
     else:
-        writer = plate_writers.PlateFileWriter(req.out, chars, plan.n, req.workers)
+        writer = plate_writers.PlateFileWriter(req.out, params["classes"], plan.n, req.workers)
     meta = {
         "tool": "plategen synth", "plategen_version": __version__, "command": req.command, "status": "running",
         **params, "checkpoint": str(ckpt_path), "device": device, "plates": True,
@@ -664,7 +664,7 @@ def _finish_plates(req, world: World, device: str, styles: list[StylePlate], ski
     if req.format == "files":
         finished = [FinishedPlate(writer.key(i), (req.out / writer.path_of(i)).read_bytes(), plan.texts[i],
                                   tuple(s.box for s in plan.layouts[plan.style[i]].char_slots)) for i in range(plan.n)]
-        write_plate_index(req.out, finished, chars)
+        write_plate_index(req.out, finished, params["classes"])
     if complete:
         manifest = req.out / writers.MANIFEST
         check_failed, unchecked = previous.get("check_failed"), previous.get("check_unchecked", 0)
@@ -679,7 +679,7 @@ def _finish_plates(req, world: World, device: str, styles: list[StylePlate], ski
         write_lprnet(req.out / "lprnet", finished)
         exported.append(req.out / "lprnet")
     if "paddleocr" in req.exports:
-        write_paddleocr(req.out, finished, chars)
+        write_paddleocr(req.out, finished, params["classes"])
         exported += [req.out / "rec_gt.txt", req.out / "dict.txt"]
     preview = None
     if req.preview is not None:
@@ -726,7 +726,7 @@ def plate_params(req, styles: Sequence[StylePlate], chars: Sequence[str], layout
     """What fixes the bytes of a plate run; --resume must match all of it."""
     texts_sha = hashlib.sha256(Path(req.texts).read_bytes()).hexdigest() if req.texts else None
     return {"pattern": req.pattern, "design": req.design, "texts_sha256": texts_sha, "noise": req.diversity.noise,
-            "exports": sorted(set(req.exports)), "charset": list(chars),
+            "exports": sorted(set(req.exports)), "charset": list(chars), "classes": label_classes(chars),
             "styles": [{"path": s.name, "sha256": s.sha256} for s in styles],
             "large_erasing": LARGE_ERASING if any(erases_large(erased_boxes(s, layout, design)[0])
                                                   for s, layout in zip(styles, layouts)) else None,

@@ -238,9 +238,9 @@ def _options_of(keys: Sequence[str], previous: dict, params: dict) -> list[str]:
 
 # meta.json keys that record how a plate run's options draw (not options themselves); `_older_plate_run` infers them
 DRAWN_KEYS = ("chinese_serials_skip", "large_erasing", "draw_memo", "design_light", "hidden_dot", "erased_masks",
-              "leaning")
-# ... those set by the plategen version and the recorded options alone (a version number or None); the other two
-# follow options a run's meta does not record (whether --chars was given) or --n
+              "leaning", "classes")
+# ... those set by the plategen version and the recorded options alone (a version number or None); the others follow
+# options: classes --chars, chinese_serials_skip whether --chars was given (meta does not record it), draw_memo --n
 VERSION_KEYS = ("large_erasing", "design_light", "hidden_dot", "erased_masks", "leaning")
 
 
@@ -256,9 +256,11 @@ def _older_plate_run(previous: dict, default_skip: str | None) -> tuple[dict, se
     - `hidden_dot`: a dot slot inside a character's box was kept, and a column of the old character with it.
     - `erased_masks`: a pattern's characters were drawn on the privacy masks under them.
     - `leaning`: only 59e3702 leaned characters, and recorded it.
-    - `draw_memo`: every plate run drew through a `DrawMemo`."""
+    - `draw_memo`: every plate run drew through a `DrawMemo`.
+    - `classes`: the labels' classes were the run's characters (`--chars`), not `exports.label_classes`."""
     chosen = any(str(arg).split("=")[0] in ("--chars", "--texts") for arg in previous.get("command") or [])
-    before = {"chinese_serials_skip": None if chosen or "chinese_checkpoint_sha256" not in previous else default_skip,
+    before = {"classes": previous.get("charset"),
+              "chinese_serials_skip": None if chosen or "chinese_checkpoint_sha256" not in previous else default_skip,
               "large_erasing": None, "draw_memo": True, "design_light": None, "hidden_dot": None,
               "erased_masks": None, "leaning": None}
     inferred = set(before) - set(previous)
