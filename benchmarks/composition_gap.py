@@ -1,7 +1,7 @@
 """How much legibility is lost when generated characters are placed on a plate?
 
     python benchmarks/composition_gap.py [--data ../shared/data/uc3m-lp] [--side holdout|train] [--plates 500]
-                                          [--checkpoint default|allchars|PATH] [--pattern 'DDDD LLL']
+                                          [--checkpoint default|allchars|PATH] [--pattern 'DDDD_LLL']
 
 A character CNN (the benchmark's recogniser) is trained on every real crop of the source outside 50
 style plates (seeded choice from the held-out side, `dataset.is_holdout`, or from the train side for
@@ -43,7 +43,7 @@ def main() -> None:
     ap.add_argument("--plates", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pattern", default=None,
-                    help="draw this layout on every style plate, as synth --plates --pattern does (e.g. 'DDDD LLL' "
+                    help="draw this layout on every style plate, as synth --plates --pattern does (e.g. 'DDDD_LLL' "
                          "on uc3m-lp, whose plates' privacy masks hide characters)")
     ap.add_argument("--checkpoint", default=None,
                     help="a path, or a shipped model's name (default, allchars); given, it draws every character, "

@@ -337,7 +337,7 @@ def synth(
     plates: bool = typer.Option(False, "--plates", help="Whole plates: new texts on each style plate's layout, "
                                 "written as a plategen data folder (images/, labels/, plates.csv, plate_config.yaml)."),
     pattern: Optional[str] = typer.Option(None, help="--plates: the layout to fill, one mark per slot: D digit, "
-                                          "L letter, P province, O other, [DF] only these, . separator, / next row (e.g. PL.DDDDD)."),
+                                          "L letter, P province, O other, [DF] only these, . separator, _ gap, / next row (e.g. PL.DDDDD, DDDD_LLL)."),
     texts: Optional[str] = typer.Option(None, help="--plates: plate texts, one a line, used in order and cycled."),
     design: Optional[str] = typer.Option(None, help="--plates: repaint the style plates as another Chinese design: "
                                          "blue (white on blue), yellow (black on yellow), green (new energy: black "

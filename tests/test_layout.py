@@ -5,7 +5,7 @@ import pytest
 
 from plategen.charset import CHINESE_PROVINCES, parse_charset
 from plategen.errors import PlategenError
-from plategen.layout import PlateLayout, Slot, draw_texts, layout_of, parse_pattern, read_texts
+from plategen.layout import SEPARATOR_WIDTH, PlateLayout, Slot, draw_texts, layout_of, parse_pattern, read_texts
 from plategen.plates import read_image
 
 CHARS = parse_charset("0-9A-Z")
@@ -68,6 +68,20 @@ def test_a_pattern_with_other_counts_is_spread_over_the_style_plates_print_area(
     assert all(a[1] <= b[0] for a, b in zip(xs, xs[1:]))  # left to right, no overlap
     widths = [x1 - x0 for x0, x1 in xs]
     assert max(widths) - min(widths) <= 1
+
+
+def test_a_gap_mark_spaces_two_groups_as_a_spanish_plate_does(imported):
+    """'DDDD LLL' spread seven equal slots with no space between the digits and the letters, which every Spanish
+    plate has; '_' adds a blank of a separator's width there, with no slot and nothing printed."""
+    style, _ = _layout(_plate(imported("uc3m-lp"), "00023_AD-0-54-PX.jpg"))
+    gapped, even = parse_pattern("DDDD_LLL", style), parse_pattern("DDDD LLL", style)
+    assert gapped.kinds == even.kinds == "DDDDLLL" and len(gapped.slots) == 7
+    centres = [(s.box[0] + s.box[2]) / 2 for s in gapped.slots]
+    steps = np.diff(centres)
+    assert steps[3] - np.median(np.delete(steps, 3)) == pytest.approx(SEPARATOR_WIDTH * np.median(steps), abs=1.5)
+    assert gapped.slots[0].box[0] == even.slots[0].box[0] and gapped.slots[-1].box[2] == even.slots[-1].box[2]
+    own = parse_pattern("DDD_LL", style)  # as many slots as the plate's own boxes: its own spacing, gap or not
+    assert own == parse_pattern("DDDLL", style)
 
 
 def test_bad_patterns_are_refused_with_what_is_wrong(imported):
