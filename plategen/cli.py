@@ -327,7 +327,8 @@ def synth(
     match_colours: bool = typer.Option(True, "--match-colours/--raw-colours", help="Recolour each character to "
                                        "its style plate's paper and ink (the generator's own colours drift on "
                                        "designs it never saw); --raw-colours keeps the generator's."),
-    check: bool = typer.Option(True, help="Redraw images the model's discriminator reads as another character "
+    check: bool = typer.Option(True, help="Redraw images the model's discriminator reads as another character, or as their own with under 90% "
+                               "probability "
                                "(up to 4 draws; the manifest's check column says pass or fail)."),
     resume: bool = typer.Option(False, help="Finish an interrupted run in --out to exactly --n images."),
     overwrite: bool = typer.Option(False, help="Replace an earlier synth run in --out."),

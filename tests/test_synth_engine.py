@@ -12,6 +12,7 @@ from plategen.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from plategen.plates import read_image
 from plategen.synth import Diversity, Synthesizer, generate, generate_arrays, load_styles, usable_cores
 from plategen.synth.engine import Batch
+from plategen.synth.plan import CHECK_SURE
 
 
 def test_a_data_folder_makes_every_plate_a_style(data_dir, ckpt):
@@ -48,6 +49,28 @@ def test_label_check_redraws_what_the_discriminator_misreads(data_dir):
     assert set(np.unique(verdicts)) <= {"pass", "fail"}
     assert reads(images)[verdicts == "pass"].mean() > 0.98  # uint8 rounding may flip a near tie
     assert reads(images).mean() > reads(plain_images).mean()
+
+
+def test_label_check_redraws_what_the_discriminator_reads_right_but_unsure(data_dir):
+    """An image read as its label with under CHECK_SURE probability is drawn again too (characters placed on plates
+    read as asked more often: plan.CHECK_SURE); one read surely is kept as first drawn."""
+    model = load_checkpoint(DEFAULT_CHECKPOINT)
+    style = [read_image(sorted((data_dir / "uc3m-lp" / "images").glob("*.jpg"))[3])]
+    quiet = Diversity(noise=0)
+    chars = list("0123456789BDHKMNW")
+    checked = list(generate(model, style, chars, 600, seed=2, diversity=quiet))
+    first = np.concatenate([b.images for b in generate(model, style, chars, 600, seed=2, diversity=quiet,
+                                                       check=False)])
+    attempts = np.concatenate([b.attempts for b in checked])
+    labels = torch.tensor([model.meta["charset"].index(c) for b in checked for c in b.labels])
+    with torch.no_grad():
+        logits = model.discriminator(torch.from_numpy(first).permute(0, 3, 1, 2).float() / 255)[:, :-1]
+    right = (logits.argmax(1) == labels).numpy()
+    prob = torch.softmax(logits, 1).gather(1, labels[:, None])[:, 0].numpy()
+    unsure, sure = right & (prob < CHECK_SURE - 0.05), right & (prob > CHECK_SURE + 0.05)  # margins: uint8 rounding
+    assert unsure.sum() >= 10 and sure.sum() >= 300
+    assert (attempts[sure] == 0).all()
+    assert (attempts[unsure] > 0).mean() > 0.5  # the rest: every later draw read worse, so the first stays
 
 
 def test_a_batch_split_between_threads_gives_the_same_bytes_checks_and_draws(data_dir):

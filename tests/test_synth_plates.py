@@ -317,6 +317,19 @@ def test_a_run_whose_labels_took_the_alphabets_ids_resumes_only_where_they_are_t
                               chars=parse_charset("0-9A-Z"))).n == 6
 
 
+def test_a_plate_run_whose_check_redrew_only_misreads_is_not_resumed(ckpt_cn, tmp_path, monkeypatch):
+    """Its characters read right but unsure were kept; this plategen draws them again (`plan.CHECK_SURE`)."""
+    monkeypatch.setattr(engine_module.Synthesizer, "generate", lambda self, ids: (_ for _ in ()).throw(KeyboardInterrupt))
+    cut = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):
+        synthesize(request([EXAMPLE], ckpt_cn, cut, 6, batch_size=2))
+    meta = json.loads((cut / "meta.json").read_text(encoding="utf-8"))
+    del meta["check_sure"]  # as the plategen before wrote it
+    (cut / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(PlategenError, match=r"begun by an earlier plategen that draws this run otherwise \(check_sure\)"):
+        synthesize(request([EXAMPLE], ckpt_cn, cut, 6, resume=True, batch_size=None))
+
+
 def test_a_run_that_erased_masks_by_an_earlier_rule_is_not_resumed(ckpt_cn, tmp_path, monkeypatch):
     """`erased_masks` 1 told masks from paper otherwise; a resume mixed both drawings without a word."""
     monkeypatch.setattr(engine_module.Synthesizer, "generate", lambda self, ids: (_ for _ in ()).throw(KeyboardInterrupt))

@@ -25,6 +25,7 @@ from plategen.cli import app
 from plategen.errors import PlategenError
 from plategen.model import Discriminator, Generator, SAAEConfig
 from plategen.synth import Diversity, label_counts, synthesize, within_class_diversity
+from plategen.synth.plan import CHECK_SURE
 from plategen.synth.writers import JOURNAL, LOCK, read_manifest, read_shards
 
 from conftest import make_checkpoint, one_line_error, synth_args, synth_request
@@ -351,6 +352,26 @@ def test_resume_keeps_the_first_runs_batch_size_and_refuses_another(tmp_path, pl
     assert report.resumed > 0
     assert json.loads((out / "meta.json").read_text())["batch_size"] == 16
     assert tree_digest(out) == tree_digest(full.out)
+
+
+def test_a_run_whose_check_redrew_only_misreads_resumes_only_without_the_check(tmp_path, plate, ckpt):
+    """Since `check_sure` the check redraws images read right but unsure too; a run begun before would mix both."""
+    def stop(done, total):
+        if done >= 30:
+            raise KeyboardInterrupt
+
+    for check in (True, False):
+        out = tmp_path / f"cut-{check}"
+        with pytest.raises(KeyboardInterrupt):
+            synthesize(request(plate, ckpt, out, n=90, check=check), progress=stop)
+        meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
+        assert meta["check_sure"] == (CHECK_SURE if check else None)
+        del meta["check_sure"]  # as the plategen before wrote it
+        (out / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(PlategenError, match=r"begun by an earlier plategen that draws this run otherwise \(check_sure\)"):
+        synthesize(request(plate, ckpt, tmp_path / "cut-True", n=90, resume=True, batch_size=None))
+    assert synthesize(request(plate, ckpt, tmp_path / "cut-False", n=90, check=False, resume=True,
+                              batch_size=None)).resumed > 0
 
 
 def test_no_check_draws_each_image_once_and_the_manifest_says_unchecked(tmp_path, plate, ckpt):

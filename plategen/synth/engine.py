@@ -35,7 +35,7 @@ from plategen.glyphs import Font, shipped_fonts
 from plategen.model import fold_batchnorm
 from plategen.synth.check import CPU_CHUNK, LabelCheck, SplitCheck
 from plategen.synth.inputs import Style, check_drawable
-from plategen.synth.plan import (CHECK_ATTEMPTS, Diversity, GlyphPool, Plan, StylePool, build_glyph_pool,
+from plategen.synth.plan import (CHECK_ATTEMPTS, CHECK_SURE, Diversity, GlyphPool, Plan, StylePool, build_glyph_pool,
                                  build_style_pool, label_counts, make_plan, style_entries_needed)
 from plategen.synth.recolour import match_colours, style_palette
 
@@ -373,11 +373,12 @@ class Synthesizer:
         checks = [""] * len(ids)
         if self.check is not None:
             for t in range(1, CHECK_ATTEMPTS):
-                redo = np.flatnonzero(~passed)
+                redo = np.flatnonzero(~passed | (score < CHECK_SURE))
                 if not len(redo):
                     break
                 again, ok, prob = self._draw(ids[redo], np.full(len(redo), t))
-                better = ok | (prob > score[redo])  # every redo has failed so far
+                # read as its label beats read as another; then the surer read
+                better = (ok & ~passed[redo]) | ((ok == passed[redo]) & (prob > score[redo]))
                 take = redo[better]
                 out[torch.from_numpy(take).to(out.device)] = again[torch.from_numpy(better).to(out.device)]
                 attempts[take], passed[take], score[take] = t, ok[better], prob[better]

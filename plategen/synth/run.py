@@ -38,7 +38,7 @@ from plategen.synth.engine import (Synthesizer, chinese_model, if_drawing, requi
                                    with_chinese)
 from plategen.synth.check import chars_with_real_crops
 from plategen.synth.inputs import check_drawable, load_styles
-from plategen.synth.plan import CHECK_ATTEMPTS, Diversity, label_counts
+from plategen.synth.plan import CHECK_ATTEMPTS, CHECK_SURE, Diversity, label_counts
 from plategen.synth.plates import PlateReport
 
 SAMPLES_KEPT = 32  # images per label kept in memory for the diversity figure and the preview
@@ -101,7 +101,7 @@ class SynthReport:
 
 # what must match for --resume to continue a run
 RESUME_KEYS = ("drawing", "n", "charset", "seed", "checkpoint_sha256", "chinese_checkpoint_sha256", "styles", "format",
-               "shard_size", "batch_size", "diversity", "glyph_size", "label_check")
+               "shard_size", "batch_size", "diversity", "glyph_size", "label_check", "check_sure")
 # How this plategen draws (fonts per character, erasing): a run begun by one that drew otherwise cannot be
 # finished byte for byte. 2: the footless 1 and erased rims; runs from before carry no number (1).
 DRAWING = 2
@@ -147,12 +147,12 @@ def _checked(req: SynthRequest, world: World, progress: Callable[[int, int], Non
         "shard_size": req.shard_size if req.format == "shards" else None,
         "batch_size": req.batch_size or DEFAULT_BATCH_SIZE,
         "diversity": json_ready(req.diversity.to_dict()), "glyph_size": ckpt.config.glyph_size,
-        "label_check": label_check,
+        "label_check": label_check, "check_sure": CHECK_SURE if label_check else None,
     }
     def run(previous: dict | None):
         return _run(req, world, device, ckpt, ckpt_path, fonts, styles, params, previous, progress, start, chinese)
 
-    return device, params, RESUME_KEYS, lambda previous: (previous, set()), run
+    return device, params, RESUME_KEYS, _older_run, run
 
 
 def _claimed(req: SynthRequest, world: World, device: str, params: dict, resume_keys: Sequence[str],
@@ -238,10 +238,17 @@ def _options_of(keys: Sequence[str], previous: dict, params: dict) -> list[str]:
 
 # meta.json keys that record how a plate run's options draw (not options themselves); `_older_plate_run` infers them
 DRAWN_KEYS = ("chinese_serials_skip", "large_erasing", "draw_memo", "design_light", "hidden_dot", "erased_masks",
-              "leaning", "classes")
+              "leaning", "classes", "check_sure")
 # ... those set by the plategen version and the recorded options alone (a version number or None); the others follow
 # options: classes --chars, chinese_serials_skip whether --chars was given (meta does not record it), draw_memo --n
-VERSION_KEYS = ("large_erasing", "design_light", "hidden_dot", "erased_masks", "leaning")
+VERSION_KEYS = ("large_erasing", "design_light", "hidden_dot", "erased_masks", "leaning", "check_sure")
+
+
+def _older_run(previous: dict) -> tuple[dict, set[str]]:
+    """A character run's meta with `check_sure` inferred for a run begun before it (the label check redrew only
+    images read as another character), and the keys inferred."""
+    inferred = {"check_sure"} - set(previous)
+    return {"check_sure": None, **previous}, inferred
 
 
 def _older_plate_run(previous: dict, default_skip: str | None) -> tuple[dict, set[str]]:
@@ -257,9 +264,10 @@ def _older_plate_run(previous: dict, default_skip: str | None) -> tuple[dict, se
     - `erased_masks`: a pattern's characters were drawn on the privacy masks under them.
     - `leaning`: only 59e3702 leaned characters, and recorded it.
     - `draw_memo`: every plate run drew through a `DrawMemo`.
-    - `classes`: the labels' classes were the run's characters (`--chars`), not `exports.label_classes`."""
+    - `classes`: the labels' classes were the run's characters (`--chars`), not `exports.label_classes`.
+    - `check_sure`: the label check redrew only the characters read as another (`plan.CHECK_SURE`)."""
     chosen = any(str(arg).split("=")[0] in ("--chars", "--texts") for arg in previous.get("command") or [])
-    before = {"classes": previous.get("charset"),
+    before = {"classes": previous.get("charset"), "check_sure": None,
               "chinese_serials_skip": None if chosen or "chinese_checkpoint_sha256" not in previous else default_skip,
               "large_erasing": None, "draw_memo": True, "design_light": None, "hidden_dot": None,
               "erased_masks": None, "leaning": None}
@@ -303,7 +311,8 @@ def _checked_plates(req: SynthRequest, world: World, device: str, ckpt, ckpt_pat
         "chinese_checkpoint_sha256": chinese.sha256 if chinese is not None else None, "format": req.format,
         "shard_size": req.shard_size if req.format == "shards" else None,
         "batch_size": req.batch_size or plates.DEFAULT_PLATE_BATCH, "glyph_size": ckpt.config.glyph_size,
-        "label_check": label_check, **plates.plate_params(req, styles, chars, plan.layouts, design),
+        "label_check": label_check, "check_sure": CHECK_SURE if label_check else None,
+        **plates.plate_params(req, styles, chars, plan.layouts, design),
         "chinese_serials_skip": plan.serials_skip, "draw_memo": plates.draws_repeat(plan, chars, fonts),
     }
     default_skip = plates.serials_skip(plan.layouts, chars)
