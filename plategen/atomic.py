@@ -85,6 +85,15 @@ def _cannot_write(path: Path, exc: OSError) -> PlategenError:
     return PlategenError(f"{path}: cannot write ({exc.strerror or exc})")
 
 
+def require_writable_folder(folder: Path, named: str) -> None:
+    """Refuse, before any work, a folder a run would write in but cannot: the nearest part of it that exists must be
+    a folder this process may write in (an unwritable one gave a traceback, in train after the first sample grid's
+    minutes of training). `named`: the option and path, as the message names them."""
+    existing = next((p for p in (Path(folder), *Path(folder).parents) if p.exists()), Path("."))
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PlategenError(f"{named}: cannot write in {existing}")
+
+
 def check_sheet_path(path: Path, option: str) -> None:
     """A PNG sheet's path, refused before any work when the sheet could not be written there."""
     require_no_file_in_the_way(path)

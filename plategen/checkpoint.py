@@ -45,9 +45,12 @@ class LoadedCheckpoint:
     path: Path | None = None
 
 
+OPTIMIZER_SUFFIX = ".optim.safetensors"  # a checkpoint's Adam state, beside it
+
+
 def optimizer_path(path: Path | str) -> Path:
     path = Path(path)
-    return path.with_name(path.name.removesuffix(".safetensors") + ".optim.safetensors")
+    return path.with_name(path.name.removesuffix(".safetensors") + OPTIMIZER_SUFFIX)
 
 
 def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], header: dict, key: str = HEADER_KEY) -> None:

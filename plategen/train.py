@@ -34,10 +34,10 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from plategen import __version__, distributed
-from plategen.atomic import atomic_save_png, is_own_sheet, require_no_file_in_the_way
+from plategen.atomic import atomic_save_png, is_own_sheet, require_no_file_in_the_way, require_writable_folder
 from plategen.charset import parse_charset
-from plategen.checkpoint import (LoadedCheckpoint, load_checkpoint, load_optimizers, optimizer_path, optimizer_step,
-                                 save_checkpoint, save_optimizers)
+from plategen.checkpoint import (OPTIMIZER_SUFFIX, LoadedCheckpoint, load_checkpoint, load_optimizers, optimizer_path,
+                                 optimizer_step, save_checkpoint, save_optimizers)
 from plategen.dataset import CharSamples, build_samples, charset_of, holdout_split
 from plategen.device import resolve_device, usable_cores
 from plategen.distributed import SOLO, World
@@ -509,10 +509,20 @@ def check_out(out: Path, samples_dir: Path, resume: Path | None, overwrite: bool
         raise PlategenError(f"{out}: is a folder; --out names the checkpoint file, e.g. {out / 'saae.safetensors'}")
     if out.suffix != ".safetensors":
         raise PlategenError(f"--out {out}: a checkpoint is a .safetensors file; give a name ending in .safetensors")
+    if out.name.endswith(OPTIMIZER_SUFFIX):
+        raise PlategenError(f"--out {out}: a name ending in {OPTIMIZER_SUFFIX} is where a checkpoint's optimizer state "
+                            "goes; give the checkpoint another name")
     if not out.parent.is_dir():
         raise PlategenError(f"--out {out}: the folder {out.parent} does not exist")
-    if out.exists() and not overwrite and (resume is None or out.resolve() != resume.resolve()):
+    require_writable_folder(out.parent, f"--out {out}")
+    require_writable_folder(samples_dir, f"--samples-dir {samples_dir}")
+    continued = resume is not None and out.resolve() == resume.resolve()
+    if out.exists() and not overwrite and not continued:
         raise PlategenError(f"{out}: already exists; pass --overwrite to replace it (or --resume {out} to continue it)")
+    sidecar = optimizer_path(out)
+    if sidecar.exists() and not overwrite and not continued:  # a checkpoint of that name, or a user's file
+        raise PlategenError(f"{sidecar}: already exists, and this run writes its optimizer state there; pass "
+                            "--overwrite to replace it, or give --out another name")
 
 
 def restore_optimizers(path: Path, fit: SAAEFit) -> None:

@@ -1,6 +1,7 @@
 """Shared test fixtures: the real plate folders in ../shared/data beside the repository."""
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -98,4 +99,13 @@ def copy_plates(uc3m: Path, folder: Path, images) -> Path:
     for image in images:
         shutil.copy(image, folder / "images")
         shutil.copy(uc3m / "labels" / f"{image.stem}.txt", folder / "labels")
+    return folder
+
+
+def immutable(folder: Path) -> Path:
+    """A folder no process may write in, root's included (chmod does not stop root); skipped where chattr is not.
+    The test must run `chattr -i` on it when done."""
+    folder.mkdir()
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not available here")
     return folder

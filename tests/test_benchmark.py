@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from plategen.dataset import build_samples, charset_of, is_holdout, plate_key
 from plategen.errors import PlategenError
 from plategen.plates import load_plates
 from plategen.recognizer import Schedule
-from conftest import copy_plates
+from conftest import copy_plates, immutable, one_line_error
 
 TINY = Schedule(steps=20, batch_size=32, eval_points=2)
 
@@ -335,6 +336,13 @@ def test_read_as_asked_scores_the_class_each_crop_was_asked_to_be(small):
     (["--generator", "render", "--train-generator"], "--train-generator"),
     (["--balance", "zipf"], "--balance"),
     (["--threads", "0"], "--threads"),
+    # far beyond the machine: 100,000 threads crashed torch (segfault), 10^8 plates a batch ran on for minutes, an
+    # infinite budget trained the fresh SAAE to its step cap
+    (["--threads", "100000"], "the cores of this machine"),
+    (["--workers", "100000"], "the cores of this machine"),
+    (["--batch-size", "100000000"], "--batch-size 1 to 8192"),
+    (["--generator", "saae", "--train-generator", "--budget", "inf"], "--budget inf"),
+    (["--generator", "saae", "--train-generator", "--budget", "nan"], "--budget nan"),
     # options the run would silently ignore
     (["--generator", "render", "--checkpoint", "{ckpt}"], "--checkpoint"),
     (["--generator", "render", "--allow-overlap"], "--allow-overlap"),
@@ -350,6 +358,17 @@ def test_bad_options_are_one_clear_error(uc3m, small, ckpt, tmp_path, args, mess
     assert "error:" in result.output and message in result.output
     assert "Traceback" not in result.output
     assert not out.exists()
+
+
+def test_an_out_folder_that_cannot_be_written_is_one_line_before_any_work(uc3m, tmp_path):
+    """It gave a PermissionError traceback."""
+    locked = immutable(tmp_path / "locked")
+    try:
+        message = one_line_error(CliRunner().invoke(app, ["benchmark", "--data", str(uc3m), "--out",
+                                                          str(locked / "bench")]))
+        assert f"--out {locked / 'bench'}: cannot write in {locked}" in message and not list(locked.iterdir())
+    finally:
+        subprocess.run(["chattr", "-i", str(locked)])
 
 
 def test_missing_data_and_non_empty_out(uc3m, tmp_path):

@@ -1,4 +1,5 @@
 import shutil
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from plategen.dataset import build_samples, is_holdout
 from plategen.errors import PlategenError
 from plategen.model import Discriminator, Generator, SAAEConfig
 from plategen.plates import load_plates
-from conftest import one_line_error
+from conftest import immutable, one_line_error
 from plategen.train import (FINETUNE_STEPS, GlyphBank, TrainOptions, options_for, run_total, to_float, train_saae,
                             train_step)
 
@@ -448,3 +449,33 @@ def test_finetune_refusals_are_one_line_and_write_nothing(tmp_path: Path, small_
     assert result.exit_code == 2, result.output
     assert message in one_line_error(result)
     assert sorted(tmp_path.iterdir()) == before
+
+
+def test_an_optimizer_sidecars_name_is_no_checkpoint_and_an_existing_one_is_not_replaced(tmp_path: Path):
+    """`train --out w.safetensors` wrote w.optim.safetensors over whatever was there, a checkpoint a user had
+    named so included; and such a name was accepted as --out."""
+    base = ["train", "--data", str(tmp_path / "no-such-folder"), "--steps", "1"]
+    message = one_line_error(CliRunner().invoke(app, [*base, "--out", str(tmp_path / "w.optim.safetensors")]))
+    assert ".optim.safetensors is where a checkpoint's optimizer state goes" in message
+    (tmp_path / "v.optim.safetensors").write_text("keep me")
+    message = one_line_error(CliRunner().invoke(app, [*base, "--out", str(tmp_path / "v.safetensors")]))
+    assert "v.optim.safetensors: already exists" in message and "--overwrite" in message
+    assert (tmp_path / "v.optim.safetensors").read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.optim.safetensors"]
+
+
+@pytest.mark.parametrize("where", ["out", "samples-dir"])
+def test_an_output_folder_that_cannot_be_written_is_one_line_before_any_data_is_read(tmp_path: Path, data_dir: Path,
+                                                                                      where):
+    """It gave a PermissionError traceback, for the samples folder only after minutes of training."""
+    locked = immutable(tmp_path / "locked")
+    try:
+        out = locked / "x.safetensors" if where == "out" else tmp_path / "x.safetensors"
+        args = ["train", "--data", str(data_dir / "uc3m-lp"), "--out", str(out), "--steps", "300"]
+        if where == "samples-dir":
+            args += ["--samples-dir", str(locked / "grids")]
+        message = one_line_error(CliRunner().invoke(app, args))
+        assert f"cannot write in {locked}" in message and f"--{where} " in message
+        assert not list(locked.iterdir()) and not (tmp_path / "x.safetensors").exists()
+    finally:
+        subprocess.run(["chattr", "-i", str(locked)])

@@ -11,9 +11,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from plategen.atomic import require_no_file_in_the_way
+from plategen.atomic import require_no_file_in_the_way, require_writable_folder
+from plategen.device import usable_cores
 from plategen.errors import PlategenError
 from plategen.recognizer import PlateSchedule, Schedule
+from plategen.train import MAX_BATCH_SIZE
 
 LEVELS = ("chars", "plates")
 GENERATORS = ("saae", "render")
@@ -21,6 +23,7 @@ BALANCES = ("data", "uniform")
 DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "uc3m-lp"
 DEFAULT_TEST_PLATES = 400
 DEFAULT_BUDGET_S = 240.0
+MAX_BUDGET_S = 86400.0  # --budget: inf or 1e300 let the fresh SAAE train up to its step cap for hours
 DEFAULT_SYNTHETIC_SIZE = {"chars": 4000, "plates": 1000}  # generated crops / plates of the synthetic-only reference
 DEFAULT_SCHEDULE = Schedule(eval_points=8)
 DEFAULT_PLATE_SCHEDULE = PlateSchedule(eval_points=8)
@@ -158,12 +161,13 @@ def check_request(req: BenchmarkRequest) -> None:
     if req.synthetic_size < 1:
         raise PlategenError(f"--synthetic-size {req.synthetic_size}: need at least 1")
     schedule = req.plate_schedule if req.level == "plates" else req.schedule
-    if schedule.steps < 1 or schedule.batch_size < 1:
-        raise PlategenError("--steps and --batch-size must be at least 1")
-    if req.threads < 1:
-        raise PlategenError(f"--threads {req.threads}: need at least 1")
-    if req.workers < 1:
-        raise PlategenError(f"--workers {req.workers}: need at least 1")
+    if schedule.steps < 1 or not 1 <= schedule.batch_size <= MAX_BATCH_SIZE:
+        raise PlategenError(f"--steps must be at least 1 and --batch-size 1 to {MAX_BATCH_SIZE}")
+    cores = usable_cores()
+    if not 1 <= req.threads <= cores:  # far more threads than cores crashed torch and OpenCV (segfault)
+        raise PlategenError(f"--threads {req.threads}: need 1 to {cores}, the cores of this machine")
+    if not 1 <= req.workers <= cores:
+        raise PlategenError(f"--workers {req.workers}: need 1 to {cores}, the cores of this machine")
     if req.train_generator and "saae" not in req.generators:
         raise PlategenError("--train-generator trains a fresh SAAE: use it with --generator saae or both")
     if req.checkpoint is not None and "saae" not in req.generators:
@@ -175,8 +179,10 @@ def check_request(req: BenchmarkRequest) -> None:
                             "--generator saae or both, without --train-generator")
     if req.generator_budget_s is not None and not req.train_generator:
         raise PlategenError("--budget is the fresh SAAE's training time: use it with --train-generator")
-    if req.generator_budget_s is not None and req.generator_budget_s <= 0:
-        raise PlategenError(f"--budget {req.generator_budget_s}: must be positive")
+    if req.generator_budget_s is not None and not (math.isfinite(req.generator_budget_s)
+                                                   and 0 < req.generator_budget_s <= MAX_BUDGET_S):
+        raise PlategenError(f"--budget {req.generator_budget_s}: must be a positive number of seconds, at most "
+                            f"{MAX_BUDGET_S:.0f} (a day)")
     if req.generator_max_steps is not None and req.generator_max_steps < 1:
         raise PlategenError(f"generator_max_steps {req.generator_max_steps}: need at least 1")
     if req.test is not None and req.test_plates is not None:
@@ -187,6 +193,7 @@ def check_request(req: BenchmarkRequest) -> None:
             raise PlategenError(f"{option} {folder}: {'a file, not a' if folder.exists() else 'no such'} folder")
     out = req.out
     require_no_file_in_the_way(out)
+    require_writable_folder(out, f"--out {out}")
     if out.exists() and not out.is_dir():
         raise PlategenError(f"--out {out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not req.overwrite:
