@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from plategen.errors import PlategenError
 
 CHINESE_PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
@@ -39,6 +41,11 @@ def parse_charset(spec: str) -> list[str]:
     if odd:
         raise PlategenError(f"--chars: {odd[0]!r} in {spec!r} is not a letter, digit or Chinese character "
                             "(write ranges side by side, e.g. 0-9A-Z)")
+    changed = next((c for c in chars if unicodedata.normalize("NFKC", c) != c), None)
+    if changed is not None:  # plategen reads texts and classes.txt back NFKC-normalised (plates.clean_text)
+        raise PlategenError(f"--chars: {changed!r} in {spec!r} is read back as "
+                            f"{unicodedata.normalize('NFKC', changed)!r} (NFKC, as every plate text and classes.txt "
+                            "is read), so labels written with it would not read back; give that instead")
     return list(dict.fromkeys(chars))
 
 

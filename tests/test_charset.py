@@ -29,3 +29,11 @@ def test_unsafe_labels_get_safe_distinct_folder_names():
     assert safe_label_dir("A") == "A"
     names = {safe_label_dir(c) for c in ["/", "\\", ".", ".."]}
     assert len(names) == 4 and all("/" not in n and n not in {".", ".."} for n in names)
+
+
+@pytest.mark.parametrize("spec, read", [("Ⅰ-Ⅻ0-9", "I"), ("0-9²", "2"), ("ﬁ", "fi"), ("ＡＢＣ", "A")])
+def test_a_character_plategen_would_read_back_as_another_is_refused(spec, read):
+    """Texts and classes.txt are read back NFKC-normalised: synth wrote Ⅱ into classes.txt, and inspect of its own
+    output then failed ("expected one character per line, got ['Ⅱ', ...]")."""
+    with pytest.raises(PlategenError, match=f"is read back as '{read}'"):
+        parse_charset(spec)

@@ -10,7 +10,8 @@ from plategen.charset import parse_charset
 from plategen.synth.compose import erase_characters, ink_colour, place_characters
 from plategen.dataset import crop_character
 from plategen.errors import PlategenError
-from plategen.synth.exports import FinishedPlate, write_lprnet, write_paddleocr, write_plate_folder
+from plategen.synth.exports import (FinishedPlate, require_lprnet_names, write_lprnet, write_paddleocr,
+                                    write_plate_folder)
 from plategen.layout import draw_texts, layout_of
 from plategen.plates import clean_text, load_plates, read_image
 from plategen.synth.writers import decode_png, encode_png
@@ -116,3 +117,14 @@ def test_a_plate_that_cannot_be_labelled_is_refused_before_anything_is_written(t
     with pytest.raises(PlategenError, match=message):
         write_plate_folder(out, [FinishedPlate(**{**good, **change})], list("0123456789"))
     assert not out.exists()
+
+
+def test_an_lprnet_name_a_file_system_cannot_hold_is_refused_before_any_plate():
+    """100 provinces on one plate made a 311-byte name: OSError mid-run, a half-written folder, and a --resume that
+    failed the same way. 241 bytes (255 less the temporary name's 14) is the longest that works."""
+    fits = "A" * (241 - len("_000000.png"))
+    require_lprnet_names([fits, "ABC"], 6)
+    with pytest.raises(PlategenError, match=r"--export lprnet: .* 242-byte file name, over the 241"):
+        require_lprnet_names(["ABC", fits + "B"], 6)
+    with pytest.raises(PlategenError, match=r"\(81 characters\) makes a 254-byte"):
+        require_lprnet_names(["京" * 81], 6)  # three bytes a character in UTF-8

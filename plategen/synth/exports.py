@@ -44,6 +44,8 @@ CLASSES = "classes.txt"
 LPRNET_SIZE = (94, 24)  # width, height of LPRNet's input
 PAD_CANDIDATES = "_#~*"  # fast-plate-ocr pads short plates with a character outside the plate alphabet
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+NAME_BYTES = 255  # the longest file name ext4, XFS, APFS and NTFS take
+TMP_NAME_BYTES = len(".") + len(".12345678.tmp")  # what `atomic_write_bytes`'s temporary name adds
 
 
 LATIN = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # UC3M-LP's classes.txt, in its order
@@ -142,6 +144,18 @@ def plate_config(plates: Sequence[FinishedPlate], classes: Sequence[str]) -> str
         "image_color_mode": "rgb",
     }
     return "".join(f"{key}: {json.dumps(value, ensure_ascii=False)}\n" for key, value in fields.items())
+
+
+def require_lprnet_names(texts: Sequence[str], id_width: int) -> None:
+    """Refuse, before any plate is drawn, a text whose ``<text>_<id>.png`` a file system cannot hold: a name is at
+    most NAME_BYTES bytes, less the temporary name's TMP_NAME_BYTES while it is written (`atomic_write_bytes`)."""
+    longest = max(texts, key=lambda t: len(t.encode("utf-8")), default="")
+    size = len(f"{longest}_{'0' * id_width}.png".encode("utf-8"))
+    if size > NAME_BYTES - TMP_NAME_BYTES:
+        shown = longest if len(longest) <= 24 else longest[:24] + "..."
+        raise PlategenError(f"--export lprnet: names each image by its text, and {shown!r} ({len(longest)} characters) "
+                            f"makes a {size}-byte file name, over the {NAME_BYTES - TMP_NAME_BYTES} a file system "
+                            "takes; give shorter texts, or leave --export lprnet out")
 
 
 def write_lprnet(folder: Path | str, plates: Sequence[FinishedPlate]) -> None:

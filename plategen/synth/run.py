@@ -37,6 +37,7 @@ from plategen.synth import plates, writers
 from plategen.synth.engine import (Synthesizer, chinese_model, if_drawing, require_finite, routed_chars,
                                    with_chinese)
 from plategen.synth.check import chars_with_real_crops
+from plategen.synth.exports import require_lprnet_names
 from plategen.synth.inputs import check_drawable, load_styles
 from plategen.synth.plan import CHECK_ATTEMPTS, CHECK_SURE, Diversity, label_counts
 from plategen.synth.plates import PlateReport
@@ -306,6 +307,8 @@ def _checked_plates(req: SynthRequest, world: World, device: str, ckpt, ckpt_pat
     chinese = if_drawing(chinese, chars)  # an "other" slot of a Ñ: nothing for it to draw
     plan = plates.plan_plates(styles, req.n, chars, req.seed, pattern, req.texts,
                               chinese_serials=req.chars is None and req.texts is None)
+    if "lprnet" in req.exports:
+        require_lprnet_names(plan.texts, writers.id_width(req.n))
     params = {
         "drawing": DRAWING, "n": req.n, "seed": req.seed, "checkpoint_sha256": ckpt.sha256,
         "chinese_checkpoint_sha256": chinese.sha256 if chinese is not None else None, "format": req.format,

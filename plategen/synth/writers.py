@@ -382,6 +382,11 @@ def decode_png(data: bytes) -> np.ndarray:
 # ---------------------------------------------------------------- writers
 
 
+def id_width(n: int) -> int:
+    """Digits of the ids of a run of `n` (``000042``): at least six, so names sort in order."""
+    return max(6, len(str(max(n - 1, 0))))
+
+
 class _Writer:
     """Encodes and writes batches in worker threads; `submit` returns a future of the
     (id, hash) pairs that became durable with that batch."""
@@ -390,7 +395,7 @@ class _Writer:
 
     def __init__(self, out: Path, chars: Sequence[str], n: int, workers: int):
         self.out = out
-        self.width = max(6, len(str(max(n - 1, 0))))
+        self.width = id_width(n)
         self.pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="plategen-writer")
 
     def key(self, i: int) -> str:
