@@ -253,6 +253,12 @@ def draw_texts(layout: PlateLayout, n: int, chars: Sequence[str], rng: np.random
     return ["".join(columns[i][t] for i in range(len(slots))) for t in range(n)]
 
 
+def shown_line(line: str, most: int = 40) -> str:
+    """A texts file's line as a message quotes it, cut after `most` characters (a 1 MB line made a 1 MB message)."""
+    line = line.strip()
+    return repr(line) if len(line) <= most else f"{line[:most]!r}... ({len(line):,} characters)"
+
+
 def read_texts(path: Path | str, layout: PlateLayout, n: int, chars: Sequence[str]) -> list[str]:
     """`n` texts from a `--texts` file: one plate a line, used in order and cycled to `n`.
 
@@ -277,17 +283,17 @@ def read_texts(path: Path | str, layout: PlateLayout, n: int, chars: Sequence[st
         if not text:
             continue
         if len(text) != len(slots):
-            raise PlategenError(f"{path}:{number}: {line.strip()!r} has {len(text)} characters; "
+            raise PlategenError(f"{path}:{number}: {shown_line(line)} has {len(text)} characters; "
                                 f"the layout {layout.kinds} has {len(slots)}")
         unknown = sorted(set(text) - allowed)
         if unknown:
-            raise PlategenError(f"{path}:{number}: {line.strip()!r} has {' '.join(unknown)}, not in the alphabet "
+            raise PlategenError(f"{path}:{number}: {shown_line(line)} has {' '.join(unknown)}, not in the alphabet "
                                 f"{''.join(chars)!r} ({ALPHABET})")
         for position, (ch, slot) in enumerate(zip(text, slots), start=1):
             if (kind_of(ch) == "province") != (slot.kind == "province") or (slot.allowed and not slot.own
                                                                              and ch not in slot.allowed):
                 wanted = f"[{slot.allowed}]" if slot.allowed and not slot.own else slot.kind
-                raise PlategenError(f"{path}:{number}: {line.strip()!r} has {ch!r} at position {position}, "
+                raise PlategenError(f"{path}:{number}: {shown_line(line)} has {ch!r} at position {position}, "
                                     f"a {wanted} slot in the layout {layout.kinds}")
         texts.append(text)
     if not texts:

@@ -141,6 +141,9 @@ def test_a_texts_file_is_used_in_order_and_cycled(tmp_path):
     ("AA12345\n", r"texts.txt:1: 'AA12345' has 'A' at position 1, a province slot"),
     ("京京12345\n", r"texts.txt:1: '京京12345' has '京' at position 2, a letter slot"),
     ("\n \n", r"texts.txt: no plate texts in the file"),
+    # a long line is quoted in part: a 1 MB line made a 1 MB message
+    ("京A" + "1" * 100_000 + "\n", r"texts.txt:1: '京A1{38}'\.\.\. \(100,002 characters\) "
+                                   r"has 100002 characters; the layout PL.DDDDD has 7$"),
 ])
 def test_a_text_that_does_not_fit_the_layout_is_refused_with_file_and_line(tmp_path, content, message):
     path = tmp_path / "texts.txt"

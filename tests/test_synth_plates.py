@@ -509,6 +509,17 @@ def test_pattern_sets_the_kind_of_every_slot(styles, ckpt_cn, tmp_path):
         synthesize(request(styles[1:2], ckpt_cn, tmp_path / "bad", 2, pattern="PX"))
 
 
+def test_a_layout_refusal_names_the_style_plate_it_is_about(styles, ckpt_cn, tmp_path):
+    """In a folder of plates, "1 row(s), but the style plate has 2" did not say which plate has two rows."""
+    with pytest.raises(PlategenError, match=rf"has 2 \(style plate {styles[0]}\)$"):
+        synthesize(request([EXAMPLE, styles[0]], ckpt_cn, tmp_path / "rows", 4, pattern="DDDD_LLL"))
+    texts = tmp_path / "texts.txt"
+    texts.write_text("1234BCD\n", encoding="utf-8")
+    with pytest.raises(PlategenError, match=rf"the layout DDD/LL has 5 \(style plate {styles[0]}\)$"):
+        synthesize(request([styles[0]], ckpt_cn, tmp_path / "texts", 4, texts=texts))
+    assert not (tmp_path / "rows").exists() and not (tmp_path / "texts").exists()
+
+
 def test_without_chars_a_run_takes_the_characters_its_slots_use(styles, ckpt_cn, tmp_path):
     """Spanish plates' classes hold no province (fast-plate-ocr warned of unused ones); Chinese serials skip I and O."""
     spanish = synthesize(request(styles[:1], ckpt_cn, tmp_path / "es", 40, chars=None)).out

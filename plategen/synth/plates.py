@@ -200,7 +200,16 @@ def _plate_of_file(path: Path) -> tuple[Plate | None, Problem | None]:
 
 def plate_layouts(styles: Sequence[StylePlate], pattern: str | None) -> list[PlateLayout]:
     """The slots each style plate's new plates fill: `pattern` placed on its own layout, or its own."""
-    return [parse_pattern(pattern, s.layout) if pattern else s.layout for s in styles]
+    return [of_style(s, parse_pattern, pattern, s.layout) if pattern else s.layout for s in styles]
+
+
+def of_style(style: StylePlate, make, *args):
+    """`make(*args)` for one style plate, its refusal naming that plate: in a folder of plates, "the style plate has
+    2 rows" did not say which of them."""
+    try:
+        return make(*args)
+    except PlategenError as exc:
+        raise PlategenError(f"{exc} (style plate {style.name})") from None
 
 
 CHINESE_SERIALS_SKIP = "IO"  # Chinese plates never print I or O (read as 1 and 0)
@@ -249,7 +258,7 @@ def plan_plates(styles: Sequence[StylePlate], n: int, chars: Sequence[str], seed
         for i, k in enumerate(style):
             layout = layouts[k]
             if layout.kinds not in by_kinds:
-                by_kinds[layout.kinds] = read_texts(texts, layout, n, chars)
+                by_kinds[layout.kinds] = of_style(styles[k], read_texts, texts, layout, n, chars)
             out[i] = by_kinds[layout.kinds][i]
     else:
         for k, layout in enumerate(layouts):
