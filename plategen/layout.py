@@ -111,6 +111,11 @@ def layout_of(plate: Plate, image_size: tuple[int, int]) -> tuple[PlateLayout, s
     return PlateLayout(image_size, tuple(slots)), text
 
 
+def compact_pattern(spec: str | None) -> str | None:
+    """A pattern without its spaces, which mean nothing: how a run records it, so `DDDD LLL` resumes `DDDDLLL`."""
+    return None if spec is None else "".join(spec.split())
+
+
 def parse_pattern(spec: str, style: PlateLayout) -> PlateLayout:
     """An explicit layout (`--pattern`) placed on a style plate's layout.
 

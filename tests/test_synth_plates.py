@@ -345,6 +345,19 @@ def test_a_run_that_erased_masks_by_an_earlier_rule_is_not_resumed(ckpt_cn, tmp_
             synthesize(request([EXAMPLE], ckpt_cn, cut, 6, resume=True, batch_size=None, pattern="DDDD LLL"))
 
 
+def test_a_resume_may_space_its_pattern_otherwise(ckpt_cn, tmp_path, monkeypatch):
+    """Spaces in a pattern mean nothing, yet 'DDDD LLL' resumed as DDDDLLL was refused as other settings."""
+    generate = engine_module.Synthesizer.generate
+    monkeypatch.setattr(engine_module.Synthesizer, "generate", lambda self, ids: (_ for _ in ()).throw(KeyboardInterrupt))
+    cut = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):
+        synthesize(request([EXAMPLE], ckpt_cn, cut, 6, batch_size=2, pattern="DDDD LLL"))
+    monkeypatch.setattr(engine_module.Synthesizer, "generate", generate)
+    whole = synthesize(request([EXAMPLE], ckpt_cn, tmp_path / "whole", 6, batch_size=2, pattern="DDDDLLL")).out
+    assert synthesize(request([EXAMPLE], ckpt_cn, cut, 6, resume=True, batch_size=None, pattern="DDDDLLL")).n == 6
+    assert tree(cut) == tree(whole)
+
+
 def test_a_resume_with_another_n_names_n_not_how_draws_repeat(ckpt_cn, tmp_path):
     """`draw_memo` follows --n; a resume with another --n was blamed on "an earlier plategen"."""
     out = synthesize(request([EXAMPLE], ckpt_cn, tmp_path / "dm", 2)).out

@@ -39,7 +39,7 @@ from plategen.synth.designs import Design, design_named, draw_dot, repaint
 from plategen.errors import PlategenError, require_once, require_regular_file, require_writable_name
 from plategen.synth.exports import FinishedPlate, label_classes, write_lprnet, write_paddleocr, write_plate_index
 from plategen.glyphs import Font, fonts_for
-from plategen.layout import PlateLayout, draw_texts, kind_of, layout_of, parse_pattern, read_texts
+from plategen.layout import PlateLayout, compact_pattern, draw_texts, kind_of, layout_of, parse_pattern, read_texts
 from plategen.plates import (Box, Plate, Problem, detect_format, load_plate, load_plates, name_problem, read_image,
                              text_of_name)
 from plategen.detect import segment_with_text
@@ -734,7 +734,7 @@ def plate_params(req, styles: Sequence[StylePlate], chars: Sequence[str], layout
                  design: Design | None) -> dict:
     """What fixes the bytes of a plate run; --resume must match all of it."""
     texts_sha = hashlib.sha256(Path(req.texts).read_bytes()).hexdigest() if req.texts else None
-    return {"pattern": req.pattern, "design": req.design, "texts_sha256": texts_sha, "noise": req.diversity.noise,
+    return {"pattern": compact_pattern(req.pattern), "design": req.design, "texts_sha256": texts_sha, "noise": req.diversity.noise,
             "exports": sorted(set(req.exports)), "charset": list(chars), "classes": label_classes(chars),
             "styles": [{"path": s.name, "sha256": s.sha256} for s in styles],
             "large_erasing": LARGE_ERASING if any(erases_large(erased_boxes(s, layout, design)[0])

@@ -32,6 +32,7 @@ from plategen.device import resolve_device, usable_cores
 from plategen.distributed import World
 from plategen.errors import PlategenError
 from plategen.glyphs import fonts_for, render_glyph, shipped_fonts
+from plategen.layout import compact_pattern
 from plategen.synth.designs import design_named
 from plategen.synth import plates, writers
 from plategen.synth.engine import (Synthesizer, chinese_model, if_drawing, require_finite, routed_chars,
@@ -274,7 +275,8 @@ def _older_plate_run(previous: dict, default_skip: str | None) -> tuple[dict, se
               "erased_masks": None, "leaning": None}
     inferred = set(before) - set(previous)
     version_keys = inferred | ({"leaning"} if previous.get("leaning") else set())  # no option changes it
-    return {**{k: before[k] for k in inferred}, **previous}, version_keys
+    return {**{k: before[k] for k in inferred}, **previous, "pattern": compact_pattern(previous.get("pattern"))}, \
+        version_keys
 
 
 def _checked_plates(req: SynthRequest, world: World, device: str, ckpt, ckpt_path: Path, label_check: bool,
