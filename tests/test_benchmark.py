@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from plategen.bench import (BenchmarkRequest, Stat, Summary, apportion, check_targets, class_shares, generated_count,
                             parse_generators, parse_ratios, run_benchmark, split_for_seed, take_balanced)
 from plategen.bench.runs import CharJob, CharRead, SeedTest, run_char_job
+from plategen.bench.splits import plan_splits
 from plategen.cli import app
 from plategen.dataset import build_samples, charset_of, is_holdout, plate_key
 from plategen.errors import PlategenError
@@ -209,6 +210,17 @@ def test_checkpoint_that_saw_the_test_plates_is_refused(uc3m, plates, tmp_path):
     with pytest.raises(PlategenError, match="does not record"):
         run_benchmark(BenchmarkRequest(data=uc3m, out=out, generators=("saae",), checkpoint=unrecorded))
     assert not out.exists()  # nothing written
+
+
+def test_fewer_test_plates_than_asked_for_is_said(plates, uc3m, tmp_path):
+    """--test-plates 100000 tested on the same 392 plates as 400, with no word of it."""
+    seen = {p.sha256 for p in plates if not is_holdout(p)}  # as the shipped checkpoint saw the train side
+    req = BenchmarkRequest(data=uc3m, out=tmp_path / "bench", seeds=1, real_plates=50, test_plates=100_000)
+    splits, warnings = plan_splits(req, plates, None, seen)
+    assert len(splits[0].test) < 100_000
+    assert any(f"--test-plates 100000, but only {len(splits[0].test)} plates are left for test" in w for w in warnings)
+    _, quiet = plan_splits(dataclasses.replace(req, test_plates=None), plates, None, seen)  # the default: no word
+    assert not quiet
 
 
 def test_allow_overlap_runs_on_plates_the_checkpoint_saw_and_says_so(small, tmp_path):

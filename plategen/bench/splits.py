@@ -143,6 +143,10 @@ def plan_splits(req: BenchmarkRequest, data_plates: Sequence[Plate], test_source
             if not req.allow_overlap:
                 raise PlategenError(msg + ". Use plates it never saw (--test) or pass --allow-overlap")
             warnings.append(msg)
+        if req.test_plates is not None and len(split.test) < req.test_plates:  # asked for, and silently fewer
+            warnings.append(f"seed {s}: --test-plates {req.test_plates}, but only {len(split.test)} plates are left "
+                            "for test (of physical plates the checkpoint never saw, outside the training plates); "
+                            "the seed tests on those")
         splits.append(split)
     return splits, warnings
 
