@@ -182,12 +182,15 @@ def detect_format(folder: Path) -> Format:
     if folder.resolve().name == "images" and _holds_labels(parent):
         raise PlategenError(f"{folder}: the images/ of the data folder {parent}, whose labels are beside it; give "
                             f"{parent} (read alone, its file names would be taken for plate texts)")
+    meta = synth_meta(folder)
+    if meta is not None and meta.get("plates") and meta.get("status") != "complete":  # classes.txt comes last
+        raise PlategenError(f"{folder}: an unfinished plategen synth --plates run; finish it with its own command "
+                            "and --resume (meta.json's command), then read it")
     if (folder / "labels").is_dir():
         if not (folder / "classes.txt").exists():
             raise PlategenError(f"{folder}: has labels/ (YOLO boxes) but no classes.txt naming the classes, one "
                                 "character per line; add it, or pass --format if labels/ is not YOLO labels")
         return "yolo"
-    meta = synth_meta(folder)
     if meta is not None:
         if meta.get("plates") and meta.get("format") == "shards":
             raise PlategenError(f"{folder}: a plategen synth --plates output in WebDataset shards, which only a "

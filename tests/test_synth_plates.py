@@ -345,6 +345,17 @@ def test_a_run_that_erased_masks_by_an_earlier_rule_is_not_resumed(ckpt_cn, tmp_
             synthesize(request([EXAMPLE], ckpt_cn, cut, 6, resume=True, batch_size=None, pattern="DDDD LLL"))
 
 
+def test_an_unfinished_plate_run_read_as_data_says_to_finish_it(ckpt_cn, tmp_path, monkeypatch):
+    """inspect, train and benchmark told the user to add the classes.txt the run writes last."""
+    monkeypatch.setattr(engine_module.Synthesizer, "generate", lambda self, ids: (_ for _ in ()).throw(KeyboardInterrupt))
+    cut = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):
+        synthesize(request([EXAMPLE], ckpt_cn, cut, 6, batch_size=2))
+    with pytest.raises(PlategenError, match=r"an unfinished plategen synth --plates run; finish it with its own "
+                                            r"command and --resume"):
+        load_plates(cut)
+
+
 def test_a_resume_may_space_its_pattern_otherwise(ckpt_cn, tmp_path, monkeypatch):
     """Spaces in a pattern mean nothing, yet 'DDDD LLL' resumed as DDDDLLL was refused as other settings."""
     generate = engine_module.Synthesizer.generate
