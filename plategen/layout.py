@@ -138,6 +138,10 @@ def parse_pattern(spec: str, style: PlateLayout) -> PlateLayout:
     rows = [_pattern_row(spec, row) for row in spec.split(ROW_BREAK)]
     if any(not any(kind not in ("separator", GAP) for kind, _ in row) for row in rows):
         raise PlategenError(f"--pattern {spec!r}: every row needs at least one character slot (D, L, P, O or [...])")
+    printed = [[kind for kind, _ in row if kind != GAP] for row in rows]
+    if any(kinds[0] == "separator" or kinds[-1] == "separator" for kinds in printed):
+        raise PlategenError(f"--pattern {spec!r}: a separator (.) stands between two characters, not at a row's start "
+                            "or end")
     if len(rows) != style.rows:
         raise PlategenError(f"--pattern {spec!r}: {len(rows)} row(s), but the style plate has {style.rows}")
     slots: list[Slot] = []

@@ -92,6 +92,9 @@ def test_bad_patterns_are_refused_with_what_is_wrong(imported):
         parse_pattern("DDD/LL", style)
     with pytest.raises(PlategenError, match="at least one character slot"):
         parse_pattern("DDD/.", style)
+    for edge in (".DDDLL", "DDDLL.", "DDD._LL_.", "_.DDDLL"):  # drawn inside the first box's gap, or stuck to the last box
+        with pytest.raises(PlategenError, match=r"a separator \(\.\) stands between two characters"):
+            parse_pattern(edge, style)
 
 
 def _one_row(n: int) -> PlateLayout:
