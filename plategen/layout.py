@@ -79,7 +79,7 @@ class PlateLayout:
 def kind_of(ch: str) -> Kind:
     if ch.isascii() and ch.isdigit():
         return "digit"
-    if ch.isascii() and ch.isalpha():
+    if "A" <= ch <= "Z":  # a lower-case one is no plate letter: an "other" character
         return "letter"
     if ch in CHINESE_PROVINCES:
         return "province"

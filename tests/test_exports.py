@@ -128,3 +128,10 @@ def test_an_lprnet_name_a_file_system_cannot_hold_is_refused_before_any_plate():
         require_lprnet_names(["ABC", fits + "B"], 6)
     with pytest.raises(PlategenError, match=r"\(81 characters\) makes a 254-byte"):
         require_lprnet_names(["京" * 81], 6)  # three bytes a character in UTF-8
+
+
+def test_an_lprnet_name_plategen_would_not_read_back_is_refused():
+    """A lower-case text was written as l34FJ_000000.png, which plategen's own reader (like LPRNet's) refuses."""
+    with pytest.raises(PlategenError, match=r"'l34FJ' would not read back as one \(letters and digits, no lower case\)"):
+        require_lprnet_names(["1234BCD", "l34FJ"], 6)
+    require_lprnet_names(["1234BCD", "京A12345", "IMG0001"], 6)

@@ -155,6 +155,13 @@ def test_a_text_that_does_not_fit_the_layout_is_refused_with_file_and_line(tmp_p
         read_texts(path, parse_pattern("PL.DDDDD", _one_row(7)), 3, CHARS + ["京", "沪"])
 
 
+def test_a_lower_case_slot_leaves_the_letter_slots_upper_case():
+    """'[a-z]DDLL' drew o34ck: the letters a [...] slot asked for joined the alphabet of every L slot."""
+    layout = parse_pattern("[a-z]DDLL", _one_row(5))
+    texts = draw_texts(layout, 200, CHARS + parse_charset("a-z"), np.random.default_rng(1))
+    assert all(t[0].islower() and t[3:].isupper() for t in texts)
+
+
 def test_a_pattern_slot_can_take_only_the_characters_it_lists(tmp_path):
     layout = parse_pattern("PL.[DF][A-HJ-NP-Z0-9]DDDD", _one_row(7))  # a Chinese new-energy plate: 8 characters
     assert len(layout.char_slots) == 8 and layout.kinds == "PL.[DF][ABCDEFGHJKLMNPQRSTUVWXYZ0123456789]DDDD"

@@ -35,7 +35,7 @@ import numpy as np
 from plategen.atomic import atomic_write_bytes, atomic_write_text
 from plategen.charset import CHINESE_PROVINCES, CHINESE_SPECIAL
 from plategen.errors import PlategenError
-from plategen.plates import Box
+from plategen.plates import Box, name_problem
 from plategen.synth.writers import decode_png, encode_png
 
 PLATES_CSV = "plates.csv"
@@ -147,8 +147,14 @@ def plate_config(plates: Sequence[FinishedPlate], classes: Sequence[str]) -> str
 
 
 def require_lprnet_names(texts: Sequence[str], id_width: int) -> None:
-    """Refuse, before any plate is drawn, a text whose ``<text>_<id>.png`` a file system cannot hold: a name is at
-    most NAME_BYTES bytes, less the temporary name's TMP_NAME_BYTES while it is written (`atomic_write_bytes`)."""
+    """Refuse, before any plate is drawn, a text whose ``<text>_<id>.png`` does not read back as it (lower case:
+    `plates.name_problem`) or that a file system cannot hold: a name is at most NAME_BYTES bytes, less the temporary
+    name's TMP_NAME_BYTES while it is written (`atomic_write_bytes`)."""
+    for text in dict.fromkeys(texts):
+        problem = name_problem(Path(f"{text}_{'0' * id_width}.png"))
+        if problem is not None:
+            raise PlategenError(f"--export lprnet: names each image by its text, and {text!r} would not read back as "
+                                f"one ({problem}); leave --export lprnet out for such texts")
     longest = max(texts, key=lambda t: len(t.encode("utf-8")), default="")
     size = len(f"{longest}_{'0' * id_width}.png".encode("utf-8"))
     if size > NAME_BYTES - TMP_NAME_BYTES:
