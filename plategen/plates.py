@@ -183,7 +183,8 @@ def detect_format(folder: Path) -> Format:
         raise PlategenError(f"{folder}: the images/ of the data folder {parent}, whose labels are beside it; give "
                             f"{parent} (read alone, its file names would be taken for plate texts)")
     meta = synth_meta(folder)
-    if meta is not None and meta.get("plates") and meta.get("status") != "complete":  # classes.txt comes last
+    # an unfinished plate run writes classes.txt last: "add classes.txt" was the wrong advice
+    if meta is not None and meta.get("plates") and meta.get("format") != "shards" and meta.get("status") != "complete":
         raise PlategenError(f"{folder}: an unfinished plategen synth --plates run; finish it with its own command "
                             "and --resume (meta.json's command), then read it")
     if (folder / "labels").is_dir():
