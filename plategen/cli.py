@@ -37,7 +37,6 @@ err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ALLOW_OUTSIDE_HELP = "Follow CSV image paths that leave the data folder (absolute, or through ..)."
-PREVIEW_NAME = "preview.png"  # synth's sheet in --out when --preview is not given
 
 
 def printable(text: str) -> str:
@@ -105,6 +104,8 @@ def preview_path(value: Optional[str], off: bool, out: str) -> Optional[Path]:
         raise PlategenError("--preview and --no-preview: give one")
     if off:
         return None
+    from plategen.synth.writers import PREVIEW_NAME
+
     return optional_path(value, "--preview") if value is not None else given_path(out, "--out") / PREVIEW_NAME
 
 

@@ -79,7 +79,7 @@ class PlateLayout:
 def kind_of(ch: str) -> Kind:
     if ch.isascii() and ch.isdigit():
         return "digit"
-    if "A" <= ch <= "Z":  # a lower-case one is no plate letter: an "other" character
+    if ch.isascii() and ch.isalpha():
         return "letter"
     if ch in CHINESE_PROVINCES:
         return "province"
@@ -135,13 +135,7 @@ def parse_pattern(spec: str, style: PlateLayout) -> PlateLayout:
     its print area whatever the count; a pattern with another number of rows is refused,
     as there is no row band to put the extra row in.
     """
-    rows = [_pattern_row(spec, row) for row in spec.split(ROW_BREAK)]
-    if any(not any(kind not in ("separator", GAP) for kind, _ in row) for row in rows):
-        raise PlategenError(f"--pattern {spec!r}: every row needs at least one character slot (D, L, P, O or [...])")
-    printed = [[kind for kind, _ in row if kind != GAP] for row in rows]
-    if any(kinds[0] == "separator" or kinds[-1] == "separator" for kinds in printed):
-        raise PlategenError(f"--pattern {spec!r}: a separator (.) stands between two characters, not at a row's start "
-                            "or end")
+    rows = pattern_rows(spec)
     if len(rows) != style.rows:
         raise PlategenError(f"--pattern {spec!r}: {len(rows)} row(s), but the style plate has {style.rows}")
     slots: list[Slot] = []
@@ -158,6 +152,18 @@ def parse_pattern(spec: str, style: PlateLayout) -> PlateLayout:
                                 f"of the style plate's {height} px high row, too narrow for a character; give fewer")
         slots.extend(spread)
     return PlateLayout(style.size, tuple(slots))
+
+
+def pattern_rows(spec: str) -> list[list[tuple[Kind, str]]]:
+    """A pattern's rows of (kind, allowed characters) marks, refused where its syntax is wrong whatever the plate."""
+    rows = [_pattern_row(spec, row) for row in spec.split(ROW_BREAK)]
+    if any(not any(kind not in ("separator", GAP) for kind, _ in row) for row in rows):
+        raise PlategenError(f"--pattern {spec!r}: every row needs at least one character slot (D, L, P, O or [...])")
+    printed = [[kind for kind, _ in row if kind != GAP] for row in rows]
+    if any(kinds[0] == "separator" or kinds[-1] == "separator" for kinds in printed):
+        raise PlategenError(f"--pattern {spec!r}: a separator (.) stands between two characters, not at a row's start "
+                            "or end")
+    return rows
 
 
 def _pattern_row(spec: str, row: str) -> list[tuple[Kind, str]]:
@@ -226,10 +232,11 @@ def _spread(marks: Sequence[tuple[Kind, str]], style_row: Sequence[Slot], row: i
 
 def alphabet(slot: Slot, chars: Sequence[str], skip: str = "") -> list[str]:
     """The allowed characters (`--chars`) that may fill this slot, in `chars` order; a slot of a kind leaves
-    out `skip` (a ``[...]`` slot takes what it lists)."""
+    out `skip` and lower case, which no plate prints (a ``[...]`` slot takes what it lists: '[a-z]DDLL' put
+    lower case into its L slots too)."""
     if slot.allowed:
         return [c for c in chars if c in slot.allowed]
-    return [c for c in chars if kind_of(c) == slot.kind and c not in skip]
+    return [c for c in chars if kind_of(c) == slot.kind and c not in skip and not (c.islower() and c.isascii())]
 
 
 def draw_texts(layout: PlateLayout, n: int, chars: Sequence[str], rng: np.random.Generator,
@@ -278,19 +285,11 @@ def read_texts(path: Path | str, layout: PlateLayout, n: int, chars: Sequence[st
     Blank lines are skipped; a line that does not fit is refused with its number.
     """
     path = Path(path)
-    if path.exists():  # a pipe would be waited on, /dev/zero read without end
-        require_regular_file(path, "text")
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()  # -sig: Notepad starts its files with a BOM
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlategenError(f"{path}: cannot read texts file ({exc})") from exc
     slots = layout.char_slots
     allowed = set(chars)
     texts = []
-    for number, line in enumerate(lines, start=1):
+    for number, line in read_text_lines(path):
         text = clean_text(line)
-        if not text:
-            continue
         if len(text) != len(slots):
             raise PlategenError(f"{path}:{number}: {shown_line(line)} has {len(text)} characters; "
                                 f"the layout {layout.kinds} has {len(slots)}")
@@ -305,6 +304,20 @@ def read_texts(path: Path | str, layout: PlateLayout, n: int, chars: Sequence[st
                 raise PlategenError(f"{path}:{number}: {shown_line(line)} has {ch!r} at position {position}, "
                                     f"a {wanted} slot in the layout {layout.kinds}")
         texts.append(text)
-    if not texts:
-        raise PlategenError(f"{path}: no plate texts in the file")
     return [texts[i % len(texts)] for i in range(n)]
+
+
+def read_text_lines(path: Path | str) -> list[tuple[int, str]]:
+    """A `--texts` file's lines that hold a plate text, with their numbers; refused when it cannot be read or
+    holds none."""
+    path = Path(path)
+    if path.exists():  # a pipe would be waited on, /dev/zero read without end
+        require_regular_file(path, "text")
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # -sig: Notepad starts its files with a BOM
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlategenError(f"{path}: cannot read texts file ({exc})") from exc
+    found = [(number, line) for number, line in enumerate(lines, start=1) if clean_text(line)]
+    if not found:
+        raise PlategenError(f"{path}: no plate texts in the file")
+    return found

@@ -350,8 +350,8 @@ def test_read_as_asked_scores_the_class_each_crop_was_asked_to_be(small):
     (["--threads", "0"], "--threads"),
     # far beyond the machine: 100,000 threads crashed torch (segfault), 10^8 plates a batch ran on for minutes, an
     # infinite budget trained the fresh SAAE to its step cap
-    (["--threads", "100000"], "the cores of this machine"),
-    (["--workers", "100000"], "the cores of this machine"),
+    (["--threads", "100000"], "the cores this process may use"),
+    (["--workers", "100000"], "the cores this process may use"),
     (["--batch-size", "100000000"], "--batch-size 1 to 8192"),
     (["--generator", "saae", "--train-generator", "--budget", "inf"], "--budget inf"),
     (["--generator", "saae", "--train-generator", "--budget", "nan"], "--budget nan"),
@@ -393,6 +393,8 @@ def test_missing_data_and_non_empty_out(uc3m, tmp_path):
     result = runner.invoke(app, ["benchmark", "--data", str(uc3m), "--out", str(busy), "--generator", "render"])
     assert result.exit_code == 2 and "--overwrite" in result.output
     assert [p.name for p in busy.iterdir()] == ["keep.txt"]
+    result = runner.invoke(app, ["benchmark", "--data", str(uc3m), "--out", str(busy / "keep.txt")])
+    assert result.exit_code == 2 and "keep.txt: exists and is not a folder" in result.output
 
 
 def test_csv_paths_outside_data_and_test_are_followed_only_when_allowed(data_dir, tmp_path):

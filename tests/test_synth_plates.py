@@ -345,6 +345,62 @@ def test_a_run_that_erased_masks_by_an_earlier_rule_is_not_resumed(ckpt_cn, tmp_
             synthesize(request([EXAMPLE], ckpt_cn, cut, 6, resume=True, batch_size=None, pattern="DDDD LLL"))
 
 
+def test_letter_slots_stay_upper_case_whatever_the_labels_case(ckpt_cn, tmp_path):
+    """A style plate labelled in lower case has letter slots like any other (they kept its own bg when lower case
+    was made an "other" kind); a [a-z] slot takes lower case, the L slots beside it do not."""
+    folder = tmp_path / "lower"
+    shutil.copytree(EXAMPLE.parent, folder)
+    classes = folder / "classes.txt"
+    classes.write_text(classes.read_text(encoding="utf-8").lower(), encoding="utf-8")
+    out = synthesize(request([folder], ckpt_cn, tmp_path / "out", 8, chars=None)).out
+    assert all(t[3:].isupper() and t[:3].isdigit() for t in (r["text"] for r in manifest(out)))
+    assert len({r["text"][3:] for r in manifest(out)}) > 1
+    mixed = synthesize(request([EXAMPLE], ckpt_cn, tmp_path / "mixed", 8, chars=None, pattern="[a-z]DDLL")).out
+    assert all(t[0].islower() and t[3:].isupper() for t in (r["text"] for r in manifest(mixed)))
+
+
+def test_a_run_whose_letter_slots_took_lower_case_is_not_resumed(ckpt_cn, tmp_path, monkeypatch):
+    """Before `upper_letters`, an alphabet with lower case put it into the letter slots: other texts."""
+    monkeypatch.setattr(engine_module.Synthesizer, "generate", lambda self, ids: (_ for _ in ()).throw(KeyboardInterrupt))
+    cut = tmp_path / "cut"
+    chars = parse_charset("0-9A-Za-z")
+    with pytest.raises(KeyboardInterrupt):
+        synthesize(request([EXAMPLE], ckpt_cn, cut, 6, batch_size=2, chars=chars, check=False))
+    meta = json.loads((cut / "meta.json").read_text(encoding="utf-8"))
+    assert meta["upper_letters"] == 1
+    del meta["upper_letters"]  # as the plategen before wrote it
+    (cut / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(PlategenError, match=r"begun by an earlier plategen that draws this run otherwise "
+                                            r"\(upper_letters\)"):
+        synthesize(request([EXAMPLE], ckpt_cn, cut, 6, resume=True, batch_size=None, chars=chars, check=False))
+
+
+def test_an_older_shards_run_resumes_though_it_recorded_no_classes(ckpt_cn, tmp_path, monkeypatch):
+    """Shards hold no class ids, so the ids' rule is no reason to refuse them."""
+    generate = engine_module.Synthesizer.generate
+    monkeypatch.setattr(engine_module.Synthesizer, "generate", lambda self, ids: (_ for _ in ()).throw(KeyboardInterrupt))
+    cut = tmp_path / "cut"
+    chars = parse_charset("0-9BCDFGHJKLMNPRSTVWXYZ")
+    with pytest.raises(KeyboardInterrupt):
+        synthesize(request([EXAMPLE], ckpt_cn, cut, 6, batch_size=2, chars=chars, format="shards"))
+    meta = json.loads((cut / "meta.json").read_text(encoding="utf-8"))
+    assert meta["classes"] is None
+    del meta["classes"]
+    (cut / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    monkeypatch.setattr(engine_module.Synthesizer, "generate", generate)
+    assert synthesize(request([EXAMPLE], ckpt_cn, cut, 6, resume=True, batch_size=None, chars=chars,
+                              format="shards")).n == 6
+
+
+def test_a_pattern_or_texts_file_wrong_in_itself_is_not_blamed_on_a_style_plate(ckpt_cn, tmp_path):
+    for kw, message in (({"pattern": "DDX"}, r"unknown mark\(s\) X; use D L P O \[\.\.\.\] \. _ and / between rows$"),
+                        ({"texts": tmp_path / "missing.txt"}, r"missing.txt: cannot read texts file"),
+                        ({"pattern": ".DDDD"}, r"not at a row's start or end$")):
+        with pytest.raises(PlategenError, match=message) as err:
+            synthesize(request([EXAMPLE], ckpt_cn, tmp_path / "out", 4, **kw))
+        assert "style plate" not in str(err.value)
+
+
 def test_an_unfinished_plate_run_read_as_data_says_to_finish_it(ckpt_cn, tmp_path, monkeypatch):
     """inspect, train and benchmark told the user to add the classes.txt the run writes last."""
     monkeypatch.setattr(engine_module.Synthesizer, "generate", lambda self, ids: (_ for _ in ()).throw(KeyboardInterrupt))

@@ -302,6 +302,24 @@ def table_values(output: str) -> dict[str, str]:
     return values
 
 
+def test_overwrite_takes_the_earlier_runs_preview_away_too(tmp_path, plate, ckpt):
+    """It stayed beside the new run, showing another run's images."""
+    out = tmp_path / "out"
+    assert runner.invoke(app, synth_args(plate, ckpt, out, "--chars", "0-3")).exit_code == 0
+    assert (out / "preview.png").is_file()
+    result = runner.invoke(app, synth_args(plate, ckpt, out, "--chars", "0-3", "--overwrite", "--no-preview"))
+    assert result.exit_code == 0, result.output
+    assert not (out / "preview.png").exists()
+
+
+def test_an_out_that_is_a_file_is_named_as_given(tmp_path, plate, ckpt):
+    """With the default preview it named afile/preview.png, a path the user never gave."""
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    message = one_line_error(runner.invoke(app, synth_args(plate, ckpt, afile)))
+    assert f"{afile}: exists and is not a folder" in message and afile.read_text() == "keep me"
+
+
 def test_the_table_keeps_long_paths_whole_in_a_log(tmp_path, plate, ckpt):
     """Not at a terminal (a log, 80 columns), rich cut paths with an ellipsis: the paths written were lost."""
     out = tmp_path / ("a-long-folder-name-" * 5) / "out"

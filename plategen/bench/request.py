@@ -7,8 +7,7 @@ level's defaults and refuses an option of the other level."""
 from __future__ import annotations
 
 import math
-import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from plategen.atomic import require_no_file_in_the_way, require_writable_folder
@@ -32,7 +31,7 @@ DEFAULT_PLATE_SCHEDULE = PlateSchedule(eval_points=8)
 def default_workers() -> int:
     """Recognisers trained side by side: two, where there are two cores (one plate recogniser at a time
     on 2 torch threads kept 2 idle cores only 63% busy: 126% CPU over the default run)."""
-    return max(1, min(2, os.cpu_count() or 1))
+    return max(1, min(2, usable_cores()))
 
 
 def parse_ratios(text: str) -> tuple[float, ...]:
@@ -122,7 +121,7 @@ class BenchmarkRequest:
     balance: str = "data"  # class shares of generated crops: see pools.class_shares
     augment_reference: bool = True
     overwrite: bool = False
-    threads: int = 2  # torch threads of this process and of each worker
+    threads: int = field(default_factory=default_workers)  # torch threads of this process and of each worker
     workers: int = 1  # recognisers trained side by side, each in its own process
     command: str = ""
     level: str = "chars"  # chars | plates
@@ -165,9 +164,9 @@ def check_request(req: BenchmarkRequest) -> None:
         raise PlategenError(f"--steps must be at least 1 and --batch-size 1 to {MAX_BATCH_SIZE}")
     cores = usable_cores()
     if not 1 <= req.threads <= cores:  # far more threads than cores crashed torch and OpenCV (segfault)
-        raise PlategenError(f"--threads {req.threads}: need 1 to {cores}, the cores of this machine")
+        raise PlategenError(f"--threads {req.threads}: need 1 to {cores}, the cores this process may use")
     if not 1 <= req.workers <= cores:
-        raise PlategenError(f"--workers {req.workers}: need 1 to {cores}, the cores of this machine")
+        raise PlategenError(f"--workers {req.workers}: need 1 to {cores}, the cores this process may use")
     if req.train_generator and "saae" not in req.generators:
         raise PlategenError("--train-generator trains a fresh SAAE: use it with --generator saae or both")
     if req.checkpoint is not None and "saae" not in req.generators:
@@ -193,8 +192,8 @@ def check_request(req: BenchmarkRequest) -> None:
             raise PlategenError(f"{option} {folder}: {'a file, not a' if folder.exists() else 'no such'} folder")
     out = req.out
     require_no_file_in_the_way(out)
-    require_writable_folder(out, f"--out {out}")
     if out.exists() and not out.is_dir():
         raise PlategenError(f"--out {out}: exists and is not a folder")
+    require_writable_folder(out, f"--out {out}")
     if out.is_dir() and any(out.iterdir()) and not req.overwrite:
         raise PlategenError(f"--out {out}: exists and is not empty; pass --overwrite or choose another folder")

@@ -80,8 +80,8 @@ class FinishedPlate:
 def write_plate_folder(out: Path | str, plates: Sequence[FinishedPlate], classes: Sequence[str]) -> None:
     """images/, labels/ + classes.txt, plates.csv and plate_config.yaml for `plates`.
 
-    `classes` is the alphabet (e.g. the run's --chars): the YOLO class indices and the
-    fast-plate-ocr alphabet both follow its order, so two runs with one alphabet agree.
+    `classes` is the alphabet (`label_classes` of the run's characters): the YOLO class indices and the
+    fast-plate-ocr alphabet both follow its order.
     """
     out = Path(out)
     index = _check(plates, classes)

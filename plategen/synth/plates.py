@@ -39,7 +39,8 @@ from plategen.synth.designs import Design, design_named, draw_dot, repaint
 from plategen.errors import PlategenError, require_once, require_regular_file, require_writable_name
 from plategen.synth.exports import FinishedPlate, label_classes, write_lprnet, write_paddleocr, write_plate_index
 from plategen.glyphs import Font, fonts_for
-from plategen.layout import PlateLayout, compact_pattern, draw_texts, kind_of, layout_of, parse_pattern, read_texts
+from plategen.layout import (PlateLayout, compact_pattern, draw_texts, kind_of, layout_of, parse_pattern, pattern_rows,
+                             read_text_lines, read_texts)
 from plategen.plates import (Box, Plate, Problem, detect_format, load_plate, load_plates, name_problem, read_image,
                              text_of_name)
 from plategen.detect import segment_with_text
@@ -200,6 +201,8 @@ def _plate_of_file(path: Path) -> tuple[Plate | None, Problem | None]:
 
 def plate_layouts(styles: Sequence[StylePlate], pattern: str | None) -> list[PlateLayout]:
     """The slots each style plate's new plates fill: `pattern` placed on its own layout, or its own."""
+    if pattern:
+        pattern_rows(pattern)  # a syntax error is the pattern's, not a style plate's
     return [of_style(s, parse_pattern, pattern, s.layout) if pattern else s.layout for s in styles]
 
 
@@ -254,6 +257,7 @@ def plan_plates(styles: Sequence[StylePlate], n: int, chars: Sequence[str], seed
     layouts = plate_layouts(styles, pattern)
     out = [""] * n
     if texts is not None:
+        read_text_lines(texts)  # an unreadable or empty file is the file's fault, not a style plate's
         by_kinds: dict[str, list[str]] = {}
         for i, k in enumerate(style):
             layout = layouts[k]
@@ -735,14 +739,17 @@ def plate_params(req, styles: Sequence[StylePlate], chars: Sequence[str], layout
     """What fixes the bytes of a plate run; --resume must match all of it."""
     texts_sha = hashlib.sha256(Path(req.texts).read_bytes()).hexdigest() if req.texts else None
     return {"pattern": compact_pattern(req.pattern), "design": req.design, "texts_sha256": texts_sha, "noise": req.diversity.noise,
-            "exports": sorted(set(req.exports)), "charset": list(chars), "classes": label_classes(chars),
+            "exports": sorted(set(req.exports)), "charset": list(chars),
+            "classes": label_classes(chars) if req.format == "files" else None,  # shards hold no class ids
             "styles": [{"path": s.name, "sha256": s.sha256} for s in styles],
             "large_erasing": LARGE_ERASING if any(erases_large(erased_boxes(s, layout, design)[0])
                                                   for s, layout in zip(styles, layouts)) else None,
             "design_light": DESIGN_LIGHT if design is not None else None,
             "hidden_dot": HIDDEN_DOT if any(hides_dot(s) and (design is None or design.dot) for s in styles) else None,
             "erased_masks": ERASED_MASKS if any(masks_under(s, layout) for s, layout in zip(styles, layouts)) else None,
-            "leaning": None}  # 59e3702 placed characters leaning (meta.json "leaning": 1); this plategen does not
+            "leaning": None,  # 59e3702 placed characters leaning (meta.json "leaning": 1); this plategen does not
+            "upper_letters": UPPER_LETTERS if req.texts is None and any(c.isascii() and c.islower() for c in chars)
+            else None}
 
 
 # Style plates with characters over compose.INPAINT_HEIGHT px high are erased with a capped inpainting radius and
@@ -758,4 +765,7 @@ HIDDEN_DOT = 1
 # Privacy masks under a pattern's new slots are painted over as paper since this number (`masks_under`); a run begun
 # before drew its characters on them. 2: masks told from flat paper otherwise (`_is_mask`).
 ERASED_MASKS = 2
+# The letter slots of drawn texts take upper case only since this number (`layout.alphabet`); a run begun before with
+# lower case in its alphabet drew it into them too.
+UPPER_LETTERS = 1
 

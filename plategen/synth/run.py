@@ -240,10 +240,10 @@ def _options_of(keys: Sequence[str], previous: dict, params: dict) -> list[str]:
 
 # meta.json keys that record how a plate run's options draw (not options themselves); `_older_plate_run` infers them
 DRAWN_KEYS = ("chinese_serials_skip", "large_erasing", "draw_memo", "design_light", "hidden_dot", "erased_masks",
-              "leaning", "classes", "check_sure")
+              "leaning", "classes", "check_sure", "upper_letters")
 # ... those set by the plategen version and the recorded options alone (a version number or None); the others follow
 # options: classes --chars, chinese_serials_skip whether --chars was given (meta does not record it), draw_memo --n
-VERSION_KEYS = ("large_erasing", "design_light", "hidden_dot", "erased_masks", "leaning", "check_sure")
+VERSION_KEYS = ("large_erasing", "design_light", "hidden_dot", "erased_masks", "leaning", "check_sure", "upper_letters")
 
 
 def _older_run(previous: dict) -> tuple[dict, set[str]]:
@@ -267,9 +267,11 @@ def _older_plate_run(previous: dict, default_skip: str | None) -> tuple[dict, se
     - `leaning`: only 59e3702 leaned characters, and recorded it.
     - `draw_memo`: every plate run drew through a `DrawMemo`.
     - `classes`: the labels' classes were the run's characters (`--chars`), not `exports.label_classes`.
-    - `check_sure`: the label check redrew only the characters read as another (`plan.CHECK_SURE`)."""
+    - `check_sure`: the label check redrew only the characters read as another (`plan.CHECK_SURE`).
+    - `upper_letters`: letter slots took the lower case of the alphabet too (`plates.UPPER_LETTERS`)."""
     chosen = any(str(arg).split("=")[0] in ("--chars", "--texts") for arg in previous.get("command") or [])
-    before = {"classes": previous.get("charset"), "check_sure": None,
+    before = {"classes": previous.get("charset") if previous.get("format", "files") == "files" else None,
+              "check_sure": None, "upper_letters": None,
               "chinese_serials_skip": None if chosen or "chinese_checkpoint_sha256" not in previous else default_skip,
               "large_erasing": None, "draw_memo": True, "design_light": None, "hidden_dot": None,
               "erased_masks": None, "leaning": None}
@@ -352,6 +354,8 @@ def check_request(req: SynthRequest) -> None:
         if req.format == "files":
             require_distinct_folders(req.chars)
     require_no_file_in_the_way(Path(req.out))  # before any resolve(): a link loop would raise there
+    if Path(req.out).exists() and not Path(req.out).is_dir():  # before the preview in it is named
+        raise PlategenError(f"{req.out}: exists and is not a folder")
     if req.preview is not None:
         check_preview(Path(req.preview), Path(req.out))
     root = Path(req.out).resolve()

@@ -43,13 +43,16 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from plategen.atomic import atomic_save_png, atomic_write_text, require_no_file_in_the_way, temp_leftovers
+from plategen.atomic import (atomic_save_png, atomic_write_text, is_own_sheet, require_no_file_in_the_way,
+                             temp_leftovers)
 from plategen.charset import safe_label_dir
 from plategen.errors import PlategenError
 from plategen.plates import synth_meta
 
 META = "meta.json"
 MANIFEST = "manifest.csv"
+PREVIEW_CHARS = 100  # rows of the preview sheet at most
+PREVIEW_NAME = "preview.png"  # the CLI's sheet in --out when --preview is not given; --overwrite deletes it
 JOURNAL = "progress.tsv"
 RANK_JOURNAL = "progress-rank{}.tsv"  # one per rank under torchrun
 _JOURNAL_NAME = re.compile(r"progress(-rank[0-9]+)?\.tsv")
@@ -278,12 +281,13 @@ def clear_run(out: Path, meta: dict) -> None:
             raise PlategenError(f"{target}: holds {strays[0]!r}, which plategen did not write; not deleting "
                                 "anything, move it out or choose another --out")
         targets.append(target)
+    own_preview = [out / PREVIEW_NAME] if is_own_sheet(out / PREVIEW_NAME) else []  # the CLI's sheet of that run
     shards = [p for p in list(out.glob("shard-*.tar")) + list(out.glob("shard-*.tar.part"))
               if re.fullmatch(r"shard-[0-9]{6,}\.tar(\.part)?", p.name) and p.is_file()] if shards_run else []
     try:
         for target in targets:
             shutil.rmtree(target)
-        for path in shards + journal_paths(out):
+        for path in shards + journal_paths(out) + own_preview:
             path.unlink()
         for name in files:
             (out / name).unlink(missing_ok=True)
@@ -705,7 +709,9 @@ def read_image_at(out: Path, image_path: str) -> np.ndarray:
 def write_preview(path: Path, style_images: Sequence[np.ndarray], chars: Sequence[str],
                   headers: Sequence[np.ndarray], samples: dict[str, list[np.ndarray]], per_row: int = 16,
                   scale: int = 2) -> Path:
-    """A sheet: the style plates on top, then per character its content glyph and samples."""
+    """A sheet: the style plates on top, then per character its content glyph and samples (the first
+    PREVIEW_CHARS characters: a row each, and a run of thousands of characters asked gigabytes for the sheet)."""
+    chars, headers = list(chars)[:PREVIEW_CHARS], list(headers)[:PREVIEW_CHARS]
     size = headers[0].shape[0] if headers else 32
     cell = size + 2
     width = cell * (per_row + 1)
