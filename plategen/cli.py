@@ -328,9 +328,9 @@ def synth(
     match_colours: bool = typer.Option(True, "--match-colours/--raw-colours", help="Recolour each character to "
                                        "its style plate's paper and ink (the generator's own colours drift on "
                                        "designs it never saw); --raw-colours keeps the generator's."),
-    check: bool = typer.Option(True, help="Redraw images the model's discriminator reads as another character, or as their own with under 90% "
-                               "probability "
-                               "(up to 4 draws; the manifest's check column says pass or fail)."),
+    check: bool = typer.Option(True, help="Redraw images the model's discriminator reads as another character, "
+                               "or as their own with under 90% probability (up to 4 draws; the manifest's check "
+                               "column says pass or fail)."),
     resume: bool = typer.Option(False, help="Finish an interrupted run in --out to exactly --n images."),
     overwrite: bool = typer.Option(False, help="Replace an earlier synth run in --out."),
     preview: Optional[str] = typer.Option(None, help="Where to write the sheet of the style plate(s) beside samples "
@@ -339,7 +339,8 @@ def synth(
     plates: bool = typer.Option(False, "--plates", help="Whole plates: new texts on each style plate's layout, "
                                 "written as a plategen data folder (images/, labels/, plates.csv, plate_config.yaml)."),
     pattern: Optional[str] = typer.Option(None, help="--plates: the layout to fill, one mark per slot: D digit, "
-                                          "L letter, P province, O other, [DF] only these, . separator, _ gap, / next row (e.g. PL.DDDDD, DDDD_LLL)."),
+                                          "L letter, P province, O other, [DF] only these, . separator, _ gap, / next "
+                                          "row (e.g. PL.DDDDD, DDDD_LLL)."),
     texts: Optional[str] = typer.Option(None, help="--plates: plate texts, one a line, used in order and cycled."),
     design: Optional[str] = typer.Option(None, help="--plates: repaint the style plates as another Chinese design: "
                                          "blue (white on blue), yellow (black on yellow), green (new energy: black "

@@ -2,7 +2,8 @@
 
 An image read as another character, or as its own with less than `CHECK_SURE` probability, is drawn
 again, up to `CHECK_ATTEMPTS` times, with (glyph variant, style entry) pairs the plan set aside for
-it; the best-read attempt is kept and the manifest says whether it is read as its label. The "generated" output of the k+1 head is ignored.
+it; the best-read attempt is kept and the manifest says whether it is read as its label. The
+"generated" output of the k+1 head is ignored.
 A character outside the checkpoint's charset (no class) cannot be read: it is drawn once and
 marked "unchecked". A class need not have had real crops: training tops scarce classes up with
 rendered pairs (`train.top_up_with_rendered`), so the manifest lists those that had real crops.

@@ -2,7 +2,8 @@
 
 ``images/<id>.png`` and ``labels/<id>.txt`` (YOLO character boxes, classes =
 `exports.label_classes` of the run's characters) are written in worker threads as plates are
-composed, and journalled like the character path's files (`writers.Journal`), by `exports.write_plate`; the run adds
+composed, and journalled like the character path's files (`writers.Journal`), by
+`exports.write_plate`; the run adds
 ``classes.txt``, ``plates.csv`` and ``plate_config.yaml`` at the end with
 `exports.write_plate_index`, so the folder is what `exports.write_plate_folder` makes.
 With ``--format shards`` plates go to the character path's tar shards instead

@@ -738,7 +738,8 @@ def plate_params(req, styles: Sequence[StylePlate], chars: Sequence[str], layout
                  design: Design | None) -> dict:
     """What fixes the bytes of a plate run; --resume must match all of it."""
     texts_sha = hashlib.sha256(Path(req.texts).read_bytes()).hexdigest() if req.texts else None
-    return {"pattern": compact_pattern(req.pattern), "design": req.design, "texts_sha256": texts_sha, "noise": req.diversity.noise,
+    return {"pattern": compact_pattern(req.pattern), "design": req.design, "texts_sha256": texts_sha,
+            "noise": req.diversity.noise,
             "exports": sorted(set(req.exports)), "charset": list(chars),
             "classes": label_classes(chars) if req.format == "files" else None,  # shards hold no class ids
             "styles": [{"path": s.name, "sha256": s.sha256} for s in styles],
