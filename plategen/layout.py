@@ -36,6 +36,9 @@ GAP = "_"  # a pattern mark: blank space between two groups of characters (no sl
 # digits and the letters adds a median 0.43 of the characters' pitch, over 435 plates with both sides unmasked)
 SEPARATOR_WIDTH = 0.4
 ALPHABET = "--chars, or without it the characters some slot takes that the model has a class for"
+# a spread pattern's pitch is at most this many of the plate's character widths: neighbours sit a median 1.06 widths
+# apart on openalpr-us plates and 0.96 on ccpd-crops; uc3m-lp's median step is longer only where it spans a masked one
+MAX_PITCH = 1.25
 MIN_SLOT_SHARE = 0.1  # a spread slot narrower than this share of its height holds no legible character (a "1" is ~0.25)
 
 
@@ -130,9 +133,9 @@ def parse_pattern(spec: str, style: PlateLayout) -> PlateLayout:
     Positions: when the pattern has as many rows and character slots per row as the style
     plate, each slot takes the style plate's own box, so the new characters land exactly
     where the old ones were erased (and a separator takes the gap between its neighbours).
-    Otherwise the pattern's slots are spread evenly over each row's span of the style plate
-    (same row band, equal widths, a narrow slot for a separator and as much for a gap), since a plate design keeps
-    its print area whatever the count; a pattern with another number of rows is refused,
+    Otherwise the pattern's slots take the row band and the size and pitch of the plate's own
+    characters, centred on the row's span, or spaced evenly over the span where they do not fit in
+    it (a narrow slot for a separator and as much for a gap); a pattern with another number of rows is refused,
     as there is no row band to put the extra row in.
     """
     rows = pattern_rows(spec)
@@ -220,14 +223,30 @@ def _gap(left: Box, right: Box) -> Box:
 
 
 def _spread(marks: Sequence[tuple[Kind, str]], style_row: Sequence[Slot], row: int) -> list[Slot]:
+    """Slots at the style row's own character width and pitch, centred on the row's span when they fit in it
+    (a short pattern keeps the plate's print size, not one glyph stretched over several characters' room),
+    else spaced evenly over the span; a character box is never wider than the plate's own characters."""
     x0 = min(s.box[0] for s in style_row)
     x1 = max(s.box[2] for s in style_row)
     y0 = int(np.median([s.box[1] for s in style_row]))
     y1 = int(np.median([s.box[3] for s in style_row]))
+    width = float(np.median([s.box[2] - s.box[0] for s in style_row]))
+    centres = sorted((s.box[0] + s.box[2]) / 2 for s in style_row)
+    pitch = min(float(np.median(np.diff(centres))) if len(centres) > 1 else np.inf, MAX_PITCH * width)
     weights = [SEPARATOR_WIDTH if kind in ("separator", GAP) else 1.0 for kind, _ in marks]
-    edges = x0 + (x1 - x0) * np.concatenate([[0.0], np.cumsum(weights)]) / sum(weights)
-    return [Slot((int(round(a)), y0, max(int(round(b)), int(round(a)) + 1), y1), row, kind, allowed)
-            for (kind, allowed), a, b in zip(marks, edges[:-1], edges[1:]) if kind != GAP]
+    steps = np.concatenate([[0.0], np.cumsum(weights)])
+    if pitch * sum(weights) <= x1 - x0:
+        edges = (x0 + x1 - pitch * sum(weights)) / 2 + pitch * steps
+    else:
+        edges = x0 + (x1 - x0) * steps / sum(weights)
+    slots = []
+    for (kind, allowed), a, b in zip(marks, edges[:-1], edges[1:]):
+        if kind == GAP:
+            continue
+        if kind != "separator":
+            a, b = (a + b) / 2 - min(b - a, width) / 2, (a + b) / 2 + min(b - a, width) / 2
+        slots.append(Slot((int(round(a)), y0, max(int(round(b)), int(round(a)) + 1), y1), row, kind, allowed))
+    return slots
 
 
 def alphabet(slot: Slot, chars: Sequence[str], skip: str = "") -> list[str]:

@@ -267,14 +267,16 @@ def test_resume_refuses_a_run_whose_chinese_plates_took_other_letters(styles, ck
 @pytest.mark.parametrize("key, changed, unchanged, how", [("large_erasing", 2, 1, {}),
                                                           ("design_light", 1, 1, {"design": "yellow"}),
                                                           ("hidden_dot", 3, 1, {}),
-                                                          ("erased_masks", 4, 1, {"pattern": "DDDD LLL"})])
+                                                          ("erased_masks", 4, 1, {"pattern": "DDDD LLL"}),
+                                                          ("spread_slots", 4, 1, {"pattern": "DDD"})])
 def test_a_run_begun_before_a_drawing_change_resumes_only_on_plates_it_leaves_alone(key, changed, unchanged, how, styles,
                                                                                    data_dir, ckpt_cn, tmp_path,
                                                                                    monkeypatch):
     """`large_erasing`: US plates' characters are now erased with a capped inpainting radius (3x faster);
     `design_light`: a --design repaints the paper otherwise (a run without one is untouched); `hidden_dot`: a dot
     slot inside a character box is erased and drawn anew (皖A05279; 京PL3N67's is clear of its boxes); `erased_masks`:
-    a pattern's slots over privacy masks have them painted as paper (the shipped example). A run
+    a pattern's slots over privacy masks have them painted as paper (the shipped example); `spread_slots`: a shorter
+    pattern's characters keep the plate's own size (and paint the masks under them). A run
     begun before on plates the change touches would mix two drawings and is refused; one on plates it leaves
     alone draws as before and resumes."""
     generate = engine_module.Synthesizer.generate
@@ -488,6 +490,13 @@ def test_a_pattern_paints_the_privacy_masks_under_its_slots_as_paper():
     for mask in masks:
         assert grey(own, mask) < paper - 50  # left grey under the plate's own layout
         assert abs(grey(spread, mask) - paper) < 12, (mask, grey(spread, mask), paper)
+    # a shorter pattern's three digits, centred at the plate's own size, sit on a mask: it went grey under them
+    (short,) = plate_layouts([style], "DDD")
+    covered = [m for m in masks if any(s.box[0] < m[2] and m[0] < s.box[2] for s in short.char_slots)]
+    assert covered
+    shorter, _ = Canvas([style], [short]).get(0)
+    for mask in covered:
+        assert abs(grey(shorter, mask) - paper) < 12, (mask, grey(shorter, mask), paper)
 
 
 def test_the_masks_of_tilted_and_dim_plates_are_found(imported):

@@ -372,13 +372,19 @@ def erased_boxes(plate: StylePlate, layout: PlateLayout, design: Design | None
     return boxes + own_dots, [], new_dots if dots else []
 
 
+def is_spread(plate: StylePlate, layout: PlateLayout) -> bool:
+    """Whether some character of `layout` sits outside the style plate's own boxes (a pattern of another count)."""
+    own = {slot.box for slot in plate.layout.char_slots}
+    return any(slot.box not in own for slot in layout.char_slots)
+
+
 def masks_under(plate: StylePlate, layout: PlateLayout) -> list[Box]:
     """The style plate's privacy masks (`segment.privacy_masks`) that new characters of `layout` would sit on,
-    each with MASK_MARGIN px of paper round it. A pattern with more slots than the plate's own boxes (the
-    characters its masks hide) spreads them over the masks, and no real plate prints characters on grey blocks
-    (a stem on a block's edge looked like the edge). A layout of no more slots leaves the masks where they are,
-    as uc3m-lp's plates show them."""
-    if len(layout.char_slots) <= len(plate.layout.char_slots):  # no character of the plate's is hidden
+    each with MASK_MARGIN px of paper round it. A pattern with another count than the plate's own boxes (the
+    characters its masks hide) spreads its slots over the print area, masks included, and no real plate prints
+    characters on grey blocks (a stem on a block's edge looked like the edge). New characters in the plate's own
+    boxes leave the masks where they are, as uc3m-lp's plates show them."""
+    if not is_spread(plate, layout):  # no new character sits where a mask hides one
         return []
     height, width = plate.image.shape[:2]
     under = []
@@ -748,6 +754,7 @@ def plate_params(req, styles: Sequence[StylePlate], chars: Sequence[str], layout
             "design_light": DESIGN_LIGHT if design is not None else None,
             "hidden_dot": HIDDEN_DOT if any(hides_dot(s) and (design is None or design.dot) for s in styles) else None,
             "erased_masks": ERASED_MASKS if any(masks_under(s, layout) for s, layout in zip(styles, layouts)) else None,
+            "spread_slots": SPREAD_SLOTS if any(is_spread(s, layout) for s, layout in zip(styles, layouts)) else None,
             "leaning": None,  # 59e3702 placed characters leaning (meta.json "leaning": 1); this plategen does not
             "upper_letters": UPPER_LETTERS if req.texts is None and any(c.isascii() and c.islower() for c in chars)
             else None}
@@ -766,6 +773,10 @@ HIDDEN_DOT = 1
 # Privacy masks under a pattern's new slots are painted over as paper since this number (`masks_under`); a run begun
 # before drew its characters on them. 2: masks told from flat paper otherwise (`_is_mask`).
 ERASED_MASKS = 2
+# A pattern spread over a style plate (another count than its own boxes) takes the plate's own character size and
+# pitch since this number (`layout._spread`), and its masks go under fewer slots too; a run begun before stretched its
+# characters over the whole print area, and drew a shorter pattern on the masks.
+SPREAD_SLOTS = 1
 # The letter slots of drawn texts take upper case only since this number (`layout.alphabet`); a run begun before with
 # lower case in its alphabet drew it into them too.
 UPPER_LETTERS = 1

@@ -240,10 +240,11 @@ def _options_of(keys: Sequence[str], previous: dict, params: dict) -> list[str]:
 
 # meta.json keys that record how a plate run's options draw (not options themselves); `_older_plate_run` infers them
 DRAWN_KEYS = ("chinese_serials_skip", "large_erasing", "draw_memo", "design_light", "hidden_dot", "erased_masks",
-              "leaning", "classes", "check_sure", "upper_letters")
+              "leaning", "classes", "check_sure", "upper_letters", "spread_slots")
 # ... those set by the plategen version and the recorded options alone (a version number or None); the others follow
 # options: classes --chars, chinese_serials_skip whether --chars was given (meta does not record it), draw_memo --n
-VERSION_KEYS = ("large_erasing", "design_light", "hidden_dot", "erased_masks", "leaning", "check_sure", "upper_letters")
+VERSION_KEYS = ("large_erasing", "design_light", "hidden_dot", "erased_masks", "leaning", "check_sure", "upper_letters",
+                "spread_slots")
 
 
 def _older_run(previous: dict) -> tuple[dict, set[str]]:
@@ -268,10 +269,12 @@ def _older_plate_run(previous: dict, default_skip: str | None) -> tuple[dict, se
     - `draw_memo`: every plate run drew through a `DrawMemo`.
     - `classes`: the labels' classes were the run's characters (`--chars`), not `exports.label_classes`.
     - `check_sure`: the label check redrew only the characters read as another (`plan.CHECK_SURE`).
-    - `upper_letters`: letter slots took the lower case of the alphabet too (`plates.UPPER_LETTERS`)."""
+    - `upper_letters`: letter slots took the lower case of the alphabet too (`plates.UPPER_LETTERS`).
+    - `spread_slots`: a pattern of another count than a style plate's boxes stretched its characters over the
+      print area (`plates.SPREAD_SLOTS`)."""
     chosen = any(str(arg).split("=")[0] in ("--chars", "--texts") for arg in previous.get("command") or [])
     before = {"classes": previous.get("charset") if previous.get("format", "files") == "files" else None,
-              "check_sure": None, "upper_letters": None,
+              "check_sure": None, "upper_letters": None, "spread_slots": None,
               "chinese_serials_skip": None if chosen or "chinese_checkpoint_sha256" not in previous else default_skip,
               "large_erasing": None, "draw_memo": True, "design_light": None, "hidden_dot": None,
               "erased_masks": None, "leaning": None}
