@@ -1,0 +1,135 @@
+"""Where the plate benchmark's "read as asked" is lost: the generated characters, or the judge? (issue 11)
+
+    python benchmarks/plate_judge_gap.py [--seed 0] [--threads 2] [--sheet gap.png]
+
+Seed `--seed` of the default `plategen benchmark --level plates` on uc3m-lp, rebuilt as the benchmark
+builds it (the same split, style plates, plan of 1,000 SAAE plates, label check on, and the same judge:
+a plate recogniser trained on every real plate outside the seed's test plates). The judge reads the
+real test plates and the generated plates, as in the report. Then a character CNN (the character
+benchmark's recogniser) trained on the real crops of the judge's own plates reads every character cut
+back out of the generated plates at its box: the judge's accuracy on the plates whose every character
+the CNN reads as asked says how much of the gap a better drawing of single characters could close.
+Also printed: the judge's misreads by kind, and its accuracy per style plate (worst first). `--sheet`
+writes the worst style plates beside four of their generated plates, each with the judge's reading.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from plategen.bench.plate_pools import at_size, plate_plan, real_centres, real_images  # noqa: E402
+from plategen.bench.pools import open_generators  # noqa: E402
+from plategen.bench.request import BenchmarkRequest, level_options  # noqa: E402
+from plategen.bench.splits import judge_plates, plan_splits  # noqa: E402
+from plategen.dataset import build_samples, charset_of, crop_character  # noqa: E402
+from plategen.glyphs import shipped_fonts  # noqa: E402
+from plategen.plates import load_plates  # noqa: E402
+from plategen.recognizer import (Schedule, align, predict, read_plates, train_plate_recognizer,  # noqa: E402
+                                 train_recognizer)
+from plategen.synth.plates import make_plates, style_plate  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seed", type=int, default=0, help="the benchmark seed (its split) to rebuild")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--sheet", type=Path, default=None, help="PNG of the worst style plates and their plates")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    req = BenchmarkRequest(**level_options("plates", None, None, None, None, args.threads, 1), seeds=args.seed + 1)
+    imported = load_plates(req.data)
+    plates = imported.plates + imported.text_only
+    charset = charset_of(plates)
+    fonts = shipped_fonts()
+    gens = open_generators(req, charset, fonts)
+    split = plan_splits(req, plates, None, gens.seen)[0][args.seed]
+    train = [plates[i] for i in split.train]
+    test = [plates[i] for i in split.test]
+    judged = [plates[i] for i in judge_plates(split, len(plates), False)]
+    size = req.plate_schedule.input_size
+
+    boxed = [p for p in train if p.boxes]
+    styles = [style_plate(p) for p in boxed]
+    chars = [c for c in gens.drawable if c in set("".join(p.text for p in train))]
+    plan = plate_plan(styles, req.synthetic_size, chars, split.seed)
+    ckpt = gens.checkpoint  # drawn as `bench.plate_pools.saae_plates` draws them (label check on)
+    made = make_plates(ckpt.generator, ckpt.discriminator, ckpt.meta.get("charset"), styles, plan, chars, fonts,
+                       int(1_000_003 * (split.seed + 1)))
+
+    judge_images = real_images(judged)
+    judge = train_plate_recognizer(at_size(judge_images, size), [p.text for p in judged], "".join(charset),
+                                   req.plate_schedule, seed=split.seed * 1000 + 999,
+                                   centres=real_centres(judged, judge_images))
+    test_read = read_plates(judge, at_size(real_images(test), size))
+    read = read_plates(judge, at_size(made.images, size))
+    asked = np.array([t == r for t, r in zip(made.texts, read)])
+
+    crops = build_samples([p for p in judged if p.boxes], charset)
+    cnn = train_recognizer(crops.crops, crops.labels, len(charset), Schedule(), seed=split.seed).model
+    cut, labels, owner = [], [], []
+    for i, image in enumerate(made.images):
+        for ch, slot in zip(made.texts[i], plan.layouts[plan.style[i]].char_slots):
+            cut.append(crop_character(image, slot.box))
+            labels.append(charset.index(ch))
+            owner.append(i)
+    right = predict(cnn, np.stack(cut)) == np.array(labels)
+    every = np.array([right[np.array(owner) == i].all() for i in range(len(made.images))])
+
+    print(f"uc3m-lp, benchmark seed {split.seed}: {len(train)} training plates ({len(styles)} styles), "
+          f"{len(test)} test plates, {len(judged)} judge plates, {len(made.images)} SAAE plates")
+    print(f"judge reads exactly: real test plates {np.mean([p.text == r for p, r in zip(test, test_read)]):.3f}, "
+          f"SAAE plates {asked.mean():.3f}")
+    print(f"character CNN on the judge's real crops reads {right.mean():.3f} of the placed characters as asked; "
+          f"every character of {every.mean():.3f} of the plates")
+    print(f"judge on the plates whose every character the CNN reads as asked: {asked[every].mean():.3f}; "
+          f"on the others: {asked[~every].mean() if (~every).any() else float('nan'):.3f}")
+    kinds = Counter("shorter" if len(r) < len(t) else "longer" if len(r) > len(t) else "same length"
+                    for t, r, ok in zip(made.texts, read, asked) if not ok)
+    print("judge misreads by kind:", dict(kinds.most_common()))
+    pairs = Counter(pair for t, r, ok in zip(made.texts, read, asked) if not ok for pair in align(t, r)
+                    if pair[0] != pair[1])
+    print("most common (asked, read; '' = none):", [f"{a or '-'}>{b or '-'} {n}" for (a, b), n in pairs.most_common(12)])
+    per_style = sorted((float(asked[np.array(plan.style) == k].mean()), k) for k in range(len(styles)))
+    print("judge accuracy per style plate, worst 10:",
+          ", ".join(f"{Path(styles[k].name).stem} {a:.2f}" for a, k in per_style[:10]))
+    print(f"style plates under 0.3: {sum(a < 0.3 for a, _ in per_style)} of {len(styles)}; "
+          f"median {np.median([a for a, _ in per_style]):.2f}")
+    if args.sheet:
+        write_sheet(args.sheet, [k for _, k in per_style[:8]], styles, plan, made, read)
+        print(f"sheet: {args.sheet}")
+    print(f"{time.perf_counter() - start:.0f} s")
+
+
+def write_sheet(path: Path, worst: list[int], styles, plan, made, read) -> None:
+    """Each of the worst style plates, then four of its plates with what was asked and what the judge read."""
+    from PIL import Image, ImageDraw
+
+    width, height = 256, 64
+    sheet = Image.new("RGB", (width * 5 + 10, (height + 14) * len(worst)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for row, k in enumerate(worst):
+        y = row * (height + 14)
+        sheet.paste(Image.fromarray(styles[k].image).resize((width, height)), (0, y))
+        draw.text((0, y + height), Path(styles[k].name).stem, fill="black")
+        for j, i in enumerate([i for i, s in enumerate(plan.style) if s == k][:4]):
+            x = 10 + width * (j + 1)
+            sheet.paste(Image.fromarray(made.images[i]).resize((width, height)), (x, y))
+            draw.text((x, y + height), f"{made.texts[i]} -> {read[i]}",
+                      fill="green" if made.texts[i] == read[i] else "red")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+
+
+if __name__ == "__main__":
+    main()
