@@ -33,6 +33,7 @@ from torch import nn
 
 from plategen.checkpoint import read_safetensors, write_safetensors
 from plategen.errors import PlategenError
+from plategen.recognizer import one_cycle
 from plategen.segment import Box, Segmentation, reading_rows, segment_plate
 
 INPUT_SIZE = (48, 128)  # height, width the plate is resized to (plates run from 2:1 US to 4:1 Chinese)
@@ -276,7 +277,7 @@ def train_detector(samples: Sequence[Sample], steps: int, seed: int = 0, batch: 
     rng = np.random.default_rng(seed)
     net = (net or DetectorNet()).train()
     optimiser = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, lr, total_steps=steps, pct_start=0.1)
+    schedule = one_cycle(optimiser, lr, steps, 0.1)
     start, losses = time.perf_counter(), []
     for step in range(steps):
         picked = rng.integers(len(samples), size=batch)

@@ -160,6 +160,14 @@ def epoch_batches(n: int, batch_size: int, steps: int, rng: np.random.Generator)
         cursor += batch_size
 
 
+def one_cycle(opt: torch.optim.Optimizer, lr: float, steps: int, warmup: float) -> torch.optim.lr_scheduler.OneCycleLR:
+    """torch's one-cycle schedule, `warmup` the share of `steps` spent rising. torch takes a phase's length as
+    warmup x steps - 1, so a warmup of exactly one step divided by zero (`--steps 20` at a 0.05 warmup); it is
+    none instead."""
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps,
+                                               pct_start=0.0 if abs(warmup * steps - 1) < 1e-9 else warmup)
+
+
 def eval_steps(steps: int, points: int) -> set[int]:
     """The steps at which an accuracy-versus-steps curve is measured: `points` evenly spaced."""
     return {int(round(steps * (i + 1) / points)) for i in range(points)} if points > 0 else set()
@@ -188,8 +196,7 @@ def train_recognizer(images: np.ndarray, labels: np.ndarray, num_classes: int, s
         model = Recognizer(num_classes)
         x_all, y_all = to_tensor(images), torch.from_numpy(labels)
         opt = torch.optim.AdamW(model.parameters(), lr=schedule.lr, weight_decay=schedule.weight_decay)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=schedule.lr, total_steps=schedule.steps,
-                                                    pct_start=0.15)
+        sched = one_cycle(opt, schedule.lr, schedule.steps, 0.15)
         evals = eval_steps(schedule.steps, schedule.eval_points) if curve_set is not None else set()
         curve: list[tuple[int, float]] = []
         model.train()
@@ -587,8 +594,7 @@ def train_plate_recognizer(images: np.ndarray, texts: Sequence[str], alphabet: s
         model = PlateRecognizer(len(alphabet) + 1, schedule)
         opt = torch.optim.AdamW(model.parameters(), lr=schedule.lr, weight_decay=schedule.weight_decay,
                                 fused=True)  # one kernel: the step of the 1.2M weights was a fifth of a batch's CPU
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=schedule.lr, total_steps=schedule.steps,
-                                                    pct_start=schedule.warmup)
+        sched = one_cycle(opt, schedule.lr, schedule.steps, schedule.warmup)
         evals = eval_steps(schedule.steps, schedule.eval_points) if curve_set is not None else set()
         trained = TrainedPlates(model, alphabet, schedule, 0.0, [])
         model.train()

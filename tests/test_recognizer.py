@@ -11,7 +11,7 @@ from plategen.dataset import build_samples, is_holdout
 from plategen.errors import PlategenError
 from plategen.plates import read_image
 from plategen.recognizer import (FrameTargets, PlateSchedule, Schedule, align, augment_plates, box_centres, decode,
-                                 edit_distance, encode_texts, evaluate, evaluate_plates, plate_tensor, predict,
+                                 edit_distance, encode_texts, evaluate, evaluate_plates, one_cycle, plate_tensor, predict,
                                  read_plates, train_plate_recognizer, train_recognizer)
 
 
@@ -136,6 +136,26 @@ def test_plate_recognizer_same_seed_same_model(uc3m_plates, head):
         assert torch.equal(va, vb), k
     assert a.losses == b.losses != c.losses
     assert read_plates(a, x_test) == read_plates(b, x_test)
+
+
+def test_a_warmup_of_exactly_one_step_trains(uc3m_plates):
+    """`benchmark --level plates --steps 20` (a warmup of 0.05 x 20 = 1 step) crashed in torch's one-cycle schedule
+    with a ZeroDivisionError after the plates were drawn; the character recogniser's (0.15) and the detector's (0.1)
+    share the rule."""
+    x, texts, _, _, alphabet, centres = uc3m_plates
+    schedule = PlateSchedule(steps=20, batch_size=4)
+    assert schedule.warmup * schedule.steps == 1
+    trained = train_plate_recognizer(x[:8], texts[:8], alphabet, schedule, seed=0, centres=centres[:8])
+    assert len(trained.losses) == 20 and all(np.isfinite(trained.losses))
+    for steps, warmup in ((20, 0.05), (10, 0.1), (40, 0.05)):
+        opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+        sched = one_cycle(opt, 1e-3, steps, warmup)
+        rates = []
+        for _ in range(steps):
+            opt.step()
+            sched.step()
+            rates.append(opt.param_groups[0]["lr"])
+        assert max(rates) <= 1e-3 and rates[-1] < 0.05 * max(rates)  # it rises to lr at most and anneals by the end
 
 
 def test_plate_recognizer_bad_inputs_are_clear_errors(uc3m_plates):
