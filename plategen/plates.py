@@ -199,9 +199,9 @@ def detect_format(folder: Path) -> Format:
                                 "back: images/, labels/, classes.txt")
         raise PlategenError(f"{folder}: a plategen synth output of single characters, not a data folder "
                             "of plates (synth --plates writes one: images/, labels/, classes.txt)")
-    if any(folder.glob("*.csv")):
+    if label_csvs(folder):
         return "csv"
-    if any(p.suffix.lower() in IMAGE_SUFFIXES for p in images_dir(folder).iterdir()):  # unsorted: any one will do
+    if image_files(images_dir(folder)):
         return "filename"
     raise PlategenError(f"{folder}: no plates here: no plate images (named by their plate text), no labels/ + "
                         "classes.txt and no *.csv")
@@ -211,7 +211,7 @@ def _holds_labels(folder: Path) -> bool:
     """YOLO labels (labels/ + classes.txt) or a plate CSV (an image_path,plate_text header) in `folder`."""
     if (folder / "labels").is_dir() and (folder / "classes.txt").is_file():
         return True
-    for path in folder.glob("*.csv"):
+    for path in label_csvs(folder):
         try:
             with path.open(encoding="utf-8-sig", newline="") as handle:
                 header = next(csv.reader(handle), [])
@@ -369,8 +369,15 @@ def images_dir(folder: Path) -> Path:
     return folder / "images" if (folder / "images").is_dir() else folder
 
 
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+def image_files(folder: Path) -> list[Path]:
+    """The plate images of a folder, sorted. Dotfiles are none: macOS writes a ``._x.jpg`` of metadata beside every
+    file copied to a USB stick or a network share, and the whole run was refused over the first."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+
+
+def label_csvs(folder: Path) -> list[Path]:
+    """The CSV files of a folder (dotfiles, such as macOS's ``._labels.csv``, are none)."""
+    return sorted(p for p in folder.glob("*.csv") if not p.name.startswith("."))
 
 
 def clean_text(text: str) -> str:
@@ -387,7 +394,7 @@ def _read_yolo(folder: Path) -> tuple[list[RawRecord], ImportResult]:
                             "character per line) and labels/<image stem>.txt")
     classes = _read_classes(folder / "classes.txt")
     records: list[RawRecord] = []
-    for image_path in _image_files(images_dir(folder)):
+    for image_path in image_files(images_dir(folder)):
         label_path = folder / "labels" / f"{image_path.stem}.txt"
         if not label_path.exists():
             if not is_own_sheet(image_path):
@@ -471,7 +478,7 @@ def _parse_yolo_label(path: Path, classes: list[str], problems: list[Problem]
 def _read_filename(folder: Path) -> tuple[list[RawRecord], ImportResult]:
     result = ImportResult(folder, "filename")
     records: list[RawRecord] = []
-    for image_path in _image_files(images_dir(folder)):
+    for image_path in image_files(images_dir(folder)):
         problem = name_problem(image_path)
         if problem:
             if not is_own_sheet(image_path):  # an inspect or preview sheet written among the plates is no plate
@@ -488,6 +495,9 @@ def _read_filename(folder: Path) -> tuple[list[RawRecord], ImportResult]:
 # of a plate, not a plate called IMG or DSCN0001. DSC1234 or DJI0042 (three letters, four digits) are plate texts.
 CAMERA_NAME = re.compile(r"(IMG|VID|PXL|MVIMG|PANO|DSC|DJI|SAM|WP)[_-]\d|IMG\d{8}|DSC\d{5}|(DSC[NF]|GOPR|PICT|CIMG)\d{4}"
                          r"|P\d{7}$|\d{8}_\d{6}")
+# A date or a time stamp (2023-05-01_14-22-33, 2023.05.01 14.22.33): its digits are no plate, though they clean to
+# one ("20230501"). Without separators a date is a plate's digits as well, and only the camera's form is refused.
+DATE_NAME = re.compile(r"(19|20)\d\d([-.])(0[1-9]|1[0-2])\2(0[1-9]|[12]\d|3[01])(\D|$)")
 
 
 def text_of_name(path: Path) -> str | None:
@@ -502,6 +512,10 @@ def name_problem(path: Path) -> str | None:
     which part is the text, so neither is taken (``1234BCD_front`` and ``1234BCD_2`` are fine)."""
     if CAMERA_NAME.match(path.stem):
         return "a camera's name"
+    if DATE_NAME.match(path.stem):
+        return "a date"
+    if "&" in path.stem:  # 025-95_113-154&383_386&473-...: the text is in its fields as indices
+        return "CCPD's own file name; name each crop by its plate text"
     first, _, rest = path.stem.partition("_")
     text, other = clean_text(first), clean_text(rest)
     if not (text and text.isalnum() and text == text.upper()):
@@ -530,7 +544,7 @@ def _read_text(path: Path, what: str) -> str:
 
 def _read_csv(folder: Path, allow_outside: bool = False) -> tuple[list[RawRecord], ImportResult]:
     result = ImportResult(folder, "csv")
-    csv_files = sorted(folder.glob("*.csv"))
+    csv_files = label_csvs(folder)
     if len(csv_files) != 1:
         raise PlategenError(f"{folder}: expected one *.csv label file, found {len(csv_files)}")
     csv_path = csv_files[0]

@@ -10,6 +10,7 @@ from hostile import make_fifo
 from plategen.errors import PlategenError
 from plategen import plates as plates_module
 from plategen.plates import clean_text, detect_format, load_plate, load_plates, read_image
+from plategen.synth.inputs import load_styles
 from plategen.synth.plates import style_plate
 
 
@@ -434,16 +435,25 @@ def test_a_folder_reads_only_plate_texts_as_file_names(data_dir, tmp_path):
     real = data_dir / "ccpd-crops" / "images" / "皖A0V262.jpg"
     cameras = ["DSC01234.jpg", "DSCN0001.JPG", "IMG_0001.jpg", "PXL_20260101_120000.jpg", "20260101_123456.jpg",
                "P1010001.JPG", "SAM_0001.JPG", "IMG20260101123456.jpg"]
+    # time stamps and CCPD's own names cleaned to 8 and 5 digits that were taken as the plates' texts
+    dates = ["2023-05-01_14-22-33.jpg", "2023.05.01 14.22.33.jpg"]
+    ccpd = ["025-95_113-154&383_386&473-386&438_114&473_115&388_386&383-0_0_22_27_27_33_16-37-15.jpg"]
     # plate texts that start like a camera's name (DSC1234, DJI0042: US ABC-1234 plates)
     plates = ["皖A0V262.jpg", "1234BCD_1.jpg", "VID4521.jpg", "PANO123.jpg", "DSC1234.jpg", "DJI0042.jpg"]
-    for name in (*plates, "photo.jpg", "plate.jpg", "Front.jpg", "00002_AN--385-MW.jpg", *cameras):
+    for name in (*plates, "photo.jpg", "plate.jpg", "Front.jpg", "00002_AN--385-MW.jpg", *cameras, *dates, *ccpd,
+                 ".FHG521.jpg"):
         shutil.copy(real, tmp_path / name)
+    (tmp_path / "._皖A0V262.jpg").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")  # macOS metadata
     result = load_plates(tmp_path)
     assert sorted(p.text for p in result.plates) == ["1234BCD", "DJI0042", "DSC1234", "PANO123", "VID4521", "皖A0V262"]
-    named = sorted(p.path.name for p in result.problems)
-    assert named == sorted(["Front.jpg", "photo.jpg", "plate.jpg", "00002_AN--385-MW.jpg", *cameras])
+    named = sorted(p.path.name for p in result.problems)  # dotfiles are neither plates nor bad records
+    assert named == sorted(["Front.jpg", "photo.jpg", "plate.jpg", "00002_AN--385-MW.jpg", *cameras, *dates, *ccpd])
     assert all("not a plate text" in p.message for p in result.problems)
     assert all("a camera's name" in p.message for p in result.problems if p.path.name in cameras)
+    assert all("a date" in p.message for p in result.problems if p.path.name in dates)
+    assert all("CCPD's own file name" in p.message for p in result.problems if p.path.name in ccpd)
+    styles = [Path(style.name).name for style in load_styles([tmp_path])]  # character styles: any image, no dotfile
+    assert sorted(styles) == sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("."))
 
 
 def test_the_images_folder_of_a_data_folder_is_not_read_as_plates_named_by_text(data_dir):

@@ -12,7 +12,7 @@ import numpy as np
 
 from plategen.errors import PlategenError, require_once, require_writable_name
 from plategen.glyphs import Font, check_coverage
-from plategen.plates import IMAGE_SUFFIXES, images_dir, read_image, synth_meta, too_small
+from plategen.plates import image_files, images_dir, read_image, synth_meta, too_small
 
 
 def require_plate_size(path: Path | str, image: np.ndarray) -> None:
@@ -65,7 +65,7 @@ def load_styles(specs: Sequence[Path | str]) -> list[Style]:
     for argument, spec in enumerate(map(Path, specs)):
         if spec.is_dir():
             folder = images_dir(spec)
-            found = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)  # a pipe or folder: refused below
+            found = image_files(folder)  # a pipe or folder among them: refused below
             if not found:
                 made = " (a plategen synth output of single characters: characters, not plates)" \
                     if synth_meta(spec) is not None else ""
