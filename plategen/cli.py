@@ -295,7 +295,8 @@ def train(
     table.add_row("(1) reconstruction L1", f"{result.losses.get('rec', float('nan')):.4f}")
     table.add_row("(2) discriminator CE", f"{result.losses.get('d', float('nan')):.3f}")
     table.add_row("(3) adversarial CE", f"{result.losses.get('adv', float('nan')):.3f}")
-    table.add_row("validation L1 (held-out plates)", f"{result.val_l1:.4f}")
+    table.add_row("validation L1 (held-out plates)", f"{result.val_l1:.4f}" if math.isfinite(result.val_l1)
+                  else "none: no held-out crop of a trained character")
     table.add_row("checkpoint", shown(result.checkpoint))
     table.add_row("optimizer state", shown(result.optimizer_state))
     if result.samples:
@@ -347,6 +348,7 @@ def synth(
                                          "on a white-to-green fade, 8 characters, PL.[DF][A-HJ-NP-Z0-9]DDDD)."),
     export: list[str] = typer.Option([], "--export", help="--plates: also write lprnet (94x24 images named by "
                                      "their text) or paddleocr (rec_gt.txt + dict.txt); repeatable."),
+    allow_outside_paths: bool = typer.Option(False, help="--plates: " + ALLOW_OUTSIDE_HELP),
 ) -> None:
     """Generate labelled character images (or, with --plates, whole plates) in the style of real plates."""
     from plategen.synth import Diversity, SynthRequest, synthesize
@@ -358,8 +360,8 @@ def synth(
         def render(self, task):
             return f"{task.speed or 0:,.0f} {unit}"
 
-    if not plates and (pattern is not None or texts or export or design):
-        raise PlategenError("--pattern, --texts, --design and --export are options of --plates")
+    if not plates and (pattern is not None or texts or export or design or allow_outside_paths):
+        raise PlategenError("--pattern, --texts, --design, --export and --allow-outside-paths are options of --plates")
     if plates and not match_colours:
         raise PlategenError("--raw-colours: whole plates take their new characters' ink from the style plate's own "
                             "characters, never the generator's colours; leave it out with --plates")
@@ -375,7 +377,8 @@ def synth(
                            preview=preview_path(preview, no_preview, out),
                            diversity=dataclasses.replace(Diversity(), noise=noise, match_colours=match_colours), check=check,
                            command=["plategen", *sys.argv[1:]], plates=plates, pattern=pattern,
-                           texts=optional_path(texts, "--texts"), design=design, exports=list(export))
+                           texts=optional_path(texts, "--texts"), design=design, exports=list(export),
+                           allow_outside_paths=allow_outside_paths)
     leader = launched_rank() == 0  # under torchrun rank 0 alone draws the bar (of its own images) and the table
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(), TimeElapsedColumn())
     fresh = resume and not (request.out / "meta.json").is_file()  # --resume into a folder without a run (a typo?)

@@ -81,11 +81,16 @@ def fonts_for(ch: str, fonts: Sequence[Font]) -> list[Font]:
     return [f for f in covering if f.name not in NOT_ON_PLATES.get(ch, ())] or covering
 
 
+SHOWN_MISSING = 10
+
+
 def check_coverage(chars: Sequence[str], fonts: Sequence[Font]) -> None:
-    """Raise one error naming every character that no font can draw."""
+    """Raise one error naming the characters that no font can draw (the first SHOWN_MISSING of them: a range of
+    thousands named every one, a 123 KB line)."""
     missing = [c for c in chars if not fonts_for(c, fonts)]
     if missing:
-        names = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in missing)
+        names = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in missing[:SHOWN_MISSING])
+        names += f", and {len(missing) - SHOWN_MISSING:,} more" if len(missing) > SHOWN_MISSING else ""
         raise PlategenError(
             f"no shipped font covers {len(missing)} character(s): {names}; "
             f"fonts searched: {', '.join(f.name for f in fonts)}"

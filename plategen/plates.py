@@ -535,7 +535,7 @@ def _leaves_folder(relative: str) -> bool:
 def _read_text(path: Path, what: str) -> str:
     require_regular_file(path, what)
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")  # Notepad's byte-order mark, as the CSV and --texts readers take
     except UnicodeDecodeError as exc:
         raise PlategenError(f"{path}: {what} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     except OSError as exc:

@@ -312,7 +312,10 @@ def weights_digest(fit: "SAAEFit") -> str:
 
 @torch.no_grad()
 def validation_l1(G: Generator, val: CharSamples, bank: GlyphBank, device: torch.device, batch: int = 256) -> float:
-    """Mean L1 of G(clean glyph, held-out plate) against the held-out real crop, in eval mode."""
+    """Mean L1 of G(clean glyph, held-out plate) against the held-out real crop, in eval mode; NaN with no held-out
+    crop of a trained character (0 read as a perfect score)."""
+    if len(val.labels) == 0:
+        return float("nan")
     G.eval()
     total = 0.0
     for i in range(0, len(val.labels), batch):
@@ -322,7 +325,7 @@ def validation_l1(G: Generator, val: CharSamples, bank: GlyphBank, device: torch
         real = to_float(torch.from_numpy(val.crops[i:i + batch]), device)
         total += F.l1_loss(G(glyph, style), real, reduction="sum").item() / real[0].numel()
     G.train()
-    return total / max(len(val.labels), 1)
+    return total / len(val.labels)
 
 
 @torch.no_grad()
@@ -512,6 +515,9 @@ def check_out(out: Path, samples_dir: Path, resume: Path | None, overwrite: bool
     if out.name.endswith(OPTIMIZER_SUFFIX):
         raise PlategenError(f"--out {out}: a name ending in {OPTIMIZER_SUFFIX} is where a checkpoint's optimizer state "
                             "goes; give the checkpoint another name")
+    if samples_dir.resolve() in (out.resolve(), optimizer_path(out).resolve()):  # its grid made a folder of that name
+        raise PlategenError(f"--samples-dir {samples_dir}: is where the checkpoint (or its optimizer state) goes; "
+                            "give the sample grids another folder")
     if not out.parent.is_dir():
         raise PlategenError(f"--out {out}: the folder {out.parent} does not exist")
     require_writable_folder(out.parent, f"--out {out}")
@@ -654,7 +660,8 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
     def save() -> None:
         meta = {"charset": charset, "fonts": bank.fonts, "plate_sha256": trained_on,
                 "data": data_summary, "train": {**asdict(opts), "samples_dir": str(samples_dir)},
-                "step": fit.step, "total": total, "run_start": fit.run_start, "losses": fit.losses, "val_l1": val_l1, "seconds": round(time.time() - started, 1),
+                "step": fit.step, "total": total, "run_start": fit.run_start, "losses": fit.losses,
+                "val_l1": val_l1 if math.isfinite(val_l1) else None, "seconds": round(time.time() - started, 1),
                 "device": str(device), "plategen_version": __version__,
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "resumed_from": str(resume) if resume is not None else None, "ranks": world.size}

@@ -186,6 +186,18 @@ def test_classes_txt_that_is_not_utf8_is_named(tmp_path, data_dir):
         load_plates(folder)
 
 
+def test_a_byte_order_mark_in_classes_txt_or_a_label_file_is_read_past(tmp_path, data_dir):
+    """Notepad saves UTF-8 with a byte-order mark: classes.txt was refused ('got ['\\ufeff0']') and a label file's
+    first box was a bad record, though the CSV and --texts readers took it."""
+    plain = load_plates(_yolo_folder(tmp_path / "plain", data_dir, STEMS))
+    folder = _yolo_folder(tmp_path / "bom", data_dir, STEMS)
+    for path in [folder / "classes.txt", *sorted((folder / "labels").glob("*.txt"))]:
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    marked = load_plates(folder)
+    assert not marked.problems
+    assert [(p.text, p.boxes) for p in marked.plates] == [(p.text, p.boxes) for p in plain.plates]
+
+
 def _csv_folder(tmp_path: Path, data_dir: Path, rows: list[str]) -> Path:
     folder = tmp_path / "csv"
     (folder / "images").mkdir(parents=True)

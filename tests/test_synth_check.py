@@ -83,6 +83,11 @@ def test_only_a_character_no_shipped_font_covers_is_refused_in_one_line(data_dir
     assert "汉" in line and "U+6C49" in line and "no shipped font covers" in line
     assert "川" not in line  # outside the charset, but a font draws it
     assert not out.exists()
+    # a range of thousands named every one of them (a 123 KB line); the first ten and a count say as much
+    line = one_line_error(runner.invoke(app, ["synth", "--style", str(style), "--chars", "京-沪", "--n", "6",
+                                              "--out", str(out), "--device", "cpu"]))
+    assert len(line) < 500 and "no shipped font covers" in line and "more" in line
+    assert not out.exists()
 
 
 def test_a_class_trained_on_rendered_pairs_alone_is_checked_but_not_listed_as_having_real_crops(data_dir, tmp_path):

@@ -24,8 +24,8 @@ from plategen.synth import engine as engine_module
 from plategen.synth.engine import Batch, chinese_model
 from plategen.synth.exports import FinishedPlate, label_classes, write_plate_folder
 from plategen.segment import privacy_masks
-from plategen.synth.plates import (PREVIEW_HEIGHT, Canvas, _at_height, character_synth, erased_boxes, hides_dot,
-                                   load_style_plates, make_plates, masks_under, plan_plates, plate_layouts,
+from plategen.synth.plates import (PREVIEW_HEIGHT, Canvas, _at_height, character_synth, erased_boxes,
+                                   hides_dot, load_style_plates, make_plates, masks_under, plan_plates, plate_layouts,
                                    style_plate, wants_chinese)
 from plategen.synth.writers import decode_png, read_shards
 from conftest import copy_plates, make_checkpoint, synth_request, webdataset_samples
@@ -472,6 +472,28 @@ def test_a_dot_slot_inside_a_characters_box_is_erased_and_drawn_anew(data_dir):
     quarter = (y1 - y0) // 4  # the column's ends: the new dot goes in its middle
     ends = [grey(background)[y0:y0 + quarter, x0:x1], grey(background)[y1 - quarter:y1, x0:x1]]
     assert max(np.abs(end - paper).max() for end in ends) < 0.25 * stroke
+
+
+def test_a_style_folder_whose_csv_leaves_it_is_drawn_with_allow_outside_paths(data_dir, ckpt_cn, tmp_path):
+    """The refusal of a CSV's absolute image paths told synth users to give --allow-outside-paths, which only
+    inspect, train and benchmark had."""
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    rows = {r["image_path"]: r for r in csv.DictReader((data_dir / "openalpr-us" / "labels.csv").open())}
+    with (folder / "labels.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, ["image_path", "plate_text"])
+        writer.writeheader()
+        for name in ALPR:
+            writer.writerow({"image_path": str(data_dir / "openalpr-us" / "images" / name),
+                             "plate_text": rows[f"images/{name}"]["plate_text"]})
+    with pytest.raises(PlategenError, match="--allow-outside-paths"):
+        synthesize(request([folder], ckpt_cn, tmp_path / "refused", 2))
+    assert not (tmp_path / "refused").exists()
+    report = synthesize(request([folder], ckpt_cn, tmp_path / "out", 2, allow_outside_paths=True))
+    assert report.n == 2 and len(list((tmp_path / "out" / "images").glob("*.png"))) == 2
+    result = CliRunner().invoke(app, ["synth", "--style", str(EXAMPLE), "--n", "2", "--out", str(tmp_path / "c"),
+                                      "--allow-outside-paths"])
+    assert result.exit_code == 2 and "options of --plates" in result.output
 
 
 def test_a_pattern_paints_the_privacy_masks_under_its_slots_as_paper():

@@ -121,14 +121,16 @@ class PlateReport:
 # ---------------------------------------------------------------- style plates
 
 
-def load_style_plates(specs: Sequence[Path | str]) -> tuple[list[StylePlate], list[Problem]]:
+def load_style_plates(specs: Sequence[Path | str], allow_outside: bool = False
+                      ) -> tuple[list[StylePlate], list[Problem]]:
     """Style plates with layouts, and the plates left out: bad records of a folder, texts that could not be
     segmented (the report lists them).
 
     A folder is imported with `load_plates` (YOLO, file names or CSV); an image file takes its
     annotation from the data folder it sits in (``<folder>/images/x.jpg`` or ``<folder>/x.jpg``),
     or its text from its file name (e.g. ``皖A0V262.jpg``; no lower-case letters). A bare image
-    with neither is refused: there is nothing to say where its characters are.
+    with neither is refused: there is nothing to say where its characters are. `allow_outside`: follow CSV
+    image paths that leave their folder (`load_plates`).
     """
     if not specs:
         raise PlategenError("--style: give at least one plate image or data folder")
@@ -137,13 +139,13 @@ def load_style_plates(specs: Sequence[Path | str]) -> tuple[list[StylePlate], li
     skipped: list[Problem] = []
     for argument, spec in enumerate(map(Path, specs)):
         if spec.is_dir():
-            result = load_plates(spec)
+            result = load_plates(spec, allow_outside=allow_outside)
             plates.extend(result.plates)
             given.extend([(argument, spec)] * len(result.plates))
             skipped.extend(result.problems + result.skipped)
         elif spec.is_file():
             require_image_name(spec)
-            plate, problem = _plate_of_file(spec)
+            plate, problem = _plate_of_file(spec, allow_outside)
             plates.extend([plate] if plate else [])
             given.extend([(argument, spec)] if plate else [])
             skipped.extend([problem] if problem else [])
@@ -169,7 +171,7 @@ def style_plate(plate: Plate) -> StylePlate:
     return StylePlate(str(plate.image_path), image, plate.sha256, layout, text)
 
 
-def _plate_of_file(path: Path) -> tuple[Plate | None, Problem | None]:
+def _plate_of_file(path: Path, allow_outside: bool = False) -> tuple[Plate | None, Problem | None]:
     """One image's plate from its data folder's annotation or its file name; or why it is skipped."""
     folder = path.parent.parent if path.parent.name == "images" else path.parent
     try:
@@ -177,7 +179,7 @@ def _plate_of_file(path: Path) -> tuple[Plate | None, Problem | None]:
     except PlategenError:
         fmt = "filename"
     if fmt != "filename":
-        result = load_plate(path, fmt)
+        result = load_plate(path, fmt, allow_outside)
         if result.plates:
             return result.plates[0], None
         if result.problems or result.skipped:  # e.g. a malformed label file: its reason, not "no boxes"

@@ -72,6 +72,7 @@ class SynthRequest:
     texts: Path | None = None  # --plates: plate texts, one a line, used in order and cycled
     design: str | None = None  # --plates: repaint the style plates in this design's colours (synth/designs.py)
     exports: list[str] = field(default_factory=list)  # --plates: "lprnet", "paddleocr"
+    allow_outside_paths: bool = False  # --plates: follow a style folder's CSV image paths that leave it (load_plates)
 
 
 @dataclass
@@ -297,7 +298,7 @@ def _checked_plates(req: SynthRequest, world: World, device: str, ckpt, ckpt_pat
         raise PlategenError(f"--export {req.exports[0]} copies the images/ of --format files; "
                             "leave it out with --format shards")
     design = design_named(req.design)
-    styles, skipped = plates.load_style_plates(req.styles)
+    styles, skipped = plates.load_style_plates(req.styles, req.allow_outside_paths)
     if design is not None:
         plates.require_chinese(styles, req.design)
     pattern = req.pattern or (design.pattern if design is not None else None)
