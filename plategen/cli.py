@@ -98,6 +98,13 @@ def optional_path(value: Optional[str], option: str) -> Optional[Path]:
     return None if value is None else given_path(value, option)
 
 
+def optional_checkpoint(value: Optional[str], option: str) -> Optional[Path]:
+    """A checkpoint to read, as given: a path, or a shipped model's name (`checkpoint.checkpoint_path`)."""
+    from plategen.checkpoint import checkpoint_path
+
+    return None if value is None else checkpoint_path(given_path(value, option))
+
+
 def preview_path(value: Optional[str], off: bool, out: str) -> Optional[Path]:
     """synth's sheet: where --preview says, else preview.png in --out (a person looks before training on it)."""
     if off and value is not None:
@@ -249,7 +256,8 @@ def train(
                                                   "lower to fine-tune a trained model gently)."),
     device: str = typer.Option("auto", help="auto (CUDA when present), cpu, cuda, cuda:1."),
     seed: int = typer.Option(0, help="Seeds weights, batches and glyph variation."),
-    resume: Optional[str] = typer.Option(None, help="Continue from this checkpoint (weights and optimizer state)."),
+    resume: Optional[str] = typer.Option(None, help="Continue from this checkpoint (weights and optimizer state): "
+                                         "a path, or a shipped model's name (default, allchars)."),
     overwrite: bool = typer.Option(False, help="Replace an existing --out."),
     samples_dir: Optional[str] = typer.Option(None, help="Where sample grids go (default: <out stem>-samples/)."),
     threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default 1: faster on a busy 2-core machine; try 2 on an idle one)."),
@@ -272,7 +280,7 @@ def train(
                           num_threads=threads, chars=chars, rendered_share=rendered_share)
     if epochs is not None:
         options.steps = None
-    result = train_saae(folders, given_path(out, "--out"), options, resume=optional_path(resume, "--resume"),
+    result = train_saae(folders, given_path(out, "--out"), options, resume=optional_checkpoint(resume, "--resume"),
                         overwrite=overwrite,
                         allow_outside=allow_outside_paths,
                         progress=err_console.is_terminal)

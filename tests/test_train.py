@@ -8,7 +8,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from plategen.checkpoint import load_checkpoint, load_optimizers, optimizer_path, save_checkpoint
+from plategen.checkpoint import SHIPPED_CHECKPOINTS, load_checkpoint, load_optimizers, optimizer_path, save_checkpoint
 from plategen.atomic import is_own_sheet
 from plategen.cli import app
 from plategen.dataset import build_samples, is_holdout
@@ -375,6 +375,17 @@ def test_a_finetune_step_draws_only_on_the_crops_not_on_what_a_fixed_discriminat
         assert not backwards_through_d  # D only reports its loss: G's backward does no work through it
     assert all(torch.equal(tuned[0][k], tuned[1][k]) for k in start)  # two different critics, one generator
     assert not all(torch.equal(tuned[0][k], start[k]) for k in start)  # and the generator did learn
+
+
+def test_resume_takes_a_shipped_models_name_as_synth_and_benchmark_do(tmp_path: Path, small_uc3m: Path):
+    """`train --resume default` said 'default: no such checkpoint file', though `synth --checkpoint default` works."""
+    shipped = load_checkpoint(SHIPPED_CHECKPOINTS["default"])
+    out = tmp_path / "tuned.safetensors"
+    result = CliRunner().invoke(app, ["train", "--preset", "finetune", "--resume", "default", "--data", str(small_uc3m),
+                                      "--out", str(out), "--steps", str(shipped.meta["step"] + 1), "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    tuned = load_checkpoint(out)
+    assert tuned.meta["step"] == shipped.meta["step"] + 1 and tuned.meta["resumed_from"] == str(SHIPPED_CHECKPOINTS["default"])
 
 
 def test_a_run_length_given_outright_replaces_the_finetune_preset_and_a_killed_finetune_ends_at_its_total():
