@@ -262,13 +262,24 @@ def nothing_usable(result: ImportResult, advice: bool = True) -> str:
     bad = result.problems + result.skipped
     if not bad:  # nothing was even listed
         where = ("its CSV has no rows" if result.format == "csv" else
-                 f"no plate images (.jpg, .png, ...) in {images_dir(result.folder)}")
+                 f"no plate images (.jpg, .png, ...) in {images_dir(result.folder)}{split_folders(result.folder)}")
         return f"{result.folder}: no plates (format {result.format}): {where}"
     line = (f"{result.folder}: no usable plates read (format {result.format}): "
             f"{len(result.problems)} bad record(s), {len(result.skipped)} not segmented; first: {bad[0]}")
     if len(bad) > 1 and advice:
         line += f"; run plategen inspect {shlex.quote(str(result.folder))} --show {len(bad)} to list them all"
     return line
+
+
+def split_folders(folder: Path) -> str:
+    """What to say where a folder's images/ holds only subfolders of images (Ultralytics' images/train, images/val):
+    plategen reads one folder of images with labels/ beside it."""
+    images = images_dir(folder)
+    splits = sorted(p.name for p in images.iterdir() if p.is_dir() and image_files(p)) if images.is_dir() else []
+    if not splits:
+        return ""
+    return (f", only in its subfolders {', '.join(splits)} (a split layout); give one split as a folder of its own, "
+            "with images/, labels/ and classes.txt side by side")
 
 
 def load_many(folders: Iterable[Path | str], fmt: str | None = None, strict: bool = False,

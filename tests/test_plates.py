@@ -4,9 +4,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 from PIL import Image
 
 from hostile import make_fifo
+from plategen.cli import app
 from plategen.errors import PlategenError
 from plategen import plates as plates_module
 from plategen.plates import clean_text, detect_format, load_plate, load_plates, read_image
@@ -196,6 +198,18 @@ def test_a_byte_order_mark_in_classes_txt_or_a_label_file_is_read_past(tmp_path,
     marked = load_plates(folder)
     assert not marked.problems
     assert [(p.text, p.boxes) for p in marked.plates] == [(p.text, p.boxes) for p in plain.plates]
+
+
+def test_a_split_layout_says_where_its_images_are_and_what_to_give(tmp_path, data_dir):
+    """Ultralytics keeps images/train and labels/train; plategen said only 'no plate images in images'."""
+    folder = _yolo_folder(tmp_path, data_dir, STEMS)
+    for kind in ("images", "labels"):
+        (folder / kind / "train").mkdir()
+        for path in (folder / kind).glob("*.*"):
+            path.rename(folder / kind / "train" / path.name)
+    result = CliRunner().invoke(app, ["inspect", str(folder)])
+    assert result.exit_code == 2
+    assert "only in its subfolders train (a split layout); give one split as a folder of its own" in result.output
 
 
 def _csv_folder(tmp_path: Path, data_dir: Path, rows: list[str]) -> Path:
