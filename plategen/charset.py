@@ -19,6 +19,10 @@ def parse_charset(spec: str) -> list[str]:
     """
     if not spec:
         raise PlategenError("--chars: the character spec is empty")
+    composed = unicodedata.normalize("NFC", spec)
+    if composed != spec:  # a decomposed Ä is A and a lone combining mark, and the mark was named as the typo
+        raise PlategenError(f"--chars: {spec!r} holds decomposed characters (a letter and a combining mark); "
+                            f"give them composed: {composed!r}")
     chars: list[str] = []
     i = 0
     while i < len(spec):

@@ -37,3 +37,10 @@ def test_a_character_plategen_would_read_back_as_another_is_refused(spec, read):
     output then failed ("expected one character per line, got ['Ⅱ', ...]")."""
     with pytest.raises(PlategenError, match=f"is read back as '{read}'"):
         parse_charset(spec)
+
+
+def test_a_decomposed_letter_is_refused_with_its_composed_form():
+    """A decomposed Ä (A and U+0308) named the lone combining mark as the typo: "'̈' in 'Ä' is not a letter"."""
+    with pytest.raises(PlategenError, match="decomposed characters .* give them composed: '0-9Ä'"):
+        parse_charset("0-9A\u0308")
+    assert parse_charset("Ä") == ["Ä"]
