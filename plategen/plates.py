@@ -571,6 +571,11 @@ def _read_csv(folder: Path, allow_outside: bool = False) -> tuple[list[RawRecord
                     f"{csv_path}: missing column(s) {', '.join(sorted(missing))}; "
                     f"header is {reader.fieldnames}; expected image_path,plate_text[,...]"
                 )
+            names = [name.strip() for name in reader.fieldnames or []]
+            twice = sorted({name for name in names if names.count(name) > 1 and name in ("image_path", "plate_text")})
+            if twice:  # DictReader keeps the last column of a name: every row read the empty one as bad
+                raise PlategenError(f"{csv_path}: the header names {', '.join(twice)} twice ({reader.fieldnames}); "
+                                    "give each column once")
             for row in reader:
                 line = reader.line_num
                 image_rel, raw_text = (row.get("image_path") or "").strip(), row.get("plate_text") or ""

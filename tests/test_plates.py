@@ -140,6 +140,10 @@ def test_csv_without_needed_columns_names_the_file_and_columns(tmp_path):
     (tmp_path / "labels.csv").write_text("path,text\nimages/a.jpg,ABC123\n")
     with pytest.raises(PlategenError, match=r"labels.csv: missing column\(s\) image_path, plate_text"):
         load_plates(tmp_path)
+    # a column given twice: every row was 'bad row: ... plate_text=' (the reader kept the last, empty one)
+    (tmp_path / "labels.csv").write_text("image_path,plate_text,plate_text\nimages/a.jpg,ABC123,\n")
+    with pytest.raises(PlategenError, match=r"labels.csv: the header names plate_text twice"):
+        load_plates(tmp_path)
 
 
 def test_csv_row_with_missing_image_is_a_listed_problem(tmp_path, data_dir):
