@@ -399,6 +399,12 @@ def test_missing_data_and_non_empty_out(uc3m, tmp_path):
     assert [p.name for p in busy.iterdir()] == ["keep.txt"]
     result = runner.invoke(app, ["benchmark", "--data", str(uc3m), "--out", str(busy / "keep.txt")])
     assert result.exit_code == 2 and "keep.txt: exists and is not a folder" in result.output
+    # --overwrite replaced a user's own report.md (a hostile try); it replaces only an earlier benchmark's report
+    (busy / "report.md").write_text("my notes")
+    result = runner.invoke(app, ["benchmark", "--data", str(uc3m), "--out", str(busy), "--overwrite", "--generator",
+                                 "render"])
+    assert result.exit_code == 2 and "holds report.md but no report.json of a plategen benchmark" in result.output
+    assert (busy / "report.md").read_text() == "my notes"
 
 
 def test_csv_paths_outside_data_and_test_are_followed_only_when_allowed(data_dir, tmp_path):

@@ -24,14 +24,13 @@ from plategen import __version__
 from plategen.atomic import atomic_write_bytes, atomic_write_text
 from plategen.bench.judge import JUDGE_MIN_CROPS
 from plategen.bench.pools import DATA_SHARE, GeneratorInfo
-from plategen.bench.request import BenchmarkRequest
+from plategen.bench.request import REPORT_FILES, BenchmarkRequest
 from plategen.bench.runs import Run
 from plategen.bench.splits import SplitRecord
 
 if TYPE_CHECKING:
     from plategen.bench.plate_report import PlateBenchmarkReport
 
-REPORT_FILES = ("report.json", "report.md", "benchmark.png")
 REGIME_NOTES = {
     "product": "product regime: the SAAE is the given checkpoint; test plates are plates it never saw (by content "
                "hash) unless a warning below says otherwise",

@@ -6,6 +6,7 @@ level's defaults and refuses an option of the other level."""
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,6 +101,9 @@ def level_options(level: str, steps: int | None, batch_size: int | None, synthet
                                  eval_points=base.eval_points)}
 
 
+REPORT_FILES = ("report.json", "report.md", "benchmark.png")  # what a run writes in --out (report.json last)
+
+
 @dataclass(frozen=True)
 class BenchmarkRequest:
     data: Path = DEFAULT_DATA
@@ -140,6 +144,14 @@ class BenchmarkRequest:
     @property
     def budget_s(self) -> float:
         return self.generator_budget_s if self.generator_budget_s is not None else DEFAULT_BUDGET_S
+
+
+def _benchmark_report(out: Path) -> bool:
+    """Whether `out` holds an earlier benchmark's report.json (its files are the ones --overwrite replaces)."""
+    try:
+        return json.loads((out / "report.json").read_text(encoding="utf-8")).get("tool") == "plategen benchmark"
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def check_request(req: BenchmarkRequest) -> None:
@@ -197,3 +209,7 @@ def check_request(req: BenchmarkRequest) -> None:
     require_writable_folder(out, f"--out {out}")
     if out.is_dir() and any(out.iterdir()) and not req.overwrite:
         raise PlategenError(f"--out {out}: exists and is not empty; pass --overwrite or choose another folder")
+    if req.overwrite and any((out / name).exists() for name in REPORT_FILES) and not _benchmark_report(out):
+        raise PlategenError(f"--out {out}: holds {', '.join(n for n in REPORT_FILES if (out / n).exists())} but no "
+                            "report.json of a plategen benchmark; --overwrite replaces only an earlier benchmark's "
+                            "report, so choose another folder")
