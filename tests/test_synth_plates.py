@@ -628,7 +628,11 @@ def test_a_layout_refusal_names_the_style_plate_it_is_about(styles, ckpt_cn, tmp
     texts.write_text("1234BCD\n", encoding="utf-8")
     with pytest.raises(PlategenError, match=rf"the layout DDD/LL has 5 \(style plate {styles[0]}\)$"):
         synthesize(request([styles[0]], ckpt_cn, tmp_path / "texts", 4, texts=texts))
-    assert not (tmp_path / "rows").exists() and not (tmp_path / "texts").exists()
+    # under --pattern the layout is the pattern's, whichever plate: no style plate is to blame (a hostile try)
+    with pytest.raises(PlategenError, match=r"the layout DDDDDD has 6\Z") as refused:
+        synthesize(request([EXAMPLE], ckpt_cn, tmp_path / "pattern", 4, texts=texts, pattern="DDDDDD"))
+    assert "style plate" not in str(refused.value)
+    assert not any((tmp_path / name).exists() for name in ("rows", "texts", "pattern"))
 
 
 def test_without_chars_a_run_takes_the_characters_its_slots_use(styles, ckpt_cn, tmp_path):

@@ -263,8 +263,9 @@ def plan_plates(styles: Sequence[StylePlate], n: int, chars: Sequence[str], seed
         by_kinds: dict[str, list[str]] = {}
         for i, k in enumerate(style):
             layout = layouts[k]
-            if layout.kinds not in by_kinds:
-                by_kinds[layout.kinds] = of_style(styles[k], read_texts, texts, layout, n, chars)
+            if layout.kinds not in by_kinds:  # under --pattern every plate has its layout: a refusal is the pattern's
+                by_kinds[layout.kinds] = (read_texts(texts, layout, n, chars) if pattern else
+                                          of_style(styles[k], read_texts, texts, layout, n, chars))
             out[i] = by_kinds[layout.kinds][i]
     else:
         for k, layout in enumerate(layouts):
