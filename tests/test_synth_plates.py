@@ -24,9 +24,9 @@ from plategen.synth import engine as engine_module
 from plategen.synth.engine import Batch, chinese_model
 from plategen.synth.exports import FinishedPlate, label_classes, write_plate_folder
 from plategen.segment import privacy_masks
-from plategen.synth.plates import (PREVIEW_HEIGHT, Canvas, _at_height, character_synth, erased_boxes,
+from plategen.synth.plates import (PREVIEW_HEIGHT, Canvas, _at_height, character_synth, drawn_in_grey, erased_boxes,
                                    hides_dot, load_style_plates, make_plates, masks_under, plan_plates, plate_layouts,
-                                   style_plate, wants_chinese)
+                                   shape_style, style_plate, wants_chinese)
 from plategen.synth.writers import decode_png, read_shards
 from conftest import copy_plates, make_checkpoint, synth_request, webdataset_samples
 
@@ -268,7 +268,8 @@ def test_resume_refuses_a_run_whose_chinese_plates_took_other_letters(styles, ck
                                                           ("design_light", 1, 1, {"design": "yellow"}),
                                                           ("hidden_dot", 3, 1, {}),
                                                           ("erased_masks", 4, 1, {"pattern": "DDDD LLL"}),
-                                                          ("spread_slots", 4, 1, {"pattern": "DDD"})])
+                                                          ("spread_slots", 4, 1, {"pattern": "DDD"}),
+                                                          ("grey_styles", 4, 1, {})])
 def test_a_run_begun_before_a_drawing_change_resumes_only_on_plates_it_leaves_alone(key, changed, unchanged, how, styles,
                                                                                    data_dir, ckpt_cn, tmp_path,
                                                                                    monkeypatch):
@@ -276,7 +277,8 @@ def test_a_run_begun_before_a_drawing_change_resumes_only_on_plates_it_leaves_al
     `design_light`: a --design repaints the paper otherwise (a run without one is untouched); `hidden_dot`: a dot
     slot inside a character box is erased and drawn anew (皖A05279; 京PL3N67's is clear of its boxes); `erased_masks`:
     a pattern's slots over privacy masks have them painted as paper (the shipped example); `spread_slots`: a shorter
-    pattern's characters keep the plate's own size (and paint the masks under them). A run
+    pattern's characters keep the plate's own size (and paint the masks under them); `grey_styles`: dark-on-light
+    plates (the example, not a blue CCPD plate) are drawn from their grey levels. A run
     begun before on plates the change touches would mix two drawings and is refused; one on plates it leaves
     alone draws as before and resumes."""
     generate = engine_module.Synthesizer.generate
@@ -494,6 +496,26 @@ def test_a_style_folder_whose_csv_leaves_it_is_drawn_with_allow_outside_paths(da
     result = CliRunner().invoke(app, ["synth", "--style", str(EXAMPLE), "--n", "2", "--out", str(tmp_path / "c"),
                                       "--allow-outside-paths"])
     assert result.exit_code == 2 and "options of --plates" in result.output
+
+
+def test_dark_on_light_plates_are_drawn_from_their_grey_levels(imported, data_dir, tmp_path):
+    """The generator drew white-on-blue characters for a cyan Spanish plate (01875), broken once placed; a placed
+    character keeps only its coverage and takes the plate's own ink, so dark-on-light plates hand the generator
+    their grey levels. A blue Chinese plate, light on dark, keeps its colours (in grey they read worse)."""
+    plates = {p.image_path.name: p for p in imported("uc3m-lp").plates}
+    cyan = style_plate(plates["01875_AD-387--BG.jpg"])
+    (example,), _ = load_style_plates([EXAMPLE])
+    (blue,), _ = load_style_plates([data_dir / "ccpd-crops" / "images" / "皖A0V262.jpg"])
+    for plate in (cyan, example):
+        assert drawn_in_grey(plate)
+        grey = shape_style(plate)
+        assert grey.shape == plate.image.shape and (grey == grey[..., :1]).all()  # R = G = B
+        assert np.array_equal(grey[..., 0], cv2.cvtColor(plate.image, cv2.COLOR_RGB2GRAY))
+    assert not drawn_in_grey(blue) and shape_style(blue) is blue.image
+    ckpt = load_checkpoint(make_checkpoint(tmp_path / "random.safetensors", CHARS))
+    plan = plan_plates([cyan, blue], 2, CHARS, seed=0)
+    synth = character_synth(ckpt.generator, None, None, [cyan, blue], plan, CHARS, shipped_fonts(), 0, "cpu", 4)
+    assert np.array_equal(synth.styles[0].image, shape_style(cyan)) and synth.styles[1].image is blue.image
 
 
 def test_a_pattern_paints_the_privacy_masks_under_its_slots_as_paper():

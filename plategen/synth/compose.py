@@ -58,6 +58,11 @@ def _ink_side(diffs: Sequence[np.ndarray]) -> float:
     return 1.0 if sum(float(np.sign(d[_beyond(np.abs(d), INK_SHARE)]).sum()) for d in diffs) > 0 else -1.0
 
 
+def dark_ink(image: np.ndarray, boxes: Sequence[Box]) -> bool:
+    """Whether a plate's characters are darker than its paper (`_ink_side`)."""
+    return bool(boxes) and _ink_side([_box_contrast(image, box) for box in boxes]) < 0
+
+
 def _beyond(diff: np.ndarray, share: float) -> np.ndarray:
     """Where `diff` exceeds `share` of its strongest (98th percentile) value and MIN_INK_CONTRAST."""
     return diff > max(MIN_INK_CONTRAST, share * float(np.percentile(diff, 98)))

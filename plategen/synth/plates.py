@@ -34,7 +34,7 @@ from plategen import __version__
 from plategen.atomic import atomic_save_png
 from plategen.checkpoint import LoadedCheckpoint
 from plategen.distributed import World
-from plategen.synth.compose import Coverages, erase_characters, erases_large, ink_colour, place_on_plates
+from plategen.synth.compose import Coverages, dark_ink, erase_characters, erases_large, ink_colour, place_on_plates
 from plategen.synth.designs import Design, design_named, draw_dot, repaint
 from plategen.errors import PlategenError, require_once, require_regular_file, require_writable_name
 from plategen.synth.exports import FinishedPlate, label_classes, write_lprnet, write_paddleocr, write_plate_index
@@ -300,7 +300,7 @@ def character_synth(generator, discriminator, charset: Sequence[str] | None, sty
     config = generator.config
     glyphs = build_glyph_pool(chars, [len(fonts)] * len(chars), fonts, seed, PLATE_DIVERSITY, config.glyph_size)
     s = len(styles)
-    as_styles = [Style(p.name, p.image, p.sha256) for p in styles]
+    as_styles = [Style(p.name, shape_style(p), p.sha256) for p in styles]
     pool = build_style_pool(as_styles, len(label), seed, PLATE_DIVERSITY, tuple(config.style_size),
                             entries=s * CHECK_ATTEMPTS)
     rng = np.random.default_rng([seed, 6])
@@ -323,6 +323,23 @@ def character_synth(generator, discriminator, charset: Sequence[str] | None, sty
     memo = DrawMemo(engine, check, glyphs, routes=routes) if draws_repeat(plan, chars, fonts) else None
     return Synthesizer(chars, len(label), seed, as_styles, char_plan, glyphs, pool, engine, batch_size,
                        PLATE_DIVERSITY, check, generate_threads(device), memo, routes=routes)
+
+
+def shape_style(plate: StylePlate) -> np.ndarray:
+    """The style image a plate's new characters are drawn from: on a plate whose characters are darker than its
+    paper, its grey levels. A placed character keeps only its strokes' coverage and takes the plate's own ink
+    (`compose`), so the generator's colours are never seen; but it drew white-on-blue characters, broken once
+    placed, for a cyan Spanish plate (taken for a Chinese one). In grey, a character CNN read 97.1% of the placed
+    characters of 500 plates on 50 held-out uc3m-lp styles as asked (95.6% in colour), 92.6% on openalpr-us
+    (92.9%); light-on-dark plates (Chinese blue) stay in colour: in grey, 67% against 76% of 300 plates."""
+    if not drawn_in_grey(plate):
+        return plate.image
+    grey = cv2.cvtColor(plate.image, cv2.COLOR_RGB2GRAY)
+    return np.repeat(grey[..., None], 3, axis=2)
+
+
+def drawn_in_grey(plate: StylePlate) -> bool:
+    return dark_ink(plate.image, [slot.box for slot in plate.layout.char_slots])
 
 
 def draws_repeat(plan: PlatePlan, chars: Sequence[str], fonts: Sequence[Font]) -> bool:
@@ -758,6 +775,7 @@ def plate_params(req, styles: Sequence[StylePlate], chars: Sequence[str], layout
             "hidden_dot": HIDDEN_DOT if any(hides_dot(s) and (design is None or design.dot) for s in styles) else None,
             "erased_masks": ERASED_MASKS if any(masks_under(s, layout) for s, layout in zip(styles, layouts)) else None,
             "spread_slots": SPREAD_SLOTS if any(is_spread(s, layout) for s, layout in zip(styles, layouts)) else None,
+            "grey_styles": GREY_STYLES if any(map(drawn_in_grey, styles)) else None,
             "leaning": None,  # 59e3702 placed characters leaning (meta.json "leaning": 1); this plategen does not
             "upper_letters": UPPER_LETTERS if req.texts is None and any(c.isascii() and c.islower() for c in chars)
             else None}
@@ -780,6 +798,9 @@ ERASED_MASKS = 2
 # pitch since this number (`layout._spread`), and its masks go under fewer slots too; a run begun before stretched its
 # characters over the whole print area, and drew a shorter pattern on the masks.
 SPREAD_SLOTS = 1
+# The characters of a plate whose ink is darker than its paper are drawn from its grey levels since this number
+# (`shape_style`); a run begun before drew them from its colours.
+GREY_STYLES = 1
 # The letter slots of drawn texts take upper case only since this number (`layout.alphabet`); a run begun before with
 # lower case in its alphabet drew it into them too.
 UPPER_LETTERS = 1
