@@ -19,10 +19,12 @@ def parse_charset(spec: str) -> list[str]:
     """
     if not spec:
         raise PlategenError("--chars: the character spec is empty")
-    composed = unicodedata.normalize("NFC", spec)
-    if composed != spec:  # a decomposed Ä is A and a lone combining mark, and the mark was named as the typo
-        raise PlategenError(f"--chars: {spec!r} holds decomposed characters (a letter and a combining mark); "
-                            f"give them composed: {composed!r}")
+    mark = next((i for i, c in enumerate(spec) if unicodedata.combining(c)), None)
+    if mark is not None:  # a decomposed Ä is A and a lone combining mark, and the mark was named as the typo
+        end = next((i for i in range(mark, len(spec)) if not unicodedata.combining(spec[i])), len(spec))
+        piece = spec[max(mark - 1, 0):end]
+        raise PlategenError(f"--chars: {piece!r} in {spec!r} is a letter and a combining mark; write it as the one "
+                            f"character {unicodedata.normalize('NFC', piece)!r}")
     chars: list[str] = []
     i = 0
     while i < len(spec):

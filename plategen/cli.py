@@ -304,7 +304,7 @@ def train(
     table.add_row("(2) discriminator CE", f"{result.losses.get('d', float('nan')):.3f}")
     table.add_row("(3) adversarial CE", f"{result.losses.get('adv', float('nan')):.3f}")
     table.add_row("validation L1 (held-out plates)", f"{result.val_l1:.4f}" if math.isfinite(result.val_l1)
-                  else "none: no held-out crop of a trained character")
+                  else "not measured: no held-out crop of a trained character")
     table.add_row("checkpoint", shown(result.checkpoint))
     table.add_row("optimizer state", shown(result.optimizer_state))
     if result.samples:

@@ -506,9 +506,11 @@ def _read_filename(folder: Path) -> tuple[list[RawRecord], ImportResult]:
 # of a plate, not a plate called IMG or DSCN0001. DSC1234 or DJI0042 (three letters, four digits) are plate texts.
 CAMERA_NAME = re.compile(r"(IMG|VID|PXL|MVIMG|PANO|DSC|DJI|SAM|WP)[_-]\d|IMG\d{8}|DSC\d{5}|(DSC[NF]|GOPR|PICT|CIMG)\d{4}"
                          r"|P\d{7}$|\d{8}_\d{6}")
-# A date or a time stamp (2023-05-01_14-22-33, 2023.05.01 14.22.33): its digits are no plate, though they clean to
-# one ("20230501"). Without separators a date is a plate's digits as well, and only the camera's form is refused.
-DATE_NAME = re.compile(r"(19|20)\d\d([-.])(0[1-9]|1[0-2])\2(0[1-9]|[12]\d|3[01])(\D|$)")
+# A date or a time stamp (2023-05-01_14-22-33, 2023.05.01 14.22.33, 2023_5_1, 01-05-2023): its digits are no plate,
+# though they clean to one ("20230501"). Without separators a date is a plate's digits as well, and only the camera's
+# form is refused.
+DATE_NAME = re.compile(r"((19|20)\d\d([-._])(0?[1-9]|1[0-2])\3(0?[1-9]|[12]\d|3[01])"
+                       r"|(0?[1-9]|[12]\d|3[01])([-._])(0?[1-9]|1[0-2])\7(19|20)\d\d)(\D|$)")
 
 
 def text_of_name(path: Path) -> str | None:
@@ -526,7 +528,7 @@ def name_problem(path: Path) -> str | None:
     if DATE_NAME.match(path.stem):
         return "a date"
     if "&" in path.stem:  # 025-95_113-154&383_386&473-...: the text is in its fields as indices
-        return "CCPD's own file name; name each crop by its plate text"
+        return "no plate text holds '&', as CCPD's own file names do; name each crop by its plate text"
     first, _, rest = path.stem.partition("_")
     text, other = clean_text(first), clean_text(rest)
     if not (text and text.isalnum() and text == text.upper()):
@@ -571,7 +573,7 @@ def _read_csv(folder: Path, allow_outside: bool = False) -> tuple[list[RawRecord
                     f"{csv_path}: missing column(s) {', '.join(sorted(missing))}; "
                     f"header is {reader.fieldnames}; expected image_path,plate_text[,...]"
                 )
-            names = [name.strip() for name in reader.fieldnames or []]
+            names = list(reader.fieldnames or [])
             twice = sorted({name for name in names if names.count(name) > 1 and name in ("image_path", "plate_text")})
             if twice:  # DictReader keeps the last column of a name: every row read the empty one as bad
                 raise PlategenError(f"{csv_path}: the header names {', '.join(twice)} twice ({reader.fieldnames}); "

@@ -515,9 +515,10 @@ def check_out(out: Path, samples_dir: Path, resume: Path | None, overwrite: bool
     if out.name.endswith(OPTIMIZER_SUFFIX):
         raise PlategenError(f"--out {out}: a name ending in {OPTIMIZER_SUFFIX} is where a checkpoint's optimizer state "
                             "goes; give the checkpoint another name")
-    if samples_dir.resolve() in (out.resolve(), optimizer_path(out).resolve()):  # its grid made a folder of that name
-        raise PlategenError(f"--samples-dir {samples_dir}: is where the checkpoint (or its optimizer state) goes; "
-                            "give the sample grids another folder")
+    taken = {out.resolve(), optimizer_path(out).resolve()}
+    if taken & {samples_dir.resolve(), *samples_dir.resolve().parents}:  # its grid made a folder of that name
+        raise PlategenError(f"--samples-dir {samples_dir}: is, or lies under, where the checkpoint (or its optimizer "
+                            "state) goes; give the sample grids another folder")
     if not out.parent.is_dir():
         raise PlategenError(f"--out {out}: the folder {out.parent} does not exist")
     require_writable_folder(out.parent, f"--out {out}")
@@ -655,7 +656,9 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
     trained_on = sorted({p.sha256 for p in train_plates} | set(previous.meta.get("plate_sha256", []) if previous else []))
     grid_ids = grid_plates(held, 8, np.random.default_rng(opts.seed))
     written: list[Path] = []
-    val_l1 = float("nan")
+    # a resume that runs no step keeps the weights, and so their validation L1
+    earlier = previous.meta.get("val_l1") if previous else None
+    val_l1 = float(earlier) if earlier is not None else float("nan")
 
     def save() -> None:
         meta = {"charset": charset, "fonts": bank.fonts, "plate_sha256": trained_on,

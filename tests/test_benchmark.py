@@ -222,9 +222,10 @@ def test_fewer_test_plates_than_asked_for_is_said(plates, uc3m, tmp_path):
     _, quiet = plan_splits(dataclasses.replace(req, test_plates=None), plates, None, seen)  # the default: no word
     assert not quiet
     # too many training plates: the refusal said "once the 0 test plates ... are held out" (a hostile try)
-    with pytest.raises(PlategenError, match=rf"--real-plates 100000: only \d+ of the {len(plates)} plates .* can train "
-                                            r"beside the 50 test plates asked for"):
-        plan_splits(dataclasses.replace(req, real_plates=100_000, test_plates=50), plates, None, seen)
+    for checkpoint_saw in (seen, set()):  # without a checkpoint, training plates were drawn first: "2056 of 2056"
+        with pytest.raises(PlategenError, match=rf"--real-plates 100000: the {len(plates)} plates of .* cannot give "
+                                                r"100000 training plates beside the 50 test plates asked for"):
+            plan_splits(dataclasses.replace(req, real_plates=100_000, test_plates=50), plates, None, checkpoint_saw)
 
 
 def test_allow_overlap_runs_on_plates_the_checkpoint_saw_and_says_so(small, tmp_path):

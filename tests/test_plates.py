@@ -144,6 +144,9 @@ def test_csv_without_needed_columns_names_the_file_and_columns(tmp_path):
     (tmp_path / "labels.csv").write_text("image_path,plate_text,plate_text\nimages/a.jpg,ABC123,\n")
     with pytest.raises(PlategenError, match=r"labels.csv: the header names plate_text twice"):
         load_plates(tmp_path)
+    (tmp_path / "labels.csv").write_text("image_path,plate_text, plate_text\nimages/a.jpg,ABC123,\n")
+    with pytest.raises(PlategenError, match=r"a\.jpg"):  # ' plate_text' is another column: the row reads (no image)
+        load_plates(tmp_path, strict=True)
 
 
 def test_csv_row_with_missing_image_is_a_listed_problem(tmp_path, data_dir):
@@ -466,7 +469,8 @@ def test_a_folder_reads_only_plate_texts_as_file_names(data_dir, tmp_path):
     cameras = ["DSC01234.jpg", "DSCN0001.JPG", "IMG_0001.jpg", "PXL_20260101_120000.jpg", "20260101_123456.jpg",
                "P1010001.JPG", "SAM_0001.JPG", "IMG20260101123456.jpg"]
     # time stamps and CCPD's own names cleaned to 8 and 5 digits that were taken as the plates' texts
-    dates = ["2023-05-01_14-22-33.jpg", "2023.05.01 14.22.33.jpg"]
+    dates = ["2023-05-01_14-22-33.jpg", "2023.05.01 14.22.33.jpg", "2023_05_01_14_22_33.jpg", "01-05-2023.jpg",
+             "2023-5-1.jpg"]
     ccpd = ["025-95_113-154&383_386&473-386&438_114&473_115&388_386&383-0_0_22_27_27_33_16-37-15.jpg"]
     # plate texts that start like a camera's name (DSC1234, DJI0042: US ABC-1234 plates)
     plates = ["皖A0V262.jpg", "1234BCD_1.jpg", "VID4521.jpg", "PANO123.jpg", "DSC1234.jpg", "DJI0042.jpg"]
@@ -481,7 +485,7 @@ def test_a_folder_reads_only_plate_texts_as_file_names(data_dir, tmp_path):
     assert all("not a plate text" in p.message for p in result.problems)
     assert all("a camera's name" in p.message for p in result.problems if p.path.name in cameras)
     assert all("a date" in p.message for p in result.problems if p.path.name in dates)
-    assert all("CCPD's own file name" in p.message for p in result.problems if p.path.name in ccpd)
+    assert all("as CCPD's own file names do" in p.message for p in result.problems if p.path.name in ccpd)
     styles = [Path(style.name).name for style in load_styles([tmp_path])]  # character styles: any image, no dotfile
     assert sorted(styles) == sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("."))
 

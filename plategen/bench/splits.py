@@ -121,8 +121,8 @@ def plan_splits(req: BenchmarkRequest, data_plates: Sequence[Plate], test_source
         if len(split.train) < (req.real_plates or 1):
             held = ("" if test_source is not None else f" beside the {req.held_out_images} test plates asked for "
                     "(--test-plates; for a checkpoint, test plates are plates it never saw)")
-            raise PlategenError(f"--real-plates {req.real_plates or 'all'}: only {len(split.train)} of the {len(data_plates)} "
-                                f"plates of {req.data} can train{held}")
+            raise PlategenError(f"--real-plates {req.real_plates or 'all'}: the {len(data_plates)} plates of {req.data} "
+                                f"cannot give {req.real_plates or 'any'} training plates{held}")
         if not split.test:
             n_seen = sum(p.sha256 in seen for p in data_plates)
             raise PlategenError(f"{req.data}: no plates left for test: the checkpoint saw {n_seen} of its "
