@@ -145,6 +145,9 @@ def _field_problem(name: str, kind: str, value: object) -> str | None:
         return None if whole(value, 4, MAX_GLYPH_SIZE) else f"expected a whole number 4-{MAX_GLYPH_SIZE}"
     if name == "style_size":
         return None if pair(value, 4, MAX_STYLE_SIDE) else f"expected [height, width], each 4-{MAX_STYLE_SIDE}"
+    if name == "glyph_aspect":
+        return None if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                         and 0 < value <= 5) else "expected null or a box width / height, 0-5"
     if name == "style_pool":
         return None if value is None or pair(value, 1, MAX_STYLE_SIDE) else "expected null or [rows, columns]"
     if kind == "int":

@@ -26,6 +26,7 @@ class CharSamples:
     styles: np.ndarray  # [P, Hs, Ws, 3] uint8 RGB, each plate resized whole
     charset: list[str]
     plates: list[Plate]
+    aspects: np.ndarray  # [N] float64: each crop's box width / height, the width its content glyph is narrowed to (NaN: no box)
 
     def subset(self, plate_ids: Sequence[int]) -> "CharSamples":
         """The samples of the given plates only, re-indexed; plates keep their order."""
@@ -34,7 +35,7 @@ class CharSamples:
         remap[plate_ids] = np.arange(len(plate_ids))
         keep = remap[self.plate_index] >= 0
         return CharSamples(self.crops[keep], self.labels[keep], remap[self.plate_index[keep]],
-                           self.styles[plate_ids], self.charset, [self.plates[i] for i in plate_ids])
+                           self.styles[plate_ids], self.charset, [self.plates[i] for i in plate_ids], self.aspects[keep])
 
 
 def charset_of(plates: Iterable[Plate]) -> list[str]:
@@ -61,7 +62,7 @@ def build_samples(plates: Sequence[Plate], charset: Sequence[str] | None = None,
     """Cut every boxed character whose label is in `charset` (default: all seen)."""
     charset = list(charset) if charset is not None else charset_of(plates)
     index = {c: i for i, c in enumerate(charset)}
-    crops, labels, owners = [], [], []
+    crops, labels, owners, aspects = [], [], [], []
     styles = np.empty((len(plates), *style_size, 3), np.uint8)
     for p, plate in enumerate(progress(plates)):
         image = read_image(plate.image_path)
@@ -71,9 +72,11 @@ def build_samples(plates: Sequence[Plate], charset: Sequence[str] | None = None,
                 crops.append(crop_character(image, box, crop_size))
                 labels.append(index[ch])
                 owners.append(p)
+                aspects.append((box[2] - box[0]) / max(box[3] - box[1], 1))
     return CharSamples(
         np.stack(crops) if crops else np.empty((0, crop_size, crop_size, 3), np.uint8),
         np.asarray(labels, np.int64), np.asarray(owners, np.int64), styles, charset, list(plates),
+        np.asarray(aspects, np.float64),
     )
 
 

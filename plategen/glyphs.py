@@ -22,6 +22,10 @@ from plategen.sizes import GLYPH_SIZE
 
 FONTS_DIR = Path(__file__).resolve().parents[1] / "fonts"
 CROP_MARGIN = 1.2  # square side = CROP_MARGIN * longer side of the ink / character box
+# Widths a content glyph is narrowed to (ink width / height), in steps: a model trained with `SAAEConfig.narrow_glyphs`
+# gets each glyph at most as wide as the box it is drawn into (`narrowest`), the nearest step of the box's width.
+ASPECTS = tuple(round(0.30 + 0.05 * i, 2) for i in range(19))  # 0.30 ... 1.20
+WIDEST = len(ASPECTS) - 1  # the step of a box wider than that, or unknown (the shipped fonts' widest glyph, W, is 1.43)
 _RENDER_PX = 128  # glyphs are drawn large, then reduced with area averaging
 
 
@@ -126,10 +130,32 @@ def _draw_large(ch: str, font_path: Path, stroke: int) -> np.ndarray:
     return ink
 
 
-@lru_cache(maxsize=4096)
-def _plain_frame(ch: str, font_path: Path) -> tuple[float, float, float]:
-    """The frame of the undistorted glyph (jitter moves the glyph within it), worked out once per character and font."""
-    return frame_square(ink_box(_draw_large(ch, font_path, 0)))
+def _narrowed(ch: str, font_path: Path, stroke: int, width: int | None) -> np.ndarray:
+    """The large glyph, its ink squeezed about its centre to at most ASPECTS[width] of its height (None: as drawn)."""
+    ink = _draw_large(ch, font_path, stroke)
+    if width is None:
+        return ink
+    x0, y0, x1, y1 = ink_box(_draw_large(ch, font_path, 0))
+    factor = ASPECTS[width] * (y1 - y0) / (x1 - x0)
+    if factor >= 1:
+        return ink
+    cx = (x0 + x1) / 2
+    matrix = np.float32([[factor, 0, cx - factor * cx], [0, 1, 0]])
+    return cv2.warpAffine(ink, matrix, (ink.shape[1], ink.shape[0]), flags=cv2.INTER_AREA)
+
+
+def narrowest(aspects: np.ndarray | Sequence[float]) -> np.ndarray:
+    """The ASPECTS step of each box width / height (int64; NaN, a box unknown: WIDEST)."""
+    aspects = np.asarray(aspects, np.float64)
+    steps = np.rint((np.nan_to_num(aspects, nan=np.inf) - ASPECTS[0]) / 0.05)
+    return np.clip(steps, 0, WIDEST).astype(np.int64)
+
+
+@lru_cache(maxsize=16384)
+def _plain_frame(ch: str, font_path: Path, width: int | None = None) -> tuple[float, float, float]:
+    """The frame of the undistorted glyph (jitter moves the glyph within it), worked out once per character, font
+    and width."""
+    return frame_square(ink_box(_narrowed(ch, font_path, 0, width)))
 
 
 def ink_box(ink: np.ndarray, threshold: int = 64) -> tuple[int, int, int, int]:
@@ -165,11 +191,14 @@ def warp_to_frame(image: np.ndarray, cx: float, cy: float, side: float, size: in
                           borderMode=border_mode, borderValue=border_value)
 
 
-def render_glyph(ch: str, font: Font, size: int = GLYPH_SIZE, jitter: GlyphJitter = GlyphJitter()) -> np.ndarray:
-    """A size x size uint8 glyph (ink 255 on 0), framed like a real crop; same jitter, same pixels."""
+def render_glyph(ch: str, font: Font, size: int = GLYPH_SIZE, jitter: GlyphJitter = GlyphJitter(),
+                 width: int | None = None) -> np.ndarray:
+    """A size x size uint8 glyph (ink 255 on 0), framed like a real crop; same jitter, same pixels. `width`: the
+    ASPECTS step its ink is narrowed to, when wider (None: as the font draws it) (a real M is as narrow as the plate's other characters; a font's
+    is up to twice as wide, and a model drew it blotched, read as N or W)."""
     if not covers(font, ch):
         raise PlategenError(f"font {font.name} ({font.path}) has no glyph for {ch!r} (U+{ord(ch):04X})")
-    cx, cy, side = _plain_frame(ch, font.path)
-    ink = _draw_large(ch, font.path, jitter.stroke)
+    cx, cy, side = _plain_frame(ch, font.path, width)
+    ink = _narrowed(ch, font.path, jitter.stroke, width)
     side /= jitter.scale
     return warp_to_frame(ink, cx - jitter.dx * side, cy - jitter.dy * side, side, size, jitter.angle)

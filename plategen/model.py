@@ -47,6 +47,11 @@ class SAAEConfig:
     disc_hidden: int = 128  # units of the first FC layer
     spectral_norm: bool = False  # on the discriminator (the paper: False, it uses BN)
     leak: float = 0.2
+    # A model trained on content glyphs narrowed to their crop's box (`glyphs.render_glyph` width; a font's M or W is up
+    # to twice as wide as a plate's, and a model that had to squeeze them drew them blotched) gets them so in synth
+    # too: each to its slot's box on whole plates, to this box width / height (the median of its training crops') for
+    # single characters. None: glyphs as drawn (every checkpoint written before the field).
+    glyph_aspect: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -42,7 +42,8 @@ from plategen.dataset import CharSamples, build_samples, charset_of, holdout_spl
 from plategen.device import resolve_device, usable_cores
 from plategen.distributed import SOLO, World
 from plategen.errors import PlategenError, RankStopped
-from plategen.glyphs import check_coverage, fonts_for, render_glyph, sample_jitter, shipped_fonts
+from plategen.glyphs import (ASPECTS, GlyphJitter, check_coverage, fonts_for, narrowest, render_glyph, sample_jitter,
+                             shipped_fonts)
 from plategen.model import Discriminator, Generator, SAAEConfig
 from plategen.plates import Plate, load_many
 from plategen.render import render_characters
@@ -174,7 +175,8 @@ def top_up_with_rendered(samples: CharSamples, share: float, rng: np.random.Gene
     topped = CharSamples(np.concatenate([samples.crops, crops]),
                          np.concatenate([samples.labels, np.asarray(labels, np.int64)]),
                          np.concatenate([samples.plate_index, np.asarray(owners, np.int64)]),
-                         samples.styles, samples.charset, samples.plates)
+                         samples.styles, samples.charset, samples.plates,
+                         np.concatenate([samples.aspects, np.full(len(labels), np.nan)]))  # drawn as the font draws them
     return topped, wanted
 
 
@@ -195,28 +197,40 @@ def require_drawable_texts(plates: Sequence[Plate], charset: Sequence[str]) -> N
 
 
 class GlyphBank:
-    """Pre-rendered content glyphs per class: every covering font x `variants` (the first clean)."""
+    """Pre-rendered content glyphs per class: every covering font x `variants` (the first clean); with `narrow`
+    (`SAAEConfig.narrow_glyphs`), each of them at every width of `glyphs.ASPECTS`, one picked per crop's box."""
 
-    def __init__(self, charset: Sequence[str], variants: int, rng: np.random.Generator, size: int):
+    def __init__(self, charset: Sequence[str], variants: int, rng: np.random.Generator, size: int, narrow: bool = False):
         fonts = shipped_fonts()
         check_coverage(charset, fonts)
         self.fonts = [f.name for f in fonts]
+        self.widths = len(ASPECTS) if narrow else 1
+        widths = range(len(ASPECTS)) if narrow else [None]
         images, self.start, self.count = [], [], []
         for ch in charset:
             self.start.append(len(images))
             for font in fonts_for(ch, fonts):
-                images.append(render_glyph(ch, font, size))
-                images += [render_glyph(ch, font, size, sample_jitter(rng)) for _ in range(variants - 1)]
-            self.count.append(len(images) - self.start[-1])
+                jitters = [GlyphJitter()] + [sample_jitter(rng) for _ in range(variants - 1)]
+                images += [render_glyph(ch, font, size, jitter, width) for jitter in jitters for width in widths]
+            self.count.append((len(images) - self.start[-1]) // self.widths)
         self.images = torch.from_numpy(np.stack(images)).unsqueeze(1)  # [M,1,S,S] uint8
         self.start_t, self.count_t = torch.tensor(self.start), torch.tensor(self.count)
 
-    def sample(self, labels: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        pick = (torch.rand(len(labels), generator=gen) * self.count_t[labels]).long()
-        return self.images[self.start_t[labels] + pick]
+    def _at(self, labels: torch.Tensor, variant: torch.Tensor, aspects: np.ndarray) -> torch.Tensor:
+        width = torch.from_numpy(narrowest(aspects)) if self.widths > 1 else 0
+        return self.images[self.start_t[labels] + variant * self.widths + width]
 
-    def first(self, labels: torch.Tensor) -> torch.Tensor:
-        return self.images[self.start_t[labels]]
+    def sample(self, labels: torch.Tensor, gen: torch.Generator, aspects: np.ndarray) -> torch.Tensor:
+        """A random variant of each label's glyph, narrowed to its crop's box `aspects` (width / height)."""
+        return self._at(labels, (torch.rand(len(labels), generator=gen) * self.count_t[labels]).long(), aspects)
+
+    def first(self, labels: torch.Tensor, aspects: np.ndarray) -> torch.Tensor:
+        return self._at(labels, torch.zeros(len(labels), dtype=torch.long), aspects)
+
+
+def glyph_fit(samples: CharSamples) -> dict:
+    """The `SAAEConfig` field of a model trained on these crops with narrowed glyphs: their median box width / height."""
+    return {"glyph_aspect": round(float(np.nanmedian(samples.aspects)), 3)}
 
 
 def to_float(images: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -320,7 +334,7 @@ def validation_l1(G: Generator, val: CharSamples, bank: GlyphBank, device: torch
     total = 0.0
     for i in range(0, len(val.labels), batch):
         y = torch.from_numpy(val.labels[i:i + batch])
-        glyph = to_float(bank.first(y), device)
+        glyph = to_float(bank.first(y, val.aspects[i:i + batch]), device)
         style = to_float(torch.from_numpy(val.styles[val.plate_index[i:i + batch]]), device)
         real = to_float(torch.from_numpy(val.crops[i:i + batch]), device)
         total += F.l1_loss(G(glyph, style), real, reduction="sum").item() / real[0].numel()
@@ -339,10 +353,12 @@ def sample_grid(G: Generator, samples: CharSamples, plate_ids: Sequence[int], ba
     chars = [i for i, c in enumerate(samples.charset) if c.isascii()][:columns]
     chars += [i for i, c in enumerate(samples.charset) if not c.isascii()][:max(columns - len(chars), 4)]
     y = torch.tensor(chars)
-    glyph = to_float(bank.first(y), device)
+    unknown = np.full(len(chars), np.nan)
     rows = [np.concatenate([np.zeros((size, ws, 3), np.uint8)]
-                           + [bank.first(y)[j, 0].numpy()[..., None].repeat(3, 2) for j in range(len(chars))], 1)]
+                           + [bank.first(y, unknown)[j, 0].numpy()[..., None].repeat(3, 2) for j in range(len(chars))], 1)]
     for p in plate_ids:
+        own = samples.aspects[samples.plate_index == p]  # each row's glyphs as narrow as that plate's characters
+        glyph = to_float(bank.first(y, unknown if np.isnan(own).all() else np.full(len(chars), np.nanmedian(own))), device)
         style = to_float(torch.from_numpy(samples.styles[p:p + 1]), device).expand(len(chars), -1, -1, -1)
         fake = (G(glyph, style).permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
         plate = np.zeros((2 * size, ws, 3), np.uint8)
@@ -412,7 +428,7 @@ def fit_saae(fit: SAAEFit, samples: CharSamples, bank: GlyphBank, opts: TrainOpt
     while fit.step < total_steps and not (budget_s is not None and world.any(time.perf_counter() - start >= budget_s)):
         gen = batch_generator(opts.seed, fit.step)
         idx = torch.multinomial(weights, opts.batch_size, replacement=True, generator=gen)
-        glyphs = bank.sample(labels_t[idx], gen)  # the whole batch's, so every rank's `gen` stays in step
+        glyphs = bank.sample(labels_t[idx], gen, samples.aspects[idx.numpy()])  # the whole batch's: every rank's `gen` stays in step
         idx, glyphs = idx[mine], glyphs[mine]
         y = labels_t[idx]
         if opts.warmup:
@@ -616,7 +632,7 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
                                    "beside the others)" if asked else ""))
         val_ids = rng.permutation(len(held.labels))[:opts.val_crops]
         val = CharSamples(held.crops[val_ids], held.labels[val_ids], held.plate_index[val_ids], held.styles,
-                          charset, held.plates)
+                          charset, held.plates, held.aspects[val_ids])
         train, rendered = top_up_with_rendered(real, opts.rendered_share, rng)
         counts = np.bincount(real.labels, minlength=len(charset))
         data_summary |= {"train_crops": int(len(real.labels)), "val_crops": int(len(val.labels)),
@@ -625,8 +641,8 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
 
         # model and optimizers (restored on --resume)
         config = (replace(previous.config, num_classes=len(charset)) if previous is not None
-                  else SAAEConfig(num_classes=len(charset), **opts.model))
-        bank = GlyphBank(charset, opts.glyph_variants, rng, config.glyph_size)
+                  else SAAEConfig(num_classes=len(charset), **(glyph_fit(real) | opts.model)))
+        bank = GlyphBank(charset, opts.glyph_variants, rng, config.glyph_size, config.glyph_aspect is not None)
         fit = new_fit(config, opts, device)
         adam_restarted = False
         if previous is not None:

@@ -38,12 +38,15 @@ def imported(data_dir):
     return load
 
 
-def make_checkpoint(path: Path, charset: list[str], seen: set[str] | None = None) -> Path:
+def make_checkpoint(path: Path, charset: list[str], seen: set[str] | None = None, glyph_aspect: float | None = None
+                    ) -> Path:
     """A small randomly initialised generator whose BN statistics are not the identity, and a
     random discriminator, so the label check runs and redraws most images. `seen`: the content
-    hashes it records as its training plates (as a benchmark's product regime asks)."""
+    hashes it records as its training plates (as a benchmark's product regime asks); `glyph_aspect`: as if
+    trained on narrowed content glyphs (`SAAEConfig.glyph_aspect`)."""
     torch.manual_seed(0)
-    config = SAAEConfig(num_classes=len(charset), content_width=8, style_width=8, decoder_width=16)
+    config = SAAEConfig(num_classes=len(charset), content_width=8, style_width=8, decoder_width=16,
+                        glyph_aspect=glyph_aspect)
     generator = Generator(config)
     generator.train()
     with torch.no_grad():

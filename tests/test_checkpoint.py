@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -128,6 +129,8 @@ def test_a_header_that_is_not_a_json_object_is_named(tmp_path: Path):
     ("spectral_norm", "yes", "spectral_norm=\"yes\": expected true or false"),
     ("leak", None, "leak=null: expected a number"),
     ("colour", 3, "unknown fields \\['colour'\\]"),
+    ("glyph_aspect", -1, "glyph_aspect=-1: expected null or a box width / height"),
+    ("glyph_aspect", "narrow", "glyph_aspect=\"narrow\": expected null or a box width / height"),
 ])
 def test_config_values_are_checked_before_any_module_is_built(saved, field, value, why):
     path = saved[0]
@@ -135,6 +138,15 @@ def test_config_values_are_checked_before_any_module_is_built(saved, field, valu
     with pytest.raises(PlategenError, match=why) as err:
         load_checkpoint(path)
     assert str(path) in str(err.value)
+
+
+def test_a_checkpoint_written_before_narrowed_glyphs_gets_its_glyphs_as_drawn(saved):
+    """Every checkpoint before `SAAEConfig.glyph_aspect` was trained on content glyphs as the fonts draw them."""
+    path, G, D = saved
+    save_checkpoint(path, G, replace(G.config, glyph_aspect=0.62), META, D)
+    assert load_checkpoint(path).config.glyph_aspect == 0.62
+    _edit_header(path, lambda h: {**h, "config": {k: v for k, v in h["config"].items() if k != "glyph_aspect"}})
+    assert load_checkpoint(path).config.glyph_aspect is None
 
 
 def test_a_config_that_is_not_an_object_is_named(saved):

@@ -1,3 +1,6 @@
+import numpy as np
+import pytest
+
 from plategen.dataset import build_samples, holdout_split, is_holdout, plate_key
 
 
@@ -12,6 +15,9 @@ def test_samples_pair_each_crop_with_its_own_plate(imported):
     sub = samples.subset([3, 1])
     assert [p.image_path for p in sub.plates] == [plates[1].image_path, plates[3].image_path]
     assert len(sub.labels) == len(plates[1].text) + len(plates[3].text)
+    x0, y0, x1, y1 = plates[3].boxes[-1]  # each crop keeps its box's width / height, the width of its content glyph
+    assert sub.aspects[-1] == pytest.approx((x1 - x0) / (y1 - y0))
+    assert 0.5 < np.median(samples.aspects) < 0.75  # Spanish plates' characters: narrow
 
 
 def test_holdout_is_about_a_fifth_and_keeps_frames_of_a_plate_together(imported):

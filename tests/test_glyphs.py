@@ -3,8 +3,8 @@ import pytest
 
 from plategen.charset import CHINESE_PROVINCES, CHINESE_SPECIAL, parse_charset
 from plategen.errors import PlategenError
-from plategen.glyphs import (FONTS_DIR, GlyphJitter, check_coverage, covers, fonts_for, ink_box, render_glyph,
-                             sample_jitter, shipped_fonts)
+from plategen.glyphs import (ASPECTS, FONTS_DIR, WIDEST, GlyphJitter, check_coverage, covers, fonts_for, ink_box,
+                             narrowest, render_glyph, sample_jitter, shipped_fonts)
 
 LATIN = parse_charset("0-9A-Z")
 
@@ -88,3 +88,21 @@ def test_stroke_weight_changes_ink_amount():
     plain = render_glyph("8", font).sum()
     bold = render_glyph("8", font, jitter=GlyphJitter(stroke=3)).sum()
     assert thin < plain < bold
+
+
+def test_a_glyph_is_narrowed_to_the_width_it_is_asked_for_and_a_narrower_one_is_left_as_drawn():
+    """A font's W is up to 1.4 times as wide as it is tall, a plate's about half as wide: narrowed, it keeps its height
+    and centre; a 1, already narrow, is the same pixels at any width."""
+    for font in fonts_for("W", shipped_fonts()):
+        drawn = render_glyph("W", font)
+        x0, y0, x1, y1 = ink_box(drawn)
+        for step in (narrowest([0.47])[0], narrowest([0.76])[0]):
+            narrowed = render_glyph("W", font, width=step)
+            n0, m0, n1, m1 = ink_box(narrowed)
+            assert (n1 - n0) / (m1 - m0) <= ASPECTS[step] + 1.5 / (m1 - m0)  # a pixel of rounding either side
+            if (x1 - x0) > (y1 - y0):  # framed by its width as drawn: taller once narrowed, as a plate's W is framed
+                assert m1 - m0 > y1 - y0
+            assert abs((n0 + n1) - 32) <= 2  # still centred
+    for font in fonts_for("1", shipped_fonts()):
+        assert np.array_equal(render_glyph("1", font, width=narrowest([0.47])[0]), render_glyph("1", font))
+    assert narrowest([0.3, 0.62, np.nan, 9.0, 0.0]).tolist() == [0, 6, WIDEST, WIDEST, 0]

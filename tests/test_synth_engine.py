@@ -11,7 +11,9 @@ import torch
 from plategen.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from plategen.plates import read_image
 from plategen.synth import Diversity, Synthesizer, generate, generate_arrays, load_styles, usable_cores
-from plategen.synth.engine import Batch
+from plategen.synth.engine import Batch, glyph_widths
+from plategen.glyphs import ink_box, narrowest
+from conftest import make_checkpoint
 from plategen.synth.plan import CHECK_SURE
 
 
@@ -91,3 +93,19 @@ def test_a_batch_split_between_threads_gives_the_same_bytes_checks_and_draws(dat
     assert (split.attempts[:150] > 0).any() and (split.attempts[150:] > 0).any()  # retries in both threads
     for f in dataclasses.fields(Batch):
         assert np.array_equal(getattr(split, f.name), getattr(whole, f.name)), f.name
+
+
+def test_only_a_model_trained_on_narrowed_glyphs_gets_them_narrowed_and_each_model_its_own(plate, tmp_path):
+    """Single characters go to a model trained on narrowed glyphs as narrow as its training crops' median box; the
+    Chinese characters another model draws (trained on glyphs as drawn) stay as drawn; whole plates pass their slots'."""
+    narrow = load_checkpoint(make_checkpoint(tmp_path / "n.safetensors", list("MW京"), glyph_aspect=0.5))
+    chinese = load_checkpoint(make_checkpoint(tmp_path / "c.safetensors", list("M京")))
+    half = int(narrowest([0.5])[0])
+    assert glyph_widths(narrow.config, None, list("MW京")) == [half] * 3
+    assert glyph_widths(narrow.config, chinese, list("MW京")) == [half, half, None]
+    assert glyph_widths(narrow.config, chinese, list("MW京"), np.array([0.7, 0.3, 0.9])) == [8, 0, None]
+    assert glyph_widths(chinese.config, None, list("M京")) is None
+    synth = Synthesizer.build(narrow.generator, load_styles([plate]), list("MW"), 8, 0)
+    for glyph in synth.glyphs.glyphs:
+        x0, y0, x1, y1 = ink_box(glyph)
+        assert (x1 - x0) / (y1 - y0) <= 0.5 + 1.5 / (y1 - y0)

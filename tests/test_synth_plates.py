@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from plategen.charset import CHINESE_PROVINCES, CHINESE_SPECIAL, parse_charset
 from plategen.checkpoint import DEFAULT_CHECKPOINT, SHIPPED_CHECKPOINTS, load_checkpoint
-from plategen.glyphs import shipped_fonts
+from plategen.glyphs import CROP_MARGIN, shipped_fonts
 from plategen.cli import app
 from plategen.errors import PlategenError
 from plategen.plates import clean_text, load_plates, read_image
@@ -26,7 +26,7 @@ from plategen.synth.exports import FinishedPlate, label_classes, write_plate_fol
 from plategen.segment import privacy_masks
 from plategen.synth.plates import (PREVIEW_HEIGHT, Canvas, _at_height, character_synth, drawn_in_grey, erased_boxes,
                                    hides_dot, load_style_plates, make_plates, masks_under, plan_plates, plate_layouts,
-                                   shape_style, style_plate, wants_chinese)
+                                   plate_characters, shape_style, style_plate, wants_chinese)
 from plategen.synth.writers import decode_png, read_shards
 from conftest import copy_plates, make_checkpoint, synth_request, webdataset_samples
 
@@ -1102,3 +1102,33 @@ def test_characters_on_the_shipped_model_take_their_chinese_ones_from_allchars(d
     assert Path(meta["chinese_checkpoint"]) == SHIPPED_CHECKPOINTS["allchars"]
     with (report.out / "manifest.csv").open(encoding="utf-8", newline="") as handle:
         assert {r["check"] for r in csv.DictReader(handle)} <= {"pass", "fail"}
+
+
+def ink_aspect(glyph: np.ndarray) -> float:
+    ys, xs = np.nonzero(glyph > 64)
+    return (xs.max() + 1 - xs.min()) / (ys.max() + 1 - ys.min())
+
+
+def test_a_model_trained_on_narrowed_glyphs_gets_each_as_narrow_as_the_box_it_fills(styles, ckpt_cn, tmp_path):
+    """A font's M or W is up to twice as wide as a plate's; a model trained on glyphs narrowed to their crop's box
+    (`SAAEConfig.glyph_aspect`) gets each glyph at most as wide as its slot, the same height; a model trained on
+    glyphs as drawn gets them as drawn. Framed by their height then, as a plate's characters are, they fill the frame's
+    height as those do."""
+    narrow = load_checkpoint(make_checkpoint(tmp_path / "narrow.safetensors", CHARS, glyph_aspect=0.6))
+    wide = load_checkpoint(ckpt_cn)
+    style_plates = load_style_plates(styles[:1])[0]  # the uc3m plate: its drawn boxes
+    plan = plan_plates(style_plates, 4, list("MW"), seed=0, pattern="LL/LL")
+    boxes = [slot.box for slot in plan.layouts[0].char_slots]
+    slots = [(x1 - x0) / (y1 - y0) for x0, y0, x1, y1 in boxes]
+    drawn = {}
+    for name, model in (("narrow", narrow), ("wide", wide)):
+        synth = character_synth(model.generator, None, None, style_plates, plan, list("MW"), shipped_fonts(), 0, "cpu", 8)
+        drawn[name] = plate_characters(synth, plan, range(plan.n)).contents
+    narrowed = [ink_aspect(g) for g in drawn["narrow"]]
+    as_drawn = [ink_aspect(g) for g in drawn["wide"]]
+    allowed = np.tile(slots, plan.n) + 0.05  # the nearest step of 0.05, and a pixel at 32 px
+    assert all(a <= limit for a, limit in zip(narrowed, allowed))
+    assert sum(a > limit for a, limit in zip(as_drawn, allowed)) > len(as_drawn) // 2  # the fonts' M and W are wider
+    heights = [np.ptp(np.nonzero(g > 64)[0]) + 1 for g in drawn["narrow"]]
+    assert all(abs(h - 32 / CROP_MARGIN) <= 1.5 for h in heights)
+    assert np.mean([np.ptp(np.nonzero(g > 64)[0]) + 1 for g in drawn["wide"]]) < np.mean(heights) - 2  # framed by width

@@ -13,6 +13,7 @@ from plategen.atomic import is_own_sheet
 from plategen.cli import app
 from plategen.dataset import build_samples, is_holdout
 from plategen.errors import PlategenError
+from plategen.glyphs import WIDEST, fonts_for, ink_box, narrowest, render_glyph, shipped_fonts
 from plategen.model import Discriminator, Generator, SAAEConfig
 from plategen.plates import load_plates
 from conftest import immutable, one_line_error
@@ -48,7 +49,7 @@ def test_each_of_the_three_losses_moves_on_real_crops(small_uc3m: Path):
     bank = GlyphBank(samples.charset, 1, np.random.default_rng(0), config.glyph_size)
     idx = torch.arange(min(32, len(samples.labels)))  # one fixed batch: the losses must fall on it
     y = torch.from_numpy(samples.labels)[idx]
-    glyph = to_float(bank.first(y), torch.device("cpu"))
+    glyph = to_float(bank.first(y, samples.aspects[idx.numpy()]), torch.device("cpu"))
     style = to_float(torch.from_numpy(samples.styles[samples.plate_index[idx.numpy()]]), torch.device("cpu"))
     real = to_float(torch.from_numpy(samples.crops)[idx], torch.device("cpu"))
     start_g, start_d = G.state_dict(), D.state_dict()
@@ -74,6 +75,24 @@ def test_each_of_the_three_losses_moves_on_real_crops(small_uc3m: Path):
     assert not all(torch.equal(a, b) for a, b in zip(g_adv.state_dict().values(), g_plain.state_dict().values()))
 
 
+def test_the_glyph_bank_gives_each_crop_its_glyph_as_narrow_as_the_crops_box():
+    """A model trained with narrowed glyphs learns to draw what it is given, not to squeeze a font's wide M."""
+    bank = GlyphBank(["M", "1"], 1, np.random.default_rng(0), 32, narrow=True)
+    fonts = fonts_for("M", shipped_fonts())
+    labels = torch.tensor([0, 0, 1])
+    aspects = np.array([0.47, np.nan, 0.47])
+    first = bank.first(labels, aspects)[:, 0].numpy()
+    assert np.array_equal(first[0], render_glyph("M", fonts[0], 32, width=narrowest([0.47])[0]))
+    assert np.array_equal(first[1], render_glyph("M", fonts[0], 32, width=WIDEST))
+    assert np.array_equal(first[2], render_glyph("1", fonts_for("1", shipped_fonts())[0], 32))
+    drawn = bank.sample(labels.repeat(40), torch.Generator().manual_seed(0), np.tile(aspects, 40))[:, 0].numpy()
+    widths = [ink_box(g)[2] - ink_box(g)[0] for g in drawn[::3]]
+    assert max(widths) <= 0.47 * 32 / 1.2 + 2  # every font's M at the crop's width
+    assert len({g.tobytes() for g in drawn[::3]}) == len(fonts)  # one of each font's
+    as_drawn = GlyphBank(["M"], 1, np.random.default_rng(0), 32)
+    assert np.array_equal(as_drawn.first(labels[:1], aspects[:1])[0, 0].numpy(), render_glyph("M", fonts[0], 32))
+
+
 def test_train_writes_checkpoint_grids_and_resumes(tmp_path: Path, small_uc3m: Path):
     out = tmp_path / "m.safetensors"
     options = TrainOptions(steps=3, batch_size=8, num_threads=1, val_crops=32, val_every=3, sample_every=3, model=TINY)
@@ -85,6 +104,8 @@ def test_train_writes_checkpoint_grids_and_resumes(tmp_path: Path, small_uc3m: P
     assert set(loaded.meta["plate_sha256"]) == {p.sha256 for p in plates if not is_holdout(p)}
     assert loaded.meta["step"] == 3 and loaded.meta["data"]["train_plates"] == len(loaded.meta["plate_sha256"])
     assert np.isfinite(result.val_l1)
+    crops = build_samples([p for p in plates if not is_holdout(p)])  # trained on narrowed glyphs: says how narrow
+    assert loaded.config.glyph_aspect == pytest.approx(np.median(crops.aspects), abs=1e-3)
 
     with pytest.raises(PlategenError, match="already exists"):
         train_saae([small_uc3m], out, options, progress=False)
@@ -357,7 +378,7 @@ def test_a_finetune_step_draws_only_on_the_crops_not_on_what_a_fixed_discriminat
     idx = torch.arange(16)
     y = torch.from_numpy(samples.labels)[idx]
     cpu = torch.device("cpu")
-    batch = (to_float(bank.first(y), cpu), to_float(torch.from_numpy(samples.styles[samples.plate_index[idx.numpy()]]), cpu),
+    batch = (to_float(bank.first(y, samples.aspects[idx.numpy()]), cpu), to_float(torch.from_numpy(samples.styles[samples.plate_index[idx.numpy()]]), cpu),
              to_float(torch.from_numpy(samples.crops)[idx], cpu), y)
     torch.manual_seed(0)
     start = {k: v.clone() for k, v in Generator(config).state_dict().items()}

@@ -25,7 +25,7 @@ from plategen.glyphs import Font, fonts_for
 from plategen.model import SAAEConfig
 from plategen.render import augment_crops, render_characters
 from plategen.synth import generate_arrays
-from plategen.train import GlyphBank, TrainOptions, fit_saae, new_fit
+from plategen.train import GlyphBank, TrainOptions, fit_saae, glyph_fit, new_fit
 
 DATA_SHARE = 0.8  # --balance data: this share follows the real class frequencies, the rest is uniform
 
@@ -157,9 +157,9 @@ def train_fresh_saae(train: CharSamples, budget_s: float, seed: int, threads: in
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
-        config = SAAEConfig(num_classes=len(train.charset), **opts.model)
+        config = SAAEConfig(num_classes=len(train.charset), **(glyph_fit(train) | opts.model))
         fit = new_fit(config, opts, device)
-        bank = GlyphBank(train.charset, opts.glyph_variants, rng, config.glyph_size)
+        bank = GlyphBank(train.charset, opts.glyph_variants, rng, config.glyph_size, config.glyph_aspect is not None)
         try:
             fit_saae(fit, train, bank, opts, device, total_steps=max_steps or 100_000,
                      budget_s=budget_s - (time.perf_counter() - start))

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from plategen.checkpoint import SHIPPED_CHECKPOINTS, LoadedCheckpoint, load_checkpoint
 from plategen.device import usable_cores
 from plategen.errors import PlategenError
-from plategen.glyphs import Font, shipped_fonts
+from plategen.glyphs import Font, narrowest, shipped_fonts
 from plategen.model import fold_batchnorm
 from plategen.synth.check import CPU_CHUNK, LabelCheck, SplitCheck
 from plategen.synth.inputs import Style, check_drawable
@@ -313,7 +313,8 @@ class Synthesizer:
             raise PlategenError(f"--batch-size {batch_size}: must be at least 1")
         counts = label_counts(n, len(chars))
         config = generator.config
-        glyphs = build_glyph_pool(chars, counts, fonts, seed, diversity, config.glyph_size)
+        glyphs = build_glyph_pool(chars, counts, fonts, seed, diversity, config.glyph_size,
+                                  glyph_widths(config, chinese, chars))
         pool = build_style_pool(list(styles), n, seed, diversity, tuple(config.style_size),
                                 entries=max(diversity.style_entries,
                                             style_entries_needed(counts, glyphs, CHECK_ATTEMPTS)))
@@ -434,10 +435,25 @@ def run_routed(engine: Engine, routes: dict[int, Engine], glyph: np.ndarray, sty
     return out
 
 
+def glyph_widths(config, chinese: LoadedCheckpoint | None, chars: Sequence[str], aspects: np.ndarray | None = None
+                 ) -> list[int | None] | None:
+    """Per label, the `glyphs.ASPECTS` step its content glyphs are narrowed to: a model trained on narrowed glyphs
+    (`SAAEConfig.glyph_aspect`) gets them as narrow as the box each is drawn into (`aspects`, width / height; None:
+    single characters, as its training crops' median box), a model trained on glyphs as drawn gets them so (None).
+    The model of a label is `config`'s, or `chinese`'s for the labels it draws (`routed_mask`). None: no label narrowed."""
+    routed = routed_mask(chinese, chars)
+    models = [chinese.config if other else config for other in routed]
+    fits = np.array([np.nan if m.glyph_aspect is None else m.glyph_aspect for m in models], np.float64)
+    if np.isnan(fits).all():
+        return None
+    steps = narrowest(fits if aspects is None else aspects)
+    return [None if np.isnan(fit) else int(step) for fit, step in zip(fits, steps)]
+
+
 def routed_chars(synth: "Synthesizer") -> list[str]:
     """The characters another model draws in this run (`chinese_routes`), in the run's order: those of the
     alphabet the plan draws at least once."""
-    return [synth.chars[i] for i in sorted(synth.routes) if synth.plan.counts[i]]
+    return list(dict.fromkeys(synth.chars[i] for i in sorted(synth.routes) if synth.plan.counts[i]))
 
 
 def if_drawing(chinese: LoadedCheckpoint | None, chars: Sequence[str]) -> LoadedCheckpoint | None:

@@ -90,13 +90,15 @@ class GlyphPool:
 
 
 def build_glyph_pool(chars: Sequence[str], counts: Sequence[int], fonts: Sequence[Font], seed: int,
-                     diversity: Diversity, size: int) -> GlyphPool:
+                     diversity: Diversity, size: int, widths: Sequence[int | None] | None = None) -> GlyphPool:
     """Per label, the clean glyph of each font that covers it, then `jittered_glyphs` more
     cycling over those fonts; never more than `count`. Each label has its own random stream, so
-    a label's glyphs do not depend on which other labels are in the run."""
+    a label's glyphs do not depend on which other labels are in the run. `widths`: per label, the
+    `glyphs.ASPECTS` step its glyphs are narrowed to (None: as drawn), for a model trained so."""
     cap = max(8, MAX_GLYPH_ENTRIES // max(len(chars), 1))
     glyphs, names, offset, sizes = [], [], [], []
     for li, (ch, count) in enumerate(zip(chars, counts)):
+        width = widths[li] if widths is not None else None
         rng = np.random.default_rng([seed, 2, ord(ch)])
         usable = fonts_for(ch, fonts)
         k = max(1, min(count, len(usable) + diversity.jittered_glyphs, cap))
@@ -105,7 +107,7 @@ def build_glyph_pool(chars: Sequence[str], counts: Sequence[int], fonts: Sequenc
         for v in range(k):
             font = usable[v % len(usable)]
             jitter = GlyphJitter() if v < len(usable) else sample_jitter(rng, diversity.jitter)
-            glyphs.append(render_glyph(ch, font, size, jitter))
+            glyphs.append(render_glyph(ch, font, size, jitter, width))
             names.append(font.name)
     return GlyphPool(np.stack(glyphs), names, offset, sizes)
 

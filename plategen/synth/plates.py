@@ -38,7 +38,7 @@ from plategen.synth.compose import Coverages, dark_ink, erase_characters, erases
 from plategen.synth.designs import Design, design_named, draw_dot, repaint
 from plategen.errors import PlategenError, require_once, require_regular_file, require_writable_name
 from plategen.synth.exports import FinishedPlate, label_classes, write_lprnet, write_paddleocr, write_plate_index
-from plategen.glyphs import Font, fonts_for
+from plategen.glyphs import ASPECTS, Font, fonts_for
 from plategen.layout import (PlateLayout, compact_pattern, draw_texts, kind_of, layout_of, parse_pattern, pattern_rows,
                              read_text_lines, read_texts)
 from plategen.plates import (Box, Plate, Problem, detect_format, load_plate, load_plates, name_problem, read_image,
@@ -47,7 +47,7 @@ from plategen.detect import segment_with_text
 from plategen.segment import privacy_masks
 from plategen.synth import plate_writers, writers
 from plategen.synth.check import LabelCheck, chars_with_real_crops
-from plategen.synth.engine import (Batch, DrawMemo, Engine, Synthesizer, chinese_routes, generate_threads,
+from plategen.synth.engine import (Batch, DrawMemo, Engine, Synthesizer, chinese_routes, generate_threads, glyph_widths,
                                    routed_chars)
 from plategen.synth.inputs import WEIGH_DOUBLE, Style, require_contrast, require_image_name, require_plate_size
 from plategen.synth.plan import CHECK_ATTEMPTS, Diversity, Plan, build_glyph_pool, build_style_pool, image_seeds
@@ -295,10 +295,10 @@ def character_synth(generator, discriminator, charset: Sequence[str] | None, sty
     check, reads) the Chinese characters (`chinese_model`); the same plan, so a plate's bytes depend only
     on which model drew each character."""
     chars = list(chars)
-    label = plan.labels(chars)
     plate_of = np.repeat(np.arange(plan.n), [len(t) for t in plan.texts])
     config = generator.config
-    glyphs = build_glyph_pool(chars, [len(fonts)] * len(chars), fonts, seed, PLATE_DIVERSITY, config.glyph_size)
+    keys, label, widths = glyph_keys(config, chinese, chars, plan)
+    glyphs = build_glyph_pool(keys, [len(fonts)] * len(keys), fonts, seed, PLATE_DIVERSITY, config.glyph_size, widths)
     s = len(styles)
     as_styles = [Style(p.name, shape_style(p), p.sha256) for p in styles]
     pool = build_style_pool(as_styles, len(label), seed, PLATE_DIVERSITY, tuple(config.style_size),
@@ -310,19 +310,37 @@ def character_synth(generator, discriminator, charset: Sequence[str] | None, sty
     glyph = offsets[label] + (first + attempts) % sizes[label]
     style = plan.style[plate_of] + attempts * s
     style = np.where(style < len(pool.names), style, plan.style[plate_of])
-    counts = np.bincount(label, minlength=len(chars)).tolist()
-    char_plan = Plan(chars, counts, label, glyph.astype(np.int64), style.astype(np.int64),
+    counts = np.bincount(label, minlength=len(keys)).tolist()
+    char_plan = Plan(keys, counts, label, glyph.astype(np.int64), style.astype(np.int64),
                      image_seeds(seed, np.arange(len(label))))
     engine = Engine(generator, glyphs.glyphs, pool, torch.device(device), batch_size * 8,
                     recolour=PLATE_DIVERSITY.match_colours)
     check = None
     if discriminator is not None and charset is not None:
-        check = LabelCheck(discriminator, charset, chars, torch.device(device))
-    routes, check = chinese_routes(chinese, chars, glyphs, pool, torch.device(device), batch_size * 8,
+        check = LabelCheck(discriminator, charset, keys, torch.device(device))
+    routes, check = chinese_routes(chinese, keys, glyphs, pool, torch.device(device), batch_size * 8,
                                    PLATE_DIVERSITY.match_colours, check)
     memo = DrawMemo(engine, check, glyphs, routes=routes) if draws_repeat(plan, chars, fonts) else None
-    return Synthesizer(chars, len(label), seed, as_styles, char_plan, glyphs, pool, engine, batch_size,
+    return Synthesizer(keys, len(label), seed, as_styles, char_plan, glyphs, pool, engine, batch_size,
                        PLATE_DIVERSITY, check, generate_threads(device), memo, routes=routes)
+
+
+def glyph_keys(config, chinese: LoadedCheckpoint | None, chars: list[str], plan: PlatePlan) -> tuple[list[str], np.ndarray, list[int | None] | None]:
+    """What a plate run's glyph pool holds, as (its labels' characters, every character's label into them, each label's
+    `glyphs.ASPECTS` step or None): `chars` itself, each drawn as the font draws it; or, where a model was trained on
+    narrowed glyphs (`engine.glyph_widths`), one label per character and width of the slot boxes it fills."""
+    label = plan.labels(chars)
+    slots = [np.array([(x1 - x0) / max(y1 - y0, 1) for x0, y0, x1, y1 in (slot.box for slot in layout.char_slots)])
+             for layout in plan.layouts]
+    aspects = np.concatenate([slots[plan.style[i]] for i in range(plan.n)]) if plan.n else np.zeros(0)
+    widths = glyph_widths(config, chinese, [chars[c] for c in label], aspects)
+    if widths is None:
+        return chars, label, None
+    steps = len(ASPECTS) + 1  # a key's width: 0 as drawn, else its step + 1
+    codes, label = np.unique(label * steps + np.array([0 if w is None else w + 1 for w in widths], np.int64),
+                             return_inverse=True)
+    return ([chars[c // steps] for c in codes.tolist()], label.astype(np.int64),
+            [None if c % steps == 0 else c % steps - 1 for c in codes.tolist()])
 
 
 def shape_style(plate: StylePlate) -> np.ndarray:
