@@ -266,6 +266,9 @@ def train(
     rendered_share: Optional[float] = typer.Option(None, help="Top every class with fewer real crops than this x the "
                                                               "median class up to it with rendered pairs, e.g. 0.5 "
                                                               "(default 0: real crops only)."),
+    narrow_glyphs: bool = typer.Option(False, help="Narrow each content glyph to its crop's box (a font's M or W is up "
+                                                   "to twice as wide as a plate's), in training and then in synth; "
+                                                   "a new model only (checkpoints/README.md has the one run's figures)."),
     allow_outside_paths: bool = typer.Option(False, help=ALLOW_OUTSIDE_HELP),
 ) -> None:
     """Train the style generator (SAAE) on real plates; hold out the fixed validation plates."""
@@ -277,7 +280,8 @@ def train(
     require_once(folders, "--data", "its plates would count double")
     options = options_for(preset, steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, device=device, seed=seed,
                           samples_dir=optional_path(samples_dir, "--samples-dir"),
-                          num_threads=threads, chars=chars, rendered_share=rendered_share)
+                          num_threads=threads, chars=chars, rendered_share=rendered_share,
+                          narrow_glyphs=narrow_glyphs or None)
     if epochs is not None:
         options.steps = None
     result = train_saae(folders, given_path(out, "--out"), options, resume=optional_checkpoint(resume, "--resume"),

@@ -67,6 +67,9 @@ class TrainOptions:
     fm_weight: float = 0.0  # feature matching on D's hidden layer in step 3 (beyond the paper; 0 = paper)
     class_balance: float = 0.5  # sample crops with weight count(y)^-balance: 0 = as in the data, 1 = uniform over classes
     glyph_variants: int = 1  # glyphs per (character, font): 1 = the clean glyph, so G learns to follow its geometry
+    # a new model's content glyphs narrowed to each crop's box (`SAAEConfig.glyph_aspect`); off by default: the one run
+    # (checkpoints/README.md) drew US plates' M and W better, Chinese plates' characters and single characters worse
+    narrow_glyphs: bool = False
     chars: str | None = None  # --chars spec of the classes to train; None: the resumed model's, else the plates'
     rendered_share: float = 0.0  # >0: classes with fewer real crops than this x the median class are topped up to it
     # (off by default: the one measured run with 0.5, a fine-tune of the shipped model, was not better; checkpoints/README.md)
@@ -228,9 +231,10 @@ class GlyphBank:
         return self._at(labels, torch.zeros(len(labels), dtype=torch.long), aspects)
 
 
-def glyph_fit(samples: CharSamples) -> dict:
-    """The `SAAEConfig` field of a model trained on these crops with narrowed glyphs: their median box width / height."""
-    return {"glyph_aspect": round(float(np.nanmedian(samples.aspects)), 3)}
+def glyph_fit(samples: CharSamples, opts: TrainOptions) -> dict:
+    """The `SAAEConfig` field of a new model trained on these crops: with `opts.narrow_glyphs`, their median box width /
+    height (its glyphs are narrowed, `GlyphBank`); else none (glyphs as drawn)."""
+    return {"glyph_aspect": round(float(np.nanmedian(samples.aspects)), 3)} if opts.narrow_glyphs else {}
 
 
 def to_float(images: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -603,6 +607,9 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
         previous: LoadedCheckpoint | None = load_checkpoint(resume) if resume is not None else None
         if previous is not None and previous.discriminator is None:
             raise PlategenError(f"{resume}: has no discriminator weights, so training cannot resume from it")
+        if opts.narrow_glyphs and previous is not None and previous.config.glyph_aspect is None:
+            raise PlategenError(f"--narrow-glyphs: {resume} was trained on content glyphs as drawn, and a model keeps "
+                                "the glyphs it began with; train a new model with it")
         if previous is not None and opts.epochs is None:  # the total is known before the data is read
             step = int(previous.meta.get("step", 0))
             require_ahead(resume, step, run_total(opts, step, previous.meta, 0))
@@ -641,7 +648,7 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
 
         # model and optimizers (restored on --resume)
         config = (replace(previous.config, num_classes=len(charset)) if previous is not None
-                  else SAAEConfig(num_classes=len(charset), **(glyph_fit(real) | opts.model)))
+                  else SAAEConfig(num_classes=len(charset), **(glyph_fit(real, opts) | opts.model)))
         bank = GlyphBank(charset, opts.glyph_variants, rng, config.glyph_size, config.glyph_aspect is not None)
         fit = new_fit(config, opts, device)
         adam_restarted = False

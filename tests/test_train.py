@@ -95,7 +95,8 @@ def test_the_glyph_bank_gives_each_crop_its_glyph_as_narrow_as_the_crops_box():
 
 def test_train_writes_checkpoint_grids_and_resumes(tmp_path: Path, small_uc3m: Path):
     out = tmp_path / "m.safetensors"
-    options = TrainOptions(steps=3, batch_size=8, num_threads=1, val_crops=32, val_every=3, sample_every=3, model=TINY)
+    options = TrainOptions(steps=3, batch_size=8, num_threads=1, val_crops=32, val_every=3, sample_every=3, model=TINY,
+                           narrow_glyphs=True)
     result = train_saae([small_uc3m], out, options, progress=False)
     assert result.steps == 3 and out.is_file() and optimizer_path(out).is_file()
     assert result.samples and result.samples[0].is_file()
@@ -173,6 +174,15 @@ def test_train_command_end_to_end(tmp_path: Path, small_uc3m: Path):
                                        "--batch-size", "4", "--seed", "1", "--threads", "1", "--resume", str(out)])
     assert resumed.exit_code == 0, resumed.output
     assert "3 (1 from step 2) in" in resumed.output  # what this run trained, not only the model's total
+    assert loaded.config.glyph_aspect is None  # content glyphs as drawn unless asked
+    narrowed = CliRunner().invoke(app, ["train", "--data", str(small_uc3m), "--out", str(out), "--steps", "4",
+                                        "--batch-size", "4", "--threads", "1", "--resume", str(out), "--narrow-glyphs"])
+    assert narrowed.exit_code == 2 and "--narrow-glyphs" in one_line_error(narrowed)  # a model keeps its glyphs
+    assert load_checkpoint(out).meta["step"] == 3
+    fresh = tmp_path / "narrow.safetensors"
+    assert CliRunner().invoke(app, ["train", "--data", str(small_uc3m), "--out", str(fresh), "--steps", "1",
+                                    "--batch-size", "4", "--threads", "1", "--narrow-glyphs"]).exit_code == 0
+    assert 0.5 < load_checkpoint(fresh).config.glyph_aspect < 0.75  # Spanish plates' characters: narrow
 
 
 def test_train_says_which_bad_records_it_left_out(tmp_path: Path, small_uc3m: Path):

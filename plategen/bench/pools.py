@@ -157,7 +157,7 @@ def train_fresh_saae(train: CharSamples, budget_s: float, seed: int, threads: in
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
-        config = SAAEConfig(num_classes=len(train.charset), **(glyph_fit(train) | opts.model))
+        config = SAAEConfig(num_classes=len(train.charset), **(glyph_fit(train, opts) | opts.model))
         fit = new_fit(config, opts, device)
         bank = GlyphBank(train.charset, opts.glyph_variants, rng, config.glyph_size, config.glyph_aspect is not None)
         try:
