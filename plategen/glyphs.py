@@ -22,8 +22,9 @@ from plategen.sizes import GLYPH_SIZE
 
 FONTS_DIR = Path(__file__).resolve().parents[1] / "fonts"
 CROP_MARGIN = 1.2  # square side = CROP_MARGIN * longer side of the ink / character box
-# Widths a content glyph is narrowed to (ink width / height), in steps: a model trained with `SAAEConfig.narrow_glyphs`
-# gets each glyph at most as wide as the box it is drawn into (`narrowest`), the nearest step of the box's width.
+# Widths a content glyph is narrowed to (ink width / height), in steps: a model trained on narrowed glyphs
+# (`SAAEConfig.glyph_aspect`) gets each glyph narrowed to the step nearest the width of the box it is drawn into
+# (`narrowest`), where the glyph is wider.
 ASPECTS = tuple(round(0.30 + 0.05 * i, 2) for i in range(19))  # 0.30 ... 1.20
 WIDEST = len(ASPECTS) - 1  # the step of a box wider than that, or unknown (the shipped fonts' widest glyph, W, is 1.43)
 _RENDER_PX = 128  # glyphs are drawn large, then reduced with area averaging
@@ -145,7 +146,7 @@ def _narrowed(ch: str, font_path: Path, stroke: int, width: int | None) -> np.nd
 
 
 def narrowest(aspects: np.ndarray | Sequence[float]) -> np.ndarray:
-    """The ASPECTS step of each box width / height (int64; NaN, a box unknown: WIDEST)."""
+    """The ASPECTS step nearest each box width / height (int64; past the last, WIDEST)."""
     aspects = np.asarray(aspects, np.float64)
     steps = np.rint((np.nan_to_num(aspects, nan=np.inf) - ASPECTS[0]) / 0.05)
     return np.clip(steps, 0, WIDEST).astype(np.int64)

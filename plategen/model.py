@@ -54,7 +54,9 @@ class SAAEConfig:
     glyph_aspect: float | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields, without a `glyph_aspect` of None: a model trained on glyphs as drawn stays readable by a
+        plategen from before the field, whose loader refuses unknown fields."""
+        return {k: v for k, v in asdict(self).items() if not (k == "glyph_aspect" and v is None)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "SAAEConfig":

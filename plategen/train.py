@@ -201,14 +201,15 @@ def require_drawable_texts(plates: Sequence[Plate], charset: Sequence[str]) -> N
 
 class GlyphBank:
     """Pre-rendered content glyphs per class: every covering font x `variants` (the first clean); with `narrow`
-    (`SAAEConfig.narrow_glyphs`), each of them at every width of `glyphs.ASPECTS`, one picked per crop's box."""
+    (`SAAEConfig.glyph_aspect`), each of them at every width of `glyphs.ASPECTS` and as drawn, one picked per crop's
+    box (as drawn for a crop without one: a rendered pair, drawn as the font draws it)."""
 
     def __init__(self, charset: Sequence[str], variants: int, rng: np.random.Generator, size: int, narrow: bool = False):
         fonts = shipped_fonts()
         check_coverage(charset, fonts)
         self.fonts = [f.name for f in fonts]
-        self.widths = len(ASPECTS) if narrow else 1
-        widths = range(len(ASPECTS)) if narrow else [None]
+        self.widths = len(ASPECTS) + 1 if narrow else 1
+        widths = [*range(len(ASPECTS)), None] if narrow else [None]
         images, self.start, self.count = [], [], []
         for ch in charset:
             self.start.append(len(images))
@@ -220,7 +221,7 @@ class GlyphBank:
         self.start_t, self.count_t = torch.tensor(self.start), torch.tensor(self.count)
 
     def _at(self, labels: torch.Tensor, variant: torch.Tensor, aspects: np.ndarray) -> torch.Tensor:
-        width = torch.from_numpy(narrowest(aspects)) if self.widths > 1 else 0
+        width = torch.from_numpy(np.where(np.isnan(aspects), len(ASPECTS), narrowest(aspects))) if self.widths > 1 else 0
         return self.images[self.start_t[labels] + variant * self.widths + width]
 
     def sample(self, labels: torch.Tensor, gen: torch.Generator, aspects: np.ndarray) -> torch.Tensor:
@@ -610,6 +611,8 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
         if opts.narrow_glyphs and previous is not None and previous.config.glyph_aspect is None:
             raise PlategenError(f"--narrow-glyphs: {resume} was trained on content glyphs as drawn, and a model keeps "
                                 "the glyphs it began with; train a new model with it")
+        if previous is not None:  # a model keeps the glyphs it began with, and its meta says which
+            opts = replace(opts, narrow_glyphs=previous.config.glyph_aspect is not None)
         if previous is not None and opts.epochs is None:  # the total is known before the data is read
             step = int(previous.meta.get("step", 0))
             require_ahead(resume, step, run_total(opts, step, previous.meta, 0))

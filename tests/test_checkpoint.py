@@ -147,6 +147,9 @@ def test_a_checkpoint_written_before_narrowed_glyphs_gets_its_glyphs_as_drawn(sa
     assert load_checkpoint(path).config.glyph_aspect == 0.62
     _edit_header(path, lambda h: {**h, "config": {k: v for k, v in h["config"].items() if k != "glyph_aspect"}})
     assert load_checkpoint(path).config.glyph_aspect is None
+    save_checkpoint(path, G, G.config, META, D)  # glyphs as drawn: no new field, so an older plategen reads it too
+    with safe_open(str(path), framework="pt") as handle:
+        assert "glyph_aspect" not in json.loads(handle.metadata()[HEADER_KEY])["config"]
 
 
 def test_a_config_that_is_not_an_object_is_named(saved):
