@@ -195,8 +195,8 @@ def warp_to_frame(image: np.ndarray, cx: float, cy: float, side: float, size: in
 def render_glyph(ch: str, font: Font, size: int = GLYPH_SIZE, jitter: GlyphJitter = GlyphJitter(),
                  width: int | None = None) -> np.ndarray:
     """A size x size uint8 glyph (ink 255 on 0), framed like a real crop; same jitter, same pixels. `width`: the
-    ASPECTS step its ink is narrowed to, when wider (None: as the font draws it) (a real M is as narrow as the plate's other characters; a font's
-    is up to twice as wide, and a model drew it blotched, read as N or W)."""
+    ASPECTS step its ink is narrowed to where it is wider (None: as the font draws it); a plate's M is as narrow as its
+    other characters, a font's up to twice as wide."""
     if not covers(font, ch):
         raise PlategenError(f"font {font.name} ({font.path}) has no glyph for {ch!r} (U+{ord(ch):04X})")
     cx, cy, side = _plain_frame(ch, font.path, width)

@@ -325,7 +325,8 @@ def character_synth(generator, discriminator, charset: Sequence[str] | None, sty
                        PLATE_DIVERSITY, check, generate_threads(device), memo, routes=routes)
 
 
-def glyph_keys(config, chinese: LoadedCheckpoint | None, chars: list[str], plan: PlatePlan) -> tuple[list[str], np.ndarray, list[int | None] | None]:
+def glyph_keys(config, chinese: LoadedCheckpoint | None, chars: list[str], plan: PlatePlan
+               ) -> tuple[list[str], np.ndarray, list[int | None] | None]:
     """What a plate run's glyph pool holds, as (its labels' characters, every character's label into them, each label's
     `glyphs.ASPECTS` step or None): `chars` itself, each drawn as the font draws it; or, where a model was trained on
     narrowed glyphs (`engine.glyph_widths`), one label per character and width of the slot boxes it fills."""
