@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import math
 import os
+import signal
 import sys
 from collections import Counter
 from pathlib import Path
@@ -26,7 +27,7 @@ from plategen import __version__
 from plategen.atomic import check_sheet_path
 from plategen.charset import parse_charset
 from plategen.distributed import launched_rank
-from plategen.errors import PlategenError, RankStopped, require_once
+from plategen.errors import PlategenError, RankStopped, interrupt_status, raise_terminated, require_once
 from plategen.inspection import inspect_import
 from plategen.plates import load_plates, nothing_usable
 
@@ -66,10 +67,10 @@ def user_errors(command: F) -> F:
             err_console.print(f"[bold red]error:[/] {where}{escape(printable(str(exc)))}", highlight=False,
                               soft_wrap=True)
             raise typer.Exit(2) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             if not launched_rank():
                 err_console.print("[yellow]interrupted[/]")
-            raise typer.Exit(130) from None
+            raise typer.Exit(interrupt_status(exc)) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -409,13 +410,13 @@ def synth(
 
         try:
             report = synthesize(request, progress=progress)
-        except KeyboardInterrupt:
-            report = None
+        except KeyboardInterrupt as exc:
+            report, stopped = None, exc
     if report is None:  # said once the bar is gone, so that it is the last line on the screen
         if leader:
             err_console.print("[yellow]interrupted:[/] run the same command with --resume to finish "
                               f"{shown(out)}", soft_wrap=True)
-        raise typer.Exit(130)
+        raise typer.Exit(interrupt_status(stopped))
     if not leader:
         return
     if fresh:
@@ -572,6 +573,7 @@ def run() -> None:
     # OpenMP threads that sleep instead of spinning, set before torch loads: on a shared 2-core machine,
     # spinning made recogniser training 3-10x and the detector (inspect, synth --plates) 10-20x slower
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    signal.signal(signal.SIGTERM, raise_terminated)  # `kill` cleans up as Ctrl-C does
     try:
         code = app(prog_name="plategen", standalone_mode=False)
     except typer.Abort:

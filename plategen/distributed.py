@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, TypeVar
 
 import numpy as np
 
-from plategen.errors import PlategenError, RankStopped
+from plategen.errors import PlategenError, RankStopped, raise_terminated
 
 if TYPE_CHECKING:
     import torch
@@ -163,7 +163,7 @@ def launched_rank() -> int:
 def joined() -> Iterator[World]:
     """The world of this command: `SOLO` without torchrun, else this rank, in a process group
     for the block (one made by the caller is used as is). SIGTERM, which torchrun sends to the
-    other ranks when one fails, becomes KeyboardInterrupt, so a rank keeps what it finished."""
+    other ranks when one fails, becomes `Terminated` (a KeyboardInterrupt), so a rank keeps what it finished."""
     size = _env_int("WORLD_SIZE", 1)
     if size <= 1:
         yield SOLO
@@ -177,7 +177,7 @@ def joined() -> Iterator[World]:
     world = World(dist.get_rank(), dist.get_world_size(), _env_int("LOCAL_RANK", 0),
                   _env_int("LOCAL_WORLD_SIZE", 1))
     main = threading.current_thread() is threading.main_thread()  # only there can a handler be set
-    previous = signal.signal(signal.SIGTERM, _interrupt) if main else None
+    previous = signal.signal(signal.SIGTERM, raise_terminated) if main else None
     try:
         yield world
     finally:
@@ -185,7 +185,3 @@ def joined() -> Iterator[World]:
             signal.signal(signal.SIGTERM, previous)
         if made:
             dist.destroy_process_group()
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt

@@ -17,6 +17,23 @@ class RankStopped(PlategenError):
     """Under torchrun: another rank stopped the run and printed why; this one exits 2 without repeating it."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, a job scheduler, torchrun stopping the other ranks) raised as Ctrl-C is, so a run stopped
+    either way cleans up alike: temporary files and an empty --out removed, the lock released, what was finished
+    kept; the exit status is then 143 (128 + SIGTERM) instead of Ctrl-C's 130."""
+
+    STATUS = 143
+
+
+def raise_terminated(signum, frame) -> None:
+    """A SIGTERM handler (`signal.signal(signal.SIGTERM, raise_terminated)`, in the main thread)."""
+    raise Terminated
+
+
+def interrupt_status(exc: KeyboardInterrupt) -> int:
+    return Terminated.STATUS if isinstance(exc, Terminated) else 130
+
+
 def require_regular_file(path: Path, what: str) -> None:
     """Refuse anything but a regular file before opening it: a FIFO blocks forever, /dev/zero never ends."""
     try:

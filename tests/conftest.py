@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 import webdataset as wds
+from PIL import Image
 
 from plategen.charset import parse_charset
 from plategen.checkpoint import save_checkpoint
@@ -103,6 +104,19 @@ def copy_plates(uc3m: Path, folder: Path, images) -> Path:
         shutil.copy(image, folder / "images")
         shutil.copy(uc3m / "labels" / f"{image.stem}.txt", folder / "labels")
     return folder
+
+
+def leaky_copy(data, test, folder):
+    """`data` plus three images of --test plates, renamed: two byte for byte and one re-encoded as PNG (other
+    bytes, the same plate), each with its label."""
+    leaky = copy_plates(data, folder, sorted((data / "images").iterdir()))
+    for n, image in enumerate(sorted((test / "images").iterdir())[:3]):
+        if n < 2:
+            (leaky / "images" / f"copy{n}.jpg").write_bytes(image.read_bytes())
+        else:
+            Image.open(image).save(leaky / "images" / f"copy{n}.png")
+        (leaky / "labels" / f"copy{n}.txt").write_bytes((test / "labels" / f"{image.stem}.txt").read_bytes())
+    return leaky
 
 
 def immutable(folder: Path) -> Path:

@@ -19,7 +19,7 @@ from plategen.dataset import build_samples, charset_of, is_holdout, plate_key
 from plategen.errors import PlategenError
 from plategen.plates import load_plates
 from plategen.recognizer import Schedule
-from conftest import copy_plates, immutable, one_line_error
+from conftest import copy_plates, immutable, leaky_copy, one_line_error
 
 TINY = Schedule(steps=20, batch_size=32, eval_points=2)
 
@@ -266,6 +266,22 @@ def test_external_test_folder_is_the_whole_test_set_and_the_judge_learns_all_dat
     md = (out / "report.md").read_text(encoding="utf-8")
     for label in ("real + render", "real + classical augmentation of real", "real only (ratio 0)"):
         assert label in result.output and f"| {label} |" in md  # one set of rows, drawn twice
+
+
+def test_data_images_of_external_test_plates_train_neither_recogniser_nor_judge(small, tmp_path):
+    data, test = small
+    leaky = leaky_copy(data, test, tmp_path / "leaky")
+    out = tmp_path / "bench"
+    result = CliRunner().invoke(app, ["benchmark", "--data", str(leaky), "--test", str(test), "--out", str(out),
+                                      "--generator", "render", "--seeds", "1", "--ratios", "0", "--real-plates", "8",
+                                      "--steps", "4", "--batch-size", "32", "--synthetic-size", "20", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    judge = [r for r in report["runs"] if r["kind"] == "judge"]
+    assert judge[0]["real_crops"] == len(build_samples(load_plates(data).plates).labels)  # the copies left out
+    assert not set(report["splits"][0]["train_sha256"]) & set(report["splits"][0]["test_sha256"])
+    assert ("2 plate(s) of --data are the same images as --test plates (by content hash) and 1 other(s) show the "
+            "same characters as a --test plate") in report["warnings"][0]
 
 
 # ---------------------------------------------------------------- targets and the judge

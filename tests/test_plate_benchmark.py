@@ -1,7 +1,14 @@
 """The plate level of the benchmark (`--level plates`): tiny runs end to end on real plates, the splits and
 the leakage guard, generated plates and the texts they are read against, bad options."""
 
+import contextlib
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +24,7 @@ from plategen.dataset import charset_of, plate_key
 from plategen.glyphs import shipped_fonts
 from plategen.plates import load_plates
 from plategen.synth.plates import style_plate
-from conftest import copy_plates, make_checkpoint
+from conftest import copy_plates, leaky_copy, make_checkpoint
 
 TINY = ["--steps", "3", "--batch-size", "8", "--threads", "1", "--workers", "1", "--seeds", "1"]
 
@@ -101,6 +108,50 @@ def test_recognisers_in_two_worker_processes_give_the_same_report_as_one_worker(
     assert reports[0] == reports[1]  # in job order, every figure, curve and confusion
 
 
+def children(pid: int) -> set[int]:
+    """The processes whose parent is `pid`, from /proc."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def test_sigterm_stops_the_worker_processes_and_leaves_no_out_folder(folders, tmp_path):
+    data, test = folders
+    out = tmp_path / "bench"
+    proc = subprocess.Popen([sys.executable, "-m", "plategen.cli", "benchmark", "--level", "plates",
+                             "--data", str(data), "--test", str(test), "--generator", "render", "--out", str(out), "--real-plates", "6",
+                             "--ratios", "0", "--synthetic-size", "4", "--steps", "100000", "--batch-size", "8",
+                             "--threads", "1", "--workers", "2", "--seeds", "2"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline, workers = time.monotonic() + 120, set()
+    try:
+        while time.monotonic() < deadline and proc.poll() is None and len(workers) < 2:
+            workers = {pid for pid in children(proc.pid) if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()}
+            time.sleep(0.1)
+        assert len(workers) == 2, "the recognisers never started training in worker processes"
+        time.sleep(2)  # into the trainings
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)  # (a worker left running holds stderr open: a timeout)
+        assert proc.returncode == 143, stderr
+        assert "interrupted" in stderr and "Traceback" not in stderr
+        assert not out.exists()  # created for the report, removed when the run stops with nothing written
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in workers):
+            time.sleep(0.1)
+        assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()], "worker processes outlived the run"
+    finally:
+        for pid in [proc.pid, *workers]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait()
+
+
 def test_plate_splits_are_plate_disjoint_and_the_judge_learns_every_other_plate(folders, tmp_path):
     data, _ = folders
     out = tmp_path / "bench"
@@ -124,21 +175,19 @@ def test_all_real_plates_is_every_plate_outside_the_test_plates(imported):
     assert not {plate_key(plates[i]) for i in split.train} & {plate_key(plates[i]) for i in split.test}
 
 
-def test_data_images_that_are_test_images_are_left_out_of_training(folders, tmp_path):
+def test_data_images_of_test_plates_are_left_out_of_training(folders, tmp_path):
     data, test = folders
-    leaky = copy_plates(data, tmp_path / "leaky", sorted((data / "images").iterdir()))  # + 2 test images, renamed
-    for n, image in enumerate(sorted((test / "images").iterdir())[:2]):
-        (leaky / "images" / f"copy{n}.jpg").write_bytes(image.read_bytes())
-        (leaky / "labels" / f"copy{n}.txt").write_bytes((test / "labels" / f"{image.stem}.txt").read_bytes())
+    leaky = leaky_copy(data, test, tmp_path / "leaky")
     out = tmp_path / "bench"
     result = invoke("--data", str(leaky), "--test", str(test), "--generator", "render", "--out", str(out),
                     "--real-plates", "all", "--ratios", "0", "--synthetic-size", "4", *TINY)
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     split = report["splits"][0]
-    assert report["real_plates"] == "all" and len(split["train_sha256"]) == 40  # the 42 less the 2 copies
+    assert report["real_plates"] == "all" and len(split["train_sha256"]) == 40  # the 43 less the 3 copies
     assert not set(split["train_sha256"]) & set(split["test_sha256"])
-    assert "2 plate(s) of --data are the same images as --test plates" in report["warnings"][0]
+    assert ("2 plate(s) of --data are the same images as --test plates (by content hash) and 1 other(s) show the "
+            "same characters as a --test plate") in report["warnings"][0]
     assert [r["real_plates"] for r in report["runs"] if r["kind"] == "judge"] == [40]
 
 

@@ -19,6 +19,7 @@ from PIL import Image
 import torch
 from typer.testing import CliRunner
 
+from plategen.atomic import TEMP_NAME
 from plategen.charset import parse_charset
 from plategen.checkpoint import save_checkpoint
 from plategen.cli import app
@@ -163,21 +164,28 @@ def test_interrupt_then_resume_reaches_exactly_n_with_the_same_bytes(tmp_path, p
     assert tree_digest(out) == tree_digest(full.out)
 
 
-def test_resume_after_the_process_is_killed(tmp_path, plate, ckpt):
-    out = tmp_path / "killed"
+def stopped_synth(plate, ckpt, out, signum) -> tuple[list[str], subprocess.Popen, str]:
+    """A 600-image synth run in a process sent `signum` once its journal holds a first image: the
+    command, the ended process and its stderr."""
     cmd = [sys.executable, "-m", "plategen.cli", "synth", "--style", str(plate), "--n", "600", "--out", str(out),
            "--checkpoint", str(ckpt), "--batch-size", "8", "--device", "cpu"]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     journal = out / JOURNAL
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         if journal.is_file() and journal.stat().st_size > 0:
             break
         time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=60)
     if proc.returncode == 0:
-        pytest.skip("the run finished before it could be killed")
+        pytest.skip("the run finished before it could be stopped")
+    return cmd, proc, stderr
+
+
+def test_resume_after_the_process_is_killed(tmp_path, plate, ckpt):
+    out = tmp_path / "killed"
+    cmd, _, _ = stopped_synth(plate, ckpt, out, signal.SIGKILL)
     written = len(list(out.rglob("*.png")))
     assert 0 < written < 600
     assert (out / LOCK).is_file()  # left behind by the killed run; its flock went with the process
@@ -186,6 +194,19 @@ def test_resume_after_the_process_is_killed(tmp_path, plate, ckpt):
     rows = check_complete(out, 600, CHARS)
     digests = {hashlib.sha256((out / r["image_path"]).read_bytes()).hexdigest() for r in rows}
     assert len(digests) == 600  # no duplicate images
+
+
+def test_sigterm_stops_a_run_as_ctrl_c_does_and_resume_finishes_it(tmp_path, plate, ckpt):
+    out = tmp_path / "terminated"
+    cmd, proc, stderr = stopped_synth(plate, ckpt, out, signal.SIGTERM)
+    assert proc.returncode == 143, stderr
+    assert "run the same command with --resume" in stderr and "Traceback" not in stderr
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["status"] == "interrupted" and 0 < meta["done"] < 600
+    assert not [p for p in out.rglob("*") if TEMP_NAME.fullmatch(p.name)]  # no half-written file left
+    result = subprocess.run(cmd + ["--resume"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    check_complete(out, 600, CHARS)
 
 
 def test_labels_that_are_not_folder_names_still_work(tmp_path, plate):

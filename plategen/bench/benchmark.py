@@ -22,7 +22,7 @@ from plategen.bench.request import BenchmarkRequest, check_request
 from plategen.bench.runs import (Run, SeedSet, Timing, char_job_log, ratio_jobs, run_char_job, synthetic_jobs,
                                  trainings_per_seed)
 from plategen.bench.workers import Trainings
-from plategen.bench.splits import Split, judge_plates, plan_splits, split_record
+from plategen.bench.splits import Split, drop_test_plates, judge_plates, plan_splits, split_record
 from plategen.dataset import CharSamples, build_samples, charset_of
 from plategen.errors import PlategenError
 from plategen.glyphs import Font, shipped_fonts
@@ -56,14 +56,15 @@ def _run_char_benchmark(req: BenchmarkRequest, log: Callable[[str], None], warn:
     with timing("import"):
         data_import = load_plates(req.data, allow_outside=req.allow_outside_paths)
         test_import = load_plates(req.test, allow_outside=req.allow_outside_paths) if req.test is not None else None
-    data_plates = data_import.plates
-    test_source = test_import.plates if test_import is not None else None
+    data_plates, test_source, leak_warnings = drop_test_plates(
+        data_import.plates, test_import.plates if test_import is not None else None)
     charset = charset_of(data_plates + (test_source or []))
     fonts = shipped_fonts()
     gens = open_generators(req, charset, fonts)
     splits, split_warnings = plan_splits(req, data_plates, test_source, gens.seen)
     require_judge_classes(req, splits, data_plates)
-    warnings = data_import.left_out() + (test_import.left_out() if test_import else []) + gens.warnings + split_warnings
+    warnings = (data_import.left_out() + (test_import.left_out() if test_import else []) + leak_warnings
+                + gens.warnings + split_warnings)
     for w in warnings:
         warn(w)
 

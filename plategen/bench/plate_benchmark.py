@@ -26,7 +26,7 @@ from plategen.bench.pools import Generators, generated_count, open_generators, t
 from plategen.bench.request import BenchmarkRequest, check_request
 from plategen.bench.runs import Timing, trainings_per_seed
 from plategen.bench.workers import Trainings
-from plategen.bench.splits import judge_plates, plan_splits, split_record
+from plategen.bench.splits import drop_test_plates, judge_plates, plan_splits, split_record
 from plategen.dataset import build_samples, charset_of
 from plategen.errors import PlategenError
 from plategen.glyphs import Font, shipped_fonts
@@ -46,7 +46,7 @@ def run_plate_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lamb
     with timing("import"):
         data_import = load_plates(req.data, allow_outside=req.allow_outside_paths)
         test_import = load_plates(req.test, allow_outside=req.allow_outside_paths) if req.test is not None else None
-    data_plates, test_source, leak_warnings = drop_test_images(
+    data_plates, test_source, leak_warnings = drop_test_plates(
         data_import.plates + data_import.text_only, test_import.plates + test_import.text_only if test_import else None)
     text_only = len(data_import.text_only) + (len(test_import.text_only) if test_import is not None else 0)
     charset = charset_of(data_plates + (test_source or []))
@@ -115,22 +115,6 @@ def run_plate_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lamb
                                   runs, summary, targets, {**timing.seconds, "total": seconds_so_far}, gen_seconds)
     files = write_plate_report(req.out, report)
     return BenchmarkResult(req.out, report, files, time.perf_counter() - started)
-
-
-def drop_test_images(data_plates: list[Plate], test_plates: list[Plate] | None
-                     ) -> tuple[list[Plate], list[Plate] | None, list[str]]:
-    """The leakage guard for an external test folder: data plates that are the same image as a test plate
-    (by content hash) are left out of training and the judge, with a warning."""
-    if test_plates is None:
-        return data_plates, None, []
-    test_sha = {p.sha256 for p in test_plates}
-    kept = [p for p in data_plates if p.sha256 not in test_sha]
-    if len(kept) == len(data_plates):
-        return data_plates, test_plates, []
-    if not kept:
-        raise PlategenError("every plate of --data is also in --test (by content hash): nothing left to train on")
-    return kept, test_plates, [f"{len(data_plates) - len(kept)} plate(s) of --data are the same images as --test "
-                               "plates (by content hash) and were left out of training and the judge"]
 
 
 def draw_plate_pools(req: BenchmarkRequest, ps: PlateSeedSet, train_plates: list[Plate], chars: list[str],

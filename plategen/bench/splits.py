@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from plategen.bench.request import BenchmarkRequest
-from plategen.dataset import plate_key
+from plategen.dataset import plate_characters, plate_key
 from plategen.errors import PlategenError
 from plategen.plates import Plate
 
@@ -104,6 +104,29 @@ def split_for_seed(plates: Sequence[Plate], n_train: int | None, n_test: int, se
         rest = unseen + [k for k in seen_keys if k not in set(used)]
     test, _ = _draw(groups, rest, n_test, exact=False)
     return Split(seed, sorted(train), sorted(test), sum(plates[i].sha256 in seen for i in train))
+
+
+def drop_test_plates(data_plates: list[Plate], test_plates: list[Plate] | None
+                     ) -> tuple[list[Plate], list[Plate] | None, list[str]]:
+    """The leakage guard for an external test folder: data plates that are a test plate (the same image, by
+    content hash) or another image of one (the same characters: another frame, or a re-encoded copy) are left
+    out of training and the judge, with a warning."""
+    if test_plates is None:
+        return data_plates, None, []
+    test_sha = {p.sha256 for p in test_plates}
+    test_chars = {plate_characters(p) for p in test_plates} - {""}
+    same_image = [p for p in data_plates if p.sha256 in test_sha]
+    same_plate = [p for p in data_plates if p.sha256 not in test_sha and plate_characters(p) in test_chars]
+    if not same_image and not same_plate:
+        return data_plates, test_plates, []
+    if len(same_image) + len(same_plate) == len(data_plates):
+        raise PlategenError("every plate of --data is also in --test (the same image, or the same characters): "
+                            "nothing left to train on")
+    left_out = {id(p) for p in same_image + same_plate}
+    kept = [p for p in data_plates if id(p) not in left_out]
+    return kept, test_plates, [f"{len(same_image)} plate(s) of --data are the same images as --test plates (by content "
+                               f"hash) and {len(same_plate)} other(s) show the same characters as a --test plate "
+                               "(another image of that plate); all were left out of training and the judge"]
 
 
 def plan_splits(req: BenchmarkRequest, data_plates: Sequence[Plate], test_source: Sequence[Plate] | None,

@@ -39,8 +39,8 @@ def trainer(workers: int, threads: int) -> Executor:
 class Trainings(Generic[Job, RunT]):
     """Every recogniser job of a benchmark: `submit` as soon as a seed's data is drawn (so they train
     while the next seed's is drawn), `runs` once all are submitted. `describe(runs)` is the log line of
-    a finished job; `progress(done, total)` moves after each. Used as a context manager: on an error the
-    trainings not yet started are dropped."""
+    a finished job; `progress(done, total)` moves after each. Used as a context manager: on an error or an
+    interrupt the trainings not yet started are dropped and the worker processes stopped."""
 
     def __init__(self, run_job: Callable[[Job], list[RunT]], workers: int, threads: int, total: int,
                  describe: Callable[[list[RunT]], str], log: Callable[[str], None],
@@ -54,10 +54,16 @@ class Trainings(Generic[Job, RunT]):
     def __enter__(self) -> "Trainings[Job, RunT]":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None and isinstance(self.pool, ProcessPoolExecutor):
+            # stopped now, not after the trainings they run: a SIGTERM reaches this process only
+            for process in list((self.pool._processes or {}).values()):
+                process.terminate()
         self.pool.shutdown(cancel_futures=True)
 
     def _finished(self, future: Future) -> None:
+        if future.cancelled():  # dropped on an error or an interrupt: neither done nor a failure to report
+            return
         if future.exception() is None:
             self.log(self.describe(future.result()))
         self.done += 1
