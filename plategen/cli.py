@@ -67,10 +67,10 @@ def user_errors(command: F) -> F:
             err_console.print(f"[bold red]error:[/] {where}{escape(printable(str(exc)))}", highlight=False,
                               soft_wrap=True)
             raise typer.Exit(2) from None
-        except KeyboardInterrupt as exc:
+        except KeyboardInterrupt:
             if not launched_rank():
                 err_console.print("[yellow]interrupted[/]")
-            raise typer.Exit(interrupt_status(exc)) from None
+            raise typer.Exit(interrupt_status()) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -410,13 +410,13 @@ def synth(
 
         try:
             report = synthesize(request, progress=progress)
-        except KeyboardInterrupt as exc:
-            report, stopped = None, exc
+        except KeyboardInterrupt:
+            report = None
     if report is None:  # said once the bar is gone, so that it is the last line on the screen
         if leader:
             err_console.print("[yellow]interrupted:[/] run the same command with --resume to finish "
                               f"{shown(out)}", soft_wrap=True)
-        raise typer.Exit(interrupt_status(stopped))
+        raise typer.Exit(interrupt_status())
     if not leader:
         return
     if fresh:
@@ -591,6 +591,8 @@ def run() -> None:
         err_console.print(f"[bold red]error:[/] {escape(printable(exc.format_message()))}{see}", highlight=False,
                           soft_wrap=True)
         sys.exit(exc.exit_code)
+    if code == 130:  # typer's status for an interrupt outside a command's own handling
+        code = interrupt_status()
     sys.exit(code if isinstance(code, int) else 0)
 
 

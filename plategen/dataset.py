@@ -89,16 +89,11 @@ def plate_key(plate: Plate) -> str:
     shipped model's held-out plates the ones it never trained on (all 2,056 uc3m-lp plates fall
     on the same side as before).
     """
-    return f"{Path(plate.source).name}/{plate_characters(plate)}"
-
-
-def plate_characters(plate: Plate) -> str:
-    """A plate's characters as `plate_key` keys them: two images of one folder showing the same characters are
-    one physical plate, and so are an image of --data and one of --test (another frame, or a re-encoded copy)."""
-    if plate.box_origin != "annotated":
-        return plate.text
-    order = sorted(range(len(plate.boxes)), key=lambda i: plate.boxes[i][0] + plate.boxes[i][2])
-    return "".join(plate.text[i] for i in order)
+    text = plate.text
+    if plate.box_origin == "annotated":
+        order = sorted(range(len(plate.boxes)), key=lambda i: plate.boxes[i][0] + plate.boxes[i][2])
+        text = "".join(plate.text[i] for i in order)
+    return f"{Path(plate.source).name}/{text}"
 
 
 HOLDOUT_FRACTION = 0.2

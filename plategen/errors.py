@@ -23,15 +23,18 @@ class Terminated(KeyboardInterrupt):
     kept; the exit status is then 143 (128 + SIGTERM) instead of Ctrl-C's 130."""
 
     STATUS = 143
+    received = False  # set by the handler, so the status is right wherever the interrupt was caught
 
 
 def raise_terminated(signum, frame) -> None:
     """A SIGTERM handler (`signal.signal(signal.SIGTERM, raise_terminated)`, in the main thread)."""
+    Terminated.received = True
     raise Terminated
 
 
-def interrupt_status(exc: KeyboardInterrupt) -> int:
-    return Terminated.STATUS if isinstance(exc, Terminated) else 130
+def interrupt_status() -> int:
+    """The exit status of an interrupted run: 128 + the signal's number, as a shell reports it."""
+    return Terminated.STATUS if Terminated.received else 130
 
 
 def require_regular_file(path: Path, what: str) -> None:

@@ -13,13 +13,13 @@ from typer.testing import CliRunner
 from plategen.bench import (BenchmarkRequest, Stat, Summary, apportion, check_targets, class_shares, generated_count,
                             parse_generators, parse_ratios, run_benchmark, split_for_seed, take_balanced)
 from plategen.bench.runs import CharJob, CharRead, SeedTest, run_char_job
-from plategen.bench.splits import plan_splits
+from plategen.bench.splits import drop_test_plates, plan_splits
 from plategen.cli import app
 from plategen.dataset import build_samples, charset_of, is_holdout, plate_key
 from plategen.errors import PlategenError
 from plategen.plates import load_plates
 from plategen.recognizer import Schedule
-from conftest import copy_plates, immutable, leaky_copy, one_line_error
+from conftest import copy_plates, immutable, leaky_copy, make_checkpoint, one_line_error
 
 TINY = Schedule(steps=20, batch_size=32, eval_points=2)
 
@@ -280,8 +280,50 @@ def test_data_images_of_external_test_plates_train_neither_recogniser_nor_judge(
     judge = [r for r in report["runs"] if r["kind"] == "judge"]
     assert judge[0]["real_crops"] == len(build_samples(load_plates(data).plates).labels)  # the copies left out
     assert not set(report["splits"][0]["train_sha256"]) & set(report["splits"][0]["test_sha256"])
-    assert ("2 plate(s) of --data are the same images as --test plates (by content hash) and 1 other(s) show the "
-            "same characters as a --test plate") in report["warnings"][0]
+    assert report["warnings"][0] == ("3 plate(s) of --data show --test plates (2 the same image, 1 another image "
+                                     "with the same text) and were left out of training and the judge")
+    assert result.output.index("3 plate(s) of --data show --test plates") < result.output.index("seed 0")
+
+
+def test_the_guard_knows_a_plate_by_its_text_in_reading_order_and_its_region(imported):
+    uc3m = imported("uc3m-lp").plates
+    frames = [p for p in uc3m if p.text == "031KS"]  # two frames of a two-row plate whose boxes sort apart
+    assert len(frames) == 2 and plate_key(frames[0]) != plate_key(frames[1])
+    others = [p for p in uc3m if p.text != "031KS"][:20]
+    kept, _, warnings = drop_test_plates([frames[0], *others], [frames[1]])
+    assert kept == others
+    assert warnings == ["1 plate(s) of --data show --test plates (0 the same image, 1 another image with the same "
+                        "text) and were left out of training and the judge"]
+    us = imported("openalpr-us")
+    anytext = sorted((p for p in us.plates + us.text_only if p.text == "ANYTEXT"), key=lambda p: p.region)
+    assert len({p.region for p in anytext}) == len(anytext) >= 2  # one sample plate per state, not one plate
+    assert drop_test_plates(anytext[1:], anytext[:1]) == (anytext[1:], anytext[:1], [])
+    unnamed = dataclasses.replace(anytext[0], region="")  # a folder that names no region cannot tell them apart
+    assert drop_test_plates([*anytext[1:], *others], [unnamed])[0] == others
+
+
+def test_a_test_plate_the_checkpoint_saw_through_another_image_is_refused(uc3m, imported, tmp_path):
+    plates = imported("uc3m-lp").plates
+    key = next(k for k in sorted({plate_key(p) for p in plates}) if sum(plate_key(p) == k for p in plates) >= 2)
+    seen, other = [p for p in plates if plate_key(p) == key][:2]  # two frames of one plate
+    rest = {}  # one image of each of 40 other plates
+    for p in plates:
+        if plate_key(p) != key and len(rest) < 40:
+            rest.setdefault(plate_key(p), p)
+    rest = list(rest.values())
+    data = copy_plates(uc3m, tmp_path / "data", [seen.image_path] + [p.image_path for p in rest[:30]])
+    test = copy_plates(uc3m, tmp_path / "test", [other.image_path] + [p.image_path for p in rest[30:]])
+    ckpt = make_checkpoint(tmp_path / "m.safetensors", charset_of(plates), seen={seen.sha256})
+    for level in ("chars", "plates"):
+        result = CliRunner().invoke(app, ["benchmark", "--level", level, "--data", str(data), "--test", str(test),
+                                          "--checkpoint", str(ckpt), "--generator", "saae", "--out",
+                                          str(tmp_path / level), "--real-plates", "6", "--ratios", "0", "--seeds", "1"])
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        said = " ".join(result.output.split())
+        assert "1 plate(s) of --data show --test plates (0 the same image, 1 another image" in said  # seen's frame
+        assert ("1 of 11 test plates were among the checkpoint's training plates (by content hash, or another image "
+                "of the plate)") in said
+        assert not (tmp_path / level).exists()
 
 
 # ---------------------------------------------------------------- targets and the judge

@@ -121,11 +121,15 @@ def children(pid: int) -> set[int]:
     return found
 
 
-def test_sigterm_stops_the_worker_processes_and_leaves_no_out_folder(folders, tmp_path):
+@pytest.mark.parametrize("stopped, status, said", [
+    ("run", 143, "interrupted"),  # SIGTERM to the command: its workers stop with it
+    ("worker", 2, "error: a recogniser worker process died"),  # SIGKILL to one worker (the OOM killer): one line
+])
+def test_a_benchmark_stopped_from_outside_leaves_no_out_folder_nor_workers(folders, tmp_path, stopped, status, said):
     data, test = folders
     out = tmp_path / "bench"
-    proc = subprocess.Popen([sys.executable, "-m", "plategen.cli", "benchmark", "--level", "plates",
-                             "--data", str(data), "--test", str(test), "--generator", "render", "--out", str(out), "--real-plates", "6",
+    proc = subprocess.Popen([sys.executable, "-m", "plategen.cli", "benchmark", "--level", "plates", "--data", str(data),
+                             "--test", str(test), "--generator", "render", "--out", str(out), "--real-plates", "6",
                              "--ratios", "0", "--synthetic-size", "4", "--steps", "100000", "--batch-size", "8",
                              "--threads", "1", "--workers", "2", "--seeds", "2"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -136,10 +140,13 @@ def test_sigterm_stops_the_worker_processes_and_leaves_no_out_folder(folders, tm
             time.sleep(0.1)
         assert len(workers) == 2, "the recognisers never started training in worker processes"
         time.sleep(2)  # into the trainings
-        proc.send_signal(signal.SIGTERM)
+        if stopped == "run":
+            proc.send_signal(signal.SIGTERM)
+        else:
+            os.kill(min(workers), signal.SIGKILL)
         _, stderr = proc.communicate(timeout=60)  # (a worker left running holds stderr open: a timeout)
-        assert proc.returncode == 143, stderr
-        assert "interrupted" in stderr and "Traceback" not in stderr
+        assert proc.returncode == status, stderr
+        assert said in " ".join(stderr.split()) and "Traceback" not in stderr
         assert not out.exists()  # created for the report, removed when the run stops with nothing written
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in workers):
@@ -186,8 +193,8 @@ def test_data_images_of_test_plates_are_left_out_of_training(folders, tmp_path):
     split = report["splits"][0]
     assert report["real_plates"] == "all" and len(split["train_sha256"]) == 40  # the 43 less the 3 copies
     assert not set(split["train_sha256"]) & set(split["test_sha256"])
-    assert ("2 plate(s) of --data are the same images as --test plates (by content hash) and 1 other(s) show the "
-            "same characters as a --test plate") in report["warnings"][0]
+    assert report["warnings"][0] == ("3 plate(s) of --data show --test plates (2 the same image, 1 another image "
+                                     "with the same text) and were left out of training and the judge")
     assert [r["real_plates"] for r in report["runs"] if r["kind"] == "judge"] == [40]
 
 

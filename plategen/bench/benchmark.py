@@ -22,7 +22,8 @@ from plategen.bench.request import BenchmarkRequest, check_request
 from plategen.bench.runs import (Run, SeedSet, Timing, char_job_log, ratio_jobs, run_char_job, synthetic_jobs,
                                  trainings_per_seed)
 from plategen.bench.workers import Trainings
-from plategen.bench.splits import Split, drop_test_plates, judge_plates, plan_splits, split_record
+from plategen.bench.splits import (Split, drop_test_plates, judge_plates, plan_splits, seen_through_other_images,
+                                   split_record)
 from plategen.dataset import CharSamples, build_samples, charset_of
 from plategen.errors import PlategenError
 from plategen.glyphs import Font, shipped_fonts
@@ -58,15 +59,18 @@ def _run_char_benchmark(req: BenchmarkRequest, log: Callable[[str], None], warn:
         test_import = load_plates(req.test, allow_outside=req.allow_outside_paths) if req.test is not None else None
     data_plates, test_source, leak_warnings = drop_test_plates(
         data_import.plates, test_import.plates if test_import is not None else None)
+    for w in leak_warnings:  # said before the split, which may then fail on the plates that are left
+        warn(w)
     charset = charset_of(data_plates + (test_source or []))
     fonts = shipped_fonts()
     gens = open_generators(req, charset, fonts)
-    splits, split_warnings = plan_splits(req, data_plates, test_source, gens.seen)
+    seen = gens.seen | seen_through_other_images(data_import.plates, test_source, gens.seen)
+    splits, split_warnings = plan_splits(req, data_plates, test_source, seen)
     require_judge_classes(req, splits, data_plates)
-    warnings = (data_import.left_out() + (test_import.left_out() if test_import else []) + leak_warnings
-                + gens.warnings + split_warnings)
+    warnings = data_import.left_out() + (test_import.left_out() if test_import else []) + gens.warnings + split_warnings
     for w in warnings:
         warn(w)
+    warnings = leak_warnings + warnings
 
     req.out.mkdir(parents=True, exist_ok=True)
     with timing("crops"):

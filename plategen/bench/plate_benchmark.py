@@ -26,7 +26,7 @@ from plategen.bench.pools import Generators, generated_count, open_generators, t
 from plategen.bench.request import BenchmarkRequest, check_request
 from plategen.bench.runs import Timing, trainings_per_seed
 from plategen.bench.workers import Trainings
-from plategen.bench.splits import drop_test_plates, judge_plates, plan_splits, split_record
+from plategen.bench.splits import drop_test_plates, judge_plates, plan_splits, seen_through_other_images, split_record
 from plategen.dataset import build_samples, charset_of
 from plategen.errors import PlategenError
 from plategen.glyphs import Font, shipped_fonts
@@ -48,16 +48,20 @@ def run_plate_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lamb
         test_import = load_plates(req.test, allow_outside=req.allow_outside_paths) if req.test is not None else None
     data_plates, test_source, leak_warnings = drop_test_plates(
         data_import.plates + data_import.text_only, test_import.plates + test_import.text_only if test_import else None)
-    text_only = len(data_import.text_only) + (len(test_import.text_only) if test_import is not None else 0)
+    for w in leak_warnings:  # said before the split, which may then fail on the plates that are left
+        warn(w)
+    text_only_ids = {id(p) for p in data_import.text_only + (test_import.text_only if test_import else [])}
+    text_only = sum(id(p) in text_only_ids for p in data_plates + (test_source or []))  # of those left
     charset = charset_of(data_plates + (test_source or []))
     alphabet = "".join(charset)
     fonts = shipped_fonts()
     gens = open_generators(req, charset, fonts)
-    splits, split_warnings = plan_splits(req, data_plates, test_source, gens.seen)
-    warnings = (data_import.left_out() + (test_import.left_out() if test_import else []) + leak_warnings
-                + gens.warnings + split_warnings)
+    seen = gens.seen | seen_through_other_images(data_import.plates + data_import.text_only, test_source, gens.seen)
+    splits, split_warnings = plan_splits(req, data_plates, test_source, seen)
+    warnings = data_import.left_out() + (test_import.left_out() if test_import else []) + gens.warnings + split_warnings
     for w in warnings:
         warn(w)
+    warnings = leak_warnings + warnings
     longest = max(len(p.text) for p in data_plates + (test_source or []))
     if longest > req.plate_schedule.longest:
         raise PlategenError(f"{req.data}: a plate text has {longest} characters; the plate recogniser reads at most "

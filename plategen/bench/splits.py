@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from plategen.bench.request import BenchmarkRequest
-from plategen.dataset import plate_characters, plate_key
+from plategen.dataset import plate_key
 from plategen.errors import PlategenError
 from plategen.plates import Plate
 
@@ -106,27 +106,52 @@ def split_for_seed(plates: Sequence[Plate], n_train: int | None, n_test: int, se
     return Split(seed, sorted(train), sorted(test), sum(plates[i].sha256 in seen for i in train))
 
 
+def _texts(plates: Sequence[Plate]) -> dict[str, set[str]]:
+    """Plate text (reading order) -> the regions it was seen with."""
+    found: dict[str, set[str]] = {}
+    for p in plates:
+        if p.text:
+            found.setdefault(p.text, set()).add(p.region)
+    return found
+
+
+def _shows_one_of(plate: Plate, texts: dict[str, set[str]]) -> bool:
+    """Whether `plate` shows one of the plates of `texts`: the same characters in reading order, and the same
+    region where both sides name one (openalpr-us has ANYTEXT plates of five states)."""
+    regions = texts.get(plate.text)
+    return regions is not None and (not plate.region or "" in regions or plate.region in regions)
+
+
 def drop_test_plates(data_plates: list[Plate], test_plates: list[Plate] | None
                      ) -> tuple[list[Plate], list[Plate] | None, list[str]]:
-    """The leakage guard for an external test folder: data plates that are a test plate (the same image, by
-    content hash) or another image of one (the same characters: another frame, or a re-encoded copy) are left
-    out of training and the judge, with a warning."""
+    """The leakage guard for an external test folder: data plates that show a test plate (the same image, by
+    content hash, or another image of it: another frame, a re-encoded copy) are left out of training and the
+    judge, with a warning."""
     if test_plates is None:
         return data_plates, None, []
-    test_sha = {p.sha256 for p in test_plates}
-    test_chars = {plate_characters(p) for p in test_plates} - {""}
-    same_image = [p for p in data_plates if p.sha256 in test_sha]
-    same_plate = [p for p in data_plates if p.sha256 not in test_sha and plate_characters(p) in test_chars]
-    if not same_image and not same_plate:
-        return data_plates, test_plates, []
-    if len(same_image) + len(same_plate) == len(data_plates):
-        raise PlategenError("every plate of --data is also in --test (the same image, or the same characters): "
+    test_sha, test_texts = {p.sha256 for p in test_plates}, _texts(test_plates)
+    kept = [p for p in data_plates if p.sha256 not in test_sha and not _shows_one_of(p, test_texts)]
+    if not kept:
+        raise PlategenError("every plate of --data shows a plate of --test (the same image, or the same text): "
                             "nothing left to train on")
-    left_out = {id(p) for p in same_image + same_plate}
-    kept = [p for p in data_plates if id(p) not in left_out]
-    return kept, test_plates, [f"{len(same_image)} plate(s) of --data are the same images as --test plates (by content "
-                               f"hash) and {len(same_plate)} other(s) show the same characters as a --test plate "
-                               "(another image of that plate); all were left out of training and the judge"]
+    dropped = len(data_plates) - len(kept)
+    if not dropped:
+        return data_plates, test_plates, []
+    same_image = sum(p.sha256 in test_sha for p in data_plates)
+    return kept, test_plates, [f"{dropped} plate(s) of --data show --test plates ({same_image} the same image, "
+                               f"{dropped - same_image} another image with the same text) and were left out of "
+                               "training and the judge"]
+
+
+def seen_through_other_images(data_plates: Sequence[Plate], test_plates: Sequence[Plate] | None,
+                              seen: set[str]) -> set[str]:
+    """Content hashes of the --test plates the checkpoint trained on through another image of them: a --data
+    plate among its training plates (`seen`) that shows the same plate. Without --test, `split_for_seed`
+    already keeps every image of a seen plate out of test."""
+    if test_plates is None:
+        return set()
+    seen_texts = _texts([p for p in data_plates if p.sha256 in seen])
+    return {p.sha256 for p in test_plates if p.sha256 not in seen and _shows_one_of(p, seen_texts)}
 
 
 def plan_splits(req: BenchmarkRequest, data_plates: Sequence[Plate], test_source: Sequence[Plate] | None,
@@ -163,7 +188,8 @@ def plan_splits(req: BenchmarkRequest, data_plates: Sequence[Plate], test_source
         overlap = len(test_sha & seen)
         if overlap:
             msg = (f"seed {s}: {overlap} of {len(split.test)} test plates were among the checkpoint's training "
-                   "plates (by content hash); its accuracy on them is not a fair measure")
+                   "plates (by content hash, or another image of the plate); its accuracy on them is not a fair "
+                   "measure")
             if not req.allow_overlap:
                 raise PlategenError(msg + ". Use plates it never saw (--test) or pass --allow-overlap")
             warnings.append(msg)

@@ -8,11 +8,15 @@ depend on the number of workers; runs come back in submission order.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, wait
-from typing import Callable, Generic, Sequence, TypeVar
+from concurrent.futures.process import BrokenProcessPool
+from typing import Callable, Generic, Iterator, Sequence, TypeVar
 
 import torch
+
+from plategen.errors import PlategenError
 
 Job = TypeVar("Job")
 RunT = TypeVar("RunT")
@@ -70,13 +74,25 @@ class Trainings(Generic[Job, RunT]):
         self.progress(self.done, self.total)
 
     def submit(self, jobs: Sequence[Job]) -> None:
-        for job in jobs:
-            self.futures.append(self.pool.submit(self.run_job, job))
-            self.futures[-1].add_done_callback(self._finished)
+        with _worker_deaths():
+            for job in jobs:
+                self.futures.append(self.pool.submit(self.run_job, job))
+                self.futures[-1].add_done_callback(self._finished)
 
     def wait(self) -> None:
         """Until every job submitted so far has finished (so that what runs next has the cores alone)."""
         wait(self.futures)
 
     def runs(self) -> list[RunT]:
-        return [run for future in self.futures for run in future.result()]
+        with _worker_deaths():
+            return [run for future in self.futures for run in future.result()]
+
+
+@contextlib.contextmanager
+def _worker_deaths() -> Iterator[None]:
+    """A worker process killed from outside (the OOM killer, a stray `kill`) as one line, not a traceback."""
+    try:
+        yield
+    except BrokenProcessPool:
+        raise PlategenError("a recogniser worker process died (killed from outside, or out of memory); run "
+                            "again, with --workers 1 to train in this process") from None
