@@ -165,7 +165,8 @@ def _check_pixel_count(path: Path, data: bytes, limit: int) -> None:
                 width, height = header.size
     except Image.DecompressionBombError:  # PIL's own check, at twice its MAX_IMAGE_PIXELS, whatever ours is
         raise UnreadableImage(path, f"image is larger than {2 * Image.MAX_IMAGE_PIXELS:,} pixels (refused "
-                                    "unread as a decompression bomb)") from None
+                                    f"unread as a decompression bomb; {MAX_PIXELS_ENV} raises plategen's own limit "
+                                    "up to that)") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise UnreadableImage(path, "not a readable image (corrupt or unsupported format)") from None
     if width * height > limit:
@@ -571,7 +572,8 @@ def _read_csv(folder: Path, allow_outside: bool = False) -> tuple[list[RawRecord
             if missing:
                 raise PlategenError(
                     f"{csv_path}: missing column(s) {', '.join(sorted(missing))}; "
-                    f"header is {reader.fieldnames}; expected image_path,plate_text[,...]"
+                    + (f"header is {','.join(reader.fieldnames)}" if reader.fieldnames else "the file is empty")
+                    + "; expected image_path,plate_text[,...]"
                 )
             names = list(reader.fieldnames or [])
             twice = sorted({name for name in names if names.count(name) > 1 and name in ("image_path", "plate_text")})

@@ -1024,6 +1024,45 @@ def test_resume_names_a_style_image_changed_since_the_run_began(data_dir, ckpt_c
         synthesize(synth_request(style, ckpt_cn, out, n=4, resume=True))
 
 
+def test_resume_names_a_style_plate_whose_boxes_changed_since_the_run_began(data_dir, ckpt_cn, tmp_path, monkeypatch):
+    """The image's hash was the same, so the rest of the run used to be drawn on the new boxes: a mix of two runs."""
+    uc3m = data_dir / "uc3m-lp"
+    folder = copy_plates(uc3m, tmp_path / "styles", sorted((uc3m / "images").iterdir())[:2])
+    generate = engine_module.Synthesizer.generate
+    calls = []
+
+    def stop_second(self, ids):
+        calls.append(ids)
+        if len(calls) > 1:
+            raise KeyboardInterrupt
+        return generate(self, ids)
+
+    monkeypatch.setattr(engine_module.Synthesizer, "generate", stop_second)
+    with pytest.raises(KeyboardInterrupt):
+        synthesize(request([folder], ckpt_cn, tmp_path / "out", 8, batch_size=2))
+    monkeypatch.setattr(engine_module.Synthesizer, "generate", generate)
+    label = sorted((folder / "labels").iterdir())[1]
+    rows = label.read_text(encoding="utf-8").splitlines()
+    cls, cx, cy, w, h = rows[0].split()
+    rows[0] = " ".join([cls, f"{float(cx) + 0.01:.6f}", cy, w, h])  # one box moved by 1% of the width
+    label.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    with pytest.raises(PlategenError, match=rf"{label.stem}\.jpg: this style plate's boxes or text \(its label file, "
+                                            r"classes\.txt or CSV row\) changed since the run began"):
+        synthesize(request([folder], ckpt_cn, tmp_path / "out", 8, batch_size=2, resume=True))
+
+
+def test_a_style_plate_in_a_format_data_folders_do_not_list_is_refused_by_its_format(data_dir, ckpt_cn, tmp_path):
+    """A .tif beside its YOLO label was told it had no character boxes."""
+    uc3m = data_dir / "uc3m-lp"
+    image = sorted((uc3m / "images").iterdir())[0]
+    folder = copy_plates(uc3m, tmp_path / "styles", [image])
+    tif = folder / "images" / f"{image.stem}.tif"
+    Image.open(image).save(tif)
+    with pytest.raises(PlategenError, match=rf"{image.stem}\.tif: plategen reads style images in \.bmp, \.jpeg, \.jpg, "):
+        synthesize(request([tif], ckpt_cn, tmp_path / "out", 2))
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_taken_output_folder_is_refused_before_the_style_plates_are_read(ckpt_cn, tmp_path):
     """Loading a folder of text-only style plates runs the detector over each (minutes for a large one): the
     folder's refusal came only after that."""

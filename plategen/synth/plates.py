@@ -19,6 +19,7 @@ next one is generated.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -41,8 +42,8 @@ from plategen.synth.exports import FinishedPlate, label_classes, write_lprnet, w
 from plategen.glyphs import ASPECTS, Font, fonts_for
 from plategen.layout import (PlateLayout, compact_pattern, draw_texts, kind_of, layout_of, parse_pattern, pattern_rows,
                              read_text_lines, read_texts)
-from plategen.plates import (Box, Plate, Problem, detect_format, load_plate, load_plates, name_problem, read_image,
-                             text_of_name)
+from plategen.plates import (IMAGE_SUFFIXES, Box, Plate, Problem, detect_format, load_plate, load_plates, name_problem,
+                             read_image, text_of_name)
 from plategen.detect import segment_with_text
 from plategen.segment import privacy_masks
 from plategen.synth import plate_writers, writers
@@ -173,6 +174,9 @@ def style_plate(plate: Plate) -> StylePlate:
 
 def _plate_of_file(path: Path, allow_outside: bool = False) -> tuple[Plate | None, Problem | None]:
     """One image's plate from its data folder's annotation or its file name; or why it is skipped."""
+    if path.suffix.lower() not in IMAGE_SUFFIXES:  # its data folder would not list it: "no boxes" misled
+        raise PlategenError(f"{path}: plategen reads style images in {', '.join(sorted(IMAGE_SUFFIXES))}; convert "
+                            "it to one of them")
     folder = path.parent.parent if path.parent.name == "images" else path.parent
     try:
         fmt = detect_format(folder)
@@ -779,6 +783,14 @@ def _at_height(image: np.ndarray) -> np.ndarray:
                       interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
 
 
+def layout_digest(style: StylePlate) -> str:
+    """What a style plate's annotation (its label file and classes.txt, its CSV row or file name) gives it: its
+    text and slots. The image's hash does not cover them, and --resume must not draw the rest of a run on
+    other boxes."""
+    slots = [[list(s.box), s.row, s.kind, s.allowed, s.own] for s in style.layout.slots]
+    return hashlib.sha256(json.dumps([style.text, list(style.layout.size), slots]).encode("utf-8")).hexdigest()
+
+
 def plate_params(req, styles: Sequence[StylePlate], chars: Sequence[str], layouts: Sequence[PlateLayout],
                  design: Design | None) -> dict:
     """What fixes the bytes of a plate run; --resume must match all of it."""
@@ -788,6 +800,7 @@ def plate_params(req, styles: Sequence[StylePlate], chars: Sequence[str], layout
             "exports": sorted(set(req.exports)), "charset": list(chars),
             "classes": label_classes(chars) if req.format == "files" else None,  # shards hold no class ids
             "styles": [{"path": s.name, "sha256": s.sha256} for s in styles],
+            "style_layouts": [layout_digest(s) for s in styles],
             "large_erasing": LARGE_ERASING if any(erases_large(erased_boxes(s, layout, design)[0])
                                                   for s, layout in zip(styles, layouts)) else None,
             "design_light": DESIGN_LIGHT if design is not None else None,

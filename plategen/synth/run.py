@@ -196,6 +196,14 @@ def _claimed(req: SynthRequest, world: World, device: str, params: dict, resume_
             if changed:
                 raise PlategenError(f"{changed[0]}: this style image changed since the run began, so --resume cannot "
                                     "finish it byte for byte; put the first image back, or start again with --overwrite")
+            relabelled = [new["path"] for old, new, was, now in zip(previous.get("styles") or [], params["styles"],
+                                                                    previous.get("style_layouts") or [],
+                                                                    params.get("style_layouts") or [])
+                          if old.get("path") == new["path"] and was != now]
+            if relabelled:
+                raise PlategenError(f"{relabelled[0]}: this style plate's boxes or text (its label file, classes.txt "
+                                    "or CSV row) changed since the run began, so --resume cannot finish it byte for "
+                                    "byte; put them back, or start again with --overwrite")
             if differ:  # name the options; a key only they set (how a --design draws) says nothing to the user
                 shown = _options_of([k for k in differ if k not in DRAWN_KEYS] or differ, previous, params)
                 raise PlategenError(f"{req.out}: --resume with other settings than the run there began with "
@@ -333,7 +341,8 @@ def _checked_plates(req: SynthRequest, world: World, device: str, ckpt, ckpt_pat
         return plates.run_plates(req, world, device, ckpt, ckpt_path, fonts, styles, skipped, plan, chars, params,
                                  previous, progress, start, chinese)
 
-    return device, params, tuple(params), lambda previous: _older_plate_run(previous, default_skip), run
+    resume_keys = tuple(k for k in params if k != "style_layouts")  # checked apart: older runs did not record it
+    return device, params, resume_keys, lambda previous: _older_plate_run(previous, default_skip), run
 
 
 # a run's plan is held in memory: 10M characters take about 2 GB, 10M plates about 10 GB and minutes to plan
