@@ -1058,7 +1058,8 @@ def test_a_style_plate_in_a_format_data_folders_do_not_list_is_refused_by_its_fo
     folder = copy_plates(uc3m, tmp_path / "styles", [image])
     tif = folder / "images" / f"{image.stem}.tif"
     Image.open(image).save(tif)
-    with pytest.raises(PlategenError, match=rf"{image.stem}\.tif: plategen reads style images in \.bmp, \.jpeg, \.jpg, "):
+    with pytest.raises(PlategenError, match=rf"{image.stem}\.tif: data folders annotate only \.bmp, \.jpeg, \.jpg, "
+                                            r"\.png, \.webp images, so its label is not read"):
         synthesize(request([tif], ckpt_cn, tmp_path / "out", 2))
     assert not (tmp_path / "out").exists()
 

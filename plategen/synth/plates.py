@@ -174,9 +174,6 @@ def style_plate(plate: Plate) -> StylePlate:
 
 def _plate_of_file(path: Path, allow_outside: bool = False) -> tuple[Plate | None, Problem | None]:
     """One image's plate from its data folder's annotation or its file name; or why it is skipped."""
-    if path.suffix.lower() not in IMAGE_SUFFIXES:  # its data folder would not list it: "no boxes" misled
-        raise PlategenError(f"{path}: plategen reads style images in {', '.join(sorted(IMAGE_SUFFIXES))}; convert "
-                            "it to one of them")
     folder = path.parent.parent if path.parent.name == "images" else path.parent
     try:
         fmt = detect_format(folder)
@@ -189,6 +186,9 @@ def _plate_of_file(path: Path, allow_outside: bool = False) -> tuple[Plate | Non
         if result.problems or result.skipped:  # e.g. a malformed label file: its reason, not "no boxes"
             return None, (result.problems or result.skipped)[0]
     problem = name_problem(path)
+    if problem and fmt != "filename" and path.suffix.lower() not in IMAGE_SUFFIXES:  # "no boxes" misled
+        raise PlategenError(f"{path}: data folders annotate only {', '.join(sorted(IMAGE_SUFFIXES))} images, so its "
+                            f"label is not read; convert it to one of them, or name it by its plate text")
     if problem:
         raise PlategenError(f"{path}: no character boxes, and the file name is no plate text ({problem}); give "
                             "its data folder (YOLO labels/ + classes.txt, or a CSV image_path,plate_text), or name "
