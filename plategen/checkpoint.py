@@ -177,6 +177,31 @@ def _check_shapes(config: SAAEConfig, tensors: dict[str, torch.Tensor], path: Pa
                             f"{len(missing)} missing, {len(unexpected)} unexpected; {first})")
 
 
+def require_finite(source: str, generator: nn.Module, discriminator: nn.Module | None = None) -> None:
+    """NaN or inf weights make blank images that still pass the label check, and train on into NaN: refuse them."""
+    for part, model in (("generator", generator), ("discriminator", discriminator)):
+        for name, tensor in (model.state_dict().items() if model is not None else ()):
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise PlategenError(f"{source}: {part} weight {name} holds NaN or infinite values; "
+                                    "retrain, or use another checkpoint")
+
+
+def _check_charset(meta: dict, config: SAAEConfig, path: Path) -> None:
+    """The characters the classes stand for: one per class, each once (a repeat maps every later class to the
+    wrong character; a count other than the weights' ended in a traceback)."""
+    charset = meta.get("charset")
+    if charset is None:
+        return
+    if not (isinstance(charset, list) and all(isinstance(c, str) and len(c) == 1 for c in charset)):
+        raise PlategenError(f"{path}: checkpoint meta charset is not a list of single characters")
+    repeated = sorted({c for c in charset if charset.count(c) > 1})
+    if repeated:
+        raise PlategenError(f"{path}: checkpoint meta charset names {repeated[0]!r} more than once")
+    if len(charset) != config.num_classes:
+        raise PlategenError(f"{path}: checkpoint meta charset names {len(charset)} characters, its weights have "
+                            f"{config.num_classes} classes")
+
+
 def checkpoint_path(value: Path | str | None) -> Path:
     """`--checkpoint` as given: None for the default model, a shipped model's name, or a path."""
     if value is None:
@@ -195,6 +220,7 @@ def load_checkpoint(path: Path | str = DEFAULT_CHECKPOINT, device: str | torch.d
     meta = header.get("meta", {})
     if not isinstance(meta, dict):
         raise PlategenError(f"{path}: checkpoint meta is a JSON {type(meta).__name__}, not an object")
+    _check_charset(meta, config, path)
     generator = Generator(config)
     _load_module(generator, tensors, "generator.", path)
     discriminator = None

@@ -12,6 +12,7 @@ import math
 import os
 import signal
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Callable, Optional, TypeVar
@@ -285,10 +286,16 @@ def train(
                           narrow_glyphs=narrow_glyphs or None)
     if epochs is not None:
         options.steps = None
-    result = train_saae(folders, given_path(out, "--out"), options, resume=optional_checkpoint(resume, "--resume"),
-                        overwrite=overwrite,
-                        allow_outside=allow_outside_paths,
-                        progress=err_console.is_terminal)
+    checkpoint, began = given_path(out, "--out"), time.time()
+    try:
+        result = train_saae(folders, checkpoint, options, resume=optional_checkpoint(resume, "--resume"),
+                            overwrite=overwrite, allow_outside=allow_outside_paths, progress=err_console.is_terminal)
+    except KeyboardInterrupt:
+        if launched_rank() or not (checkpoint.is_file() and checkpoint.stat().st_mtime >= began):
+            raise
+        err_console.print(f"[yellow]interrupted:[/] {shown(checkpoint)} holds the last checkpoint; run the same "
+                          f"command with --resume {shown(checkpoint)} to go on from it", soft_wrap=True)
+        raise typer.Exit(interrupt_status()) from None
     if launched_rank():  # under torchrun rank 0 prints the table
         return
     table = summary_table(f"plategen train -> {shown(result.checkpoint)}")

@@ -37,7 +37,7 @@ from plategen import __version__, distributed
 from plategen.atomic import atomic_save_png, is_own_sheet, require_no_file_in_the_way, require_writable_folder
 from plategen.charset import parse_charset
 from plategen.checkpoint import (OPTIMIZER_SUFFIX, LoadedCheckpoint, load_checkpoint, load_optimizers, optimizer_path,
-                                 optimizer_step, save_checkpoint, save_optimizers)
+                                 optimizer_step, require_finite, save_checkpoint, save_optimizers)
 from plategen.dataset import CharSamples, build_samples, charset_of, holdout_split
 from plategen.device import resolve_device, usable_cores
 from plategen.distributed import SOLO, World
@@ -608,6 +608,11 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
         previous: LoadedCheckpoint | None = load_checkpoint(resume) if resume is not None else None
         if previous is not None and previous.discriminator is None:
             raise PlategenError(f"{resume}: has no discriminator weights, so training cannot resume from it")
+        if previous is not None:
+            require_finite(str(resume), previous.generator, previous.discriminator)
+            if previous.meta.get("charset") is None:
+                raise PlategenError(f"{resume}: its meta names no charset (the characters of its classes), so "
+                                    "training cannot resume from it")
         if opts.narrow_glyphs and previous is not None and previous.config.glyph_aspect is None:
             raise PlategenError(f"--narrow-glyphs: {resume} was trained on content glyphs as drawn, and a model keeps "
                                 "the glyphs it began with; train a new model with it")
@@ -715,6 +720,7 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
                       f"(3) adv CE {losses['adv']:.3f}  val L1 {val_l1:.4f}")
         if fit.step % opts.sample_every == 0 or fit.step == total:
             same_weights(fit, world)
+            require_finite_weights(fit, world, out)
             if world.leader:
                 write_grid()
                 save()
@@ -730,6 +736,18 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
     return TrainResult(out, optimizer_path(out), written, fit.step, time.time() - started, fit.losses, val_l1,
                        len(train_plates), int(len(real.labels)), int(rendered.sum()), world.size, bad_records, resumed_at,
                        adam_restarted)
+
+
+def require_finite_weights(fit: SAAEFit, world: World, out: Path) -> None:
+    """A diverged run stops before it overwrites the last good checkpoint with NaN weights. Every rank holds
+    the same weights here (`same_weights`), so every rank stops alike."""
+    try:
+        require_finite(f"step {fit.step}", fit.G, fit.D)
+    except PlategenError as exc:
+        losses = ", ".join(f"{k} {v:.4g}" for k, v in fit.losses.items())
+        raise (PlategenError if world.leader else RankStopped)(
+            f"{exc}: training diverged (losses {losses}); {out} is not written at this step, the last one written "
+            "(if any) is kept; lower --lr, or --resume from an earlier checkpoint") from None
 
 
 def same_weights(fit: SAAEFit, world: World) -> None:

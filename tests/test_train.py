@@ -17,6 +17,7 @@ from plategen.glyphs import fonts_for, ink_box, narrowest, render_glyph, shipped
 from plategen.model import Discriminator, Generator, SAAEConfig
 from plategen.plates import load_plates
 from conftest import immutable, one_line_error
+import plategen.train as train_module
 from plategen.train import (FINETUNE_STEPS, GlyphBank, TrainOptions, options_for, run_total, to_float, train_saae,
                             train_step)
 
@@ -127,6 +128,73 @@ def test_wrong_inputs_give_one_clear_error(tmp_path: Path):
     bad.write_bytes(b"\x00" * 100)
     with pytest.raises(PlategenError, match="bad.safetensors"):
         train_saae([tmp_path], tmp_path / "new.safetensors", TrainOptions(steps=1), resume=bad, progress=False)
+
+
+def test_non_finite_weights_neither_resume_nor_overwrite_the_last_checkpoint(tmp_path: Path, small_uc3m: Path,
+                                                                              monkeypatch):
+    """A NaN checkpoint resumed trained on into an all-NaN model (exit 0); a run that diverged wrote NaN weights
+    over its last good checkpoint."""
+    out = tmp_path / "m.safetensors"
+    options = TrainOptions(steps=2, batch_size=8, num_threads=1, val_crops=16, val_every=2, sample_every=2, model=TINY)
+    train_saae([small_uc3m], out, options, progress=False)
+    good = out.read_bytes()
+    real_step = train_module.train_step
+
+    def diverging_step(G, *args, **kwargs):
+        losses = real_step(G, *args, **kwargs)
+        with torch.no_grad():
+            next(G.parameters()).fill_(float("nan"))
+        return losses
+
+    monkeypatch.setattr(train_module, "train_step", diverging_step)
+    with pytest.raises(PlategenError, match=r"step 4: generator weight \S+ holds NaN or infinite values; .*: training "
+                                            r"diverged \(losses .*\); \S+m\.safetensors is not written at this step"):
+        train_saae([small_uc3m], out, replace(options, steps=4), resume=out, progress=False)
+    assert out.read_bytes() == good
+    monkeypatch.setattr(train_module, "train_step", real_step)
+
+    loaded = load_checkpoint(out)  # a checkpoint holding one NaN, as a diverged run of another tool would write
+    weights = loaded.generator.state_dict()
+    next(iter(w for w in weights.values() if w.is_floating_point())).view(-1)[0] = float("nan")
+    nan = tmp_path / "nan.safetensors"
+    save_checkpoint(nan, loaded.generator, loaded.config, loaded.meta, loaded.discriminator)
+    with pytest.raises(PlategenError, match=r"nan\.safetensors: generator weight \S+ holds NaN or infinite values"):
+        train_saae([small_uc3m], tmp_path / "again.safetensors", replace(options, steps=4), resume=nan, progress=False)
+    assert not (tmp_path / "again.safetensors").exists()
+
+
+def test_an_interrupted_training_says_how_to_go_on_once_it_wrote_a_checkpoint(tmp_path: Path, small_uc3m: Path,
+                                                                               monkeypatch):
+    out = tmp_path / "m.safetensors"
+
+    def stopped_after_a_checkpoint(data, path, *args, **kwargs):
+        path.write_bytes(b"a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "train_saae", stopped_after_a_checkpoint)
+    result = CliRunner().invoke(app, ["train", "--data", str(small_uc3m), "--out", str(out)])
+    assert result.exit_code == 130
+    assert " ".join(result.output.split()).endswith(
+        f"interrupted: {out} holds the last checkpoint; run the same command with --resume {out} to go on from it")
+    monkeypatch.setattr(train_module, "train_saae", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    result = CliRunner().invoke(app, ["train", "--data", str(small_uc3m), "--out", str(out), "--overwrite"])
+    assert result.exit_code == 130 and result.output.strip() == "interrupted"  # the file there is an earlier run's
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda charset: charset[:-1], r"charset names 26 characters, its weights have 27 classes"),
+    (lambda charset: [charset[0], *charset[:-1]], r"charset names '0' more than once"),
+    (lambda charset: [*charset[:-1], "AB"], r"charset is not a list of single characters"),
+])
+def test_a_checkpoint_whose_charset_does_not_fit_its_weights_is_one_line(tmp_path: Path, change, message):
+    """A charset one short ended in a size-mismatch traceback; a repeated one trained every later class under the
+    wrong character."""
+    charset = list("0123456789ABCDEFGHIJKLMNOPQ")
+    config = SAAEConfig(num_classes=len(charset), **TINY)
+    path = tmp_path / "m.safetensors"
+    save_checkpoint(path, Generator(config), config, {"charset": change(charset)}, Discriminator(config))
+    with pytest.raises(PlategenError, match=rf"m\.safetensors: checkpoint meta {message}"):
+        load_checkpoint(path)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from plategen.checkpoint import SHIPPED_CHECKPOINTS, LoadedCheckpoint, load_checkpoint
+from plategen.checkpoint import SHIPPED_CHECKPOINTS, LoadedCheckpoint, load_checkpoint, require_finite
 from plategen.device import usable_cores
 from plategen.errors import PlategenError
 from plategen.glyphs import Font, narrowest, shipped_fonts
@@ -59,15 +59,6 @@ class Batch:
         """One batch of consecutive parts."""
         columns = [[getattr(part, f.name) for part in parts] for f in fields(cls)]
         return cls(*(np.concatenate(c) if isinstance(c[0], np.ndarray) else sum(c, []) for c in columns))
-
-
-def require_finite(source: str, generator: nn.Module, discriminator: nn.Module | None = None) -> None:
-    """NaN or inf weights make blank images that still pass the label check: refuse them."""
-    for part, model in (("generator", generator), ("discriminator", discriminator)):
-        for name, tensor in (model.state_dict().items() if model is not None else ()):
-            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-                raise PlategenError(f"{source}: {part} weight {name} holds NaN or infinite values; "
-                                    "retrain, or use another checkpoint")
 
 
 def _fold(generator: nn.Module) -> nn.Module:

@@ -27,7 +27,7 @@ import torch
 from plategen import __version__, distributed
 from plategen.atomic import (check_sheet_path, require_link_target, require_no_file_in_the_way,
                              require_own_sheet_or_none)
-from plategen.checkpoint import LoadedCheckpoint, checkpoint_path, load_checkpoint
+from plategen.checkpoint import LoadedCheckpoint, checkpoint_path, load_checkpoint, require_finite
 from plategen.device import resolve_device, usable_cores
 from plategen.distributed import World
 from plategen.errors import PlategenError
@@ -35,8 +35,7 @@ from plategen.glyphs import fonts_for, render_glyph, shipped_fonts
 from plategen.layout import compact_pattern
 from plategen.synth.designs import design_named
 from plategen.synth import plates, writers
-from plategen.synth.engine import (Synthesizer, chinese_model, if_drawing, require_finite, routed_chars,
-                                   with_chinese)
+from plategen.synth.engine import Synthesizer, chinese_model, if_drawing, routed_chars, with_chinese
 from plategen.synth.check import chars_with_real_crops
 from plategen.synth.exports import require_lprnet_names
 from plategen.synth.inputs import check_drawable, load_styles
