@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import io
 import os
 import re
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from PIL import Image, PngImagePlugin
 
@@ -83,6 +86,52 @@ def _which(link: Path, path: Path) -> str:
 def _cannot_write(path: Path, exc: OSError) -> PlategenError:
     require_no_file_in_the_way(path)
     return PlategenError(f"{path}: cannot write ({exc.strerror or exc})")
+
+
+class OutputLock:
+    """An exclusive `flock` on the file `path` for as long as this run lives; `busy()` is the error when another
+    live run holds it."""
+
+    def __init__(self, path: Path, busy: Callable[[], PlategenError]):
+        self.path = path
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise _cannot_write(self.path, exc) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # a run that just finished unlinks its lock file: then this lock guards nothing
+            current = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+        except OSError:
+            current = False
+        if not current:
+            os.close(fd)
+            raise busy()
+        self.fd: int | None = fd
+
+    @staticmethod
+    def held(path: Path) -> bool:
+        """Whether a live run holds the lock file `path` (a file left by a killed run is not held)."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return False
+        except OSError:
+            return True
+        finally:
+            os.close(fd)
+
+    def release(self) -> None:
+        """Remove the lock file while still holding it, then let go; never raises."""
+        if self.fd is None:
+            return
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+        os.close(self.fd)
+        self.fd = None
 
 
 def require_writable_folder(folder: Path, named: str) -> None:

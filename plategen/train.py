@@ -16,6 +16,7 @@ in D. Every iteration runs three steps, each with its own loss in the log:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import re
@@ -34,7 +35,8 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from plategen import __version__, distributed
-from plategen.atomic import atomic_save_png, is_own_sheet, require_no_file_in_the_way, require_writable_folder
+from plategen.atomic import (OutputLock, atomic_save_png, is_own_sheet, require_no_file_in_the_way,
+                             require_writable_folder)
 from plategen.charset import parse_charset
 from plategen.checkpoint import (OPTIMIZER_SUFFIX, LoadedCheckpoint, load_checkpoint, load_optimizers, optimizer_path,
                                  optimizer_step, require_finite, save_checkpoint, save_optimizers)
@@ -517,6 +519,11 @@ def require_ahead(resume: Path | None, step: int, total: int) -> None:
 GRID_PREFIX = "step"  # a sample grid is <samples dir>/step<step, 6 digits>.png
 
 
+def train_lock(out: Path) -> Path:
+    """The lock file of a run writing the checkpoint `out`, beside it (removed when the run ends)."""
+    return out.parent / f".{out.name}.lock"
+
+
 def check_out(out: Path, samples_dir: Path, resume: Path | None, overwrite: bool) -> None:
     """Refuse an --out or --samples-dir training could not write, before any data is read."""
     require_no_file_in_the_way(out)
@@ -590,18 +597,23 @@ def train_saae(data_dirs: Sequence[Path | str], out: Path | str, options: TrainO
     Under torchrun every rank reads the data and trains on its slice of every batch (DDP, see
     `fit_saae`); rank 0 alone validates, draws the sample grids and writes the checkpoint, after
     checking that every rank holds the same weights."""
-    with distributed.joined() as world:
-        return _train(data_dirs, Path(out), options, resume, overwrite, progress, allow_outside, world)
+    with distributed.joined() as world, contextlib.ExitStack() as held:
+        return _train(data_dirs, Path(out), options, resume, overwrite, progress, allow_outside, world, held)
 
 
 def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resume: Path | str | None,
-           overwrite: bool, progress: bool, allow_outside: bool, world: World) -> TrainResult:
+           overwrite: bool, progress: bool, allow_outside: bool, world: World, held: contextlib.ExitStack
+           ) -> TrainResult:
     started = time.time()
     with world.together():  # one refusal stops every rank and is printed once
         resume = Path(resume) if resume is not None else None
         check_options(opts, world)
         samples_dir = Path(opts.samples_dir) if opts.samples_dir is not None else out.parent / f"{out.stem}-samples"
         check_out(out, samples_dir, resume, overwrite)
+        if world.leader:  # two runs writing one checkpoint ended on a mix of both
+            held.callback(OutputLock(train_lock(out), lambda: PlategenError(
+                f"{out}: another plategen train run is writing this checkpoint ({train_lock(out).name} is locked); "
+                "wait for it to finish or choose another --out")).release)
         if (opts.more_steps is not None or opts.freeze_discriminator) and resume is None:  # D is kept, so must be trained
             raise PlategenError("--preset finetune: adds steps to a trained model; give --resume CHECKPOINT "
                                 "(e.g. --resume checkpoints/saae-default.safetensors)")

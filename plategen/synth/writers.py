@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
-import fcntl
 import hashlib
 import io
 import json
@@ -43,8 +42,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from plategen.atomic import (atomic_save_png, atomic_write_text, is_own_sheet, require_no_file_in_the_way,
-                             temp_leftovers)
+from plategen.atomic import (OutputLock, atomic_save_png, atomic_write_text, is_own_sheet,
+                             require_no_file_in_the_way, temp_leftovers)
 from plategen.charset import safe_label_dir
 from plategen.errors import PlategenError
 from plategen.plates import synth_meta
@@ -101,7 +100,7 @@ def write_meta(out: Path, meta: dict) -> None:
     atomic_write_text(out / META, json.dumps(meta, ensure_ascii=False, indent=2) + "\n")
 
 
-def prepare_out(out: Path, resume: bool, overwrite: bool) -> tuple["OutputLock", dict | None]:
+def prepare_out(out: Path, resume: bool, overwrite: bool) -> tuple[OutputLock, dict | None]:
     """Lock `out` for this run and make it ready; return the lock and, when resuming, the earlier run's meta.
 
     A non-empty folder is refused unless `resume` (it must hold a plategen synth run) or
@@ -116,7 +115,7 @@ def prepare_out(out: Path, resume: bool, overwrite: bool) -> tuple["OutputLock",
         probe.unlink()
     except OSError as exc:
         raise os_error(out, exc) from exc
-    lock = OutputLock(out)
+    lock = OutputLock(out / LOCK, lambda: _busy(out))
     try:
         previous = _earlier_run(out, resume, overwrite, ours=True)
         if previous is not None:  # what a killed write left: this run writes those files again, or clears them
@@ -147,7 +146,7 @@ def _earlier_run(out: Path, resume: bool, overwrite: bool, ours: bool = False) -
         raise PlategenError(f"{out}: exists and is not a folder")
     if not out.is_dir():
         return None
-    if not ours and OutputLock.held(out):
+    if not ours and OutputLock.held(out / LOCK):
         raise _busy(out)
     if not any(p.name != LOCK for p in out.iterdir()):  # a killed run's lock file does not count
         return None
@@ -169,51 +168,6 @@ def _earlier_run(out: Path, resume: bool, overwrite: bool, ours: bool = False) -
 def _busy(out: Path) -> PlategenError:
     return PlategenError(f"{out}: another plategen synth run is writing to this folder ({LOCK} is locked); "
                          "wait for it to finish or choose another --out")
-
-
-class OutputLock:
-    """An exclusive `flock` on `<out>/.plategen.lock` for as long as this run lives."""
-
-    def __init__(self, out: Path):
-        self.path = out / LOCK
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise os_error(self.path, exc) from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            # a run that just finished unlinks its lock file: then this lock guards nothing
-            current = os.stat(self.path).st_ino == os.fstat(fd).st_ino
-        except OSError:
-            current = False
-        if not current:
-            os.close(fd)
-            raise _busy(out)
-        self.fd: int | None = fd
-
-    @staticmethod
-    def held(out: Path) -> bool:
-        """Whether a live run holds the lock of `out` (a file left by a killed run is not held)."""
-        try:
-            fd = os.open(out / LOCK, os.O_RDONLY)
-        except OSError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            return False
-        except OSError:
-            return True
-        finally:
-            os.close(fd)
-
-    def release(self) -> None:
-        """Remove the lock file while still holding it, then let go; never raises."""
-        if self.fd is None:
-            return
-        with contextlib.suppress(OSError):
-            self.path.unlink()
-        os.close(self.fd)
-        self.fd = None
 
 
 # what a files run writes into a label folder: <id>.png with a zero-padded id
