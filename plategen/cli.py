@@ -304,6 +304,9 @@ def train(
     if result.adam_restarted:
         table.add_row("optimizer state", f"restarted: no optimizer state of step {result.resumed_at:,} beside the "
                       "checkpoint, so the weights differ from those of an unbroken run")
+    if result.changed_options:
+        table.add_row("options changed on resume", escape(f"{', '.join(result.changed_options)}: the weights differ "
+                                                         "from those of an unbroken run"))
     if result.ranks > 1:
         table.add_row("torchrun ranks", f"{result.ranks}, each on 1/{result.ranks} of every batch; same weights on "
                       "every rank at each checkpoint")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import math
 import re
 import time
@@ -118,6 +119,7 @@ class TrainResult:
     bad_records: list[str] = field(default_factory=list)  # records of --data left out (malformed, unreadable)
     resumed_at: int = 0  # the step this run started from
     adam_restarted: bool = False  # an unfinished run resumed without its optimizer state: not an unbroken run's weights
+    changed_options: list[str] = field(default_factory=list)  # an unfinished run resumed with other such options
 
 
 def options_for(preset: str, **overrides) -> TrainOptions:
@@ -519,6 +521,19 @@ def require_ahead(resume: Path | None, step: int, total: int) -> None:
 GRID_PREFIX = "step"  # a sample grid is <samples dir>/step<step, 6 digits>.png
 
 
+# the options that shape the weights: an unfinished run resumed with another of them is not an unbroken run
+WEIGHT_OPTIONS = ("batch_size", "lr", "warmup", "betas", "rec_weight", "adv_weight", "freeze_discriminator", "fm_weight",
+                  "class_balance", "glyph_variants", "rendered_share", "seed", "model")
+
+
+def changed_on_resume(began: dict, opts: TrainOptions) -> list[str]:
+    """'--seed 3 -> 0' for each weight-shaping option this run sets otherwise than the run it resumes began with
+    (a killed run resumed without its --seed went on at seed 0, silently)."""
+    now = json.loads(json.dumps(asdict(opts)))  # as meta.json holds it (tuples as lists)
+    return [f"--{key.replace('_', '-')} {began[key]} -> {now[key]}" for key in WEIGHT_OPTIONS
+            if key in began and began[key] != now[key]]
+
+
 def train_lock(out: Path) -> Path:
     """The lock file of a run writing the checkpoint `out`, beside it (removed when the run ends)."""
     return out.parent / f".{out.name}.lock"
@@ -671,7 +686,7 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
                   else SAAEConfig(num_classes=len(charset), **(glyph_fit(real, opts) | opts.model)))
         bank = GlyphBank(charset, opts.glyph_variants, rng, config.glyph_size, config.glyph_aspect is not None)
         fit = new_fit(config, opts, device)
-        adam_restarted = False
+        adam_restarted, changed_options = False, []
         if previous is not None:
             fit.G.load_state_dict(previous.generator.state_dict())
             carry_discriminator(fit.D, previous.discriminator, previous_charset, charset)
@@ -685,6 +700,7 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
                     group["lr"] = opts.lr  # the sidecar holds the earlier run's rate; this run's --lr wins
             left_off = int(previous.meta.get("total", 0))
             adam_restarted = left_off > fit.step and not restored  # an unfinished run that cannot go on as it was
+            changed_options = changed_on_resume(previous.meta.get("train") or {}, opts) if left_off > fit.step else []
             fit.run_start = int(previous.meta.get("run_start", fit.step)) if left_off > fit.step else fit.step
             if opts.more_steps is not None and left_off > fit.step and previous.meta.get("train", {}).get("more_steps") is None:
                 raise PlategenError(f"{resume}: an unfinished training run (step {fit.step} of {left_off}), not a "
@@ -747,7 +763,7 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
         save()
     return TrainResult(out, optimizer_path(out), written, fit.step, time.time() - started, fit.losses, val_l1,
                        len(train_plates), int(len(real.labels)), int(rendered.sum()), world.size, bad_records, resumed_at,
-                       adam_restarted)
+                       adam_restarted, changed_options)
 
 
 def require_finite_weights(fit: SAAEFit, world: World, out: Path) -> None:

@@ -198,6 +198,34 @@ def test_a_second_training_into_a_checkpoint_being_written_is_refused(tmp_path: 
     assert out.is_file() and not train_lock(out).exists()  # released and removed when the run ended
 
 
+def test_an_unfinished_run_resumed_with_other_weight_options_says_so(tmp_path: Path, small_uc3m: Path, monkeypatch):
+    """A killed run resumed without its --seed (or with another --batch-size) ended on other weights, exit 0 and
+    nothing said."""
+    out = tmp_path / "m.safetensors"
+    options = TrainOptions(steps=4, batch_size=8, num_threads=1, val_crops=16, val_every=2, sample_every=2, model=TINY,
+                           seed=3)
+    real_step, calls = train_module.train_step, []
+
+    def killed_at_step_three(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_step", killed_at_step_three)
+    with pytest.raises(KeyboardInterrupt):
+        train_saae([small_uc3m], out, options, progress=False)
+    monkeypatch.setattr(train_module, "train_step", real_step)
+    assert load_checkpoint(out).meta["step"] == 2
+    shutil.copy(out, tmp_path / "copy.safetensors")
+    shutil.copy(optimizer_path(out), optimizer_path(tmp_path / "copy.safetensors"))
+    result = train_saae([small_uc3m], out, replace(options, seed=0, batch_size=4), resume=out, progress=False)
+    assert result.changed_options == ["--batch-size 8 -> 4", "--seed 3 -> 0"]
+    same = train_saae([small_uc3m], tmp_path / "copy.safetensors", options, resume=tmp_path / "copy.safetensors",
+                      progress=False)
+    assert same.steps == 4 and same.changed_options == []
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda charset: charset[:-1], r"charset names 26 characters, its weights have 27 classes"),
     (lambda charset: [charset[0], *charset[:-1]], r"charset names '0' more than once"),
