@@ -580,8 +580,13 @@ def _read_csv(folder: Path, allow_outside: bool = False) -> tuple[list[RawRecord
             if twice:  # DictReader keeps the last column of a name: every row read the empty one as bad
                 raise PlategenError(f"{csv_path}: the header names {', '.join(twice)} twice ({reader.fieldnames}); "
                                     "give each column once")
+            previous = reader.line_num
             for row in reader:
                 line = reader.line_num
+                if any(isinstance(v, str) and ("\n" in v or "\r" in v) for v in row.values()):
+                    raise PlategenError(f"{csv_path}:{previous + 1}: a quoted field runs on to line {line}, taking "
+                                        "the rows between with it (a stray \"?); fix the quoting")
+                previous = line
                 image_rel, raw_text = (row.get("image_path") or "").strip(), row.get("plate_text") or ""
                 text = clean_text(raw_text)
                 if not image_rel or not text or not text.isalnum() or "\0" in image_rel:

@@ -264,6 +264,16 @@ def test_a_nul_byte_in_a_csv_path_is_a_bad_row(tmp_path, data_dir):
     assert [(p.line, "bad row" in p.message) for p in result.problems] == [(3, True)]
 
 
+def test_a_stray_quote_in_a_csv_is_refused_not_read_as_one_long_row(tmp_path, data_dir):
+    """The rows after it became one field of one bad record: train read 9 of 29 plates, exit 0."""
+    rows = [f"images/{p.name},{p.stem.upper()}" for p in sorted((data_dir / "openalpr-us" / "images").iterdir())[:8]]
+    rows[3] = '"' + rows[3]
+    folder = _csv_folder(tmp_path, data_dir, rows)
+    with pytest.raises(PlategenError, match=r"labels\.csv:5: a quoted field runs on to line 9, taking the rows "
+                                            r"between with it \(a stray \"\?\); fix the quoting$"):
+        load_plates(folder)
+
+
 def test_pipes_and_folders_named_like_inputs_are_refused_not_read(tmp_path, data_dir):
     fifo = make_fifo(tmp_path / "plate.png")
     with pytest.raises(PlategenError, match="plate.png: not a regular file"):
