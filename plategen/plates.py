@@ -406,7 +406,9 @@ def _read_yolo(folder: Path) -> tuple[list[RawRecord], ImportResult]:
                             "character per line) and labels/<image stem>.txt")
     classes = _read_classes(folder / "classes.txt")
     records: list[RawRecord] = []
-    for image_path in image_files(images_dir(folder)):
+    images = image_files(images_dir(folder))
+    result.problems.extend(_labels_without_images(folder, {p.stem for p in images}))
+    for image_path in images:
         label_path = folder / "labels" / f"{image_path.stem}.txt"
         if not label_path.exists():
             if not is_own_sheet(image_path):
@@ -423,6 +425,20 @@ def _read_yolo(folder: Path) -> tuple[list[RawRecord], ImportResult]:
         text = "".join(ch for ch, _ in parsed)
         records.append((image_path, text, [b for _, b in parsed], ""))
     return records, result
+
+
+def _labels_without_images(folder: Path, stems: set[str]) -> list[Problem]:
+    """Label files of a YOLO folder with no image read beside them: a plate the user meant to give (an image
+    deleted, or in a format plategen does not read) was left out without a word."""
+    problems = []
+    for label in sorted(p for p in (folder / "labels").glob("*.txt") if not p.name.startswith(".")):
+        if label.stem in stems:
+            continue
+        other = sorted(p.name for p in images_dir(folder).iterdir() if p.stem == label.stem and p.is_file())
+        problems.append(Problem(label, f"its image {other[0]} is not in a format plategen reads "
+                                       f"({', '.join(sorted(IMAGE_SUFFIXES))})" if other else
+                                f"no image {label.stem}.* in {images_dir(folder).name}/ for this label file"))
+    return problems
 
 
 def _read_classes(path: Path) -> list[str]:

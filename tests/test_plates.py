@@ -14,6 +14,7 @@ from plategen import plates as plates_module
 from plategen.plates import clean_text, detect_format, load_plate, load_plates, read_image
 from plategen.synth.inputs import load_styles
 from plategen.synth.plates import style_plate
+from conftest import copy_plates
 
 
 def test_formats_are_detected_from_the_folders(data_dir):
@@ -272,6 +273,22 @@ def test_a_stray_quote_in_a_csv_is_refused_not_read_as_one_long_row(tmp_path, da
     with pytest.raises(PlategenError, match=r"labels\.csv:5: a quoted field runs on to line 9, taking the rows "
                                             r"between with it \(a stray \"\?\); fix the quoting$"):
         load_plates(folder)
+
+
+def test_a_label_file_without_a_readable_image_is_a_listed_problem(tmp_path, data_dir):
+    """Its plate was left out without a word: neither a bad record nor a skip."""
+    uc3m = data_dir / "uc3m-lp"
+    images = sorted((uc3m / "images").iterdir())[:4]
+    folder = copy_plates(uc3m, tmp_path / "uc", images)
+    (folder / "images" / images[0].name).unlink()
+    Image.open(images[1]).save(folder / "images" / f"{images[1].stem}.tif")
+    (folder / "images" / images[1].name).unlink()
+    result = load_plates(folder)
+    assert len(result.plates) == 2
+    assert [(p.path.name, p.message) for p in result.problems] == [
+        (f"{images[0].stem}.txt", f"no image {images[0].stem}.* in images/ for this label file"),
+        (f"{images[1].stem}.txt", f"its image {images[1].stem}.tif is not in a format plategen reads "
+                                  "(.bmp, .jpeg, .jpg, .png, .webp)")]
 
 
 def test_pipes_and_folders_named_like_inputs_are_refused_not_read(tmp_path, data_dir):
