@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from plategen import __version__, distributed
 from plategen.atomic import (OutputLock, atomic_save_png, is_own_sheet, require_no_file_in_the_way,
-                             require_writable_folder)
+                             require_writable_folder, temp_leftovers)
 from plategen.charset import parse_charset
 from plategen.checkpoint import (OPTIMIZER_SUFFIX, LoadedCheckpoint, load_checkpoint, load_optimizers, optimizer_path,
                                  optimizer_step, require_finite, save_checkpoint, save_optimizers)
@@ -534,6 +534,19 @@ def changed_on_resume(began: dict, opts: TrainOptions) -> list[str]:
             if key in began and began[key] != now[key]]
 
 
+def remove_killed_writes(out: Path, samples_dir: Path) -> None:
+    """The temporary files a run killed mid-write left of this checkpoint, its optimizer state and its grids (a
+    6 MB one stayed through --resume and --overwrite). Called with the checkpoint's lock held."""
+    temp = r"\.[a-z0-9_]{8}\.tmp"  # what atomic_write_bytes adds to a name: another file's temporaries stay
+    mine = re.compile(f"\\.({re.escape(out.name)}|{re.escape(optimizer_path(out).name)}){temp}")
+    leftovers = [p for p in temp_leftovers(out.parent) if mine.fullmatch(p.name)]
+    if samples_dir.is_dir():
+        grid = re.compile(f"\\.{re.escape(GRID_PREFIX)}\\d{{6}}\\.png{temp}")
+        leftovers += [p for p in temp_leftovers(samples_dir) if grid.fullmatch(p.name)]
+    for path in leftovers:
+        path.unlink(missing_ok=True)
+
+
 def train_lock(out: Path) -> Path:
     """The lock file of a run writing the checkpoint `out`, beside it (removed when the run ends)."""
     return out.parent / f".{out.name}.lock"
@@ -629,6 +642,7 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
             held.callback(OutputLock(train_lock(out), lambda: PlategenError(
                 f"{out}: another plategen train run is writing this checkpoint ({train_lock(out).name} is locked); "
                 "wait for it to finish or choose another --out")).release)
+            remove_killed_writes(out, samples_dir)
         if (opts.more_steps is not None or opts.freeze_discriminator) and resume is None:  # D is kept, so must be trained
             raise PlategenError("--preset finetune: adds steps to a trained model; give --resume CHECKPOINT "
                                 "(e.g. --resume checkpoints/saae-default.safetensors)")

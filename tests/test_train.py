@@ -181,7 +181,7 @@ def test_an_interrupted_training_says_how_to_go_on_once_it_wrote_a_checkpoint(tm
     assert result.exit_code == 130 and result.output.strip() == "interrupted"  # the file there is an earlier run's
 
 
-def test_a_second_training_into_a_checkpoint_being_written_is_refused(tmp_path: Path, small_uc3m: Path):
+def test_a_second_training_into_a_checkpoint_being_written_is_refused_and_a_killed_ones_leftovers_go(tmp_path: Path, small_uc3m: Path):
     """Two runs into one --out both ended with exit 0 on a file holding the first's weights and grids of both."""
     out = tmp_path / "m.safetensors"
     holder = OutputLock(train_lock(out), lambda: PlategenError("held"))  # as a live run holds it
@@ -193,9 +193,16 @@ def test_a_second_training_into_a_checkpoint_being_written_is_refused(tmp_path: 
     finally:
         holder.release()
     assert not out.exists()
+    killed = [tmp_path / ".m.safetensors.abcd_fgh.tmp", tmp_path / ".m.optim.safetensors.abcdefgh.tmp",
+              tmp_path / "m-samples" / ".step000001.png.abcdefgh.tmp"]  # a run killed mid-write left them
+    others = [tmp_path / ".m.safetensors.bak.safetensors.abcdefgh.tmp", tmp_path / "m-samples" / ".a.png.abcdefgh.tmp"]
+    (tmp_path / "m-samples").mkdir()
+    for path in killed + others:
+        path.write_bytes(b"half")
     train_saae([small_uc3m], out, TrainOptions(steps=1, batch_size=4, num_threads=1, val_crops=8, model=TINY),
                progress=False)
     assert out.is_file() and not train_lock(out).exists()  # released and removed when the run ended
+    assert [p.exists() for p in killed + others] == [False, False, False, True, True]  # another file's stay
 
 
 def test_an_unfinished_run_resumed_with_other_weight_options_says_so(tmp_path: Path, small_uc3m: Path, monkeypatch):
