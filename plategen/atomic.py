@@ -90,14 +90,15 @@ def _cannot_write(path: Path, exc: OSError) -> PlategenError:
 
 class OutputLock:
     """An exclusive `flock` on the file `path` for as long as this run lives; `busy()` is the error when another
-    live run holds it."""
+    live run holds it, `cannot_open` the one when the lock file cannot be made (default: "cannot write")."""
 
-    def __init__(self, path: Path, busy: Callable[[], PlategenError]):
+    def __init__(self, path: Path, busy: Callable[[], PlategenError],
+                 cannot_open: Callable[[Path, OSError], PlategenError] | None = None):
         self.path = path
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise _cannot_write(self.path, exc) from exc
+            raise (cannot_open or _cannot_write)(self.path, exc) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             # a run that just finished unlinks its lock file: then this lock guards nothing

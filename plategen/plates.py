@@ -430,11 +430,16 @@ def _read_yolo(folder: Path) -> tuple[list[RawRecord], ImportResult]:
 def _labels_without_images(folder: Path, stems: set[str]) -> list[Problem]:
     """Label files of a YOLO folder with no image read beside them: a plate the user meant to give (an image
     deleted, or in a format plategen does not read) was left out without a word."""
+    orphans = sorted(p for p in (folder / "labels").glob("*.txt") if not p.name.startswith(".") and p.stem not in stems)
+    if not orphans:
+        return []
+    unread: dict[str, list[str]] = {}  # the folder listed once, not once per orphan label
+    for p in sorted(images_dir(folder).iterdir()):
+        if p.is_file():
+            unread.setdefault(p.stem, []).append(p.name)
     problems = []
-    for label in sorted(p for p in (folder / "labels").glob("*.txt") if not p.name.startswith(".")):
-        if label.stem in stems:
-            continue
-        other = sorted(p.name for p in images_dir(folder).iterdir() if p.stem == label.stem and p.is_file())
+    for label in orphans:
+        other = unread.get(label.stem)
         problems.append(Problem(label, f"its image {other[0]} is not in a format plategen reads "
                                        f"({', '.join(sorted(IMAGE_SUFFIXES))})" if other else
                                 f"no image {label.stem}.* in {images_dir(folder).name}/ for this label file"))

@@ -115,7 +115,7 @@ def prepare_out(out: Path, resume: bool, overwrite: bool) -> tuple[OutputLock, d
         probe.unlink()
     except OSError as exc:
         raise os_error(out, exc) from exc
-    lock = OutputLock(out / LOCK, lambda: _busy(out))
+    lock = OutputLock(out / LOCK, lambda: _busy(out), os_error)  # a full disk: "--resume to finish", as before
     try:
         previous = _earlier_run(out, resume, overwrite, ours=True)
         if previous is not None:  # what a killed write left: this run writes those files again, or clears them
