@@ -214,6 +214,31 @@ def test_a_flat_style_image_is_refused_as_no_plate(tmp_path, plate, ckpt, colour
     assert not out.exists()
 
 
+@pytest.mark.parametrize("height", [4, 15])
+def test_a_style_plate_too_low_to_show_its_characters_is_refused(tmp_path, plate, ckpt, height):
+    """A real plate shrunk to 16x4 px was taken as a style and gave useless characters."""
+    small = tmp_path / "small.png"
+    image = Image.open(plate).convert("RGB")
+    image.resize((round(image.width * height / image.height), height), Image.Resampling.BOX).save(small)
+    out = tmp_path / "out"
+    line = _one_error_line(runner.invoke(app, ["synth", "--style", str(small), "--out", str(out), "--n", "4",
+                                               "--checkpoint", str(ckpt), "--device", "cpu"]))
+    assert line.startswith(f"error: {small}: image is ") and f"x{height} px, too low for a style plate" in line, line
+    assert "at least 16 px high" in line
+    assert not out.exists()
+
+
+def test_a_style_plate_as_low_as_a_ccpd_crop_is_taken(tmp_path, data_dir, ckpt):
+    """The floor stays under the lowest real plates (CCPD crops are 24 px high)."""
+    crop = next(iter(sorted((data_dir / "ccpd-crops" / "images").iterdir())))
+    assert Image.open(crop).height == 24
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["synth", "--style", str(crop), "--out", str(out), "--n", "2", "--chars", "0-1",
+                                 "--checkpoint", str(ckpt), "--device", "cpu", "--no-preview"])
+    assert result.exit_code == 0, result.output
+    assert len(list(out.rglob("*.png"))) == 2
+
+
 @pytest.mark.parametrize("make", ["pipe", "folder"])
 def test_a_style_folder_entry_that_is_no_image_file_is_refused_like_a_broken_image(tmp_path, plate, ckpt, make):
     """A pipe or a folder named x.jpg among the style images was skipped without a word (a corrupt one is fatal)."""

@@ -820,6 +820,16 @@ def _tiny_plate(tmp_path: Path) -> Path:
     return folder / "plate.png"
 
 
+def _low_plate(tmp_path: Path) -> Path:
+    """The example plate shrunk to 12 px high, its YOLO label as it is (boxes are normalised)."""
+    folder = tmp_path / "low"
+    (folder / "labels").mkdir(parents=True)
+    Image.open(EXAMPLE).convert("RGB").resize((60, 12), Image.Resampling.BOX).save(folder / "low.png")
+    shutil.copy(EXAMPLE.parent / "classes.txt", folder / "classes.txt")
+    shutil.copy(EXAMPLE.parent / "labels" / "plate-es.txt", folder / "labels" / "low.txt")
+    return folder / "low.png"
+
+
 def _non_utf8_name(tmp_path: Path) -> Path:
     """An annotated plate whose file name is bytes from another system (synth once wrote half its output, then a
     traceback: names go into manifest.csv and meta.json as UTF-8)."""
@@ -855,11 +865,12 @@ def _carriage_return_name(tmp_path: Path) -> Path:
     (None, ["--pattern", "D" * 300], "300 characters in row 1 leave each 1 px of the style plate's 25 px high row"),
     (_beside_a_malformed_label, [], "labels/plate-es.txt:1: expected 5 fields"),
     (_tiny_plate, [], "plate.png: image is 1x1 px, too small for a plate"),
+    (_low_plate, [], "low.png: image is 60x12 px, too low for a style plate"),
     (_non_utf8_name, [], "plaque-\\xe9t\\xe9.jpg: the file name is not valid UTF-8; rename the file"),
     (_carriage_return_name, [], "202AER\\r.jpg: the file name holds a control character ('\\r'); rename the file"),
 ], ids=["negative-seed", "huge-n", "texts-dev-zero", "pattern-backwards", "empty-out", "empty-preview",
      "empty-texts", "raw-colours", "pattern-too-many",
-     "malformed-label", "tiny-image", "non-utf8-name", "control-character-name"])
+     "malformed-label", "tiny-image", "low-image", "non-utf8-name", "control-character-name"])
 def test_wrong_plate_inputs_are_refused_in_one_line_before_anything_is_written(ckpt_cn, tmp_path, make_style, extra,
                                                                                 message):
     """Each of these once crashed with a traceback, hung, wrote into the current folder, or gave the wrong reason."""

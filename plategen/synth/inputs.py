@@ -15,9 +15,17 @@ from plategen.glyphs import Font, check_coverage
 from plategen.plates import image_files, images_dir, read_image, synth_meta, too_small
 
 
+MIN_STYLE_HEIGHT = 16  # px; the lowest plate in ../shared/data is 24 px high (a CCPD crop, 14 px characters)
+
+
 def require_plate_size(path: Path | str, image: np.ndarray) -> None:
+    """A style plate lower than MIN_STYLE_HEIGHT shows characters of a few pixels: its style is blur, and plates
+    drawn from it are useless (a 16x4 px one was taken)."""
     if problem := too_small(image):
         raise PlategenError(f"{path}: {problem}")
+    if image.shape[0] < MIN_STYLE_HEIGHT:
+        raise PlategenError(f"{path}: image is {image.shape[1]}x{image.shape[0]} px, too low for a style plate: its "
+                            f"characters are a few pixels high; give a plate image at least {MIN_STYLE_HEIGHT} px high")
 
 
 MIN_STYLE_CONTRAST = 12  # grey levels between the 1st and 99th percentile; the flattest real plate in ../shared/data spans 24
