@@ -1,6 +1,6 @@
 """Where the plate benchmark's "read as asked" is lost: the generated characters, or the judge? (issue 11)
 
-    python benchmarks/plate_judge_gap.py [--seed 0] [--threads 1] [--sheet gap.png]
+    python benchmarks/plate_judge_gap.py [--seed 0] [--threads 1] [--judge-steps N] [--sheet gap.png]
 
 Seed `--seed` of the default `plategen benchmark --level plates` on uc3m-lp, rebuilt as the benchmark
 builds it (the same split, style plates, plan of 1,000 SAAE plates, label check on, and the same judge:
@@ -11,6 +11,8 @@ back out of the generated plates at its box: the judge's accuracy on the plates 
 the CNN reads as asked says how much of the gap a better drawing of single characters could close.
 Also printed: the judge's misreads by kind, and its accuracy per style plate (worst first). `--sheet`
 writes the worst style plates beside four of their generated plates, each with the judge's reading.
+`--judge-steps` trains the judge longer than the benchmark does, to tell a judge that has not finished
+learning from generated plates that differ from real ones.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import argparse
 import sys
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +47,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="the benchmark seed (its split) to rebuild")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads; at 1, as the benchmark's workers train, the judge is the report's to the bit")
+    ap.add_argument("--judge-steps", type=int, default=None,
+                    help="train the judge this many steps instead of the benchmark's schedule's")
     ap.add_argument("--sheet", type=Path, default=None, help="PNG of the worst style plates and their plates")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -69,8 +74,9 @@ def main() -> None:
                        int(1_000_003 * (split.seed + 1)))
 
     judge_images = real_images(judged)
+    schedule = req.plate_schedule if args.judge_steps is None else replace(req.plate_schedule, steps=args.judge_steps)
     judge = train_plate_recognizer(at_size(judge_images, size), [p.text for p in judged], "".join(charset),
-                                   req.plate_schedule, seed=split.seed * 1000 + 999,
+                                   schedule, seed=split.seed * 1000 + 999,
                                    centres=real_centres(judged, judge_images))
     test_read = read_plates(judge, at_size(real_images(test), size))
     read = read_plates(judge, at_size(made.images, size))
@@ -87,7 +93,7 @@ def main() -> None:
     right = predict(cnn, np.stack(cut)) == np.array(labels)
     every = np.array([right[np.array(owner) == i].all() for i in range(len(made.images))])
 
-    print(f"uc3m-lp, benchmark seed {split.seed}: {len(train)} training plates ({len(styles)} styles), "
+    print(f"uc3m-lp, benchmark seed {split.seed}: judge trained {schedule.steps} steps; {len(train)} training plates ({len(styles)} styles), "
           f"{len(test)} test plates, {len(judged)} judge plates, {len(made.images)} SAAE plates")
     print(f"judge reads exactly: real test plates {np.mean([p.text == r for p, r in zip(test, test_read)]):.3f}, "
           f"SAAE plates {asked.mean():.3f}")
