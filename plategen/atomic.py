@@ -142,6 +142,10 @@ def require_writable_folder(folder: Path, named: str) -> None:
     existing = next((p for p in (Path(folder), *Path(folder).parents) if p.exists()), Path("."))
     if not os.access(existing, os.W_OK | os.X_OK):
         raise PlategenError(f"{named}: cannot write in {existing}")
+    try:  # root passes os.access everywhere, /proc and read-only mounts included: write a nameless file there
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError as exc:
+        raise PlategenError(f"{named}: cannot write in {existing}") from None
 
 
 def check_sheet_path(path: Path, option: str) -> None:

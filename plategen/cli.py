@@ -423,9 +423,11 @@ def synth(
         except KeyboardInterrupt:
             report = None
     if report is None:  # said once the bar is gone, so that it is the last line on the screen
-        if leader:
+        if leader and request.out.is_dir():
             err_console.print("[yellow]interrupted:[/] run the same command with --resume to finish "
                               f"{shown(out)}", soft_wrap=True)
+        elif leader:  # stopped before its first file: the folder it made is gone
+            err_console.print("[yellow]interrupted:[/] nothing was written", soft_wrap=True)
         raise typer.Exit(interrupt_status())
     if not leader:
         return

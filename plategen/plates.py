@@ -33,6 +33,7 @@ import re
 import shlex
 import unicodedata
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Literal
@@ -177,8 +178,11 @@ def _check_pixel_count(path: Path, data: bytes, limit: int) -> None:
 def detect_format(folder: Path) -> Format:
     if not folder.is_dir():
         raise PlategenError(f"{folder}: {'a file, not a' if folder.exists() else 'no such'} data folder")
-    if (folder / "labels").exists() and not (folder / "labels").is_dir():
-        raise PlategenError(f"{folder / 'labels'}: a file, not a folder of YOLO label files (labels/<image stem>.txt)")
+    labels = folder / "labels"
+    if labels.exists() and not labels.is_dir():
+        raise PlategenError(f"{labels}: a file, not a folder of YOLO label files (labels/<image stem>.txt)")
+    if labels.is_symlink() and not labels.exists():  # read as file names, digit stems became plate texts
+        raise PlategenError(f"{labels}: a broken or looping link, not a folder of YOLO label files")
     parent = folder.resolve().parent
     if folder.resolve().name == "images" and _holds_labels(parent):
         raise PlategenError(f"{folder}: the images/ of the data folder {parent}, whose labels are beside it; give "
@@ -193,6 +197,9 @@ def detect_format(folder: Path) -> Format:
             raise PlategenError(f"{folder}: has labels/ (YOLO boxes) but no classes.txt naming the classes, one "
                                 "character per line; add it, or pass --format if labels/ is not YOLO labels")
         return "yolo"
+    if (folder / "classes.txt").is_file() and not label_csvs(folder):  # YOLO without its boxes: not file names
+        raise PlategenError(f"{folder}: has classes.txt but no labels/ folder of YOLO label files (labels/<image "
+                            "stem>.txt); restore it, or pass --format if the images are named by their plate text")
     if meta is not None:
         if meta.get("plates") and meta.get("format") == "shards":
             raise PlategenError(f"{folder}: a plategen synth --plates output in WebDataset shards, which only a "
@@ -408,8 +415,14 @@ def _read_yolo(folder: Path) -> tuple[list[RawRecord], ImportResult]:
     records: list[RawRecord] = []
     images = image_files(images_dir(folder))
     result.problems.extend(_labels_without_images(folder, {p.stem for p in images}))
+    shared = Counter(p.stem for p in images)
     for image_path in images:
         label_path = folder / "labels" / f"{image_path.stem}.txt"
+        if shared[image_path.stem] > 1:  # one label file, two images: a wrong one would take its text and boxes
+            others = sorted(p.name for p in images if p.stem == image_path.stem and p != image_path)
+            result.problems.append(Problem(image_path, f"shares its label file {label_path.name} with "
+                                                       f"{', '.join(others)}; rename one image"))
+            continue
         if not label_path.exists():
             if not is_own_sheet(image_path):
                 result.problems.append(Problem(image_path, f"no label file {label_path.name} in labels/"))

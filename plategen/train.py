@@ -526,6 +526,20 @@ WEIGHT_OPTIONS = ("batch_size", "lr", "warmup", "betas", "rec_weight", "adv_weig
                   "class_balance", "glyph_variants", "rendered_share", "seed", "model")
 
 
+def require_same_training(world: World, opts: TrainOptions, charset: Sequence[str], plates: Sequence[Plate],
+                          previous: LoadedCheckpoint | None) -> None:
+    """Under torchrun every rank trains its slice of batches its own options and data draw: a rank started with
+    another --seed trained on other batches with exit 0, one with another --data stopped in a DDP traceback."""
+    mine = json.loads(json.dumps({k: v for k, v in asdict(opts).items() if k not in ("samples_dir", "device", "num_threads")}))
+    mine |= {"chars": list(charset), "data": sorted(p.sha256 for p in plates),
+             "resume": previous.sha256 if previous is not None else None}
+    first = world.gather(mine)[0]
+    differ = [k for k in mine if mine[k] != first.get(k)]
+    if differ:  # the rank that differs says so (`together`: the first refusing rank prints, the others stop quietly)
+        raise PlategenError(f"started with other settings than rank 0 ({', '.join('--' + k.replace('_', '-') for k in differ)})"
+                            "; start every rank with the same command and the same input files")
+
+
 def changed_on_resume(began: dict, opts: TrainOptions) -> list[str]:
     """'--seed 3 -> 0' for each weight-shaping option this run sets otherwise than the run it resumes began with
     (a killed run resumed without its --seed went on at seed 0, silently)."""
@@ -583,6 +597,9 @@ def check_out(out: Path, samples_dir: Path, resume: Path | None, overwrite: bool
     if out.exists() and not overwrite and not continued:
         raise PlategenError(f"{out}: already exists; pass --overwrite to replace it (or --resume {out} to continue it)")
     sidecar = optimizer_path(out)
+    if sidecar.is_dir():  # --overwrite replaces files, and the write failed only after the whole training
+        raise PlategenError(f"{sidecar}: is a folder, and this run writes its optimizer state there; move it, or give "
+                            "--out another name")
     if sidecar.exists() and not overwrite and not continued:  # a checkpoint of that name, or a user's file
         raise PlategenError(f"{sidecar}: already exists, and this run writes its optimizer state there; pass "
                             "--overwrite to replace it, or give --out another name")
@@ -722,6 +739,8 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
                                     "options), then fine-tune the finished checkpoint")
         total = run_total(opts, fit.step, previous.meta if previous is not None else {}, len(train.labels))
         require_ahead(resume, fit.step, total)
+    with world.together():  # a collective of its own: a rank that refused above never reaches it
+        require_same_training(world, opts, charset, train_plates, previous)
     if world.size > 1:
         distribute(fit, world, device)
 

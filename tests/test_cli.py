@@ -53,7 +53,12 @@ def test_an_interrupted_synth_says_so_once_then_how_to_finish(tmp_path, monkeypa
     """Ctrl-C printed the --resume advice first and "interrupted" after it, on two lines."""
     import plategen.synth
 
-    monkeypatch.setattr(plategen.synth, "synthesize", lambda request, progress: (_ for _ in ()).throw(KeyboardInterrupt))
+    def begun_then_stopped(request, progress):  # a run stopped after it wrote meta.json: there is one to finish
+        request.out.mkdir()
+        (request.out / "meta.json").write_text("{}")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(plategen.synth, "synthesize", begun_then_stopped)
     out = tmp_path / "out"
     example = Path(__file__).resolve().parents[1] / "examples" / "plate-es.jpg"
     result = runner.invoke(app, ["synth", "--style", str(example), "--n", "4", "--out", str(out)])

@@ -1,5 +1,6 @@
 import io
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -393,6 +394,36 @@ def test_a_labels_file_is_not_taken_for_a_file_name_folder(tmp_path, data_dir):
     (folder / "labels").write_text("0 0.5 0.5 0.1 0.4\n")
     with pytest.raises(PlategenError, match="labels: a file, not a folder of YOLO label files"):
         load_plates(folder)
+
+
+@pytest.mark.parametrize("labels, message", [
+    (None, "has classes.txt but no labels/ folder of YOLO label files"),
+    ("/nonexistent/labels", "labels: a broken or looping link, not a folder of YOLO label files"),
+    ("labels", "labels: a broken or looping link, not a folder of YOLO label files"),  # a link to itself
+], ids=["missing", "broken-link", "looping-link"])
+def test_a_yolo_folder_without_its_labels_is_not_read_as_file_names(tmp_path, data_dir, labels, message):
+    """Read as plates named by file name, a plategen output's 000010.png became the plate text 000010."""
+    folder = _yolo_folder(tmp_path, data_dir, STEMS)
+    shutil.rmtree(folder / "labels")
+    if labels is not None:
+        (folder / "labels").symlink_to(labels)
+    for i, stem in enumerate(STEMS):  # digit names, as plategen's own output has: they pass as plate texts
+        next((folder / "images").glob(f"{stem}.*")).rename(folder / "images" / f"{i:06d}.jpg")
+    with pytest.raises(PlategenError, match=re.escape(message)):
+        load_plates(folder)
+
+
+def test_two_images_of_one_name_are_bad_records_not_both_given_its_label(tmp_path, data_dir):
+    """000004.png and 000004.jpg: the label file of one also boxed the other, silently."""
+    folder = _yolo_folder(tmp_path, data_dir, STEMS)
+    first, second = (next((folder / "images").glob(f"{stem}.*")) for stem in STEMS[:2])
+    second.rename(folder / "images" / f"{first.stem}.png")
+    (folder / "labels" / f"{second.stem}.txt").unlink()
+    result = load_plates(folder)
+    assert [p.text for p in result.plates] == ["383PV"]
+    assert sorted(str(p) for p in result.problems) == [
+        f"{folder / 'images' / first.name}: shares its label file {first.stem}.txt with {first.stem}.png; rename one image",
+        f"{folder / 'images' / first.stem}.png: shares its label file {first.stem}.txt with {first.name}; rename one image"]
 
 
 def test_a_box_listed_twice_is_a_bad_record(tmp_path, data_dir):

@@ -364,6 +364,7 @@ def test_after_a_resume_the_diversity_figure_and_preview_equal_an_uninterrupted_
 
     with pytest.raises(KeyboardInterrupt):
         synthesize(request(plate, ckpt, tmp_path / "cut", preview=tmp_path / "cut.png", **kw), progress=stop)
+    assert not list((tmp_path / "cut").glob("*.part"))  # the unfinished shard was left behind
     report = synthesize(request(plate, ckpt, tmp_path / "cut", preview=tmp_path / "cut.png", resume=True, **kw))
     assert report.resumed >= 48
     full, cut = (json.loads((tmp_path / name / "meta.json").read_text()) for name in ("full", "cut"))
@@ -371,6 +372,21 @@ def test_after_a_resume_the_diversity_figure_and_preview_equal_an_uninterrupted_
                                                                       full["closest_pair"])
     assert (tmp_path / "cut.png").read_bytes() == (tmp_path / "full.png").read_bytes()
     assert tree_digest(tmp_path / "cut") == tree_digest(tmp_path / "full")
+
+
+def test_a_run_stopped_before_its_first_file_leaves_no_empty_folder(tmp_path, plate, ckpt, monkeypatch):
+    """Ctrl-C in the seconds between claiming --out and writing meta.json left an empty folder to --resume."""
+    import plategen.synth.writers as writers
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(writers, "write_meta", stop)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, synth_args(plate, ckpt, out))
+    assert result.exit_code == 130
+    assert "interrupted: nothing was written" in result.output and "--resume" not in result.output, result.output
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_resume_keeps_the_first_runs_batch_size_and_refuses_another(tmp_path, plate, ckpt):

@@ -363,3 +363,15 @@ def test_resuming_a_complete_run_without_its_manifest_is_refused(tmp_path, plate
     assert f"{out / 'manifest.csv'}: missing from a complete run" in message and "--overwrite" in message
     assert runner.invoke(app, synth_args(plate, ckpt, out, *extra, "--overwrite")).exit_code == 0
     assert (out / "manifest.csv").is_file()
+
+
+def test_an_aborted_shard_writer_leaves_no_part_file(tmp_path):
+    """An interrupted --format shards run left its unfinished shard-NNNNNN.tar.part beside the whole shards."""
+    writer = writers.make_writer("shards", tmp_path, ["A"], 10, 1, 4)
+    images = np.zeros((6, 32, 32, 3), np.uint8)
+    futures = writer.submit(np.arange(6), images, ["A"] * 6, writers.batch_hashes(images), [{}] * 6, [True] * 6)
+    for future in futures:
+        future.result()
+    assert (tmp_path / "shard-000000.tar").is_file() and (tmp_path / "shard-000001.tar.part").is_file()
+    writer.abort()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shard-000000.tar"]

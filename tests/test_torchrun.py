@@ -214,3 +214,41 @@ def test_an_odd_batch_is_refused_once_by_rank_0(tmp_path, data_dir):
     assert lines == ["error: --batch-size 7: split over 2 torchrun processes, it must be a multiple of 2"], \
         result.stderr[-2000:]
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def torchrun_rank1_adds(tmp_path: Path, extra: list[str], args: list) -> subprocess.CompletedProcess:
+    """torchrun with 2 processes, rank 1 given `extra` options too, as a typo on one of two machines would."""
+    wrapper = tmp_path / "rank.sh"
+    added = " ".join(f'"{a}"' for a in extra)
+    wrapper.write_text(f'#!/bin/sh\n[ "$1" = -- ] && shift\nif [ "$RANK" = 1 ]; then set -- "$@" {added}; fi\n'
+                       f'exec "{sys.executable}" -m plategen "$@"\n')
+    wrapper.chmod(0o755)
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           "--no-python", str(wrapper), "--", *map(str, args)],
+                          cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
+
+
+def error_lines(result: subprocess.CompletedProcess) -> list[str]:
+    assert result.returncode != 0
+    return [line for line in result.stderr.splitlines() if line.startswith("error:")]
+
+
+def test_ranks_started_with_other_settings_are_refused_before_anything_is_written(tmp_path, plate, data_dir, ckpt):
+    """Two machines' commands that differ: a rank with another --style wrote a mix of two runs with exit 0 (the
+    manifest naming rank 0's style only), one with another --seed a traceback and a folder --resume finished wrong."""
+    other = next(p for p in sorted((data_dir / "uc3m-lp" / "images").iterdir()) if p.name != plate.name)
+    out = tmp_path / "out"
+    result = torchrun_rank1_adds(tmp_path, ["--style", other], chars(plate, ckpt, out, 40))
+    assert error_lines(result) == ["error: rank 1: started with other settings than rank 0 (--style); start every "
+                                   "rank with the same command and the same input files"], result.stderr[-2000:]
+    assert not out.exists()
+
+
+def test_training_ranks_started_with_another_seed_are_refused(tmp_path, data_dir):
+    """Rank 1 with another --seed trained other batches than rank 0's, exit 0, the checkpoint naming rank 0's seed."""
+    out = tmp_path / "m.safetensors"
+    result = torchrun_rank1_adds(tmp_path, ["--seed", "3"], ["train", "--data", data_dir / "uc3m-lp", "--out", out,
+                                                             "--batch-size", "4", "--steps", "2", "--device", "cpu"])
+    assert error_lines(result) == ["error: rank 1: started with other settings than rank 0 (--seed); start every "
+                                   "rank with the same command and the same input files"], result.stderr[-2000:]
+    assert not out.exists()

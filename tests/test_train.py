@@ -267,6 +267,7 @@ def test_a_checkpoint_whose_charset_does_not_fit_its_weights_is_one_line(tmp_pat
     (["--out", "TMP/nowhere/m.safetensors"], "nowhere/m.safetensors: the folder"),
     (["--out", ""], "--out: an empty path"),
     (["--samples-dir", ""], "--samples-dir: an empty path"),
+    (["--samples-dir", "/proc/plategen-grids"], "--samples-dir /proc/plategen-grids: cannot write in /proc"),  # root passed
     (["--resume", ""], "--resume: an empty path"),
     (["--data", "DATA"], "given twice; its plates would count double"),
     (["--preset", "finetune", "--steps", "1"], "--preset finetune: adds steps to a trained model; give --resume"),
@@ -279,6 +280,17 @@ def test_train_refuses_options_that_train_nothing_or_fail_later(tmp_path: Path, 
     assert result.exit_code == 2, result.output
     assert "error:" in result.output and message in result.output and "Traceback" not in result.output
     assert not out.exists() and list(tmp_path.iterdir()) == [small_uc3m]  # nothing written
+
+
+def test_an_optimizer_state_path_that_is_a_folder_is_refused_before_training(tmp_path: Path, small_uc3m: Path):
+    """With --overwrite it trained every step, then failed to write there: a checkpoint without its optimizer state."""
+    out = tmp_path / "m.safetensors"
+    optimizer_path(out).mkdir()
+    result = CliRunner().invoke(app, ["train", "--data", str(small_uc3m), "--out", str(out), "--steps", "2",
+                                      "--batch-size", "4", "--overwrite"])
+    assert one_line_error(result).strip().endswith(f"{optimizer_path(out)}: is a folder, and this run writes its optimizer "
+                                           "state there; move it, or give --out another name")
+    assert not out.exists() and not (tmp_path / "m-samples").exists()
 
 
 def test_train_command_end_to_end(tmp_path: Path, small_uc3m: Path):

@@ -15,6 +15,7 @@ journal, and rank 0 writes the manifest, preview and meta from the journals once
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -122,7 +123,21 @@ def synthesize(req: SynthRequest, progress: Callable[[int, int], None] = lambda 
     with distributed.joined() as world:
         with world.together():  # one refusal stops every rank and is printed once
             device, params, resume_keys, upgrade, run = _checked(req, world, progress, start)
+        with world.together():  # a collective of its own: a rank that refused above never reaches it
+            require_same_run(world, params)
         return _claimed(req, world, device, params, resume_keys, upgrade, run)
+
+
+def require_same_run(world: World, params: dict) -> None:
+    """Under torchrun every rank draws its part of the plan its own options give: a rank started with another
+    --style wrote a mix of two runs with exit 0, one with another --seed or --n a traceback and a folder that
+    --resume then finished wrong. Style plates compare by content, as two machines may name them otherwise."""
+    mine = {k: [s["sha256"] for s in v] if k == "styles" else v for k, v in params.items()}
+    first = world.gather(mine)[0]
+    differ = [k for k in mine if mine[k] != first.get(k)]
+    if differ:  # the rank that differs says so (`together`: the first refusing rank prints, the others stop quietly)
+        raise PlategenError(f"started with other settings than rank 0 ({', '.join(_options_of(differ, first, mine))})"
+                            "; start every rank with the same command and the same input files")  # "rank N: " before
 
 
 def _checked(req: SynthRequest, world: World, progress: Callable[[int, int], None], start: float):
@@ -212,6 +227,7 @@ def _claimed(req: SynthRequest, world: World, device: str, params: dict, resume_
         return previous, params["batch_size"]
 
     threads_before = torch.get_num_threads()
+    created = world.leader and not req.out.exists()
     try:
         # the other ranks start writing only once rank 0 holds the lock (and --overwrite has cleared the folder)
         previous, params["batch_size"] = world.from_leader(claim)
@@ -222,6 +238,10 @@ def _claimed(req: SynthRequest, world: World, device: str, params: dict, resume_
         torch.set_num_threads(threads_before)
         for lock in locks:
             lock.release()
+        if created and not (req.out / writers.META).exists():  # stopped before its first file (an early Ctrl-C)
+            for folder in sorted((p for p in req.out.rglob("*") if p.is_dir()), reverse=True) + [req.out]:
+                with contextlib.suppress(OSError):  # empty folders only (the label folders made up front)
+                    folder.rmdir()
 
 
 # the option that sets each meta.json key --resume compares (a key of no option is named as it is)

@@ -568,11 +568,11 @@ class ShardWriter(_Writer):
     def abort(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.tar_pool.shutdown(wait=True, cancel_futures=True)
-        if self.tar is not None:
-            try:
+        if self.tar is not None:  # the unfinished shard: never journalled, --resume writes it anew
+            with contextlib.suppress(OSError):
                 self.tar.close()
-            except OSError:
-                pass
+            with contextlib.suppress(OSError):
+                (self.out / (SHARD_PATTERN.format(self.shard) + ".part")).unlink()
 
 
 def partition_unit(fmt: str, batch_size: int, shard_size: int) -> int:
