@@ -119,6 +119,13 @@ def compact_pattern(spec: str | None) -> str | None:
     return None if spec is None else "".join(spec.split())
 
 
+SHOWN_PATTERN = 60  # characters of a refused --pattern its message repeats (one of 5,000 slots made a 25 KB line)
+
+
+def _quoted(spec: str) -> str:
+    return repr(spec if len(spec) <= SHOWN_PATTERN else spec[:SHOWN_PATTERN - 3] + "...")
+
+
 def parse_pattern(spec: str, style: PlateLayout) -> PlateLayout:
     """An explicit layout (`--pattern`) placed on a style plate's layout.
 
@@ -140,7 +147,7 @@ def parse_pattern(spec: str, style: PlateLayout) -> PlateLayout:
     """
     rows = pattern_rows(spec)
     if len(rows) != style.rows:
-        raise PlategenError(f"--pattern {spec!r}: {len(rows)} row(s), but the style plate has {style.rows}")
+        raise PlategenError(f"--pattern {_quoted(spec)}: {len(rows)} row(s), but the style plate has {style.rows}")
     slots: list[Slot] = []
     for r, marks in enumerate(rows):
         style_row = [s for s in style.char_slots if s.row == r]
@@ -151,7 +158,7 @@ def parse_pattern(spec: str, style: PlateLayout) -> PlateLayout:
         spread = _spread(marks, style_row, r)
         width, height = min((s.box[2] - s.box[0], s.box[3] - s.box[1]) for s in spread if s.kind != "separator")
         if width < MIN_SLOT_SHARE * height:
-            raise PlategenError(f"--pattern {spec!r}: {len(chars)} characters in row {r + 1} leave each {width} px "
+            raise PlategenError(f"--pattern {_quoted(spec)}: {len(chars)} characters in row {r + 1} leave each {width} px "
                                 f"of the style plate's {height} px high row, too narrow for a character; give fewer")
         slots.extend(spread)
     return PlateLayout(style.size, tuple(slots))
@@ -161,10 +168,10 @@ def pattern_rows(spec: str) -> list[list[tuple[Kind, str]]]:
     """A pattern's rows of (kind, allowed characters) marks, refused where its syntax is wrong whatever the plate."""
     rows = [_pattern_row(spec, row) for row in spec.split(ROW_BREAK)]
     if any(not any(kind not in ("separator", GAP) for kind, _ in row) for row in rows):
-        raise PlategenError(f"--pattern {spec!r}: every row needs at least one character slot (D, L, P, O or [...])")
+        raise PlategenError(f"--pattern {_quoted(spec)}: every row needs at least one character slot (D, L, P, O or [...])")
     printed = [[kind for kind, _ in row if kind != GAP] for row in rows]
     if any(kinds[0] == "separator" or kinds[-1] == "separator" for kinds in printed):
-        raise PlategenError(f"--pattern {spec!r}: a separator (.) stands between two characters, not at a row's start "
+        raise PlategenError(f"--pattern {_quoted(spec)}: a separator (.) stands between two characters, not at a row's start "
                             "or end")
     return rows
 
@@ -179,13 +186,13 @@ def _pattern_row(spec: str, row: str) -> list[tuple[Kind, str]]:
         if mark == "[":
             end = row.find("]", i)
             if end < 0:
-                raise PlategenError(f"--pattern {spec!r}: a [ without its ]")
+                raise PlategenError(f"--pattern {_quoted(spec)}: a [ without its ]")
             try:
                 allowed = "".join(parse_charset(row[i + 1:end])) if end > i + 1 else ""
             except PlategenError as exc:  # its message names --chars, which the user did not give
-                raise PlategenError(f"--pattern {spec!r}: {str(exc).removeprefix('--chars: ')}") from None
+                raise PlategenError(f"--pattern {_quoted(spec)}: {str(exc).removeprefix('--chars: ')}") from None
             if not allowed:
-                raise PlategenError(f"--pattern {spec!r}: [] lists no character")
+                raise PlategenError(f"--pattern {_quoted(spec)}: [] lists no character")
             kinds = {kind_of(c) for c in allowed}
             marks.append((kinds.pop() if len(kinds) == 1 else "other", allowed))
             i = end + 1
@@ -198,7 +205,7 @@ def _pattern_row(spec: str, row: str) -> list[tuple[Kind, str]]:
             unknown.append(mark)
         i += 1
     if unknown:
-        raise PlategenError(f"--pattern {spec!r}: unknown mark(s) {' '.join(sorted(set(unknown)))}; "
+        raise PlategenError(f"--pattern {_quoted(spec)}: unknown mark(s) {' '.join(sorted(set(unknown)))}; "
                             "use D L P O [...] . _ and / between rows")
     return marks
 

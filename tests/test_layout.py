@@ -120,6 +120,9 @@ def test_bad_patterns_are_refused_with_what_is_wrong(imported):
     for edge in (".DDDLL", "DDDLL.", "DDD._LL_.", "_.DDDLL"):  # drawn inside the first box's gap, or stuck to the last box
         with pytest.raises(PlategenError, match=r"a separator \(\.\) stands between two characters"):
             parse_pattern(edge, style)
+    with pytest.raises(PlategenError, match=r"'\[0-9\]\[0-9\].*\.\.\.': 5000 characters in row 1") as refused:
+        parse_pattern("[0-9]" * 5000, style)  # the message repeated the whole pattern: a 25 KB line
+    assert len(str(refused.value)) < 250
 
 
 def _one_row(n: int) -> PlateLayout:
