@@ -16,6 +16,7 @@ the gap between its neighbours, so composition leaves the style plate's own dot 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Sequence
@@ -341,7 +342,9 @@ def read_text_lines(path: Path | str) -> list[tuple[int, str]]:
     if path.exists():  # a pipe would be waited on, /dev/zero read without end
         require_regular_file(path, "text")
     try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()  # -sig: Notepad starts its files with a BOM
+        # -sig: Notepad starts its files with a BOM; only CR/LF end a line (splitlines also split at a form feed
+        # or NEL, so errors named the wrong line, and one line's texts passed as several)
+        lines = re.split(r"\r\n|\r|\n", path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError) as exc:
         raise PlategenError(f"{path}: cannot read texts file ({exc})") from exc
     found = [(number, line) for number, line in enumerate(lines, start=1) if clean_text(line)]
