@@ -623,8 +623,13 @@ def _read_csv(folder: Path, allow_outside: bool = False) -> tuple[list[RawRecord
                 previous = line
                 image_rel, raw_text = (row.get("image_path") or "").strip(), row.get("plate_text") or ""
                 text = clean_text(raw_text)
-                if not image_rel or not text or not text.isalnum() or "\0" in image_rel:
-                    result.problems.append(Problem(csv_path, f"bad row: image_path={image_rel!r} plate_text={raw_text!r}", line))
+                why = ("no image_path" if not image_rel else "a NUL byte in image_path" if "\0" in image_rel
+                       else "no plate_text" if not text else
+                       f"plate_text has {next(c for c in text if not c.isalnum())!r}, not a letter or digit"
+                       if not text.isalnum() else None)
+                if why:
+                    result.problems.append(Problem(csv_path, f"bad row ({why}): image_path={image_rel!r} "
+                                                             f"plate_text={raw_text!r}", line))
                     continue
                 if not allow_outside and _leaves_folder(image_rel):
                     result.problems.append(Problem(

@@ -263,7 +263,15 @@ def test_a_nul_byte_in_a_csv_path_is_a_bad_row(tmp_path, data_dir):
     folder = _csv_folder(tmp_path, data_dir, ["images/ak1165.jpg,FUW999", "images/ak1165\0.jpg,FUW999"])
     result = load_plates(folder)
     assert len(result.plates) == 1
-    assert [(p.line, "bad row" in p.message) for p in result.problems] == [(3, True)]
+    assert [(p.line, "bad row (a NUL byte in image_path)" in p.message) for p in result.problems] == [(3, True)]
+
+
+def test_a_bad_csv_row_says_what_is_wrong_with_it(tmp_path, data_dir):
+    """It quoted the row and said no more: 'AB☃12' left the user to find the snowman."""
+    folder = _csv_folder(tmp_path, data_dir, ["images/ak1165.jpg,FUW999", "images/ak1165.jpg,AB☃12",
+                                              ",FUW999", "images/ak1165.jpg,"])
+    assert [p.message.split(":")[0] for p in load_plates(folder).problems] == [
+        "bad row (plate_text has '☃', not a letter or digit)", "bad row (no image_path)", "bad row (no plate_text)"]
 
 
 def test_a_stray_quote_in_a_csv_is_refused_not_read_as_one_long_row(tmp_path, data_dir):
