@@ -307,6 +307,10 @@ def train(
     if result.changed_options:
         table.add_row("options changed on resume", escape(f"{', '.join(result.changed_options)}: the weights differ "
                                                          "from those of an unbroken run"))
+    if result.outside_charset:
+        shown_chars = ", ".join(f"{c} {n}" for c, n in result.outside_charset.items())
+        table.add_row("left out", escape(f"{sum(result.outside_charset.values()):,} crops of characters the model has "
+                                         f"no class for ({shown_chars}); --chars adds classes"))
     if result.ranks > 1:
         table.add_row("torchrun ranks", f"{result.ranks}, each on 1/{result.ranks} of every batch; same weights on "
                       "every rank at each checkpoint")

@@ -22,6 +22,7 @@ import json
 import math
 import re
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -120,6 +121,7 @@ class TrainResult:
     resumed_at: int = 0  # the step this run started from
     adam_restarted: bool = False  # an unfinished run resumed without its optimizer state: not an unbroken run's weights
     changed_options: list[str] = field(default_factory=list)  # an unfinished run resumed with other such options
+    outside_charset: dict[str, int] = field(default_factory=dict)  # crops per character left out: not in the classes
 
 
 def options_for(preset: str, **overrides) -> TrainOptions:
@@ -796,7 +798,15 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
         save()
     return TrainResult(out, optimizer_path(out), written, fit.step, time.time() - started, fit.losses, val_l1,
                        len(train_plates), int(len(real.labels)), int(rendered.sum()), world.size, bad_records, resumed_at,
-                       adam_restarted, changed_options)
+                       adam_restarted, changed_options, outside_charset(train_plates, charset))
+
+
+def outside_charset(plates: Sequence[Plate], charset: Sequence[str]) -> dict[str, int]:
+    """The boxed characters of `plates` no class of the model takes, with their counts: a fine-tune on a new
+    design (its charset the resumed model's) left them out without a word."""
+    known = set(charset)
+    counts = Counter(ch for p in plates if p.boxes for ch in p.text if ch not in known)
+    return dict(sorted(counts.items()))
 
 
 def require_finite_weights(fit: SAAEFit, world: World, out: Path) -> None:

@@ -1,5 +1,6 @@
 import shutil
 import subprocess
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,8 +19,8 @@ from plategen.model import Discriminator, Generator, SAAEConfig
 from plategen.plates import load_plates
 from conftest import immutable, one_line_error
 import plategen.train as train_module
-from plategen.train import (FINETUNE_STEPS, GlyphBank, TrainOptions, options_for, run_total, to_float, train_lock,
-                            train_saae, train_step)
+from plategen.train import (FINETUNE_STEPS, GlyphBank, TrainOptions, options_for, outside_charset, run_total, to_float,
+                            train_lock, train_saae, train_step)
 
 TINY = dict(content_width=4, style_width=4, style_dim=8, decoder_width=8, disc_width=4, disc_hidden=16)
 
@@ -280,6 +281,19 @@ def test_train_refuses_options_that_train_nothing_or_fail_later(tmp_path: Path, 
     assert result.exit_code == 2, result.output
     assert "error:" in result.output and message in result.output and "Traceback" not in result.output
     assert not out.exists() and list(tmp_path.iterdir()) == [small_uc3m]  # nothing written
+
+
+def test_the_summary_names_the_crops_no_class_of_the_model_takes(tmp_path: Path, small_uc3m: Path):
+    """A fine-tune on plates of a new design keeps the resumed model's classes: their other characters were left
+    out without a word."""
+    plates = [p for p in load_plates(small_uc3m).plates if not is_holdout(p)]  # the training side
+    letters = Counter(ch for p in plates for ch in p.text if ch.isalpha())
+    assert letters and outside_charset(plates, list("0123456789")) == dict(sorted(letters.items()))
+    result = CliRunner().invoke(app, ["train", "--data", str(small_uc3m), "--out", str(tmp_path / "m.safetensors"),
+                                      "--steps", "1", "--batch-size", "4", "--chars", "0-9"])
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if "left out" in line)
+    assert f"{sum(letters.values())} crops of characters" in row
 
 
 def test_an_optimizer_state_path_that_is_a_folder_is_refused_before_training(tmp_path: Path, small_uc3m: Path):
