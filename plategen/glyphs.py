@@ -34,7 +34,6 @@ _RENDER_PX = 128  # glyphs are drawn large, then reduced with area averaging
 class Font:
     name: str
     path: Path
-    only: frozenset[str] | None = None  # the characters it is used for (None: every one it covers)
 
 
 @dataclass(frozen=True)
@@ -72,23 +71,7 @@ def _codepoints(path: Path) -> frozenset[int]:
 
 
 def covers(font: Font, ch: str) -> bool:
-    return (font.only is None or ch in font.only) and ord(ch) in _codepoints(font.path)
-
-
-# The fonts whole plates take their characters from, where one of them has the character: condensed, as plates
-# print. Drawn from every shipped font, the judge of the default plate benchmark (seed 0) read 65.0% of uc3m-lp and
-# 44.7% of openalpr-us SAAE plates as asked; from these two, 68.6% and 52.9% (DejaVu's and WenQuanYi's Latin
-# glyphs, wide and round, read worst: 61.5% and 57.7% on uc3m-lp; README, "Whole plates").
-PLATE_FONTS = ("LiberationSansNarrow-Bold", "OSP-DIN")
-
-
-def plate_fonts(fonts: Sequence[Font]) -> list[Font]:
-    """`fonts` for whole plates: the other fonts draw only what no PLATE_FONTS font has (WenQuanYi the Chinese
-    characters)."""
-    taken = frozenset(chr(c) for f in fonts if f.name in PLATE_FONTS for c in _codepoints(f.path))
-    kept = [f if f.name in PLATE_FONTS else Font(f.name, f.path, frozenset(map(chr, _codepoints(f.path))) - taken)
-            for f in fonts]
-    return [f for f in kept if f.only is None or f.only]
+    return ord(ch) in _codepoints(font.path)
 
 
 # Glyph shapes no plate of ../shared/data prints, left out where another font has the character: the 1 of DejaVu

@@ -29,8 +29,8 @@ import cv2
 import numpy as np
 
 from plategen.errors import PlategenError
-from plategen.glyphs import (Font, GlyphJitter, check_coverage, covers, fonts_for, frame_square, plate_fonts,
-                             render_glyph, sample_jitter, shipped_fonts)
+from plategen.glyphs import (Font, GlyphJitter, check_coverage, covers, fonts_for, frame_square, render_glyph,
+                             sample_jitter, shipped_fonts)
 from plategen.sizes import GLYPH_SIZE
 from plategen.synth.compose import place_characters
 
@@ -178,9 +178,7 @@ def render_plates(canvas: "Canvas", plan: "PlatePlan", fonts: Sequence[Font], rn
     """The planned plates drawn with fonts instead of the SAAE: per plate one shipped font (one that
     covers its whole text where there is one), each character with a seeded jitter, rendered at its
     frame's size and placed at its slot's box in the style plate's ink colour on the erased style
-    plate, then uneven lighting and `degrade` over the whole plate. HxWx3 uint8, the style plate's size.
-    The fonts are those SAAE plates are drawn from (`plate_fonts`), so the two differ by the SAAE alone."""
-    fonts = plate_fonts(fonts)
+    plate, then uneven lighting and `degrade` over the whole plate. HxWx3 uint8, the style plate's size."""
     check_coverage(sorted({c for t in plan.texts for c in t}), fonts)
     out = []
     for i, text in enumerate(plan.texts):

@@ -1182,5 +1182,4 @@ def test_a_model_trained_on_narrowed_glyphs_gets_each_as_narrow_as_the_box_it_fi
     assert sum(a > limit for a, limit in zip(as_drawn, allowed)) > len(as_drawn) // 2  # the fonts' M and W are wider
     heights = [np.ptp(np.nonzero(g > 64)[0]) + 1 for g in drawn["narrow"]]
     assert all(abs(h - 32 / CROP_MARGIN) <= 1.5 for h in heights)
-    wider = [np.ptp(np.nonzero(g > 64)[0]) + 1 for g, a in zip(drawn["wide"], as_drawn) if a > 1]
-    assert wider and max(wider) < min(heights) - 1  # a glyph wider than tall (OSP-DIN's W) is framed by its width
+    assert np.mean([np.ptp(np.nonzero(g > 64)[0]) + 1 for g in drawn["wide"]]) < np.mean(heights) - 2  # framed by width

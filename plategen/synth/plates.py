@@ -39,7 +39,7 @@ from plategen.synth.compose import Coverages, dark_ink, erase_characters, erases
 from plategen.synth.designs import Design, design_named, draw_dot, repaint
 from plategen.errors import PlategenError, require_once, require_regular_file, require_writable_name
 from plategen.synth.exports import FinishedPlate, label_classes, write_lprnet, write_paddleocr, write_plate_index
-from plategen.glyphs import ASPECTS, Font, fonts_for, plate_fonts
+from plategen.glyphs import ASPECTS, Font, fonts_for
 from plategen.layout import (PlateLayout, compact_pattern, draw_texts, kind_of, layout_of, parse_pattern, pattern_rows,
                              read_text_lines, read_texts)
 from plategen.plates import (IMAGE_SUFFIXES, Box, Plate, Problem, detect_format, load_plate, load_plates, name_problem,
@@ -298,7 +298,7 @@ def character_synth(generator, discriminator, charset: Sequence[str] | None, sty
     Its draws repeat, so they go through a `DrawMemo`. `chinese`: a second model that draws (and, with the
     check, reads) the Chinese characters (`chinese_model`); the same plan, so a plate's bytes depend only
     on which model drew each character."""
-    chars, fonts = list(chars), plate_fonts(fonts)
+    chars = list(chars)
     plate_of = np.repeat(np.arange(plan.n), [len(t) for t in plan.texts])
     config = generator.config
     keys, label, widths = glyph_keys(config, chinese, chars, plan)
@@ -371,7 +371,6 @@ def draws_repeat(plan: PlatePlan, chars: Sequence[str], fonts: Sequence[Font]) -
     7,000 draws from 176 images; the 568 usable openalpr-us plates as styles took 6,118 draws from about
     15,000, nearly a block a draw, each a batch of 2-4 through the generator and the check (the us-folder case
     of benchmarks/plate_speed.py went from 28 to 48 plates/s without it)."""
-    fonts = plate_fonts(fonts)
     variants = np.array([len(fonts_for(c, fonts)) for c in chars])
     label = plan.labels(chars)
     blocks = np.unique(np.repeat(plan.style, [len(text) for text in plan.texts]) * len(chars) + label)

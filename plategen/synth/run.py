@@ -108,7 +108,6 @@ RESUME_KEYS = ("drawing", "n", "charset", "seed", "checkpoint_sha256", "chinese_
 # How this plategen draws (fonts per character, erasing): a run begun by one that drew otherwise cannot be
 # finished byte for byte. 2: the footless 1 and erased rims; runs from before carry no number (1).
 DRAWING = 2
-PLATE_DRAWING = 3  # whole plates: 3, characters from the condensed fonts (`glyphs.plate_fonts`)
 
 
 def synthesize(req: SynthRequest, progress: Callable[[int, int], None] = lambda done, total: None
@@ -347,7 +346,7 @@ def _checked_plates(req: SynthRequest, world: World, device: str, ckpt, ckpt_pat
     if "lprnet" in req.exports:
         require_lprnet_names(plan.texts, writers.id_width(req.n))
     params = {
-        "drawing": PLATE_DRAWING, "n": req.n, "seed": req.seed, "checkpoint_sha256": ckpt.sha256,
+        "drawing": DRAWING, "n": req.n, "seed": req.seed, "checkpoint_sha256": ckpt.sha256,
         "chinese_checkpoint_sha256": chinese.sha256 if chinese is not None else None, "format": req.format,
         "shard_size": req.shard_size if req.format == "shards" else None,
         "batch_size": req.batch_size or plates.DEFAULT_PLATE_BATCH, "glyph_size": ckpt.config.glyph_size,
