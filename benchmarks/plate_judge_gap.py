@@ -1,6 +1,7 @@
 """Where the plate benchmark's "read as asked" is lost: the generated characters, or the judge? (issue 11)
 
-    python benchmarks/plate_judge_gap.py [--seed 0] [--threads 1] [--judge-steps N] [--sheet gap.png]
+    python benchmarks/plate_judge_gap.py [--seed 0] [--threads 1] [--data DIR] [--judge-steps N]
+        [--judge-without-styles] [--fonts NAME,NAME] [--transforms] [--sheet gap.png]
 
 Seed `--seed` of the default `plategen benchmark --level plates` on uc3m-lp, rebuilt as the benchmark
 builds it (the same split, style plates, plan of 1,000 SAAE plates, label check on, and the same judge:
@@ -11,8 +12,11 @@ back out of the generated plates at its box: the judge's accuracy on the plates 
 the CNN reads as asked says how much of the gap a better drawing of single characters could close.
 Also printed: the judge's misreads by kind, and its accuracy per style plate (worst first). `--sheet`
 writes the worst style plates beside four of their generated plates, each with the judge's reading.
-`--judge-steps` trains the judge longer than the benchmark does, to tell a judge that has not finished
-learning from generated plates that differ from real ones.
+Probes of what the gap is not: `--judge-steps` trains the judge longer than the benchmark does (a judge that has
+not finished learning, or plates that differ from real ones?); `--judge-without-styles` leaves the seed's training
+plates, the style plates, out of the judge (does it remember their old text?); `--fonts` draws the generated plates
+from these shipped fonts only; `--transforms` reads the generated and the real test plates blurred, sharpened,
+JPEG-compressed, noisier, at half resolution and gamma-changed.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -49,11 +54,17 @@ def main() -> None:
                     help="torch threads; at 1, as the benchmark's workers train, the judge is the report's to the bit")
     ap.add_argument("--judge-steps", type=int, default=None,
                     help="train the judge this many steps instead of the benchmark's schedule's")
+    ap.add_argument("--data", type=Path, default=None, help="the data folder (default: the benchmark's, uc3m-lp)")
+    ap.add_argument("--judge-without-styles", action="store_true",
+                    help="train the judge without the seed's training plates (the style plates)")
+    ap.add_argument("--fonts", default=None, help="comma-separated shipped font names the generated plates are drawn from")
+    ap.add_argument("--transforms", action="store_true", help="also read the plates under image transforms")
     ap.add_argument("--sheet", type=Path, default=None, help="PNG of the worst style plates and their plates")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    req = BenchmarkRequest(**level_options("plates", None, None, None, None, args.threads, 1), seeds=args.seed + 1)
+    req = BenchmarkRequest(**level_options("plates", None, None, None, None, args.threads, 1), seeds=args.seed + 1,
+                           **({"data": args.data} if args.data else {}))
     imported = load_plates(req.data)
     plates = imported.plates + imported.text_only
     charset = charset_of(plates)
@@ -62,7 +73,8 @@ def main() -> None:
     split = plan_splits(req, plates, None, gens.seen)[0][args.seed]
     train = [plates[i] for i in split.train]
     test = [plates[i] for i in split.test]
-    judged = [plates[i] for i in judge_plates(split, len(plates), False)]
+    judged = [plates[i] for i in judge_plates(split, len(plates), False)
+              if not (args.judge_without_styles and i in set(split.train))]
     size = req.plate_schedule.input_size
 
     boxed = [p for p in train if p.boxes]
@@ -70,8 +82,11 @@ def main() -> None:
     chars = [c for c in gens.drawable if c in set("".join(p.text for p in train))]
     plan = plate_plan(styles, req.synthetic_size, chars, split.seed)
     ckpt = gens.checkpoint  # drawn as `bench.plate_pools.saae_plates` draws them (label check on)
-    made = make_plates(ckpt.generator, ckpt.discriminator, ckpt.meta.get("charset"), styles, plan, chars, fonts,
-                       int(1_000_003 * (split.seed + 1)))
+    drawn_from = [f for f in fonts if f.name in args.fonts.split(",")] if args.fonts else fonts
+    if not drawn_from:
+        raise SystemExit(f"--fonts {args.fonts}: none of the shipped fonts ({', '.join(f.name for f in fonts)})")
+    made = make_plates(ckpt.generator, ckpt.discriminator, ckpt.meta.get("charset"), styles, plan, chars, drawn_from,
+                       int(1_000_003 * (split.seed + 1)), chinese=gens.chinese)
 
     judge_images = real_images(judged)
     schedule = req.plate_schedule if args.judge_steps is None else replace(req.plate_schedule, steps=args.judge_steps)
@@ -93,7 +108,7 @@ def main() -> None:
     right = predict(cnn, np.stack(cut)) == np.array(labels)
     every = np.array([right[np.array(owner) == i].all() for i in range(len(made.images))])
 
-    print(f"uc3m-lp, benchmark seed {split.seed}: judge trained {schedule.steps} steps; {len(train)} training plates ({len(styles)} styles), "
+    print(f"{req.data.name}, benchmark seed {split.seed}: judge trained {schedule.steps} steps; {len(train)} training plates ({len(styles)} styles), "
           f"{len(test)} test plates, {len(judged)} judge plates, {len(made.images)} SAAE plates")
     print(f"judge reads exactly: real test plates {np.mean([p.text == r for p, r in zip(test, test_read)]):.3f}, "
           f"SAAE plates {asked.mean():.3f}")
@@ -112,10 +127,51 @@ def main() -> None:
           ", ".join(f"{Path(styles[k].name).stem} {a:.2f}" for a, k in per_style[:10]))
     print(f"style plates under 0.3: {sum(a < 0.3 for a, _ in per_style)} of {len(styles)}; "
           f"median {np.median([a for a, _ in per_style]):.2f}")
+    if args.transforms:
+        real_test = real_images(test)
+        for name, change in TRANSFORMS.items():
+            generated = read_plates(judge, at_size([change(im) for im in made.images], size))
+            real = read_plates(judge, at_size([change(im) for im in real_test], size))
+            print(f"{name}: judge reads SAAE plates {np.mean([t == r for t, r in zip(made.texts, generated)]):.3f}, "
+                  f"real test plates {np.mean([p.text == r for p, r in zip(test, real)]):.3f}")
     if args.sheet:
         write_sheet(args.sheet, [k for _, k in per_style[:8]], styles, plan, made, read)
         print(f"sheet: {args.sheet}")
     print(f"{time.perf_counter() - start:.0f} s")
+
+
+def _sharpened(image: np.ndarray, amount: float) -> np.ndarray:
+    blurred = cv2.GaussianBlur(image, (0, 0), 1.0).astype(np.float32)
+    return np.clip(image + amount * (image - blurred), 0, 255).astype(np.uint8)
+
+
+def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    return cv2.imdecode(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])[1], cv2.IMREAD_COLOR)
+
+
+def _noisier(image: np.ndarray, sigma: float) -> np.ndarray:
+    rng = np.random.default_rng(image.size)
+    return np.clip(image + rng.normal(0, sigma, image.shape), 0, 255).astype(np.uint8)
+
+
+def _halved(image: np.ndarray) -> np.ndarray:
+    h, w = image.shape[:2]
+    small = cv2.resize(image, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+TRANSFORMS = {
+    "as drawn": lambda im: im,
+    "blur 0.7 px": lambda im: cv2.GaussianBlur(im, (0, 0), 0.7),
+    "blur 1.2 px": lambda im: cv2.GaussianBlur(im, (0, 0), 1.2),
+    "sharpen 0.5": lambda im: _sharpened(im, 0.5),
+    "sharpen 1": lambda im: _sharpened(im, 1.0),
+    "JPEG 40": lambda im: _jpeg(im, 40),
+    "noise 6": lambda im: _noisier(im, 6.0),
+    "half resolution": _halved,
+    "gamma 0.7": lambda im: (255 * (im / 255.0) ** 0.7).astype(np.uint8),
+    "gamma 1.4": lambda im: (255 * (im / 255.0) ** 1.4).astype(np.uint8),
+}
 
 
 def write_sheet(path: Path, worst: list[int], styles, plan, made, read) -> None:
