@@ -472,12 +472,18 @@ def _read_classes(path: Path) -> list[str]:
         raise PlategenError(f"{path}: expected one character per line, got {shown}")
     first: dict[str, int] = {}
     for number, (line, ch) in enumerate(zip(lines, classes), start=1):
+        if ch in TEXT_SEPARATORS:  # a plate's text drops it, so plates.csv and the boxes would disagree
+            raise PlategenError(f"{path}: {line!r} on line {number} separates groups in plate texts (plategen drops "
+                                f"{' '.join(repr(c) for c in TEXT_SEPARATORS)} from them), so it cannot be a class")
         if ch in first:
             read = f" (read as {ch!r})" if line != ch else ""
             raise PlategenError(f"{path}: {line!r}{read} on line {number} repeats line {first[ch]}; line i names "
                                 "class i, so every class id after it would read as the wrong character")
         first[ch] = number
     return classes
+
+
+YOLO_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 
 
 def _parse_yolo_label(path: Path, classes: list[str], problems: list[Problem]
@@ -499,7 +505,9 @@ def _parse_yolo_label(path: Path, classes: list[str], problems: list[Problem]
             problems.append(Problem(path, f"repeats line {seen[key]} (one box per character)", number))
             return None
         seen[key] = number
-        try:
+        try:  # ASCII numbers only: int() and float() take '0.1_5' and Arabic-Indic digits too
+            if not all(YOLO_NUMBER.fullmatch(v) for v in fields):
+                raise ValueError
             cls, values = int(fields[0]), tuple(float(v) for v in fields[1:])
         except (ValueError, IndexError):
             problems.append(Problem(path, f"expected 'class cx cy w h' numbers, got {line.strip()!r}", number))

@@ -434,6 +434,25 @@ def test_two_images_of_one_name_are_bad_records_not_both_given_its_label(tmp_pat
         f"{folder / 'images' / first.stem}.png: shares its label file {first.stem}.txt with {first.name}; rename one image"]
 
 
+@pytest.mark.parametrize("number", ["0.1_5", "\u0669", "nan", "0x1"])
+def test_a_label_number_that_is_not_a_plain_ascii_number_is_a_bad_record(tmp_path, data_dir, number):
+    """Python reads '0.1_5' and an Arabic-Indic 9 as numbers: such a box was taken where another tool refuses it."""
+    folder = _yolo_folder(tmp_path, data_dir, STEMS)
+    (folder / "labels" / f"{STEMS[0]}.txt").write_text(f"3 0.5 0.5 {number} 0.4\n", encoding="utf-8")
+    result = load_plates(folder)
+    assert [p.text for p in result.plates] == ["385MW", "383PV"]
+    assert [p.message for p in result.problems] == [f"expected 'class cx cy w h' numbers, got '3 0.5 0.5 {number} 0.4'"]
+
+
+@pytest.mark.parametrize("separator", ["-", "_", "."])
+def test_a_text_separator_named_as_a_class_is_refused(tmp_path, data_dir, separator):
+    """Plates drawn with it carried it into plates.csv, whose reader drops it: the text read back a character short."""
+    folder = _yolo_folder(tmp_path, data_dir, STEMS)
+    (folder / "classes.txt").write_text((data_dir / "uc3m-lp" / "classes.txt").read_text() + separator + "\n")
+    with pytest.raises(PlategenError, match=f"{re.escape(repr(separator))} on line 37 separates groups in plate texts"):
+        load_plates(folder)
+
+
 def test_a_box_listed_twice_is_a_bad_record(tmp_path, data_dir):
     folder = _yolo_folder(tmp_path, data_dir, STEMS)
     label = folder / "labels" / f"{STEMS[0]}.txt"
