@@ -602,7 +602,9 @@ def _read_csv(folder: Path, allow_outside: bool = False) -> tuple[list[RawRecord
     result = ImportResult(folder, "csv")
     csv_files = label_csvs(folder)
     if len(csv_files) != 1:
-        raise PlategenError(f"{folder}: expected one *.csv label file, found {len(csv_files)}")
+        found = f"{len(csv_files)}: {', '.join(p.name for p in csv_files[:3])}{', ...' if len(csv_files) > 3 else ''}" \
+            if csv_files else "none"
+        raise PlategenError(f"{folder}: expected one *.csv label file, found {found}")
     csv_path = csv_files[0]
     require_regular_file(csv_path, "CSV label file")
     records: list[RawRecord] = []

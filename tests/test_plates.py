@@ -229,6 +229,14 @@ def _csv_folder(tmp_path: Path, data_dir: Path, rows: list[str]) -> Path:
     return folder
 
 
+def test_two_label_csvs_are_named_when_the_csv_format_is_asked_for(tmp_path, data_dir):
+    """It said 'found 2' and left the user to look for them."""
+    folder = _csv_folder(tmp_path, data_dir, ["images/ak1165.jpg,FUW999"])
+    shutil.copy(folder / "labels.csv", folder / "more.csv")
+    with pytest.raises(PlategenError, match=r"csv: expected one \*\.csv label file, found 2: labels\.csv, more\.csv$"):
+        load_plates(folder, "csv")
+
+
 def test_full_width_plate_text_is_read_as_the_latin_characters_it_shows(tmp_path, data_dir):
     """CJK tools write Latin plate text full width (ＦＵＷ９９９); read as six unknown characters, the plate was
     drawn with Chinese specials in every slot. NFKC makes it FUW999, in CSV texts and in classes.txt alike."""
