@@ -291,8 +291,12 @@ def train(
         result = train_saae(folders, checkpoint, options, resume=optional_checkpoint(resume, "--resume"),
                             overwrite=overwrite, allow_outside=allow_outside_paths, progress=err_console.is_terminal)
     except KeyboardInterrupt:
-        if launched_rank() or not (checkpoint.is_file() and checkpoint.stat().st_mtime >= began):
+        if launched_rank():
             raise
+        if not (checkpoint.is_file() and checkpoint.stat().st_mtime >= began):
+            err_console.print("[yellow]interrupted[/] before this run's first checkpoint: nothing was saved",
+                              soft_wrap=True)
+            raise typer.Exit(interrupt_status()) from None
         err_console.print(f"[yellow]interrupted:[/] {shown(checkpoint)} holds the last checkpoint; run the same "
                           f"command with --resume {shown(checkpoint)} to go on from it", soft_wrap=True)
         raise typer.Exit(interrupt_status()) from None

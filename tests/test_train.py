@@ -179,7 +179,8 @@ def test_an_interrupted_training_says_how_to_go_on_once_it_wrote_a_checkpoint(tm
         f"interrupted: {out} holds the last checkpoint; run the same command with --resume {out} to go on from it")
     monkeypatch.setattr(train_module, "train_saae", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
     result = CliRunner().invoke(app, ["train", "--data", str(small_uc3m), "--out", str(out), "--overwrite"])
-    assert result.exit_code == 130 and result.output.strip() == "interrupted"  # the file there is an earlier run's
+    assert result.exit_code == 130  # the file there is an earlier run's: this one saved nothing, and says so
+    assert result.output.strip() == "interrupted before this run's first checkpoint: nothing was saved"
 
 
 def test_a_second_training_into_a_checkpoint_being_written_is_refused_and_a_killed_ones_leftovers_go(tmp_path: Path, small_uc3m: Path):
