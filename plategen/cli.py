@@ -315,6 +315,10 @@ def train(
         shown_chars = ", ".join(f"{c} {n}" for c, n in result.outside_charset.items())
         table.add_row("left out", escape(f"{sum(result.outside_charset.values()):,} crops of characters the model has "
                                          f"no class for ({shown_chars}); --chars adds classes"))
+    if result.untrained:
+        table.add_row("untrained classes", escape(f"{''.join(result.untrained)}: no crop on the training plates and no "
+                                                  "rendered pair (--rendered-share), so the model draws and checks "
+                                                  "them untrained"))
     if result.ranks > 1:
         table.add_row("torchrun ranks", f"{result.ranks}, each on 1/{result.ranks} of every batch; same weights on "
                       "every rank at each checkpoint")

@@ -122,6 +122,7 @@ class TrainResult:
     adam_restarted: bool = False  # an unfinished run resumed without its optimizer state: not an unbroken run's weights
     changed_options: list[str] = field(default_factory=list)  # an unfinished run resumed with other such options
     outside_charset: dict[str, int] = field(default_factory=dict)  # crops per character left out: not in the classes
+    untrained: list[str] = field(default_factory=list)  # new classes with no crop and no rendered pair
 
 
 def options_for(preset: str, **overrides) -> TrainOptions:
@@ -798,7 +799,8 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
         save()
     return TrainResult(out, optimizer_path(out), written, fit.step, time.time() - started, fit.losses, val_l1,
                        len(train_plates), int(len(real.labels)), int(rendered.sum()), world.size, bad_records, resumed_at,
-                       adam_restarted, changed_options, outside_charset(train_plates, charset))
+                       adam_restarted, changed_options, outside_charset(train_plates, charset),
+                       [c for c, n, r in zip(charset, counts, rendered) if n + r == 0 and c not in (previous_charset or ())])
 
 
 def outside_charset(plates: Sequence[Plate], charset: Sequence[str]) -> dict[str, int]:

@@ -297,6 +297,20 @@ def test_the_summary_names_the_crops_no_class_of_the_model_takes(tmp_path: Path,
     assert f"{sum(letters.values())} crops of characters" in row
 
 
+def test_the_summary_names_classes_trained_on_nothing(tmp_path: Path, small_uc3m: Path):
+    """--chars 0-9京 on Spanish plates trained a 京 class from no crop at all without a word; synth's label check
+    then reads 京 with an untrained row of the discriminator."""
+    args = ["train", "--data", str(small_uc3m), "--steps", "1", "--batch-size", "4"]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "a.safetensors"), "--chars", "0-9京"])
+    assert result.exit_code == 0, result.output
+    assert next(line for line in result.output.splitlines() if "untrained classes" in line).split("│")[2].strip() \
+        .startswith("京: no crop on the training plates")
+    topped = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "b.safetensors"), "--chars", "0-9京",
+                                      "--rendered-share", "0.5"])
+    assert topped.exit_code == 0, topped.output
+    assert "untrained classes" not in topped.output  # rendered pairs train it
+
+
 def test_an_optimizer_state_path_that_is_a_folder_is_refused_before_training(tmp_path: Path, small_uc3m: Path):
     """With --overwrite it trained every step, then failed to write there: a checkpoint without its optimizer state."""
     out = tmp_path / "m.safetensors"
