@@ -205,6 +205,9 @@ def detect_format(folder: Path) -> Format:
             raise PlategenError(f"{folder}: a plategen synth --plates output in WebDataset shards, which only a "
                                 "shard loader reads (webdataset); --format files writes a data folder plategen reads "
                                 "back: images/, labels/, classes.txt")
+        if meta.get("plates"):
+            raise PlategenError(f"{folder}: a plategen synth --plates output without its labels/ folder (the "
+                                "character boxes); restore it, or write the run again")
         raise PlategenError(f"{folder}: a plategen synth output of single characters, not a data folder "
                             "of plates (synth --plates writes one: images/, labels/, classes.txt)")
     if label_csvs(folder):

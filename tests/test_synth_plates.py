@@ -770,6 +770,9 @@ def test_overwrite_replaces_a_plate_run_and_nothing_else(styles, ckpt_cn, tmp_pa
     assert len(load_plates(out).plates) == 2
     assert sorted(p.name for p in out.iterdir()) == ["classes.txt", "images", "labels", "manifest.csv", "meta.json",
                                                       "plate_config.yaml", "plates.csv"]
+    shutil.rmtree(out / "labels")  # called "a synth output of single characters", or read by file name
+    with pytest.raises(PlategenError, match="a plategen synth --plates output without its labels/ folder"):
+        load_plates(out)
 
 
 def test_shards_hold_the_same_plates_as_files(styles, ckpt_cn, tmp_path):
