@@ -314,7 +314,8 @@ def train(
     if result.outside_charset:
         shown_chars = ", ".join(f"{c} {n}" for c, n in result.outside_charset.items())
         table.add_row("left out", escape(f"{sum(result.outside_charset.values()):,} crops of characters the model has "
-                                         f"no class for ({shown_chars}); --chars adds classes"))
+                                         f"no class for ({shown_chars}); train with --chars to add classes "
+                                         "(--preset cpu: a fine-tune keeps its classes)"))
     if result.untrained:
         table.add_row("untrained classes", escape(f"{''.join(result.untrained)}: no crop on the training plates and no "
                                                   "rendered pair (--rendered-share), so the model draws and checks "

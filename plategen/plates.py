@@ -197,9 +197,6 @@ def detect_format(folder: Path) -> Format:
             raise PlategenError(f"{folder}: has labels/ (YOLO boxes) but no classes.txt naming the classes, one "
                                 "character per line; add it, or pass --format if labels/ is not YOLO labels")
         return "yolo"
-    if (folder / "classes.txt").is_file() and not label_csvs(folder):  # YOLO without its boxes: not file names
-        raise PlategenError(f"{folder}: has classes.txt but no labels/ folder of YOLO label files (labels/<image "
-                            "stem>.txt); restore it, or pass --format if the images are named by their plate text")
     if meta is not None:
         if meta.get("plates") and meta.get("format") == "shards":
             raise PlategenError(f"{folder}: a plategen synth --plates output in WebDataset shards, which only a "
@@ -475,9 +472,6 @@ def _read_classes(path: Path) -> list[str]:
         raise PlategenError(f"{path}: expected one character per line, got {shown}")
     first: dict[str, int] = {}
     for number, (line, ch) in enumerate(zip(lines, classes), start=1):
-        if ch in TEXT_SEPARATORS:  # a plate's text drops it, so plates.csv and the boxes would disagree
-            raise PlategenError(f"{path}: {line!r} on line {number} separates groups in plate texts (plategen drops "
-                                f"{' '.join(repr(c) for c in TEXT_SEPARATORS)} from them), so it cannot be a class")
         if ch in first:
             read = f" (read as {ch!r})" if line != ch else ""
             raise PlategenError(f"{path}: {line!r}{read} on line {number} repeats line {first[ch]}; line i names "
@@ -520,6 +514,10 @@ def _parse_yolo_label(path: Path, classes: list[str], problems: list[Problem]
             return None
         if not 0 <= cls < len(classes):
             problems.append(Problem(path, f"class {cls} out of range 0-{len(classes) - 1} (classes.txt)", number))
+            return None
+        if classes[cls] in TEXT_SEPARATORS:  # a plate's text drops it: its text and its boxes would disagree
+            problems.append(Problem(path, f"class {cls} is {classes[cls]!r} (classes.txt), which separates groups in "
+                                          "plate texts and is no character of them", number))
             return None
         cx, cy, w, h = values
         if w <= 0 or h <= 0:

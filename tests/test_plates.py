@@ -412,17 +412,13 @@ def test_a_labels_file_is_not_taken_for_a_file_name_folder(tmp_path, data_dir):
         load_plates(folder)
 
 
-@pytest.mark.parametrize("labels, message", [
-    (None, "has classes.txt but no labels/ folder of YOLO label files"),
-    ("/nonexistent/labels", "labels: a broken or looping link, not a folder of YOLO label files"),
-    ("labels", "labels: a broken or looping link, not a folder of YOLO label files"),  # a link to itself
-], ids=["missing", "broken-link", "looping-link"])
-def test_a_yolo_folder_without_its_labels_is_not_read_as_file_names(tmp_path, data_dir, labels, message):
+@pytest.mark.parametrize("labels", ["/nonexistent/labels", "labels"], ids=["broken-link", "looping-link"])
+def test_a_yolo_folder_whose_labels_link_is_broken_is_not_read_as_file_names(tmp_path, data_dir, labels):
     """Read as plates named by file name, a plategen output's 000010.png became the plate text 000010."""
+    message = "labels: a broken or looping link, not a folder of YOLO label files"
     folder = _yolo_folder(tmp_path, data_dir, STEMS)
     shutil.rmtree(folder / "labels")
-    if labels is not None:
-        (folder / "labels").symlink_to(labels)
+    (folder / "labels").symlink_to(labels)
     for i, stem in enumerate(STEMS):  # digit names, as plategen's own output has: they pass as plate texts
         next((folder / "images").glob(f"{stem}.*")).rename(folder / "images" / f"{i:06d}.jpg")
     with pytest.raises(PlategenError, match=re.escape(message)):
@@ -453,12 +449,18 @@ def test_a_label_number_that_is_not_a_plain_ascii_number_is_a_bad_record(tmp_pat
 
 
 @pytest.mark.parametrize("separator", ["-", "_", "."])
-def test_a_text_separator_named_as_a_class_is_refused(tmp_path, data_dir, separator):
-    """Plates drawn with it carried it into plates.csv, whose reader drops it: the text read back a character short."""
+def test_a_box_of_a_text_separator_class_is_a_bad_record(tmp_path, data_dir, separator):
+    """Plates drawn with it carried it into plates.csv, whose reader drops it: the text read back a character short.
+    A class list that merely names it still imports the plates that do not box it."""
     folder = _yolo_folder(tmp_path, data_dir, STEMS)
     (folder / "classes.txt").write_text((data_dir / "uc3m-lp" / "classes.txt").read_text() + separator + "\n")
-    with pytest.raises(PlategenError, match=f"{re.escape(repr(separator))} on line 37 separates groups in plate texts"):
-        load_plates(folder)
+    label = folder / "labels" / f"{STEMS[0]}.txt"
+    label.write_text(label.read_text() + "36 0.9 0.5 0.02 0.3\n")
+    result = load_plates(folder)
+    assert [p.text for p in result.plates] == ["385MW", "383PV"]
+    assert [(p.message, p.line) for p in result.problems] == [
+        (f"class 36 is {separator!r} (classes.txt), which separates groups in plate texts and is no character of them",
+         len(label.read_text().splitlines()))]
 
 
 def test_a_box_listed_twice_is_a_bad_record(tmp_path, data_dir):

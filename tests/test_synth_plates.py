@@ -907,6 +907,21 @@ def test_bad_records_of_a_style_folder_are_listed_with_the_skipped_plates(tmp_pa
     assert [str(p) for p in skipped] == [f"{broken}: not a readable image (corrupt or unsupported format)"]
 
 
+def test_a_folders_plate_too_low_to_draw_from_is_left_out_and_listed(tmp_path, data_dir):
+    """One 12 px plate in a style folder (or among a benchmark's training plates) refused the whole run."""
+    folder = copy_plates(data_dir / "uc3m-lp", tmp_path / "styles", sorted((data_dir / "uc3m-lp" / "images").iterdir())[:3])
+    low = sorted((folder / "images").iterdir())[1]
+    image = Image.open(low)
+    image.resize((image.width * 12 // image.height, 12)).save(low)
+    styles, skipped = load_style_plates([folder])
+    assert len(styles) == 2 and low.name not in {Path(s.name).name for s in styles}
+    assert [str(p) for p in skipped] == [f"{low}: image is {image.width * 12 // image.height}x12 px, too low for a style "
+                                         "plate: its characters are a few pixels high; give a plate image at least 16 "
+                                         "px high"]
+    with pytest.raises(PlategenError, match="too low for a style plate"):  # named on its own, it is refused
+        load_style_plates([low])
+
+
 def test_the_example_plate_takes_its_boxes_from_the_label_beside_it():
     (style,), skipped = load_style_plates([EXAMPLE])
     label = (EXAMPLE.parent / "labels" / "plate-es.txt").read_text().split()

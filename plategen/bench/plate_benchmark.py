@@ -31,7 +31,7 @@ from plategen.dataset import build_samples, charset_of
 from plategen.errors import PlategenError
 from plategen.glyphs import Font, shipped_fonts
 from plategen.plates import Plate, load_plates
-from plategen.synth.plates import style_plate, wants_chinese
+from plategen.synth.plates import style_plates, wants_chinese
 
 
 def run_plate_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lambda msg: None,
@@ -133,7 +133,10 @@ def draw_plate_pools(req: BenchmarkRequest, ps: PlateSeedSet, train_plates: list
         raise PlategenError(f"seed {ps.seed}: none of the {len(train_plates)} training plates has character boxes "
                             "(annotated or segmented), so none can be a style plate; give more --real-plates")
     with timing("styles"):
-        styles = [style_plate(p) for p in boxed]
+        styles, low = style_plates(boxed)  # a training plate too low to draw from trains the recogniser only
+        if not styles:
+            raise PlategenError(f"seed {ps.seed}: every training plate with character boxes is too low to be a style "
+                                f"plate (first: {low[0]}); give more --real-plates")
         plan = plate_plan(styles, n, chars, ps.seed)
     pools, seconds, steps = {}, {}, None
     # as synth --plates draws: without --checkpoint, the allchars model draws the Chinese characters

@@ -15,6 +15,10 @@ from plategen.glyphs import Font, check_coverage
 from plategen.plates import image_files, images_dir, read_image, synth_meta, too_small
 
 
+class LowStylePlate(PlategenError):
+    """A style plate too low to draw from: refused when given by name, left out of a folder (or a benchmark's styles)."""
+
+
 MIN_STYLE_HEIGHT = 16  # px; the lowest plate in ../shared/data is 24 px high (a CCPD crop, 14 px characters)
 
 
@@ -24,7 +28,7 @@ def require_plate_size(path: Path | str, image: np.ndarray) -> None:
     if problem := too_small(image):
         raise PlategenError(f"{path}: {problem}")
     if image.shape[0] < MIN_STYLE_HEIGHT:
-        raise PlategenError(f"{path}: image is {image.shape[1]}x{image.shape[0]} px, too low for a style plate: its "
+        raise LowStylePlate(f"{path}: image is {image.shape[1]}x{image.shape[0]} px, too low for a style plate: its "
                             f"characters are a few pixels high; give a plate image at least {MIN_STYLE_HEIGHT} px high")
 
 

@@ -50,7 +50,8 @@ from plategen.synth import plate_writers, writers
 from plategen.synth.check import LabelCheck, chars_with_real_crops
 from plategen.synth.engine import (Batch, DrawMemo, Engine, Synthesizer, chinese_routes, generate_threads, glyph_widths,
                                    routed_chars)
-from plategen.synth.inputs import WEIGH_DOUBLE, Style, require_contrast, require_image_name, require_plate_size
+from plategen.synth.inputs import (WEIGH_DOUBLE, LowStylePlate, Style, require_contrast, require_image_name,
+                                   require_plate_size)
 from plategen.synth.plan import CHECK_ATTEMPTS, Diversity, Plan, build_glyph_pool, build_style_pool, image_seeds
 
 DEFAULT_PLATE_BATCH = 32  # plates per generator batch
@@ -157,10 +158,29 @@ def load_style_plates(specs: Sequence[Path | str], allow_outside: bool = False
     require_once([plate.image_path for plate in plates], "--style", WEIGH_DOUBLE, given)
     for plate in plates:
         require_writable_name(plate.image_path)
-    if not plates:
+    styles = []
+    for plate, (_, spec) in zip(plates, given):
+        if spec.is_dir():  # a folder's plates too low to draw from are left out, as its unreadable ones are
+            kept, low = style_plates([plate])
+            styles += kept
+            skipped += low
+        else:
+            styles.append(style_plate(plate))
+    if not styles:
         reasons = "; ".join(str(p) for p in skipped[:3])
         raise PlategenError(f"--style: no usable style plate ({reasons})")
-    return [style_plate(plate) for plate in plates], skipped
+    return styles, skipped
+
+
+def style_plates(plates: Sequence[Plate]) -> tuple[list[StylePlate], list[Problem]]:
+    """The plates as style plates, but those too low to draw from (`inputs.MIN_STYLE_HEIGHT`), which are left out."""
+    styles, low = [], []
+    for plate in plates:
+        try:
+            styles.append(style_plate(plate))
+        except LowStylePlate as exc:
+            low.append(Problem(plate.image_path, str(exc).removeprefix(f"{plate.image_path}: ")))
+    return styles, low
 
 
 def style_plate(plate: Plate) -> StylePlate:
