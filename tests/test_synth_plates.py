@@ -922,6 +922,17 @@ def test_a_folders_plate_too_low_to_draw_from_is_left_out_and_listed(tmp_path, d
         load_style_plates([low])
 
 
+def test_a_style_image_beside_a_broken_labels_link_is_refused(tmp_path):
+    """Named on its own, 000010.jpg was read as the plate 000010 when its folder's labels link was broken."""
+    folder = tmp_path / "out"
+    (folder / "images").mkdir(parents=True)
+    shutil.copy(EXAMPLE, folder / "images" / "000010.jpg")
+    shutil.copy(EXAMPLE.parent / "classes.txt", folder / "classes.txt")
+    (folder / "labels").symlink_to(tmp_path / "gone")
+    with pytest.raises(PlategenError, match="labels: a broken or looping link"):
+        load_style_plates([folder / "images" / "000010.jpg"])
+
+
 def test_the_example_plate_takes_its_boxes_from_the_label_beside_it():
     (style,), skipped = load_style_plates([EXAMPLE])
     label = (EXAMPLE.parent / "labels" / "plate-es.txt").read_text().split()

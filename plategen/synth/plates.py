@@ -195,9 +195,12 @@ def style_plate(plate: Plate) -> StylePlate:
 def _plate_of_file(path: Path, allow_outside: bool = False) -> tuple[Plate | None, Problem | None]:
     """One image's plate from its data folder's annotation or its file name; or why it is skipped."""
     folder = path.parent.parent if path.parent.name == "images" else path.parent
+    labels = folder / "labels"
     try:
         fmt = detect_format(folder)
     except PlategenError:
+        if labels.is_symlink() and not labels.exists():  # its boxes are meant: file names would give digit plates
+            raise
         fmt = "filename"
     if fmt != "filename":
         result = load_plate(path, fmt, allow_outside)
