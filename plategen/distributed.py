@@ -109,6 +109,15 @@ class World:
         dist.all_gather_object(values, value)
         return values
 
+    def require_same(self, settings: dict, options: Callable[[list[str], dict, dict], list[str]]) -> None:
+        """Refuse a rank whose `settings` differ from rank 0's, naming `options(differing keys, rank 0's, its own)`.
+        Call it in a `together()` block of its own: only the rank that differs says so, the others stop quietly."""
+        first = self.gather(settings)[0]
+        differ = [k for k in settings if settings[k] != first.get(k)]
+        if differ:
+            raise PlategenError(f"started with other settings than rank 0 ({', '.join(options(differ, first, settings))})"
+                                "; start every rank with the same command and the same input files")
+
     def mean(self, values: dict[str, float]) -> dict[str, float]:
         """Each value averaged over the ranks (the losses of a step split over them)."""
         if self.size == 1:

@@ -536,12 +536,8 @@ def require_same_training(world: World, opts: TrainOptions, charset: Sequence[st
     mine = json.loads(json.dumps({k: v for k, v in asdict(opts).items() if k not in ("samples_dir", "device", "num_threads")}))
     mine |= {"chars": list(charset), "resume": previous.sha256 if previous is not None else None,
              "data": hashlib.sha256(" ".join(sorted(p.sha256 for p in plates)).encode()).hexdigest()}
-    first = world.gather(mine)[0]
-    differ = [k for k in mine if mine[k] != first.get(k)]
-    if differ:  # the rank that differs says so (`together`: the first refusing rank prints, the others stop quietly)
-        shown = dict.fromkeys(f"--{k.replace('_', '-')}" if k in RANK_OPTIONS else "--preset" for k in differ)
-        raise PlategenError(f"started with other settings than rank 0 ({', '.join(shown)}); start every rank with the "
-                            "same command and the same input files")
+    world.require_same(mine, lambda differ, first, theirs: list(dict.fromkeys(
+        f"--{k.replace('_', '-')}" if k in RANK_OPTIONS else "--preset" for k in differ)))
 
 
 # the settings `train` sets by an option of their own name; the others by --preset

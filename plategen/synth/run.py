@@ -131,12 +131,7 @@ def require_same_run(world: World, params: dict) -> None:
     """Under torchrun every rank draws its part of the plan its own options give: a rank started with another
     --style wrote a mix of two runs with exit 0, one with another --seed or --n a traceback and a folder that
     --resume then finished wrong. Style plates compare by content, as two machines may name them otherwise."""
-    mine = {k: [s["sha256"] for s in v] if k == "styles" else v for k, v in params.items()}
-    first = world.gather(mine)[0]
-    differ = [k for k in mine if mine[k] != first.get(k)]
-    if differ:  # the rank that differs says so (`together`: the first refusing rank prints, the others stop quietly)
-        raise PlategenError(f"started with other settings than rank 0 ({', '.join(_options_of(differ, first, mine))})"
-                            "; start every rank with the same command and the same input files")  # "rank N: " before
+    world.require_same({k: [s["sha256"] for s in v] if k == "styles" else v for k, v in params.items()}, _options_of)
 
 
 def _checked(req: SynthRequest, world: World, progress: Callable[[int, int], None], start: float):
