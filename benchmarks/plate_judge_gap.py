@@ -1,7 +1,7 @@
 """Where the plate benchmark's "read as asked" is lost: the generated characters, or the judge? (issue 11)
 
     python benchmarks/plate_judge_gap.py [--seed 0] [--threads 1] [--data DIR] [--judge-steps N]
-        [--judge-without-styles] [--fonts NAME,NAME] [--transforms] [--sheet gap.png]
+        [--judge-without-styles] [--fonts NAME,NAME] [--style-glyphs] [--transforms] [--sheet gap.png]
 
 Seed `--seed` of the default `plategen benchmark --level plates` on uc3m-lp, rebuilt as the benchmark
 builds it (the same split, style plates, plan of 1,000 SAAE plates, label check on, and the same judge:
@@ -15,7 +15,9 @@ writes the worst style plates beside four of their generated plates, each with t
 Probes of what the gap is not: `--judge-steps` trains the judge longer than the benchmark does (a judge that has
 not finished learning, or plates that differ from real ones?); `--judge-without-styles` leaves the seed's training
 plates, the style plates, out of the judge (does it remember their old text?); `--fonts` draws the generated plates
-from these shipped fonts only; `--transforms` reads the generated and the real test plates blurred, sharpened,
+from these shipped fonts only; `--style-glyphs` draws them from the plate font itself (each character's content glyph
+is the mean of the style plates' own crops of it, binarised and framed like a font glyph; fonts for characters with
+fewer than 3 crops); `--transforms` reads the generated and the real test plates blurred, sharpened,
 JPEG-compressed, noisier, at half resolution and gamma-changed.
 """
 
@@ -39,8 +41,10 @@ from plategen.bench.plate_pools import at_size, plate_plan, real_centres, real_i
 from plategen.bench.pools import open_generators  # noqa: E402
 from plategen.bench.request import BenchmarkRequest, level_options  # noqa: E402
 from plategen.bench.splits import judge_plates, plan_splits  # noqa: E402
+import plategen.synth.plates as synth_plates  # noqa: E402
 from plategen.dataset import build_samples, charset_of, crop_character  # noqa: E402
-from plategen.glyphs import shipped_fonts  # noqa: E402
+from plategen.glyphs import CROP_MARGIN, frame_square, ink_box, shipped_fonts, warp_to_frame  # noqa: E402
+from plategen.synth.compose import dark_ink  # noqa: E402
 from plategen.plates import load_plates  # noqa: E402
 from plategen.recognizer import (Schedule, align, predict, read_plates, train_plate_recognizer,  # noqa: E402
                                  train_recognizer)
@@ -58,6 +62,8 @@ def main() -> None:
     ap.add_argument("--judge-without-styles", action="store_true",
                     help="train the judge without the seed's training plates (the style plates)")
     ap.add_argument("--fonts", default=None, help="comma-separated shipped font names the generated plates are drawn from")
+    ap.add_argument("--style-glyphs", action="store_true",
+                    help="content glyphs from the style plates' own crops (the plate font), not the shipped fonts")
     ap.add_argument("--transforms", action="store_true", help="also read the plates under image transforms")
     ap.add_argument("--sheet", type=Path, default=None, help="PNG of the worst style plates and their plates")
     args = ap.parse_args()
@@ -85,6 +91,8 @@ def main() -> None:
     drawn_from = [f for f in fonts if f.name in args.fonts.split(",")] if args.fonts else fonts
     if not drawn_from:
         raise SystemExit(f"--fonts {args.fonts}: none of the shipped fonts ({', '.join(f.name for f in fonts)})")
+    if args.style_glyphs:
+        draw_from_plate_font(styles)
     made = make_plates(ckpt.generator, ckpt.discriminator, ckpt.meta.get("charset"), styles, plan, chars, drawn_from,
                        int(1_000_003 * (split.seed + 1)), chinese=gens.chinese)
 
@@ -138,6 +146,52 @@ def main() -> None:
         write_sheet(args.sheet, [k for _, k in per_style[:8]], styles, plan, made, read)
         print(f"sheet: {args.sheet}")
     print(f"{time.perf_counter() - start:.0f} s")
+
+
+STYLE_GLYPH_MIN_CROPS = 3
+
+
+def plate_font(styles) -> dict[str, np.ndarray]:
+    """Per character with at least STYLE_GLYPH_MIN_CROPS crops on the style plates: the mean of their ink (0 on the
+    paper, 1 on the strokes; nothing outside the box), upsampled, binarised at 0.45 and framed as `glyphs.render_glyph`
+    frames a font's glyph (ink 255 on 0)."""
+    inks: dict[str, list[np.ndarray]] = {}
+    for plate in styles:
+        boxes = [slot.box for slot in plate.layout.char_slots]
+        dark = dark_ink(plate.image, boxes)
+        for box, ch in zip(boxes, plate.text):
+            grey = cv2.cvtColor(crop_character(plate.image, box), cv2.COLOR_RGB2GRAY).astype(np.float32)
+            x0, y0, x1, y1 = box
+            side = max(x1 - x0, y1 - y0) * CROP_MARGIN
+            half_w, half_h = 16 * (x1 - x0) / side, 16 * (y1 - y0) / side
+            inside = np.zeros((32, 32), np.float32)
+            inside[max(round(16 - half_h), 0):round(16 + half_h), max(round(16 - half_w), 0):round(16 + half_w)] = 1
+            lo, hi = np.percentile(grey[inside > 0], [5, 95])
+            if hi - lo >= 10:
+                ink = (hi - grey) / (hi - lo) if dark else (grey - lo) / (hi - lo)
+                inks.setdefault(ch, []).append(np.clip(ink, 0, 1) * inside)
+    glyphs = {}
+    for ch, maps in inks.items():
+        if len(maps) >= STYLE_GLYPH_MIN_CROPS:
+            large = cv2.resize(np.mean(maps, axis=0), (128, 128), interpolation=cv2.INTER_CUBIC)
+            ink = ((large > 0.45) * 255).astype(np.uint8)
+            glyphs[ch] = warp_to_frame(ink, *frame_square(ink_box(ink)), 32)
+    return glyphs
+
+
+def draw_from_plate_font(styles) -> None:
+    """Every glyph variant of a character `plate_font` has becomes that glyph, for this process's plate runs."""
+    glyphs, build = plate_font(styles), synth_plates.build_glyph_pool
+
+    def pool(keys, *args, **kwargs):
+        made = build(keys, *args, **kwargs)
+        for label, ch in enumerate(keys):
+            if ch in glyphs:
+                made.glyphs[made.offset[label]:made.offset[label] + made.size[label]] = glyphs[ch]
+        return made
+
+    synth_plates.build_glyph_pool = pool
+    print(f"--style-glyphs: the plate font's glyph for {''.join(sorted(glyphs))}; shipped fonts for the rest")
 
 
 def _sharpened(image: np.ndarray, amount: float) -> np.ndarray:
