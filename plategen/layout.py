@@ -267,6 +267,11 @@ def alphabet(slot: Slot, chars: Sequence[str], skip: str = "") -> list[str]:
     return [c for c in chars if kind_of(c) == slot.kind and c not in skip and not (c.islower() and c.isascii())]
 
 
+# texts that pandas' read_csv takes for a missing value (its default na_values, upper-case letters only); fast-plate-ocr
+# reads plates.csv so, and would train such a plate as an empty one
+READ_AS_MISSING = frozenset({"NA", "NULL"})
+
+
 def draw_texts(layout: PlateLayout, n: int, chars: Sequence[str], rng: np.random.Generator,
                skip: str = "") -> list[str]:
     """`n` texts for `layout`, balanced per slot kind (`skip`: characters its kind slots leave out).
@@ -294,7 +299,33 @@ def draw_texts(layout: PlateLayout, n: int, chars: Sequence[str], rng: np.random
         drawn = drawn[rng.permutation(total)].reshape(n, len(positions))
         for column, i in enumerate(positions):
             columns[i] = drawn[:, column].tolist()
-    return ["".join(columns[i][t] for i in range(len(slots))) for t in range(n)]
+    return _none_read_as_missing(layout, columns, n)
+
+
+def _none_read_as_missing(layout: PlateLayout, columns: dict[int, list[str]], n: int) -> list[str]:
+    """The drawn texts, each one of READ_AS_MISSING mended by trading one character with another slot of its own (or
+    another text's) that takes the same characters, so every kind keeps its counts; refused when no trade mends it."""
+    slots = layout.char_slots
+
+    def text(t: int) -> str:
+        return "".join(columns[i][t] for i in range(len(slots)))
+    for t in range(n):
+        if text(t) not in READ_AS_MISSING:
+            continue
+        trades = [((i, t), (j, t)) for i in range(len(slots)) for j in range(i + 1, len(slots))
+                  if (slots[i].kind, slots[i].allowed) == (slots[j].kind, slots[j].allowed)]
+        trades += [((i, t), (i, u)) for i in range(len(slots)) for u in range(n) if u != t]
+        for (i, a), (j, b) in trades:
+            if columns[i][a] == columns[j][b]:
+                continue
+            columns[i][a], columns[j][b] = columns[j][b], columns[i][a]
+            if text(a) not in READ_AS_MISSING and text(b) not in READ_AS_MISSING:
+                break
+            columns[i][a], columns[j][b] = columns[j][b], columns[i][a]
+        else:
+            raise PlategenError(f"the layout {layout.kinds} with this alphabet can only give the text {text(t)!r}, "
+                                "which fast-plate-ocr (pandas) reads from plates.csv as an empty plate; widen --chars")
+    return [text(t) for t in range(n)]
 
 
 def shown_line(line: str, most: int = 40) -> str:
@@ -331,6 +362,9 @@ def read_texts(path: Path | str, layout: PlateLayout, n: int, chars: Sequence[st
                 wanted = f"[{slot.allowed}]" if slot.allowed and not slot.own else slot.kind
                 raise PlategenError(f"{path}:{number}: {shown_line(line)} has {ch!r} at position {position}, "
                                     f"a {wanted} slot in the layout {layout.kinds}")
+        if text in READ_AS_MISSING:
+            raise PlategenError(f"{path}:{number}: {shown_line(line)} is read by fast-plate-ocr (pandas) from plates.csv "
+                                "as an empty plate, and would train as one; give another text")
         texts.append(text)
     return [texts[i % len(texts)] for i in range(n)]
 

@@ -185,6 +185,33 @@ def test_a_text_that_does_not_fit_the_layout_is_refused_with_file_and_line(tmp_p
         read_texts(path, parse_pattern("PL.DDDDD", _one_row(7)), 3, CHARS + ["京", "沪"])
 
 
+def test_no_drawn_text_is_one_fast_plate_ocr_reads_as_an_empty_plate(tmp_path):
+    """fast-plate-ocr reads plates.csv with pandas, which takes NA and NULL for missing values: such a plate
+    trained as an empty one. Drawn texts trade a character instead, keeping the per-kind counts."""
+    from fast_plate_ocr.train.data.annotations import read_annotations_csv
+
+    for pattern, alphabet, n in (("LL", "AN", 40), ("LL", "AN", 1), ("LLLL", "NUL", 200), ("DLL", "1AN", 30)):
+        layout = parse_pattern(pattern, _one_row(len(pattern)))
+        for seed in range(3):
+            texts = draw_texts(layout, n, parse_charset(alphabet), np.random.default_rng(seed))
+            assert not {"NA", "NULL"} & set(texts)
+            letters = Counter(c for t in texts for c in t if c.isalpha())
+            assert max(letters.values()) - min(letters.values()) <= 1  # still balanced
+            csv_path = tmp_path / "plates.csv"
+            csv_path.write_text("image_path,plate_text\n" + "".join(f"images/{i}.png,{t}\n" for i, t in enumerate(texts)))
+            assert read_annotations_csv(csv_path).plate_text.tolist() == texts
+    with pytest.raises(PlategenError, match="can only give the text 'NA'.*widen --chars"):
+        draw_texts(parse_pattern("[N][A]", _one_row(2)), 1, parse_charset("AN"), np.random.default_rng(0))
+
+
+def test_a_texts_line_fast_plate_ocr_reads_as_an_empty_plate_is_refused(tmp_path):
+    path = tmp_path / "texts.txt"
+    path.write_text("ABCD\nN-U-L-L\n", encoding="utf-8")
+    with pytest.raises(PlategenError, match=r"texts.txt:2: 'N-U-L-L' is read by fast-plate-ocr \(pandas\) from "
+                                            r"plates.csv as an empty plate"):
+        read_texts(path, parse_pattern("LLLL", _one_row(4)), 2, CHARS)
+
+
 def test_a_lower_case_slot_leaves_the_letter_slots_upper_case():
     """'[a-z]DDLL' drew o34ck: the letters a [...] slot asked for joined the alphabet of every L slot."""
     layout = parse_pattern("[a-z]DDLL", _one_row(5))
