@@ -13,10 +13,13 @@ from typer.testing import CliRunner
 from plategen.bench import (BenchmarkRequest, Stat, Summary, apportion, check_targets, class_shares, generated_count,
                             parse_generators, parse_ratios, run_benchmark, split_for_seed, take_balanced)
 from plategen.bench.runs import CharJob, CharRead, SeedTest, run_char_job
-from plategen.bench.splits import drop_test_plates, plan_splits
+from plategen.atomic import OutputLock
+from plategen.bench.pools import open_generators, require_distinct_counts
+from plategen.bench.splits import characters_only_in_test, drop_test_plates, plan_splits
 from plategen.cli import app
 from plategen.dataset import build_samples, charset_of, is_holdout, plate_key
 from plategen.errors import PlategenError
+from plategen.glyphs import shipped_fonts
 from plategen.plates import load_plates
 from plategen.recognizer import Schedule
 from conftest import copy_plates, immutable, leaky_copy, make_checkpoint, one_line_error
@@ -64,9 +67,21 @@ def test_parse_ratios():
     assert parse_ratios("0,1,2,4") == (0.0, 1.0, 2.0, 4.0)
     assert parse_ratios("4, 1") == (0.0, 1.0, 4.0)  # ratio 0 always runs, sorted
     assert parse_ratios("0.5") == (0.0, 0.5)
-    for bad in ["", "0,,1", "a", "-1", "1,1", "inf", "nan", "1000"]:
+    assert parse_ratios("-0,1") == (0.0, 1.0) and str(parse_ratios("-0,1")[0]) == "0.0"  # a column "ratio -0"
+    for bad in ["", "0,,1", "a", "-1", "1,1", "inf", "nan", "1000", "1_0"]:  # float() read 1_0 as 10
         with pytest.raises(PlategenError, match="--ratios"):
             parse_ratios(bad)
+
+
+def test_a_ratio_that_adds_no_generated_crop_or_as_many_as_another_is_refused():
+    """--ratios 0,0.001,0.002 beside 25 real crops ran two more real-only lines, reported as ratios."""
+    require_distinct_counts((0.0, 1.0, 2.0, 4.0), 25, "crops", 0)
+    with pytest.raises(PlategenError, match=r"--ratios: 0.001 x the 25 real training crops of seed 0 rounds to no "
+                                            r"generated crops; give ratios of at least 0.02"):
+        require_distinct_counts((0.0, 0.001), 25, "crops", 0)
+    with pytest.raises(PlategenError, match=r"--ratios: 0.1 and 0.105 both add 5 generated plates to the 50 real "
+                                            r"training plates of seed 2"):
+        require_distinct_counts((0.0, 0.1, 0.105), 50, "plates", 2)
 
 
 def test_parse_generators():
@@ -196,6 +211,9 @@ def test_same_budget_regime_trains_a_fresh_saae_on_the_training_plates_only(uc3m
     assert report["regime"] == "same-budget"
     assert report["generators"]["saae"]["plates_seen"] == 8 and report["generators"]["saae"]["checkpoint"] is None
     assert report["timing_s"]["generator_training"] >= 2.0
+    tiny = dataclasses.replace(req, out=tmp_path / "tiny", generator_budget_s=1e-6)  # it reported an untrained SAAE
+    with pytest.raises(PlategenError, match="--budget 1e-06: the time ran out before the fresh SAAE trained a single step"):
+        run_benchmark(tiny)
     assert "steps reached per seed" in report["generators"]["saae"]["description"]
     assert any("25%" in t["target"] for t in report["targets"]) is False  # no ratio 4 in this run
 
@@ -300,6 +318,21 @@ def test_the_guard_knows_a_plate_by_its_text_in_reading_order_and_its_region(imp
     assert drop_test_plates(anytext[1:], anytext[:1]) == (anytext[1:], anytext[:1], [])
     unnamed = dataclasses.replace(anytext[0], region="")  # a folder that names no region cannot tell them apart
     assert drop_test_plates([*anytext[1:], *others], [unnamed])[0] == others
+    shouted = dataclasses.replace(anytext[0], region=f" {anytext[0].region.upper()} ")  # 'AK' is the state 'ak'
+    assert drop_test_plates([*anytext, *others], [shouted])[0] == [*anytext[1:], *others]
+
+
+def test_characters_only_the_test_plates_show_are_not_generated_and_are_named(imported):
+    """A Chinese --test beside Spanish --data: the provinces came from the test labels into the generated lines."""
+    data = imported("uc3m-lp").plates[:60]
+    test = imported("ccpd-crops").plates[:30]
+    request = BenchmarkRequest(generators=("render",), level="chars")
+    charset = charset_of(data + test)
+    gens = open_generators(request, charset, shipped_fonts(), charset_of(data))
+    assert set(gens.drawable) <= {c for p in data for c in p.text} and "皖" in charset
+    warning, = characters_only_in_test(data, test)
+    assert warning.startswith("--test: 30 of 30 test plates show characters no --data plate has (")
+    assert "皖" in warning and characters_only_in_test(data, data[:5]) == []
 
 
 def test_a_test_plate_the_checkpoint_saw_through_another_image_is_refused(uc3m, imported, tmp_path):
@@ -407,7 +440,11 @@ def test_read_as_asked_scores_the_class_each_crop_was_asked_to_be(small):
     (["--ratios", "-1"], "--ratios"),
     (["--real-plates", "100000", "--generator", "render"], "--real-plates"),
     (["--seeds", "0"], "--seeds"),
+    (["--seeds", "10000000"], "--seeds 10000000: need 1 to 100"),  # sat silent, planning ten million splits
+    (["--real-plates", "1_0", "--generator", "render"], "--real-plates '1_0'"),
+    (["--ratios", "0,0.0001", "--generator", "render"], "rounds to no generated crops"),
     (["--generator", "saae", "--checkpoint", "/nonexistent/x.safetensors"], "no such file"),
+    (["--generator", "saae", "--checkpoint", "{test}"], "a folder, not a checkpoint file"),
     (["--generator", "render", "--train-generator"], "--train-generator"),
     (["--balance", "zipf"], "--balance"),
     (["--threads", "0"], "--threads"),
@@ -432,6 +469,19 @@ def test_bad_options_are_one_clear_error(uc3m, small, ckpt, tmp_path, args, mess
     assert result.exit_code == 2, result.output
     assert "error:" in result.output and message in result.output
     assert "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_a_second_run_into_the_same_out_is_refused_while_the_first_writes(uc3m, tmp_path):
+    """Both passed the empty-folder check, and the later report replaced the earlier one without --overwrite."""
+    out = tmp_path / "bench"
+    first = OutputLock(tmp_path / ".bench.lock", lambda: PlategenError("busy"))  # what a live run holds
+    try:
+        message = one_line_error(CliRunner().invoke(app, ["benchmark", "--data", str(uc3m), "--out", str(out),
+                                                          "--generator", "render"]))
+    finally:
+        first.release()
+    assert f"--out {out}: another plategen benchmark is writing there (.bench.lock is locked)" in message
     assert not out.exists()
 
 

@@ -6,6 +6,7 @@ request (checked) -> plates -> generators (what the checkpoint saw) -> splits (a
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from typing import Callable
@@ -13,9 +14,10 @@ from typing import Callable
 import numpy as np
 import torch
 
+from plategen.atomic import OutputLock
 from plategen.bench.judge import JUDGE_MIN_CROPS, judge_job
 from plategen.bench.pools import (Generators, Pool, augmented_real, class_shares, open_generators, per_class_need,
-                                  render_pool, saae_pool, train_fresh_saae)
+                                  render_pool, require_distinct_counts, saae_pool, train_fresh_saae)
 from plategen.bench.plate_benchmark import run_plate_benchmark
 from plategen.bench.report import BenchmarkReport, BenchmarkResult, check_targets, summarize, write_report
 from plategen.bench.request import BenchmarkRequest, check_request
@@ -23,7 +25,7 @@ from plategen.bench.runs import (Run, SeedSet, Timing, char_job_log, ratio_jobs,
                                  trainings_per_seed)
 from plategen.bench.workers import Trainings
 from plategen.bench.splits import (Split, drop_test_plates, judge_plates, plan_splits, seen_through_other_images,
-                                   split_record)
+                                   split_record, characters_only_in_test)
 from plategen.dataset import CharSamples, build_samples, charset_of
 from plategen.errors import PlategenError
 from plategen.glyphs import Font, shipped_fonts
@@ -38,14 +40,21 @@ def run_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lambda msg
     `progress(done, total)` counts recognisers trained. A run that stops before writing anything
     leaves no empty `req.out` behind."""
     made = not req.out.exists()
-    try:
-        if req.level == "plates":
-            return run_plate_benchmark(req, log, warn, progress)
-        return _run_char_benchmark(req, log, warn, progress)
-    except BaseException:
-        if made and req.out.is_dir() and not any(req.out.iterdir()):
-            req.out.rmdir()
-        raise
+    with contextlib.ExitStack() as held:
+        if req.out.parent.is_dir():  # two runs into one --out both passed its checks, and one report replaced the other
+            lock = req.out.parent / f".{req.out.name}.lock"
+            held.callback(OutputLock(lock, lambda: PlategenError(
+                f"--out {req.out}: another plategen benchmark is writing there ({lock.name} is locked); wait for it "
+                "to finish or choose another folder"),
+                lambda path, exc: PlategenError(f"--out {req.out}: cannot write in {req.out.parent}")).release)
+        try:
+            if req.level == "plates":
+                return run_plate_benchmark(req, log, warn, progress)
+            return _run_char_benchmark(req, log, warn, progress)
+        except BaseException:
+            if made and req.out.is_dir() and not any(req.out.iterdir()):
+                req.out.rmdir()
+            raise
 
 
 def _run_char_benchmark(req: BenchmarkRequest, log: Callable[[str], None], warn: Callable[[str], None],
@@ -63,19 +72,23 @@ def _run_char_benchmark(req: BenchmarkRequest, log: Callable[[str], None], warn:
         warn(w)
     charset = charset_of(data_plates + (test_source or []))
     fonts = shipped_fonts()
-    gens = open_generators(req, charset, fonts)
+    gens = open_generators(req, charset, fonts, charset_of(data_plates))
     seen = gens.seen | seen_through_other_images(data_import.plates, test_source, gens.seen)
     splits, split_warnings = plan_splits(req, data_plates, test_source, seen)
     require_judge_classes(req, splits, data_plates)
-    warnings = data_import.left_out() + (test_import.left_out() if test_import else []) + gens.warnings + split_warnings
+    warnings = (data_import.left_out() + (test_import.left_out() if test_import else []) + gens.warnings
+                + characters_only_in_test(data_plates, test_source) + split_warnings)
     for w in warnings:
         warn(w)
     warnings = leak_warnings + warnings
 
-    req.out.mkdir(parents=True, exist_ok=True)
     with timing("crops"):
         data_samples = build_samples(data_plates, charset)
         test_samples = build_samples(test_source, charset) if test_source is not None else data_samples
+    for split in splits:
+        require_distinct_counts(req.ratios, int(np.isin(data_samples.plate_index, split.train).sum()), "crops",
+                                split.seed)
+    req.out.mkdir(parents=True, exist_ok=True)
     records = []
     fresh_steps: list[int] = []
     gen_seconds = {g: 0.0 for g in gens.infos}

@@ -22,11 +22,12 @@ from plategen.bench.plate_report import (PlateBenchmarkReport, PlateSplitRecord,
                                          plate_summary, write_plate_report)
 from plategen.bench.plate_runs import (PLATE_TIMING_PARTS, PlateRun, PlateSeedSet, job_log, plate_judge_job,
                                        plate_ratio_jobs, plate_synthetic_jobs, run_plate_job)
-from plategen.bench.pools import Generators, generated_count, open_generators, train_fresh_saae
+from plategen.bench.pools import Generators, generated_count, open_generators, require_distinct_counts, train_fresh_saae
 from plategen.bench.request import BenchmarkRequest, check_request
 from plategen.bench.runs import Timing, trainings_per_seed
 from plategen.bench.workers import Trainings
-from plategen.bench.splits import drop_test_plates, judge_plates, plan_splits, seen_through_other_images, split_record
+from plategen.bench.splits import (drop_test_plates, judge_plates, plan_splits, seen_through_other_images, split_record,
+                                   characters_only_in_test)
 from plategen.dataset import build_samples, charset_of
 from plategen.errors import PlategenError
 from plategen.glyphs import Font, shipped_fonts
@@ -55,10 +56,11 @@ def run_plate_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lamb
     charset = charset_of(data_plates + (test_source or []))
     alphabet = "".join(charset)
     fonts = shipped_fonts()
-    gens = open_generators(req, charset, fonts)
+    gens = open_generators(req, charset, fonts, charset_of(data_plates))
     seen = gens.seen | seen_through_other_images(data_import.plates + data_import.text_only, test_source, gens.seen)
     splits, split_warnings = plan_splits(req, data_plates, test_source, seen)
-    warnings = data_import.left_out() + (test_import.left_out() if test_import else []) + gens.warnings + split_warnings
+    warnings = (data_import.left_out() + (test_import.left_out() if test_import else []) + gens.warnings
+                + characters_only_in_test(data_plates, test_source) + split_warnings)
     for w in warnings:
         warn(w)
     warnings = leak_warnings + warnings
@@ -67,6 +69,8 @@ def run_plate_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lamb
         raise PlategenError(f"{req.data}: a plate text has {longest} characters; the plate recogniser reads at most "
                             f"{req.plate_schedule.longest}")
 
+    for split in splits:
+        require_distinct_counts(req.ratios, len(split.train), "plates", split.seed)
     req.out.mkdir(parents=True, exist_ok=True)
     records: list[PlateSplitRecord] = []
     fresh_steps: list[int] = []

@@ -38,6 +38,23 @@ def generated_count(ratio: float, real_crops: int) -> int:
     return int(round(ratio * real_crops))
 
 
+def require_distinct_counts(ratios: Sequence[float], real: int, unit: str, seed: int) -> None:
+    """Every ratio above 0 adds some generated `unit`, and no two add the same number: a ratio of 0.001 beside 25 real
+    crops ran as a second real-only line and was reported as a ratio."""
+    counts: dict[int, float] = {}
+    for ratio in ratios:
+        if ratio <= 0:
+            continue
+        n = generated_count(ratio, real)
+        if n == 0:
+            raise PlategenError(f"--ratios: {ratio:g} x the {real} real training {unit} of seed {seed} rounds to no "
+                                f"generated {unit}; give ratios of at least {0.5 / real:.2g}")
+        if n in counts:
+            raise PlategenError(f"--ratios: {counts[n]:g} and {ratio:g} both add {n} generated {unit} to the {real} real "
+                                f"training {unit} of seed {seed}; give ratios further apart")
+        counts[n] = ratio
+
+
 def class_shares(real_counts: Sequence[int], balance: str) -> np.ndarray:
     """The share of each generated class. `uniform`: equal. `data`: DATA_SHARE following the
     real training crops' class frequencies, the rest spread equally, so every class is covered."""
@@ -100,18 +117,22 @@ class Generators:
     chinese: LoadedCheckpoint | None = None  # draws the Chinese characters, as in synth (`chinese_model`)
 
 
-def open_generators(req: BenchmarkRequest, charset: Sequence[str], fonts: Sequence[Font]) -> Generators:
+def open_generators(req: BenchmarkRequest, charset: Sequence[str], fonts: Sequence[Font],
+                    data_chars: Sequence[str] | None = None) -> Generators:
     """Load the product checkpoint (refusing one that cannot prove which plates it saw, unless
-    allow_overlap) and describe each generator."""
+    allow_overlap) and describe each generator. Only characters of `data_chars` (--data's; None: all of
+    `charset`) are drawn: one that only --test shows would hand the generated lines its test labels."""
     infos: dict[str, GeneratorInfo] = {}
     warnings: list[str] = []
     seen: set[str] = set()
     ckpt = chinese = None
-    drawable = [c for c in charset if fonts_for(c, fonts)]
+    shown = set(charset if data_chars is None else data_chars)
+    drawable = [c for c in charset if c in shown and fonts_for(c, fonts)]
     if req.regime == "product":
         path = checkpoint_path(req.checkpoint)
         if not Path(path).is_file():
-            raise PlategenError(f"--checkpoint {path}: no such file" + (
+            what = "a folder, not a checkpoint file" if Path(path).is_dir() else "no such file"
+            raise PlategenError(f"--checkpoint {path}: {what}" + (
                 " (the shipped checkpoint is missing; train one or pass --checkpoint)" if req.checkpoint is None else ""))
         ckpt = load_checkpoint(path)
         records = "plate_sha256" in ckpt.meta
@@ -165,6 +186,9 @@ def train_fresh_saae(train: CharSamples, budget_s: float, seed: int, threads: in
                      budget_s=budget_s - (time.perf_counter() - start))
         finally:
             torch.set_num_threads(before)
+    if fit.step == 0:  # an untrained generator's crops were scored as the same-budget SAAE's
+        raise PlategenError(f"--budget {budget_s:g}: the time ran out before the fresh SAAE trained a single step; "
+                            "give a longer --budget")
     model = LoadedCheckpoint(config, fit.G.eval(), {"charset": list(train.charset)}, sha256="",
                              discriminator=fit.D.eval())
     return model, fit.step

@@ -23,6 +23,7 @@ BALANCES = ("data", "uniform")
 DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "uc3m-lp"
 DEFAULT_TEST_PLATES = 400
 DEFAULT_BUDGET_S = 240.0
+MAX_SEEDS = 100  # --seeds 10000000 sat planning splits without a word; 100 seeds of the default run take about 11 h
 MAX_BUDGET_S = 86400.0  # --budget: inf or 1e300 let the fresh SAAE train up to its step cap for hours
 DEFAULT_SYNTHETIC_SIZE = {"chars": 4000, "plates": 1000}  # generated crops / plates of the synthetic-only reference
 DEFAULT_SCHEDULE = Schedule(eval_points=8)
@@ -43,7 +44,9 @@ def parse_ratios(text: str) -> tuple[float, ...]:
     values = []
     for p in parts:
         try:
-            v = float(p)
+            if "_" in p:  # float() reads 1_0 as 10
+                raise ValueError
+            v = float(p) + 0.0  # + 0.0: -0 is 0, not a column headed "ratio -0"
         except ValueError:
             raise PlategenError(f"--ratios {text!r}: {p!r} is not a number") from None
         if not math.isfinite(v) or v < 0:
@@ -71,6 +74,8 @@ def parse_real_plates(text: str) -> int | None:
     if key == "all":
         return None
     try:
+        if "_" in key:  # int() reads 1_0 as 10
+            raise ValueError
         return int(key)
     except ValueError:
         raise PlategenError(f"--real-plates {text!r}: expected a whole number or all") from None
@@ -156,8 +161,8 @@ def _benchmark_report(out: Path) -> bool:
 
 def check_request(req: BenchmarkRequest) -> None:
     """Every option alone and in combination; an option the run would ignore is refused, not dropped."""
-    if req.seeds < 1:
-        raise PlategenError(f"--seeds {req.seeds}: need at least 1")
+    if not 1 <= req.seeds <= MAX_SEEDS:
+        raise PlategenError(f"--seeds {req.seeds}: need 1 to {MAX_SEEDS}")
     if req.level not in LEVELS:
         raise PlategenError(f"--level {req.level!r}: choose chars or plates")
     if req.real_plates is None and req.level != "plates":

@@ -106,12 +106,17 @@ def split_for_seed(plates: Sequence[Plate], n_train: int | None, n_test: int, se
     return Split(seed, sorted(train), sorted(test), sum(plates[i].sha256 in seen for i in train))
 
 
+def _region(plate: Plate) -> str:
+    """The region as a leakage check compares it: `ak` and ` AK ` name one state."""
+    return plate.region.strip().casefold()
+
+
 def _texts(plates: Sequence[Plate]) -> dict[str, set[str]]:
     """Plate text (reading order) -> the regions it was seen with."""
     found: dict[str, set[str]] = {}
     for p in plates:
         if p.text:
-            found.setdefault(p.text, set()).add(p.region)
+            found.setdefault(p.text, set()).add(_region(p))
     return found
 
 
@@ -119,7 +124,7 @@ def _shows_one_of(plate: Plate, texts: dict[str, set[str]]) -> bool:
     """Whether `plate` shows one of the plates of `texts`: the same characters in reading order, and the same
     region where both sides name one (openalpr-us has ANYTEXT plates of five states)."""
     regions = texts.get(plate.text)
-    return regions is not None and (not plate.region or "" in regions or plate.region in regions)
+    return regions is not None and (not _region(plate) or "" in regions or _region(plate) in regions)
 
 
 def drop_test_plates(data_plates: list[Plate], test_plates: list[Plate] | None
@@ -141,6 +146,21 @@ def drop_test_plates(data_plates: list[Plate], test_plates: list[Plate] | None
     return kept, test_plates, [f"{dropped} plate(s) of --data show --test plates ({same_image} the same image, "
                                f"{dropped - same_image} another image with the same text) and were left out of "
                                "training and the judge"]
+
+
+def characters_only_in_test(data_plates: Sequence[Plate], test_plates: Sequence[Plate] | None) -> list[str]:
+    """A warning for --test plates that show characters no --data plate has: no recogniser here learns them,
+    and nothing is generated for them (`pools.open_generators`), so those plates cannot be read right."""
+    if test_plates is None:
+        return []
+    known = {c for p in data_plates for c in p.text}
+    unknown = sorted({c for p in test_plates for c in p.text} - known)
+    if not unknown:
+        return []
+    showing = sum(any(c not in known for c in p.text) for p in test_plates)
+    return [f"--test: {showing} of {len(test_plates)} test plates show characters no --data plate has "
+            f"({''.join(unknown)}); no recogniser here learns them and none is generated, so those plates are "
+            "read wrong by every line"]
 
 
 def seen_through_other_images(data_plates: Sequence[Plate], test_plates: Sequence[Plate] | None,
