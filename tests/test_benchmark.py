@@ -15,7 +15,7 @@ from plategen.bench import (BenchmarkRequest, Stat, Summary, apportion, check_ta
 from plategen.bench.runs import CharJob, CharRead, SeedTest, run_char_job
 from plategen.atomic import OutputLock
 from plategen.bench.pools import open_generators, require_distinct_counts
-from plategen.bench.splits import characters_only_in_test, drop_test_plates, plan_splits
+from plategen.bench.splits import characters_only_in_test, drop_test_plates, plan_splits, seen_through_other_images
 from plategen.cli import app
 from plategen.dataset import build_samples, charset_of, is_holdout, plate_key
 from plategen.errors import PlategenError
@@ -333,6 +333,21 @@ def test_characters_only_the_test_plates_show_are_not_generated_and_are_named(im
     warning, = characters_only_in_test(data, test)
     assert warning.startswith("--test: 30 of 30 test plates show characters no --data plate has (")
     assert "皖" in warning and characters_only_in_test(data, data[:5]) == []
+
+
+def test_a_frame_of_a_plate_the_checkpoint_saw_under_another_key_is_never_a_test_plate(imported):
+    """uc3m-lp's 031KS: two frames whose boxes sort apart, so two plate keys; the shipped model trained on one and the
+    other was a test plate of every default seed. It now counts as seen, and no other plate changes sides."""
+    plates = imported("uc3m-lp").plates
+    trained, other = [p for p in plates if p.text == "031KS"]
+    seen = {trained.sha256}
+    elsewhere = seen_through_other_images(plates, plates, seen)
+    assert elsewhere == {other.sha256}
+    for seed in range(3):
+        before = split_for_seed(plates, 50, 400, seed, seen)
+        after = split_for_seed(plates, 50, 400, seed, seen, seen_elsewhere=elsewhere)
+        assert other.sha256 not in {plates[i].sha256 for i in after.test}
+        assert after.train == before.train and set(after.test) == set(before.test) - {plates.index(other)}
 
 
 def test_a_test_plate_the_checkpoint_saw_through_another_image_is_refused(uc3m, imported, tmp_path):
