@@ -16,6 +16,8 @@ the gap between its neighbours, so composition leaves the style plate's own dot 
 
 from __future__ import annotations
 
+import itertools
+
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -312,9 +314,11 @@ def _none_read_as_missing(layout: PlateLayout, columns: dict[int, list[str]], n:
     for t in range(n):
         if text(t) not in READ_AS_MISSING:
             continue
-        trades = [((i, t), (j, t)) for i in range(len(slots)) for j in range(i + 1, len(slots))
-                  if (slots[i].kind, slots[i].allowed) == (slots[j].kind, slots[j].allowed)]
-        trades += [((i, t), (i, u)) for i in range(len(slots)) for u in range(n) if u != t]
+        # lazily: the first trade nearly always mends it, and a list of every text's trades is quadratic in n
+        own = (((i, t), (j, t)) for i in range(len(slots)) for j in range(i + 1, len(slots))
+               if (slots[i].kind, slots[i].allowed) == (slots[j].kind, slots[j].allowed))
+        others = (((i, t), (i, (t + k) % n)) for k in range(1, n) for i in range(len(slots)))
+        trades = itertools.chain(own, others)
         for (i, a), (j, b) in trades:
             if columns[i][a] == columns[j][b]:
                 continue
