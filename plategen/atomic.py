@@ -88,6 +88,13 @@ def _cannot_write(path: Path, exc: OSError) -> PlategenError:
     return PlategenError(f"{path}: cannot write ({exc.strerror or exc})")
 
 
+def lock_beside(path: Path) -> Path:
+    """The lock file of a run writing `path` (a checkpoint, a report folder), beside it: the same file however the
+    path is spelled (`.`, a link), so two runs into one place meet on it."""
+    resolved = Path(path).resolve()
+    return resolved.parent / f".{resolved.name}.lock"
+
+
 class OutputLock:
     """An exclusive `flock` on the file `path` for as long as this run lives; `busy()` is the error when another
     live run holds it, `cannot_open` the one when the lock file cannot be made (default: "cannot write")."""

@@ -269,9 +269,9 @@ def alphabet(slot: Slot, chars: Sequence[str], skip: str = "") -> list[str]:
     return [c for c in chars if kind_of(c) == slot.kind and c not in skip and not (c.islower() and c.isascii())]
 
 
-# texts that pandas' read_csv takes for a missing value (its default na_values, upper-case letters only); fast-plate-ocr
-# reads plates.csv so, and would train such a plate as an empty one
-READ_AS_MISSING = frozenset({"NA", "NULL"})
+# texts that pandas' read_csv takes for a missing value (the letters-only ones of its default na_values, which a plate
+# text can be: lower case comes from [a-z] slots); fast-plate-ocr reads plates.csv so, and trained them as empty plates
+READ_AS_MISSING = frozenset({"NA", "NULL", "NaN", "None", "nan", "null"})
 
 
 def draw_texts(layout: PlateLayout, n: int, chars: Sequence[str], rng: np.random.Generator,
@@ -327,8 +327,9 @@ def _none_read_as_missing(layout: PlateLayout, columns: dict[int, list[str]], n:
                 break
             columns[i][a], columns[j][b] = columns[j][b], columns[i][a]
         else:
-            raise PlategenError(f"the layout {layout.kinds} with this alphabet can only give the text {text(t)!r}, "
-                                "which fast-plate-ocr (pandas) reads from plates.csv as an empty plate; widen --chars")
+            raise PlategenError(f"the layout {layout.kinds} gives some plates the text {text(t)!r} (its slots' characters "
+                                "are balanced), which fast-plate-ocr (pandas) reads from plates.csv as an empty plate; "
+                                "leave one of its characters out of --chars or give another --pattern")
     return [text(t) for t in range(n)]
 
 

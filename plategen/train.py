@@ -37,7 +37,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from plategen import __version__, distributed
-from plategen.atomic import (OutputLock, atomic_save_png, is_own_sheet, require_no_file_in_the_way,
+from plategen.atomic import (OutputLock, atomic_save_png, is_own_sheet, lock_beside, require_no_file_in_the_way,
                              require_writable_folder, temp_leftovers)
 from plategen.charset import parse_charset
 from plategen.checkpoint import (OPTIMIZER_SUFFIX, LoadedCheckpoint, load_checkpoint, load_optimizers, optimizer_path,
@@ -566,11 +566,6 @@ def remove_killed_writes(out: Path, samples_dir: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def train_lock(out: Path) -> Path:
-    """The lock file of a run writing the checkpoint `out`, beside it (removed when the run ends)."""
-    return out.parent / f".{out.name}.lock"
-
-
 def check_out(out: Path, samples_dir: Path, resume: Path | None, overwrite: bool) -> None:
     """Refuse an --out or --samples-dir training could not write, before any data is read."""
     require_no_file_in_the_way(out)
@@ -661,8 +656,8 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
         samples_dir = Path(opts.samples_dir) if opts.samples_dir is not None else out.parent / f"{out.stem}-samples"
         check_out(out, samples_dir, resume, overwrite)
         if world.leader:  # two runs writing one checkpoint ended on a mix of both
-            held.callback(OutputLock(train_lock(out), lambda: PlategenError(
-                f"{out}: another plategen train run is writing this checkpoint ({train_lock(out).name} is locked); "
+            held.callback(OutputLock(lock_beside(out), lambda: PlategenError(
+                f"{out}: another plategen train run is writing this checkpoint ({lock_beside(out).name} is locked); "
                 "wait for it to finish or choose another --out")).release)
             remove_killed_writes(out, samples_dir)
         if (opts.more_steps is not None or opts.freeze_discriminator) and resume is None:  # D is kept, so must be trained

@@ -1,3 +1,4 @@
+import re
 from collections import Counter
 
 import numpy as np
@@ -6,7 +7,8 @@ import pytest
 from plategen.charset import CHINESE_PROVINCES, parse_charset
 from plategen.errors import PlategenError
 from plategen.glyphs import frame_square
-from plategen.layout import SEPARATOR_WIDTH, PlateLayout, Slot, draw_texts, layout_of, parse_pattern, read_texts
+from plategen.layout import (READ_AS_MISSING, SEPARATOR_WIDTH, PlateLayout, Slot, draw_texts, layout_of, parse_pattern,
+                             read_texts)
 from plategen.plates import read_image
 
 CHARS = parse_charset("0-9A-Z")
@@ -200,8 +202,20 @@ def test_no_drawn_text_is_one_fast_plate_ocr_reads_as_an_empty_plate(tmp_path):
             csv_path = tmp_path / "plates.csv"
             csv_path.write_text("image_path,plate_text\n" + "".join(f"images/{i}.png,{t}\n" for i, t in enumerate(texts)))
             assert read_annotations_csv(csv_path).plate_text.tolist() == texts
-    with pytest.raises(PlategenError, match="can only give the text 'NA'.*widen --chars"):
-        draw_texts(parse_pattern("[N][A]", _one_row(2)), 1, parse_charset("AN"), np.random.default_rng(0))
+    for pattern, alphabet in (("[N][A]", "AN"), ("[N]L", "0-9A-Z")):  # the second: a balanced share of NA plates
+        with pytest.raises(PlategenError, match=f"the layout {re.escape(pattern)} gives some plates the text 'NA'.*"
+                                                "leave one of its characters out of --chars"):
+            draw_texts(parse_pattern(pattern, _one_row(2)), 100, parse_charset(alphabet), np.random.default_rng(0))
+    lower = draw_texts(parse_pattern("[a-z][a-z][a-z]", _one_row(3)), 20000, parse_charset("a-z"),
+                       np.random.default_rng(0))
+    assert "nan" not in lower and len(lower) == 20000  # 'nan' was drawn twice
+
+
+def test_every_text_pandas_reads_as_missing_is_known():
+    """pandas' own list, those of its entries a plate text can be (letters only)."""
+    from pandas._libs.parsers import STR_NA_VALUES
+
+    assert READ_AS_MISSING == {v for v in STR_NA_VALUES if v.isalpha()}
 
 
 def test_a_texts_line_fast_plate_ocr_reads_as_an_empty_plate_is_refused(tmp_path):

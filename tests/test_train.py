@@ -10,7 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from plategen.checkpoint import SHIPPED_CHECKPOINTS, load_checkpoint, load_optimizers, optimizer_path, save_checkpoint
-from plategen.atomic import OutputLock, is_own_sheet
+from plategen.atomic import OutputLock, is_own_sheet, lock_beside
 from plategen.cli import app
 from plategen.dataset import build_samples, is_holdout
 from plategen.errors import PlategenError
@@ -20,7 +20,7 @@ from plategen.plates import load_plates
 from conftest import immutable, one_line_error
 import plategen.train as train_module
 from plategen.train import (FINETUNE_STEPS, GlyphBank, TrainOptions, options_for, outside_charset, run_total, to_float,
-                            train_lock, train_saae, train_step)
+                            train_saae, train_step)
 
 TINY = dict(content_width=4, style_width=4, style_dim=8, decoder_width=8, disc_width=4, disc_hidden=16)
 
@@ -186,7 +186,7 @@ def test_an_interrupted_training_says_how_to_go_on_once_it_wrote_a_checkpoint(tm
 def test_a_second_training_into_a_checkpoint_being_written_is_refused_and_a_killed_ones_leftovers_go(tmp_path: Path, small_uc3m: Path):
     """Two runs into one --out both ended with exit 0 on a file holding the first's weights and grids of both."""
     out = tmp_path / "m.safetensors"
-    holder = OutputLock(train_lock(out), lambda: PlategenError("held"))  # as a live run holds it
+    holder = OutputLock(lock_beside(out), lambda: PlategenError("held"))  # as a live run holds it
     try:
         with pytest.raises(PlategenError, match=r"m\.safetensors: another plategen train run is writing this "
                                                 r"checkpoint \(\.m\.safetensors\.lock is locked\)"):
@@ -203,7 +203,7 @@ def test_a_second_training_into_a_checkpoint_being_written_is_refused_and_a_kill
         path.write_bytes(b"half")
     train_saae([small_uc3m], out, TrainOptions(steps=1, batch_size=4, num_threads=1, val_crops=8, model=TINY),
                progress=False)
-    assert out.is_file() and not train_lock(out).exists()  # released and removed when the run ended
+    assert out.is_file() and not lock_beside(out).exists()  # released and removed when the run ended
     assert [p.exists() for p in killed + others] == [False, False, False, True, True]  # another file's stay
 
 

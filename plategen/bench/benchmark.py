@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from plategen.atomic import OutputLock
+from plategen.atomic import OutputLock, lock_beside
 from plategen.bench.judge import JUDGE_MIN_CROPS, judge_job
 from plategen.bench.pools import (Generators, Pool, augmented_real, class_shares, open_generators, per_class_need,
                                   render_pool, require_distinct_counts, saae_pool, train_fresh_saae)
@@ -39,21 +39,27 @@ def run_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lambda msg
     the report files are written (atomically) at the end. `--level plates` runs `run_plate_benchmark`.
     `progress(done, total)` counts recognisers trained. A run that stops before writing anything
     leaves no empty `req.out` behind."""
-    made = not req.out.exists()
+    made = [p for p in (*reversed(req.out.resolve().parents), req.out.resolve()) if not p.exists()]
     with contextlib.ExitStack() as held:
-        if req.out.parent.is_dir():  # two runs into one --out both passed its checks, and one report replaced the other
-            lock = req.out.parent / f".{req.out.name}.lock"
-            held.callback(OutputLock(lock, lambda: PlategenError(
-                f"--out {req.out}: another plategen benchmark is writing there ({lock.name} is locked); wait for it "
-                "to finish or choose another folder"),
-                lambda path, exc: PlategenError(f"--out {req.out}: cannot write in {req.out.parent}")).release)
         try:
+            # two runs into one --out both passed its checks, and the later report replaced the earlier one; the lock
+            # lies beside --out, so its folder is made first (and removed below if the run writes nothing)
+            lock = lock_beside(req.out)
+            with contextlib.suppress(OSError):  # a file in the way: check_request names it
+                lock.parent.mkdir(parents=True, exist_ok=True)
+            if lock.parent.is_dir():
+                held.callback(OutputLock(lock, lambda: PlategenError(
+                    f"--out {req.out}: another plategen benchmark is writing there ({lock.name} is locked); wait for "
+                    "it to finish or choose another folder"),
+                    lambda path, exc: PlategenError(f"--out {req.out}: cannot write in {lock.parent}")).release)
             if req.level == "plates":
                 return run_plate_benchmark(req, log, warn, progress)
             return _run_char_benchmark(req, log, warn, progress)
         except BaseException:
-            if made and req.out.is_dir() and not any(req.out.iterdir()):
-                req.out.rmdir()
+            held.close()  # the lock file goes first, so the folders it made are empty again
+            for folder in reversed(made):  # innermost first; only what this run made, and only while empty
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
             raise
 
 

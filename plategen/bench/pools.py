@@ -43,12 +43,12 @@ def require_distinct_counts(ratios: Sequence[float], real: int, unit: str, seed:
     crops ran as a second real-only line and was reported as a ratio."""
     counts: dict[int, float] = {}
     for ratio in ratios:
-        if ratio <= 0:
+        if ratio <= 0 or real == 0:  # a split without real crops is refused with its own message (`seed_set`)
             continue
         n = generated_count(ratio, real)
-        if n == 0:
+        if n == 0:  # the smallest ratio that rounds to one, up to 4 decimals (0.5 rounds to even: 0)
             raise PlategenError(f"--ratios: {ratio:g} x the {real} real training {unit} of seed {seed} rounds to no "
-                                f"generated {unit}; give ratios of at least {0.5 / real:.2g}")
+                                f"generated {unit}; give ratios of at least {math.ceil(5000 / real + 1) / 10000:g}")
         if n in counts:
             raise PlategenError(f"--ratios: {counts[n]:g} and {ratio:g} both add {n} generated {unit} to the {real} real "
                                 f"training {unit} of seed {seed}; give ratios further apart")

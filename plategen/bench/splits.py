@@ -65,7 +65,7 @@ def _draw(groups: dict[str, list[int]], order: Sequence[str], want: int, exact: 
 
 def split_for_seed(plates: Sequence[Plate], n_train: int | None, n_test: int, seed: int,
                    seen: set[str] | frozenset[str] = frozenset(), external_test: bool = False,
-                   allow_seen_test: bool = False, seen_elsewhere: set[str] | frozenset[str] = frozenset()) -> Split:
+                   allow_seen_test: bool = False) -> Split:
     """Plate-disjoint split of `plates` (grouped by physical plate, `dataset.plate_key`).
 
     Test plates (at least `n_test` images where there are enough, whole groups) come only from
@@ -75,9 +75,6 @@ def split_for_seed(plates: Sequence[Plate], n_train: int | None, n_test: int, se
     `allow_seen_test`, and when fewer than `MIN_TEST_IMAGES` images are unseen, may test plates
     be seen ones. With `external_test`, all of `plates` may train and `test` is empty.
     `n_train` None: every plate outside the test plates trains (test plates drawn first, as above).
-    `seen_elsewhere`: images the generator saw through another image of the plate under another key (a two-row plate
-    whose boxes sort apart, `seen_through_other_images`); their groups count as seen, taken out of the order the
-    others keep, so no other plate changes sides.
     """
     rng = np.random.default_rng([seed, 7])
     groups = _groups(plates, range(len(plates)))
@@ -87,9 +84,6 @@ def split_for_seed(plates: Sequence[Plate], n_train: int | None, n_test: int, se
     seen_keys = [k for k in keys if k not in unseen_set]
     unseen = [unseen[i] for i in rng.permutation(len(unseen))]
     seen_keys = [seen_keys[i] for i in rng.permutation(len(seen_keys))]
-    elsewhere = {k for k in unseen if any(plates[i].sha256 in seen_elsewhere for i in groups[k])}
-    unseen, seen_keys = [k for k in unseen if k not in elsewhere], seen_keys + sorted(elsewhere)
-    seen = set(seen) | set(seen_elsewhere)
     n_unseen = sum(len(groups[k]) for k in unseen)
     if n_train is None:
         pool = unseen if n_unseen >= MIN_TEST_IMAGES or not allow_seen_test else unseen + seen_keys
@@ -186,14 +180,16 @@ def plan_splits(req: BenchmarkRequest, data_plates: Sequence[Plate], test_source
     no image on both sides (by content hash), and test plates the checkpoint saw refused (or, with
     allow_overlap, returned as warnings)."""
     test_plates = test_source if test_source is not None else data_plates
+    # a frame of a plate the checkpoint saw under another plate key (a two-row plate whose boxes sort apart)
     seen_elsewhere = seen_through_other_images(data_plates, data_plates, seen) if test_source is None else set()
     splits, warnings = [], []
     for s in range(req.seeds):
         split = split_for_seed(data_plates, req.real_plates, req.held_out_images, s, seen,
-                               external_test=test_source is not None, allow_seen_test=req.allow_overlap,
-                               seen_elsewhere=seen_elsewhere)
+                               external_test=test_source is not None, allow_seen_test=req.allow_overlap)
         if test_source is not None:
             split.test = list(range(len(test_source)))
+        else:  # drawn as before and then left out, so no other plate changes sides
+            split.test = [i for i in split.test if data_plates[i].sha256 not in seen_elsewhere]
         if len(split.train) < (req.real_plates or 1):
             held = ("" if test_source is not None else f" beside the {req.held_out_images} test plates asked for "
                     "(--test-plates; for a checkpoint, test plates are plates it never saw)")
