@@ -46,6 +46,7 @@ from plategen.dataset import build_samples, charset_of, crop_character  # noqa: 
 from plategen.glyphs import CROP_MARGIN, frame_square, ink_box, shipped_fonts, warp_to_frame  # noqa: E402
 from plategen.synth.compose import dark_ink  # noqa: E402
 from plategen.plates import load_plates  # noqa: E402
+from plategen.sizes import GLYPH_SIZE  # noqa: E402
 from plategen.recognizer import (Schedule, align, predict, read_plates, train_plate_recognizer,  # noqa: E402
                                  train_recognizer)
 from plategen.synth.plates import make_plates, style_plates  # noqa: E402
@@ -162,10 +163,10 @@ def plate_font(styles) -> dict[str, np.ndarray]:
         for box, ch in zip(boxes, plate.text):
             grey = cv2.cvtColor(crop_character(plate.image, box), cv2.COLOR_RGB2GRAY).astype(np.float32)
             x0, y0, x1, y1 = box
-            side = max(x1 - x0, y1 - y0) * CROP_MARGIN
-            half_w, half_h = 16 * (x1 - x0) / side, 16 * (y1 - y0) / side
-            inside = np.zeros((32, 32), np.float32)
-            inside[max(round(16 - half_h), 0):round(16 + half_h), max(round(16 - half_w), 0):round(16 + half_w)] = 1
+            side, mid = max(x1 - x0, y1 - y0) * CROP_MARGIN, GLYPH_SIZE / 2
+            half_w, half_h = mid * (x1 - x0) / side, mid * (y1 - y0) / side
+            inside = np.zeros((GLYPH_SIZE, GLYPH_SIZE), np.float32)
+            inside[max(round(mid - half_h), 0):round(mid + half_h), max(round(mid - half_w), 0):round(mid + half_w)] = 1
             lo, hi = np.percentile(grey[inside > 0], [5, 95])
             if hi - lo >= 10:
                 ink = (hi - grey) / (hi - lo) if dark else (grey - lo) / (hi - lo)
@@ -175,7 +176,7 @@ def plate_font(styles) -> dict[str, np.ndarray]:
         if len(maps) >= STYLE_GLYPH_MIN_CROPS:
             large = cv2.resize(np.mean(maps, axis=0), (128, 128), interpolation=cv2.INTER_CUBIC)
             ink = ((large > 0.45) * 255).astype(np.uint8)
-            glyphs[ch] = warp_to_frame(ink, *frame_square(ink_box(ink)), 32)
+            glyphs[ch] = warp_to_frame(ink, *frame_square(ink_box(ink)), GLYPH_SIZE)
     return glyphs
 
 
