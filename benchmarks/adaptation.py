@@ -45,6 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from plategen.bench import BenchmarkRequest, level_options, run_benchmark  # noqa: E402
+from plategen.bench.splits import drop_test_plates  # noqa: E402
 from plategen.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint  # noqa: E402
 from plategen.dataset import is_holdout  # noqa: E402
 from plategen.errors import PlategenError  # noqa: E402
@@ -98,8 +99,13 @@ def parse_setting(text: str) -> tuple[str, object]:
 
 
 def benchmark(level: str, checkpoint: Path, user: Path, test: Path, out: Path, seeds: int, workers: int) -> dict:
-    """`plategen benchmark --level LEVEL` with the user's plates as the real training plates and `test` as --test."""
+    """`plategen benchmark --level LEVEL` with the user's plates as the real training plates and `test` as --test
+    (every user plate that does not show a test plate: an openalpr-us text such as ANYTEXT can be on both sides)."""
+    users, tests = load_plates(user), load_plates(test)
+    kept = drop_test_plates(users.plates + (users.text_only if level == "plates" else []),
+                            tests.plates + (tests.text_only if level == "plates" else []))[0]
     req = BenchmarkRequest(data=user, test=test, checkpoint=checkpoint, out=out, ratios=(0.0, 4.0), seeds=seeds,
+                           real_plates=len(kept),
                            generators=("saae",), augment_reference=False,
                            command=f"benchmarks/adaptation.py -> {checkpoint.name}, level {level}",
                            **level_options(level, None, None, None, None, threads=1, workers=workers))
