@@ -24,8 +24,8 @@ from plategen.bench.request import BenchmarkRequest, check_request
 from plategen.bench.runs import (Run, SeedSet, Timing, char_job_log, ratio_jobs, run_char_job, synthetic_jobs,
                                  trainings_per_seed)
 from plategen.bench.workers import Trainings
-from plategen.bench.splits import (Split, drop_test_plates, judge_plates, plan_splits, seen_through_other_images,
-                                   split_record, characters_only_in_test)
+from plategen.bench.splits import (Split, characters_only_in_test, drop_test_plates, judge_plates, plan_splits,
+                                   seen_through_other_images, split_record)
 from plategen.dataset import CharSamples, build_samples, charset_of
 from plategen.errors import PlategenError
 from plategen.glyphs import Font, shipped_fonts

@@ -26,8 +26,8 @@ from plategen.bench.pools import Generators, generated_count, open_generators, r
 from plategen.bench.request import BenchmarkRequest, check_request
 from plategen.bench.runs import Timing, trainings_per_seed
 from plategen.bench.workers import Trainings
-from plategen.bench.splits import (drop_test_plates, judge_plates, plan_splits, seen_through_other_images, split_record,
-                                   characters_only_in_test)
+from plategen.bench.splits import (characters_only_in_test, drop_test_plates, judge_plates, plan_splits,
+                                   seen_through_other_images, split_record)
 from plategen.dataset import build_samples, charset_of
 from plategen.errors import PlategenError
 from plategen.glyphs import Font, shipped_fonts
