@@ -11,6 +11,11 @@ figures are the share of a character's images whose every draw the discriminator
 another character (the manifest's check=fail), and in brackets the share whose first draw it
 did (redrawn). Characters outside the checkpoint's charset have no class to be read as: they
 are drawn and marked unchecked, and listed as such.
+
+A second table reads the real crops of ../shared/data's three sources with the same check, one draw:
+the share of each 0-9A-Z character's crops that the discriminator reads as it with at least
+`plan.CHECK_SURE`, on the plates the model trained on and on the held-out ones. It is the check's own
+ceiling: a character whose real crops it does not pass cannot be expected to pass when generated.
 """
 
 from __future__ import annotations
@@ -32,13 +37,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from plategen.charset import CHINESE_PROVINCES, parse_charset  # noqa: E402
+from plategen.dataset import crop_character  # noqa: E402
 from plategen.checkpoint import checkpoint_path, load_checkpoint  # noqa: E402
 from plategen.cli import tracker  # noqa: E402
 from plategen.dataset import is_holdout  # noqa: E402
-from plategen.plates import load_plate, read_image  # noqa: E402
+from plategen.plates import load_plate, load_plates, read_image  # noqa: E402
 from plategen.synth import generate  # noqa: E402
 from plategen.synth.engine import chinese_model  # noqa: E402
-from plategen.synth.check import UNCHECKED  # noqa: E402
+from plategen.synth.check import UNCHECKED, LabelCheck  # noqa: E402
+from plategen.synth.plan import CHECK_SURE  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
 # name: (style image, characters); held-out plates of the three sources, checked at start-up
@@ -64,6 +71,29 @@ def failures(model, image: np.ndarray, chars: list[str], per_class: int, seed: i
             if check == UNCHECKED:
                 unchecked.add(label)
     return {c: (fail[c] / per_class, redrawn[c] / per_class, c in unchecked) for c in chars}
+
+
+def real_crops_passed(model, chars: list[str]) -> dict[str, dict[str, tuple[int, int]]]:
+    """side ("train", "held out") -> char -> (real crops, crops the label check passes in one draw: read as
+    the char with at least CHECK_SURE), over the characters of `chars` in the model's charset."""
+    charset = model.meta["charset"]
+    chars = [c for c in chars if c in charset]
+    check = LabelCheck(model.discriminator, charset, chars, torch.device("cpu"))
+    counts = {side: {c: [0, 0] for c in chars} for side in ("train", "held out")}
+    for source in ("uc3m-lp", "ccpd-crops", "openalpr-us"):
+        for plate in load_plates(DATA / source).plates:
+            wanted = [(chars.index(c), box) for c, box in zip(plate.text, plate.boxes) if c in chars]
+            if not wanted:
+                continue
+            image = read_image(plate.image_path)
+            crops = np.stack([crop_character(image, box) for _, box in wanted])
+            labels = np.array([label for label, _ in wanted])
+            read, prob = check.read(torch.from_numpy(crops).permute(0, 3, 1, 2).float(), labels)
+            side = counts["held out" if is_holdout(plate) else "train"]
+            for label, passed in zip(labels, read & (prob >= CHECK_SURE)):
+                side[chars[label]][0] += 1
+                side[chars[label]][1] += int(passed)
+    return {side: {c: (n, k) for c, (n, k) in per.items()} for side, per in counts.items()}
 
 
 def main() -> None:
@@ -114,9 +144,20 @@ def main() -> None:
                        + (f"; {unchecked} unchecked" if unchecked else ""))
     table.add_row("summary", *summary)
     console.print(table)
+    real = real_crops_passed(model, parse_charset("0-9A-Z"))
+    table = Table(title=f"real crops the label check passes in one draw (read as their label, p >= {CHECK_SURE}), %")
+    table.add_column("char")
+    for side in real:
+        table.add_column(f"{side} (crops)")
+    for ch in real["train"]:
+        table.add_row(ch, *(f"{100 * k / n:.0f} ({n})" if n else "- (0)" for n, k in (real[s][ch] for s in real)))
+    console.print(table)
     if args.json is not None:
-        args.json.write_text(json.dumps({name: {c: {"failed": v[0], "first_draw_failed": v[1], "unchecked": v[2]}
-                                                for c, v in r.items()} for name, r in results.items()},
+        args.json.write_text(json.dumps({"generated": {name: {c: {"failed": v[0], "first_draw_failed": v[1],
+                                                                   "unchecked": v[2]} for c, v in r.items()}
+                                                       for name, r in results.items()},
+                                         "real_crops": {side: {c: {"crops": n, "passed": k} for c, (n, k) in per.items()}
+                                                        for side, per in real.items()}},
                                         ensure_ascii=False, indent=1), encoding="utf-8")
 
 
