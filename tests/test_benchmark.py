@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from plategen.bench import (BenchmarkRequest, Stat, Summary, apportion, check_targets, class_shares, generated_count,
                             parse_generators, parse_ratios, run_benchmark, split_for_seed, take_balanced)
 from plategen.bench.runs import CharJob, CharRead, SeedTest, run_char_job
+from plategen.bench import benchmark as benchmark_module
 from plategen.atomic import OutputLock, lock_beside
 from plategen.bench.pools import open_generators, require_distinct_counts
 from plategen.bench.splits import characters_only_in_test, drop_test_plates, plan_splits, seen_through_other_images
@@ -338,6 +339,30 @@ def test_characters_only_the_test_plates_show_are_not_generated_and_are_named(im
     warning, = characters_only_in_test(data, test)
     assert warning.startswith("--test: 30 of 30 test plates show characters no --data plate has (")
     assert "皖" in warning and characters_only_in_test(data, data[:5]) == []
+
+
+def test_a_character_only_a_seeds_test_plates_show_is_not_generated_for_that_seed(uc3m, tmp_path, monkeypatch):
+    """uc3m-lp's one plate with an I: where it was a test plate, render (and SAAE) crops of I still went into
+    the generated lines (the drawn set came from every --data plate, test plates included)."""
+    images = sorted((uc3m / "images").iterdir())
+    data = copy_plates(uc3m, tmp_path / "data", images[:80] + [uc3m / "images" / "00670_AD-GI68-9-P.jpg"])
+    drawn_per_seed = []
+    real_render_pool = benchmark_module.render_pool
+
+    def render_pool(charset, classes, per_class, drawable, fonts, seed):
+        drawn_per_seed.append((seed, list(drawable), {charset[i] for i in classes}))
+        return real_render_pool(charset, classes, per_class, drawable, fonts, seed)
+
+    monkeypatch.setattr(benchmark_module, "render_pool", render_pool)
+    req = BenchmarkRequest(data=data, out=tmp_path / "bench", ratios=(0.0, 1.0), real_plates=5, seeds=4,
+                           generators=("render",), schedule=TINY, synthetic_size=50, test_plates=20, threads=1)
+    report = run_benchmark(req).report
+    i_in_test = [any("00670" in p for p in sp.test_plates) for sp in report.splits]
+    assert any(i_in_test) and not all(i_in_test)  # both cases among the 4 seeds
+    for (seed, drawable, classes), in_test in zip(drawn_per_seed, i_in_test):
+        assert ("I" in drawable) == ("I" in classes) == (not in_test), seed
+        assert (f"seed {seed}: I only on this seed's test plates: not generated" in report.warnings) == in_test
+    assert "I" in report.generated_chars  # some seed drew it
 
 
 def test_a_frame_of_a_plate_the_checkpoint_saw_under_another_key_is_never_a_test_plate(uc3m, imported, ckpt):

@@ -24,8 +24,8 @@ from plategen.bench.request import BenchmarkRequest, check_request
 from plategen.bench.runs import (Run, SeedSet, Timing, char_job_log, ratio_jobs, run_char_job, synthetic_jobs,
                                  trainings_per_seed)
 from plategen.bench.workers import Trainings
-from plategen.bench.splits import (Split, characters_only_in_test, drop_test_plates, judge_plates, plan_splits,
-                                   seen_through_other_images, split_record)
+from plategen.bench.splits import (Split, characters_only_in_test, drawn_outside_test, drop_test_plates, judge_plates,
+                                   plan_splits, seen_through_other_images, split_record)
 from plategen.dataset import CharSamples, build_samples, charset_of
 from plategen.errors import PlategenError
 from plategen.glyphs import Font, shipped_fonts
@@ -96,12 +96,18 @@ def _run_char_benchmark(req: BenchmarkRequest, log: Callable[[str], None], warn:
                                 split.seed)
     req.out.mkdir(parents=True, exist_ok=True)
     records = []
+    generated: set[str] = set()  # the characters some seed drew
     fresh_steps: list[int] = []
     gen_seconds = {g: 0.0 for g in gens.infos}
     with Trainings(run_char_job, req.workers, req.threads, len(splits) * trainings_per_seed(req, len(gens.infos)),
                    char_job_log, log, progress) as trainings:
         for split in splits:
-            ss = seed_set(req, split, data_samples, test_samples, gens, timing, log)
+            drawn, left_out = drawn_outside_test(gens.drawable, data_plates, split, req.test is not None)
+            for w in left_out:
+                warn(w)
+            warnings += left_out
+            generated |= set(drawn)
+            ss = seed_set(req, split, data_samples, test_samples, drawn, timing, log)
             records.append(split_record(req, split, data_plates, test_source or data_plates, len(ss.train.labels),
                                         len(ss.test.labels)))
             log(f"seed {split.seed}: {len(split.train)} training plates ({len(ss.train.labels)} crops), "
@@ -125,8 +131,11 @@ def _run_char_benchmark(req: BenchmarkRequest, log: Callable[[str], None], warn:
 
     if fresh_steps:
         gens.infos["saae"].description += f"; steps reached per seed: {fresh_steps}"
+    drawn_chars = [c for c in gens.drawable if c in generated]
+    for info in gens.infos.values():
+        info.chars = drawn_chars
     summary = summarize(runs, req.ratios, list(gens.infos))
-    report = BenchmarkReport(req, req.regime, warnings, charset, gens.drawable, gens.infos, records, runs, summary,
+    report = BenchmarkReport(req, req.regime, warnings, charset, drawn_chars, gens.infos, records, runs, summary,
                              check_targets(summary, req.regime, req.ratios),
                              {**timing.seconds, "total": time.perf_counter() - started}, gen_seconds)
     files = write_report(req.out, report)
@@ -134,14 +143,14 @@ def _run_char_benchmark(req: BenchmarkRequest, log: Callable[[str], None], warn:
 
 
 def seed_set(req: BenchmarkRequest, split: Split, data_samples: CharSamples, test_samples: CharSamples,
-             gens: Generators, timing: Timing, log: Callable[[str], None]) -> SeedSet:
-    """The seed's real training and test crops and the class shares its generated crops follow."""
+             drawn: list[str], timing: Timing, log: Callable[[str], None]) -> SeedSet:
+    """The seed's real training and test crops, and the classes (`drawn`) and shares its generated crops follow."""
     train = data_samples.subset(split.train)
     test = test_samples.subset(split.test)
     if len(train.labels) == 0 or len(test.labels) == 0:
         raise PlategenError(f"seed {split.seed}: the split has {len(train.labels)} training and "
                             f"{len(test.labels)} test crops")
-    classes = [data_samples.charset.index(c) for c in gens.drawable]
+    classes = [data_samples.charset.index(c) for c in drawn]
     real_counts = np.bincount(train.labels, minlength=len(data_samples.charset))[classes]
     return SeedSet(split.seed, train, test, classes, class_shares(real_counts, req.balance), req.schedule, timing, log)
 
@@ -152,6 +161,7 @@ def draw_pools(req: BenchmarkRequest, ss: SeedSet, style_plates: list[Plate], ge
     test plate); in the same-budget regime the SAAE is trained fresh on the seed's crops first.
     Returns the pools, the seconds each generator drew for, and the fresh SAAE's steps (None without one)."""
     per_class = per_class_need(req, ss.shares, len(ss.train.labels))
+    drawn = [ss.train.charset[i] for i in ss.classes]
     style_images = [read_image(p.image_path) for p in style_plates]
     pools, seconds, steps = {}, {}, None
     for g in gens.infos:
@@ -166,9 +176,9 @@ def draw_pools(req: BenchmarkRequest, ss: SeedSet, style_plates: list[Plate], ge
         start = time.perf_counter()
         with ss.timing("generation"):
             if g == "render":
-                pools[g] = render_pool(ss.train.charset, ss.classes, per_class, gens.drawable, fonts, ss.seed)
+                pools[g] = render_pool(ss.train.charset, ss.classes, per_class, drawn, fonts, ss.seed)
             else:
-                pools[g] = saae_pool(generator, style_images, ss.classes, per_class, gens.drawable, ss.seed,
+                pools[g] = saae_pool(generator, style_images, ss.classes, per_class, drawn, ss.seed,
                                      None if req.train_generator else gens.chinese)
         seconds[g] = time.perf_counter() - start
     return pools, seconds, steps

@@ -163,6 +163,18 @@ def characters_only_in_test(data_plates: Sequence[Plate], test_plates: Sequence[
             "read wrong by every line"]
 
 
+def drawn_outside_test(drawable: Sequence[str], data_plates: Sequence[Plate], split: Split, external_test: bool
+                       ) -> tuple[list[str], list[str]]:
+    """The characters of `drawable` a seed's generators draw: those --data shows outside the seed's test plates (one
+    that only they show would hand the generated lines their test labels), and a warning naming those left out."""
+    shown = {c for i in judge_plates(split, len(data_plates), external_test) for c in data_plates[i].text}
+    drawn = [c for c in drawable if c in shown]
+    if not drawn:
+        raise PlategenError(f"seed {split.seed}: no character the generators draw is shown outside its test plates")
+    left = "".join(c for c in drawable if c not in shown)
+    return drawn, [f"seed {split.seed}: {left} only on this seed's test plates: not generated"] if left else []
+
+
 def seen_through_other_images(data_plates: Sequence[Plate], test_plates: Sequence[Plate] | None,
                               seen: set[str]) -> set[str]:
     """Content hashes of `test_plates` the checkpoint trained on through another image of them: a --data plate
