@@ -21,7 +21,7 @@ import itertools
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 import numpy as np
 
@@ -274,9 +274,18 @@ def alphabet(slot: Slot, chars: Sequence[str], skip: str = "") -> list[str]:
 READ_AS_MISSING = frozenset({"NA", "NULL", "NaN", "None", "nan", "null"})
 
 
+def read_as_missing(text: str) -> str | None:
+    """Why fast-plate-ocr cannot train on a drawn `text`, with what to do (None: it can): `draw_texts`' `refuse`."""
+    if text in READ_AS_MISSING:
+        return ("which fast-plate-ocr (pandas) reads from plates.csv as an empty plate; leave one of its characters "
+                "out of --chars or give another --pattern")
+    return None
+
+
 def draw_texts(layout: PlateLayout, n: int, chars: Sequence[str], rng: np.random.Generator,
-               skip: str = "") -> list[str]:
-    """`n` texts for `layout`, balanced per slot kind (`skip`: characters its kind slots leave out).
+               skip: str = "", refuse: Callable[[str], str | None] = read_as_missing) -> list[str]:
+    """`n` texts for `layout`, balanced per slot kind (`skip`: characters its kind slots leave out), none that
+    `refuse` gives a reason against (`_mend`).
 
     Over all slots of one kind in all n texts, every allowed character of that kind appears
     equally often (counts differ by at most one; which characters get the extra one is drawn),
@@ -301,18 +310,21 @@ def draw_texts(layout: PlateLayout, n: int, chars: Sequence[str], rng: np.random
         drawn = drawn[rng.permutation(total)].reshape(n, len(positions))
         for column, i in enumerate(positions):
             columns[i] = drawn[:, column].tolist()
-    return _none_read_as_missing(layout, columns, n)
+    return _mend(layout, columns, n, refuse)
 
 
-def _none_read_as_missing(layout: PlateLayout, columns: dict[int, list[str]], n: int) -> list[str]:
-    """The drawn texts, each one of READ_AS_MISSING mended by trading one character with another slot of its own (or
-    another text's) that takes the same characters, so every kind keeps its counts; refused when no trade mends it."""
+def _mend(layout: PlateLayout, columns: dict[int, list[str]], n: int, refuse: Callable[[str], str | None]
+          ) -> list[str]:
+    """The drawn texts, each one `refuse` gives a reason against mended by trading one character with another slot of
+    its own (or another text's) that takes the same characters, so every kind keeps its counts; refused with that
+    reason when no trade mends it."""
     slots = layout.char_slots
 
     def text(t: int) -> str:
         return "".join(columns[i][t] for i in range(len(slots)))
     for t in range(n):
-        if text(t) not in READ_AS_MISSING:
+        why = refuse(text(t))
+        if why is None:
             continue
         # lazily: the first trade nearly always mends it, and a list of every text's trades is quadratic in n
         own = (((i, t), (j, t)) for i in range(len(slots)) for j in range(i + 1, len(slots))
@@ -323,13 +335,12 @@ def _none_read_as_missing(layout: PlateLayout, columns: dict[int, list[str]], n:
             if columns[i][a] == columns[j][b]:
                 continue
             columns[i][a], columns[j][b] = columns[j][b], columns[i][a]
-            if text(a) not in READ_AS_MISSING and text(b) not in READ_AS_MISSING:
+            if refuse(text(a)) is None and refuse(text(b)) is None:
                 break
             columns[i][a], columns[j][b] = columns[j][b], columns[i][a]
         else:
             raise PlategenError(f"the layout {layout.kinds} gives some plates the text {text(t)!r} (its slots' characters "
-                                "are balanced), which fast-plate-ocr (pandas) reads from plates.csv as an empty plate; "
-                                "leave one of its characters out of --chars or give another --pattern")
+                                f"are balanced), {why}")
     return [text(t) for t in range(n)]
 
 

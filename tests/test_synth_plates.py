@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -755,6 +756,27 @@ def test_preview_shows_each_style_plate_beside_its_plates(styles, ckpt_cn, tmp_p
     assert np.array_equal(row[:, x:x + plate.shape[1]], plate)  # then its first generated plate
     again = synthesize(request(styles[:2], ckpt_cn, tmp_path / "again", 4, preview=sheet))  # its own sheet: replaced
     assert again.preview == sheet
+
+
+def test_lprnet_names_of_drawn_texts_read_back_and_a_layout_whose_names_cannot_is_one_line(styles, ckpt_cn, tmp_path):
+    """Drawn texts such as DSC or IMG (DSC_000001.png: a camera's name) refused the whole --export lprnet run, with
+    a message that blamed the user's text; they are traded away as NA is, and every name reads back as its text.
+    Every 8-digit text's name (12345678_000001) is a camera's time stamp: refused as the layout's."""
+    out = tmp_path / "out"
+    plain = plan_plates(load_style_plates([EXAMPLE])[0], 30, list("CDS"), seed=0, pattern="LLL")
+    assert "DSC" in plain.texts  # drawn without the export
+    synthesize(request([EXAMPLE], ckpt_cn, out, 30, chars=list("CDS"), pattern="LLL", exports=["lprnet"]))
+    texts = [row["plate_text"] for row in csv.DictReader((out / "plates.csv").open(encoding="utf-8"))]
+    assert "DSC" not in texts and Counter("".join(texts)) == Counter("".join(plain.texts))  # balance kept
+    back = load_plates(out / "lprnet", fmt="filename")
+    assert not back.problems and sorted(p.text for p in back.plates + back.text_only) == sorted(texts)
+    digits = tmp_path / "digits"
+    with pytest.raises(PlategenError, match=r"^the layout DDDDDDDD gives some plates the text '\d{8}' .*whose "
+                                            r"--export lprnet name \d{8}_000000\.png would not read back as the text "
+                                            r"\(a camera's name\); give another --pattern, or leave --export lprnet out$"):
+        synthesize(request([EXAMPLE], ckpt_cn, digits, 3, chars=parse_charset("0-9"), pattern="DDDDDDDD",
+                           exports=["lprnet"]))
+    assert not digits.exists()
 
 
 def test_overwrite_replaces_a_plate_run_and_nothing_else(styles, ckpt_cn, tmp_path):

@@ -35,6 +35,7 @@ import numpy as np
 from plategen.atomic import atomic_write_bytes, atomic_write_text
 from plategen.charset import CHINESE_PROVINCES, CHINESE_SPECIAL
 from plategen.errors import PlategenError
+from plategen.layout import read_as_missing
 from plategen.plates import Box, name_problem
 from plategen.synth.writers import decode_png, encode_png
 
@@ -146,12 +147,17 @@ def plate_config(plates: Sequence[FinishedPlate], classes: Sequence[str]) -> str
     return "".join(f"{key}: {json.dumps(value, ensure_ascii=False)}\n" for key, value in fields.items())
 
 
+def lprnet_name(text: str, id_width: int) -> str:
+    return f"{text}_{'0' * id_width}.png"
+
+
 def require_lprnet_names(texts: Sequence[str], id_width: int) -> None:
-    """Refuse, before any plate is drawn, a text whose ``<text>_<id>.png`` does not read back as it (lower case:
-    `plates.name_problem`) or that a file system cannot hold: a name is at most NAME_BYTES bytes, less the temporary
-    name's TMP_NAME_BYTES while it is written (`atomic_write_bytes`)."""
+    """Refuse, before any plate is drawn, a text whose ``<text>_<id>.png`` does not read back as it
+    (`plates.name_problem`: lower case, a camera's name such as ``DSC_000001`` or an 8-digit text's
+    ``12345678_000001``) or that a file system cannot hold: a name is at most NAME_BYTES bytes, less the temporary
+    name's TMP_NAME_BYTES while it is written (`atomic_write_bytes`). Drawn texts avoid the first (`lprnet_refuse`)."""
     for text in dict.fromkeys(texts):
-        problem = name_problem(Path(f"{text}_{'0' * id_width}.png"))
+        problem = name_problem(Path(lprnet_name(text, id_width)))
         if problem is not None:
             raise PlategenError(f"--export lprnet: names each image by its text, and {text!r} would not read back as "
                                 f"one ({problem}); leave --export lprnet out for such texts")
@@ -162,6 +168,18 @@ def require_lprnet_names(texts: Sequence[str], id_width: int) -> None:
         raise PlategenError(f"--export lprnet: names each image by its text, and {shown!r} ({len(longest)} characters) "
                             f"makes a {size}-byte file name, over the {NAME_BYTES - TMP_NAME_BYTES} a file system "
                             "takes; give shorter texts, or leave --export lprnet out")
+
+
+def lprnet_refuse(id_width: int) -> Callable[[str], str | None]:
+    """`layout.draw_texts`' `refuse` for a run with --export lprnet: drawn texts are traded away from names that would
+    not read back, as from those fast-plate-ocr reads as empty (`layout.read_as_missing`)."""
+    def refuse(text: str) -> str | None:
+        name = lprnet_name(text, id_width)
+        problem = name_problem(Path(name))
+        return read_as_missing(text) or (None if problem is None else (
+            f"whose --export lprnet name {name} would not read back as the text ({problem}); give another --pattern, "
+            "or leave --export lprnet out"))
+    return refuse
 
 
 def write_lprnet(folder: Path | str, plates: Sequence[FinishedPlate]) -> None:

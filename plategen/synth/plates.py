@@ -41,7 +41,7 @@ from plategen.errors import PlategenError, require_once, require_regular_file, r
 from plategen.synth.exports import FinishedPlate, label_classes, write_lprnet, write_paddleocr, write_plate_index
 from plategen.glyphs import ASPECTS, Font, fonts_for
 from plategen.layout import (PlateLayout, compact_pattern, draw_texts, kind_of, layout_of, parse_pattern, pattern_rows,
-                             read_text_lines, read_texts)
+                             read_as_missing, read_text_lines, read_texts)
 from plategen.plates import (IMAGE_SUFFIXES, Box, Plate, Problem, detect_format, load_plate, load_plates, name_problem,
                              read_image, text_of_name)
 from plategen.detect import segment_with_text
@@ -270,12 +270,14 @@ def require_chinese(styles: Sequence[StylePlate], design: str) -> None:
 
 
 def plan_plates(styles: Sequence[StylePlate], n: int, chars: Sequence[str], seed: int,
-                pattern: str | None = None, texts: Path | None = None, chinese_serials: bool = False) -> PlatePlan:
+                pattern: str | None = None, texts: Path | None = None, chinese_serials: bool = False,
+                refuse: Callable[[str], str | None] = read_as_missing) -> PlatePlan:
     """Style, text and seed of every plate, fixed by `seed`.
 
     Styles take turns in a seeded order (every style plate used n // S or one more times).
     Texts: from the `texts` file in order, cycled to n; else drawn per style plate, balanced
-    per slot kind over that style's plates (`layout.draw_texts`). `chinese_serials` (the default
+    per slot kind over that style's plates, none that `refuse` gives a reason against (`layout.draw_texts`).
+    `chinese_serials` (the default
     alphabet): the letter slots of a Chinese layout skip I and O, as real ones do, whatever the other
     style plates take.
     """
@@ -299,7 +301,7 @@ def plan_plates(styles: Sequence[StylePlate], n: int, chars: Sequence[str], seed
             ids = np.flatnonzero(style == k)
             if len(ids):
                 skip = CHINESE_SERIALS_SKIP if chinese_serials and layout.chinese else ""
-                for i, text in zip(ids, draw_texts(layout, len(ids), chars, rng, skip)):
+                for i, text in zip(ids, draw_texts(layout, len(ids), chars, rng, skip, refuse)):
                     out[i] = text
     skipped = serials_skip(layouts, chars) if chinese_serials and texts is None else None
     return PlatePlan(style, layouts, out, image_seeds(seed, np.arange(n)), skipped)

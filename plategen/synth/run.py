@@ -33,12 +33,12 @@ from plategen.device import resolve_device, usable_cores
 from plategen.distributed import World
 from plategen.errors import PlategenError
 from plategen.glyphs import fonts_for, render_glyph, shipped_fonts
-from plategen.layout import compact_pattern
+from plategen.layout import compact_pattern, read_as_missing
 from plategen.synth.designs import design_named
 from plategen.synth import plates, writers
 from plategen.synth.engine import Synthesizer, chinese_model, if_drawing, routed_chars, with_chinese
 from plategen.synth.check import chars_with_real_crops
-from plategen.synth.exports import require_lprnet_names
+from plategen.synth.exports import lprnet_refuse, require_lprnet_names
 from plategen.synth.inputs import check_drawable, load_styles
 from plategen.synth.plan import CHECK_ATTEMPTS, CHECK_SURE, Diversity, label_counts
 from plategen.synth.plates import PlateReport
@@ -337,7 +337,8 @@ def _checked_plates(req: SynthRequest, world: World, device: str, ckpt, ckpt_pat
         chars = list(req.chars)
     chinese = if_drawing(chinese, chars)  # an "other" slot of a Ñ: nothing for it to draw
     plan = plates.plan_plates(styles, req.n, chars, req.seed, pattern, req.texts,
-                              chinese_serials=req.chars is None and req.texts is None)
+                              chinese_serials=req.chars is None and req.texts is None,
+                              refuse=lprnet_refuse(writers.id_width(req.n)) if "lprnet" in req.exports else read_as_missing)
     if "lprnet" in req.exports:
         require_lprnet_names(plan.texts, writers.id_width(req.n))
     params = {
