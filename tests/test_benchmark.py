@@ -486,6 +486,11 @@ def test_read_as_asked_scores_the_class_each_crop_was_asked_to_be(small):
     (["--real-plates", "100000", "--generator", "render"], "--real-plates"),
     (["--seeds", "0"], "--seeds"),
     (["--seeds", "10000000"], "--seeds 10000000: need 1 to 100"),  # sat silent, planning ten million splits
+    (["--synthetic-size", "100000000", "--generator", "render"],  # a MemoryError traceback
+     "--synthetic-size 100000000: need 1 to 200,000 (crops at the chars level)"),
+    (["--synthetic-size", "1000000", "--level", "plates", "--generator", "render"],
+     "--synthetic-size 1000000: need 1 to 20,000 (plates at the plates level)"),
+    (["--synthetic-size", "0", "--generator", "render"], "--synthetic-size 0: need 1 to"),
     (["--real-plates", "1_0", "--generator", "render"], "--real-plates '1_0'"),
     (["--ratios", "0,0.0001", "--generator", "render"], "rounds to no generated crops"),
     (["--generator", "saae", "--checkpoint", "/nonexistent/x.safetensors"], "no such file"),

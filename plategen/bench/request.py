@@ -26,6 +26,8 @@ DEFAULT_BUDGET_S = 240.0
 MAX_SEEDS = 100  # --seeds 10000000 sat planning splits without a word; 100 seeds of the default run take about 11 h
 MAX_BUDGET_S = 86400.0  # --budget: inf or 1e300 let the fresh SAAE train up to its step cap for hours
 DEFAULT_SYNTHETIC_SIZE = {"chars": 4000, "plates": 1000}  # generated crops / plates of the synthetic-only reference
+# ... at most 50x / 20x that: 10**8 ended in a MemoryError traceback (a pool of 286 GiB)
+MAX_SYNTHETIC_SIZE = {"chars": 200_000, "plates": 20_000}
 DEFAULT_SCHEDULE = Schedule(eval_points=8)
 DEFAULT_PLATE_SCHEDULE = PlateSchedule(eval_points=8)
 
@@ -174,8 +176,9 @@ def check_request(req: BenchmarkRequest) -> None:
         raise PlategenError(f"--test-plates {req.test_plates}: need at least 1")
     if req.balance not in BALANCES:
         raise PlategenError(f"--balance {req.balance!r}: choose {' or '.join(BALANCES)}")
-    if req.synthetic_size < 1:
-        raise PlategenError(f"--synthetic-size {req.synthetic_size}: need at least 1")
+    if req.level in LEVELS and not 1 <= req.synthetic_size <= MAX_SYNTHETIC_SIZE[req.level]:
+        raise PlategenError(f"--synthetic-size {req.synthetic_size}: need 1 to {MAX_SYNTHETIC_SIZE[req.level]:,} "
+                            f"({'crops' if req.level == 'chars' else 'plates'} at the {req.level} level)")
     schedule = req.plate_schedule if req.level == "plates" else req.schedule
     if schedule.steps < 1 or not 1 <= schedule.batch_size <= MAX_BATCH_SIZE:
         raise PlategenError(f"--steps must be at least 1 and --batch-size 1 to {MAX_BATCH_SIZE}")
