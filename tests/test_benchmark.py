@@ -14,7 +14,7 @@ from plategen.bench import (BenchmarkRequest, Stat, Summary, apportion, check_ta
                             parse_generators, parse_ratios, run_benchmark, split_for_seed, take_balanced)
 from plategen.bench.runs import CharJob, CharRead, SeedTest, run_char_job
 from plategen.bench import benchmark as benchmark_module
-from plategen.atomic import OutputLock, lock_beside
+from plategen.atomic import OutputLock
 from plategen.bench.pools import open_generators, require_distinct_counts
 from plategen.bench.splits import characters_only_in_test, drop_test_plates, plan_splits, seen_through_other_images
 from plategen.cli import app
@@ -23,6 +23,7 @@ from plategen.errors import PlategenError
 from plategen.glyphs import shipped_fonts
 from plategen.plates import load_plates
 from plategen.recognizer import Schedule
+from plategen.synth.writers import LOCK
 from conftest import copy_plates, immutable, leaky_copy, make_checkpoint, one_line_error
 
 TINY = Schedule(steps=20, batch_size=32, eval_points=2)
@@ -526,19 +527,35 @@ def test_a_second_run_into_the_same_out_is_refused_while_the_first_writes(uc3m, 
     """Both passed the empty-folder check, and the later report replaced the earlier one without --overwrite."""
     out = tmp_path / "bench"
     out.mkdir()
-    first = OutputLock(lock_beside(out), lambda: PlategenError("busy"))  # what a live run holds
+    first = OutputLock(out / LOCK, lambda: PlategenError("busy"))  # what a live run holds
     try:
         for spelled in (str(out), "."):  # the same folder however it is named
             monkeypatch.chdir(out if spelled == "." else tmp_path)
             message = one_line_error(CliRunner().invoke(app, ["benchmark", "--data", str(uc3m), "--out", spelled,
                                                               "--generator", "render"]))
-            assert f"--out {spelled}: another plategen benchmark is writing there (.bench.lock is locked)" in message
+            assert f"--out {spelled}: another plategen benchmark is writing there (.plategen.lock is locked)" in message
     finally:
         first.release()
-    assert out.is_dir() and not any(out.iterdir()) and not lock_beside(out).exists()
+    assert out.is_dir() and not any(out.iterdir()) and sorted(p.name for p in tmp_path.iterdir()) == ["bench"]
     nested = tmp_path / "new" / "deeper" / "bench"  # locked in folders made for it, removed when the run stops early
-    one_line_error(CliRunner().invoke(app, ["benchmark", "--data", str(uc3m), "--out", str(nested), "--ratios", "x"]))
+    one_line_error(CliRunner().invoke(app, ["benchmark", "--data", str(uc3m), "--out", str(nested), "--seeds", "0"]))
     assert not (tmp_path / "new").exists()
+
+
+def test_the_lock_lies_in_out_so_a_writable_out_in_a_read_only_folder_runs(uc3m, tmp_path):
+    """The lock file lay beside --out: the run wrote in the folder above, and one it could not write refused a
+    writable, empty --out ("cannot write in" the parent)."""
+    parent = tmp_path / "parent"
+    (parent / "bench").mkdir(parents=True)
+    if subprocess.run(["chattr", "+i", str(parent)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not available here")
+    try:
+        message = one_line_error(CliRunner().invoke(app, ["benchmark", "--data", str(uc3m), "--out",
+                                                          str(parent / "bench"), "--seeds", "0"]))
+        assert "--seeds 0: need 1 to 100" in message  # past the lock, to the first check of the options
+        assert sorted(p.name for p in parent.iterdir()) == ["bench"] and not any((parent / "bench").iterdir())
+    finally:
+        subprocess.run(["chattr", "-i", str(parent)])
 
 
 def test_an_out_folder_that_cannot_be_written_is_one_line_before_any_work(uc3m, tmp_path):

@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from plategen.atomic import OutputLock, lock_beside
+from plategen.atomic import OutputLock
 from plategen.bench.judge import JUDGE_MIN_CROPS, judge_job
 from plategen.bench.pools import (Generators, Pool, augmented_real, class_shares, open_generators, per_class_need,
                                   render_pool, require_distinct_counts, saae_pool, train_fresh_saae)
@@ -30,6 +30,7 @@ from plategen.dataset import CharSamples, build_samples, charset_of
 from plategen.errors import PlategenError
 from plategen.glyphs import Font, shipped_fonts
 from plategen.plates import Plate, load_plates, read_image
+from plategen.synth.writers import LOCK
 
 
 def run_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lambda msg: None,
@@ -43,15 +44,15 @@ def run_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lambda msg
     with contextlib.ExitStack() as held:
         try:
             # two runs into one --out both passed its checks, and the later report replaced the earlier one; the lock
-            # lies beside --out, so its folder is made first (and removed below if the run writes nothing)
-            lock = lock_beside(req.out)
+            # lies in --out (beside it, it touched the folder above), so --out is made first (and removed below if the
+            # run writes nothing)
             with contextlib.suppress(OSError):  # a file in the way: check_request names it
-                lock.parent.mkdir(parents=True, exist_ok=True)
-            if lock.parent.is_dir():
-                held.callback(OutputLock(lock, lambda: PlategenError(
-                    f"--out {req.out}: another plategen benchmark is writing there ({lock.name} is locked); wait for "
+                req.out.mkdir(parents=True, exist_ok=True)
+            if req.out.is_dir():
+                held.callback(OutputLock(req.out / LOCK, lambda: PlategenError(
+                    f"--out {req.out}: another plategen benchmark is writing there ({LOCK} is locked); wait for "
                     "it to finish or choose another folder"),
-                    lambda path, exc: PlategenError(f"--out {req.out}: cannot write in {lock.parent}")).release)
+                    lambda path, exc: PlategenError(f"--out {req.out}: cannot write in it")).release)
             if req.level == "plates":
                 return run_plate_benchmark(req, log, warn, progress)
             return _run_char_benchmark(req, log, warn, progress)

@@ -16,6 +16,7 @@ from plategen.device import usable_cores
 from plategen.errors import PlategenError
 from plategen.recognizer import PlateSchedule, Schedule
 from plategen.train import MAX_BATCH_SIZE
+from plategen.synth.writers import LOCK
 
 LEVELS = ("chars", "plates")
 GENERATORS = ("saae", "render")
@@ -215,7 +216,7 @@ def check_request(req: BenchmarkRequest) -> None:
     if out.exists() and not out.is_dir():
         raise PlategenError(f"--out {out}: exists and is not a folder")
     require_writable_folder(out, f"--out {out}")
-    if out.is_dir() and any(out.iterdir()) and not req.overwrite:
+    if out.is_dir() and any(p.name != LOCK for p in out.iterdir()) and not req.overwrite:  # this run's lock is in it
         raise PlategenError(f"--out {out}: exists and is not empty; pass --overwrite or choose another folder")
     if req.overwrite and any((out / name).exists() for name in REPORT_FILES) and not _benchmark_report(out):
         raise PlategenError(f"--out {out}: holds {', '.join(n for n in REPORT_FILES if (out / n).exists())} but no "
