@@ -328,6 +328,8 @@ def train(
     if result.bad_records:
         table.add_row("bad records left out", escape(f"{len(result.bad_records):,}; first: {printable(result.bad_records[0])} "
                                                      "(plategen inspect lists them)"))
+    if result.repeated:
+        table.add_row("repeated images left out", escape(f"{len(result.repeated):,}; first: {printable(result.repeated[0])}"))
     table.add_row("(1) reconstruction L1", f"{result.losses.get('rec', float('nan')):.4f}")
     table.add_row("(2) discriminator CE", f"{result.losses.get('d', float('nan')):.3f}")
     table.add_row("(3) adversarial CE", f"{result.losses.get('adv', float('nan')):.3f}")

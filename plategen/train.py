@@ -123,6 +123,7 @@ class TrainResult:
     changed_options: list[str] = field(default_factory=list)  # an unfinished run resumed with other such options
     outside_charset: dict[str, int] = field(default_factory=dict)  # crops per character left out: not in the classes
     untrained: list[str] = field(default_factory=list)  # new classes with no crop and no rendered pair
+    repeated: list[str] = field(default_factory=list)  # images of --data left out: the bytes of an earlier one
 
 
 def options_for(preset: str, **overrides) -> TrainOptions:
@@ -138,23 +139,39 @@ def options_for(preset: str, **overrides) -> TrainOptions:
 
 
 def load_split(data_dirs: Sequence[Path | str], allow_outside: bool = False
-               ) -> tuple[list[Plate], list[Plate], dict, list[str]]:
+               ) -> tuple[list[Plate], list[Plate], dict, list[str], list[str]]:
     """Train-side and held-out plates of every folder (the fixed `is_holdout` split, `holdout_split`), a summary, and the
-    bad records left out (so the run can say so).
+    bad records and repeated images left out (so the run can say so; `once_each`).
     CSV image paths outside their folder are followed only with `allow_outside` (see `load_plates`)."""
     if not data_dirs:
         raise PlategenError("no --data folder given")
     result = load_many([Path(d) for d in data_dirs], allow_outside=allow_outside)
-    train, held = holdout_split(result.plates)
+    plates, repeats = once_each(result.plates)
+    train, held = holdout_split(plates)
     if not train or not held:
-        raise PlategenError(f"{', '.join(map(str, data_dirs))}: {len(result.plates)} image(s) of one physical plate "
+        raise PlategenError(f"{', '.join(map(str, data_dirs))}: {len(plates)} image(s) of one physical plate "
                             "(the same text in one folder) cannot be split into training and validation plates; "
                             "give at least two plates")
-    per_folder = {str(d): sum(1 for p in result.plates if Path(p.source) == Path(d)) for d in data_dirs}
+    per_folder = {str(d): sum(1 for p in plates if Path(p.source) == Path(d)) for d in data_dirs}
     summary = {"folders": [str(d) for d in data_dirs], "plates_per_folder": per_folder,
                "train_plates": len(train), "holdout_plates": len(held),
-               "problems": len(result.problems), "skipped": len(result.skipped)}
-    return train, held, summary, [str(problem) for problem in result.problems]
+               "problems": len(result.problems), "skipped": len(result.skipped), "repeated_images": len(repeats)}
+    return train, held, summary, [str(problem) for problem in result.problems], repeats
+
+
+def once_each(plates: Sequence[Plate]) -> tuple[list[Plate], list[str]]:
+    """The plates with each image's bytes once (the first), and a line for each left out. A copy of a folder given as
+    a second --data trained every image twice, and its keys (the folder's name) split the copies apart: held-out
+    validation plates were byte for byte training plates."""
+    first: dict[str, Path] = {}
+    kept, repeats = [], []
+    for plate in plates:
+        if plate.sha256 in first:
+            repeats.append(f"{plate.image_path}: the same bytes as {first[plate.sha256]}; trained on once")
+        else:
+            first[plate.sha256] = plate.image_path
+            kept.append(plate)
+    return kept, repeats
 
 
 def top_up_with_rendered(samples: CharSamples, share: float, rng: np.random.Generator
@@ -688,7 +705,7 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
         rng = np.random.default_rng(opts.seed)
 
         # data: train-side plates for training, the fixed held-out plates for validation and grids
-        train_plates, held_plates, data_summary, bad_records = load_split(data_dirs, allow_outside)
+        train_plates, held_plates, data_summary, bad_records, repeated = load_split(data_dirs, allow_outside)
         previous_charset = previous.meta["charset"] if previous is not None else None
         charset = parse_charset(opts.chars) if opts.chars is not None else previous_charset or charset_of(train_plates)
         require_drawable_texts(train_plates + held_plates, charset)
@@ -797,7 +814,8 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
     return TrainResult(out, optimizer_path(out), written, fit.step, time.time() - started, fit.losses, val_l1,
                        len(train_plates), int(len(real.labels)), int(rendered.sum()), world.size, bad_records, resumed_at,
                        adam_restarted, changed_options, outside_charset(train_plates, charset),
-                       [c for c, n, r in zip(charset, counts, rendered) if n + r == 0 and c not in (previous_charset or ())])
+                       [c for c, n, r in zip(charset, counts, rendered) if n + r == 0 and c not in (previous_charset or ())],
+                       repeated)
 
 
 def outside_charset(plates: Sequence[Plate], charset: Sequence[str]) -> dict[str, int]:

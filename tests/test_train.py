@@ -19,8 +19,8 @@ from plategen.model import Discriminator, Generator, SAAEConfig
 from plategen.plates import load_plates
 from conftest import immutable, one_line_error
 import plategen.train as train_module
-from plategen.train import (FINETUNE_STEPS, GlyphBank, TrainOptions, options_for, outside_charset, run_total, to_float,
-                            train_saae, train_step)
+from plategen.train import (FINETUNE_STEPS, GlyphBank, TrainOptions, load_split, options_for, outside_charset, run_total,
+                            to_float, train_saae, train_step)
 
 TINY = dict(content_width=4, style_width=4, style_dim=8, decoder_width=8, disc_width=4, disc_hidden=16)
 
@@ -357,6 +357,26 @@ def test_train_says_which_bad_records_it_left_out(tmp_path: Path, small_uc3m: Pa
     assert result.exit_code == 0, result.output
     row = next(line for line in result.output.splitlines() if "bad records left out" in line)
     assert f"1; first: {broken}: not a readable image" in row and "plategen inspect lists them" in row
+
+
+def test_a_copy_of_a_data_folder_trains_once_and_never_validates_on_training_images(tmp_path: Path, small_uc3m: Path):
+    """A byte-for-byte copy given as a second --data trained every image twice, and the split (keyed by folder name)
+    held out copies of training plates: the validation L1 was partly measured on training images."""
+    copy = shutil.copytree(small_uc3m, tmp_path / "copy")
+    out = tmp_path / "m.safetensors"
+    result = CliRunner(env={"COLUMNS": "300"}).invoke(
+        app, ["train", "--data", str(small_uc3m), "--data", str(copy), "--out", str(out), "--steps", "1",
+              "--batch-size", "4", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if "repeated images left out" in line)
+    first = sorted((copy / "images").iterdir())[0]
+    assert f"80; first: {first}: the same bytes as {small_uc3m / 'images' / first.name}; trained on once" in row
+    meta = load_checkpoint(out).meta
+    assert meta["data"]["train_plates"] + meta["data"]["holdout_plates"] == 80
+    assert meta["data"]["plates_per_folder"] == {str(small_uc3m): 80, str(copy): 0}
+    train, held, *_ = load_split([small_uc3m, copy])
+    assert not {p.sha256 for p in train} & {p.sha256 for p in held}
+    assert len(meta["plate_sha256"]) == len(train)
 
 
 def test_resume_with_an_optimizer_state_of_another_shape_is_one_clear_error(tmp_path: Path, small_uc3m: Path):
