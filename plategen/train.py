@@ -583,14 +583,23 @@ def remove_killed_writes(out: Path, samples_dir: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def grid_files(samples_dir: Path) -> list[Path]:
+    """The files in `samples_dir` named as sample grids are (`GRID_PREFIX`, 6 digits)."""
+    return [p for p in sorted(samples_dir.glob(f"{GRID_PREFIX}*.png")) if re.fullmatch(GRID_PREFIX + r"\d{6}\.png", p.name)]
+
+
+def continues(out: Path, resume: Path | None) -> bool:
+    """Whether the run goes on with the checkpoint it writes (a killed run resumed in place)."""
+    return resume is not None and out.resolve() == resume.resolve()
+
+
 def check_out(out: Path, samples_dir: Path, resume: Path | None, overwrite: bool) -> None:
     """Refuse an --out or --samples-dir training could not write, before any data is read."""
     require_no_file_in_the_way(out)
     require_no_file_in_the_way(samples_dir)
     if samples_dir.exists() and not samples_dir.is_dir():
         raise PlategenError(f"--samples-dir {samples_dir}: exists and is not a folder")
-    foreign = [p for p in sorted(samples_dir.glob(f"{GRID_PREFIX}*.png"))
-               if re.fullmatch(GRID_PREFIX + r"\d{6}\.png", p.name) and not is_own_sheet(p)]
+    foreign = [p for p in grid_files(samples_dir) if not is_own_sheet(p)]
     if foreign and not (overwrite or resume):
         raise PlategenError(f"--samples-dir {samples_dir}: holds {foreign[0].name}, a sample grid's name, without the "
                             "mark of a plategen sheet (someone else's file, or a grid of an older plategen); choose "
@@ -610,7 +619,7 @@ def check_out(out: Path, samples_dir: Path, resume: Path | None, overwrite: bool
         raise PlategenError(f"--out {out}: the folder {out.parent} does not exist")
     require_writable_folder(out.parent, f"--out {out}")
     require_writable_folder(samples_dir, f"--samples-dir {samples_dir}")
-    continued = resume is not None and out.resolve() == resume.resolve()
+    continued = continues(out, resume)
     if out.exists() and not overwrite and not continued:
         raise PlategenError(f"{out}: already exists; pass --overwrite to replace it (or --resume {out} to continue it)")
     sidecar = optimizer_path(out)
@@ -780,7 +789,13 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
         save_checkpoint(out, fit.G, config, meta, fit.D)
         save_optimizers(optimizer_path(out), {"g": fit.opt_g, "d": fit.opt_d}, fit.step)
 
+    # the grids an --overwrite run replaces: the earlier run's own, those of steps this run does not reach too; they go
+    # when this run writes its first grid, so a run that stops before it leaves the earlier run whole
+    stale = [p for p in grid_files(samples_dir) if is_own_sheet(p)] if overwrite and not continues(out, resume) else []
+
     def write_grid() -> None:
+        while stale:
+            stale.pop().unlink(missing_ok=True)
         samples_dir.mkdir(parents=True, exist_ok=True)
         path = samples_dir / f"{GRID_PREFIX}{fit.step:06d}.png"
         atomic_save_png(Image.fromarray(sample_grid(fit.G, held, grid_ids, bank, device)), path)

@@ -379,6 +379,22 @@ def test_a_copy_of_a_data_folder_trains_once_and_never_validates_on_training_ima
     assert len(meta["plate_sha256"]) == len(train)
 
 
+def test_overwrite_replaces_the_earlier_runs_sample_grids(tmp_path: Path, small_uc3m: Path):
+    """The replaced run's step000003.png stayed beside the new run's step000002.png (the summary said "1")."""
+    out = tmp_path / "a.safetensors"
+    samples = tmp_path / "a-samples"
+    mine = samples / "notes.png"
+    runner = CliRunner(env={"COLUMNS": "300"})
+    base = ["train", "--data", str(small_uc3m), "--out", str(out), "--batch-size", "4", "--threads", "1"]
+    assert runner.invoke(app, [*base, "--steps", "3"]).exit_code == 0
+    mine.write_bytes(b"a user's file")
+    assert sorted(p.name for p in samples.iterdir()) == ["notes.png", "step000003.png"]
+    result = runner.invoke(app, [*base, "--steps", "2", "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in samples.iterdir()) == ["notes.png", "step000002.png"]
+    assert load_checkpoint(out).meta["step"] == 2
+
+
 def test_resume_with_an_optimizer_state_of_another_shape_is_one_clear_error(tmp_path: Path, small_uc3m: Path):
     options = TrainOptions(steps=1, batch_size=4, num_threads=1, val_crops=8, model=TINY)
     a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
