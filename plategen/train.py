@@ -531,11 +531,14 @@ def run_total(opts: TrainOptions, step: int, resumed_meta: dict, train_crops: in
     return opts.steps if opts.epochs is None else math.ceil(opts.epochs * train_crops / opts.batch_size)
 
 
-def require_ahead(resume: Path | None, step: int, total: int) -> None:
-    """A resumed model already past this run's total would train nothing and write nothing."""
+def require_ahead(resume: Path | None, step: int, total: int, epochs: float | None = None) -> None:
+    """A resumed model already past this run's total would train nothing and write nothing. `epochs`: the run's
+    length was given as --epochs (a total from step 0 too)."""
     if step > total:
-        raise PlategenError(f"{resume}: already trained {step} steps, past the total of {total}; "
-                            "give a larger --steps (the total, not the steps to add)")
+        given = (f"--epochs {epochs:g} ({total} steps of this batch size over the training crops)"
+                 if epochs is not None else f"the total of {total}")
+        raise PlategenError(f"{resume}: already trained {step} steps, past {given}; give a larger "
+                            f"{'--epochs' if epochs is not None else '--steps'} (the total, not what to add)")
 
 
 GRID_PREFIX = "step"  # a sample grid is <samples dir>/step<step, 6 digits>.png
@@ -764,7 +767,7 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
                                     f"fine-tune; finish it first (plategen train --resume {resume} with its own "
                                     "options), then fine-tune the finished checkpoint")
         total = run_total(opts, fit.step, previous.meta if previous is not None else {}, len(train.labels))
-        require_ahead(resume, fit.step, total)
+        require_ahead(resume, fit.step, total, opts.epochs if opts.more_steps is None else None)
     with world.together():  # a collective of its own: a rank that refused above never reaches it
         require_same_training(world, opts, charset, train_plates, previous)
     if world.size > 1:

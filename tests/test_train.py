@@ -395,6 +395,16 @@ def test_overwrite_replaces_the_earlier_runs_sample_grids(tmp_path: Path, small_
     assert load_checkpoint(out).meta["step"] == 2
 
 
+def test_a_resume_already_past_the_epochs_asked_for_names_epochs(tmp_path: Path, small_uc3m: Path):
+    """It said "give a larger --steps" to a user who gave --epochs (on a resume, a total counted from step 0 too)."""
+    out = tmp_path / "e.safetensors"
+    message = one_line_error(CliRunner(env={"COLUMNS": "300"}).invoke(
+        app, ["train", "--data", str(small_uc3m), "--out", str(out), "--resume", "default", "--epochs", "2",
+              "--threads", "1"]))
+    assert "already trained 6000 steps, past --epochs 2 (" in message and "give a larger --epochs" in message
+    assert "--steps" not in message and not out.exists()
+
+
 def test_resume_with_an_optimizer_state_of_another_shape_is_one_clear_error(tmp_path: Path, small_uc3m: Path):
     options = TrainOptions(steps=1, batch_size=4, num_threads=1, val_crops=8, model=TINY)
     a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
