@@ -591,6 +591,23 @@ def grid_files(samples_dir: Path) -> list[Path]:
     return [p for p in sorted(samples_dir.glob(f"{GRID_PREFIX}*.png")) if re.fullmatch(GRID_PREFIX + r"\d{6}\.png", p.name)]
 
 
+def replaced_grids(out: Path, samples_dir: Path) -> list[Path]:
+    """The sample grids the checkpoint at `out` wrote into `samples_dir` (plategen's sheets at the steps its meta names:
+    every `sample_every` and its last), which an --overwrite run replaces; another run's grids in a shared folder, and
+    those of a file that is no checkpoint, stay. Left a stage of a resumed run whose `sample_every` differed."""
+    try:
+        meta = load_checkpoint(out).meta if out.is_file() else {}
+    except PlategenError:
+        return []
+    train, step = meta.get("train") or {}, meta.get("step")
+    wrote, every = train.get("samples_dir"), train.get("sample_every")
+    if not (isinstance(wrote, str) and isinstance(step, int) and isinstance(every, int) and every > 0) or \
+            Path(wrote).resolve() != samples_dir.resolve():
+        return []
+    steps = {*range(every, step + 1, every), step}
+    return [p for p in grid_files(samples_dir) if int(p.stem[len(GRID_PREFIX):]) in steps and is_own_sheet(p)]
+
+
 def continues(out: Path, resume: Path | None) -> bool:
     """Whether the run goes on with the checkpoint it writes (a killed run resumed in place)."""
     return resume is not None and out.resolve() == resume.resolve()
@@ -792,17 +809,19 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
         save_checkpoint(out, fit.G, config, meta, fit.D)
         save_optimizers(optimizer_path(out), {"g": fit.opt_g, "d": fit.opt_d}, fit.step)
 
-    # the grids an --overwrite run replaces: the earlier run's own, those of steps this run does not reach too; they go
-    # when this run writes its first grid, so a run that stops before it leaves the earlier run whole
-    stale = [p for p in grid_files(samples_dir) if is_own_sheet(p)] if overwrite and not continues(out, resume) else []
+    # the grids of the checkpoint an --overwrite run replaces; they go once this run has written its first grid, so a
+    # run that stops before it leaves the earlier run whole
+    stale = replaced_grids(out, samples_dir) if overwrite and world.leader and not continues(out, resume) else []
 
     def write_grid() -> None:
-        while stale:
-            stale.pop().unlink(missing_ok=True)
         samples_dir.mkdir(parents=True, exist_ok=True)
         path = samples_dir / f"{GRID_PREFIX}{fit.step:06d}.png"
         atomic_save_png(Image.fromarray(sample_grid(fit.G, held, grid_ids, bank, device)), path)
         written.append(path)
+        while stale:
+            old = stale.pop()
+            if old != path:
+                old.unlink(missing_ok=True)
 
     bar = tqdm(total=total, initial=fit.step, disable=not (progress and world.leader), desc="train", unit="it",
                dynamic_ncols=True)

@@ -379,20 +379,29 @@ def test_a_copy_of_a_data_folder_trains_once_and_never_validates_on_training_ima
     assert len(meta["plate_sha256"]) == len(train)
 
 
-def test_overwrite_replaces_the_earlier_runs_sample_grids(tmp_path: Path, small_uc3m: Path):
-    """The replaced run's step000003.png stayed beside the new run's step000002.png (the summary said "1")."""
-    out = tmp_path / "a.safetensors"
-    samples = tmp_path / "a-samples"
+def test_overwrite_replaces_the_earlier_runs_sample_grids_and_no_others(tmp_path: Path, small_uc3m: Path):
+    """The replaced run's step000003.png stayed beside the new run's step000002.png (the summary said "1"); the grids
+    of another checkpoint sharing the folder, and those of a run resumed in place, stay."""
+    out, other = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    samples = tmp_path / "grids"
     mine = samples / "notes.png"
     runner = CliRunner(env={"COLUMNS": "300"})
-    base = ["train", "--data", str(small_uc3m), "--out", str(out), "--batch-size", "4", "--threads", "1"]
-    assert runner.invoke(app, [*base, "--steps", "3"]).exit_code == 0
+
+    def train(to: Path, *args: str) -> None:
+        result = runner.invoke(app, ["train", "--data", str(small_uc3m), "--out", str(to), "--samples-dir", str(samples),
+                                     "--batch-size", "4", "--threads", "1", *args])
+        assert result.exit_code == 0, result.output
+
+    train(out, "--steps", "3")
+    train(other, "--steps", "5")
     mine.write_bytes(b"a user's file")
-    assert sorted(p.name for p in samples.iterdir()) == ["notes.png", "step000003.png"]
-    result = runner.invoke(app, [*base, "--steps", "2", "--overwrite"])
-    assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in samples.iterdir()) == ["notes.png", "step000002.png"]
+    assert sorted(p.name for p in samples.iterdir()) == ["notes.png", "step000003.png", "step000005.png"]
+    train(out, "--steps", "2", "--overwrite")
+    assert sorted(p.name for p in samples.iterdir()) == ["notes.png", "step000002.png", "step000005.png"]
     assert load_checkpoint(out).meta["step"] == 2
+    train(out, "--steps", "4", "--resume", str(out), "--overwrite")  # goes on with its own run: its grids stay
+    assert sorted(p.name for p in samples.iterdir()) == ["notes.png", "step000002.png", "step000004.png",
+                                                         "step000005.png"]
 
 
 def test_a_resume_already_past_the_epochs_asked_for_names_epochs(tmp_path: Path, small_uc3m: Path):
