@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import re
 import shutil
 import subprocess
 
@@ -16,7 +17,8 @@ from plategen.bench.runs import CharJob, CharRead, SeedTest, run_char_job
 from plategen.bench import benchmark as benchmark_module
 from plategen.atomic import OutputLock
 from plategen.bench.pools import open_generators, require_distinct_counts
-from plategen.bench.splits import characters_only_in_test, drop_test_plates, plan_splits, seen_through_other_images
+from plategen.bench.splits import (Split, characters_only_in_test, drawn_outside_test, drop_test_plates, plan_splits,
+                                   seen_through_other_images)
 from plategen.cli import app
 from plategen.dataset import build_samples, charset_of, is_holdout, plate_key
 from plategen.errors import PlategenError
@@ -360,10 +362,24 @@ def test_a_character_only_a_seeds_test_plates_show_is_not_generated_for_that_see
     report = run_benchmark(req).report
     i_in_test = [any("00670" in p for p in sp.test_plates) for sp in report.splits]
     assert any(i_in_test) and not all(i_in_test)  # both cases among the 4 seeds
-    for (seed, drawable, classes), in_test in zip(drawn_per_seed, i_in_test):
+    for (seed, drawable, classes), in_test, record in zip(drawn_per_seed, i_in_test, report.splits):
         assert ("I" in drawable) == ("I" in classes) == (not in_test), seed
         assert (f"seed {seed}: I only on this seed's test plates: not generated" in report.warnings) == in_test
-    assert "I" in report.generated_chars  # some seed drew it
+        assert record.generated_chars == drawable
+    assert "I" in report.generated_chars == report.generators["render"].chars  # some seed drew it
+
+
+def test_a_seed_whose_non_test_plates_show_nothing_drawable_is_refused_naming_data(imported):
+    plates = imported("uc3m-lp").plates[:30]
+    req = BenchmarkRequest(generators=("render",))
+    split = Split(seed=3, train=[0], test=list(range(1, 30)), train_seen=0)
+    drawable = sorted({c for p in plates[1:] for c in p.text} - set(plates[0].text))
+    with pytest.raises(PlategenError, match=f"^{re.escape(str(req.data))}: no character the generators draw is on a "
+                                            "plate outside seed 3's test plates; give more plates, or fewer --test-plates$"):
+        drawn_outside_test(req, drawable, plates, split)
+    drawn, left_out = drawn_outside_test(req, drawable + [plates[0].text[0]], plates, split)
+    assert drawn == [plates[0].text[0]] and left_out == [f"seed 3: {''.join(drawable)} only on this seed's test plates: "
+                                                          "not generated"]
 
 
 def test_a_frame_of_a_plate_the_checkpoint_saw_under_another_key_is_never_a_test_plate(uc3m, imported, ckpt):

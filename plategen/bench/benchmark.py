@@ -24,8 +24,8 @@ from plategen.bench.request import BenchmarkRequest, check_request
 from plategen.bench.runs import (Run, SeedSet, Timing, char_job_log, ratio_jobs, run_char_job, synthetic_jobs,
                                  trainings_per_seed)
 from plategen.bench.workers import Trainings
-from plategen.bench.splits import (Split, characters_only_in_test, drawn_outside_test, drop_test_plates, judge_plates,
-                                   plan_splits, seen_through_other_images, split_record)
+from plategen.bench.splits import (Split, characters_only_in_test, drawn_in_some_seed, drawn_outside_test,
+                                   drop_test_plates, judge_plates, plan_splits, seen_through_other_images, split_record)
 from plategen.dataset import CharSamples, build_samples, charset_of
 from plategen.errors import PlategenError
 from plategen.glyphs import Font, shipped_fonts
@@ -83,8 +83,10 @@ def _run_char_benchmark(req: BenchmarkRequest, log: Callable[[str], None], warn:
     seen = gens.seen | seen_through_other_images(data_import.plates, test_source, gens.seen)
     splits, split_warnings = plan_splits(req, data_plates, test_source, seen)
     require_judge_classes(req, splits, data_plates)
+    drawn = [drawn_outside_test(req, gens.drawable, data_plates, split) for split in splits]
     warnings = (data_import.left_out() + (test_import.left_out() if test_import else []) + gens.warnings
-                + characters_only_in_test(data_plates, test_source) + split_warnings)
+                + characters_only_in_test(data_plates, test_source) + split_warnings
+                + [w for _, left_out in drawn for w in left_out])
     for w in warnings:
         warn(w)
     warnings = leak_warnings + warnings
@@ -97,20 +99,14 @@ def _run_char_benchmark(req: BenchmarkRequest, log: Callable[[str], None], warn:
                                 split.seed)
     req.out.mkdir(parents=True, exist_ok=True)
     records = []
-    generated: set[str] = set()  # the characters some seed drew
     fresh_steps: list[int] = []
     gen_seconds = {g: 0.0 for g in gens.infos}
     with Trainings(run_char_job, req.workers, req.threads, len(splits) * trainings_per_seed(req, len(gens.infos)),
                    char_job_log, log, progress) as trainings:
-        for split in splits:
-            drawn, left_out = drawn_outside_test(gens.drawable, data_plates, split, req.test is not None)
-            for w in left_out:
-                warn(w)
-            warnings += left_out
-            generated |= set(drawn)
-            ss = seed_set(req, split, data_samples, test_samples, drawn, timing, log)
+        for split, (chars, _) in zip(splits, drawn):
+            ss = seed_set(req, split, data_samples, test_samples, chars, timing, log)
             records.append(split_record(req, split, data_plates, test_source or data_plates, len(ss.train.labels),
-                                        len(ss.test.labels)))
+                                        len(ss.test.labels), chars))
             log(f"seed {split.seed}: {len(split.train)} training plates ({len(ss.train.labels)} crops), "
                 f"{len(split.test)} test plates ({len(ss.test.labels)} crops)")
             if req.train_generator:  # the fresh SAAE's time budget is its alone: no recogniser trains beside it
@@ -132,11 +128,11 @@ def _run_char_benchmark(req: BenchmarkRequest, log: Callable[[str], None], warn:
 
     if fresh_steps:
         gens.infos["saae"].description += f"; steps reached per seed: {fresh_steps}"
-    drawn_chars = [c for c in gens.drawable if c in generated]
+    generated = drawn_in_some_seed(records, charset)
     for info in gens.infos.values():
-        info.chars = drawn_chars
+        info.chars = generated
     summary = summarize(runs, req.ratios, list(gens.infos))
-    report = BenchmarkReport(req, req.regime, warnings, charset, drawn_chars, gens.infos, records, runs, summary,
+    report = BenchmarkReport(req, req.regime, warnings, charset, generated, gens.infos, records, runs, summary,
                              check_targets(summary, req.regime, req.ratios),
                              {**timing.seconds, "total": time.perf_counter() - started}, gen_seconds)
     files = write_report(req.out, report)

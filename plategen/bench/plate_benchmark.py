@@ -26,8 +26,8 @@ from plategen.bench.pools import Generators, generated_count, open_generators, r
 from plategen.bench.request import BenchmarkRequest, check_request
 from plategen.bench.runs import Timing, trainings_per_seed
 from plategen.bench.workers import Trainings
-from plategen.bench.splits import (characters_only_in_test, drop_test_plates, judge_plates, plan_splits,
-                                   seen_through_other_images, split_record)
+from plategen.bench.splits import (characters_only_in_test, drawn_in_some_seed, drop_test_plates, judge_plates,
+                                   plan_splits, seen_through_other_images, split_record)
 from plategen.dataset import build_samples, charset_of
 from plategen.errors import PlategenError
 from plategen.glyphs import Font, shipped_fonts
@@ -107,15 +107,14 @@ def run_plate_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lamb
                                  + plate_synthetic_jobs(ps, req.synthetic_size, pools)
                                  + [plate_judge_job(ps, judge_pool, pools, req.synthetic_size)])
             records.append(PlateSplitRecord(**{k: v for k, v in vars(split_record(
-                req, split, data_plates, test_source or data_plates, 0, 0)).items() if not k.endswith("_crops")},
-                generated_chars=chars))
+                req, split, data_plates, test_source or data_plates, 0, 0, chars)).items() if not k.endswith("_crops")}))
         with timing("recogniser_training"):
             runs: list[PlateRun] = trainings.runs()
 
     if fresh_steps:
         gens.infos["saae"].description += f"; steps reached per seed: {fresh_steps}"
     for info in gens.infos.values():
-        info.chars = sorted({c for r in records for c in r.generated_chars}, key=charset.index)
+        info.chars = drawn_in_some_seed(records, charset)
     summary = plate_summary(runs, req.ratios, list(gens.infos))
     seconds_so_far = time.perf_counter() - started
     targets = check_plate_targets(summary, req.regime, req.ratios, seconds_so_far if is_default_run(req) else None)

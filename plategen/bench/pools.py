@@ -107,7 +107,8 @@ class GeneratorInfo:
 
 @dataclass
 class Generators:
-    """The chosen generators, what the checkpoint saw (content hashes) and the characters all of them draw."""
+    """The chosen generators, what the checkpoint saw (content hashes) and the characters all of them can draw (a seed
+    draws those of them its non-test plates show, `splits.drawn_outside_test`)."""
 
     infos: dict[str, GeneratorInfo]
     checkpoint: LoadedCheckpoint | None
@@ -160,8 +161,6 @@ def open_generators(req: BenchmarkRequest, charset: Sequence[str], fonts: Sequen
         infos["render"] = GeneratorInfo("render", "font rendering + classical augmentation (render.py)", plates_seen=0)
     if not drawable:
         raise PlategenError("no character of the data can be drawn by every chosen generator")
-    for info in infos.values():
-        info.chars = list(drawable)
     return Generators(infos, ckpt, seen, drawable, warnings, chinese)
 
 

@@ -208,9 +208,9 @@ class BenchmarkReport:
     def balance_note(self) -> str:
         req = self.request
         return ((f"generated crops: {DATA_SHARE:.0%} follow the class frequencies of the seed's real training crops, "
-                 f"{1 - DATA_SHARE:.0%} are spread equally over generated_chars, so every class is covered "
-                 "(largest-remainder rounding)" if req.balance == "data" else
-                 "generated crops: the same count for every character in generated_chars")
+                 f"{1 - DATA_SHARE:.0%} are spread equally over the characters the seed draws (its split's "
+                 "generated_chars), so every class is covered (largest-remainder rounding)" if req.balance == "data" else
+                 "generated crops: the same count for every character the seed draws (its split's generated_chars)")
                 + "; real crops keep their natural frequencies; the synthetic-only and read-as-asked sets use the "
                   "same class shares")
 

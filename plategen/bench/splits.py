@@ -40,6 +40,7 @@ class SplitRecord:
     train_crops: int
     test_crops: int
     train_plates_seen_by_checkpoint: int
+    generated_chars: list[str]  # the characters this seed's generators drew
 
 
 def _groups(plates: Sequence[Plate], ids: Sequence[int]) -> dict[str, list[int]]:
@@ -163,16 +164,24 @@ def characters_only_in_test(data_plates: Sequence[Plate], test_plates: Sequence[
             "read wrong by every line"]
 
 
-def drawn_outside_test(drawable: Sequence[str], data_plates: Sequence[Plate], split: Split, external_test: bool
+def drawn_outside_test(req: BenchmarkRequest, drawable: Sequence[str], data_plates: Sequence[Plate], split: Split
                        ) -> tuple[list[str], list[str]]:
-    """The characters of `drawable` a seed's generators draw: those --data shows outside the seed's test plates (one
-    that only they show would hand the generated lines their test labels), and a warning naming those left out."""
-    shown = {c for i in judge_plates(split, len(data_plates), external_test) for c in data_plates[i].text}
+    """The characters of `drawable` a seed's generators draw, and a warning naming those left out: the ones --data
+    shows outside the seed's test plates (one that only they show would hand the generated lines their test labels).
+    A fresh SAAE (--train-generator) is asked for them too, though it learns only from the seed's training plates."""
+    shown = {c for i in judge_plates(split, len(data_plates), req.test is not None) for c in data_plates[i].text}
     drawn = [c for c in drawable if c in shown]
     if not drawn:
-        raise PlategenError(f"seed {split.seed}: no character the generators draw is shown outside its test plates")
+        raise PlategenError(f"{req.data}: no character the generators draw is on a plate outside seed {split.seed}'s "
+                            "test plates; give more plates, or fewer --test-plates")
     left = "".join(c for c in drawable if c not in shown)
     return drawn, [f"seed {split.seed}: {left} only on this seed's test plates: not generated"] if left else []
+
+
+def drawn_in_some_seed(records: Sequence[SplitRecord], charset: Sequence[str]) -> list[str]:
+    """The characters some seed's generators drew, in `charset` order: the report's generated_chars."""
+    drawn = {c for record in records for c in record.generated_chars}
+    return [c for c in charset if c in drawn]
 
 
 def seen_through_other_images(data_plates: Sequence[Plate], test_plates: Sequence[Plate] | None,
@@ -250,11 +259,12 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def split_record(req: BenchmarkRequest, split: Split, data_plates: Sequence[Plate], test_plates: Sequence[Plate],
-                 train_crops: int, test_crops: int) -> SplitRecord:
+                 train_crops: int, test_crops: int, generated_chars: Sequence[str]) -> SplitRecord:
     return SplitRecord(
         seed=split.seed,
         train_plates=[_rel(data_plates[i].image_path, req.data) for i in split.train],
         train_sha256=[data_plates[i].sha256 for i in split.train],
         test_plates=[_rel(test_plates[i].image_path, req.test or req.data) for i in split.test],
         test_sha256=[test_plates[i].sha256 for i in split.test],
-        train_crops=train_crops, test_crops=test_crops, train_plates_seen_by_checkpoint=split.train_seen)
+        train_crops=train_crops, test_crops=test_crops, train_plates_seen_by_checkpoint=split.train_seen,
+        generated_chars=list(generated_chars))
