@@ -14,7 +14,7 @@ are drawn and marked unchecked, and listed as such.
 
 A second table reads the real crops of ../shared/data's three sources with the same check, one draw:
 the share of each 0-9A-Z character's crops that the discriminator reads as it with at least
-`plan.CHECK_SURE`, on the plates the model trained on and on the held-out ones. It is the check's own
+`plan.CHECK_SURE`, on the plates the model trained on (its meta's plate_sha256) and on the others. It is the check's own
 ceiling: a character whose real crops it does not pass cannot be expected to pass when generated.
 """
 
@@ -37,10 +37,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from plategen.charset import CHINESE_PROVINCES, parse_charset  # noqa: E402
-from plategen.dataset import crop_character  # noqa: E402
 from plategen.checkpoint import checkpoint_path, load_checkpoint  # noqa: E402
 from plategen.cli import tracker  # noqa: E402
-from plategen.dataset import is_holdout  # noqa: E402
+from plategen.dataset import crop_character, is_holdout  # noqa: E402
 from plategen.plates import load_plate, load_plates, read_image  # noqa: E402
 from plategen.synth import generate  # noqa: E402
 from plategen.synth.engine import chinese_model  # noqa: E402
@@ -74,9 +73,11 @@ def failures(model, image: np.ndarray, chars: list[str], per_class: int, seed: i
 
 
 def real_crops_passed(model, chars: list[str]) -> dict[str, dict[str, tuple[int, int]]]:
-    """side ("train", "held out") -> char -> (real crops, crops the label check passes in one draw: read as
-    the char with at least CHECK_SURE), over the characters of `chars` in the model's charset."""
+    """side ("train": a plate the model trained on, by its meta's plate_sha256; "held out") -> char -> (real crops,
+    crops the label check passes in one draw: read as the char with at least CHECK_SURE), over the characters of
+    `chars` in the model's charset."""
     charset = model.meta["charset"]
+    trained = set(model.meta.get("plate_sha256") or [])
     chars = [c for c in chars if c in charset]
     check = LabelCheck(model.discriminator, charset, chars, torch.device("cpu"))
     counts = {side: {c: [0, 0] for c in chars} for side in ("train", "held out")}
@@ -89,7 +90,7 @@ def real_crops_passed(model, chars: list[str]) -> dict[str, dict[str, tuple[int,
             crops = np.stack([crop_character(image, box) for _, box in wanted])
             labels = np.array([label for label, _ in wanted])
             read, prob = check.read(torch.from_numpy(crops).permute(0, 3, 1, 2).float(), labels)
-            side = counts["held out" if is_holdout(plate) else "train"]
+            side = counts["train" if plate.sha256 in trained else "held out"]
             for label, passed in zip(labels, read & (prob >= CHECK_SURE)):
                 side[chars[label]][0] += 1
                 side[chars[label]][1] += int(passed)

@@ -89,8 +89,8 @@ def _cannot_write(path: Path, exc: OSError) -> PlategenError:
 
 
 def lock_beside(path: Path) -> Path:
-    """The lock file of a run writing `path` (a checkpoint, a report folder), beside it: the same file however the
-    path is spelled (`.`, a link), so two runs into one place meet on it."""
+    """The lock file of a run writing the file `path` (train's checkpoint), beside it: the same file however the path
+    is spelled (a link), so two runs into one place meet on it. A run writing a folder locks inside it."""
     resolved = Path(path).resolve()
     return resolved.parent / f".{resolved.name}.lock"
 

@@ -274,6 +274,10 @@ def alphabet(slot: Slot, chars: Sequence[str], skip: str = "") -> list[str]:
 READ_AS_MISSING = frozenset({"NA", "NULL", "NaN", "None", "nan", "null"})
 
 
+MEND_REACH = 1000  # `_mend` trades with the next texts up to this many on: a layout no trade mends (8 digits under
+# --export lprnet) tried every text of the run, 45 s at --n 1,000,000
+
+
 def read_as_missing(text: str) -> str | None:
     """Why fast-plate-ocr cannot train on a drawn `text`, with what to do (None: it can): `draw_texts`' `refuse`."""
     if text in READ_AS_MISSING:
@@ -329,7 +333,7 @@ def _mend(layout: PlateLayout, columns: dict[int, list[str]], n: int, refuse: Ca
         # lazily: the first trade nearly always mends it, and a list of every text's trades is quadratic in n
         own = (((i, t), (j, t)) for i in range(len(slots)) for j in range(i + 1, len(slots))
                if (slots[i].kind, slots[i].allowed) == (slots[j].kind, slots[j].allowed))
-        others = (((i, t), (i, (t + k) % n)) for k in range(1, n) for i in range(len(slots)))
+        others = (((i, t), (i, (t + k) % n)) for k in range(1, min(n, MEND_REACH)) for i in range(len(slots)))
         trades = itertools.chain(own, others)
         for (i, a), (j, b) in trades:
             if columns[i][a] == columns[j][b]:

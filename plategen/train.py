@@ -163,14 +163,16 @@ def once_each(plates: Sequence[Plate]) -> tuple[list[Plate], list[str]]:
     """The plates with each image's bytes once (the first), and a line for each left out. A copy of a folder given as
     a second --data trained every image twice, and its keys (the folder's name) split the copies apart: held-out
     validation plates were byte for byte training plates."""
-    first: dict[str, Path] = {}
+    first: dict[str, Plate] = {}
     kept, repeats = [], []
     for plate in plates:
-        if plate.sha256 in first:
-            repeats.append(f"{plate.image_path}: the same bytes as {first[plate.sha256]}; trained on once")
-        else:
-            first[plate.sha256] = plate.image_path
+        earlier = first.get(plate.sha256)
+        if earlier is None:
+            first[plate.sha256] = plate
             kept.append(plate)
+            continue
+        labelled = "" if plate.text == earlier.text else f", labelled {earlier.text!r} there and {plate.text!r} here"
+        repeats.append(f"{plate.image_path}: the same bytes as {earlier.image_path}{labelled}; kept once, as there")
     return kept, repeats
 
 

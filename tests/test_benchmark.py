@@ -549,7 +549,8 @@ def test_a_second_run_into_the_same_out_is_refused_while_the_first_writes(uc3m, 
             monkeypatch.chdir(out if spelled == "." else tmp_path)
             message = one_line_error(CliRunner().invoke(app, ["benchmark", "--data", str(uc3m), "--out", spelled,
                                                               "--generator", "render"]))
-            assert f"--out {spelled}: another plategen benchmark is writing there (.plategen.lock is locked)" in message
+            assert (f"--out {spelled}: another plategen run (benchmark or synth) is writing there (.plategen.lock is "
+                    "locked)") in message
     finally:
         first.release()
     assert out.is_dir() and not any(out.iterdir()) and sorted(p.name for p in tmp_path.iterdir()) == ["bench"]

@@ -762,14 +762,16 @@ def test_lprnet_names_of_drawn_texts_read_back_and_a_layout_whose_names_cannot_i
     """Drawn texts such as DSC or IMG (DSC_000001.png: a camera's name) refused the whole --export lprnet run, with
     a message that blamed the user's text; they are traded away as NA is, and every name reads back as its text.
     Every 8-digit text's name (12345678_000001) is a camera's time stamp: refused as the layout's."""
-    out = tmp_path / "out"
-    plain = plan_plates(load_style_plates([EXAMPLE])[0], 30, list("CDS"), seed=0, pattern="LLL")
-    assert "DSC" in plain.texts  # drawn without the export
+    out, plain = tmp_path / "out", tmp_path / "plain"
+
+    def texts(folder: Path) -> list[str]:
+        return [row["plate_text"] for row in csv.DictReader((folder / "plates.csv").open(encoding="utf-8"))]
+    synthesize(request([EXAMPLE], ckpt_cn, plain, 30, chars=list("CDS"), pattern="LLL"))
+    assert "DSC" in texts(plain)  # drawn without the export, where it is a plate like any other
     synthesize(request([EXAMPLE], ckpt_cn, out, 30, chars=list("CDS"), pattern="LLL", exports=["lprnet"]))
-    texts = [row["plate_text"] for row in csv.DictReader((out / "plates.csv").open(encoding="utf-8"))]
-    assert "DSC" not in texts and Counter("".join(texts)) == Counter("".join(plain.texts))  # balance kept
+    assert "DSC" not in texts(out) and Counter("".join(texts(out))) == Counter("".join(texts(plain)))  # balance kept
     back = load_plates(out / "lprnet", fmt="filename")
-    assert not back.problems and sorted(p.text for p in back.plates + back.text_only) == sorted(texts)
+    assert not back.problems and sorted(p.text for p in back.plates + back.text_only) == sorted(texts(out))
     digits = tmp_path / "digits"
     with pytest.raises(PlategenError, match=r"^the layout DDDDDDDD gives some plates the text '\d{8}' .*whose "
                                             r"--export lprnet name \d{8}_000000\.png would not read back as the text "

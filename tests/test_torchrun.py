@@ -163,7 +163,7 @@ def test_resume_finishes_a_torchrun_run_one_rank_of_which_was_killed(tmp_path, m
         launcher.wait()
         pytest.skip("the run finished before rank 1 could be killed")
     os.kill(pid, signal.SIGKILL)
-    assert "another plategen synth run is writing to this folder" in one_line_error(intruder)
+    assert "another plategen run (synth or benchmark) is writing to this folder" in one_line_error(intruder)
     _, stderr = launcher.communicate(timeout=60)
     assert launcher.returncode != 0, stderr[-2000:]
     written = len(list(out.rglob("*.png")))

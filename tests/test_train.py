@@ -19,8 +19,8 @@ from plategen.model import Discriminator, Generator, SAAEConfig
 from plategen.plates import load_plates
 from conftest import immutable, one_line_error
 import plategen.train as train_module
-from plategen.train import (FINETUNE_STEPS, GlyphBank, TrainOptions, load_split, options_for, outside_charset, run_total,
-                            to_float, train_saae, train_step)
+from plategen.train import (FINETUNE_STEPS, GlyphBank, TrainOptions, load_split, once_each, options_for, outside_charset,
+                            run_total, to_float, train_saae, train_step)
 
 TINY = dict(content_width=4, style_width=4, style_dim=8, decoder_width=8, disc_width=4, disc_hidden=16)
 
@@ -370,13 +370,21 @@ def test_a_copy_of_a_data_folder_trains_once_and_never_validates_on_training_ima
     assert result.exit_code == 0, result.output
     row = next(line for line in result.output.splitlines() if "repeated images left out" in line)
     first = sorted((copy / "images").iterdir())[0]
-    assert f"80; first: {first}: the same bytes as {small_uc3m / 'images' / first.name}; trained on once" in row
+    assert f"80; first: {first}: the same bytes as {small_uc3m / 'images' / first.name}; kept once, as there" in row
     meta = load_checkpoint(out).meta
     assert meta["data"]["train_plates"] + meta["data"]["holdout_plates"] == 80
     assert meta["data"]["plates_per_folder"] == {str(small_uc3m): 80, str(copy): 0}
     train, held, *_ = load_split([small_uc3m, copy])
     assert not {p.sha256 for p in train} & {p.sha256 for p in held}
     assert len(meta["plate_sha256"]) == len(train)
+
+
+def test_a_repeated_image_labelled_otherwise_says_which_label_is_kept(small_uc3m: Path):
+    plates = load_plates(small_uc3m).plates[:3]
+    copy = replace(plates[1], image_path=Path("/elsewhere/x.jpg"), text=plates[1].text[::-1] + "Z")
+    kept, repeats = once_each([*plates, copy])
+    assert kept == plates and repeats == [f"/elsewhere/x.jpg: the same bytes as {plates[1].image_path}, labelled "
+                                          f"{plates[1].text!r} there and {copy.text!r} here; kept once, as there"]
 
 
 def test_overwrite_replaces_the_earlier_runs_sample_grids_and_no_others(tmp_path: Path, small_uc3m: Path):

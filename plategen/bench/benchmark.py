@@ -50,8 +50,8 @@ def run_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lambda msg
                 req.out.mkdir(parents=True, exist_ok=True)
             if req.out.is_dir():
                 held.callback(OutputLock(req.out / LOCK, lambda: PlategenError(
-                    f"--out {req.out}: another plategen benchmark is writing there ({LOCK} is locked); wait for "
-                    "it to finish or choose another folder"),
+                    f"--out {req.out}: another plategen run (benchmark or synth) is writing there ({LOCK} is locked); "
+                    "wait for it to finish or choose another folder"),
                     lambda path, exc: PlategenError(f"--out {req.out}: cannot write in it")).release)
             if req.level == "plates":
                 return run_plate_benchmark(req, log, warn, progress)

@@ -147,8 +147,9 @@ def plate_config(plates: Sequence[FinishedPlate], classes: Sequence[str]) -> str
     return "".join(f"{key}: {json.dumps(value, ensure_ascii=False)}\n" for key, value in fields.items())
 
 
-def lprnet_name(text: str, id_width: int) -> str:
-    return f"{text}_{'0' * id_width}.png"
+def lprnet_name(text: str, plate_id: str) -> str:
+    """An LPRNet image's file name (`write_lprnet`)."""
+    return f"{text}_{plate_id}.png"
 
 
 def require_lprnet_names(texts: Sequence[str], id_width: int) -> None:
@@ -157,7 +158,7 @@ def require_lprnet_names(texts: Sequence[str], id_width: int) -> None:
     ``12345678_000001``) or that a file system cannot hold: a name is at most NAME_BYTES bytes, less the temporary
     name's TMP_NAME_BYTES while it is written (`atomic_write_bytes`). Drawn texts avoid the first (`lprnet_refuse`)."""
     for text in dict.fromkeys(texts):
-        problem = name_problem(Path(lprnet_name(text, id_width)))
+        problem = name_problem(Path(lprnet_name(text, "0" * id_width)))
         if problem is not None:
             raise PlategenError(f"--export lprnet: names each image by its text, and {text!r} would not read back as "
                                 f"one ({problem}); leave --export lprnet out for such texts")
@@ -174,7 +175,7 @@ def lprnet_refuse(id_width: int) -> Callable[[str], str | None]:
     """`layout.draw_texts`' `refuse` for a run with --export lprnet: drawn texts are traded away from names that would
     not read back, as from those fast-plate-ocr reads as empty (`layout.read_as_missing`)."""
     def refuse(text: str) -> str | None:
-        name = lprnet_name(text, id_width)
+        name = lprnet_name(text, "0" * id_width)
         problem = name_problem(Path(name))
         return read_as_missing(text) or (None if problem is None else (
             f"whose --export lprnet name {name} would not read back as the text ({problem}); give another --pattern, "
@@ -191,7 +192,7 @@ def write_lprnet(folder: Path | str, plates: Sequence[FinishedPlate]) -> None:
         image = decode_png(plate.png)
         shrink = image.shape[1] > width
         small = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-        atomic_write_bytes(folder / f"{plate.text}_{plate.id}.png", encode_png(small))
+        atomic_write_bytes(folder / lprnet_name(plate.text, plate.id), encode_png(small))
 
 
 def write_paddleocr(out: Path | str, plates: Sequence[FinishedPlate], classes: Sequence[str]) -> None:

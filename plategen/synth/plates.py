@@ -277,9 +277,8 @@ def plan_plates(styles: Sequence[StylePlate], n: int, chars: Sequence[str], seed
     Styles take turns in a seeded order (every style plate used n // S or one more times).
     Texts: from the `texts` file in order, cycled to n; else drawn per style plate, balanced
     per slot kind over that style's plates, none that `refuse` gives a reason against (`layout.draw_texts`).
-    `chinese_serials` (the default
-    alphabet): the letter slots of a Chinese layout skip I and O, as real ones do, whatever the other
-    style plates take.
+    `chinese_serials` (the default alphabet): the letter slots of a Chinese layout skip I and O, as real
+    ones do, whatever the other style plates take.
     """
     if n < 1:
         raise PlategenError(f"--n {n}: need at least one plate")

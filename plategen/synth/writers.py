@@ -166,8 +166,8 @@ def _earlier_run(out: Path, resume: bool, overwrite: bool, ours: bool = False) -
 
 
 def _busy(out: Path) -> PlategenError:
-    return PlategenError(f"{out}: another plategen synth run is writing to this folder ({LOCK} is locked); "
-                         "wait for it to finish or choose another --out")
+    return PlategenError(f"{out}: another plategen run (synth or benchmark) is writing to this folder ({LOCK} is "
+                         "locked); wait for it to finish or choose another --out")
 
 
 # what a files run writes into a label folder: <id>.png with a zero-padded id
