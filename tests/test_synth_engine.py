@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import re
+import shutil
+from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from plategen.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
@@ -23,6 +27,29 @@ def test_a_data_folder_makes_every_plate_a_style(data_dir, ckpt):
     images, labels = generate_arrays(ckpt, [s.image for s in styles[:5]], ["A", "7"], 20, seed=3, batch_size=8)
     assert images.shape == (20, 32, 32, 3) and images.dtype == np.uint8
     assert sorted(collections.Counter(labels.tolist()).values()) == [10, 10]
+
+
+def test_a_style_folder_passes_over_plategens_own_sheets_and_a_sheet_named_alone_is_refused(data_dir, tmp_path,
+                                                                                             monkeypatch):
+    """`plategen inspect .` writes inspect-<folder>.png into the folder; a style folder then drew characters in the
+    style of that grid of crops (silent), and so did a --preview sheet written there."""
+    from typer.testing import CliRunner
+
+    from plategen.cli import app
+    from plategen.errors import PlategenError
+
+    folder = tmp_path / "cc"
+    folder.mkdir()
+    for image in sorted((data_dir / "ccpd-crops" / "images").iterdir())[:3]:
+        shutil.copy(image, folder)
+    monkeypatch.chdir(folder)  # inspect writes its sheet where it is run
+    assert CliRunner().invoke(app, ["inspect", "."]).exit_code == 0
+    sheets = sorted(p.name for p in folder.glob("*.png"))
+    assert sheets and all(name.startswith("inspect") for name in sheets)
+    styles = load_styles([folder])
+    assert sorted(Path(s.name).name for s in styles) == sorted(p.name for p in folder.glob("*.jpg"))
+    with pytest.raises(PlategenError, match=f"^{re.escape(str(folder / sheets[0]))}: a sheet plategen wrote"):
+        load_styles([folder / sheets[0]])
 
 
 def test_label_check_redraws_what_the_discriminator_misreads(data_dir):

@@ -10,6 +10,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from plategen.atomic import is_own_sheet
 from plategen.errors import PlategenError, require_once, require_writable_name
 from plategen.glyphs import Font, check_coverage
 from plategen.plates import image_files, images_dir, read_image, synth_meta, too_small
@@ -77,7 +78,9 @@ def load_styles(specs: Sequence[Path | str]) -> list[Style]:
     for argument, spec in enumerate(map(Path, specs)):
         if spec.is_dir():
             folder = images_dir(spec)
-            found = image_files(folder)  # a pipe or folder among them: refused below
+            # a pipe or folder among them: refused below; an inspect or preview sheet written among the plates was
+            # taken for one, and characters were drawn in the style of a grid of crops
+            found = [p for p in image_files(folder) if not is_own_sheet(p)]
             if not found:
                 made = " (a plategen synth output of single characters: characters, not plates)" \
                     if synth_meta(spec) is not None else ""
@@ -87,6 +90,8 @@ def load_styles(specs: Sequence[Path | str]) -> list[Style]:
         elif spec.exists():
             if spec.is_file():  # a pipe or device is refused below, by name
                 require_image_name(spec)
+                if is_own_sheet(spec):
+                    raise PlategenError(f"{spec}: a sheet plategen wrote (an inspect or preview sheet), not a plate")
             paths.append(spec)
             given.append((argument, spec))
         else:
