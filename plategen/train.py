@@ -51,6 +51,7 @@ from plategen.glyphs import (ASPECTS, GlyphJitter, check_coverage, fonts_for, na
 from plategen.model import Discriminator, Generator, SAAEConfig
 from plategen.plates import Plate, load_many
 from plategen.render import render_characters
+from plategen.sizes import MAX_BATCH_SIZE
 from plategen.synth.recolour import plate_colours
 
 
@@ -88,7 +89,6 @@ class TrainOptions:
 
 
 FINETUNE_STEPS = 800
-MAX_BATCH_SIZE = 8192  # the gpu preset takes 512; 10^8 asked the allocator for 102 GB
 MAX_RENDERED_SHARE = 4.0  # every class topped up to 4x the median class already quadruples a balanced set
 
 PRESETS: dict[str, dict] = {

@@ -15,7 +15,7 @@ from plategen.atomic import require_no_file_in_the_way, require_writable_folder
 from plategen.device import usable_cores
 from plategen.errors import PlategenError
 from plategen.recognizer import PlateSchedule, Schedule
-from plategen.train import MAX_BATCH_SIZE
+from plategen.sizes import MAX_BATCH_SIZE
 from plategen.synth.writers import LOCK
 
 LEVELS = ("chars", "plates")

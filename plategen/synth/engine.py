@@ -33,6 +33,7 @@ from plategen.device import usable_cores
 from plategen.errors import PlategenError
 from plategen.glyphs import Font, narrowest, shipped_fonts
 from plategen.model import fold_batchnorm
+from plategen.sizes import MAX_BATCH_SIZE
 from plategen.synth.check import CPU_CHUNK, LabelCheck, SplitCheck
 from plategen.synth.inputs import Style, check_drawable
 from plategen.synth.plan import (CHECK_ATTEMPTS, CHECK_SURE, Diversity, GlyphPool, Plan, StylePool, build_glyph_pool,
@@ -300,8 +301,8 @@ class Synthesizer:
         fonts = list(fonts) if fonts is not None else shipped_fonts()
         check_drawable(chars, fonts, charset)
         require_finite("the checkpoint", generator, discriminator)
-        if batch_size < 1:
-            raise PlategenError(f"--batch-size {batch_size}: must be at least 1")
+        if not 1 <= batch_size <= MAX_BATCH_SIZE:
+            raise PlategenError(f"--batch-size {batch_size}: need 1 to {MAX_BATCH_SIZE}")
         counts = label_counts(n, len(chars))
         config = generator.config
         glyphs = build_glyph_pool(chars, counts, fonts, seed, diversity, config.glyph_size,

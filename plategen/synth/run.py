@@ -34,6 +34,7 @@ from plategen.distributed import World
 from plategen.errors import PlategenError
 from plategen.glyphs import fonts_for, render_glyph, shipped_fonts
 from plategen.layout import compact_pattern, read_as_missing
+from plategen.sizes import MAX_BATCH_SIZE
 from plategen.synth.designs import design_named
 from plategen.synth import plates, writers
 from plategen.synth.engine import Synthesizer, chinese_model, if_drawing, routed_chars, with_chinese
@@ -374,8 +375,9 @@ def check_request(req: SynthRequest) -> None:
                             "is held in memory); for more, run again with another --seed into another folder")
     if req.format not in writers.FORMATS:
         raise PlategenError(f"--format {req.format!r}: choose one of {', '.join(writers.FORMATS)}")
-    for option, value in (("--batch-size", req.batch_size), ("--shard-size", req.shard_size),
-                          ("--workers", req.workers)):
+    if req.batch_size is not None and not 1 <= req.batch_size <= MAX_BATCH_SIZE:  # 60,000 ran out of memory half-written
+        raise PlategenError(f"--batch-size {req.batch_size}: need 1 to {MAX_BATCH_SIZE}")
+    for option, value in (("--shard-size", req.shard_size), ("--workers", req.workers)):
         if value is not None and value < 1:
             raise PlategenError(f"{option} {value}: must be at least 1")
     if not req.plates:
