@@ -52,6 +52,32 @@ def test_a_style_folder_passes_over_plategens_own_sheets_and_a_sheet_named_alone
         load_styles([folder / sheets[0]])
 
 
+def test_the_library_api_reads_a_chars_spec_and_refuses_what_synth_would_in_one_error(data_dir):
+    """generate_arrays(ck, [img], "0-9", 9) drew '0', '-' and '9'; float styles in 0-1 drew near-black characters;
+    odd inputs raised TypeError, IndexError, cv2.error or a torch RuntimeError."""
+    from plategen.errors import PlategenError
+
+    plate = read_image(sorted((data_dir / "uc3m-lp" / "images").glob("*.jpg"))[3])
+    images, labels = generate_arrays(DEFAULT_CHECKPOINT, [plate], "0-3", 8, check=False)
+    assert sorted(set(labels.tolist())) == [0, 1, 2, 3] and images.shape == (8, 32, 32, 3)
+    for kwargs, message in [
+        (dict(chars=["AB", "C"]), r"chars: 'AB' is not one character"),
+        (dict(chars=[""]), r"chars: '' is not one character"),
+        (dict(chars="9-0"), r"range 9-0 .* runs backwards"),
+        (dict(style_images=[]), r"style_images: give at least one plate image"),
+        (dict(style_images=[plate / 255.0]), r"style_images\[0\]: need an HxWx3 uint8 RGB array \(0-255\), got float64"),
+        (dict(style_images=[plate[..., 0]]), r"style_images\[0\]: need an HxWx3 uint8 RGB array"),
+        (dict(style_images=[np.zeros((0, 0, 3), np.uint8)]), r"style_images\[0\]: image is 0x0 px, too small"),
+        (dict(seed=-1), r"seed -1: need a whole number"),
+        (dict(n=2.5), r"n 2.5: need a whole number"),
+        (dict(n=True), r"n True: need a whole number"),
+        (dict(device="tpu"), r"--device 'tpu'"),
+    ]:
+        args = dict(style_images=[plate], chars="0-3", n=4) | kwargs
+        with pytest.raises(PlategenError, match=message):
+            generate_arrays(DEFAULT_CHECKPOINT, args.pop("style_images"), args.pop("chars"), args.pop("n"), **args)
+
+
 def test_label_check_redraws_what_the_discriminator_misreads(data_dir):
     """With the shipped model, every image the check passes is read as its label by the model's
     discriminator; first draws are the unchecked images, and the check raises agreement."""

@@ -29,10 +29,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from plategen.checkpoint import SHIPPED_CHECKPOINTS, LoadedCheckpoint, load_checkpoint, require_finite
-from plategen.device import usable_cores
+from plategen.charset import parse_charset
+from plategen.device import resolve_device, usable_cores
 from plategen.errors import PlategenError
 from plategen.glyphs import Font, narrowest, shipped_fonts
 from plategen.model import fold_batchnorm
+from plategen.plates import too_small
 from plategen.sizes import MAX_BATCH_SIZE
 from plategen.synth.check import CPU_CHUNK, LabelCheck, SplitCheck
 from plategen.synth.inputs import Style, check_drawable
@@ -495,24 +497,56 @@ def generate(generator, style_images: Sequence[np.ndarray | Style], chars: Seque
     """The library entry point: n labelled images in batches, nothing written.
 
     `generator` is a `Generator`, a `LoadedCheckpoint`, or a checkpoint path. Style images are
-    HxWx3 uint8 RGB whole plates (or `Style`s). Each `Batch` holds `images` [B,S,S,3] uint8,
+    HxWx3 uint8 RGB whole plates (or `Style`s); `chars` a list of characters or a spec as --chars
+    takes it ('0-9A-Z'). Each `Batch` holds `images` [B,S,S,3] uint8,
     `labels`, `style_index`, `fonts`, `seeds`, `attempts`, `checks`. Same inputs and seed, same
     bytes on CPU. The label check runs when `check` and the checkpoint holds a discriminator.
     `chinese` draws the Chinese characters, as synth does without --checkpoint (`chinese_model(None)`).
     """
+    chars = api_chars(chars)
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise PlategenError(f"n {n!r}: need a whole number of images, at least 1")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 63:
+        raise PlategenError(f"seed {seed!r}: need a whole number from 0 to 2^63 - 1")
+    resolve_device(device)
+    if not len(style_images):
+        raise PlategenError("style_images: give at least one plate image")
+    styles = [s if isinstance(s, Style) else api_style(i, s) for i, s in enumerate(style_images)]
     generator, charset, discriminator = _model_parts(generator, device)
-    styles = [s if isinstance(s, Style) else Style(f"style{i}", np.ascontiguousarray(s),
-                                                    hashlib.sha256(np.ascontiguousarray(s).tobytes()).hexdigest())
-              for i, s in enumerate(style_images)]
     synth = Synthesizer.build(generator, styles, chars, n, seed, batch_size=batch_size, device=device,
                               diversity=diversity, charset=charset, discriminator=discriminator if check else None,
                               chinese=chinese)
     yield from synth.batches()
 
 
+def api_chars(chars: str | Sequence[str]) -> list[str]:
+    """The characters given to `generate`: a spec as --chars takes it ('0-9A-Z': a str was read as the list '0', '-',
+    '9'), or a list of single characters, refused as --chars refuses them."""
+    chars = parse_charset(chars) if isinstance(chars, str) else list(chars)
+    bad = next((c for c in chars if not (isinstance(c, str) and len(c) == 1)), None)
+    if bad is not None:
+        raise PlategenError(f"chars: {bad!r} is not one character; give a list of characters or a spec such as '0-9A-Z'")
+    parse_charset("".join(chars))  # the CLI's refusals: spaces, combining marks, what NFKC reads as other characters
+    return chars
+
+
+def api_style(index: int, image) -> Style:
+    """A style image given to `generate`: an HxWx3 uint8 RGB array (float images in 0-1 drew near-black characters, a
+    grey 2-D array raised a broadcasting error, a 0x0 one an OpenCV error)."""
+    name = f"style_images[{index}]"
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise PlategenError(f"{name}: need an HxWx3 uint8 RGB array (0-255), got {image.dtype} of shape {image.shape}")
+    if problem := too_small(image):
+        raise PlategenError(f"{name}: {problem}")
+    image = np.ascontiguousarray(image)
+    return Style(name, image, hashlib.sha256(image.tobytes()).hexdigest())
+
+
 def generate_arrays(generator, style_images: Sequence[np.ndarray], chars: Sequence[str], n: int, seed: int = 0,
                     **kwargs) -> tuple[np.ndarray, np.ndarray]:
-    """`generate` collected: images [n,S,S,3] uint8 and label indices [n] into `chars`."""
+    """`generate` collected: images [n,S,S,3] uint8 and label indices [n] into `chars` (a spec: its characters)."""
+    chars = api_chars(chars)
     index = {c: i for i, c in enumerate(chars)}
     images, labels = [], []
     for batch in generate(generator, style_images, chars, n, seed, **kwargs):
