@@ -7,6 +7,7 @@ import fcntl
 import io
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -192,8 +193,11 @@ def atomic_save_png(image: Image.Image, path: Path | str) -> None:
 
 
 def is_own_sheet(path: Path) -> bool:
-    """Whether `path` (a regular file) is a PNG sheet plategen wrote (`atomic_save_png`'s mark)."""
+    """Whether `path` is a PNG sheet plategen wrote (`atomic_save_png`'s mark). Only a regular .png file is opened: a
+    pipe named like an image blocked the run that asked, until something wrote to it."""
     try:
+        if Path(path).suffix.lower() != ".png" or not stat.S_ISREG(os.stat(path).st_mode):
+            return False
         with Image.open(path) as image:
             return image.format == "PNG" and image.info.get(SHEET_MARK[0]) == SHEET_MARK[1]
     except (OSError, SyntaxError, ValueError):

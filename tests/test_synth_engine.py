@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +53,20 @@ def test_a_style_folder_passes_over_plategens_own_sheets_and_a_sheet_named_alone
     assert sorted(Path(s.name).name for s in styles) == sorted(p.name for p in folder.glob("*.jpg"))
     with pytest.raises(PlategenError, match=f"^{re.escape(str(folder / sheets[0]))}: a sheet plategen wrote"):
         load_styles([folder / sheets[0]])
+
+
+def test_a_pipe_named_like_a_png_in_a_style_folder_is_refused_without_being_opened(data_dir, tmp_path):
+    """Looking for plategen's sheets among a folder's images opened every file: a pipe with no writer blocked synth
+    for good (before, the regular-file check refused it at once)."""
+    folder = tmp_path / "styles"
+    folder.mkdir()
+    shutil.copy(sorted((data_dir / "ccpd-crops" / "images").iterdir())[0], folder)
+    os.mkfifo(folder / "b.png")  # nothing ever writes to it
+    code = ("from plategen.errors import PlategenError\nfrom plategen.synth import load_styles\n"
+            f"try:\n    load_styles([{str(folder)!r}])\nexcept PlategenError as exc:\n    print(exc)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert f"{folder / 'b.png'}: not a regular file" in done.stdout, done.stdout + done.stderr
 
 
 def test_the_library_api_reads_a_chars_spec_and_refuses_what_synth_would_in_one_error(data_dir):
