@@ -594,20 +594,18 @@ def grid_files(samples_dir: Path) -> list[Path]:
 
 
 def replaced_grids(out: Path, samples_dir: Path) -> list[Path]:
-    """The sample grids the checkpoint at `out` wrote into `samples_dir` (plategen's sheets at the steps its meta names:
-    every `sample_every` and its last), which an --overwrite run replaces; another run's grids in a shared folder, and
-    those of a file that is no checkpoint, stay. Left a stage of a resumed run whose `sample_every` differed."""
+    """The sample grids the checkpoint at `out` wrote (its meta's `grids`, in its resolved `samples_dir`) that lie in
+    `samples_dir`: an --overwrite run replaces them; other runs' grids in a shared folder, those of a model it was
+    resumed from, and those of a file that is no checkpoint (or one from before `grids` was recorded) stay."""
     try:
         meta = load_checkpoint(out).meta if out.is_file() else {}
     except PlategenError:
         return []
-    train, step = meta.get("train") or {}, meta.get("step")
-    wrote, every = train.get("samples_dir"), train.get("sample_every")
-    if not (isinstance(wrote, str) and isinstance(step, int) and isinstance(every, int) and every > 0) or \
-            Path(wrote).resolve() != samples_dir.resolve():
+    wrote, grids = (meta.get("train") or {}).get("samples_dir"), meta.get("grids")
+    if not (isinstance(wrote, str) and isinstance(grids, list)) or Path(wrote) != samples_dir.resolve():
         return []
-    steps = {*range(every, step + 1, every), step}
-    return [p for p in grid_files(samples_dir) if int(p.stem[len(GRID_PREFIX):]) in steps and is_own_sheet(p)]
+    return [samples_dir / name for name in grids if isinstance(name, str) and re.fullmatch(
+        GRID_PREFIX + r"\d{6}\.png", name) and is_own_sheet(samples_dir / name)]
 
 
 def continues(out: Path, resume: Path | None) -> bool:
@@ -802,7 +800,8 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
 
     def save() -> None:
         meta = {"charset": charset, "fonts": bank.fonts, "plate_sha256": trained_on,
-                "data": data_summary, "train": {**asdict(opts), "samples_dir": str(samples_dir)},
+                "data": data_summary, "train": {**asdict(opts), "samples_dir": str(samples_dir.resolve())},
+                "grids": sorted({*earlier_grids, *(p.name for p in written)}),
                 "step": fit.step, "total": total, "run_start": fit.run_start, "losses": fit.losses,
                 "val_l1": val_l1 if math.isfinite(val_l1) else None, "seconds": round(time.time() - started, 1),
                 "device": str(device), "plategen_version": __version__,
@@ -814,6 +813,8 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
     # the grids of the checkpoint an --overwrite run replaces; they go once this run has written its first grid, so a
     # run that stops before it leaves the earlier run whole
     stale = replaced_grids(out, samples_dir) if overwrite and world.leader and not continues(out, resume) else []
+    # a run resumed in place goes on with its checkpoint, so its grids are this run's too
+    earlier_grids = previous.meta.get("grids", []) if previous is not None and continues(out, resume) else []
 
     def write_grid() -> None:
         samples_dir.mkdir(parents=True, exist_ok=True)

@@ -410,6 +410,31 @@ def test_overwrite_replaces_the_earlier_runs_sample_grids_and_no_others(tmp_path
     train(out, "--steps", "4", "--resume", str(out), "--overwrite")  # goes on with its own run: its grids stay
     assert sorted(p.name for p in samples.iterdir()) == ["notes.png", "step000002.png", "step000004.png",
                                                          "step000005.png"]
+    assert load_checkpoint(out).meta["grids"] == ["step000002.png", "step000004.png"]
+    # a model resumed from another: overwriting it took the grids of the steps before its start too (the other's)
+    shared = tmp_path / "shared"
+    opts = TrainOptions(steps=4, batch_size=4, sample_every=2, num_threads=1, samples_dir=shared)
+    first, later = tmp_path / "p.safetensors", tmp_path / "q.safetensors"
+    train_saae([small_uc3m], first, opts, progress=False)
+    train_saae([small_uc3m], later, replace(opts, steps=6), resume=first, progress=False)
+    assert sorted(p.name for p in shared.iterdir()) == ["step000002.png", "step000004.png", "step000006.png"]
+    train_saae([small_uc3m], later, replace(opts, steps=1), overwrite=True, progress=False)
+    assert sorted(p.name for p in shared.iterdir()) == ["step000001.png", "step000002.png", "step000004.png"]
+
+
+def test_overwrite_finds_the_replaced_runs_grids_from_another_working_folder(tmp_path: Path, small_uc3m: Path,
+                                                                            monkeypatch):
+    """The samples dir was recorded as given (relative): run from elsewhere, the overwrite missed the old grids."""
+    work = tmp_path / "w"
+    work.mkdir()
+    runner = CliRunner()
+    base = ["train", "--data", str(small_uc3m), "--batch-size", "4", "--threads", "1"]
+    monkeypatch.chdir(work)
+    assert runner.invoke(app, [*base, "--out", "a.safetensors", "--steps", "3"]).exit_code == 0
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, [*base, "--out", "w/a.safetensors", "--steps", "2", "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (work / "a-samples").iterdir()) == ["step000002.png"]
 
 
 def test_a_resume_already_past_the_epochs_asked_for_names_epochs(tmp_path: Path, small_uc3m: Path):
