@@ -232,7 +232,7 @@ def test_no_duplicates_and_a_diversity_figure(tmp_path, plate, ckpt):
                                     ["--shard-size", "0", "--format", "shards"], ["--shard-size", "-3"],
                                     ["--n", "0"], ["--n", "-5"], ["--batch-size", "0"], ["--workers", "0"],
                                     # ran out of memory with a traceback, the folder half-written
-                                    ["--batch-size", "60000"], ["--batch-size", "60000", "--plates"]])
+                                    ["--batch-size", "60000"], ["--batch-size", "1025", "--plates"]])
 def test_impossible_numbers_are_refused_before_the_folder_is_made(tmp_path, plate, ckpt, option):
     out = tmp_path / "out"
     message = one_line_error(runner.invoke(app, synth_args(plate, ckpt, out, *option)))

@@ -55,6 +55,7 @@ from plategen.synth.inputs import (WEIGH_DOUBLE, LowStylePlate, Style, require_c
 from plategen.synth.plan import CHECK_ATTEMPTS, Diversity, Plan, build_glyph_pool, build_style_pool, image_seeds
 
 DEFAULT_PLATE_BATCH = 32  # plates per generator batch
+CHARS_PER_PLATE_BATCH = 8  # the engine draws this many characters per plate of a batch at a time
 PREVIEW_STYLES = 8  # style plates shown on the preview sheet
 PREVIEW_PER_STYLE = 4  # generated plates beside each
 PREVIEW_HEIGHT = 64  # px of each plate on the sheet
@@ -341,13 +342,13 @@ def character_synth(generator, discriminator, charset: Sequence[str] | None, sty
     counts = np.bincount(label, minlength=len(keys)).tolist()
     char_plan = Plan(keys, counts, label, glyph.astype(np.int64), style.astype(np.int64),
                      image_seeds(seed, np.arange(len(label))))
-    engine = Engine(generator, glyphs.glyphs, pool, torch.device(device), batch_size * 8,
+    engine = Engine(generator, glyphs.glyphs, pool, torch.device(device), batch_size * CHARS_PER_PLATE_BATCH,
                     recolour=PLATE_DIVERSITY.match_colours)
     check = None
     if discriminator is not None and charset is not None:
         check = LabelCheck(discriminator, charset, keys, torch.device(device))
-    routes, check = chinese_routes(chinese, keys, glyphs, pool, torch.device(device), batch_size * 8,
-                                   PLATE_DIVERSITY.match_colours, check)
+    routes, check = chinese_routes(chinese, keys, glyphs, pool, torch.device(device),
+                                   batch_size * CHARS_PER_PLATE_BATCH, PLATE_DIVERSITY.match_colours, check)
     memo = DrawMemo(engine, check, glyphs, routes=routes) if draws_repeat(plan, chars, fonts) else None
     return Synthesizer(keys, len(label), seed, as_styles, char_plan, glyphs, pool, engine, batch_size,
                        PLATE_DIVERSITY, check, generate_threads(device), memo, routes=routes)

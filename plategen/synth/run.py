@@ -375,8 +375,9 @@ def check_request(req: SynthRequest) -> None:
                             "is held in memory); for more, run again with another --seed into another folder")
     if req.format not in writers.FORMATS:
         raise PlategenError(f"--format {req.format!r}: choose one of {', '.join(writers.FORMATS)}")
-    if req.batch_size is not None and not 1 <= req.batch_size <= MAX_BATCH_SIZE:  # 60,000 ran out of memory half-written
-        raise PlategenError(f"--batch-size {req.batch_size}: need 1 to {MAX_BATCH_SIZE}")
+    most = MAX_BATCH_SIZE // plates.CHARS_PER_PLATE_BATCH if req.plates else MAX_BATCH_SIZE
+    if req.batch_size is not None and not 1 <= req.batch_size <= most:  # 60,000 ran out of memory half-written
+        raise PlategenError(f"--batch-size {req.batch_size}: need 1 to {most:,}" + (" plates" if req.plates else ""))
     for option, value in (("--shard-size", req.shard_size), ("--workers", req.workers)):
         if value is not None and value < 1:
             raise PlategenError(f"{option} {value}: must be at least 1")
