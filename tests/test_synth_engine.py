@@ -69,9 +69,9 @@ def test_a_pipe_named_like_a_png_in_a_style_folder_is_refused_without_being_open
     assert f"{folder / 'b.png'}: not a regular file" in done.stdout, done.stdout + done.stderr
 
 
-def test_the_library_api_reads_a_chars_spec_and_refuses_what_synth_would_in_one_error(data_dir):
+def test_the_library_api_reads_a_chars_spec_and_refuses_odd_inputs_in_one_error_when_called(data_dir):
     """generate_arrays(ck, [img], "0-9", 9) drew '0', '-' and '9'; float styles in 0-1 drew near-black characters;
-    odd inputs raised TypeError, IndexError, cv2.error or a torch RuntimeError."""
+    odd inputs raised TypeError, IndexError, cv2.error or a torch RuntimeError, and generate() only once iterated."""
     from plategen.errors import PlategenError
 
     plate = read_image(sorted((data_dir / "uc3m-lp" / "images").glob("*.jpg"))[3])
@@ -92,7 +92,9 @@ def test_the_library_api_reads_a_chars_spec_and_refuses_what_synth_would_in_one_
     ]:
         args = dict(style_images=[plate], chars="0-3", n=4) | kwargs
         with pytest.raises(PlategenError, match=message):
-            generate_arrays(DEFAULT_CHECKPOINT, args.pop("style_images"), args.pop("chars"), args.pop("n"), **args)
+            generate(DEFAULT_CHECKPOINT, args.pop("style_images"), args.pop("chars"), args.pop("n"), **args)
+    batches = generate(DEFAULT_CHECKPOINT, iter([plate]), ["0", "+"], 4, check=False)  # any one character, any iterable
+    assert sorted(c for batch in batches for c in batch.labels) == ["+", "+", "0", "0"]
 
 
 def test_label_check_redraws_what_the_discriminator_misreads(data_dir):

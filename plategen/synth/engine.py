@@ -494,7 +494,8 @@ def chinese_routes(chinese: LoadedCheckpoint | None, chars: Sequence[str], glyph
 def generate(generator, style_images: Sequence[np.ndarray | Style], chars: Sequence[str], n: int, seed: int = 0,
              *, batch_size: int = 256, device: str = "cpu", diversity: Diversity = Diversity(),
              check: bool = True, chinese: LoadedCheckpoint | None = None) -> Iterator[Batch]:
-    """The library entry point: n labelled images in batches, nothing written.
+    """The library entry point: n labelled images in batches, nothing written. Its inputs are checked when it is
+    called (one PlategenError each), the images drawn as the batches are taken.
 
     `generator` is a `Generator`, a `LoadedCheckpoint`, or a checkpoint path. Style images are
     HxWx3 uint8 RGB whole plates (or `Style`s); `chars` a list of characters or a spec as --chars
@@ -509,30 +510,30 @@ def generate(generator, style_images: Sequence[np.ndarray | Style], chars: Seque
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 63:
         raise PlategenError(f"seed {seed!r}: need a whole number from 0 to 2^63 - 1")
     resolve_device(device)
-    if not len(style_images):
-        raise PlategenError("style_images: give at least one plate image")
     styles = [s if isinstance(s, Style) else api_style(i, s) for i, s in enumerate(style_images)]
+    if not styles:
+        raise PlategenError("style_images: give at least one plate image")
     generator, charset, discriminator = _model_parts(generator, device)
     synth = Synthesizer.build(generator, styles, chars, n, seed, batch_size=batch_size, device=device,
                               diversity=diversity, charset=charset, discriminator=discriminator if check else None,
                               chinese=chinese)
-    yield from synth.batches()
+    return synth.batches()
 
 
 def api_chars(chars: str | Sequence[str]) -> list[str]:
     """The characters given to `generate`: a spec as --chars takes it ('0-9A-Z': a str was read as the list '0', '-',
-    '9'), or a list of single characters, refused as --chars refuses them."""
+    '9'), or a list of single characters, taken as they are (a data set's classes.txt may name any)."""
     chars = parse_charset(chars) if isinstance(chars, str) else list(chars)
     bad = next((c for c in chars if not (isinstance(c, str) and len(c) == 1)), None)
     if bad is not None:
         raise PlategenError(f"chars: {bad!r} is not one character; give a list of characters or a spec such as '0-9A-Z'")
-    parse_charset("".join(chars))  # the CLI's refusals: spaces, combining marks, what NFKC reads as other characters
     return chars
 
 
 def api_style(index: int, image) -> Style:
     """A style image given to `generate`: an HxWx3 uint8 RGB array (float images in 0-1 drew near-black characters, a
-    grey 2-D array raised a broadcasting error, a 0x0 one an OpenCV error)."""
+    grey 2-D array raised a broadcasting error, a 0x0 one an OpenCV error). Unlike synth's style files, a low or flat
+    image is the caller's to give (the benchmark draws from every training plate it has)."""
     name = f"style_images[{index}]"
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
