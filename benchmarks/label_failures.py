@@ -78,6 +78,8 @@ def real_crops_passed(model, chars: list[str]) -> dict[str, dict[str, tuple[int,
     `chars` in the model's charset."""
     charset = model.meta["charset"]
     trained = set(model.meta.get("plate_sha256") or [])
+    if not trained:
+        raise SystemExit("the checkpoint does not record its training plates (plate_sha256): its crops cannot be split")
     chars = [c for c in chars if c in charset]
     check = LabelCheck(model.discriminator, charset, chars, torch.device("cpu"))
     counts = {side: {c: [0, 0] for c in chars} for side in ("train", "held out")}
@@ -117,7 +119,8 @@ def main() -> None:
     for name, (path, spec) in tracker("styles")(STYLES.items()):
         if DATA in path.parents:  # a data-set plate: it must be one the model never trained on
             plate = load_plate(path).plates[0]
-            assert is_holdout(plate), f"{path} is not a held-out plate"
+            assert is_holdout(plate) and plate.sha256 not in set(model.meta.get("plate_sha256") or []), \
+                f"{path} is a plate the model trained on"
         results[name] = failures(model, read_image(path), parse_charset(spec), args.per_class, args.seed, chinese)
     seconds = time.perf_counter() - start
     names = list(results)

@@ -223,7 +223,7 @@ def test_a_layout_no_trade_mends_is_refused_after_the_texts_within_reach_not_aft
                                             r"are balanced\), which no name takes$"):
         draw_texts(parse_pattern("DD", _one_row(2)), 50_000, parse_charset("0-9"), np.random.default_rng(0),
                    refuse=refuse)
-    assert len(calls) < 2 * 2 * MEND_REACH + 10  # both texts of each trade within reach, and the first text
+    assert len(calls) < 2 * 2 * MEND_REACH + 10  # a trade's first text (or both) for each trade within reach
 
 
 def test_every_text_pandas_reads_as_missing_is_known():

@@ -53,6 +53,12 @@ def test_a_style_folder_passes_over_plategens_own_sheets_and_a_sheet_named_alone
     assert sorted(Path(s.name).name for s in styles) == sorted(p.name for p in folder.glob("*.jpg"))
     with pytest.raises(PlategenError, match=f"^{re.escape(str(folder / sheets[0]))}: a sheet plategen wrote"):
         load_styles([folder / sheets[0]])
+    only = tmp_path / "only"
+    only.mkdir()
+    shutil.copy(folder / sheets[0], only)
+    with pytest.raises(PlategenError, match=f"no plate images .* in this folder \\(only sheets plategen wrote: "
+                                            f"{re.escape(sheets[0])}\\)"):
+        load_styles([only])
 
 
 def test_a_pipe_named_like_a_png_in_a_style_folder_is_refused_without_being_opened(data_dir, tmp_path):

@@ -108,7 +108,8 @@ class GeneratorInfo:
 @dataclass
 class Generators:
     """The chosen generators, what the checkpoint saw (content hashes) and the characters all of them can draw (a seed
-    draws those of them its non-test plates show, `splits.drawn_outside_test`)."""
+    draws some of them: at the character level those its non-test plates show, `splits.drawn_outside_test`; at the
+    plate level those its training plates show)."""
 
     infos: dict[str, GeneratorInfo]
     checkpoint: LoadedCheckpoint | None

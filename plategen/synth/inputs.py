@@ -80,10 +80,12 @@ def load_styles(specs: Sequence[Path | str]) -> list[Style]:
             folder = images_dir(spec)
             # a pipe or folder among them: refused below; an inspect or preview sheet written among the plates was
             # taken for one, and characters were drawn in the style of a grid of crops
-            found = [p for p in image_files(folder) if not is_own_sheet(p)]
+            images = image_files(folder)
+            found = [p for p in images if not is_own_sheet(p)]
             if not found:
-                made = " (a plategen synth output of single characters: characters, not plates)" \
-                    if synth_meta(spec) is not None else ""
+                made = (" (a plategen synth output of single characters: characters, not plates)"
+                        if synth_meta(spec) is not None else
+                        f" (only sheets plategen wrote: {images[0].name})" if images else "")
                 raise PlategenError(f"{spec}: no plate images (.jpg, .png, ...) in this folder{made}")
             paths.extend(found)
             given.extend([(argument, spec)] * len(found))
