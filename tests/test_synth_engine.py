@@ -95,12 +95,19 @@ def test_the_library_api_reads_a_chars_spec_and_refuses_odd_inputs_in_one_error_
         (dict(n=2.5), r"n 2.5: need a whole number"),
         (dict(n=True), r"n True: need a whole number"),
         (dict(device="tpu"), r"--device 'tpu'"),
+        (dict(n=10 ** 13), r"n 10000000000000: need a whole number from 1 to 10,000,000"),  # planned until out of memory
+        (dict(batch_size=1.5), r"batch_size 1.5: need a whole number from 1 to 8,192"),
+        (dict(batch_size="8"), r"batch_size '8': need a whole number"),
+        (dict(diversity=None), r"diversity None: need a Diversity"),
+        (dict(style_images=None), r"style_images: need a list of HxWx3 uint8 plate images"),
+        (dict(style_images=plate), r"style_images: need a list of HxWx3 uint8 plate images"),
+        (dict(generator=None), r"generator NoneType: need a checkpoint path or name"),
     ]:
-        args = dict(style_images=[plate], chars="0-3", n=4) | kwargs
+        args = dict(generator=DEFAULT_CHECKPOINT, style_images=[plate], chars="0-3", n=4) | kwargs
         with pytest.raises(PlategenError, match=message):
-            generate(DEFAULT_CHECKPOINT, args.pop("style_images"), args.pop("chars"), args.pop("n"), **args)
-    batches = generate(DEFAULT_CHECKPOINT, iter([plate]), ["0", "+"], 4, check=False)  # any one character, any iterable
-    assert sorted(c for batch in batches for c in batch.labels) == ["+", "+", "0", "0"]
+            generate(args.pop("generator"), args.pop("style_images"), args.pop("chars"), args.pop("n"), **args)
+    batches = generate("default", iter([plate]), ["0", "+"], 4, check=False, device=None)  # a shipped name, any
+    assert sorted(c for batch in batches for c in batch.labels) == ["+", "+", "0", "0"]  # character, any iterable
 
 
 def test_label_check_redraws_what_the_discriminator_misreads(data_dir):

@@ -411,6 +411,28 @@ def test_resume_keeps_the_first_runs_batch_size_and_refuses_another(tmp_path, pl
     assert tree_digest(out) == tree_digest(full.out)
 
 
+def test_a_run_begun_with_a_batch_size_over_todays_bound_still_resumes(tmp_path, plate, ckpt, monkeypatch):
+    """A run begun before --batch-size was bounded (9,000) could not be finished: its resume must keep 9,000 for the
+    same bytes, and the bound refused it, naming an option the user had not given. The bound is a new run's."""
+    import plategen.sizes
+    from plategen.synth import engine, run
+
+    out = tmp_path / "cut"
+
+    def stop(done, total):
+        if done >= 30:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        synthesize(request(plate, ckpt, out, n=90, batch_size=16), progress=stop)
+    for module in (plategen.sizes, engine, run):  # the bound, as if lowered since: 16 is now over it
+        monkeypatch.setattr(module, "MAX_BATCH_SIZE", 8, raising=False)
+    with pytest.raises(PlategenError, match="--batch-size 16: need 1 to 8"):
+        synthesize(request(plate, ckpt, tmp_path / "new", n=90, batch_size=16))
+    report = synthesize(request(plate, ckpt, out, n=90, batch_size=None, resume=True))
+    assert report.resumed > 0 and json.loads((out / "meta.json").read_text())["batch_size"] == 16
+
+
 def test_a_run_whose_check_redrew_only_misreads_resumes_only_without_the_check(tmp_path, plate, ckpt):
     """Since `check_sure` the check redraws images read right but unsure too; a run begun before would mix both."""
     def stop(done, total):

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from plategen.checkpoint import SHIPPED_CHECKPOINTS, LoadedCheckpoint, load_checkpoint, require_finite
+from plategen.checkpoint import SHIPPED_CHECKPOINTS, LoadedCheckpoint, checkpoint_path, load_checkpoint, require_finite
 from plategen.charset import parse_charset
 from plategen.device import resolve_device, usable_cores
 from plategen.errors import PlategenError
@@ -38,8 +38,8 @@ from plategen.plates import too_small
 from plategen.sizes import MAX_BATCH_SIZE
 from plategen.synth.check import CPU_CHUNK, LabelCheck, SplitCheck
 from plategen.synth.inputs import Style, check_drawable
-from plategen.synth.plan import (CHECK_ATTEMPTS, CHECK_SURE, Diversity, GlyphPool, Plan, StylePool, build_glyph_pool,
-                                 build_style_pool, label_counts, make_plan, style_entries_needed)
+from plategen.synth.plan import (CHECK_ATTEMPTS, CHECK_SURE, MAX_IMAGES, Diversity, GlyphPool, Plan, StylePool,
+                                 build_glyph_pool, build_style_pool, label_counts, make_plan, style_entries_needed)
 from plategen.synth.recolour import match_colours, style_palette
 
 
@@ -303,8 +303,8 @@ class Synthesizer:
         fonts = list(fonts) if fonts is not None else shipped_fonts()
         check_drawable(chars, fonts, charset)
         require_finite("the checkpoint", generator, discriminator)
-        if not 1 <= batch_size <= MAX_BATCH_SIZE:
-            raise PlategenError(f"--batch-size {batch_size}: need 1 to {MAX_BATCH_SIZE}")
+        if batch_size < 1:  # the largest is the caller's to bound: a run begun with a larger one is resumed with it
+            raise PlategenError(f"--batch-size {batch_size}: must be at least 1")
         counts = label_counts(n, len(chars))
         config = generator.config
         glyphs = build_glyph_pool(chars, counts, fonts, seed, diversity, config.glyph_size,
@@ -505,11 +505,16 @@ def generate(generator, style_images: Sequence[np.ndarray | Style], chars: Seque
     `chinese` draws the Chinese characters, as synth does without --checkpoint (`chinese_model(None)`).
     """
     chars = api_chars(chars)
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise PlategenError(f"n {n!r}: need a whole number of images, at least 1")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 63:
-        raise PlategenError(f"seed {seed!r}: need a whole number from 0 to 2^63 - 1")
-    resolve_device(device)
+    for name, value, low, high in (("n", n, 1, MAX_IMAGES[False]), ("seed", seed, 0, 2 ** 63 - 1),
+                                   ("batch_size", batch_size, 1, MAX_BATCH_SIZE)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+            raise PlategenError(f"{name} {value!r}: need a whole number from {low:,} to {high:,}")
+    if not isinstance(diversity, Diversity):
+        raise PlategenError(f"diversity {diversity!r}: need a Diversity")
+    device = str(resolve_device(device))
+    if style_images is None or isinstance(style_images, (str, bytes, Path)) or (
+            isinstance(style_images, np.ndarray) and style_images.ndim != 4):
+        raise PlategenError("style_images: need a list of HxWx3 uint8 plate images (or Styles)")
     styles = [s if isinstance(s, Style) else api_style(i, s) for i, s in enumerate(style_images)]
     if not styles:
         raise PlategenError("style_images: give at least one plate image")
@@ -557,11 +562,15 @@ def generate_arrays(generator, style_images: Sequence[np.ndarray], chars: Sequen
 
 
 def _model_parts(generator, device: str = "cpu"):
-    """(Generator, charset or None, Discriminator or None) from a Generator, a LoadedCheckpoint or a path."""
+    """(Generator, charset or None, Discriminator or None) from a Generator, a LoadedCheckpoint, a path or a shipped
+    model's name (default, allchars)."""
     if isinstance(generator, (str, Path)):
-        generator = load_checkpoint(Path(generator), device=device)
+        generator = load_checkpoint(checkpoint_path(generator), device=device)
     if hasattr(generator, "generator") and hasattr(generator, "meta"):
         return generator.generator, generator.meta.get("charset"), generator.discriminator
+    if not (isinstance(generator, nn.Module) and hasattr(generator, "config")):
+        raise PlategenError(f"generator {type(generator).__name__}: need a checkpoint path or name, a LoadedCheckpoint "
+                            "or a Generator")
     return generator, None, None
 
 

@@ -32,6 +32,8 @@ CHECK_ATTEMPTS = 4  # draws of one image at most, while the discriminator reads 
 # kept. Characters placed on 500 plates of 50 held-out styles (`benchmarks/composition_gap.py`) read as asked by a
 # CNN trained on real crops, argmax alone -> this: uc3m-lp 95.3 -> 95.6%, openalpr-us 92.3 -> 93.0%, ccpd-crops
 # 75.8 -> 77.8% (0.99: openalpr-us 93.2%)
+# a run's plan is held in memory: 10M characters take about 2 GB, 10M plates about 10 GB and minutes to plan
+MAX_IMAGES = {False: 10_000_000, True: 1_000_000}  # by whole plates or not
 CHECK_SURE = 0.9
 
 

@@ -41,7 +41,7 @@ from plategen.synth.engine import Synthesizer, chinese_model, if_drawing, routed
 from plategen.synth.check import chars_with_real_crops
 from plategen.synth.exports import lprnet_refuse, require_lprnet_names
 from plategen.synth.inputs import check_drawable, load_styles
-from plategen.synth.plan import CHECK_ATTEMPTS, CHECK_SURE, Diversity, label_counts
+from plategen.synth.plan import CHECK_ATTEMPTS, CHECK_SURE, MAX_IMAGES, Diversity, label_counts
 from plategen.synth.plates import PlateReport
 
 SAMPLES_KEPT = 32  # images per label kept in memory for the diversity figure and the preview
@@ -359,10 +359,6 @@ def _checked_plates(req: SynthRequest, world: World, device: str, ckpt, ckpt_pat
 
     resume_keys = tuple(k for k in params if k != "style_layouts")  # checked apart: older runs did not record it
     return device, params, resume_keys, lambda previous: _older_plate_run(previous, default_skip), run
-
-
-# a run's plan is held in memory: 10M characters take about 2 GB, 10M plates about 10 GB and minutes to plan
-MAX_IMAGES = {False: 10_000_000, True: 1_000_000}  # by req.plates
 
 
 def check_request(req: SynthRequest) -> None:
