@@ -391,16 +391,20 @@ def test_a_run_stopped_before_its_first_file_leaves_no_empty_folder(tmp_path, pl
     assert list(tmp_path.iterdir()) == []
 
 
-def test_resume_keeps_the_first_runs_batch_size_and_refuses_another(tmp_path, plate, ckpt):
-    full = synthesize(request(plate, ckpt, tmp_path / "full", n=90, batch_size=16))
-    out = tmp_path / "cut"
-
+def interrupted_at_30_of_90(plate, ckpt, out: Path) -> None:
+    """A run of 90 images in batches of 16, stopped by Ctrl-C once 30 are done."""
     def stop(done, total):
         if done >= 30:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         synthesize(request(plate, ckpt, out, n=90, batch_size=16), progress=stop)
+
+
+def test_resume_keeps_the_first_runs_batch_size_and_refuses_another(tmp_path, plate, ckpt):
+    full = synthesize(request(plate, ckpt, tmp_path / "full", n=90, batch_size=16))
+    out = tmp_path / "cut"
+    interrupted_at_30_of_90(plate, ckpt, out)
     before = tree_digest(out)
     with pytest.raises(PlategenError, match="--batch-size 8, but the interrupted run used 16"):
         synthesize(request(plate, ckpt, out, n=90, batch_size=8, resume=True))
@@ -418,13 +422,7 @@ def test_a_run_begun_with_a_batch_size_over_todays_bound_still_resumes(tmp_path,
     from plategen.synth import engine, run
 
     out = tmp_path / "cut"
-
-    def stop(done, total):
-        if done >= 30:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        synthesize(request(plate, ckpt, out, n=90, batch_size=16), progress=stop)
+    interrupted_at_30_of_90(plate, ckpt, out)
     for module in (plategen.sizes, engine, run):  # the bound, as if lowered since: 16 is now over it
         monkeypatch.setattr(module, "MAX_BATCH_SIZE", 8, raising=False)
     with pytest.raises(PlategenError, match="--batch-size 16: need 1 to 8"):
