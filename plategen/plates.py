@@ -613,6 +613,8 @@ def _read_csv(folder: Path, allow_outside: bool = False) -> tuple[list[RawRecord
     try:
         with csv_path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
+            if reader.fieldnames:  # "image_path, plate_text": the spaces are the writer's, not the column's name
+                reader.fieldnames = [name.strip() for name in reader.fieldnames]
             missing = {"image_path", "plate_text"} - set(reader.fieldnames or [])
             if missing:
                 raise PlategenError(
@@ -634,7 +636,9 @@ def _read_csv(folder: Path, allow_outside: bool = False) -> tuple[list[RawRecord
                 previous = line
                 image_rel, raw_text = (row.get("image_path") or "").strip(), row.get("plate_text") or ""
                 text = clean_text(raw_text)
-                why = ("no image_path" if not image_rel else "a NUL byte in image_path" if "\0" in image_rel
+                extra = row.get(None)  # DictReader's key for fields past the header's: an unquoted comma shifted them
+                why = (f"{len(names) + len(extra)} fields, the header has {len(names)}" if extra
+                       else "no image_path" if not image_rel else "a NUL byte in image_path" if "\0" in image_rel
                        else "no plate_text" if not text else
                        f"plate_text has {next(c for c in text if not c.isalnum())!r}, not a letter or digit"
                        if not text.isalnum() else None)
