@@ -487,7 +487,7 @@ def _parse_yolo_label(path: Path, classes: list[str], problems: list[Problem]
                       ) -> list[tuple[str, tuple[float, float, float, float]]] | None:
     """Boxes of one label file, or None (with a Problem) when any line is malformed."""
     boxes = []
-    seen: dict[str, int] = {}
+    numbers: list[int] = []  # each box's line
     try:
         lines = _read_text(path, "label file").splitlines()
     except PlategenError as exc:
@@ -497,11 +497,6 @@ def _parse_yolo_label(path: Path, classes: list[str], problems: list[Problem]
         if not line.strip():
             continue
         fields = line.split()
-        key = " ".join(fields)
-        if key in seen:
-            problems.append(Problem(path, f"repeats line {seen[key]} (one box per character)", number))
-            return None
-        seen[key] = number
         try:  # ASCII numbers only: int() and float() take '0.1_5' and Arabic-Indic digits too
             if not all(YOLO_NUMBER.fullmatch(v) for v in fields):
                 raise ValueError
@@ -526,8 +521,25 @@ def _parse_yolo_label(path: Path, classes: list[str], problems: list[Problem]
         if not (0 <= cx <= 1 and 0 <= cy <= 1 and w <= MAX_BOX_SIDE and h <= MAX_BOX_SIDE):
             problems.append(Problem(path, f"box {values} is not normalised to 0-1", number))
             return None
+        twin = next((i for i, (_, earlier) in enumerate(boxes) if _box_iou(earlier, values) >= SAME_BOX_IOU), None)
+        if twin is not None:  # read on, it put a second character into the text at one place
+            problems.append(Problem(path, f"box {values} is the box of line {numbers[twin]} again "
+                                          f"({classes[cls]!r} over {boxes[twin][0]!r}; one box per character)", number))
+            return None
         boxes.append((classes[cls], values))
+        numbers.append(number)
     return boxes
+
+
+SAME_BOX_IOU = 0.8  # two boxes overlapping this much are one character boxed twice (real uc3m-lp plates: at most 0.42)
+
+
+def _box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """Intersection over union of two YOLO (cx, cy, w, h) boxes."""
+    overlap = [max(0.0, min(p + s / 2, q + t / 2) - max(p - s / 2, q - t / 2))
+               for p, s, q, t in ((a[0], a[2], b[0], b[2]), (a[1], a[3], b[1], b[3]))]
+    inter = overlap[0] * overlap[1]
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
 
 
 def _read_filename(folder: Path) -> tuple[list[RawRecord], ImportResult]:

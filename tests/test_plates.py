@@ -485,11 +485,20 @@ def test_a_box_listed_twice_is_a_bad_record(tmp_path, data_dir):
     folder = _yolo_folder(tmp_path, data_dir, STEMS)
     label = folder / "labels" / f"{STEMS[0]}.txt"
     first = label.read_text().splitlines()[0]
-    label.write_text(label.read_text() + f"{first}\n")
+    original = label.read_text()
+    box = tuple(float(v) for v in first.split()[1:])
+    label.write_text(original + f"{first}\n")
     result = load_plates(folder)
     assert [p.image_path.stem for p in result.plates] == STEMS[1:]
     assert [(p.path.name, p.line, p.message) for p in result.problems] == [
-        (label.name, 6, "repeats line 1 (one box per character)")]
+        (label.name, 6, f"box {box} is the box of line 1 again ('0' over '0'; one box per character)")]
+    # the same box under another class, or its numbers spelt otherwise: the plate read 0174CV for 074CV, exit 0
+    cx, cy, w, h = box
+    for twin in (f"1 {cx} {cy} {w} {h}", f"0 {cx:.3f}0 {cy} {w * 0.95} {h}"):
+        label.write_text(original + twin + "\n")
+        result = load_plates(folder)
+        assert [p.image_path.stem for p in result.plates] == STEMS[1:]
+        assert [(p.line, "is the box of line 1 again" in p.message) for p in result.problems] == [(6, True)]
 
 
 def test_a_box_covering_less_than_a_pixel_is_a_bad_record_and_one_past_the_edge_keeps_its_inside(tmp_path, data_dir):
