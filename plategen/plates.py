@@ -371,7 +371,12 @@ def too_small(image: np.ndarray) -> str | None:
     """Why an image cannot be a plate by its size alone (None: it can)."""
     if min(image.shape[:2]) < MIN_PLATE_SIDE:
         return f"image is {image.shape[1]}x{image.shape[0]} px, too small for a plate"
+    if image.shape[0] > MAX_PLATE_TALLNESS * image.shape[1]:  # segmentation scaled its width to 0 and crashed
+        return f"image is {image.shape[1]}x{image.shape[0]} px, more than {MAX_PLATE_TALLNESS}x taller than wide: no plate"
     return None
+
+
+MAX_PLATE_TALLNESS = 4  # height over width; a two-row motorcycle plate is about 1
 
 
 def _to_pixels(box: tuple[float, float, float, float], width: int, height: int) -> Box:

@@ -536,6 +536,20 @@ def test_an_image_listed_twice_in_a_csv_is_read_once(tmp_path, data_dir):
         (3, "image_path 'images/ak1165.jpg' repeats row 2"), (4, "image_path './images/ak1165.jpg' repeats row 2")]
 
 
+def test_an_image_far_taller_than_wide_is_a_bad_record_not_a_crash(tmp_path, data_dir):
+    """An 8x60000 image among text-only plates: segmentation scaled its width to 0 and every command died in OpenCV."""
+    folder = tmp_path / "cn"
+    folder.mkdir()
+    real = sorted((data_dir / "ccpd-crops" / "images").iterdir())[:2]
+    for path in real:
+        shutil.copy(path, folder / path.name)
+    Image.new("RGB", (8, 60000)).save(folder / "ABC123.png")
+    result = load_plates(folder)
+    assert sorted(p.image_path.name for p in result.plates + result.text_only) == [p.name for p in real]
+    assert [str(p) for p in result.problems] == [
+        f"{folder / 'ABC123.png'}: image is 8x60000 px, more than 4x taller than wide: no plate"]
+
+
 def test_an_image_too_small_for_a_plate_is_a_bad_record_not_characters(tmp_path, data_dir, imported):
     folder = _yolo_folder(tmp_path, data_dir, STEMS)
     Image.new("RGB", (1, 1)).save(folder / "images" / f"{STEMS[0]}.jpg")
