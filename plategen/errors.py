@@ -51,16 +51,20 @@ def require_regular_file(path: Path, what: str) -> None:
                             "only from regular files")
 
 
-def require_writable_name(path: Path | str) -> None:
-    """Refuse a style file name that manifest.csv and meta.json cannot hold as it is: one that is not UTF-8
-    (bytes from another system: synth would fail halfway through its output), or one with a control
-    character (a carriage return read from a CRLF list split manifest.csv's rows for pandas)."""
+def require_utf8_name(path: Path | str, why: str) -> None:
+    """Refuse a name that is not UTF-8 (bytes from another system), which plategen must write as text (`why`)."""
     try:
         str(path).encode("utf-8")
     except UnicodeEncodeError:
         shown = os.fsencode(path).decode("utf-8", "backslashreplace")
-        raise PlategenError(f"{shown}: the file name is not valid UTF-8; rename the file (synth writes style "
-                            "names into manifest.csv and meta.json)") from None
+        raise PlategenError(f"{shown}: the file name is not valid UTF-8; rename it ({why})") from None
+
+
+def require_writable_name(path: Path | str) -> None:
+    """Refuse a style file name that manifest.csv and meta.json cannot hold as it is: one that is not UTF-8
+    (bytes from another system: synth would fail halfway through its output), or one with a control
+    character (a carriage return read from a CRLF list split manifest.csv's rows for pandas)."""
+    require_utf8_name(path, "synth writes style names into manifest.csv and meta.json")
     control = [c for c in str(path) if unicodedata.category(c) == "Cc"]
     if control:
         shown = "".join(repr(c)[1:-1] if c in control else c for c in str(path))

@@ -45,7 +45,7 @@ from plategen.checkpoint import (OPTIMIZER_SUFFIX, LoadedCheckpoint, load_checkp
 from plategen.dataset import CharSamples, build_samples, charset_of, holdout_split
 from plategen.device import resolve_device, usable_cores
 from plategen.distributed import SOLO, World
-from plategen.errors import PlategenError, RankStopped
+from plategen.errors import PlategenError, RankStopped, require_utf8_name
 from plategen.glyphs import (ASPECTS, GlyphJitter, check_coverage, fonts_for, narrowest, render_glyph, sample_jitter,
                              shipped_fonts)
 from plategen.model import Discriminator, Generator, SAAEConfig
@@ -145,6 +145,8 @@ def load_split(data_dirs: Sequence[Path | str], allow_outside: bool = False
     CSV image paths outside their folder are followed only with `allow_outside` (see `load_plates`)."""
     if not data_dirs:
         raise PlategenError("no --data folder given")
+    for folder in data_dirs:
+        require_utf8_name(folder, "train writes its --data folders into the checkpoint's header")
     result = load_many([Path(d) for d in data_dirs], allow_outside=allow_outside)
     plates, repeats = once_each(result.plates)
     train, held = holdout_split(plates)

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from conftest import copy_plates
 from hostile import make_fifo
 from plategen import __version__
 from plategen.cli import app, run
@@ -202,9 +203,24 @@ def test_a_style_file_name_that_is_not_utf8_is_refused_before_any_output(tmp_pat
     done = _plategen("synth", "--style", str(tmp_path / name), "--out", str(out), "--n", "4",
                      "--checkpoint", str(ckpt), "--device", "cpu")
     assert done.returncode == 2 and done.stderr.splitlines() == [
-        f"error: {tmp_path}/plaque-\\xe9t\\xe9.jpg: the file name is not valid UTF-8; rename the file (synth writes "
+        f"error: {tmp_path}/plaque-\\xe9t\\xe9.jpg: the file name is not valid UTF-8; rename it (synth writes "
         "style names into manifest.csv and meta.json)"], done.stderr
     assert not out.exists()
+
+
+def test_a_data_folder_name_that_is_not_utf8_is_refused_by_train_before_any_output(tmp_path, data_dir):
+    """train died in a traceback hashing the plates for the held-out split, and (past that) writing the
+    checkpoint's header, after making the sample folder."""
+    uc3m = data_dir / "uc3m-lp"
+    folder = tmp_path / os.fsdecode(b"plaques-\xe9t\xe9")
+    copy_plates(uc3m, folder, sorted((uc3m / "images").iterdir())[:12])
+    out = tmp_path / "out"
+    out.mkdir()
+    done = _plategen("train", "--data", str(folder), "--out", str(out / "m.safetensors"), "--steps", "2")
+    assert done.returncode == 2 and done.stderr.splitlines() == [
+        f"error: {tmp_path}/plaques-\\xe9t\\xe9: the file name is not valid UTF-8; rename it (train writes its "
+        "--data folders into the checkpoint's header)"], done.stderr
+    assert not any(out.iterdir())
 
 
 @pytest.mark.parametrize("colour", [(255, 255, 255), (20, 60, 200)], ids=["white", "blue"])

@@ -893,7 +893,7 @@ def _carriage_return_name(tmp_path: Path) -> Path:
     (_beside_a_malformed_label, [], "labels/plate-es.txt:1: expected 5 fields"),
     (_tiny_plate, [], "plate.png: image is 1x1 px, too small for a plate"),
     (_low_plate, [], "low.png: image is 60x12 px, too low for a style plate"),
-    (_non_utf8_name, [], "plaque-\\xe9t\\xe9.jpg: the file name is not valid UTF-8; rename the file"),
+    (_non_utf8_name, [], "plaque-\\xe9t\\xe9.jpg: the file name is not valid UTF-8; rename it"),
     (_carriage_return_name, [], "202AER\\r.jpg: the file name holds a control character ('\\r'); rename the file"),
 ], ids=["negative-seed", "huge-n", "texts-dev-zero", "pattern-backwards", "empty-out", "empty-preview",
      "empty-texts", "raw-colours", "pattern-too-many",
