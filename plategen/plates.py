@@ -51,7 +51,9 @@ cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 Format = Literal["yolo", "filename", "csv"]
 FORMATS: tuple[str, ...] = ("yolo", "filename", "csv")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+# what OpenCV decodes under the names cameras, browsers and scanners give (.jfif: Chrome's JPEG on Windows): a
+# plate named by its text under another suffix was passed over without a word
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 TEXT_SEPARATORS = " -·._"
 MAX_BOX_SIDE = 1.2  # annotators often draw a box a little past the image edge; it is clipped
 MIN_PLATE_SIDE = 4  # px: a smaller image has no room for a character (OpenCV fails on 1x1 boxes)

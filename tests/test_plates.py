@@ -316,14 +316,27 @@ def test_a_label_file_without_a_readable_image_is_a_listed_problem(tmp_path, dat
     images = sorted((uc3m / "images").iterdir())[:4]
     folder = copy_plates(uc3m, tmp_path / "uc", images)
     (folder / "images" / images[0].name).unlink()
-    Image.open(images[1]).save(folder / "images" / f"{images[1].stem}.tif")
+    Image.open(images[1]).save(folder / "images" / f"{images[1].stem}.ppm")
     (folder / "images" / images[1].name).unlink()
     result = load_plates(folder)
     assert len(result.plates) == 2
     assert [(p.path.name, p.message) for p in result.problems] == [
         (f"{images[0].stem}.txt", f"no image {images[0].stem}.* in images/ for this label file"),
-        (f"{images[1].stem}.txt", f"its image {images[1].stem}.tif is not in a format plategen reads "
-                                  "(.bmp, .jpeg, .jpg, .png, .webp)")]
+        (f"{images[1].stem}.txt", f"its image {images[1].stem}.ppm is not in a format plategen reads "
+                                  "(.bmp, .gif, .jfif, .jpe, .jpeg, .jpg, .png, .tif, .tiff, .webp)")]
+
+
+@pytest.mark.parametrize("suffix, fmt", [(".jfif", "JPEG"), (".jpe", "JPEG"), (".tif", "TIFF"), (".gif", "GIF")])
+def test_plates_saved_under_other_image_names_are_read(tmp_path, data_dir, suffix, fmt):
+    """A plate named by its text as 京PL3N70.jfif (Chrome's JPEG on Windows) was passed over without a word."""
+    real = sorted((data_dir / "ccpd-crops" / "images").iterdir())[:2]
+    folder = tmp_path / "cn"
+    folder.mkdir()
+    shutil.copy(real[0], folder / real[0].name)
+    Image.open(real[1]).save(folder / f"{real[1].stem}{suffix}", fmt)
+    result = load_plates(folder)
+    assert sorted(p.text for p in result.plates + result.text_only) == sorted(p.stem for p in real)
+    assert not result.problems
 
 
 def test_pipes_and_folders_named_like_inputs_are_refused_not_read(tmp_path, data_dir):

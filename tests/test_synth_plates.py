@@ -1044,7 +1044,7 @@ def test_a_label_file_given_as_a_style_names_its_folder(data_dir, ckpt_cn, tmp_p
         f"error: {labels}: a label file, not an image; to take the plates it lists, give its folder "
         f"(--style {labels.parent})"]
     assert not out.exists()
-    tif = tmp_path / "京PL3N67.tif"  # an image in a format the suffix list does not name is still read
+    tif = tmp_path / "京PL3N67.ppm"  # an image in a format the suffix list does not name is still read
     Image.open(data_dir / CCPD[0] / CCPD[1]).save(tif)
     result = CliRunner().invoke(app, ["synth", "--style", str(tif), "--n", "2", "--out", str(out), "--checkpoint",
                                       str(ckpt_cn), "--device", "cpu", *(["--plates"] if plates else [])])
@@ -1120,10 +1120,11 @@ def test_a_style_plate_in_a_format_data_folders_do_not_list_is_refused_by_its_fo
     uc3m = data_dir / "uc3m-lp"
     image = sorted((uc3m / "images").iterdir())[0]
     folder = copy_plates(uc3m, tmp_path / "styles", [image])
-    tif = folder / "images" / f"{image.stem}.tif"
+    tif = folder / "images" / f"{image.stem}.ppm"
     Image.open(image).save(tif)
-    with pytest.raises(PlategenError, match=rf"{image.stem}\.tif: data folders annotate only \.bmp, \.jpeg, \.jpg, "
-                                            r"\.png, \.webp images, so its label is not read"):
+    with pytest.raises(PlategenError, match=rf"{image.stem}\.ppm: data folders annotate only \.bmp, \.gif, \.jfif, "
+                                            r"\.jpe, \.jpeg, \.jpg, \.png, \.tif, \.tiff, \.webp images, so its "
+                                            r"label is not read"):
         synthesize(request([tif], ckpt_cn, tmp_path / "out", 2))
     assert not (tmp_path / "out").exists()
 
