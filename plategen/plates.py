@@ -401,6 +401,16 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
 
 
+def csv_listed_images(folder: Path) -> list[Path]:
+    """The images a CSV data folder's label file lists, wherever in the folder they lie (a `photos/` as well as
+    `images/`), that exist; none where the folder holds no single readable label CSV."""
+    try:
+        records, _ = _read_csv(folder)
+    except PlategenError:
+        return []
+    return [path for path, *_ in records if path.is_file()]
+
+
 def label_csvs(folder: Path) -> list[Path]:
     """The CSV files of a folder (dotfiles, such as macOS's ``._labels.csv``, are none)."""
     return sorted(p for p in folder.glob("*.csv") if not p.name.startswith("."))

@@ -269,6 +269,19 @@ def test_a_character_synth_output_given_as_a_style_folder_says_what_it_is(tmp_pa
     assert "no plate images (.jpg, .png, ...) in this folder (a plategen synth output of single characters" in message
 
 
+def test_a_csv_data_folder_with_its_images_outside_images_is_a_style_folder(tmp_path, data_dir, ckpt):
+    """inspect, train and synth --plates read it; character synth said "no plate images in this folder"."""
+    folder = tmp_path / "us"
+    (folder / "photos").mkdir(parents=True)
+    names = ["ak1165.jpg", "hi1106.jpg"]
+    for name in names:
+        (folder / "photos" / name).write_bytes((data_dir / "openalpr-us" / "images" / name).read_bytes())
+    (folder / "labels.csv").write_text("image_path,plate_text\nphotos/ak1165.jpg,FUW999\nphotos/hi1106.jpg,KTE268\n")
+    result = synthesize(request(folder, ckpt, tmp_path / "out", n=4))
+    styles = {name for row in read_manifest(result.out) for name in row["style"].split("|")}  # a|b: a blend
+    assert styles == {str(folder / "photos" / name) for name in names}
+
+
 def test_a_checkpoint_with_nan_weights_is_refused(tmp_path, plate):
     config = SAAEConfig(num_classes=len(CHARS), content_width=8, style_width=8, decoder_width=16)
     generator = Generator(config).eval()

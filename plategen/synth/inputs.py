@@ -13,7 +13,7 @@ import numpy as np
 from plategen.atomic import is_own_sheet
 from plategen.errors import PlategenError, require_once, require_writable_name
 from plategen.glyphs import Font, check_coverage
-from plategen.plates import image_files, images_dir, read_image, synth_meta, too_small
+from plategen.plates import csv_listed_images, image_files, images_dir, read_image, synth_meta, too_small
 
 
 class LowStylePlate(PlategenError):
@@ -80,7 +80,7 @@ def load_styles(specs: Sequence[Path | str]) -> list[Style]:
             folder = images_dir(spec)
             # a pipe or folder among them: refused below; an inspect or preview sheet written among the plates was
             # taken for one, and characters were drawn in the style of a grid of crops
-            images = image_files(folder)
+            images = image_files(folder) or csv_listed_images(spec)
             found = [p for p in images if not is_own_sheet(p)]
             if not found:
                 made = (" (a plategen synth output of single characters: characters, not plates)"
