@@ -71,6 +71,32 @@ def write_subset(source: Path, plates: list[Plate], out: Path) -> Path:
     return out
 
 
+def write_replay(data: Path, sources: list[str], n: int, seed: int, out: Path) -> list[Path]:
+    """`n` train-side plates (`dataset.is_holdout` false), split evenly over `sources`, copied into folders of their
+    own in each source's format (YOLO: images, labels and classes.txt; a folder of images named by their text): the
+    replay that a fine-tune mixes in with the user's plates (`--replay`)."""
+    rng = np.random.default_rng([seed, 11])
+    folders = []
+    for i, name in enumerate(sources):
+        source = data / name
+        plates = [p for p in load_plates(source).plates if not is_holdout(p)]
+        take = n // len(sources) + (i < n % len(sources))
+        chosen = [plates[j] for j in sorted(rng.choice(len(plates), take, replace=False))]
+        folder = out / f"replay-{name}"
+        (folder / "images").mkdir(parents=True)
+        labels = source / "labels"
+        if labels.is_dir():
+            (folder / "labels").mkdir()
+            shutil.copy2(source / "classes.txt", folder / "classes.txt")
+        for plate in chosen:
+            shutil.copy2(plate.image_path, folder / "images" / plate.image_path.name)
+            if labels.is_dir():
+                label = plate.image_path.with_suffix(".txt").name
+                shutil.copy2(labels / label, folder / "labels" / label)
+        folders.append(folder)
+    return folders
+
+
 def split_plates(plates: list[Plate], n: int, seed: int) -> tuple[list[Plate], list[Plate]]:
     """The user's `n` plates (80% train side, 20% held-out side) and the test plates (the rest of the held-out side)."""
     rng = np.random.default_rng(seed)
@@ -125,6 +151,9 @@ def main() -> None:
     parser.add_argument("--dev", action="store_true", help="user and test plates from the train side; no reference")
     parser.add_argument("--set", type=parse_setting, action="append", default=[], dest="settings",
                         metavar="FIELD=VALUE", help="override a TrainOptions field of the finetune preset")
+    parser.add_argument("--replay", type=int, default=0, help="mix this many of the base's own training plates "
+                        "(train side of --replay-sources) into the fine-tune's data")
+    parser.add_argument("--replay-sources", type=lambda text: text.split(","), default=["uc3m-lp", "ccpd-crops"])
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     if set(args.levels) - {"chars", "plates"}:
@@ -145,11 +174,12 @@ def main() -> None:
     test = write_subset(source, test_plates, args.out / "test-plates")
     print(f"{len(user_plates)} user plates -> {user}; {len(test_plates)} test plates -> {test}")
 
+    replay = write_replay(args.data, args.replay_sources, args.replay, args.seed, args.out) if args.replay else []
     tuned = args.out / "finetuned.safetensors"
     started = time.perf_counter()
-    result = train_saae([user], tuned, options_for("finetune", num_threads=args.threads, **dict(args.settings)), resume=args.base)
+    result = train_saae([user, *replay], tuned, options_for("finetune", num_threads=args.threads, **dict(args.settings)), resume=args.base)
     minutes = (time.perf_counter() - started) / 60
-    print(f"fine-tune: {result.steps - base_meta['step']} steps on {result.plates} plates ({result.crops} crops) "
+    print(f"fine-tune: {result.steps - base_meta['step']} steps on {result.plates} plates ({args.replay} replayed) ({result.crops} crops) "
           f"in {minutes:.1f} min, {args.threads} thread(s); sample grids in {result.samples[-1].parent}")
 
     models = (("base", args.base), ("finetuned", tuned)) + (() if args.dev else (("reference", args.reference),))
