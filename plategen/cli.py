@@ -12,6 +12,7 @@ import math
 import os
 import signal
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -27,7 +28,7 @@ from rich.table import Table
 from plategen import __version__
 from plategen.atomic import check_sheet_path
 from plategen.charset import parse_charset
-from plategen.distributed import launched_rank
+from plategen.distributed import launched, launched_rank
 from plategen.errors import PlategenError, RankStopped, interrupt_status, raise_terminated, require_once
 from plategen.inspection import inspect_import
 from plategen.plates import load_plates, nothing_usable
@@ -52,6 +53,13 @@ def shown(path) -> str:
     return escape(printable(str(path)))
 
 
+def _stopping() -> None:
+    """The command has stopped and cleaned up: a SIGTERM now (torchrun stopping the other ranks once one failed)
+    could only break into the exit, as a traceback from an atexit hook after the one line that said why."""
+    if launched() and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def user_errors(command: F) -> F:
     """Turn a PlategenError into one red line and exit status 2, never a traceback. Under torchrun
     a rank other than 0 names itself; one stopped by another rank's error does not repeat it."""
@@ -61,14 +69,17 @@ def user_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except RankStopped:
+            _stopping()
             raise typer.Exit(2) from None
         except PlategenError as exc:
+            _stopping()
             rank = launched_rank()
             where = f"rank {rank}: " if rank else ""
             err_console.print(f"[bold red]error:[/] {where}{escape(printable(str(exc)))}", highlight=False,
                               soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
+            _stopping()
             if not launched_rank():
                 err_console.print("[yellow]interrupted[/]")
             raise typer.Exit(interrupt_status()) from None

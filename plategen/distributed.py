@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import threading
 from dataclasses import dataclass
@@ -39,6 +40,19 @@ TIMEOUT = timedelta(hours=24)
 
 def _say(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, PlategenError) else f"{type(exc).__name__}: {exc}"
+
+
+def _exchange(call: Callable[..., T], *args, **kwargs) -> T:
+    """A message between ranks. A rank killed mid-run (kill -9, out of memory) closes its connections, and the
+    ranks waiting for it got gloo's RuntimeError as a traceback: one line instead, saying what to do."""
+    try:
+        return call(*args, **kwargs)
+    except RuntimeError as exc:
+        # "[.../gloo/transport/tcp/pair.cc:553] Connection closed by peer [127.0.0.1]:4011. This is typically ...": its gist
+        reason = re.sub(r"^\[[^\]]*\]\s*", "", str(exc).strip()).split(". ")[0].splitlines()[0] if str(exc).strip() \
+            else type(exc).__name__
+        raise PlategenError(f"another rank is gone ({reason}); what this rank finished is kept: run the same "
+                            "command with --resume") from None
 
 
 @dataclass(frozen=True)
@@ -74,7 +88,7 @@ class World:
         import torch.distributed as dist
 
         said: list[str | None] = [None] * self.size
-        dist.all_gather_object(said, None if exc is None else _say(exc))
+        _exchange(dist.all_gather_object, said, None if exc is None else _say(exc))
         first = next((r for r, s in enumerate(said) if s is not None), None)
         if first is not None and first != self.rank:
             raise RankStopped(f"rank {first}: {said[first]}")
@@ -91,9 +105,9 @@ class World:
                 box[0] = (fn(), None)
             except BaseException as exc:
                 box[0] = (None, _say(exc))
-                dist.broadcast_object_list(box, src=0)
+                _exchange(dist.broadcast_object_list, box, src=0)
                 raise
-        dist.broadcast_object_list(box, src=0)
+        _exchange(dist.broadcast_object_list, box, src=0)
         result, error = box[0]
         if error is not None:
             raise RankStopped(f"rank 0: {error}")
@@ -106,7 +120,7 @@ class World:
         import torch.distributed as dist
 
         values: list = [None] * self.size
-        dist.all_gather_object(values, value)
+        _exchange(dist.all_gather_object, values, value)
         return values
 
     def require_same(self, settings: dict, options: Callable[[list[str], dict, dict], list[str]]) -> None:
@@ -126,7 +140,7 @@ class World:
         import torch.distributed as dist
 
         t = torch.tensor(list(values.values()), dtype=torch.float64)
-        dist.all_reduce(t)
+        _exchange(dist.all_reduce, t)
         return dict(zip(values, (t / self.size).tolist()))
 
     def any(self, flag: bool) -> bool:
@@ -137,7 +151,7 @@ class World:
         import torch.distributed as dist
 
         t = torch.tensor([int(flag)])
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        _exchange(dist.all_reduce, t, op=dist.ReduceOp.MAX)
         return bool(t.item())
 
     def place(self, device: torch.device) -> torch.device:
@@ -163,9 +177,14 @@ def _env_int(name: str, default: int) -> int:
         raise PlategenError(f"environment variable {name}={value!r}: not a number; launch with torchrun") from None
 
 
+def launched() -> bool:
+    """Whether torchrun started this process as one of several."""
+    return _env_int("WORLD_SIZE", 1) > 1
+
+
 def launched_rank() -> int:
     """This process's rank as torchrun set it (0 when not launched by torchrun), without joining."""
-    return _env_int("RANK", 0) if _env_int("WORLD_SIZE", 1) > 1 else 0
+    return _env_int("RANK", 0) if launched() else 0
 
 
 @contextlib.contextmanager

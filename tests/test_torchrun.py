@@ -252,3 +252,31 @@ def test_training_ranks_started_with_another_seed_are_refused(tmp_path, data_dir
     assert error_lines(result) == ["error: rank 1: started with other settings than rank 0 (--seed); start every "
                                    "rank with the same command and the same input files"], result.stderr[-2000:]
     assert not out.exists()
+
+
+def test_a_rank_waiting_for_one_that_died_says_so_in_one_line(tmp_path):
+    """A rank killed (kill -9) while another waited at the run's end left that one a 120-line gloo traceback
+    ("Connection closed by peer"), without saying that --resume finishes the run."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = ("import os, time\n"
+              "from plategen.distributed import joined\n"
+              "from plategen.errors import PlategenError\n"
+              "with joined() as world:\n"
+              "    if world.rank == 0:\n"
+              "        time.sleep(1)\n"
+              "        os._exit(9)\n"
+              "    try:\n"
+              "        world.gather(1)\n"
+              "    except PlategenError as exc:\n"
+              "        print(exc)\n")
+    env = {**ENV, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2"}
+    ranks = [subprocess.Popen([sys.executable, "-c", script], env={**env, "RANK": str(r)}, cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in (0, 1)]
+    out, err = ranks[1].communicate(timeout=120)
+    ranks[0].wait(timeout=60)
+    assert re.fullmatch(r"another rank is gone \(Connection closed by peer [^ ]+\); what this rank finished is kept: "
+                        r"run the same command with --resume\n", out), out + err
