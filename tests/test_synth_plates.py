@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from plategen.charset import CHINESE_PROVINCES, CHINESE_SPECIAL, parse_charset
+from plategen.charset import CHINESE_PROVINCES, CHINESE_SPECIAL, label_classes, parse_charset
 from plategen.checkpoint import DEFAULT_CHECKPOINT, SHIPPED_CHECKPOINTS, load_checkpoint
 from plategen.glyphs import CROP_MARGIN, shipped_fonts
 from plategen.cli import app
@@ -23,7 +23,7 @@ from plategen.plates import clean_text, load_plates, read_image
 from plategen.synth import Diversity, SynthRequest, synthesize
 from plategen.synth import engine as engine_module
 from plategen.synth.engine import Batch, chinese_model
-from plategen.synth.exports import FinishedPlate, label_classes, write_plate_folder
+from plategen.synth.exports import FinishedPlate, write_plate_folder
 from plategen.segment import privacy_masks
 from plategen.synth.plates import (PREVIEW_HEIGHT, Canvas, _at_height, character_synth, drawn_in_grey, erased_boxes,
                                    hides_dot, load_style_plates, make_plates, masks_under, plan_plates, plate_layouts,

@@ -270,6 +270,37 @@ def test_webdataset_reads_character_shards_with_their_labels(tmp_path, plate, ck
         assert np.array_equal(sample["png"], read_image_at(out, row["image_path"]))
 
 
+def test_character_shard_class_ids_do_not_move_with_chars(tmp_path, plate, ckpt):
+    """.cls indexed the run's --chars in the order given: 'ZA9' and '9AZ' wrote other ids for one character, and
+    two runs' shards merged by .cls read Z as 9. The ids are the plate labels' (`charset.label_classes`)."""
+    ids = {}
+    for name, chars in (("one", "ZA9"), ("two", "9AZ")):
+        out = synthesize(synth_request(plate, ckpt, tmp_path / name, n=9, chars=list(chars), format="shards",
+                                       shard_size=16)).out
+        classes = json.loads((out / "meta.json").read_text())["classes"]
+        assert classes[:36] == list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+        ids[name] = {sample["txt"]: sample["cls"] for sample in webdataset_samples(out)}
+        assert all(classes[cls] == label for label, cls in ids[name].items())
+    assert ids["one"] == ids["two"] == {"9": 9, "A": 10, "Z": 35}
+
+
+def test_a_shard_run_begun_before_fixed_class_ids_is_not_resumed_with_other_ids(tmp_path, plate, ckpt):
+    """Its finished shards hold .cls of its own --chars order: resumed, it would mix two numberings."""
+    out = tmp_path / "s"
+
+    def stop(done, total):
+        if done >= 16:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        synthesize(request(plate, ckpt, out, n=40, chars=list("ZA9"), format="shards", shard_size=16), progress=stop)
+    meta = json.loads((out / "meta.json").read_text())
+    del meta["classes"]  # as the plategen before wrote it
+    (out / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(PlategenError, match=r"begun by an earlier plategen that draws this run otherwise \(classes\)"):
+        synthesize(request(plate, ckpt, out, n=40, chars=list("ZA9"), format="shards", shard_size=16, resume=True))
+
+
 def test_preview_never_replaces_a_file_plategen_did_not_write(tmp_path, plate, ckpt):
     """--preview once replaced the run's own style image, or any file the user named, without a word."""
     style = tmp_path / "style.png"

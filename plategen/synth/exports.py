@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from plategen.atomic import atomic_write_bytes, atomic_write_text
-from plategen.charset import CHINESE_PROVINCES, CHINESE_SPECIAL
+from plategen.charset import label_classes
 from plategen.errors import PlategenError
 from plategen.layout import read_as_missing
 from plategen.plates import Box, name_problem
@@ -47,18 +47,6 @@ PAD_CANDIDATES = "_#~*"  # fast-plate-ocr pads short plates with a character out
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 NAME_BYTES = 255  # the longest file name ext4, XFS, APFS and NTFS take
 TMP_NAME_BYTES = len(".") + len(".12345678.tmp")  # what `atomic_write_bytes`'s temporary name adds
-
-
-LATIN = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # UC3M-LP's classes.txt, in its order
-
-
-def label_classes(chars: Sequence[str]) -> list[str]:
-    """The classes of a plate run's labels (YOLO ids, plate_config.yaml's alphabet, dict.txt): 0-9A-Z in UC3M-LP's
-    order, then, with any Chinese character, every province and 警学挂港澳使领, then the run's other characters by
-    code point. The ids do not move with --chars, so two runs, or a run and UC3M-LP's own labels, merge as they are."""
-    chinese = CHINESE_PROVINCES + CHINESE_SPECIAL
-    fixed = list(LATIN) + (list(chinese) if any(c in chinese for c in chars) else [])
-    return fixed + sorted(set(chars) - set(fixed))
 
 
 @dataclass(frozen=True)

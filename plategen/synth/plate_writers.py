@@ -1,7 +1,7 @@
 """Output of `plategen synth --plates`: a plategen data folder, written plate by plate.
 
 ``images/<id>.png`` and ``labels/<id>.txt`` (YOLO character boxes, classes =
-`exports.label_classes` of the run's characters) are written in worker threads as plates are
+`charset.label_classes` of the run's characters) are written in worker threads as plates are
 composed, and journalled like the character path's files (`writers.Journal`), by
 `exports.write_plate`; the run adds
 ``classes.txt``, ``plates.csv`` and ``plate_config.yaml`` at the end with

@@ -33,12 +33,13 @@ from PIL import Image
 
 from plategen import __version__
 from plategen.atomic import atomic_save_png
+from plategen.charset import label_classes
 from plategen.checkpoint import LoadedCheckpoint
 from plategen.distributed import World
 from plategen.synth.compose import Coverages, dark_ink, erase_characters, erases_large, ink_colour, place_on_plates
 from plategen.synth.designs import Design, design_named, draw_dot, repaint
 from plategen.errors import PlategenError, require_once, require_regular_file, require_writable_name
-from plategen.synth.exports import FinishedPlate, label_classes, write_lprnet, write_paddleocr, write_plate_index
+from plategen.synth.exports import FinishedPlate, write_lprnet, write_paddleocr, write_plate_index
 from plategen.glyphs import ASPECTS, Font, fonts_for
 from plategen.layout import (PlateLayout, compact_pattern, draw_texts, kind_of, layout_of, parse_pattern, pattern_rows,
                              read_as_missing, read_text_lines, read_texts)

@@ -28,6 +28,7 @@ import torch
 from plategen import __version__, distributed
 from plategen.atomic import (check_sheet_path, require_link_target, require_no_file_in_the_way,
                              require_own_sheet_or_none)
+from plategen.charset import label_classes
 from plategen.checkpoint import LoadedCheckpoint, checkpoint_path, load_checkpoint, require_finite
 from plategen.device import resolve_device, usable_cores
 from plategen.distributed import World
@@ -105,7 +106,7 @@ class SynthReport:
 
 # what must match for --resume to continue a run
 RESUME_KEYS = ("drawing", "n", "charset", "seed", "checkpoint_sha256", "chinese_checkpoint_sha256", "styles", "format",
-               "shard_size", "batch_size", "diversity", "glyph_size", "label_check", "check_sure")
+               "shard_size", "batch_size", "diversity", "glyph_size", "label_check", "check_sure", "classes")
 # How this plategen draws (fonts per character, erasing): a run begun by one that drew otherwise cannot be
 # finished byte for byte. 2: the footless 1 and erased rims; runs from before carry no number (1).
 DRAWING = 2
@@ -161,6 +162,7 @@ def _checked(req: SynthRequest, world: World, progress: Callable[[int, int], Non
         "batch_size": req.batch_size or DEFAULT_BATCH_SIZE,
         "diversity": json_ready(req.diversity.to_dict()), "glyph_size": ckpt.config.glyph_size,
         "label_check": label_check, "check_sure": CHECK_SURE if label_check else None,
+        "classes": label_classes(req.chars) if req.format == "shards" else None,  # what the shards' .cls ids index
     }
     def run(previous: dict | None):
         return _run(req, world, device, ckpt, ckpt_path, fonts, styles, params, previous, progress, start, chinese)
@@ -273,9 +275,11 @@ VERSION_KEYS = ("large_erasing", "design_light", "hidden_dot", "erased_masks", "
 
 def _older_run(previous: dict) -> tuple[dict, set[str]]:
     """A character run's meta with `check_sure` inferred for a run begun before it (the label check redrew only
-    images read as another character), and the keys inferred."""
-    inferred = {"check_sure"} - set(previous)
-    return {"check_sure": None, **previous}, inferred
+    images read as another character) and `classes` (a shard's .cls indexed the run's characters, so ids moved with
+    --chars), and the keys inferred."""
+    inferred = {"check_sure", "classes"} - set(previous)
+    shards = previous.get("format") == "shards"
+    return {"check_sure": None, "classes": previous.get("charset") if shards else None, **previous}, inferred
 
 
 def _older_plate_run(previous: dict, default_skip: str | None) -> tuple[dict, set[str]]:
@@ -291,7 +295,7 @@ def _older_plate_run(previous: dict, default_skip: str | None) -> tuple[dict, se
     - `erased_masks`: a pattern's characters were drawn on the privacy masks under them.
     - `leaning`: only 59e3702 leaned characters, and recorded it.
     - `draw_memo`: every plate run drew through a `DrawMemo`.
-    - `classes`: the labels' classes were the run's characters (`--chars`), not `exports.label_classes`.
+    - `classes`: the labels' classes were the run's characters (`--chars`), not `charset.label_classes`.
     - `check_sure`: the label check redrew only the characters read as another (`plan.CHECK_SURE`).
     - `upper_letters`: letter slots took the lower case of the alphabet too (`plates.UPPER_LETTERS`).
     - `spread_slots`: a pattern of another count than a style plate's boxes stretched its characters over the

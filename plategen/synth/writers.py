@@ -3,8 +3,8 @@
 Two formats:
 - ``files``: ``<out>/<label>/<id>.png`` (label folder via `charset.safe_label_dir`);
 - ``shards``: WebDataset-style tar shards ``<out>/shard-000000.tar``, each holding, per image,
-  ``<id>.png``, ``<id>.txt`` (the label, UTF-8), ``<id>.cls`` (its index in the run's characters,
-  webdataset's class convention) and ``<id>.json`` (label, style, font, seed, check).
+  ``<id>.png``, ``<id>.txt`` (the label, UTF-8), ``<id>.cls`` (its index in meta.json's ``classes``,
+  `charset.label_classes`: ids that do not move with --chars; webdataset's class convention) and ``<id>.json`` (label, style, font, seed, check).
 
 Both write ``manifest.csv`` (``image_path,label,style,font,seed,check``, paths relative to the CSV;
 for shards ``shard-000000.tar#000123.png``) and ``meta.json``, each atomically.
@@ -44,7 +44,7 @@ from PIL import Image
 
 from plategen.atomic import (OutputLock, atomic_save_png, atomic_write_text, is_own_sheet,
                              require_no_file_in_the_way, temp_leftovers)
-from plategen.charset import safe_label_dir
+from plategen.charset import label_classes, safe_label_dir
 from plategen.errors import PlategenError
 from plategen.plates import synth_meta
 
@@ -442,7 +442,7 @@ class ShardWriter(_Writer):
 
     def __init__(self, out: Path, chars: Sequence[str], n: int, workers: int = 2, shard_size: int = 10000):
         super().__init__(out, chars, n, workers)
-        self.class_index = {c: i for i, c in enumerate(chars)}
+        self.class_index = {c: i for i, c in enumerate(label_classes(chars))}
         if shard_size < 1:
             raise PlategenError(f"--shard-size {shard_size}: must be at least 1")
         self.n, self.size = n, shard_size
