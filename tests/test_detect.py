@@ -6,11 +6,13 @@ held-out set is benchmarks/segmentation.py's), so a regression fails while noise
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from plategen.dataset import is_holdout
-from plategen.detect import detect_characters, load_detector
+from plategen.detect import detect_characters, load_detector, segment_with_text
 from plategen.errors import PlategenError
 from plategen.plates import Plate, read_image
 from plategen.segment import iou
@@ -77,6 +79,24 @@ def test_an_extra_centre_as_likely_a_character_as_the_others_is_refused(data_dir
     image = read_image(data_dir / "openalpr-us" / "images" / "id1416.jpg")
     seg = detect_characters(image, "DRIFTER")
     assert seg.boxes is None and "unclear" in seg.reason
+
+
+@pytest.mark.parametrize("name", ["皖A00E66.jpg", "沪AMS087.jpg", "湘E269JY.jpg"])
+def test_a_text_missing_its_first_character_is_not_boxed_by_the_fallback_either(data_dir, name) -> None:
+    """The detector refused (7 characters for 6) and segmentation then boxed the 6 over the wrong characters, each
+    crop labelled with its neighbour's character; the same text in full is boxed."""
+    image = read_image(data_dir / "ccpd-crops" / "images" / name)
+    text = Path(name).stem
+    cut = segment_with_text(image, text[1:])
+    assert cut.boxes is None and cut.reason.endswith("the plate shows 1 more of their size (is the text complete?)")
+    assert segment_with_text(image, text).boxes is not None
+
+
+def test_plate_art_beside_the_characters_does_not_refuse_the_fallback(data_dir) -> None:
+    """Idaho's tree left of DRIFTER: the detector refuses, segmentation boxes the text, and the tree (a weaker peak
+    than a missing character) leaves it boxed."""
+    image = read_image(data_dir / "openalpr-us" / "images" / "id1416.jpg")
+    assert len(segment_with_text(image, "DRIFTER").boxes) == 7
 
 
 def test_bad_input_is_refused_with_a_reason() -> None:
