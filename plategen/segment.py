@@ -108,25 +108,32 @@ def segment_plate(image: np.ndarray, text: str) -> Segmentation:
 
 def reading_rows(boxes: Sequence[tuple[float, float, float, float]]) -> list[list[int]]:
     """Indices of `boxes` (x0, y0, x1, y1, any unit) per row in reading order: top row first, each
-    row left to right by box centre. One row unless the boxes split into two bands.
+    row left to right by box centre. One row unless the boxes split into bands.
 
     Two rows need a gap in box centres of `ROW_GAP` box heights AND x ranges that overlap
     (the lower row sits under the upper one); a single row photographed at a slant has
-    spread-out centres too, but its left and right halves do not overlap in x.
+    spread-out centres too, but its left and right halves do not overlap in x. Each row so
+    found splits again the same way (three rows read 304152 as 304512 when only one cut was made).
     """
-    centres = np.array([(b[1] + b[3]) / 2 for b in boxes])
     height = float(np.median([b[3] - b[1] for b in boxes]))
-    order = np.argsort(centres, kind="stable")
-    gaps = np.diff(centres[order])
-    rows = [list(range(len(boxes)))]
-    if len(gaps) and gaps.max() >= ROW_GAP * height:
-        cut = int(gaps.argmax()) + 1
-        top, bottom = sorted(order[:cut].tolist()), sorted(order[cut:].tolist())
-        top_left, top_right = min(boxes[i][0] for i in top), max(boxes[i][2] for i in top)
-        bottom_left, bottom_right = min(boxes[i][0] for i in bottom), max(boxes[i][2] for i in bottom)
-        if min(top_right, bottom_right) > max(top_left, bottom_left):
-            rows = [top, bottom]
-    return [sorted(row, key=lambda i: boxes[i][0] + boxes[i][2]) for row in rows]
+    return [sorted(row, key=lambda i: boxes[i][0] + boxes[i][2])
+            for row in _bands(boxes, list(range(len(boxes))), height)]
+
+
+def _bands(boxes: Sequence[tuple[float, float, float, float]], members: list[int], height: float) -> list[list[int]]:
+    """`members` as rows, top first: cut at the widest gap in centres if it makes two rows, then each again."""
+    centres = np.array([(boxes[i][1] + boxes[i][3]) / 2 for i in members])
+    order = [members[k] for k in np.argsort(centres, kind="stable")]
+    gaps = np.diff(np.sort(centres, kind="stable"))
+    if not len(gaps) or gaps.max() < ROW_GAP * height:
+        return [members]
+    cut = int(gaps.argmax()) + 1
+    top, bottom = sorted(order[:cut]), sorted(order[cut:])
+    top_left, top_right = min(boxes[i][0] for i in top), max(boxes[i][2] for i in top)
+    bottom_left, bottom_right = min(boxes[i][0] for i in bottom), max(boxes[i][2] for i in bottom)
+    if min(top_right, bottom_right) <= max(top_left, bottom_left):
+        return [members]
+    return _bands(boxes, top, height) + _bands(boxes, bottom, height)
 
 
 def _likeliest_reason(misses: list[tuple[int, str]]) -> str:

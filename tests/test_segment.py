@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from plategen.plates import Plate, read_image
-from plategen.segment import Box, Segmentation, segment_plate
+from plategen.segment import Box, Segmentation, reading_rows, segment_plate
 
 def iou(a: Box, b: Box) -> float:
     ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
@@ -157,3 +157,15 @@ def test_us_plates_segment_the_main_characters(data_dir: Path) -> None:
         check_boxes(seg, text, image)
         assert np.median([b[3] - b[1] for b in seg.boxes]) >= 0.25 * image.shape[0]
     assert segmented >= 55  # measured 68 of 80
+
+
+def test_three_rows_read_top_row_first_each_left_to_right():
+    """Two columns of three rows (top 3 0, middle 4 1, bottom 5 2) read 304512: only one cut into rows was made."""
+    boxes = [(x, y, x + 10, y + 20) for y in (0, 30, 60) for x in (0, 14)]  # row by row, left to right
+    order = [boxes.index(b) for b in sorted(boxes, key=lambda b: (-b[0], b[1]))]  # listed column by column, right first
+    shuffled = [boxes[i] for i in order]
+    rows = reading_rows(shuffled)
+    assert [[shuffled[i] for i in row] for row in rows] == [boxes[0:2], boxes[2:4], boxes[4:6]]
+    # a single row photographed at a slant stays one row
+    slant = [(x * 14, x * 6, x * 14 + 10, x * 6 + 20) for x in range(7)]
+    assert reading_rows(slant) == [list(range(7))]
