@@ -154,9 +154,12 @@ def max_image_pixels() -> int:
     if value is None:
         return MAX_IMAGE_PIXELS
     try:
-        return int(value)
+        limit = int(value)
     except ValueError:
         raise PlategenError(f"{MAX_PIXELS_ENV}={value!r}: not a whole number of pixels") from None
+    if limit < 1:  # 0 or -5 refused every image as too large, naming each image instead of the setting
+        raise PlategenError(f"{MAX_PIXELS_ENV}={value!r}: must be 1 or more pixels")
+    return limit
 
 
 def _check_pixel_count(path: Path, data: bytes, limit: int) -> None:
@@ -242,6 +245,15 @@ def synth_meta(folder: Path) -> dict | None:
     return meta if isinstance(meta, dict) and meta.get("tool") == "plategen synth" else None
 
 
+def known_format(fmt: str | None, folder: Path) -> Format:
+    """`fmt` as asked (None: detected from `folder`); an empty `--format ''` is refused, not taken as "detect"."""
+    if fmt is None:
+        return detect_format(folder)
+    if fmt not in FORMATS:
+        raise PlategenError(f"--format {fmt!r}: unknown format; choose one of {', '.join(FORMATS)}")
+    return fmt
+
+
 def load_plates(folder: Path | str, fmt: str | None = None, strict: bool = False,
                 progress: Callable[[Iterable], Iterable] = lambda it: it, allow_outside: bool = False,
                 listing: bool = False) -> ImportResult:
@@ -250,9 +262,7 @@ def load_plates(folder: Path | str, fmt: str | None = None, strict: bool = False
     plategen open any file it names. A folder with no usable plate is an error, unless `listing`
     (inspect, which lists why)."""
     folder = Path(folder)
-    fmt = fmt or detect_format(folder)
-    if fmt not in FORMATS:
-        raise PlategenError(f"--format {fmt!r}: unknown format; choose one of {', '.join(FORMATS)}")
+    fmt = known_format(fmt, folder)
     if not folder.is_dir():
         raise PlategenError(f"{folder}: no such data folder")
     records, result = _read_csv(folder, allow_outside) if fmt == "csv" else _READERS[fmt](folder)
@@ -313,9 +323,7 @@ def load_plate(image_path: Path | str, fmt: str | None = None, allow_outside: bo
     """
     image_path = Path(image_path)
     folder = image_path.parent.parent if image_path.parent.name == "images" else image_path.parent
-    fmt = fmt or detect_format(folder)
-    if fmt not in FORMATS:
-        raise PlategenError(f"--format {fmt!r}: unknown format; choose one of {', '.join(FORMATS)}")
+    fmt = known_format(fmt, folder)
     records, found = _read_csv(folder, allow_outside) if fmt == "csv" else _READERS[fmt](folder)
     target = image_path.resolve()
 
@@ -602,6 +610,9 @@ def name_problem(path: Path) -> str | None:
         return "a date"
     if "&" in path.stem:  # 025-95_113-154&383_386&473-...: the text is in its fields as indices
         return "no plate text holds '&', as CCPD's own file names do; name each crop by its plate text"
+    control = next((c for c in path.name if unicodedata.category(c) in ("Cc", "Cs")), None)
+    if control is not None:  # a newline or a byte that is not UTF-8 was called "letters and digits, no lower case"
+        return f"it holds {'a byte that is not UTF-8' if unicodedata.category(control) == 'Cs' else repr(control)}"
     first, _, rest = path.stem.partition("_")
     text, other = clean_text(first), clean_text(rest)
     if not (text and text.isalnum() and text == text.upper()):

@@ -169,6 +169,8 @@ def test_missing_folder_and_unknown_format_are_clear_errors(tmp_path, data_dir):
         load_plates(tmp_path / "nowhere")
     with pytest.raises(PlategenError, match="unknown format"):
         load_plates(data_dir / "uc3m-lp", fmt="xml")
+    with pytest.raises(PlategenError, match=r"^--format '': unknown format"):  # it was read as "detect the format"
+        load_plates(data_dir / "uc3m-lp", fmt="")
     with pytest.raises(PlategenError, match="no plates here: no plate images"):
         load_plates(tmp_path)
     (tmp_path / "plates.txt").write_text("1234BCD\n")
@@ -401,6 +403,21 @@ def test_images_larger_than_the_pixel_limit_are_refused_from_the_header(tmp_path
     monkeypatch.setenv(MAX_PIXELS_ENV, "lots")
     with pytest.raises(PlategenError, match=MAX_PIXELS_ENV):
         read_image(plate)
+    for value in ("0", "-5"):  # refused every image as too large, naming the image, not the setting
+        monkeypatch.setenv(MAX_PIXELS_ENV, value)
+        with pytest.raises(PlategenError, match=rf"^{MAX_PIXELS_ENV}='{value}': must be 1 or more pixels$"):
+            read_image(plate)
+
+
+def test_a_file_name_with_a_control_character_or_a_non_utf8_byte_is_named_as_such(tmp_path, data_dir):
+    """'AB\\n12.jpg' was 'not a plate text (letters and digits, no lower case)', which it is, but for the newline."""
+    folder = tmp_path / "cn"
+    folder.mkdir()
+    plate = sorted((data_dir / "ccpd-crops" / "images").iterdir())[0]
+    for name in (plate.name, "AB\n123.jpg", os.fsdecode(b"AB\xff123.jpg")):
+        shutil.copy(plate, folder / name)
+    reasons = sorted(p.message.split("(")[-1] for p in load_plates(folder).problems)
+    assert reasons == ["it holds '\\n')", "it holds a byte that is not UTF-8)"]
 
 
 def test_a_corrupt_png_is_one_error_and_nothing_on_stderr(tmp_path, capfd):
