@@ -580,7 +580,8 @@ def inspect(
         if len(bad) > max(show, 1):
             console.print(f"  ... and {len(bad) - show} more (--show N lists more)")
         raise PlategenError(nothing_usable(result, advice=False))
-    sheet = sheet or Path(f"inspect-{data.resolve().name}.png")
+    # a folder named with a newline gave a sheet named with one: its control characters become _
+    sheet = sheet or Path("inspect-" + "".join(c if c.isprintable() else "_" for c in data.resolve().name) + ".png")
     summary = inspect_import(result, sheet, progress=tracker("cutting characters"))
 
     table = summary_table(escape(printable(f"{summary.folder} ({summary.format})")))

@@ -34,6 +34,19 @@ def test_inspect_prints_counts_and_writes_a_contact_sheet(tmp_path, data_dir):
     assert image.width > 32 * 10 and image.height >= 32 * 20  # one row per class
 
 
+def test_inspect_names_its_default_sheet_without_the_folder_names_control_characters(tmp_path, data_dir, monkeypatch):
+    """A folder named 'a\\nb' gave a sheet named 'inspect-a\\nb.png' in the current folder."""
+    folder = tmp_path / "a\nb"
+    folder.mkdir()
+    shutil.copy(data_dir / "ccpd-crops" / "images" / "皖AVH276.jpg", folder)
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    result = runner.invoke(app, ["inspect", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in here.iterdir()] == ["inspect-a_b.png"]
+
+
 def test_a_sheet_inspect_wrote_among_the_plates_is_not_read_as_a_plate(tmp_path, data_dir, monkeypatch):
     """`plategen inspect .` in a folder of plates named by their text writes its sheet there; the next import listed
     it as a bad record. Another PNG whose name is no plate text still is one."""

@@ -1044,6 +1044,10 @@ def test_a_label_file_given_as_a_style_names_its_folder(data_dir, ckpt_cn, tmp_p
         f"error: {labels}: a label file, not an image; to take the plates it lists, give its folder "
         f"(--style {labels.parent})"]
     assert not out.exists()
+    yolo_label = next((data_dir / "uc3m-lp" / "labels").iterdir())  # it said --style uc3m-lp/labels
+    result = CliRunner().invoke(app, ["synth", "--style", str(yolo_label), "--n", "2", "--out", str(out),
+                                      "--checkpoint", str(ckpt_cn), "--device", "cpu", *(["--plates"] if plates else [])])
+    assert result.output.strip().endswith(f"give its folder (--style {data_dir / 'uc3m-lp'})")
     tif = tmp_path / "京PL3N67.ppm"  # an image in a format the suffix list does not name is still read
     Image.open(data_dir / CCPD[0] / CCPD[1]).save(tif)
     result = CliRunner().invoke(app, ["synth", "--style", str(tif), "--n", "2", "--out", str(out), "--checkpoint",

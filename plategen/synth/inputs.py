@@ -62,8 +62,9 @@ def require_image_name(path: Path) -> None:
     """A style file named as a label file (`--style labels.csv`) was refused as an unreadable image or as a bare
     plate with no text; it is the folder's plates the user meant. (Other names are read as images: a .tif too.)"""
     if path.suffix.lower() in LABEL_SUFFIXES:
+        folder = path.parent.parent if path.parent.name == "labels" else path.parent  # YOLO: labels/ is in the folder
         raise PlategenError(f"{path}: a label file, not an image; to take the plates it lists, give its folder "
-                            f"(--style {path.parent})")
+                            f"(--style {folder})")
 
 
 def load_styles(specs: Sequence[Path | str]) -> list[Style]:
