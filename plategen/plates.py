@@ -61,7 +61,7 @@ Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels, x1/y1 exclusive
 # Decoded size limit, checked in the header before decoding: a 1 MB PNG can claim 20000x20000 (2.5 GB).
 MAX_IMAGE_PIXELS = 64_000_000
 MAX_PIXELS_ENV = "PLATEGEN_MAX_IMAGE_PIXELS"  # overrides MAX_IMAGE_PIXELS
-BYTES_PER_PIXEL_BOUND = 4  # no image format we read stores more (uncompressed 32-bit BMP): a larger file is not read
+BYTES_PER_PIXEL_BOUND = 8  # no image format we read stores more (uncompressed 16-bit RGBA TIFF): a larger file is not read
 
 
 @dataclass(frozen=True)
@@ -564,7 +564,8 @@ def _box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float,
     overlap = [max(0.0, min(p + s / 2, q + t / 2) - max(p - s / 2, q - t / 2))
                for p, s, q, t in ((a[0], a[2], b[0], b[2]), (a[1], a[3], b[1], b[3]))]
     inter = overlap[0] * overlap[1]
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0  # boxes of 1e-200: their areas underflow to 0
 
 
 def _read_filename(folder: Path) -> tuple[list[RawRecord], ImportResult]:
@@ -676,7 +677,9 @@ def _read_csv(folder: Path, allow_outside: bool = False) -> tuple[list[RawRecord
                 previous = line
                 image_rel, raw_text = (row.get("image_path") or "").strip(), row.get("plate_text") or ""
                 text = clean_text(raw_text)
-                extra = row.get(None)  # DictReader's key for fields past the header's: an unquoted comma shifted them
+                # DictReader's key for fields past the header's: an unquoted comma shifted them (a trailing comma,
+                # as spreadsheets write, is an empty one)
+                extra = [v for v in row.get(None) or [] if v.strip()]
                 why = (f"{len(names) + len(extra)} fields, the header has {len(names)}" if extra
                        else "no image_path" if not image_rel else "a NUL byte in image_path" if "\0" in image_rel
                        else "no plate_text" if not text else

@@ -12,7 +12,7 @@ from hostile import make_fifo
 from plategen.cli import app
 from plategen.errors import PlategenError
 from plategen import plates as plates_module
-from plategen.plates import clean_text, detect_format, load_plate, load_plates, read_image
+from plategen.plates import BYTES_PER_PIXEL_BOUND, clean_text, detect_format, load_plate, load_plates, read_image
 from plategen.synth.inputs import load_styles
 from plategen.synth.plates import style_plate
 from conftest import copy_plates
@@ -295,6 +295,14 @@ def test_a_csv_row_with_more_fields_than_the_header_is_a_bad_row(tmp_path, data_
         (3, "bad row (4 fields, the header has 3)"), (4, "bad row (4 fields, the header has 3)")]
 
 
+def test_a_csv_row_ending_in_a_comma_is_read(tmp_path, data_dir):
+    """Spreadsheets write a trailing comma: the empty field past the header is no shifted text."""
+    folder = _csv_folder(tmp_path, data_dir, ["images/ak1165.jpg,ak,FUW999,", "images/hi1106.jpg,hi,KTE268,"],
+                         header="image_path,region,plate_text")
+    result = load_plates(folder)
+    assert sorted(p.text for p in result.plates + result.text_only) == ["FUW999", "KTE268"] and not result.problems
+
+
 def test_a_csv_header_with_spaces_after_its_commas_is_read(tmp_path, data_dir):
     """'image_path, region, plate_text' was refused as missing plate_text, while its header named it."""
     folder = _csv_folder(tmp_path, data_dir, ["images/ak1165.jpg, ak, FUW999"], header="image_path, region, plate_text")
@@ -397,8 +405,9 @@ def test_images_larger_than_the_pixel_limit_are_refused_from_the_header(tmp_path
         read_image(plate)
     padded = tmp_path / "padded.jpg"
     padded.write_bytes(plate.read_bytes())
-    os.truncate(padded, 4000 + 2**20 + 1)  # a valid JPEG header, then more bytes than 1000 px can need
-    with pytest.raises(PlategenError, match=r"padded.jpg: file is 1,052,577 bytes, more than any image"):
+    size = BYTES_PER_PIXEL_BOUND * 1000 + 2**20 + 1
+    os.truncate(padded, size)  # a valid JPEG header, then more bytes than 1000 px can need
+    with pytest.raises(PlategenError, match=rf"padded.jpg: file is {size:,} bytes, more than any image"):
         read_image(padded)
     monkeypatch.setenv(MAX_PIXELS_ENV, "lots")
     with pytest.raises(PlategenError, match=MAX_PIXELS_ENV):
@@ -529,6 +538,11 @@ def test_a_box_listed_twice_is_a_bad_record(tmp_path, data_dir):
         result = load_plates(folder)
         assert [p.image_path.stem for p in result.plates] == STEMS[1:]
         assert [(p.line, "is the box of line 1 again" in p.message) for p in result.problems] == [(6, True)]
+    # two boxes of 1e-200: their areas underflow to 0 (the overlap test divided by zero); each is less than a pixel
+    label.write_text("0 0.5 0.5 1e-200 1e-200\n1 0.5 0.5 1e-200 1e-200\n")
+    result = load_plates(folder)
+    assert [p.image_path.stem for p in result.plates] == STEMS[1:]
+    assert ["covers less than a pixel" in p.message for p in result.problems] == [True]
 
 
 def test_a_box_covering_less_than_a_pixel_is_a_bad_record_and_one_past_the_edge_keeps_its_inside(tmp_path, data_dir):

@@ -269,14 +269,17 @@ def test_a_character_synth_output_given_as_a_style_folder_says_what_it_is(tmp_pa
     assert "no plate images (.jpg, .png, ...) in this folder (a plategen synth output of single characters" in message
 
 
-def test_a_csv_data_folder_with_its_images_outside_images_is_a_style_folder(tmp_path, data_dir, ckpt):
-    """inspect, train and synth --plates read it; character synth said "no plate images in this folder"."""
+def test_a_csv_data_folder_with_its_images_outside_images_is_a_style_folder(tmp_path, data_dir, ckpt, monkeypatch):
+    """inspect, train and synth --plates read it; character synth said "no plate images in this folder", also
+    once `plategen inspect .` had written its sheet there."""
     folder = tmp_path / "us"
     (folder / "photos").mkdir(parents=True)
     names = ["ak1165.jpg", "hi1106.jpg"]
     for name in names:
         (folder / "photos" / name).write_bytes((data_dir / "openalpr-us" / "images" / name).read_bytes())
     (folder / "labels.csv").write_text("image_path,plate_text\nphotos/ak1165.jpg,FUW999\nphotos/hi1106.jpg,KTE268\n")
+    monkeypatch.chdir(folder)
+    assert runner.invoke(app, ["inspect", "."]).exit_code == 0 and list(folder.glob("inspect-*.png"))
     result = synthesize(request(folder, ckpt, tmp_path / "out", n=4))
     styles = {name for row in read_manifest(result.out) for name in row["style"].split("|")}  # a|b: a blend
     assert styles == {str(folder / "photos" / name) for name in names}

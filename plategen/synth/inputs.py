@@ -81,8 +81,8 @@ def load_styles(specs: Sequence[Path | str]) -> list[Style]:
             folder = images_dir(spec)
             # a pipe or folder among them: refused below; an inspect or preview sheet written among the plates was
             # taken for one, and characters were drawn in the style of a grid of crops
-            images = image_files(folder) or csv_listed_images(spec)
-            found = [p for p in images if not is_own_sheet(p)]
+            images = image_files(folder)
+            found = [p for p in images if not is_own_sheet(p)] or [p for p in csv_listed_images(spec) if not is_own_sheet(p)]
             if not found:
                 made = (" (a plategen synth output of single characters: characters, not plates)"
                         if synth_meta(spec) is not None else
