@@ -49,10 +49,9 @@ def _exchange(call: Callable[..., T], *args, **kwargs) -> T:
         return call(*args, **kwargs)
     except RuntimeError as exc:
         # "[.../gloo/transport/tcp/pair.cc:553] Connection closed by peer [127.0.0.1]:4011. This is typically ...": its gist
-        reason = re.sub(r"^\[[^\]]*\]\s*", "", str(exc).strip()).split(". ")[0].splitlines()[0] if str(exc).strip() \
-            else type(exc).__name__
-        raise PlategenError(f"another rank is gone ({reason}); what this rank finished is kept: run the same "
-                            "command with --resume") from None
+        gist = re.sub(r"^\[[^\]]*\]\s*", "", str(exc).strip()).split(". ")[0].splitlines()
+        raise PlategenError(f"another rank is gone or stuck ({gist[0] if gist else type(exc).__name__}); what this "
+                            "rank finished is kept, and --resume continues the run as after any interruption") from None
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,8 @@ class World:
         try:
             yield
         except BaseException as exc:
-            self._settle(exc)
+            with contextlib.suppress(PlategenError):  # a rank gone too: this rank's own error is the one to say
+                self._settle(exc)
             raise
         self._settle(None)
 

@@ -278,5 +278,17 @@ def test_a_rank_waiting_for_one_that_died_says_so_in_one_line(tmp_path):
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in (0, 1)]
     out, err = ranks[1].communicate(timeout=120)
     ranks[0].wait(timeout=60)
-    assert re.fullmatch(r"another rank is gone \(Connection closed by peer [^ ]+\); what this rank finished is kept: "
-                        r"run the same command with --resume\n", out), out + err
+    assert re.fullmatch(r"another rank is gone or stuck \(Connection closed by peer [^ ]+\); what this rank finished "
+                        r"is kept, and --resume continues the run as after any interruption\n", out), out + err
+
+
+def test_a_lost_peer_error_of_no_words_past_its_source_line_is_still_one_line():
+    """gloo's text can be just its '[file:line]' prefix: the message's gist was taken as [""][0], an IndexError."""
+    from plategen.distributed import _exchange
+    from plategen.errors import PlategenError
+
+    def lost():
+        raise RuntimeError("[../third_party/gloo/gloo/transport/tcp/pair.cc:81]")
+
+    with pytest.raises(PlategenError, match=r"^another rank is gone or stuck \(RuntimeError\); "):
+        _exchange(lost)
