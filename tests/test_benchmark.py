@@ -587,6 +587,28 @@ def test_an_out_folder_that_cannot_be_written_is_one_line_before_any_work(uc3m, 
         subprocess.run(["chattr", "-i", str(locked)])
 
 
+def test_a_synth_output_is_not_taken_for_real_plates_and_out_stays_outside_the_data(uc3m, tmp_path, data_dir, ckpt):
+    """Generated plates given as --test (or --data) ran, and the report called them 'real test plates'; an --out inside
+    --data wrote benchmark.png among the plates, a bad record of the next import."""
+    generated = tmp_path / "generated"
+    styles = sorted((uc3m / "images").iterdir())[:3]
+    folder = copy_plates(uc3m, tmp_path / "styles", styles)
+    made = CliRunner().invoke(app, ["synth", "--plates", "--style", str(folder), "--n", "4", "--out", str(generated),
+                                    "--checkpoint", str(ckpt), "--device", "cpu"])
+    assert made.exit_code == 0, made.output
+    for option in ("--test", "--data"):
+        args = ["--data", str(uc3m), "--test", str(generated)] if option == "--test" else ["--data", str(generated)]
+        for level in ("chars", "plates"):
+            message = one_line_error(CliRunner().invoke(app, ["benchmark", "--level", level, *args, "--out",
+                                                              str(tmp_path / "out")]))
+            assert message.strip() == (f"error: {option} {generated}: a plategen synth output (generated plates); the "
+                               "benchmark trains and tests on real plates: give a folder of real ones")
+    inside = folder / "images" / "bench"
+    message = one_line_error(CliRunner().invoke(app, ["benchmark", "--data", str(folder), "--out", str(inside)]))
+    assert message.strip() == f"error: --out {inside}: inside --data {folder}; choose a folder outside the data"
+    assert not (tmp_path / "out").exists() and not inside.exists()
+
+
 def test_missing_data_and_non_empty_out(uc3m, tmp_path):
     runner = CliRunner()
     result = runner.invoke(app, ["benchmark", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])

@@ -14,6 +14,7 @@ from pathlib import Path
 from plategen.atomic import require_no_file_in_the_way, require_writable_folder
 from plategen.device import usable_cores
 from plategen.errors import PlategenError
+from plategen.plates import synth_meta
 from plategen.recognizer import PlateSchedule, Schedule
 from plategen.sizes import MAX_BATCH_SIZE
 from plategen.synth.writers import LOCK
@@ -208,10 +209,17 @@ def check_request(req: BenchmarkRequest) -> None:
     if req.test is not None and req.test_plates is not None:
         raise PlategenError("--test-plates holds out plates of --data; with --test every plate of --test is a "
                             "test plate: give one or the other")
-    for option, folder in (("--data", req.data), ("--test", req.test)):
-        if folder is not None and not folder.is_dir():
-            raise PlategenError(f"{option} {folder}: {'a file, not a' if folder.exists() else 'no such'} folder")
     out = req.out
+    for option, folder in (("--data", req.data), ("--test", req.test)):
+        if folder is None:
+            continue
+        if not folder.is_dir():
+            raise PlategenError(f"{option} {folder}: {'a file, not a' if folder.exists() else 'no such'} folder")
+        if synth_meta(folder) is not None:  # its plates are plategen's drawings: "real" figures would be of them
+            raise PlategenError(f"{option} {folder}: a plategen synth output (generated plates); the benchmark trains "
+                                "and tests on real plates: give a folder of real ones")
+        if out.resolve().is_relative_to(folder.resolve()):  # its report and PNG would be read as plates next time
+            raise PlategenError(f"--out {out}: inside {option} {folder}; choose a folder outside the data")
     require_no_file_in_the_way(out)
     if out.exists() and not out.is_dir():
         raise PlategenError(f"--out {out}: exists and is not a folder")
