@@ -744,6 +744,11 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
             raise PlategenError(f"--chars {opts.chars}: a fine-tune keeps the discriminator fixed, so it cannot learn "
                                 f"{''.join(c for c in charset if c not in previous_charset)} (not in {resume}); "
                                 "give --preset cpu with --resume to add characters")
+        if opts.freeze_discriminator and previous_charset is not None and set(previous_charset) - set(charset):
+            # the fine-tuned model lost those classes, and synth's label check with them
+            raise PlategenError(f"--chars {opts.chars}: a fine-tune keeps the model's classes, and would drop "
+                                f"{''.join(c for c in previous_charset if c not in charset)} of {resume}; leave --chars "
+                                "out (characters the model has no class for are left out of its data)")
         real = build_samples(train_plates, charset)
         held = build_samples(held_plates, charset)
         if len(real.labels) == 0:
@@ -781,7 +786,9 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
             adam_restarted = left_off > fit.step and not restored  # an unfinished run that cannot go on as it was
             changed_options = changed_on_resume(previous.meta.get("train") or {}, opts) if left_off > fit.step else []
             fit.run_start = int(previous.meta.get("run_start", fit.step)) if left_off > fit.step else fit.step
-            if opts.more_steps is not None and left_off > fit.step and previous.meta.get("train", {}).get("more_steps") is None:
+            # a fine-tune (D fixed) resumed onto a plain run's unfinished steps, with --steps N too
+            if opts.freeze_discriminator and left_off > fit.step and \
+                    not (previous.meta.get("train") or {}).get("freeze_discriminator"):
                 raise PlategenError(f"{resume}: an unfinished training run (step {fit.step} of {left_off}), not a "
                                     f"fine-tune; finish it first (plategen train --resume {resume} with its own "
                                     "options), then fine-tune the finished checkpoint")
@@ -851,7 +858,9 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
     resumed_at = fit.step
     fit_saae(fit, train, bank, opts, device, total, on_step=log_validate_save, world=world)
     bar.close()
-    if world.leader and fit.step == total and not out.exists():  # resumed past its total: nothing ran, still write `out`
+    # resumed at its total, nothing ran: still write `out`, unless it is the checkpoint resumed (an --overwrite of
+    # another file kept that file and the summary named it as written)
+    if world.leader and fit.step == total and (not out.exists() or (resumed_at == total and not continues(out, resume))):
         save()
     return TrainResult(out, optimizer_path(out), written, fit.step, time.time() - started, fit.losses, val_l1,
                        len(train_plates), int(len(real.labels)), int(rendered.sum()), world.size, bad_records, resumed_at,

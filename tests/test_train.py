@@ -745,6 +745,10 @@ def test_a_resumed_run_trains_at_its_own_lr_not_the_sidecars(tmp_path: Path, sma
     ([], "--preset finetune: adds steps to a trained model; give --resume"),
     (["--resume", "BASE", "--chars", "0-9A-Z京"], "cannot learn"),
     (["--resume", "KILLED"], "an unfinished training run (step 1 of 5), not a fine-tune; finish it first"),
+    # with --steps it trained the plain run's remaining steps with the fine-tune's settings, exit 0
+    (["--resume", "KILLED", "--steps", "7"], "an unfinished training run (step 1 of 5), not a fine-tune; finish it"),
+    # a subset dropped the model's other classes, and synth's label check of them, without a word
+    (["--resume", "BASE", "--chars", "0-9"], "a fine-tune keeps the model's classes, and would drop"),
     (["--resume", "BASE", "--epochs", "3"], "--epochs 3.0: a fine-tune counts steps; give --steps, the total"),
 ])
 def test_finetune_refusals_are_one_line_and_write_nothing(tmp_path: Path, small_uc3m: Path, args, message):
@@ -764,6 +768,36 @@ def test_finetune_refusals_are_one_line_and_write_nothing(tmp_path: Path, small_
     assert result.exit_code == 2, result.output
     assert message in one_line_error(result)
     assert sorted(tmp_path.iterdir()) == before
+
+
+def test_a_killed_finetune_with_steps_resumes_as_a_finetune(tmp_path: Path, small_uc3m: Path):
+    """A fine-tune begun with --steps and killed, resumed with the preset alone, was refused as 'an unfinished
+    training run, not a fine-tune'; it ends at its own total."""
+    base = tmp_path / "base.safetensors"
+    options = TrainOptions(steps=1, batch_size=4, num_threads=1, val_crops=8, model=TINY)
+    train_saae([small_uc3m], base, options, progress=False)
+    killed = load_checkpoint(base)
+    tuned = tmp_path / "tuned.safetensors"
+    meta = {**killed.meta, "total": 3, "train": {**killed.meta["train"], "freeze_discriminator": True, "adv_weight": 0.0}}
+    save_checkpoint(tuned, killed.generator, killed.config, meta, killed.discriminator)
+    result = CliRunner().invoke(app, ["train", "--preset", "finetune", "--data", str(small_uc3m), "--out", str(tuned),
+                                      "--resume", str(tuned), "--batch-size", "4", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(tuned).meta["step"] == 3
+
+
+def test_a_resume_with_nothing_left_to_run_still_writes_another_out(tmp_path: Path, small_uc3m: Path):
+    """Resumed at its total into --out OTHER --overwrite, nothing ran and OTHER was kept as it was (another model),
+    while the summary named it as the checkpoint written."""
+    options = TrainOptions(steps=2, batch_size=4, num_threads=1, val_crops=8, model=TINY)
+    done, other = tmp_path / "done.safetensors", tmp_path / "other.safetensors"
+    train_saae([small_uc3m], done, options, progress=False)
+    train_saae([small_uc3m], other, replace(options, steps=1, seed=7), progress=False)
+    train_saae([small_uc3m], other, options, resume=done, overwrite=True, progress=False)
+    written, source = load_checkpoint(other), load_checkpoint(done)
+    assert written.meta["step"] == 2
+    assert all(torch.equal(a, b) for a, b in zip(written.generator.state_dict().values(),
+                                                 source.generator.state_dict().values()))
 
 
 def test_an_optimizer_sidecars_name_is_no_checkpoint_and_an_existing_one_is_not_replaced(tmp_path: Path):
