@@ -79,18 +79,22 @@ def test_parse_ratios():
 
 def test_a_ratio_that_adds_no_generated_crop_or_as_many_as_another_is_refused():
     """--ratios 0,0.001,0.002 beside 25 real crops ran two more real-only lines, reported as ratios."""
-    require_distinct_counts((0.0, 1.0, 2.0, 4.0), 25, "crops", 0)
+    require_distinct_counts((0.0, 1.0, 2.0, 4.0), 25, "crops", 0, 10**6)
     with pytest.raises(PlategenError, match=r"--ratios: 0.001 x the 25 real training crops of seed 0 rounds to no "
                                             r"generated crops; give ratios of at least 0.0201"):
-        require_distinct_counts((0.0, 0.001), 25, "crops", 0)
+        require_distinct_counts((0.0, 0.001), 25, "crops", 0, 10**6)
     for real in (1, 5, 7, 25, 333):  # the ratio the message suggests does add one (0.5 x 1 rounds to 0)
         with pytest.raises(PlategenError, match="at least") as refused:
-            require_distinct_counts((0.0, 0.1 / real), real, "crops", 0)
+            require_distinct_counts((0.0, 0.1 / real), real, "crops", 0, 10**6)
         assert generated_count(float(str(refused.value).rsplit(" ", 1)[1]), real) == 1
-    require_distinct_counts((0.0, 1.0), 0, "crops", 0)  # no real crops: seed_set refuses that split in its words
+    require_distinct_counts((0.0, 1.0), 0, "crops", 0, 10**6)  # no real crops: seed_set refuses that split in its words
     with pytest.raises(PlategenError, match=r"--ratios: 0.1 and 0.105 both add 5 generated plates to the 50 real "
                                             r"training plates of seed 2"):
-        require_distinct_counts((0.0, 0.1, 0.105), 50, "plates", 2)
+        require_distinct_counts((0.0, 0.1, 0.105), 50, "plates", 2, 10**6)
+    # beyond --synthetic-size's bound: --ratios 64 beside 7,515 real crops planned 481,000 and sat in generation
+    with pytest.raises(PlategenError, match=r"^--ratios: 64 x the 7515 real training crops of seed 1 is 480,960 "
+                                            r"generated crops, more than 200,000 \(--synthetic-size's bound too\)"):
+        require_distinct_counts((0.0, 1.0, 64.0), 7515, "crops", 1, 200_000)
 
 
 def test_parse_generators():

@@ -281,3 +281,15 @@ def test_allchars_drawing_the_chinese_characters_keeps_its_training_plates_out_o
     given = open_generators(BenchmarkRequest(level="plates", out=tmp_path, checkpoint=DEFAULT_CHECKPOINT),
                             chinese, fonts)
     assert given.chinese is None and given.seen == latin.seen
+
+
+def test_ratios_that_would_draw_more_plates_than_the_bound_are_refused_before_drawing(data_dir, tmp_path):
+    """--real-plates all --ratios 64 planned 106,000 plates past --synthetic-size's bound of 20,000, and sat in
+    generation with its memory growing."""
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["benchmark", "--level", "plates", "--data", str(data_dir / "uc3m-lp"),
+                                      "--real-plates", "all", "--ratios", "0,64", "--generator", "render", "--seeds", "1",
+                                      "--out", str(out)])
+    assert result.exit_code == 2 and " ".join(result.output.split()).startswith(
+        "error: --ratios: 64 x the 1656 real training plates of seed 0 is 105,984 generated plates, more than 20,000")
+    assert not out.exists()

@@ -20,7 +20,7 @@ from plategen.bench.pools import (Generators, Pool, augmented_real, class_shares
                                   render_pool, require_distinct_counts, saae_pool, train_fresh_saae)
 from plategen.bench.plate_benchmark import run_plate_benchmark
 from plategen.bench.report import BenchmarkReport, BenchmarkResult, check_targets, summarize, write_report
-from plategen.bench.request import BenchmarkRequest, check_request
+from plategen.bench.request import MAX_SYNTHETIC_SIZE, BenchmarkRequest, check_request
 from plategen.bench.runs import (Run, SeedSet, Timing, char_job_log, ratio_jobs, run_char_job, synthetic_jobs,
                                  trainings_per_seed)
 from plategen.bench.workers import Trainings
@@ -96,7 +96,7 @@ def _run_char_benchmark(req: BenchmarkRequest, log: Callable[[str], None], warn:
         test_samples = build_samples(test_source, charset) if test_source is not None else data_samples
     for split in splits:
         require_distinct_counts(req.ratios, int(np.isin(data_samples.plate_index, split.train).sum()), "crops",
-                                split.seed)
+                                split.seed, MAX_SYNTHETIC_SIZE["chars"])
     req.out.mkdir(parents=True, exist_ok=True)
     records = []
     fresh_steps: list[int] = []

@@ -23,7 +23,7 @@ from plategen.bench.plate_report import (PlateBenchmarkReport, PlateSplitRecord,
 from plategen.bench.plate_runs import (PLATE_TIMING_PARTS, PlateRun, PlateSeedSet, job_log, plate_judge_job,
                                        plate_ratio_jobs, plate_synthetic_jobs, run_plate_job)
 from plategen.bench.pools import Generators, generated_count, open_generators, require_distinct_counts, train_fresh_saae
-from plategen.bench.request import BenchmarkRequest, check_request
+from plategen.bench.request import MAX_SYNTHETIC_SIZE, BenchmarkRequest, check_request
 from plategen.bench.runs import Timing, trainings_per_seed
 from plategen.bench.workers import Trainings
 from plategen.bench.splits import (characters_only_in_test, drawn_in_some_seed, drop_test_plates, judge_plates,
@@ -70,7 +70,7 @@ def run_plate_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lamb
                             f"{req.plate_schedule.longest}")
 
     for split in splits:
-        require_distinct_counts(req.ratios, len(split.train), "plates", split.seed)
+        require_distinct_counts(req.ratios, len(split.train), "plates", split.seed, MAX_SYNTHETIC_SIZE["plates"])
     req.out.mkdir(parents=True, exist_ok=True)
     records: list[PlateSplitRecord] = []
     fresh_steps: list[int] = []

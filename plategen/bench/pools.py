@@ -38,9 +38,10 @@ def generated_count(ratio: float, real_crops: int) -> int:
     return int(round(ratio * real_crops))
 
 
-def require_distinct_counts(ratios: Sequence[float], real: int, unit: str, seed: int) -> None:
+def require_distinct_counts(ratios: Sequence[float], real: int, unit: str, seed: int, limit: int) -> None:
     """Every ratio above 0 adds some generated `unit`, and no two add the same number: a ratio of 0.001 beside 25 real
-    crops ran as a second real-only line and was reported as a ratio."""
+    crops ran as a second real-only line and was reported as a ratio. None adds more than `limit` (--synthetic-size's
+    bound): --ratios 64 beside 7,515 real crops planned 481,000 and sat in generation at 1.2 GB and growing."""
     counts: dict[int, float] = {}
     for ratio in ratios:
         if ratio <= 0 or real == 0:  # a split without real crops is refused with its own message (`seed_set`)
@@ -49,6 +50,10 @@ def require_distinct_counts(ratios: Sequence[float], real: int, unit: str, seed:
         if n == 0:  # the smallest ratio that rounds to one, up to 4 decimals (0.5 rounds to even: 0)
             raise PlategenError(f"--ratios: {ratio:g} x the {real} real training {unit} of seed {seed} rounds to no "
                                 f"generated {unit}; give ratios of at least {math.ceil(5000 / real + 1) / 10000:g}")
+        if n > limit:
+            raise PlategenError(f"--ratios: {ratio:g} x the {real} real training {unit} of seed {seed} is {n:,} generated "
+                                f"{unit}, more than {limit:,} (--synthetic-size's bound too); give smaller ratios or "
+                                "fewer --real-plates")
         if n in counts:
             raise PlategenError(f"--ratios: {counts[n]:g} and {ratio:g} both add {n} generated {unit} to the {real} real "
                                 f"training {unit} of seed {seed}; give ratios further apart")
