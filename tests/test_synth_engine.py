@@ -102,12 +102,32 @@ def test_the_library_api_reads_a_chars_spec_and_refuses_odd_inputs_in_one_error_
         (dict(style_images=None), r"style_images: need a list of HxWx3 uint8 plate images"),
         (dict(style_images=plate), r"style_images: need a list of HxWx3 uint8 plate images"),
         (dict(generator=None), r"generator NoneType: need a checkpoint path or name"),
+        # a set's order, and so what each label index means, changed with the process's hash seed
+        (dict(chars=set("0123")), r"chars: set .*: give a list of characters \(in the order the labels index\)"),
+        (dict(chars=None), r"chars: NoneType None: give a list of characters"),  # it was a TypeError
+        (dict(chars=5), r"chars: int 5: give a list of characters"),
     ]:
         args = dict(generator=DEFAULT_CHECKPOINT, style_images=[plate], chars="0-3", n=4) | kwargs
         with pytest.raises(PlategenError, match=message):
             generate(args.pop("generator"), args.pop("style_images"), args.pop("chars"), args.pop("n"), **args)
     batches = generate("default", iter([plate]), ["0", "+"], 4, check=False, device=None)  # a shipped name, any
     assert sorted(c for batch in batches for c in batch.labels) == ["+", "+", "0", "0"]  # character, any iterable
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("crop", float("nan"), r"Diversity.crop nan: need a number from 0 to 0.45"),  # numpy's OverflowError
+    ("style_entries", -5, r"Diversity.style_entries -5: need a whole number from 1 to 1048576"),  # drew, silently
+    ("mix", 2, r"Diversity.mix 2: need a number from 0 to 1"),
+    ("blur", -1, r"Diversity.blur -1: need a number from 0 to 10"),
+    ("jittered_glyphs", 1.5, r"Diversity.jittered_glyphs 1.5: need a whole number"),
+    ("noise", "2", r"--noise 2: must be a sigma"),  # a TypeError
+    ("match_colours", 1, r"Diversity.match_colours 1: need True or False"),
+])
+def test_a_diversity_out_of_range_is_refused_in_one_error(field, value, message):
+    from plategen.errors import PlategenError
+
+    with pytest.raises(PlategenError, match=message):
+        Diversity(**{field: value})
 
 
 def test_label_check_redraws_what_the_discriminator_misreads(data_dir):

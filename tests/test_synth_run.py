@@ -516,3 +516,16 @@ def test_resume_redraws_journalled_files_that_were_damaged(tmp_path, plate, ckpt
     check_complete(out, 120, CHARS)
     assert tree_digest(out) == tree_digest(full.out)
 
+
+
+def test_a_synth_request_takes_a_chars_spec_and_one_style_path_as_the_cli_does(tmp_path, plate, ckpt):
+    """SynthRequest(chars="0-9") wrote the characters 0, - and 9; styles="plate.jpg" was read letter by letter."""
+    from plategen.synth import SynthRequest
+
+    req = SynthRequest(styles=str(plate), chars="0-2", n=6, out=str(tmp_path / "out"), checkpoint=ckpt, device="cpu",
+                       batch_size=8)
+    assert req.styles == [plate] and req.chars == ["0", "1", "2"] and req.out == tmp_path / "out"
+    result = synthesize(req)
+    assert sorted({row["label"] for row in read_manifest(result.out)}) == ["0", "1", "2"]
+    with pytest.raises(PlategenError, match=r"chars: set"):
+        SynthRequest(styles=[plate], chars={"0", "1"}, n=2, out=tmp_path / "o2")

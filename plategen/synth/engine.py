@@ -21,7 +21,7 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -528,7 +528,13 @@ def generate(generator, style_images: Sequence[np.ndarray | Style], chars: Seque
 def api_chars(chars: str | Sequence[str]) -> list[str]:
     """The characters given to `generate`: a spec as --chars takes it ('0-9A-Z': a str was read as the list '0', '-',
     '9'), or a list of single characters, taken as they are (a data set's classes.txt may name any)."""
-    chars = parse_charset(chars) if isinstance(chars, str) else list(chars)
+    if isinstance(chars, str):
+        return parse_charset(chars)
+    if isinstance(chars, (set, frozenset, dict)) or not isinstance(chars, Iterable):
+        # a set's order changes from process to process (hash seeds), and with it which label each index is
+        raise PlategenError(f"chars: {type(chars).__name__} {chars!r:.60}: give a list of characters (in the order the "
+                            "labels index) or a spec such as '0-9A-Z'")
+    chars = list(chars)
     bad = next((c for c in chars if not (isinstance(c, str) and len(c) == 1)), None)
     if bad is not None:
         raise PlategenError(f"chars: {bad!r} is not one character; give a list of characters or a spec such as '0-9A-Z'")

@@ -37,6 +37,16 @@ MAX_IMAGES = {False: 10_000_000, True: 1_000_000}  # by whole plates or not
 CHECK_SURE = 0.9
 
 
+DIVERSITY_RANGES = (("jittered_glyphs", 0, 4096), ("style_entries", 1, 1 << 20), ("crop", 0, 0.45), ("shift", 0, 0.5),
+                    ("colour", 0, 0.5), ("blur", 0, 10), ("mix", 0, 1))
+COUNTS = {"jittered_glyphs", "style_entries"}
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
 @dataclass(frozen=True)
 class Diversity:
     """How far generated images vary; the defaults are what `plategen synth` uses."""
@@ -57,8 +67,16 @@ class Diversity:
     jitter: JitterRange = JitterRange()
 
     def __post_init__(self):
-        if not (math.isfinite(self.noise) and 0 <= self.noise <= 255):
+        if not (_finite(self.noise) and 0 <= self.noise <= 255):
             raise PlategenError(f"--noise {self.noise}: must be a sigma from 0 to 255 grey levels")
+        # the library's callers reach the rest: crop nan raised numpy's OverflowError, style_entries -5 or mix 2 drew
+        for name, low, high in DIVERSITY_RANGES:
+            value = getattr(self, name)
+            if not (_finite(value) and low <= value <= high) or (name in COUNTS and int(value) != value):
+                raise PlategenError(f"Diversity.{name} {value!r}: need a {'whole ' if name in COUNTS else ''}number "
+                                    f"from {low} to {high}")
+        if not isinstance(self.match_colours, bool):
+            raise PlategenError(f"Diversity.match_colours {self.match_colours!r}: need True or False")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -38,7 +38,7 @@ from plategen.layout import compact_pattern, read_as_missing
 from plategen.sizes import MAX_BATCH_SIZE
 from plategen.synth.designs import design_named
 from plategen.synth import plates, writers
-from plategen.synth.engine import Synthesizer, chinese_model, if_drawing, routed_chars, with_chinese
+from plategen.synth.engine import Synthesizer, api_chars, chinese_model, if_drawing, routed_chars, with_chinese
 from plategen.synth.check import chars_with_real_crops
 from plategen.synth.exports import lprnet_refuse, require_lprnet_names
 from plategen.synth.inputs import check_drawable, load_styles
@@ -75,6 +75,18 @@ class SynthRequest:
     design: str | None = None  # --plates: repaint the style plates in this design's colours (synth/designs.py)
     exports: list[str] = field(default_factory=list)  # --plates: "lprnet", "paddleocr"
     allow_outside_paths: bool = False  # --plates: follow a style folder's CSV image paths that leave it (load_plates)
+
+    def __post_init__(self):
+        """The library's callers give what the CLI parses: `chars="0-9"` wrote the characters 0, - and 9, and
+        `styles="plate.jpg"` was read letter by letter."""
+        if isinstance(self.styles, (str, Path)):
+            self.styles = [self.styles]
+        try:
+            self.styles, self.out = [Path(s) for s in self.styles], Path(self.out)
+        except TypeError as exc:
+            raise PlategenError(f"SynthRequest: styles and out are paths ({exc})") from None
+        if self.chars is not None:
+            self.chars = api_chars(self.chars)
 
 
 @dataclass
