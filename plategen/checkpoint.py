@@ -186,6 +186,23 @@ def require_finite(source: str, generator: nn.Module, discriminator: nn.Module |
                                     "retrain, or use another checkpoint")
 
 
+def _check_meta_fields(meta: dict, path: Path) -> None:
+    """The fields training and the benchmark's leakage guard read back: an edited or damaged header ("step": "abc",
+    "plate_sha256": 5) gave a ValueError or TypeError traceback in the middle of a resume."""
+    for key in ("step", "total", "run_start"):
+        value = meta.get(key)
+        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+            raise PlategenError(f"{path}: checkpoint meta {key} is {value!r}, not a step count (a whole number >= 0)")
+    hashes = meta.get("plate_sha256")
+    if hashes is not None and not (isinstance(hashes, list) and all(isinstance(h, str) for h in hashes)):
+        raise PlategenError(f"{path}: checkpoint meta plate_sha256 is not a list of SHA-256 hex strings")
+    val_l1 = meta.get("val_l1")
+    if val_l1 is not None and not (isinstance(val_l1, (int, float)) and not isinstance(val_l1, bool)):
+        raise PlategenError(f"{path}: checkpoint meta val_l1 is {val_l1!r}, not a number")
+    if not isinstance(meta.get("train", {}), dict):
+        raise PlategenError(f"{path}: checkpoint meta train is not an object of training options")
+
+
 def _check_charset(meta: dict, config: SAAEConfig, path: Path) -> None:
     """The characters the classes stand for: one per class, each once (a repeat maps every later class to the
     wrong character; a count other than the weights' ended in a traceback)."""
@@ -221,6 +238,7 @@ def load_checkpoint(path: Path | str = DEFAULT_CHECKPOINT, device: str | torch.d
     if not isinstance(meta, dict):
         raise PlategenError(f"{path}: checkpoint meta is a JSON {type(meta).__name__}, not an object")
     _check_charset(meta, config, path)
+    _check_meta_fields(meta, path)
     generator = Generator(config)
     _load_module(generator, tensors, "generator.", path)
     discriminator = None
@@ -263,6 +281,11 @@ def load_optimizers(path: Path | str, optimizers: dict[str, torch.optim.Optimize
                     state.setdefault(int(index), {})[field] = value
             groups = [{k: tuple(v) if isinstance(v, list) and k != "params" else v for k, v in group.items()}
                       for group in header["param_groups"][name]]  # JSON made tuples (Adam betas) lists
+            for group in groups:  # load_state_dict takes any values; betas ["a", "b"] failed at the first step
+                numbers = [group["eps"], group["weight_decay"], *group["betas"]]
+                if len(group["betas"]) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                       for v in numbers) or group.get("amsgrad", False) is not False:
+                    raise ValueError(f"param_groups of {name}: {group!r:.120}")
             opt.load_state_dict({"state": state, "param_groups": groups})
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             raise PlategenError(f"{path}: optimizer state does not match the model ({exc})") from exc

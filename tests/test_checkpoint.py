@@ -140,6 +140,42 @@ def test_config_values_are_checked_before_any_module_is_built(saved, field, valu
     assert str(path) in str(err.value)
 
 
+@pytest.mark.parametrize("field, value, why", [
+    ("step", "abc", r"meta step is 'abc', not a step count"),  # a ValueError traceback on --resume
+    ("step", None, None),  # absent or null: a model with no step recorded, as before
+    ("step", -5, r"meta step is -5, not a step count"),  # numpy's ValueError inside the training loop
+    ("total", "x", r"meta total is 'x', not a step count"),
+    ("run_start", 1.5, r"meta run_start is 1.5, not a step count"),
+    ("plate_sha256", 5, r"meta plate_sha256 is not a list of SHA-256 hex strings"),  # TypeError: not iterable
+    ("val_l1", "abc", r"meta val_l1 is 'abc', not a number"),
+    ("train", [], r"meta train is not an object of training options"),
+])
+def test_meta_fields_training_reads_back_are_checked_on_load(saved, field, value, why):
+    path = saved[0]
+    _edit_header(path, lambda h: {**h, "meta": {**h["meta"], field: value}})
+    if why is None:
+        load_checkpoint(path)
+        return
+    with pytest.raises(PlategenError, match=why) as err:
+        load_checkpoint(path)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("edit", [lambda g: {**g, "betas": ["a", "b"]}, lambda g: {**g, "eps": "x"},
+                                  lambda g: {**g, "amsgrad": True}], ids=["betas", "eps", "amsgrad"])
+def test_an_optimizer_sidecar_with_damaged_settings_is_one_error(tmp_path: Path, edit):
+    """betas ["a", "b"] or eps "x" loaded and failed at the first step with a TypeError; amsgrad true with a KeyError."""
+    G = Generator(SAAEConfig(num_classes=3, **TINY))
+    opt = torch.optim.Adam(G.parameters(), lr=1e-3)
+    G(torch.rand(4, 1, 32, 32), torch.rand(4, 3, 32, 96)).mean().backward()
+    opt.step()
+    path = tmp_path / "o.safetensors"
+    save_optimizers(path, {"g": opt})
+    _edit_header(path, lambda h: {**h, "param_groups": {"g": [edit(g) for g in h["param_groups"]["g"]]}})
+    with pytest.raises(PlategenError, match=r"o.safetensors: optimizer state does not match the model"):
+        load_optimizers(path, {"g": torch.optim.Adam(G.parameters(), lr=1e-3)})
+
+
 def test_a_checkpoint_written_before_narrowed_glyphs_gets_its_glyphs_as_drawn(saved):
     """Every checkpoint before `SAAEConfig.glyph_aspect` was trained on content glyphs as the fonts draw them."""
     path, G, D = saved
