@@ -785,6 +785,9 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
             left_off = int(previous.meta.get("total", 0))
             adam_restarted = left_off > fit.step and not restored  # an unfinished run that cannot go on as it was
             changed_options = changed_on_resume(previous.meta.get("train") or {}, opts) if left_off > fit.step else []
+            new_plates = {p.sha256 for p in train_plates} - set(previous.meta.get("plate_sha256", []))
+            if left_off > fit.step and new_plates:  # other --data: it went on without a word
+                changed_options.append(f"--data: {len(new_plates)} training plate(s) the run began without")
             fit.run_start = int(previous.meta.get("run_start", fit.step)) if left_off > fit.step else fit.step
             # a fine-tune (D fixed) resumed onto a plain run's unfinished steps, with --steps N too
             if opts.freeze_discriminator and left_off > fit.step and \

@@ -1,3 +1,4 @@
+import re
 import shutil
 import subprocess
 from collections import Counter
@@ -17,7 +18,7 @@ from plategen.errors import PlategenError
 from plategen.glyphs import fonts_for, ink_box, narrowest, render_glyph, shipped_fonts
 from plategen.model import Discriminator, Generator, SAAEConfig
 from plategen.plates import load_plates
-from conftest import immutable, one_line_error
+from conftest import copy_plates, immutable, one_line_error
 import plategen.train as train_module
 from plategen.train import (FINETUNE_STEPS, GlyphBank, TrainOptions, load_split, once_each, options_for, outside_charset,
                             run_total, to_float, train_saae, train_step)
@@ -689,6 +690,19 @@ def _killed_at_its_last_save(path: Path, total: int) -> None:
     """What a run of `total` steps killed right after its save at the checkpoint's step leaves behind."""
     saved = load_checkpoint(path)
     save_checkpoint(path, saved.generator, saved.config, {**saved.meta, "total": total}, saved.discriminator)
+
+
+def test_a_killed_run_resumed_on_other_data_says_so(tmp_path: Path, small_uc3m: Path, data_dir: Path):
+    """Resumed with another --data, it went on without a word, where another --lr or --seed is named."""
+    options = TrainOptions(steps=4, batch_size=8, num_threads=1, val_crops=32, model=TINY)
+    out = tmp_path / "m.safetensors"
+    train_saae([small_uc3m], out, replace(options, steps=2), progress=False)
+    _killed_at_its_last_save(out, 4)
+    uc3m = data_dir / "uc3m-lp"
+    other = copy_plates(uc3m, tmp_path / "other", sorted((uc3m / "images").iterdir())[80:140])
+    result = train_saae([other], out, options, resume=out, progress=False)
+    assert len(result.changed_options) == 1
+    assert re.fullmatch(r"--data: \d+ training plate\(s\) the run began without", result.changed_options[0])
 
 
 def test_a_run_killed_and_resumed_ends_on_the_weights_of_an_unbroken_run(tmp_path: Path, small_uc3m: Path):
