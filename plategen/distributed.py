@@ -42,6 +42,10 @@ def _say(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, PlategenError) else f"{type(exc).__name__}: {exc}"
 
 
+class PeerLost(PlategenError):
+    """A message between ranks failed: another rank died (kill -9, out of memory) or stopped answering."""
+
+
 def _exchange(call: Callable[..., T], *args, **kwargs) -> T:
     """A message between ranks. A rank killed mid-run (kill -9, out of memory) closes its connections, and the
     ranks waiting for it got gloo's RuntimeError as a traceback: one line instead, saying what to do."""
@@ -50,8 +54,8 @@ def _exchange(call: Callable[..., T], *args, **kwargs) -> T:
     except RuntimeError as exc:
         # "[.../gloo/transport/tcp/pair.cc:553] Connection closed by peer [127.0.0.1]:4011. This is typically ...": its gist
         gist = re.sub(r"^\[[^\]]*\]\s*", "", str(exc).strip()).split(". ")[0].splitlines()
-        raise PlategenError(f"another rank is gone or stuck ({gist[0] if gist else type(exc).__name__}); what this "
-                            "rank finished is kept, and --resume continues the run as after any interruption") from None
+        raise PeerLost(f"another rank is gone or stuck ({gist[0] if gist else type(exc).__name__}); what this "
+                       "rank finished is kept, and --resume continues the run as after any interruption") from None
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,7 @@ class World:
         try:
             yield
         except BaseException as exc:
-            with contextlib.suppress(PlategenError):  # a rank gone too: this rank's own error is the one to say
+            with contextlib.suppress(PeerLost):  # a rank gone too: this rank's own error is the one to say
                 self._settle(exc)
             raise
         self._settle(None)
