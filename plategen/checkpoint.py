@@ -250,9 +250,10 @@ def load_checkpoint(path: Path | str = DEFAULT_CHECKPOINT, device: str | torch.d
     return LoadedCheckpoint(config, generator.to(device).eval(), meta, digest, discriminator, path)
 
 
-def save_optimizers(path: Path | str, optimizers: dict[str, torch.optim.Optimizer], step: int | None = None) -> None:
+def save_optimizers(path: Path | str, optimizers: dict[str, torch.optim.Optimizer], step: int | None = None,
+                    weights: str | None = None) -> None:
     """Optimizer states (Adam moments, step counts) for `--resume`, flattened to tensors + JSON, with the
-    training `step` of the checkpoint they belong to."""
+    training `step` and the `weights` digest of the checkpoint they belong to."""
     tensors: dict[str, torch.Tensor] = {}
     groups: dict[str, list] = {}
     for name, opt in optimizers.items():
@@ -261,12 +262,15 @@ def save_optimizers(path: Path | str, optimizers: dict[str, torch.optim.Optimize
             for key, value in values.items():
                 tensors[f"{name}.{index}.{key}"] = torch.as_tensor(value)
         groups[name] = state["param_groups"]
-    write_safetensors(Path(path), tensors, {"format_version": FORMAT_VERSION, "param_groups": groups, "step": step})
+    write_safetensors(Path(path), tensors, {"format_version": FORMAT_VERSION, "param_groups": groups, "step": step,
+                                            "weights": weights})
 
 
-def optimizer_step(path: Path | str) -> int | None:
-    """The training step an optimizer sidecar was saved at (None: not recorded, an older sidecar)."""
-    return _read(Path(path), "optimizer state")[1].get("step")
+def optimizer_owner(path: Path | str) -> tuple[int | None, str | None]:
+    """The training step and weights digest of the checkpoint an optimizer sidecar was saved with (None: not
+    recorded, an older sidecar)."""
+    header = _read(Path(path), "optimizer state")[1]
+    return header.get("step"), header.get("weights")
 
 
 def load_optimizers(path: Path | str, optimizers: dict[str, torch.optim.Optimizer]) -> None:

@@ -41,7 +41,7 @@ from plategen.atomic import (OutputLock, atomic_save_png, is_own_sheet, lock_bes
                              require_writable_folder, temp_leftovers)
 from plategen.charset import parse_charset
 from plategen.checkpoint import (OPTIMIZER_SUFFIX, LoadedCheckpoint, load_checkpoint, load_optimizers, optimizer_path,
-                                 optimizer_step, require_finite, save_checkpoint, save_optimizers)
+                                 optimizer_owner, require_finite, save_checkpoint, save_optimizers)
 from plategen.dataset import CharSamples, build_samples, charset_of, holdout_split
 from plategen.device import resolve_device, usable_cores
 from plategen.distributed import SOLO, World
@@ -776,8 +776,10 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
             carry_discriminator(fit.D, previous.discriminator, previous_charset, charset)
             fit.step = int(previous.meta.get("step", 0))
             sidecar = optimizer_path(resume)
-            restored = (sidecar.is_file() and charset == previous_charset  # else D's Adam state has other shapes
-                        and optimizer_step(sidecar) in (None, fit.step))  # a kill between the two writes leaves it stale
+            # else D's Adam state has other shapes; a kill between the two writes leaves the sidecar stale, or that of
+            # the run an --overwrite replaced, at the same step: its weights digest tells
+            owner = optimizer_owner(sidecar) if sidecar.is_file() and charset == previous_charset else None
+            restored = owner is not None and owner[0] in (None, fit.step) and owner[1] in (None, weights_digest(fit))
             if restored:
                 restore_optimizers(sidecar, fit)
                 for group in (*fit.opt_g.param_groups, *fit.opt_d.param_groups):
@@ -820,7 +822,7 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "resumed_from": str(resume) if resume is not None else None, "ranks": world.size}
         save_checkpoint(out, fit.G, config, meta, fit.D)
-        save_optimizers(optimizer_path(out), {"g": fit.opt_g, "d": fit.opt_d}, fit.step)
+        save_optimizers(optimizer_path(out), {"g": fit.opt_g, "d": fit.opt_d}, fit.step, weights_digest(fit))
 
     # the grids of the checkpoint an --overwrite run replaces; they go once this run has written its first grid, so a
     # run that stops before it leaves the earlier run whole

@@ -10,7 +10,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from plategen.checkpoint import SHIPPED_CHECKPOINTS, load_checkpoint, load_optimizers, optimizer_path, save_checkpoint
+from plategen.checkpoint import (SHIPPED_CHECKPOINTS, load_checkpoint, load_optimizers, optimizer_path, read_safetensors,
+                                 save_checkpoint, write_safetensors)
 from plategen.atomic import OutputLock, is_own_sheet, lock_beside
 from plategen.cli import app
 from plategen.dataset import build_samples, is_holdout
@@ -453,7 +454,9 @@ def test_resume_with_an_optimizer_state_of_another_shape_is_one_clear_error(tmp_
     a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
     train_saae([small_uc3m], a, options, progress=False)
     train_saae([small_uc3m], b, replace(options, model={**TINY, "content_width": 8}), progress=False)
-    shutil.copy(optimizer_path(b), optimizer_path(a))  # same layers, other widths
+    # same layers, other widths, in a sidecar that records no weights digest (as before it did): it is read
+    tensors, header = read_safetensors(optimizer_path(b), "optimizer state")
+    write_safetensors(optimizer_path(a), tensors, {k: v for k, v in header.items() if k != "weights"})
     with pytest.raises(PlategenError, match=r"a\.optim\.safetensors: optimizer state does not match the model"):
         train_saae([small_uc3m], a, replace(options, steps=2), resume=a, progress=False)
     assert load_checkpoint(a).meta["step"] == 1  # the checkpoint is untouched
@@ -703,6 +706,19 @@ def test_a_killed_run_resumed_on_other_data_says_so(tmp_path: Path, small_uc3m: 
     result = train_saae([other], out, options, resume=out, progress=False)
     assert len(result.changed_options) == 1
     assert re.fullmatch(r"--data: \d+ training plate\(s\) the run began without", result.changed_options[0])
+
+
+def test_the_optimizer_state_of_another_run_at_the_same_step_is_not_restored(tmp_path: Path, small_uc3m: Path):
+    """A sidecar records only its step: another run's of the same step (an --overwrite killed between the checkpoint's
+    write and its sidecar's) was restored without a word, and the resumed weights were neither run's."""
+    options = TrainOptions(steps=2, batch_size=8, num_threads=1, val_crops=32, model=TINY)
+    mine, other = tmp_path / "mine.safetensors", tmp_path / "other.safetensors"
+    train_saae([small_uc3m], mine, options, progress=False)
+    train_saae([small_uc3m], other, replace(options, seed=7), progress=False)
+    _killed_at_its_last_save(mine, 4)
+    shutil.copy(optimizer_path(other), optimizer_path(mine))
+    resumed = train_saae([small_uc3m], mine, replace(options, steps=4), resume=mine, progress=False)
+    assert resumed.adam_restarted
 
 
 def test_a_run_killed_and_resumed_ends_on_the_weights_of_an_unbroken_run(tmp_path: Path, small_uc3m: Path):
