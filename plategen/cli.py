@@ -317,8 +317,8 @@ def train(
     ran = f" ({result.steps - result.resumed_at:,} from step {result.resumed_at:,})" if result.resumed_at else ""
     table.add_row("steps", f"{result.steps:,}{ran} in {result.seconds / 60:.1f} min")
     if result.adam_restarted:
-        table.add_row("optimizer state", f"restarted: no optimizer state of this checkpoint's step {result.resumed_at:,} "
-                      "and weights beside it, so the weights differ from those of an unbroken run")
+        table.add_row("optimizer state", f"restarted: no optimizer state of step {result.resumed_at:,} (and of these "
+                      "weights) beside the checkpoint, so the weights differ from those of an unbroken run")
     if result.changed_options:
         table.add_row("options changed on resume", escape(f"{', '.join(result.changed_options)}: the weights differ "
                                                          "from those of an unbroken run"))
