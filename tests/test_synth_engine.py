@@ -17,7 +17,7 @@ import torch
 
 from plategen.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from plategen.plates import read_image
-from plategen.synth import Diversity, Synthesizer, generate, generate_arrays, load_styles, usable_cores
+from plategen.synth import Diversity, Style, Synthesizer, generate, generate_arrays, load_styles, usable_cores
 from plategen.synth.engine import Batch, glyph_widths
 from plategen.glyphs import ink_box, narrowest
 from conftest import make_checkpoint
@@ -106,10 +106,14 @@ def test_the_library_api_reads_a_chars_spec_and_refuses_odd_inputs_in_one_error_
         (dict(chars=set("0123")), r"chars: set .*: give a list of characters \(in the order the labels index\)"),
         (dict(chars=None), r"chars: NoneType None: give a list of characters"),  # it was a TypeError
         (dict(chars=5), r"chars: int 5: give a list of characters"),
+        (dict(chinese="allchars", chars="京0"), r"chinese 'allchars': need a loaded checkpoint"),  # AttributeError
+        (dict(style_images=[Style("x", None, "h")]), r"style_images\[0\]: need an HxWx3 uint8 RGB array"),  # cv2
     ]:
         args = dict(generator=DEFAULT_CHECKPOINT, style_images=[plate], chars="0-3", n=4) | kwargs
         with pytest.raises(PlategenError, match=message):
             generate(args.pop("generator"), args.pop("style_images"), args.pop("chars"), args.pop("n"), **args)
+    small = generate_arrays(DEFAULT_CHECKPOINT, [plate], "0-3", np.int8(5), seed=np.uint8(3), check=False)[0]
+    assert small.shape[0] == 5  # numpy integers: np.int8(5) overflowed in the plan ("256 out of bounds for int8")
     batches = generate("default", iter([plate]), ["0", "+"], 4, check=False, device=None)  # a shipped name, any
     assert sorted(c for batch in batches for c in batch.labels) == ["+", "+", "0", "0"]  # character, any iterable
 

@@ -529,3 +529,7 @@ def test_a_synth_request_takes_a_chars_spec_and_one_style_path_as_the_cli_does(t
     assert sorted({row["label"] for row in read_manifest(result.out)}) == ["0", "1", "2"]
     with pytest.raises(PlategenError, match=r"chars: set"):
         SynthRequest(styles=[plate], chars={"0", "1"}, n=2, out=tmp_path / "o2")
+    with pytest.raises(PlategenError, match=r"SynthRequest: n '5' is not a whole number"):
+        SynthRequest(styles=[plate], chars="0-1", n="5", out=tmp_path / "o2")
+    with pytest.raises(PlategenError, match=r"SynthRequest: styles and out are paths"):
+        SynthRequest(styles=[None], chars="0-1", n=2, out=tmp_path / "o2")

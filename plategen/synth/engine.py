@@ -509,13 +509,18 @@ def generate(generator, style_images: Sequence[np.ndarray | Style], chars: Seque
                                    ("batch_size", batch_size, 1, MAX_BATCH_SIZE)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
             raise PlategenError(f"{name} {value!r}: need a whole number from {low:,} to {high:,}")
+    n, seed, batch_size = int(n), int(seed), int(batch_size)  # np.int8(5) overflowed in the plan's arithmetic
+    if chinese is not None and not isinstance(chinese, LoadedCheckpoint):  # "allchars" raised an AttributeError
+        raise PlategenError(f"chinese {chinese!r:.40}: need a loaded checkpoint (chinese_model(None)) or None")
     if not isinstance(diversity, Diversity):
         raise PlategenError(f"diversity {diversity!r}: need a Diversity")
     device = str(resolve_device(device))
     if style_images is None or isinstance(style_images, (str, bytes, Path)) or (
             isinstance(style_images, np.ndarray) and style_images.ndim != 4):
         raise PlategenError("style_images: need a list of HxWx3 uint8 plate images (or Styles)")
-    styles = [s if isinstance(s, Style) else api_style(i, s) for i, s in enumerate(style_images)]
+    # a Style's image gets the same checks (Style("x", None, "h") raised an OpenCV error), and keeps its name
+    styles = [Style(s.name, api_style(i, s.image).image, s.sha256) if isinstance(s, Style) else api_style(i, s)
+              for i, s in enumerate(style_images)]
     if not styles:
         raise PlategenError("style_images: give at least one plate image")
     generator, charset, discriminator = _model_parts(generator, device)

@@ -87,6 +87,9 @@ class SynthRequest:
             raise PlategenError(f"SynthRequest: styles and out are paths ({exc})") from None
         if self.chars is not None:
             self.chars = api_chars(self.chars)
+        if isinstance(self.n, bool) or not isinstance(self.n, (int, np.integer)):  # n="5": a TypeError deep in the plan
+            raise PlategenError(f"SynthRequest: n {self.n!r} is not a whole number")
+        self.n = int(self.n)
 
 
 @dataclass
