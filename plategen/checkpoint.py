@@ -189,12 +189,12 @@ def require_finite(source: str, generator: nn.Module, discriminator: nn.Module |
 def _check_meta_fields(meta: dict, path: Path) -> None:
     """The fields training and the benchmark's leakage guard read back: an edited or damaged header ("step": "abc",
     "plate_sha256": 5) gave a ValueError or TypeError traceback in the middle of a resume."""
-    for key in ("step", "total", "run_start"):
-        value = meta.get(key)
-        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+    for key in ("step", "total", "run_start"):  # absent is fine (no step recorded); null is no count
+        value = meta.get(key, 0)
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
             raise PlategenError(f"{path}: checkpoint meta {key} is {value!r}, not a step count (a whole number >= 0)")
-    hashes = meta.get("plate_sha256")
-    if hashes is not None and not (isinstance(hashes, list) and all(isinstance(h, str) for h in hashes)):
+    hashes = meta.get("plate_sha256", [])
+    if not (isinstance(hashes, list) and all(isinstance(h, str) for h in hashes)):
         raise PlategenError(f"{path}: checkpoint meta plate_sha256 is not a list of SHA-256 hex strings")
     val_l1 = meta.get("val_l1")
     if val_l1 is not None and not (isinstance(val_l1, (int, float)) and not isinstance(val_l1, bool)):

@@ -792,8 +792,9 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
                 changed_options.append(f"--data: {len(new_plates)} training plate(s) the run began without")
             fit.run_start = int(previous.meta.get("run_start", fit.step)) if left_off > fit.step else fit.step
             # a fine-tune (D fixed) resumed onto a plain run's unfinished steps, with --steps N too
-            if opts.freeze_discriminator and left_off > fit.step and \
-                    not (previous.meta.get("train") or {}).get("freeze_discriminator"):
+            began = previous.meta.get("train") or {}
+            if left_off > fit.step and not (began.get("freeze_discriminator") or began.get("more_steps") is not None) \
+                    and (opts.freeze_discriminator or opts.more_steps is not None):
                 raise PlategenError(f"{resume}: an unfinished training run (step {fit.step} of {left_off}), not a "
                                     f"fine-tune; finish it first (plategen train --resume {resume} with its own "
                                     "options), then fine-tune the finished checkpoint")
@@ -867,6 +868,8 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
     # another file kept that file and the summary named it as written)
     if world.leader and fit.step == total and (not out.exists() or (resumed_at == total and not continues(out, resume))):
         save()
+        for old in stale:  # no grid was written to take them away: the replaced checkpoint's grids go with it
+            old.unlink(missing_ok=True)
     return TrainResult(out, optimizer_path(out), written, fit.step, time.time() - started, fit.losses, val_l1,
                        len(train_plates), int(len(real.labels)), int(rendered.sum()), world.size, bad_records, resumed_at,
                        adam_restarted, changed_options, outside_charset(train_plates, charset),

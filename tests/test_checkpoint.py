@@ -142,7 +142,8 @@ def test_config_values_are_checked_before_any_module_is_built(saved, field, valu
 
 @pytest.mark.parametrize("field, value, why", [
     ("step", "abc", r"meta step is 'abc', not a step count"),  # a ValueError traceback on --resume
-    ("step", None, None),  # absent or null: a model with no step recorded, as before
+    ("step", None, r"meta step is None, not a step count"),  # null: int(None) in the resume
+    ("plate_sha256", None, r"meta plate_sha256 is not a list"),
     ("step", -5, r"meta step is -5, not a step count"),  # numpy's ValueError inside the training loop
     ("total", "x", r"meta total is 'x', not a step count"),
     ("run_start", 1.5, r"meta run_start is 1.5, not a step count"),

@@ -816,6 +816,20 @@ def test_a_killed_finetune_with_steps_resumes_as_a_finetune(tmp_path: Path, smal
     assert load_checkpoint(tuned).meta["step"] == 3
 
 
+def test_more_steps_on_an_unfinished_plain_run_is_refused_with_or_without_a_fixed_discriminator(tmp_path: Path,
+                                                                                               small_uc3m: Path):
+    """more_steps adds to a finished model; on a killed plain run it would finish that run's steps without a word."""
+    base = tmp_path / "base.safetensors"
+    options = TrainOptions(steps=1, batch_size=4, num_threads=1, val_crops=8, model=TINY)
+    train_saae([small_uc3m], base, options, progress=False)
+    _killed_at_its_last_save(base, 5)
+    for frozen in (False, True):
+        with pytest.raises(PlategenError, match=r"an unfinished training run \(step 1 of 5\), not a fine-tune"):
+            train_saae([small_uc3m], tmp_path / "t.safetensors",
+                       replace(options, steps=None, more_steps=2, freeze_discriminator=frozen), resume=base,
+                       progress=False)
+
+
 def test_a_resume_with_nothing_left_to_run_still_writes_another_out(tmp_path: Path, small_uc3m: Path):
     """Resumed at its total into --out OTHER --overwrite, nothing ran and OTHER was kept as it was (another model),
     while the summary named it as the checkpoint written."""
@@ -823,7 +837,10 @@ def test_a_resume_with_nothing_left_to_run_still_writes_another_out(tmp_path: Pa
     done, other = tmp_path / "done.safetensors", tmp_path / "other.safetensors"
     train_saae([small_uc3m], done, options, progress=False)
     train_saae([small_uc3m], other, replace(options, steps=1, seed=7), progress=False)
+    replaced = sorted((tmp_path / "other-samples").glob("*.png"))
+    assert replaced  # the seed-7 model's grids, which go with it
     train_saae([small_uc3m], other, options, resume=done, overwrite=True, progress=False)
+    assert not any(path.exists() for path in replaced)
     written, source = load_checkpoint(other), load_checkpoint(done)
     assert written.meta["step"] == 2
     assert all(torch.equal(a, b) for a, b in zip(written.generator.state_dict().values(),
