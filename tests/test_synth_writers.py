@@ -39,6 +39,16 @@ CHARS = parse_charset("0-9A-Z")
 request = functools.partial(synth_request, n=50)
 
 
+def interrupted(req, at: int) -> None:
+    """`synthesize(req)` stopped as Ctrl-C stops it, once `at` images are written."""
+    def stop(done, total):
+        if done >= at:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        synthesize(req, progress=stop)
+
+
 def test_shards_read_back_equal_the_files_format(tmp_path, plate, ckpt):
     files = synthesize(request(plate, ckpt, tmp_path / "files", n=50))
     shards = synthesize(request(plate, ckpt, tmp_path / "shards", n=50, format="shards", shard_size=16))
@@ -64,12 +74,7 @@ def test_shards_read_back_equal_the_files_format(tmp_path, plate, ckpt):
 def test_shards_resume_after_an_interrupt(tmp_path, plate, ckpt):
     out = tmp_path / "s"
 
-    def stop(done, total):
-        if done >= 20:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        synthesize(request(plate, ckpt, out, n=60, format="shards", shard_size=20), progress=stop)
+    interrupted(request(plate, ckpt, out, n=60, format="shards", shard_size=20), at=20)
     report = synthesize(request(plate, ckpt, out, n=60, format="shards", shard_size=20, resume=True))
     assert 0 < report.resumed < 60 and report.resumed % 20 == 0  # whole shards only
     keys = [s["key"] for s in read_shards(out)]
@@ -246,12 +251,7 @@ def test_resume_redoes_a_damaged_shard(tmp_path, plate, ckpt):
     full = synthesize(request(plate, ckpt, tmp_path / "full", n=60, format="shards", shard_size=20))
     out = tmp_path / "s"
 
-    def stop(done, total):
-        if done >= 40:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        synthesize(request(plate, ckpt, out, n=60, format="shards", shard_size=20), progress=stop)
+    interrupted(request(plate, ckpt, out, n=60, format="shards", shard_size=20), at=40)
     shard = out / "shard-000000.tar"
     shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])  # the rename outran the data
     report = synthesize(request(plate, ckpt, out, n=60, format="shards", shard_size=20, resume=True))
@@ -288,12 +288,7 @@ def test_a_shard_run_begun_before_fixed_class_ids_is_not_resumed_with_other_ids(
     """Its finished shards hold .cls of its own --chars order: resumed, it would mix two numberings."""
     out = tmp_path / "s"
 
-    def stop(done, total):
-        if done >= 16:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        synthesize(request(plate, ckpt, out, n=40, chars=list("ZA9"), format="shards", shard_size=16), progress=stop)
+    interrupted(request(plate, ckpt, out, n=40, chars=list("ZA9"), format="shards", shard_size=16), at=16)
     meta = json.loads((out / "meta.json").read_text())
     del meta["classes"]  # as the plategen before wrote it
     (out / "meta.json").write_text(json.dumps(meta))
