@@ -45,10 +45,12 @@ CHOICE_MARGIN = 0.2  # how much more irregular (`_irregularity`) the next best c
 SET_ASIDE_COST = 0.6  # how much less like a character than those chosen each peak set aside must look
 # A classical segmentation is refused where the detector surely sees a character of the text's size outside its
 # boxes (a text missing a character). US plates' artwork (a cactus, a lighthouse, a horse, emblems) is detected too:
-# of the 30 openalpr-us plates boxed by segmentation with their full text, such detections score 0.45-0.79 (26 of
-# them >= 0.5), where a CCPD or US plate given its text less one character shows its missing one at 0.56-0.89
+# 26 of the 30 openalpr-us plates only the fallback boxes with their full text show such a detection, at 0.45-0.79
+# (3 at 0.7 or more), where a CCPD or US plate given its text less one character shows its missing one at 0.56-0.89
 SIZE_LIKE = 0.75  # a detected character at least this much of the text's boxes' height is one of the text's kind
-SURE_UNBOXED = 0.7  # openalpr-us: 3 of 620 plates with their full text are refused; 29 of 40 truncated texts too
+# texts less their first / last / middle character, first 40 segmentable plates a source: still boxed on 2 / 1 / 1
+# CCPD and 3 / 3 / 3 openalpr-us plates (8 / 2 / 2 and 6 / 6 / 6 without the check); 3 of 620 US plates refused
+SURE_UNBOXED = 0.7
 HEADER_KEY = "plategen-detector"
 DEFAULT_DETECTOR = Path(__file__).resolve().parents[1] / "checkpoints" / "detector.safetensors"
 
