@@ -71,9 +71,9 @@ LATIN = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # UC3M-LP's classes.txt, in its 
 
 def label_classes(chars: Sequence[str]) -> list[str]:
     """The classes of a run's labels (a plate run's YOLO ids, plate_config.yaml's alphabet and dict.txt, a character
-    run's shard .cls ids): 0-9A-Z in UC3M-LP's
-    order, then, with any Chinese character, every province and 警学挂港澳使领, then the run's other characters by
-    code point. The ids do not move with --chars, so two runs, or a run and UC3M-LP's own labels, merge as they are."""
+    run's shard .cls ids): 0-9A-Z in UC3M-LP's order, then, with any Chinese character, every province and
+    警学挂港澳使领, then the run's other characters by code point. The ids do not move with --chars, so two runs, or a
+    run and UC3M-LP's own labels, merge as they are."""
     chinese = CHINESE_PROVINCES + CHINESE_SPECIAL
     fixed = list(LATIN) + (list(chinese) if any(c in chinese for c in chars) else [])
     return fixed + sorted(set(chars) - set(fixed))
