@@ -80,9 +80,13 @@ def write_replay(data: Path, sources: list[str], n: int, seed: int, out: Path) -
     for i, name in enumerate(sources):
         source = data / name
         plates = [p for p in load_plates(source).plates if not is_holdout(p)]
-        take = n // len(sources) + (i < n % len(sources))
+        take = min(n // len(sources) + (i < n % len(sources)), len(plates))
         chosen = [plates[j] for j in sorted(rng.choice(len(plates), take, replace=False))]
         folder = out / f"replay-{name}"
+        if (source / "labels.csv").is_file():  # a CSV source: its rows, not its images' names, hold the texts
+            write_subset(source, chosen, folder)
+            folders.append(folder)
+            continue
         (folder / "images").mkdir(parents=True)
         labels = source / "labels"
         if labels.is_dir():
@@ -158,6 +162,8 @@ def main() -> None:
     args = parser.parse_args()
     if set(args.levels) - {"chars", "plates"}:
         sys.exit(f"--levels {','.join(args.levels)}: choose chars, plates or chars,plates")
+    if args.replay and args.source in args.replay_sources:  # its replayed plates could be the test plates
+        sys.exit(f"--replay-sources: holds --source {args.source}; replay the base's own sources only")
     if args.out.exists():
         sys.exit(f"{args.out}: exists; give a new folder")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}")
