@@ -605,8 +605,9 @@ def test_a_synth_output_is_not_taken_for_real_plates_and_out_stays_outside_the_d
         for level in ("chars", "plates"):
             message = one_line_error(CliRunner().invoke(app, ["benchmark", "--level", level, *args, "--out",
                                                               str(tmp_path / "out")]))
-            assert message.strip() == (f"error: {option} {generated}: a plategen synth output (generated images, not real plates); the "
-                               "benchmark trains and tests on real plates: give a folder of real ones")
+            assert message.strip() == (f"error: {option} {generated}: a plategen synth output (generated images, "
+                                       "not real plates); the benchmark trains and tests on real plates: give a folder "
+                                       "of real ones")
     inside = folder / "images" / "bench"
     message = one_line_error(CliRunner().invoke(app, ["benchmark", "--data", str(folder), "--out", str(inside)]))
     assert message.strip() == f"error: --out {inside}: inside --data {folder}; choose a folder outside the data"

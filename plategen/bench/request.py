@@ -216,8 +216,8 @@ def check_request(req: BenchmarkRequest) -> None:
         if not folder.is_dir():
             raise PlategenError(f"{option} {folder}: {'a file, not a' if folder.exists() else 'no such'} folder")
         if synth_meta(folder) is not None:  # its plates are plategen's drawings: "real" figures would be of them
-            raise PlategenError(f"{option} {folder}: a plategen synth output (generated images, not real plates); the benchmark trains "
-                                "and tests on real plates: give a folder of real ones")
+            raise PlategenError(f"{option} {folder}: a plategen synth output (generated images, not real plates); "
+                                "the benchmark trains and tests on real plates: give a folder of real ones")
         if out.resolve().is_relative_to(folder.resolve()):  # its report and PNG would be read as plates next time
             raise PlategenError(f"--out {out}: inside {option} {folder}; choose a folder outside the data")
     require_no_file_in_the_way(out)
