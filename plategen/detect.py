@@ -121,11 +121,20 @@ def _confident_characters(image: np.ndarray, net: DetectorNet | None) -> tuple[l
 def detect_characters(image: np.ndarray, text: str | None = None, net: DetectorNet | None = None) -> Segmentation:
     """Boxes for `text` in `image` (HxWx3 uint8 RGB) in text order, or a refusal saying why.
     Without `text`: every confident character in reading order, refused when there is none."""
+    return _unusable(image, text) or _decode(*_confident_characters(image, net), text)
+
+
+def _unusable(image: np.ndarray, text: str | None) -> Segmentation | None:
+    """The refusal of an image or text the detector cannot take (None: it can)."""
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or min(image.shape[:2]) < 4:
         return Segmentation(None, f"expected an HxWx3 uint8 image, got {image.shape} {image.dtype}")
     if text is not None and not text:
         return Segmentation(None, "empty text")
-    boxes, scores = _confident_characters(image, net)
+    return None
+
+
+def _decode(boxes: list[Box], scores: np.ndarray, text: str | None) -> Segmentation:
+    """`detect_characters` from the confident peaks (`_confident_characters`)."""
     confident = list(range(len(boxes)))
     n = len(confident) if text is None else len(text)
     if n == 0:
@@ -181,12 +190,14 @@ def _irregularity(boxes: list[Box], scores: np.ndarray) -> float:
 def segment_with_text(image: np.ndarray, text: str, net: DetectorNet | None = None) -> Segmentation:
     """The importers' boxes for a text-only plate: the detector (default: the shipped one), then the
     classical method when the detector refuses (its refusal reason is kept when both refuse)."""
-    learned = detect_characters(image, text, net)
+    refused = _unusable(image, text)
+    found = None if refused else _confident_characters(image, net)  # the detector runs once: the fallback checks too
+    learned = refused or _decode(*found, text)
     if learned.boxes is not None:
         return learned
     classical = segment_plate(image, text)
     if classical.boxes is not None:
-        missed = _left_unboxed(*_confident_characters(image, net), classical.boxes)
+        missed = _left_unboxed(*found, classical.boxes) if found else 0
         if missed:  # a character of the boxes' size outside every box: the text lacks it, and each box's label is off
             return Segmentation(None, f"{learned.reason}; classical: boxes {len(text)} characters, but the plate shows "
                                       f"{missed} more of their size (is the text complete?)")
