@@ -25,6 +25,7 @@ from plategen.checkpoint import save_checkpoint
 from plategen.cli import app
 from plategen.errors import PlategenError
 from plategen.model import Discriminator, Generator, SAAEConfig
+from plategen.plates import read_image
 from plategen.synth import Diversity, label_counts, synthesize, within_class_diversity
 from plategen.synth.plan import CHECK_SURE
 from plategen.synth.writers import JOURNAL, LOCK, read_manifest, read_shards
@@ -533,3 +534,12 @@ def test_a_synth_request_takes_a_chars_spec_and_one_style_path_as_the_cli_does(t
         SynthRequest(styles=[plate], chars="0-1", n="5", out=tmp_path / "o2")
     with pytest.raises(PlategenError, match=r"SynthRequest: styles and out are paths"):
         SynthRequest(styles=[None], chars="0-1", n=2, out=tmp_path / "o2")
+
+
+def test_preview_is_as_wide_as_its_longest_row(tmp_path, plate, ckpt):
+    """The sheet was always 16 samples wide: with 3 images per character most of it was empty. It is as wide as
+    the longest row of samples, or the style plates' row where that is wider."""
+    synthesize(request(plate, ckpt, tmp_path / "out", n=74, preview=tmp_path / "grid.png"))  # 2-3 per character
+    height, width = read_image(plate).shape[:2]
+    style_width = round(width * 64 / height) + 4  # the style row: plates 2 cells (64 px) high, 4 px apart
+    assert Image.open(tmp_path / "grid.png").width == 2 * max(34 * 4, style_width)  # scale 2, 34 px cells

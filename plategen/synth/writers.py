@@ -668,7 +668,8 @@ def write_preview(path: Path, style_images: Sequence[np.ndarray], chars: Sequenc
     chars, headers = list(chars)[:PREVIEW_CHARS], list(headers)[:PREVIEW_CHARS]
     size = headers[0].shape[0] if headers else 32
     cell = size + 2
-    width = cell * (per_row + 1)
+    shown = min(per_row, max((len(samples.get(ch, [])) for ch in chars), default=0))
+    width = cell * (max(shown, 1) + 1)  # as wide as the longest row: a run of few images per character is no wider
     style_h = size * 2  # plates drawn 2 cells high, aspect kept
     style_row = []
     for image in list(style_images)[:8]:
