@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal, Sequence
@@ -401,7 +402,11 @@ def read_text_lines(path: Path | str) -> list[tuple[int, str]]:
         lines = re.split(r"\r\n|\r|\n", path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError) as exc:
         raise PlategenError(f"{path}: cannot read texts file ({exc})") from exc
-    found = [(number, line) for number, line in enumerate(lines, start=1) if clean_text(line)]
+    found = [(number, line) for number, line in enumerate(lines, start=1)
+             if unicodedata.normalize("NFKC", line).strip()]  # blank lines are skipped
+    for number, line in found:
+        if not clean_text(line):  # skipped, it moved every later text to another plate without a word
+            raise PlategenError(f"{path}:{number}: {shown_line(line)} holds only separators, no plate text")
     if not found:
         raise PlategenError(f"{path}: no plate texts in the file")
     return found

@@ -174,6 +174,8 @@ def test_a_texts_file_is_used_in_order_and_cycled(tmp_path):
     ("AA12345\n", r"texts.txt:1: 'AA12345' has 'A' at position 1, a province slot"),
     ("京京12345\n", r"texts.txt:1: '京京12345' has '京' at position 2, a letter slot"),
     ("\n \n", r"texts.txt: no plate texts in the file"),
+    # a line of separators only was skipped, and every later text moved to another plate without a word
+    ("京A12345\n\n...\n沪B67890\n", r"texts.txt:3: '...' holds only separators, no plate text$"),
     # a form feed or NEL ended a line: three texts on line 1 passed as three plates, and the bad one was "line 4"
     ("京A12345\f沪B67890\x85京A11111\n99\n", r"texts.txt:1: '京A12345\\x0c沪B67890"),
     # a long line is quoted in part: a 1 MB line made a 1 MB message
