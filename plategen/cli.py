@@ -347,7 +347,9 @@ def train(
     table.add_row("validation L1 (held-out plates)", f"{result.val_l1:.4f}" if math.isfinite(result.val_l1)
                   else "not measured: no held-out crop of a trained character")
     table.add_row("checkpoint", shown(result.checkpoint))
-    table.add_row("optimizer state", shown(result.optimizer_state))
+    table.add_row("optimizer state", shown(result.optimizer_state) if result.optimizer_state is not None else
+                  "none beside the checkpoint (a run stopped while writing it?): training it further starts Adam "
+                  "afresh, and says so")
     if result.samples:
         table.add_row("sample grids", escape(printable(f"{len(result.samples)} in {result.samples[-1].parent}")))
     console.print(table)

@@ -107,7 +107,7 @@ PRESETS: dict[str, dict] = {
 @dataclass
 class TrainResult:
     checkpoint: Path
-    optimizer_state: Path
+    optimizer_state: Path | None  # None: no sidecar of these weights (a resume with nothing to run found none)
     samples: list[Path]
     steps: int  # the model's, the resumed checkpoint's included
     seconds: float
@@ -119,7 +119,7 @@ class TrainResult:
     ranks: int = 1  # torchrun processes that trained it
     bad_records: list[str] = field(default_factory=list)  # records of --data left out (malformed, unreadable)
     resumed_at: int = 0  # the step this run started from
-    adam_restarted: bool = False  # an unfinished run resumed without its optimizer state: not an unbroken run's weights
+    adam_restarted: bool = False  # a run continued without its optimizer state: not an unbroken run's weights
     changed_options: list[str] = field(default_factory=list)  # an unfinished run resumed with other such options
     outside_charset: dict[str, int] = field(default_factory=dict)  # crops per character left out: not in the classes
     untrained: list[str] = field(default_factory=list)  # new classes with no crop and no rendered pair
@@ -770,7 +770,7 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
                   else SAAEConfig(num_classes=len(charset), **(glyph_fit(real, opts) | opts.model)))
         bank = GlyphBank(charset, opts.glyph_variants, rng, config.glyph_size, config.glyph_aspect is not None)
         fit = new_fit(config, opts, device)
-        adam_restarted, changed_options = False, []
+        restored, changed_options = False, []
         if previous is not None:
             fit.G.load_state_dict(previous.generator.state_dict())
             carry_discriminator(fit.D, previous.discriminator, previous_charset, charset)
@@ -785,7 +785,6 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
                 for group in (*fit.opt_g.param_groups, *fit.opt_d.param_groups):
                     group["lr"] = opts.lr  # the sidecar holds the earlier run's rate; this run's --lr wins
             left_off = int(previous.meta.get("total", 0))
-            adam_restarted = left_off > fit.step and not restored  # an unfinished run that cannot go on as it was
             changed_options = changed_on_resume(previous.meta.get("train") or {}, opts) if left_off > fit.step else []
             new_plates = {p.sha256 for p in train_plates} - set(previous.meta.get("plate_sha256", []))
             if left_off > fit.step and new_plates:  # other --data: it went on without a word
@@ -800,6 +799,10 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
                                     "options), then fine-tune the finished checkpoint")
         total = run_total(opts, fit.step, previous.meta if previous is not None else {}, len(train.labels))
         require_ahead(resume, fit.step, total, opts.epochs if opts.more_steps is None else None)
+    # a run that cannot go on as it was: an unfinished one, or a finished one trained further, without its sidecar (a
+    # fine-tune starts Adam afresh on a model shipped without one, by design)
+    adam_restarted = previous is not None and not restored and (
+        int(previous.meta.get("total", 0)) > fit.step or (total > fit.step and opts.more_steps is None))
     with world.together():  # a collective of its own: a rank that refused above never reaches it
         require_same_training(world, opts, charset, train_plates, previous)
     if world.size > 1:
@@ -809,6 +812,7 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
     trained_on = sorted({p.sha256 for p in train_plates} | set(previous.meta.get("plate_sha256", []) if previous else []))
     grid_ids = grid_plates(held, 8, np.random.default_rng(opts.seed))
     written: list[Path] = []
+    saved: list[int] = []  # the steps save() wrote a checkpoint and its sidecar at
     # a resume that runs no step keeps the weights, and so their validation L1
     earlier = previous.meta.get("val_l1") if previous else None
     val_l1 = float(earlier) if earlier is not None else float("nan")
@@ -824,6 +828,7 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
                 "resumed_from": str(resume) if resume is not None else None, "ranks": world.size}
         save_checkpoint(out, fit.G, config, meta, fit.D)
         save_optimizers(optimizer_path(out), {"g": fit.opt_g, "d": fit.opt_d}, fit.step, weights_digest(fit))
+        saved.append(fit.step)
 
     # the grids of the checkpoint an --overwrite run replaces; they go once this run has written its first grid, so a
     # run that stops before it leaves the earlier run whole
@@ -870,7 +875,10 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
         save()
         for old in stale:  # no grid was written to take them away: the replaced checkpoint's grids go with it
             old.unlink(missing_ok=True)
-    return TrainResult(out, optimizer_path(out), written, fit.step, time.time() - started, fit.losses, val_l1,
+    # resumed in place with nothing to run, nothing was saved: the sidecar beside it is the one found, or none (a kill
+    # while it was written; the summary named it as written)
+    sidecar_ok = bool(saved) or (continues(out, resume) and restored)
+    return TrainResult(out, optimizer_path(out) if sidecar_ok else None, written, fit.step, time.time() - started, fit.losses, val_l1,
                        len(train_plates), int(len(real.labels)), int(rendered.sum()), world.size, bad_records, resumed_at,
                        adam_restarted, changed_options, outside_charset(train_plates, charset),
                        [c for c, n, r in zip(charset, counts, rendered) if n + r == 0 and c not in (previous_charset or ())],

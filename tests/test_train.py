@@ -739,6 +739,28 @@ def test_a_run_killed_and_resumed_ends_on_the_weights_of_an_unbroken_run(tmp_pat
     _killed_at_its_last_save(cut, 8)
     train_saae([small_uc3m], cut, finetune, resume=cut, progress=False)
     assert _same_weights(cut, tuned) and not _same_weights(tuned, unbroken)
+    assert not train_saae([small_uc3m], tmp_path / "again.safetensors", finetune, resume=unbroken,
+                          progress=False).adam_restarted  # no sidecar to a fine-tune's base is no restart
+
+
+def test_a_finished_run_without_its_optimizer_state_says_so(tmp_path: Path, small_uc3m: Path):
+    """Killed while its last sidecar was written: the resume (nothing left to run) named the missing sidecar as its
+    optimizer state, and training the model further restarted Adam without a word (a hostile try's finding)."""
+    options = TrainOptions(steps=2, batch_size=8, num_threads=1, val_crops=32, model=TINY)
+    out = tmp_path / "m.safetensors"
+    train_saae([small_uc3m], out, options, progress=False)
+    optimizer_path(out).unlink()
+    args = ["train", "--data", str(small_uc3m), "--out", str(out), "--resume", str(out), "--batch-size", "8",
+            "--threads", "1"]
+    result = CliRunner().invoke(app, [*args, "--steps", "2"])
+    assert result.exit_code == 0, result.output
+    assert "none beside the checkpoint" in " ".join(result.output.split()) and not optimizer_path(out).exists()
+    assert train_saae([small_uc3m], out, options, resume=out, progress=False).optimizer_state is None
+    further = CliRunner().invoke(app, [*args, "--steps", "3"])
+    assert further.exit_code == 0, further.output
+    assert "restarted: no optimizer state of step 2" in " ".join(further.output.split())
+    done = train_saae([small_uc3m], out, replace(options, steps=3), resume=out, progress=False)
+    assert done.optimizer_state == optimizer_path(out) and not done.adam_restarted  # its own sidecar, found
 
 
 def test_a_killed_run_resumed_without_its_optimizer_state_says_so(tmp_path: Path, small_uc3m: Path):
