@@ -543,3 +543,17 @@ def test_preview_is_as_wide_as_its_longest_row(tmp_path, plate, ckpt):
     height, width = read_image(plate).shape[:2]
     style_width = round(width * 64 / height) + 4  # the style row: plates 2 cells (64 px) high, 4 px apart
     assert Image.open(tmp_path / "grid.png").width == 2 * max(34 * 4, style_width)  # scale 2, 34 px cells
+
+
+def test_resume_redraws_its_own_preview_cut_short(tmp_path, plate, ckpt):
+    """A finished run whose preview.png in --out was cut short (a full disk, a copy stopped): --resume refused it as
+    "a file plategen did not write"; it redraws it, as it redraws cut-off images. Another PNG there stays refused."""
+    out = tmp_path / "out"
+    synthesize(request(plate, ckpt, out, n=40, preview=out / "preview.png"))
+    whole = (out / "preview.png").read_bytes()
+    (out / "preview.png").write_bytes(whole[:50])
+    synthesize(request(plate, ckpt, out, n=40, preview=out / "preview.png", resume=True))
+    assert (out / "preview.png").read_bytes() == whole
+    Image.new("RGB", (4, 4)).save(out / "preview.png")  # a readable PNG plategen did not write
+    with pytest.raises(PlategenError, match="an existing file plategen did not write"):
+        synthesize(request(plate, ckpt, out, n=40, preview=out / "preview.png", resume=True))

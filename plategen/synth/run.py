@@ -404,7 +404,7 @@ def check_request(req: SynthRequest) -> None:
     if Path(req.out).exists() and not Path(req.out).is_dir():  # before the preview in it is named
         raise PlategenError(f"{req.out}: exists and is not a folder")
     if req.preview is not None:
-        check_preview(Path(req.preview), Path(req.out))
+        check_preview(Path(req.preview), Path(req.out), req.resume)
     root = Path(req.out).resolve()
     for style in map(Path, req.styles):
         require_link_target(style)
@@ -425,8 +425,9 @@ def require_distinct_folders(chars: Sequence[str]) -> None:
                                 "folder on macOS and Windows; leave one out, or use --format shards")
 
 
-def check_preview(path: Path, out: Path) -> None:
-    """The preview is written after every image: a path it cannot be written to is refused first."""
+def check_preview(path: Path, out: Path, resume: bool = False) -> None:
+    """The preview is written after every image: a path it cannot be written to is refused first. A resume redraws
+    a sheet in --out that no longer reads as a PNG (cut short), as it redraws such images."""
     require_no_file_in_the_way(path)  # before resolve(): a link loop would raise there
     parent, root = path.parent.resolve(), out.resolve()
     if path.resolve() == root:
@@ -435,11 +436,19 @@ def check_preview(path: Path, out: Path) -> None:
         check_sheet_path(path, "--preview")
     elif path.suffix.lower() != ".png" or path.is_dir():
         raise PlategenError(f"--preview {path}: give a file name ending in .png")
-    else:
+    elif not (resume and path.is_file() and not path.is_symlink() and not _reads_as_png(path)):
         require_own_sheet_or_none(path, "--preview")
     if root in parent.parents:
         raise PlategenError(f"--preview {path}: inside a folder of --out, where it would be taken for a "
                             "generated image; write it directly in --out or elsewhere")
+
+
+def _reads_as_png(path: Path) -> bool:
+    try:
+        writers.decode_png(path.read_bytes())
+    except (OSError, PlategenError):
+        return False
+    return True
 
 
 def _resumed_batch_size(req: SynthRequest, first: int) -> int:
