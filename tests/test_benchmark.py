@@ -701,3 +701,21 @@ def test_bad_records_left_out_are_a_warning_and_a_failed_run_leaves_no_empty_out
     assert warned[0] == (f"{data}: 1 bad record(s) left out; first: {broken}: not a readable image (corrupt or "
                          "unsupported format) (plategen inspect lists them)")
     assert not out.exists()
+
+
+def test_the_frames_of_a_plate_under_two_keys_never_sit_on_both_sides_without_a_checkpoint(uc3m, imported):
+    """031KS's two frames key apart; a render-only run (no checkpoint, nothing seen) tested on one frame while the
+    other trained the recogniser or the judge (a hostile try's finding). The test frame is left out, as a frame the
+    checkpoint saw is, and no other plate changes sides."""
+    plates = imported("uc3m-lp").plates
+    frames = {plates.index(p) for p in plates if p.text == "031KS"}
+    for real_plates in (50, None):
+        req = BenchmarkRequest(data=uc3m, real_plates=real_plates, seeds=12)
+        befores = [split_for_seed(plates, real_plates, req.held_out_images, s) for s in range(12)]
+        apart = [s for s, b in enumerate(befores) if len(frames & set(b.test)) == 1]
+        assert apart  # seeds where the guard has something to do
+        for before, after in zip(befores, plan_splits(req, plates, None, set())[0]):
+            outside = set(range(len(plates))) - set(after.test)  # the judge's plates; the recogniser's among them
+            assert not (frames & set(after.test) and frames & outside)
+            assert after.train == before.train
+            assert after.test == [i for i in before.test if not (i in frames and len(frames & set(before.test)) == 1)]

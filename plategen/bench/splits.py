@@ -195,6 +195,15 @@ def seen_through_other_images(data_plates: Sequence[Plate], test_plates: Sequenc
     return {p.sha256 for p in test_plates if p.sha256 not in seen and _shows_one_of(p, seen_texts)}
 
 
+def without_other_images_outside(plates: Sequence[Plate], test: list[int]) -> list[int]:
+    """The test plates but those another image of which (the same text and region under another `plate_key`: a
+    two-row plate's frames whose boxes sort apart, 031KS) lies outside the test plates, where it trains the recogniser
+    or the judge. Without a checkpoint nothing else kept the two frames on one side."""
+    inside = set(test)
+    outside = _texts([p for i, p in enumerate(plates) if i not in inside])
+    return [i for i in test if not _shows_one_of(plates[i], outside)]
+
+
 def plan_splits(req: BenchmarkRequest, data_plates: Sequence[Plate], test_source: Sequence[Plate] | None,
                 seen: set[str]) -> tuple[list[Split], list[str]]:
     """Every seed's split, checked before anything trains: enough training plates, some test plates,
@@ -211,6 +220,7 @@ def plan_splits(req: BenchmarkRequest, data_plates: Sequence[Plate], test_source
             split.test = list(range(len(test_source)))
         else:  # drawn as before and then left out, so no other plate changes sides
             split.test = [i for i in split.test if data_plates[i].sha256 not in seen_elsewhere]
+            split.test = without_other_images_outside(data_plates, split.test)
         if len(split.train) < (req.real_plates or 1):
             held = ("" if test_source is not None else f" beside the {req.held_out_images} test plates asked for "
                     "(--test-plates; for a checkpoint, test plates are plates it never saw)")
