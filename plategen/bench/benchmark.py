@@ -16,8 +16,9 @@ import torch
 
 from plategen.atomic import OutputLock
 from plategen.bench.judge import JUDGE_MIN_CROPS, judge_job
-from plategen.bench.pools import (Generators, Pool, augmented_real, class_shares, open_generators, per_class_need,
-                                  render_pool, require_distinct_counts, saae_pool, train_fresh_saae)
+from plategen.bench.pools import (Generators, Pool, augmented_real, class_shares, copies_of_training_folders,
+                                  open_generators, per_class_need, render_pool, require_distinct_counts, saae_pool,
+                                  train_fresh_saae)
 from plategen.bench.plate_benchmark import run_plate_benchmark
 from plategen.bench.report import BenchmarkReport, BenchmarkResult, check_targets, summarize, write_report
 from plategen.bench.request import MAX_SYNTHETIC_SIZE, BenchmarkRequest, check_request
@@ -84,7 +85,10 @@ def _run_char_benchmark(req: BenchmarkRequest, log: Callable[[str], None], warn:
     splits, split_warnings = plan_splits(req, data_plates, test_source, seen)
     require_judge_classes(req, splits, data_plates)
     drawn = [drawn_outside_test(req, gens.drawable, data_plates, split) for split in splits]
+    folders = [(req.data, [p.sha256 for p in data_import.plates])] + (
+        [(req.test, [p.sha256 for p in test_import.plates])] if test_import else [])
     warnings = (data_import.left_out() + (test_import.left_out() if test_import else []) + gens.warnings
+                + copies_of_training_folders(gens, folders)
                 + characters_only_in_test(data_plates, test_source) + split_warnings
                 + [w for _, left_out in drawn for w in left_out])
     for w in warnings:

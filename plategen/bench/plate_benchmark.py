@@ -22,7 +22,8 @@ from plategen.bench.plate_report import (PlateBenchmarkReport, PlateSplitRecord,
                                          plate_summary, write_plate_report)
 from plategen.bench.plate_runs import (PLATE_TIMING_PARTS, PlateRun, PlateSeedSet, job_log, plate_judge_job,
                                        plate_ratio_jobs, plate_synthetic_jobs, run_plate_job)
-from plategen.bench.pools import Generators, generated_count, open_generators, require_distinct_counts, train_fresh_saae
+from plategen.bench.pools import (Generators, copies_of_training_folders, generated_count, open_generators,
+                                  require_distinct_counts, train_fresh_saae)
 from plategen.bench.request import MAX_SYNTHETIC_SIZE, BenchmarkRequest, check_request
 from plategen.bench.runs import Timing, trainings_per_seed
 from plategen.bench.workers import Trainings
@@ -59,7 +60,10 @@ def run_plate_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lamb
     gens = open_generators(req, charset, fonts, charset_of(data_plates))
     seen = gens.seen | seen_through_other_images(data_import.plates + data_import.text_only, test_source, gens.seen)
     splits, split_warnings = plan_splits(req, data_plates, test_source, seen)
+    folders = [(req.data, [p.sha256 for p in data_import.plates + data_import.text_only])] + (
+        [(req.test, [p.sha256 for p in test_import.plates + test_import.text_only])] if test_import else [])
     warnings = (data_import.left_out() + (test_import.left_out() if test_import else []) + gens.warnings
+                + copies_of_training_folders(gens, folders)
                 + characters_only_in_test(data_plates, test_source) + split_warnings)
     for w in warnings:
         warn(w)
