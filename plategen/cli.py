@@ -322,6 +322,9 @@ def train(
     if result.changed_options:
         table.add_row("options changed on resume", escape(f"{', '.join(result.changed_options)}: the weights differ "
                                                          "from those of an unbroken run"))
+    if result.earlier_departures:
+        table.add_row("earlier resumes", escape(f"{'; '.join(result.earlier_departures)}: the weights differ from those "
+                                                "of an unbroken run"))
     if result.outside_charset:
         shown_chars = ", ".join(f"{c} {n}" for c, n in result.outside_charset.items())
         table.add_row("left out", escape(f"{sum(result.outside_charset.values()):,} crops of characters the model has "

@@ -121,6 +121,7 @@ class TrainResult:
     resumed_at: int = 0  # the step this run started from
     adam_restarted: bool = False  # a run continued without its optimizer state: not an unbroken run's weights
     changed_options: list[str] = field(default_factory=list)  # an unfinished run resumed with other such options
+    earlier_departures: list[str] = field(default_factory=list)  # what earlier resumes of the run changed (meta)
     outside_charset: dict[str, int] = field(default_factory=dict)  # crops per character left out: not in the classes
     untrained: list[str] = field(default_factory=list)  # new classes with no crop and no rendered pair
     repeated: list[str] = field(default_factory=list)  # images of --data left out: the bytes of an earlier one
@@ -550,7 +551,9 @@ GRID_PREFIX = "step"  # a sample grid is <samples dir>/step<step, 6 digits>.png
 
 # the options that shape the weights: an unfinished run resumed with another of them is not an unbroken run
 WEIGHT_OPTIONS = ("batch_size", "lr", "warmup", "betas", "rec_weight", "adv_weight", "freeze_discriminator", "fm_weight",
-                  "class_balance", "glyph_variants", "rendered_share", "seed", "model")
+                  "class_balance", "glyph_variants", "rendered_share", "seed", "model",
+                  "num_threads")  # threads change the float sums, and so the weights, a little (the device too: meta)
+OPTION_NAMES = {"num_threads": "threads"}  # the CLI's name where it is not the field's
 
 
 def require_same_training(world: World, opts: TrainOptions, charset: Sequence[str], plates: Sequence[Plate],
@@ -573,7 +576,7 @@ def changed_on_resume(began: dict, opts: TrainOptions) -> list[str]:
     """'--seed 3 -> 0' for each weight-shaping option this run sets otherwise than the run it resumes began with
     (a killed run resumed without its --seed went on at seed 0, silently)."""
     now = json.loads(json.dumps(asdict(opts)))  # as meta.json holds it (tuples as lists)
-    return [f"--{key.replace('_', '-')} {began[key]} -> {now[key]}" for key in WEIGHT_OPTIONS
+    return [f"--{OPTION_NAMES.get(key, key).replace('_', '-')} {began[key]} -> {now[key]}" for key in WEIGHT_OPTIONS
             if key in began and began[key] != now[key]]
 
 
@@ -789,6 +792,11 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
             new_plates = {p.sha256 for p in train_plates} - set(previous.meta.get("plate_sha256", []))
             if left_off > fit.step and new_plates:  # other --data: it went on without a word
                 changed_options.append(f"--data: {len(new_plates)} training plate(s) the run began without")
+            ranks, began_on = previous.meta.get("ranks"), previous.meta.get("device")
+            if left_off > fit.step and isinstance(ranks, int) and ranks != world.size:  # each rank draws its slice
+                changed_options.append(f"torchrun ranks {ranks} -> {world.size}")
+            if left_off > fit.step and isinstance(began_on, str) and began_on.split(":")[0] != device.type:  # auto too
+                changed_options.append(f"device {began_on.split(':')[0]} -> {device.type}")
             fit.run_start = int(previous.meta.get("run_start", fit.step)) if left_off > fit.step else fit.step
             # a fine-tune (D fixed) resumed onto a plain run's unfinished steps, with --steps N too
             began = previous.meta.get("train") or {}
@@ -803,6 +811,12 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
     # fine-tune starts Adam afresh on a model shipped without one, by design)
     adam_restarted = previous is not None and not restored and (
         int(previous.meta.get("total", 0)) > fit.step or (total > fit.step and opts.more_steps is None))
+    # kept in the checkpoint, so a later resume still says so: it compares with the options saved last, and a restart
+    # is not seen once a sidecar of the restarted run lies beside the checkpoint
+    recorded = previous.meta.get("departures") if previous is not None else None
+    earlier_departures = [d for d in recorded if isinstance(d, str)] if isinstance(recorded, list) else []
+    departures = earlier_departures + [f"step {fit.step:,}: {what}" for what in
+                                       (["optimizer state restarted"] if adam_restarted else []) + changed_options]
     with world.together():  # a collective of its own: a rank that refused above never reaches it
         require_same_training(world, opts, charset, train_plates, previous)
     if world.size > 1:
@@ -825,7 +839,8 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
                 "val_l1": val_l1 if math.isfinite(val_l1) else None, "seconds": round(time.time() - started, 1),
                 "device": str(device), "plategen_version": __version__,
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "resumed_from": str(resume) if resume is not None else None, "ranks": world.size}
+                "resumed_from": str(resume) if resume is not None else None, "ranks": world.size,
+                "departures": departures}
         save_checkpoint(out, fit.G, config, meta, fit.D)
         save_optimizers(optimizer_path(out), {"g": fit.opt_g, "d": fit.opt_d}, fit.step, weights_digest(fit))
         saved.append(fit.step)
@@ -880,7 +895,7 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
     sidecar_ok = bool(saved) or (continues(out, resume) and restored)
     return TrainResult(out, optimizer_path(out) if sidecar_ok else None, written, fit.step, time.time() - started, fit.losses, val_l1,
                        len(train_plates), int(len(real.labels)), int(rendered.sum()), world.size, bad_records, resumed_at,
-                       adam_restarted, changed_options, outside_charset(train_plates, charset),
+                       adam_restarted, changed_options, earlier_departures, outside_charset(train_plates, charset),
                        [c for c, n, r in zip(charset, counts, rendered) if n + r == 0 and c not in (previous_charset or ())],
                        repeated)
 

@@ -897,3 +897,42 @@ def test_an_output_folder_that_cannot_be_written_is_one_line_before_any_data_is_
         assert not list(locked.iterdir()) and not (tmp_path / "x.safetensors").exists()
     finally:
         subprocess.run(["chattr", "-i", str(locked)])
+
+
+def test_what_an_earlier_resume_changed_is_said_by_every_later_one(tmp_path: Path, small_uc3m: Path):
+    """A resume compares with the options saved last, and a restarted Adam is not seen once the restarted run's own
+    sidecar lies beside the checkpoint: killed again and resumed, the run said nothing and ended on other weights (a
+    hostile try's finding). The checkpoint keeps what each resume changed, and every later summary says it."""
+    options = TrainOptions(steps=6, batch_size=8, num_threads=1, val_crops=32, model=TINY)
+    seeded, restarted = tmp_path / "seeded.safetensors", tmp_path / "restarted.safetensors"
+    for out in (seeded, restarted):
+        train_saae([small_uc3m], out, replace(options, steps=2), progress=False)
+        _killed_at_its_last_save(out, 6)  # a run of 6 steps killed after its save at step 2
+    first = train_saae([small_uc3m], seeded, replace(options, steps=4, seed=1), resume=seeded, progress=False)
+    assert first.changed_options == ["--seed 0 -> 1"] and not first.earlier_departures
+    optimizer_path(restarted).unlink()
+    assert train_saae([small_uc3m], restarted, replace(options, steps=4), resume=restarted, progress=False).adam_restarted
+    for out, said in ((seeded, "step 2: --seed 0 -> 1"), (restarted, "step 2: optimizer state restarted")):
+        _killed_at_its_last_save(out, 6)  # and killed again after its save at step 4
+        again = train_saae([small_uc3m], out, replace(options, seed=1 if out == seeded else 0), resume=out,
+                           progress=False)
+        assert not again.changed_options and not again.adam_restarted and again.earlier_departures == [said]
+        assert load_checkpoint(out).meta["departures"] == [said]
+    result = CliRunner().invoke(app, ["train", "--data", str(small_uc3m), "--out", str(seeded), "--resume", str(seeded),
+                                      "--steps", "7", "--seed", "1", "--batch-size", "8", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    said = re.sub(r"[│\s]+", " ", result.output)  # the table's cell wraps
+    assert "earlier resumes" in said and "step 2: --seed 0 -> 1: the weights differ from those of an unbroken" in said
+
+
+def test_a_run_resumed_on_other_threads_or_ranks_says_so(tmp_path: Path, small_uc3m: Path):
+    """--threads and the number of torchrun ranks change the weights (a rank draws its slice of every batch, threads
+    sum floats in another order); a resume with other ones said nothing (a hostile try's finding)."""
+    options = TrainOptions(steps=4, batch_size=8, num_threads=1, val_crops=32, model=TINY)
+    out = tmp_path / "m.safetensors"
+    train_saae([small_uc3m], out, replace(options, steps=2), progress=False)
+    _killed_at_its_last_save(out, 4)
+    saved = load_checkpoint(out)
+    save_checkpoint(out, saved.generator, saved.config, {**saved.meta, "ranks": 2}, saved.discriminator)  # 2 ranks
+    result = train_saae([small_uc3m], out, replace(options, num_threads=2), resume=out, progress=False)
+    assert result.changed_options == ["--threads 1 -> 2", "torchrun ranks 2 -> 1"]
