@@ -781,10 +781,14 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
             sidecar = optimizer_path(resume)
             # else D's Adam state has other shapes; a kill between the two writes leaves the sidecar stale, or that of
             # the run an --overwrite replaced, at the same step: its weights digest tells
-            owner = optimizer_owner(sidecar) if sidecar.is_file() and charset == previous_charset else None
-            restored = owner is not None and owner[0] in (None, fit.step) and owner[1] in (None, weights_digest(fit))
-            if restored:
-                restore_optimizers(sidecar, fit)
+            try:
+                owner = optimizer_owner(sidecar) if sidecar.is_file() and charset == previous_charset else None
+                restored = owner is not None and owner[0] in (None, fit.step) and owner[1] in (None,
+                                                                                            weights_digest(fit))
+                if restored:
+                    restore_optimizers(sidecar, fit)
+            except PlategenError as exc:  # damaged: say how to go on
+                raise PlategenError(f"{exc}; delete it to resume with Adam restarted (the summary says so)") from None
                 for group in (*fit.opt_g.param_groups, *fit.opt_d.param_groups):
                     group["lr"] = opts.lr  # the sidecar holds the earlier run's rate; this run's --lr wins
             left_off = int(previous.meta.get("total", 0))

@@ -936,3 +936,15 @@ def test_a_run_resumed_on_other_threads_or_ranks_says_so(tmp_path: Path, small_u
     save_checkpoint(out, saved.generator, saved.config, {**saved.meta, "ranks": 2}, saved.discriminator)  # 2 ranks
     result = train_saae([small_uc3m], out, replace(options, num_threads=2), resume=out, progress=False)
     assert result.changed_options == ["--threads 1 -> 2", "torchrun ranks 2 -> 1"]
+
+
+def test_a_damaged_optimizer_state_says_how_to_go_on(tmp_path: Path, small_uc3m: Path):
+    """A cut-off sidecar was refused in one line that gave no way forward (a hostile try's finding)."""
+    options = TrainOptions(steps=1, batch_size=4, num_threads=1, val_crops=8, model=TINY)
+    out = tmp_path / "m.safetensors"
+    train_saae([small_uc3m], out, options, progress=False)
+    optimizer_path(out).write_bytes(optimizer_path(out).read_bytes()[:100])
+    with pytest.raises(PlategenError, match=r"m\.optim\.safetensors: .*; delete it to resume with Adam restarted"):
+        train_saae([small_uc3m], out, replace(options, steps=2), resume=out, progress=False)
+    optimizer_path(out).unlink()
+    assert train_saae([small_uc3m], out, replace(options, steps=2), resume=out, progress=False).adam_restarted
