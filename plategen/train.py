@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import json
 import math
+import os
 import re
 import time
 from collections import Counter
@@ -156,7 +157,8 @@ def load_split(data_dirs: Sequence[Path | str], allow_outside: bool = False
                             "(the same text in one folder) cannot be split into training and validation plates; "
                             "give at least two plates")
     per_folder = {str(d): sum(1 for p in plates if Path(p.source) == Path(d)) for d in data_dirs}
-    summary = {"folders": [str(d) for d in data_dirs], "plates_per_folder": per_folder,
+    # absolute: a checkpoint of `--data .` names its folder too (the benchmark's copy warning reads the names)
+    summary = {"folders": [os.path.abspath(d) for d in data_dirs], "plates_per_folder": per_folder,
                "train_plates": len(train), "holdout_plates": len(held),
                "problems": len(result.problems), "skipped": len(result.skipped), "repeated_images": len(repeats)}
     return train, held, summary, [str(problem) for problem in result.problems], repeats
@@ -789,6 +791,7 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
                     restore_optimizers(sidecar, fit)
             except PlategenError as exc:  # damaged: say how to go on
                 raise PlategenError(f"{exc}; delete it to resume with Adam restarted (the summary says so)") from None
+            if restored:
                 for group in (*fit.opt_g.param_groups, *fit.opt_d.param_groups):
                     group["lr"] = opts.lr  # the sidecar holds the earlier run's rate; this run's --lr wins
             left_off = int(previous.meta.get("total", 0))
@@ -813,8 +816,8 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
         require_ahead(resume, fit.step, total, opts.epochs if opts.more_steps is None else None)
     # a run that cannot go on as it was: an unfinished one, or a finished one trained further, without its sidecar (a
     # fine-tune starts Adam afresh on a model shipped without one, by design)
-    adam_restarted = previous is not None and not restored and (
-        int(previous.meta.get("total", 0)) > fit.step or (total > fit.step and opts.more_steps is None))
+    adam_restarted = previous is not None and not restored and (int(previous.meta.get("total", 0)) > fit.step or (
+        total > fit.step and opts.more_steps is None and charset == previous_charset))  # new classes: a new Adam
     # kept in the checkpoint, so a later resume still says so: it compares with the options saved last, and a restart
     # is not seen once a sidecar of the restarted run lies beside the checkpoint
     recorded = previous.meta.get("departures") if previous is not None else None

@@ -932,10 +932,22 @@ def test_a_run_resumed_on_other_threads_or_ranks_says_so(tmp_path: Path, small_u
     out = tmp_path / "m.safetensors"
     train_saae([small_uc3m], out, replace(options, steps=2), progress=False)
     _killed_at_its_last_save(out, 4)
-    saved = load_checkpoint(out)
-    save_checkpoint(out, saved.generator, saved.config, {**saved.meta, "ranks": 2}, saved.discriminator)  # 2 ranks
-    result = train_saae([small_uc3m], out, replace(options, num_threads=2), resume=out, progress=False)
-    assert result.changed_options == ["--threads 1 -> 2", "torchrun ranks 2 -> 1"]
+    saved = load_checkpoint(out)  # as if begun on 2 threads and 2 ranks (this test needs 1 core only)
+    began = {**saved.meta, "ranks": 2, "train": {**saved.meta["train"], "num_threads": 2}}
+    save_checkpoint(out, saved.generator, saved.config, began, saved.discriminator)
+    result = train_saae([small_uc3m], out, options, resume=out, progress=False)
+    assert result.changed_options == ["--threads 2 -> 1", "torchrun ranks 2 -> 1"]
+
+
+def test_new_classes_on_a_finished_run_are_no_restart_for_want_of_a_sidecar(tmp_path: Path, small_uc3m: Path):
+    """New --chars give D other shapes, so Adam starts afresh by design: the summary said no optimizer state lay beside
+    the checkpoint, where it did, and kept "optimizer state restarted" in the model for good (a review's finding)."""
+    options = TrainOptions(steps=2, batch_size=8, num_threads=1, val_crops=32, model=TINY)
+    out = tmp_path / "m.safetensors"
+    train_saae([small_uc3m], out, options, progress=False)
+    more = train_saae([small_uc3m], tmp_path / "more.safetensors", replace(options, steps=4, chars="0-9A-Z京"),
+                      resume=out, progress=False)
+    assert not more.adam_restarted and not load_checkpoint(tmp_path / "more.safetensors").meta["departures"]
 
 
 def test_a_damaged_optimizer_state_says_how_to_go_on(tmp_path: Path, small_uc3m: Path):
