@@ -557,3 +557,14 @@ def test_resume_redraws_its_own_preview_cut_short(tmp_path, plate, ckpt):
     Image.new("RGB", (4, 4)).save(out / "preview.png")  # a readable PNG plategen did not write
     with pytest.raises(PlategenError, match="an existing file plategen did not write"):
         synthesize(request(plate, ckpt, out, n=40, preview=out / "preview.png", resume=True))
+
+
+def test_the_preview_shows_every_style_plate_of_a_short_run(tmp_path, data_dir):
+    """As narrow as its few samples per character, the sheet cut its row of style plates to 8 sheet widths of the
+    narrower sheet: 4 of 8 plates shown, the last one cut (a review's finding)."""
+    from plategen.synth.writers import write_preview
+
+    styles = [np.full((100, 450, 3), 60 * (k % 4), np.uint8) for k in range(8)]
+    glyph = np.zeros((32, 32), np.uint8)
+    sheet = write_preview(tmp_path / "p.png", styles, ["A"], [glyph], {"A": [np.zeros((32, 32, 3), np.uint8)] * 3})
+    assert Image.open(sheet).width == 2 * 8 * (round(450 * 64 / 100) + 4)  # all 8 plates, 4 px apart, scale 2
