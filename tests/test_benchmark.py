@@ -5,6 +5,7 @@ import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -721,17 +722,21 @@ def test_the_frames_of_a_plate_under_two_keys_never_sit_on_both_sides_without_a_
             assert after.test == [i for i in before.test if not (i in frames and len(frames & set(before.test)) == 1)]
 
 
-def test_a_copy_of_a_folder_the_checkpoint_trained_on_is_named_when_no_image_matches(tmp_path):
+def test_a_copy_of_a_folder_the_checkpoint_trained_on_is_named_when_no_image_matches(tmp_path, monkeypatch):
     """The checkpoint records its plates by content hash: a re-encoded copy of its training folder passed as unseen
-    test data without a word (a hostile try: 76 of 100 test plates were its own). A folder named as one it trained
-    on, none of whose images it saw, is named in a warning; the folder itself, or another name, is not."""
+    test data without a word (a hostile try: 76 of 100 test plates were its own). A test folder named as one it
+    trained on, none of whose images it saw, is named in a warning; the folder itself, or another name, is not."""
     from types import SimpleNamespace
-    from plategen.bench.pools import Generators, copies_of_training_folders
+    from plategen.bench.pools import Generators, copy_of_training_folder
 
     model = SimpleNamespace(meta={"data": {"folders": ["/data/uc3m-lp", "/data/ccpd-crops"]}})
     gens = Generators({}, model, {"a", "b"}, [], [])
-    copy, own, other = tmp_path / "uc3m-lp", tmp_path / "x" / "ccpd-crops", tmp_path / "mine"
-    warnings = copies_of_training_folders(gens, [(copy, ["c", "d"]), (own, ["a", "e"]), (other, ["f"])])
-    assert len(warnings) == 1 and warnings[0].startswith(f"{copy}: the checkpoint trained on a folder of this name "
-                                                         "(/data/uc3m-lp) but on none of these images")
-    assert not copies_of_training_folders(Generators({}, None, set(), [], []), [(copy, ["c"])])  # render only
+    warnings = copy_of_training_folder(gens, tmp_path / "uc3m-lp", ["c", "d"])
+    assert len(warnings) == 1 and warnings[0].startswith(f"{tmp_path / 'uc3m-lp'}: the checkpoint trained on a folder "
+                                                         "of this name (/data/uc3m-lp) but on none of these images")
+    assert not copy_of_training_folder(gens, tmp_path / "x" / "ccpd-crops", ["a", "e"])  # it saw one: its own
+    assert not copy_of_training_folder(gens, tmp_path / "mine", ["f"])
+    assert not copy_of_training_folder(Generators({}, None, set(), [], []), tmp_path / "uc3m-lp", ["c"])  # render only
+    (tmp_path / "uc3m-lp").mkdir()
+    monkeypatch.chdir(tmp_path / "uc3m-lp")
+    assert copy_of_training_folder(gens, Path("."), ["c"])  # `--test .` is named by its folder's name too

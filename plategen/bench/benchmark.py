@@ -16,7 +16,7 @@ import torch
 
 from plategen.atomic import OutputLock
 from plategen.bench.judge import JUDGE_MIN_CROPS, judge_job
-from plategen.bench.pools import (Generators, Pool, augmented_real, class_shares, copies_of_training_folders,
+from plategen.bench.pools import (Generators, Pool, augmented_real, class_shares, copy_of_training_folder,
                                   open_generators, per_class_need, render_pool, require_distinct_counts, saae_pool,
                                   train_fresh_saae)
 from plategen.bench.plate_benchmark import run_plate_benchmark
@@ -85,10 +85,10 @@ def _run_char_benchmark(req: BenchmarkRequest, log: Callable[[str], None], warn:
     splits, split_warnings = plan_splits(req, data_plates, test_source, seen)
     require_judge_classes(req, splits, data_plates)
     drawn = [drawn_outside_test(req, gens.drawable, data_plates, split) for split in splits]
-    folders = [(req.data, [p.sha256 for p in data_import.plates])] + (
-        [(req.test, [p.sha256 for p in test_import.plates])] if test_import else [])
+    # the test plates' folder: with --test, --data only trains
+    tested, tested_plates = (req.test, test_import.plates) if test_import else (req.data, data_import.plates)
     warnings = (data_import.left_out() + (test_import.left_out() if test_import else []) + gens.warnings
-                + copies_of_training_folders(gens, folders)
+                + copy_of_training_folder(gens, tested, [p.sha256 for p in tested_plates])
                 + characters_only_in_test(data_plates, test_source) + split_warnings
                 + [w for _, left_out in drawn for w in left_out])
     for w in warnings:

@@ -22,7 +22,7 @@ from plategen.bench.plate_report import (PlateBenchmarkReport, PlateSplitRecord,
                                          plate_summary, write_plate_report)
 from plategen.bench.plate_runs import (PLATE_TIMING_PARTS, PlateRun, PlateSeedSet, job_log, plate_judge_job,
                                        plate_ratio_jobs, plate_synthetic_jobs, run_plate_job)
-from plategen.bench.pools import (Generators, copies_of_training_folders, generated_count, open_generators,
+from plategen.bench.pools import (Generators, copy_of_training_folder, generated_count, open_generators,
                                   require_distinct_counts, train_fresh_saae)
 from plategen.bench.request import MAX_SYNTHETIC_SIZE, BenchmarkRequest, check_request
 from plategen.bench.runs import Timing, trainings_per_seed
@@ -60,10 +60,10 @@ def run_plate_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lamb
     gens = open_generators(req, charset, fonts, charset_of(data_plates))
     seen = gens.seen | seen_through_other_images(data_import.plates + data_import.text_only, test_source, gens.seen)
     splits, split_warnings = plan_splits(req, data_plates, test_source, seen)
-    folders = [(req.data, [p.sha256 for p in data_import.plates + data_import.text_only])] + (
-        [(req.test, [p.sha256 for p in test_import.plates + test_import.text_only])] if test_import else [])
+    tested, tested_plates = ((req.test, test_import.plates + test_import.text_only) if test_import  # --data only trains
+                             else (req.data, data_import.plates + data_import.text_only))
     warnings = (data_import.left_out() + (test_import.left_out() if test_import else []) + gens.warnings
-                + copies_of_training_folders(gens, folders)
+                + copy_of_training_folder(gens, tested, [p.sha256 for p in tested_plates])
                 + characters_only_in_test(data_plates, test_source) + split_warnings)
     for w in warnings:
         warn(w)

@@ -8,6 +8,7 @@ The render baseline draws with `render.py`. Each generator has its own RNG strea
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,19 +125,20 @@ class Generators:
     chinese: LoadedCheckpoint | None = None  # draws the Chinese characters, as in synth (`chinese_model`)
 
 
-def copies_of_training_folders(gens: Generators, folders: Sequence[tuple[Path, Sequence[str]]]) -> list[str]:
-    """Warnings for the `folders` ((folder, its images' content hashes): --data, --test) named as a folder the
-    checkpoint trained on, none of whose images it trained on: a re-encoded or edited copy of its training data, whose
-    plates the content-hash guard takes for unseen ones."""
+def copy_of_training_folder(gens: Generators, folder: Path, hashes: Sequence[str]) -> list[str]:
+    """A warning where the test plates' `folder` (its images' content `hashes`) is named as a folder the checkpoint
+    trained on, none of whose images it trained on: a re-encoded or edited copy of its training data, whose plates
+    the content-hash guard takes for unseen ones."""
     trained: dict[str, str] = {}
     for model in (gens.checkpoint, gens.chinese):
         listed = ((model.meta.get("data") or {}).get("folders") or []) if model is not None else []
         trained |= {Path(f).name: f for f in listed if isinstance(f, str)}
-    return [f"{folder}: the checkpoint trained on a folder of this name ({trained[Path(folder).resolve().name]}) but on "
-            "none of these images, by content: if this is a copy of it, re-encoded or edited, the plates it trained on "
-            "count as unseen here and flatter its figures; test on plates you know it never saw"
-            for folder, hashes in folders
-            if Path(folder).resolve().name in trained and hashes and not gens.seen & set(hashes)]
+    name = Path(os.path.abspath(folder)).name  # as train names its folders
+    if name not in trained or not hashes or gens.seen & set(hashes):
+        return []
+    return [f"{folder}: the checkpoint trained on a folder of this name ({trained[name]}) but on none of these images, "
+            "by content: if this is a copy of it, re-encoded or edited, the plates it trained on count as unseen here "
+            "and flatter its figures; test on plates you know it never saw"]
 
 
 def open_generators(req: BenchmarkRequest, charset: Sequence[str], fonts: Sequence[Font],
