@@ -156,7 +156,7 @@ def load_split(data_dirs: Sequence[Path | str], allow_outside: bool = False
         raise PlategenError(f"{', '.join(map(str, data_dirs))}: {len(plates)} image(s) of one physical plate "
                             "(the same text in one folder) cannot be split into training and validation plates; "
                             "give at least two plates")
-    per_folder = {str(d): sum(1 for p in plates if Path(p.source) == Path(d)) for d in data_dirs}
+    per_folder = {os.path.abspath(d): sum(1 for p in plates if Path(p.source) == Path(d)) for d in data_dirs}
     # absolute: a checkpoint of `--data .` names its folder too (the benchmark's copy warning reads the names)
     summary = {"folders": [os.path.abspath(d) for d in data_dirs], "plates_per_folder": per_folder,
                "train_plates": len(train), "holdout_plates": len(held),
@@ -348,10 +348,10 @@ def distribute(fit: "SAAEFit", world: World, device: torch.device) -> None:
     fit.ddp = (DistributedDataParallel(fit.G, device_ids=ids), DistributedDataParallel(Both(fit.D), device_ids=ids))
 
 
-def weights_digest(fit: "SAAEFit") -> str:
+def weights_digest(*models: nn.Module | None) -> str:
     """The parameters of G and D, hashed: equal on every rank of a sound distributed run."""
     h = hashlib.sha256()
-    for model in (fit.G, fit.D):
+    for model in filter(None, models):
         for p in model.parameters():
             h.update(p.detach().cpu().numpy().tobytes())
     return h.hexdigest()
@@ -743,6 +743,10 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
         # data: train-side plates for training, the fixed held-out plates for validation and grids
         train_plates, held_plates, data_summary, bad_records, repeated = load_split(data_dirs, allow_outside)
         previous_charset = previous.meta["charset"] if previous is not None else None
+        earlier = previous.meta.get("data") if previous is not None else None
+        if isinstance(earlier, dict) and isinstance(earlier.get("folders"), list):  # every stage's, as plate_sha256
+            data_summary["folders"] = list(dict.fromkeys([f for f in earlier["folders"] if isinstance(f, str)]
+                                                         + data_summary["folders"]))
         charset = parse_charset(opts.chars) if opts.chars is not None else previous_charset or charset_of(train_plates)
         require_drawable_texts(train_plates + held_plates, charset)
         if opts.freeze_discriminator and previous_charset is not None and set(charset) - set(previous_charset):
@@ -775,18 +779,20 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
                   else SAAEConfig(num_classes=len(charset), **(glyph_fit(real, opts) | opts.model)))
         bank = GlyphBank(charset, opts.glyph_variants, rng, config.glyph_size, config.glyph_aspect is not None)
         fit = new_fit(config, opts, device)
-        restored, changed_options = False, []
+        restored = belongs = False
+        changed_options: list[str] = []
         if previous is not None:
             fit.G.load_state_dict(previous.generator.state_dict())
             carry_discriminator(fit.D, previous.discriminator, previous_charset, charset)
             fit.step = int(previous.meta.get("step", 0))
             sidecar = optimizer_path(resume)
-            # else D's Adam state has other shapes; a kill between the two writes leaves the sidecar stale, or that of
-            # the run an --overwrite replaced, at the same step: its weights digest tells
+            # a kill between the two writes leaves the sidecar stale, or that of the run an --overwrite replaced, at
+            # the same step: its weights digest tells whether it is the resumed checkpoint's
             try:
-                owner = optimizer_owner(sidecar) if sidecar.is_file() and charset == previous_charset else None
-                restored = owner is not None and owner[0] in (None, fit.step) and owner[1] in (None,
-                                                                                            weights_digest(fit))
+                owner = optimizer_owner(sidecar) if sidecar.is_file() else None
+                belongs = owner is not None and owner[0] in (None, fit.step) and owner[1] in (
+                    None, weights_digest(previous.generator, previous.discriminator))
+                restored = belongs and charset == previous_charset  # else D's Adam state has other shapes
                 if restored:
                     restore_optimizers(sidecar, fit)
             except PlategenError as exc:  # damaged: say how to go on
@@ -849,7 +855,7 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
                 "resumed_from": str(resume) if resume is not None else None, "ranks": world.size,
                 "departures": departures}
         save_checkpoint(out, fit.G, config, meta, fit.D)
-        save_optimizers(optimizer_path(out), {"g": fit.opt_g, "d": fit.opt_d}, fit.step, weights_digest(fit))
+        save_optimizers(optimizer_path(out), {"g": fit.opt_g, "d": fit.opt_d}, fit.step, weights_digest(fit.G, fit.D))
         saved.append(fit.step)
 
     # the grids of the checkpoint an --overwrite run replaces; they go once this run has written its first grid, so a
@@ -899,7 +905,7 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
             old.unlink(missing_ok=True)
     # resumed in place with nothing to run, nothing was saved: the sidecar beside it is the one found, or none (a kill
     # while it was written; the summary named it as written)
-    sidecar_ok = bool(saved) or (continues(out, resume) and restored)
+    sidecar_ok = bool(saved) or (continues(out, resume) and belongs)
     return TrainResult(out, optimizer_path(out) if sidecar_ok else None, written, fit.step, time.time() - started, fit.losses, val_l1,
                        len(train_plates), int(len(real.labels)), int(rendered.sum()), world.size, bad_records, resumed_at,
                        adam_restarted, changed_options, earlier_departures, outside_charset(train_plates, charset),
@@ -929,7 +935,7 @@ def require_finite_weights(fit: SAAEFit, world: World, out: Path) -> None:
 
 def same_weights(fit: SAAEFit, world: World) -> None:
     """Every rank must hold rank 0's weights before rank 0 writes them; anything else is a bug."""
-    digests = world.gather(weights_digest(fit))
+    digests = world.gather(weights_digest(fit.G, fit.D))
     if len(set(digests)) > 1:
         raise (PlategenError if world.leader else RankStopped)(f"internal error: after step {fit.step} the ranks' weights differ "
                             f"({', '.join(d[:8] for d in digests)}); the checkpoint is not written")

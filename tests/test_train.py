@@ -960,3 +960,28 @@ def test_a_damaged_optimizer_state_says_how_to_go_on(tmp_path: Path, small_uc3m:
         train_saae([small_uc3m], out, replace(options, steps=2), resume=out, progress=False)
     optimizer_path(out).unlink()
     assert train_saae([small_uc3m], out, replace(options, steps=2), resume=out, progress=False).adam_restarted
+
+
+def test_a_checkpoint_names_every_stage_s_data_folders_absolutely(tmp_path: Path, small_uc3m: Path, data_dir: Path,
+                                                                   monkeypatch):
+    """The benchmark's copy warning reads the folders a checkpoint names: `--data .` was named "." (no name), and a
+    fine-tune named only its own folder, where its plates (plate_sha256) are every stage's (the reviews' findings)."""
+    monkeypatch.chdir(small_uc3m)
+    base, tuned = tmp_path / "base.safetensors", tmp_path / "tuned.safetensors"
+    train_saae(["."], base, TrainOptions(steps=1, batch_size=8, num_threads=1, val_crops=32, model=TINY), progress=False)
+    data = load_checkpoint(base).meta["data"]
+    assert data["folders"] == [str(small_uc3m)] and list(data["plates_per_folder"]) == [str(small_uc3m)]
+    uc3m = data_dir / "uc3m-lp"
+    mine = copy_plates(uc3m, tmp_path / "mine", sorted((uc3m / "images").iterdir())[80:140])
+    finetune = options_for("finetune", more_steps=1, batch_size=8, num_threads=1, val_crops=32)
+    train_saae([mine], tuned, finetune, resume=base, progress=False)
+    assert load_checkpoint(tuned).meta["data"]["folders"] == [str(small_uc3m), str(mine)]
+
+
+def test_new_classes_resumed_in_place_with_nothing_to_run_keep_their_sidecar(tmp_path: Path, small_uc3m: Path):
+    """The summary said no optimizer state lay beside the checkpoint where it did: new --chars, nothing to run."""
+    options = TrainOptions(steps=2, batch_size=8, num_threads=1, val_crops=32, model=TINY)
+    out = tmp_path / "m.safetensors"
+    train_saae([small_uc3m], out, options, progress=False)
+    same = train_saae([small_uc3m], out, replace(options, chars="0-9A-Z京"), resume=out, progress=False)
+    assert same.optimizer_state == optimizer_path(out) and optimizer_path(out).is_file()
