@@ -568,3 +568,6 @@ def test_the_preview_shows_every_style_plate_of_a_short_run(tmp_path, data_dir):
     glyph = np.zeros((32, 32), np.uint8)
     sheet = write_preview(tmp_path / "p.png", styles, ["A"], [glyph], {"A": [np.zeros((32, 32, 3), np.uint8)] * 3})
     assert Image.open(sheet).width == 2 * 8 * (round(450 * 64 / 100) + 4)  # all 8 plates, 4 px apart, scale 2
+    thin = [np.zeros((16, 5000, 3), np.uint8)] * 8  # 16 px high, each 20,000 px wide at the sheet's 64: bounded
+    sheet = write_preview(tmp_path / "q.png", thin, ["A"], [glyph], {"A": [np.zeros((32, 32, 3), np.uint8)]})
+    assert Image.open(sheet).width == 2 * 8 * 34 * 17  # 8 sheets of 16 samples, as before the narrower sheet

@@ -676,7 +676,7 @@ def write_preview(path: Path, style_images: Sequence[np.ndarray], chars: Sequenc
         h, w = image.shape[:2]
         style_row.append(cv2.resize(image, (max(1, round(w * style_h / h)), style_h), interpolation=cv2.INTER_AREA))
     plates_w = sum(s.shape[1] + 4 for s in style_row)
-    width = max(width, plates_w)  # at most 8 style plates
+    width = max(width, min(plates_w, 8 * cell * (per_row + 1)))  # at most 8 style plates, and a bounded sheet
     height = (style_h + 6 if style_row else 0) + cell * len(chars)
     sheet = np.full((height, width, 3), 40, np.uint8)
     x = 0
