@@ -740,3 +740,25 @@ def test_a_copy_of_a_folder_the_checkpoint_trained_on_is_named_when_no_image_mat
     (tmp_path / "uc3m-lp").mkdir()
     monkeypatch.chdir(tmp_path / "uc3m-lp")
     assert copy_of_training_folder(gens, Path("."), ["c"])  # `--test .` is named by its folder's name too
+
+
+def test_the_copy_warning_names_the_folder_the_test_plates_come_from(uc3m, imported, tmp_path):
+    """With --test, --data only trains: a copy of a training folder there leaks nothing into the figures, and was
+    warned about all the same (a review's finding). The folder the test plates come from is the one named."""
+    from plategen.checkpoint import load_checkpoint, save_checkpoint
+
+    images = sorted((uc3m / "images").iterdir())
+    data = copy_plates(uc3m, tmp_path / "uc3m-lp", images[:150])
+    test = copy_plates(uc3m, tmp_path / "mine", images[150:180])
+    ckpt = make_checkpoint(tmp_path / "m.safetensors", charset_of(imported("uc3m-lp").plates), seen={"0" * 64})
+    model = load_checkpoint(ckpt)
+    save_checkpoint(ckpt, model.generator, model.config,
+                    {**model.meta, "data": {"folders": ["/elsewhere/uc3m-lp", "/elsewhere/mine"]}}, model.discriminator)
+    args = ["benchmark", "--checkpoint", str(ckpt), "--generator", "saae", "--real-plates", "6", "--ratios", "0",
+            "--seeds", "1", "--steps", "5", "--synthetic-size", "20", "--workers", "1"]
+    for extra, named, not_named in ((["--test", str(test)], test, data), (["--test-plates", "40"], data, test)):
+        result = CliRunner().invoke(app, [*args, "--data", str(data), *extra, "--out", str(tmp_path / f"b{extra[0]}")])
+        assert result.exit_code == 0, result.output
+        said = " ".join(result.output.split())
+        assert f"{named}: the checkpoint trained on a folder of this name" in said
+        assert f"{not_named}: the checkpoint trained" not in said

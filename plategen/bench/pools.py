@@ -131,8 +131,9 @@ def copy_of_training_folder(gens: Generators, folder: Path, hashes: Sequence[str
     the content-hash guard takes for unseen ones."""
     trained: dict[str, str] = {}
     for model in (gens.checkpoint, gens.chinese):
-        listed = ((model.meta.get("data") or {}).get("folders") or []) if model is not None else []
-        trained |= {Path(f).name: f for f in listed if isinstance(f, str)}
+        data = model.meta.get("data") if model is not None else None
+        listed = data.get("folders") if isinstance(data, dict) else None  # every training stage's (train.py)
+        trained |= {Path(f).name: f for f in listed if isinstance(f, str)} if isinstance(listed, list) else {}
     name = Path(os.path.abspath(folder)).name  # as train names its folders
     if name not in trained or not hashes or gens.seen & set(hashes):
         return []
