@@ -788,15 +788,17 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
             sidecar = optimizer_path(resume)
             # a kill between the two writes leaves the sidecar stale, or that of the run an --overwrite replaced, at
             # the same step: its weights digest tells whether it is the resumed checkpoint's
+            same_classes = charset == previous_charset  # else D's Adam state has other shapes: Adam starts afresh
             try:
                 owner = optimizer_owner(sidecar) if sidecar.is_file() else None
                 belongs = owner is not None and owner[0] in (None, fit.step) and owner[1] in (
                     None, weights_digest(previous.generator, previous.discriminator))
-                restored = belongs and charset == previous_charset  # else D's Adam state has other shapes
+                restored = belongs and same_classes
                 if restored:
                     restore_optimizers(sidecar, fit)
-            except PlategenError as exc:  # damaged: say how to go on
-                raise PlategenError(f"{exc}; delete it to resume with Adam restarted (the summary says so)") from None
+            except PlategenError as exc:  # damaged: say how to go on, where it would have been used
+                if same_classes:
+                    raise PlategenError(f"{exc}; delete it to resume with Adam restarted (the summary says so)") from None
             if restored:
                 for group in (*fit.opt_g.param_groups, *fit.opt_d.param_groups):
                     group["lr"] = opts.lr  # the sidecar holds the earlier run's rate; this run's --lr wins

@@ -737,6 +737,9 @@ def test_a_copy_of_a_folder_the_checkpoint_trained_on_is_named_when_no_image_mat
     assert not copy_of_training_folder(gens, tmp_path / "x" / "ccpd-crops", ["a", "e"])  # it saw one: its own
     assert not copy_of_training_folder(gens, tmp_path / "mine", ["f"])
     assert not copy_of_training_folder(Generators({}, None, set(), [], []), tmp_path / "uc3m-lp", ["c"])  # render only
+    for damaged in ({"data": "x"}, {"data": ["a"]}, {"data": {"folders": "uc3m-lp"}}, {"data": {"folders": [5]}}):
+        assert not copy_of_training_folder(Generators({}, SimpleNamespace(meta=damaged), set(), [], []),
+                                           tmp_path / "uc3m-lp", ["c"])
     (tmp_path / "uc3m-lp").mkdir()
     monkeypatch.chdir(tmp_path / "uc3m-lp")
     assert copy_of_training_folder(gens, Path("."), ["c"])  # `--test .` is named by its folder's name too

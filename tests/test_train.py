@@ -958,6 +958,9 @@ def test_a_damaged_optimizer_state_says_how_to_go_on(tmp_path: Path, small_uc3m:
     optimizer_path(out).write_bytes(optimizer_path(out).read_bytes()[:100])
     with pytest.raises(PlategenError, match=r"m\.optim\.safetensors: .*; delete it to resume with Adam restarted"):
         train_saae([small_uc3m], out, replace(options, steps=2), resume=out, progress=False)
+    more = train_saae([small_uc3m], tmp_path / "more.safetensors", replace(options, steps=2, chars="0-9A-Z京"),
+                      resume=out, progress=False)  # new classes: the sidecar would not be used, so it is no matter
+    assert not more.adam_restarted and more.optimizer_state == optimizer_path(tmp_path / "more.safetensors")
     optimizer_path(out).unlink()
     assert train_saae([small_uc3m], out, replace(options, steps=2), resume=out, progress=False).adam_restarted
 
