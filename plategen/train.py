@@ -825,7 +825,8 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
     # a run that cannot go on as it was: an unfinished one, or a finished one trained further, without its sidecar (a
     # fine-tune starts Adam afresh on a model shipped without one, by design)
     adam_restarted = previous is not None and not restored and (int(previous.meta.get("total", 0)) > fit.step or (
-        total > fit.step and opts.more_steps is None and charset == previous_charset))  # new classes: a new Adam
+        total > fit.step and not (opts.more_steps is not None or opts.freeze_discriminator)  # a fine-tune: by --steps too
+        and charset == previous_charset))  # new classes: a new Adam
     # kept in the checkpoint, so a later resume still says so: it compares with the options saved last, and a restart
     # is not seen once a sidecar of the restarted run lies beside the checkpoint
     recorded = previous.meta.get("departures") if previous is not None else None

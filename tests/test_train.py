@@ -741,6 +741,9 @@ def test_a_run_killed_and_resumed_ends_on_the_weights_of_an_unbroken_run(tmp_pat
     assert _same_weights(cut, tuned) and not _same_weights(tuned, unbroken)
     assert not train_saae([small_uc3m], tmp_path / "again.safetensors", finetune, resume=unbroken,
                           progress=False).adam_restarted  # no sidecar to a fine-tune's base is no restart
+    by_steps = replace(finetune, more_steps=None, steps=6)  # `--preset finetune --steps 6`, as the README shows too
+    assert not train_saae([small_uc3m], tmp_path / "steps.safetensors", by_steps, resume=unbroken,
+                          progress=False).adam_restarted  # it said "restarted" and kept it in the model (a user's try)
 
 
 def test_a_finished_run_without_its_optimizer_state_says_so(tmp_path: Path, small_uc3m: Path):
