@@ -765,3 +765,16 @@ def test_the_copy_warning_names_the_folder_the_test_plates_come_from(uc3m, impor
         said = " ".join(result.output.split())
         assert f"{named}: the checkpoint trained on a folder of this name" in said
         assert f"{not_named}: the checkpoint trained" not in said
+
+
+def test_a_judge_short_of_crops_beside_test_gets_advice_that_works(uc3m, tmp_path):
+    """With --test, the refusal said "or fewer --test-plates", an option refused beside --test (a user's try)."""
+    images = sorted((uc3m / "images").iterdir())
+    data = copy_plates(uc3m, tmp_path / "data", images[:8])
+    test = copy_plates(uc3m, tmp_path / "test", images[8:20])
+    result = CliRunner().invoke(app, ["benchmark", "--generator", "render", "--data", str(data), "--test", str(test),
+                                      "--real-plates", "4", "--ratios", "0", "--seeds", "1", "--out", str(tmp_path / "b")])
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())
+    assert "the read-as-asked judge needs them: give more --data plates (with --test, every one of them trains" in said
+    assert "--test-plates" not in said and not (tmp_path / "b").exists()

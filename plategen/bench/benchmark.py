@@ -192,6 +192,8 @@ def require_judge_classes(req: BenchmarkRequest, splits: list[Split], data_plate
         crops = Counter(ch for i in judge_plates(split, len(data_plates), req.test is not None)
                         for ch in data_plates[i].text)
         if max(crops.values(), default=0) < JUDGE_MIN_CROPS:
+            advice = ("give more --data plates (with --test, every one of them trains the judge)" if req.test is not None
+                      else "give more plates, or fewer --test-plates")
             raise PlategenError(f"{req.data}: no character has {JUDGE_MIN_CROPS} real crops outside seed {split.seed}'s "
                                 f"test plates (at most {max(crops.values(), default=0)}); the read-as-asked judge "
-                                "needs them: give more plates, or fewer --test-plates")
+                                f"needs them: {advice}")

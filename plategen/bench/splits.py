@@ -173,7 +173,8 @@ def drawn_outside_test(req: BenchmarkRequest, drawable: Sequence[str], data_plat
     drawn = [c for c in drawable if c in shown]
     if not drawn:
         raise PlategenError(f"{req.data}: no character the generators draw is on a plate outside seed {split.seed}'s "
-                            "test plates; give more plates, or fewer --test-plates")
+                            "test plates; give more " + ("--data plates" if req.test is not None
+                                                         else "plates, or fewer --test-plates"))
     left = "".join(c for c in drawable if c not in shown)
     return drawn, [f"seed {split.seed}: {left} only on this seed's test plates: not generated"] if left else []
 
