@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from plategen.bench.plate_pools import at_size, plate_plan, real_centres, real_images  # noqa: E402
-from plategen.bench.pools import open_generators  # noqa: E402
+from plategen.bench.pools import open_generators, pool_seed  # noqa: E402
 from plategen.bench.request import BenchmarkRequest, level_options  # noqa: E402
 from plategen.bench.splits import judge_plates, plan_splits  # noqa: E402
 import plategen.synth.plates as synth_plates  # noqa: E402
@@ -95,7 +95,7 @@ def main() -> None:
     if args.style_glyphs:
         draw_from_plate_font(styles)
     made = make_plates(ckpt.generator, ckpt.discriminator, ckpt.meta.get("charset"), styles, plan, chars, drawn_from,
-                       int(1_000_003 * (split.seed + 1)), chinese=gens.chinese)
+                       pool_seed(split.seed), chinese=gens.chinese)
 
     judge_images = real_images(judged)
     schedule = req.plate_schedule if args.judge_steps is None else replace(req.plate_schedule, steps=args.judge_steps)

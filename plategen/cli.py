@@ -38,7 +38,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
 console = Console()
 err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable)
-REPO_ROOT = Path(__file__).resolve().parents[1]
 ALLOW_OUTSIDE_HELP = "Follow CSV image paths that leave the data folder (absolute, or through ..)."
 
 
@@ -217,10 +216,10 @@ def benchmark(
 
     Writes report.json, report.md and benchmark.png to --out.
     """
-    from plategen.bench import (BenchmarkRequest, level_options, parse_generators, parse_ratios, parse_real_plates,
+    from plategen.bench import (DEFAULT_DATA, BenchmarkRequest, level_options, parse_generators, parse_ratios, parse_real_plates,
                                 plate_summary_tables, run_benchmark, summary_tables)
 
-    data_dir = optional_path(data, "--data") or (REPO_ROOT / ".." / "shared" / "data" / "uc3m-lp").resolve()
+    data_dir = optional_path(data, "--data") or DEFAULT_DATA
     request = BenchmarkRequest(
         data=data_dir, out=given_path(out, "--out"), ratios=parse_ratios(ratios),
         real_plates=parse_real_plates(real_plates), seeds=seeds,
@@ -287,16 +286,12 @@ def train(
     """Train the style generator (SAAE) on real plates; hold out the fixed validation plates."""
     from plategen.train import options_for, train_saae
 
-    if steps is not None and epochs is not None:
-        raise PlategenError("--steps and --epochs: give one, not both")
     folders = [given_path(d, "--data") for d in data]
     require_once(folders, "--data", "its plates would count double")
     options = options_for(preset, steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, device=device, seed=seed,
                           samples_dir=optional_path(samples_dir, "--samples-dir"),
                           num_threads=threads, chars=chars, rendered_share=rendered_share,
                           narrow_glyphs=narrow_glyphs or None)
-    if epochs is not None:
-        options.steps = None
     checkpoint, began = given_path(out, "--out"), time.time()
     try:
         result = train_saae(folders, checkpoint, options, resume=optional_checkpoint(resume, "--resume"),
@@ -414,15 +409,7 @@ def synth(
         def render(self, task):
             return f"{task.speed or 0:,.0f} {unit}"
 
-    if not plates and (pattern is not None or texts or export or design or allow_outside_paths):
-        raise PlategenError("--pattern, --texts, --design, --export and --allow-outside-paths are options of --plates")
-    if plates and not match_colours:
-        raise PlategenError("--raw-colours: whole plates take their new characters' ink from the style plate's own "
-                            "characters, never the generator's colours; leave it out with --plates")
-    if pattern is not None and not pattern.strip():
-        raise PlategenError("--pattern: empty; give one mark per slot (e.g. PL.DDDDD), or leave it out to keep "
-                            "each style plate's own layout")
-    charset = parse_charset(chars) if chars is not None else (None if plates else parse_charset("0-9A-Z"))
+    charset = parse_charset(chars) if chars is not None else None
     styles = [given_path(s, "--style") for s in style]
     request = SynthRequest(styles=styles, chars=charset, n=n,
                            out=given_path(out, "--out"), checkpoint=optional_path(checkpoint, "--checkpoint"),

@@ -6,7 +6,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -91,7 +91,3 @@ def inspect_import(result: ImportResult, sheet_path: Path,
     atomic_save_png(contact_sheet(samples), sheet_path)
     return summarize(result)
 
-
-def class_counts_line(per_class: dict[str, int], chars: Sequence[str] | None = None) -> str:
-    keys = chars if chars is not None else list(per_class)
-    return " ".join(f"{c}:{per_class.get(c, 0)}" for c in keys)

@@ -302,10 +302,9 @@ def split_folders(folder: Path) -> str:
             "with images/, labels/ and classes.txt side by side")
 
 
-def load_many(folders: Iterable[Path | str], fmt: str | None = None, strict: bool = False,
-              progress: Callable[[Iterable], Iterable] = lambda it: it, allow_outside: bool = False
-              ) -> ImportResult:
-    results = [load_plates(f, fmt, strict, progress, allow_outside) for f in folders]
+def load_many(folders: Iterable[Path | str], allow_outside: bool = False) -> ImportResult:
+    """Several data folders as one import (`train --data A --data B`), each read by its detected format."""
+    results = [load_plates(f, allow_outside=allow_outside) for f in folders]
     merged = results[0]
     for r in results[1:]:
         merged = merged.merge(r)

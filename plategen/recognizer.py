@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -174,8 +174,7 @@ def eval_steps(steps: int, points: int) -> set[int]:
 
 
 def train_recognizer(images: np.ndarray, labels: np.ndarray, num_classes: int, schedule: Schedule = Schedule(),
-                     seed: int = 0, curve_set: tuple[np.ndarray, np.ndarray] | None = None,
-                     progress: Callable[[int], None] | None = None) -> Trained:
+                     seed: int = 0, curve_set: tuple[np.ndarray, np.ndarray] | None = None) -> Trained:
     """Train a fresh `Recognizer` for exactly `schedule.steps` batches drawn from (images, labels).
 
     Batches walk through seeded permutations of the whole set (epochs), so every
@@ -213,8 +212,6 @@ def train_recognizer(images: np.ndarray, labels: np.ndarray, num_classes: int, s
             if step in evals:
                 curve.append((step, evaluate(model, *curve_set).accuracy))  # type: ignore[misc]
                 model.train()
-            if progress is not None:
-                progress(step)
     model.eval()
     return Trained(model, schedule, time.perf_counter() - start, curve)
 

@@ -161,7 +161,7 @@ def _hypotheses(binary: np.ndarray, source: tuple[bool, int], scene: _Scene, tex
         if isinstance(found[0], int):
             misses.append(found)
             continue
-        problem = _implausible(found, text, row) or _colour_outlier(found, text, binary, scene.lab)
+        problem = _implausible(found, text) or _colour_outlier(found, text, binary, scene.lab)
         if problem:
             misses.append((1, problem))
         else:
@@ -493,7 +493,7 @@ def _assign(blobs: np.ndarray, band: np.ndarray, row: _Row, text: str, binary: n
     latin = blobs[len(blobs) - n:]
     boxes = _snapped(latin, binary)
     if leading_wide:
-        first = _wide_char(band, latin, row)
+        first = _wide_char(band, latin)
         if first is None:
             return 1, f"no plausible box for {text[0]!r} left of the other characters"
         boxes.insert(0, first)
@@ -670,7 +670,7 @@ def _sheared(ink: np.ndarray, shift: np.ndarray) -> np.ndarray:
     return out
 
 
-def _wide_char(band: np.ndarray, latin: np.ndarray, row: _Row) -> Box | None:
+def _wide_char(band: np.ndarray, latin: np.ndarray) -> Box | None:
     """Box of a leading CJK character: the union of everything left of the Latin characters
     (its strokes fall apart into many blobs); a stray Latin character there makes it too wide."""
     x0, y0, _, y1, _ = latin[0]
@@ -681,7 +681,7 @@ def _wide_char(band: np.ndarray, latin: np.ndarray, row: _Row) -> Box | None:
     return int(parts[:, 0].min()), int(parts[:, 1].min()), int(parts[:, 2].max()), int(parts[:, 3].max())
 
 
-def _implausible(boxes: tuple[Box, ...], text: str, row: _Row) -> str:
+def _implausible(boxes: tuple[Box, ...], text: str) -> str:
     """Why these boxes cannot be the text's characters, or "" when they can."""
     b = np.array(boxes, float)
     w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]

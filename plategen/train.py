@@ -129,11 +129,17 @@ class TrainResult:
 
 
 def options_for(preset: str, **overrides) -> TrainOptions:
+    """A preset's options with the given ones (None: the preset's) over them; a run length given outright,
+    --steps or --epochs, replaces the preset's."""
     if preset not in PRESETS:
         raise PlategenError(f"--preset {preset!r}: unknown; choose one of {', '.join(PRESETS)}")
     given = {k: v for k, v in overrides.items() if v is not None}
-    if "steps" in given or "epochs" in given:  # a run length given outright replaces the preset's
+    if "steps" in given and "epochs" in given:
+        raise PlategenError("--steps and --epochs: give one, not both")
+    if "steps" in given or "epochs" in given:
         given["more_steps"] = None
+    if "epochs" in given:
+        given["steps"] = None
     return replace(TrainOptions(), **{**PRESETS[preset], **given})
 
 
@@ -341,7 +347,7 @@ class Both(nn.Module):
         return self.D(real), self.D(fake)
 
 
-def distribute(fit: "SAAEFit", world: World, device: torch.device) -> None:
+def distribute(fit: "SAAEFit", device: torch.device) -> None:
     """Wrap G and D for DistributedDataParallel: rank 0's weights go to every rank, and every
     backward averages the gradients, so the ranks keep the same weights step after step."""
     ids = [device.index] if device.type == "cuda" else None
@@ -836,7 +842,7 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
     with world.together():  # a collective of its own: a rank that refused above never reaches it
         require_same_training(world, opts, charset, train_plates, previous)
     if world.size > 1:
-        distribute(fit, world, device)
+        distribute(fit, device)
 
     # every plate any stage of this model saw: a resumed run keeps the earlier runs' plates
     trained_on = sorted({p.sha256 for p in train_plates} | set(previous.meta.get("plate_sha256", []) if previous else []))

@@ -98,6 +98,17 @@ def test_a_ratio_that_adds_no_generated_crop_or_as_many_as_another_is_refused():
         require_distinct_counts((0.0, 1.0, 64.0), 7515, "crops", 1, 200_000)
 
 
+def test_a_request_built_in_code_has_the_cli_defaults():
+    """BenchmarkRequest() had --threads and --workers the other way round from the CLI (2 torch threads, 1 worker)
+    and its own copy of the default data folder."""
+    from plategen.bench import DEFAULT_DATA, level_options
+
+    code = BenchmarkRequest()
+    cli = level_options("chars", None, None, None, None)
+    assert (code.threads, code.workers, code.synthetic_size) == (cli["threads"], cli["workers"], cli["synthetic_size"])
+    assert code.data == DEFAULT_DATA and DEFAULT_DATA.name == "uc3m-lp" and DEFAULT_DATA.is_dir()
+
+
 def test_parse_generators():
     assert parse_generators("both") == ("saae", "render")
     assert parse_generators("render") == ("render",)
@@ -156,7 +167,7 @@ def test_split_is_plate_disjoint_and_prefers_unseen_plates(plates):
 
 def test_tiny_benchmark_render_end_to_end(uc3m, tmp_path):
     out = tmp_path / "bench"
-    req = BenchmarkRequest(data=uc3m, out=out, ratios=(0.0, 1.0, 2.0), real_plates=10, seeds=2,
+    req = BenchmarkRequest(workers=1, data=uc3m, out=out, ratios=(0.0, 1.0, 2.0), real_plates=10, seeds=2,
                            generators=("render",), schedule=TINY, synthetic_size=150, test_plates=60, threads=1)
     result = run_benchmark(req)
     assert sorted(p.name for p in out.iterdir()) == ["benchmark.png", "report.json", "report.md"]
@@ -200,7 +211,7 @@ def test_tiny_benchmark_render_end_to_end(uc3m, tmp_path):
 def test_tiny_benchmark_saae_product_regime(uc3m, plates, tmp_path):
     seen = {p.sha256 for p in plates if not is_holdout(p)}
     ckpt = tiny_checkpoint(tmp_path / "tiny.safetensors", plates, seen)
-    req = BenchmarkRequest(data=uc3m, out=tmp_path / "bench", ratios=(0.0, 1.0), real_plates=10, seeds=1,
+    req = BenchmarkRequest(workers=1, data=uc3m, out=tmp_path / "bench", ratios=(0.0, 1.0), real_plates=10, seeds=1,
                            generators=("saae",), checkpoint=ckpt, schedule=TINY, synthetic_size=100,
                            test_plates=60, threads=1, augment_reference=False)
     run_benchmark(req)
@@ -217,7 +228,7 @@ def test_tiny_benchmark_saae_product_regime(uc3m, plates, tmp_path):
 
 
 def test_same_budget_regime_trains_a_fresh_saae_on_the_training_plates_only(uc3m, tmp_path):
-    req = BenchmarkRequest(data=uc3m, out=tmp_path / "bench", ratios=(0.0, 1.0), real_plates=8, seeds=1,
+    req = BenchmarkRequest(workers=1, data=uc3m, out=tmp_path / "bench", ratios=(0.0, 1.0), real_plates=8, seeds=1,
                            generators=("saae",), train_generator=True, generator_budget_s=2.0, schedule=TINY,
                            synthetic_size=60, test_plates=40, threads=1, augment_reference=False)
     run_benchmark(req)
@@ -235,19 +246,19 @@ def test_same_budget_regime_trains_a_fresh_saae_on_the_training_plates_only(uc3m
 def test_checkpoint_that_saw_the_test_plates_is_refused(uc3m, plates, tmp_path):
     ckpt = tiny_checkpoint(tmp_path / "all.safetensors", plates, {p.sha256 for p in plates})
     out = tmp_path / "bench"
-    req = BenchmarkRequest(data=uc3m, out=out, generators=("saae",), checkpoint=ckpt, seeds=1)
+    req = BenchmarkRequest(workers=1, data=uc3m, out=out, generators=("saae",), checkpoint=ckpt, seeds=1)
     with pytest.raises(PlategenError, match="never saw"):
         run_benchmark(req)
     unrecorded = tiny_checkpoint(tmp_path / "none.safetensors", plates, None)
     with pytest.raises(PlategenError, match="does not record"):
-        run_benchmark(BenchmarkRequest(data=uc3m, out=out, generators=("saae",), checkpoint=unrecorded))
+        run_benchmark(BenchmarkRequest(workers=1, data=uc3m, out=out, generators=("saae",), checkpoint=unrecorded))
     assert not out.exists()  # nothing written
 
 
 def test_fewer_test_plates_than_asked_for_is_said(plates, uc3m, tmp_path):
     """--test-plates 100000 tested on the same 392 plates as 400, with no word of it."""
     seen = {p.sha256 for p in plates if not is_holdout(p)}  # as the shipped checkpoint saw the train side
-    req = BenchmarkRequest(data=uc3m, out=tmp_path / "bench", seeds=1, real_plates=50, test_plates=100_000)
+    req = BenchmarkRequest(workers=1, data=uc3m, out=tmp_path / "bench", seeds=1, real_plates=50, test_plates=100_000)
     splits, warnings = plan_splits(req, plates, None, seen)
     assert len(splits[0].test) < 100_000
     assert any(f"--test-plates 100000, but only {len(splits[0].test)} plates are left for test" in w for w in warnings)
@@ -265,7 +276,7 @@ def test_allow_overlap_runs_on_plates_the_checkpoint_saw_and_says_so(small, tmp_
     plates = load_plates(data).plates
     seen = {p.sha256 for p in plates}
     ckpt = tiny_checkpoint(tmp_path / "all.safetensors", plates, seen)
-    req = BenchmarkRequest(data=data, out=tmp_path / "bench", ratios=(0.0,), real_plates=8, seeds=1,
+    req = BenchmarkRequest(workers=1, data=data, out=tmp_path / "bench", ratios=(0.0,), real_plates=8, seeds=1,
                            generators=("saae",), checkpoint=ckpt, test_plates=30, allow_overlap=True, schedule=TINY,
                            synthetic_size=60, threads=1, augment_reference=False)
     with pytest.raises(PlategenError, match="never saw"):
@@ -362,7 +373,7 @@ def test_a_character_only_a_seeds_test_plates_show_is_not_generated_for_that_see
         return real_render_pool(charset, classes, per_class, drawable, fonts, seed)
 
     monkeypatch.setattr(benchmark_module, "render_pool", render_pool)
-    req = BenchmarkRequest(data=data, out=tmp_path / "bench", ratios=(0.0, 1.0), real_plates=5, seeds=4,
+    req = BenchmarkRequest(workers=1, data=data, out=tmp_path / "bench", ratios=(0.0, 1.0), real_plates=5, seeds=4,
                            generators=("render",), schedule=TINY, synthetic_size=50, test_plates=20, threads=1)
     report = run_benchmark(req).report
     i_in_test = [any("00670" in p for p in sp.test_plates) for sp in report.splits]
@@ -695,7 +706,7 @@ def test_bad_records_left_out_are_a_warning_and_a_failed_run_leaves_no_empty_out
     monkeypatch.setattr(bench, "build_samples", stop)  # the first step after --out is made
     warned = []
     out = tmp_path / "bench"
-    req = BenchmarkRequest(data=data, out=out, ratios=(0.0,), real_plates=10, seeds=1, generators=("render",),
+    req = BenchmarkRequest(workers=1, data=data, out=out, ratios=(0.0,), real_plates=10, seeds=1, generators=("render",),
                            schedule=TINY, synthetic_size=50, test_plates=20, threads=1)
     with pytest.raises(PlategenError, match="stopped after the warnings"):
         run_benchmark(req, warn=warned.append)

@@ -536,6 +536,21 @@ def test_a_synth_request_takes_a_chars_spec_and_one_style_path_as_the_cli_does(t
         SynthRequest(styles=[None], chars="0-1", n=2, out=tmp_path / "o2")
 
 
+def test_a_synth_request_is_checked_as_the_cli_checks_it(tmp_path, plate, ckpt):
+    """The --plates-only options were refused by the CLI alone: a library caller's `pattern` without `plates` was
+    dropped silently, and `chars=None` (documented as 0-9A-Z) failed deep in the plan."""
+    from plategen.synth import SynthRequest
+
+    assert SynthRequest(styles=[plate], chars=None, n=2, out=tmp_path / "o").chars == parse_charset("0-9A-Z")
+    for wrong, message in (({"pattern": "DDDD"}, r"are options of --plates"),
+                           ({"exports": ["lprnet"]}, r"are options of --plates"),
+                           ({"plates": True, "pattern": " "}, r"--pattern: empty"),
+                           ({"plates": True, "diversity": Diversity(match_colours=False)}, r"--raw-colours")):
+        with pytest.raises(PlategenError, match=message):
+            synthesize(SynthRequest(styles=[plate], chars=None, n=2, out=tmp_path / "o", checkpoint=ckpt, **wrong))
+        assert not (tmp_path / "o").exists()
+
+
 def test_preview_is_as_wide_as_its_longest_row(tmp_path, plate, ckpt):
     """The sheet was always 16 samples wide: with 3 images per character most of it was empty. It is as wide as
     the longest row of samples, or the style plates' row where that is wider."""

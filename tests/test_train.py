@@ -676,6 +676,9 @@ def test_a_run_length_given_outright_replaces_the_finetune_preset_and_a_killed_f
     assert options_for("finetune").more_steps == FINETUNE_STEPS
     assert options_for("finetune", steps=7000).more_steps is None
     assert options_for("finetune", epochs=2.0).more_steps is None
+    assert options_for("cpu", epochs=2.0).steps is None  # the preset's steps stayed beside the epochs (the CLI reset them)
+    with pytest.raises(PlategenError, match="--steps and --epochs: give one, not both"):
+        options_for("cpu", steps=10, epochs=2.0)
     finetune = options_for("finetune")
     assert run_total(finetune, 6000, {"total": 6000}, 100) == 6000 + FINETUNE_STEPS  # a finished model
     assert run_total(finetune, 6000, {}, 100) == 6000 + FINETUNE_STEPS  # older checkpoints carry no total

@@ -36,11 +36,11 @@ from plategen.bench.plate_report import PlateBenchmarkReport, PlateSummary, chec
 from plategen.bench.judge import JUDGE_MIN_CROPS
 from plategen.bench.pools import apportion, class_shares, generated_count, take_balanced
 from plategen.bench.report import BenchmarkReport, BenchmarkResult, Rows, Stat, Summary, Target, check_targets, summary_tables
-from plategen.bench.request import (BenchmarkRequest, check_request, level_options, parse_generators, parse_ratios,
-                                    parse_real_plates)
+from plategen.bench.request import (DEFAULT_DATA, BenchmarkRequest, check_request, level_options, parse_generators,
+                                    parse_ratios, parse_real_plates)
 from plategen.bench.splits import Split, split_for_seed
 
-__all__ = ["BenchmarkRequest", "BenchmarkReport", "BenchmarkResult", "JUDGE_MIN_CROPS", "PlateBenchmarkReport",
+__all__ = ["DEFAULT_DATA", "BenchmarkRequest", "BenchmarkReport", "BenchmarkResult", "JUDGE_MIN_CROPS", "PlateBenchmarkReport",
            "PlateSummary", "Rows", "Split", "Stat", "Summary", "Target", "apportion", "check_plate_targets",
            "check_request", "check_targets", "class_shares", "generated_count", "level_options", "parse_generators",
            "parse_ratios", "parse_real_plates", "plate_summary_tables", "run_benchmark", "run_plate_benchmark",

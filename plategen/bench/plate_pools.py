@@ -18,6 +18,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from plategen.bench.pools import pool_seed
 from plategen.glyphs import Font
 from plategen.plates import Plate, read_image
 from plategen.recognizer import box_centres
@@ -61,14 +62,14 @@ def real_centres(plates: Sequence[Plate], images: Sequence[np.ndarray]) -> list[
 
 def plate_plan(styles: Sequence[StylePlate], n: int, chars: Sequence[str], seed: int) -> PlatePlan:
     """The seed's plan of generated plates, shared by every generator."""
-    return plan_plates(styles, n, list(chars), seed=int(1_000_003 * (seed + 1)))
+    return plan_plates(styles, n, list(chars), seed=pool_seed(seed))
 
 
 def saae_plates(checkpoint, styles: Sequence[StylePlate], plan: PlatePlan, chars: Sequence[str],
                 fonts: Sequence[Font], seed: int, size: tuple[int, int], chinese=None) -> PlatePool:
     """The planned plates drawn by the SAAE (label check on), and the same plan's first draws without it.
     `chinese`: the model that draws the Chinese characters, as in synth (`engine.chinese_model`)."""
-    charset, seed = checkpoint.meta.get("charset"), int(1_000_003 * (seed + 1))
+    charset, seed = checkpoint.meta.get("charset"), pool_seed(seed)
     made = make_plates(checkpoint.generator, checkpoint.discriminator, charset, styles, plan, chars, fonts, seed,
                        chinese=chinese)
     first = make_plates(checkpoint.generator, None, charset, styles, plan, chars, fonts, seed, chinese=chinese)

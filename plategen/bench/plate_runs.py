@@ -12,7 +12,7 @@ carrying every array it needs and returning plain `PlateRun`s.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 

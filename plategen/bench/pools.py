@@ -244,12 +244,17 @@ def render_pool(charset: Sequence[str], classes: Sequence[int], per_class: np.nd
     return Pool(images, labels)
 
 
+def pool_seed(seed: int) -> int:
+    """The generators' draw seed of benchmark seed `seed`: apart from the split's and the recognisers' seeds."""
+    return int(1_000_003 * (seed + 1))
+
+
 def saae_pool(generator, style_images: list[np.ndarray], classes: Sequence[int], per_class: np.ndarray,
               drawable: list[str], seed: int, chinese: LoadedCheckpoint | None = None) -> Pool:
     """Class-balanced over `drawable` via the product's synth path, plus the same plan without the label check;
     `chinese` draws the Chinese characters, as in synth (`engine.chinese_model`)."""
-    n_pool, pool_seed = int(per_class.max()) * len(drawable), int(1_000_003 * (seed + 1))
-    draw = dict(seed=pool_seed, chinese=chinese)
+    n_pool = int(per_class.max()) * len(drawable)
+    draw = dict(seed=pool_seed(seed), chinese=chinese)
     images, idx = generate_arrays(generator, style_images, list(drawable), n_pool, check=True, **draw)
     unchecked, _ = generate_arrays(generator, style_images, list(drawable), n_pool, check=False, **draw)
     return Pool(images, np.asarray(classes)[idx], unchecked)

@@ -130,12 +130,12 @@ class BenchmarkRequest:
     generator_budget_s: float | None = None  # per seed, same-budget regime; None: DEFAULT_BUDGET_S
     generator_max_steps: int | None = None  # a step cap for the fresh SAAE, so a run can be repeated exactly
     schedule: Schedule = DEFAULT_SCHEDULE  # every character recogniser's
-    synthetic_size: int = 4000  # generated crops (plates at the plate level) for the synthetic-only reference
+    synthetic_size: int = DEFAULT_SYNTHETIC_SIZE["chars"]  # generated crops (plates: level_options) for the synthetic-only reference
     balance: str = "data"  # class shares of generated crops: see pools.class_shares
     augment_reference: bool = True
     overwrite: bool = False
-    threads: int = field(default_factory=default_workers)  # torch threads of this process and of each worker
-    workers: int = 1  # recognisers trained side by side, each in its own process
+    threads: int = 1  # torch threads of this process and of each worker
+    workers: int = field(default_factory=default_workers)  # recognisers trained side by side, each in its own process
     command: str = ""
     level: str = "chars"  # chars | plates
     plate_schedule: PlateSchedule = DEFAULT_PLATE_SCHEDULE  # every plate recogniser's (level plates)
@@ -178,7 +178,7 @@ def check_request(req: BenchmarkRequest) -> None:
         raise PlategenError(f"--test-plates {req.test_plates}: need at least 1")
     if req.balance not in BALANCES:
         raise PlategenError(f"--balance {req.balance!r}: choose {' or '.join(BALANCES)}")
-    if req.level in LEVELS and not 1 <= req.synthetic_size <= MAX_SYNTHETIC_SIZE[req.level]:
+    if not 1 <= req.synthetic_size <= MAX_SYNTHETIC_SIZE[req.level]:
         raise PlategenError(f"--synthetic-size {req.synthetic_size}: need 1 to {MAX_SYNTHETIC_SIZE[req.level]:,} "
                             f"({'crops' if req.level == 'chars' else 'plates'} at the {req.level} level)")
     schedule = req.plate_schedule if req.level == "plates" else req.schedule

@@ -13,7 +13,7 @@ import numpy as np
 from plategen.atomic import is_own_sheet
 from plategen.errors import PlategenError, require_once, require_writable_name
 from plategen.glyphs import Font, check_coverage
-from plategen.plates import csv_listed_images, image_files, images_dir, read_image, synth_meta, too_small
+from plategen.plates import csv_listed_images, image_files, images_dir, read_image_and_bytes, synth_meta, too_small
 
 
 class LowStylePlate(PlategenError):
@@ -103,10 +103,10 @@ def load_styles(specs: Sequence[Path | str]) -> list[Style]:
     styles = []
     for path in paths:
         require_writable_name(path)
-        image = read_image(path)
+        image, data = read_image_and_bytes(path)  # one read: the hash is of the bytes decoded
         require_plate_size(path, image)
         require_contrast(path, image)
-        styles.append(Style(str(path), image, hashlib.sha256(path.read_bytes()).hexdigest()))
+        styles.append(Style(str(path), image, hashlib.sha256(data).hexdigest()))
     return styles
 
 

@@ -32,7 +32,7 @@ class PlateFileWriter(_Writer):
     format = "files"
 
     def __init__(self, out: Path, classes: Sequence[str], n: int, workers: int = 2):
-        super().__init__(out, classes, n, workers)
+        super().__init__(out, n, workers)
         self.index = {c: i for i, c in enumerate(classes)}
         try:
             for name in PLATE_DIRS:

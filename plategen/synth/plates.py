@@ -44,7 +44,7 @@ from plategen.glyphs import ASPECTS, Font, fonts_for
 from plategen.layout import (PlateLayout, compact_pattern, draw_texts, kind_of, layout_of, parse_pattern, pattern_rows,
                              read_as_missing, read_text_lines, read_texts)
 from plategen.plates import (IMAGE_SUFFIXES, Box, Plate, Problem, detect_format, load_plate, load_plates, name_problem,
-                             read_image, text_of_name)
+                             read_image, read_image_and_bytes, text_of_name)
 from plategen.detect import segment_with_text
 from plategen.segment import privacy_masks
 from plategen.synth import plate_writers, writers
@@ -219,12 +219,11 @@ def _plate_of_file(path: Path, allow_outside: bool = False) -> tuple[Plate | Non
                             "its data folder (YOLO labels/ + classes.txt, or a CSV image_path,plate_text), or name "
                             "the file by its plate text, e.g. 1234BCD.jpg")
     text = text_of_name(path)
-    image = read_image(path)
+    image, data = read_image_and_bytes(path)  # one read: the hash is of the bytes decoded
     seg = segment_with_text(image, text)
     if seg.boxes is None:
         return None, Problem(path, f"not segmented: {seg.reason}")
-    return Plate(path, text, tuple(seg.boxes), "estimated", str(folder), hashlib.sha256(path.read_bytes())
-                 .hexdigest()), None
+    return Plate(path, text, tuple(seg.boxes), "estimated", str(folder), hashlib.sha256(data).hexdigest()), None
 
 
 # ---------------------------------------------------------------- the plan
@@ -731,12 +730,12 @@ def run_plates(req, world: World, device: str, ckpt, ckpt_path: Path, fonts, sty
                             "run with --resume")
     journal.close()
     shares = world.gather((generated, resumed))
-    return world.from_leader(lambda: _finish_plates(req, world, device, styles, skipped, plan, chars, params,
+    return world.from_leader(lambda: _finish_plates(req, world, device, styles, skipped, plan, params,
                                                     previous, checks, writer, meta, journal, shares, start))
 
 
 def _finish_plates(req, world: World, device: str, styles: list[StylePlate], skipped: list[Problem],
-                   plan: PlatePlan, chars: list[str], params: dict, previous: dict | None,
+                   plan: PlatePlan, params: dict, previous: dict | None,
                    checks: dict[int, list[str]], writer, meta: dict, journal, shares: list[tuple[int, int]],
                    start: float) -> PlateReport:
     """Rank 0, once every plate is written: the index files, manifest, exports, preview, meta."""

@@ -49,10 +49,13 @@ SAMPLES_KEPT = 32  # images per label kept in memory for the diversity figure an
 DEFAULT_BATCH_SIZE = 256
 
 
+DEFAULT_CHARS = "0-9A-Z"
+
+
 @dataclass
 class SynthRequest:
     styles: list[Path]
-    chars: list[str] | None  # None: 0-9A-Z for characters, the checkpoint's charset for --plates
+    chars: list[str] | None  # None: DEFAULT_CHARS for characters, the checkpoint's charset for --plates
     n: int
     out: Path
     checkpoint: Path | None = None  # None: the shipped model
@@ -87,6 +90,8 @@ class SynthRequest:
             raise PlategenError(f"SynthRequest: styles and out are paths ({exc})") from None
         if self.chars is not None:
             self.chars = api_chars(self.chars)
+        elif not self.plates:
+            self.chars = api_chars(DEFAULT_CHARS)
         if isinstance(self.n, bool) or not isinstance(self.n, (int, np.integer)):  # n="5": a TypeError deep in the plan
             raise PlategenError(f"SynthRequest: n {self.n!r} is not a whole number")
         self.n = int(self.n)
@@ -384,6 +389,15 @@ def check_request(req: SynthRequest) -> None:
     """Refuse options that cannot work before the checkpoint is read or the output folder touched."""
     if not 0 <= req.seed < 2 ** 63:
         raise PlategenError(f"--seed {req.seed}: must be 0 or more (and below 2^63)")
+    if not req.plates and (req.pattern is not None or req.texts or req.exports or req.design
+                           or req.allow_outside_paths):
+        raise PlategenError("--pattern, --texts, --design, --export and --allow-outside-paths are options of --plates")
+    if req.plates and not req.diversity.match_colours:
+        raise PlategenError("--raw-colours: whole plates take their new characters' ink from the style plate's own "
+                            "characters, never the generator's colours; leave it out with --plates")
+    if req.pattern is not None and not req.pattern.strip():
+        raise PlategenError("--pattern: empty; give one mark per slot (e.g. PL.DDDDD), or leave it out to keep "
+                            "each style plate's own layout")
     most = MAX_IMAGES[req.plates]
     if req.n > most:
         raise PlategenError(f"--n {req.n:,}: at most {most:,} {'plates' if req.plates else 'images'} a run (its plan "

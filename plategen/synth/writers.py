@@ -351,7 +351,7 @@ class _Writer:
 
     format = ""
 
-    def __init__(self, out: Path, chars: Sequence[str], n: int, workers: int):
+    def __init__(self, out: Path, n: int, workers: int):
         self.out = out
         self.width = id_width(n)
         self.pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="plategen-writer")
@@ -370,7 +370,7 @@ class FileWriter(_Writer):
     format = "files"
 
     def __init__(self, out: Path, chars: Sequence[str], n: int, workers: int = 2, empty: Sequence[str] = ()):
-        super().__init__(out, chars, n, workers)
+        super().__init__(out, n, workers)
         self.dirs = {c: safe_label_dir(c) for c in chars}
         try:  # no folder for a character without images (--n under the alphabet): ImageFolder refuses empty ones
             for name in (self.dirs[c] for c in chars if c not in set(empty)):
@@ -441,7 +441,7 @@ class ShardWriter(_Writer):
     with_class_index = True  # characters: .cls holds the class index (webdataset's convention)
 
     def __init__(self, out: Path, chars: Sequence[str], n: int, workers: int = 2, shard_size: int = 10000):
-        super().__init__(out, chars, n, workers)
+        super().__init__(out, n, workers)
         self.class_index = {c: i for i, c in enumerate(label_classes(chars))}
         if shard_size < 1:
             raise PlategenError(f"--shard-size {shard_size}: must be at least 1")
