@@ -12,6 +12,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
+import math
+
 import cv2
 import numpy as np
 from fontTools.ttLib import TTFont
@@ -53,6 +55,23 @@ class JitterRange:
     shift: float = 0.05
     angle: float = 4.0
     stroke: tuple[int, int] = (-2, 3)
+
+    def __post_init__(self):
+        """Checked when made: a zero scale or a backwards range failed deep in numpy, at the first jittered glyph."""
+        def pair(value, kind) -> bool:
+            return (isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, kind) and not isinstance(v, bool)
+                                                                         and math.isfinite(v) for v in value)
+                    and value[0] <= value[1])
+
+        if not (pair(self.scale, (int, float)) and self.scale[0] > 0):
+            raise PlategenError(f"JitterRange.scale {self.scale!r}: need (low, high), 0 < low <= high")
+        if not (pair(self.stroke, int) and -8 <= self.stroke[0] and self.stroke[1] <= 8):
+            raise PlategenError(f"JitterRange.stroke {self.stroke!r}: need whole pixels (low, high), "
+                                "-8 <= low <= high <= 8")
+        for name, most in (("shift", 0.5), ("angle", 45.0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= most:
+                raise PlategenError(f"JitterRange.{name} {value!r}: need a number from 0 to {most:g}")
 
 
 def shipped_fonts(fonts_dir: Path = FONTS_DIR) -> list[Font]:

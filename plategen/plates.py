@@ -120,15 +120,17 @@ class UnreadableImage(PlategenError):
         self.path, self.reason = path, reason
 
 
-def read_image(path: Path) -> np.ndarray:
+def read_image(path: Path | str) -> np.ndarray:
     """Decode an image file to HxWx3 uint8 RGB, or raise naming the file."""
     return read_image_and_bytes(path)[0]
 
 
-def read_image_and_bytes(path: Path) -> tuple[np.ndarray, bytes]:
+def read_image_and_bytes(path: Path | str) -> tuple[np.ndarray, bytes]:
     """The one gate every image passes: a regular file, a readable header within the pixel
     limit, then the decode. Also returns the file's bytes (their hash is the plate's identity)."""
-    limit = max_image_pixels()
+    if not isinstance(path, (str, os.PathLike)):
+        raise PlategenError(f"read_image: {path!r:.60} is not a file path")
+    path, limit = Path(path), max_image_pixels()
     try:
         require_regular_file(path, "image")
         size = path.stat().st_size

@@ -99,6 +99,16 @@ def test_plate_art_beside_the_characters_does_not_refuse_the_fallback(data_dir) 
     assert len(segment_with_text(image, "DRIFTER").boxes) == 7
 
 
+def test_characters_off_their_row_are_refused(data_dir) -> None:
+    """The detector split this plate's province in two boxes, one under the other, and the text's 7 labels went
+    to the wrong characters; random noise named as plate texts was boxed likewise, boxes strewn about."""
+    image = read_image(data_dir / "ccpd-crops" / "images" / "皖AJ0J22.jpg")
+    seg = detect_characters(image, "皖AJ0J22")
+    assert seg.boxes is None and seg.reason.startswith("the detector's characters do not lie on rows")
+    noise = np.random.default_rng(1).integers(0, 255, (24, 94, 3), dtype=np.uint8)  # boxed before
+    assert detect_characters(noise, "AB00000").boxes is None
+
+
 def test_bad_input_is_refused_with_a_reason() -> None:
     blank = detect_characters(np.full((60, 160, 3), 200, np.uint8))
     assert blank.boxes is None and blank.reason == "no character found"

@@ -4,6 +4,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 from PIL import Image
@@ -16,6 +17,13 @@ from plategen.plates import BYTES_PER_PIXEL_BOUND, clean_text, detect_format, lo
 from plategen.synth.inputs import load_styles
 from plategen.synth.plates import style_plate
 from conftest import copy_plates
+
+
+def test_read_image_takes_a_path_or_a_str_and_names_anything_else(data_dir):
+    image = sorted((data_dir / "uc3m-lp" / "images").glob("*.jpg"))[0]
+    assert np.array_equal(read_image(str(image)), read_image(image))  # a str: AttributeError 'str' ... 'stat'
+    with pytest.raises(PlategenError, match=r"read_image: None is not a file path"):
+        read_image(None)
 
 
 def test_formats_are_detected_from_the_folders(data_dir):

@@ -86,6 +86,7 @@ def test_the_library_api_reads_a_chars_spec_and_refuses_odd_inputs_in_one_error_
     for kwargs, message in [
         (dict(chars=["AB", "C"]), r"chars: 'AB' is not one character"),
         (dict(chars=[""]), r"chars: '' is not one character"),
+        (dict(chars=[" ", "0"]), r"chars: ' ' is whitespace or a control character"),  # "glyph has no ink"
         (dict(chars="9-0"), r"range 9-0 .* runs backwards"),
         (dict(style_images=[]), r"style_images: give at least one plate image"),
         (dict(style_images=[plate / 255.0]), r"style_images\[0\]: need an HxWx3 uint8 RGB array \(0-255\), got float64"),
@@ -132,6 +133,23 @@ def test_a_diversity_out_of_range_is_refused_in_one_error(field, value, message)
 
     with pytest.raises(PlategenError, match=message):
         Diversity(**{field: value})
+
+
+@pytest.mark.parametrize("jitter, message", [
+    (dict(scale=(0, 0)), r"JitterRange.scale \(0, 0\): need \(low, high\), 0 < low <= high"),  # ZeroDivisionError
+    (dict(scale=(1.5, 0.5)), r"JitterRange.scale"),  # numpy's "high - low < 0", at the first jittered glyph
+    (dict(stroke=(5, -5)), r"JitterRange.stroke \(5, -5\): need whole pixels"),
+    (dict(angle=float("nan")), r"JitterRange.angle nan: need a number from 0 to 45"),  # an OverflowError
+    (dict(shift="x"), r"JitterRange.shift 'x'"),
+])
+def test_a_jitter_range_out_of_range_is_refused_when_made(jitter, message):
+    from plategen.errors import PlategenError
+    from plategen.glyphs import JitterRange
+
+    with pytest.raises(PlategenError, match=message):
+        JitterRange(**jitter)
+    with pytest.raises(PlategenError, match=r"Diversity.jitter 'x': need a glyphs.JitterRange"):
+        Diversity(jitter="x")
 
 
 def test_label_check_redraws_what_the_discriminator_misreads(data_dir):

@@ -543,6 +543,9 @@ def api_chars(chars: str | Sequence[str]) -> list[str]:
     bad = next((c for c in chars if not (isinstance(c, str) and len(c) == 1)), None)
     if bad is not None:
         raise PlategenError(f"chars: {bad!r} is not one character; give a list of characters or a spec such as '0-9A-Z'")
+    blank = next((c for c in chars if c.isspace() or not c.isprintable()), None)
+    if blank is not None:  # it failed later as "glyph has no ink", naming no character
+        raise PlategenError(f"chars: {blank!r} is whitespace or a control character, which has no glyph to draw")
     return chars
 
 

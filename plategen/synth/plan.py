@@ -77,6 +77,8 @@ class Diversity:
                                     f"from {low} to {high}")
         if not isinstance(self.match_colours, bool):
             raise PlategenError(f"Diversity.match_colours {self.match_colours!r}: need True or False")
+        if not isinstance(self.jitter, JitterRange):
+            raise PlategenError(f"Diversity.jitter {self.jitter!r:.60}: need a glyphs.JitterRange")
 
     def to_dict(self) -> dict:
         return asdict(self)
