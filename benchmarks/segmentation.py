@@ -121,6 +121,8 @@ def main() -> None:
     side.add_argument("--all", action="store_true", help="every plate, not only the held-out ones")
     side.add_argument("--train", action="store_true", help="the train-side plates instead of the held-out ones")
     parser.add_argument("--detector", type=Path, default=DEFAULT_DETECTOR, help="the detector's weights to measure")
+    parser.add_argument("--noise", type=int, default=300, help="random-noise images named as plate texts (seed 1), "
+                        "which every method should refuse")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
@@ -144,6 +146,14 @@ def main() -> None:
             args.sheets.mkdir(parents=True, exist_ok=True)
             sheet(images, plates, results[:2], args.sheets / f"{name}.png")
     print(f"all folders: {time.perf_counter() - start:.1f} s wall")
+    rng = np.random.default_rng(1)
+    noise = []
+    for i in range(args.noise):  # 12-60 px high, 2-5 times as wide: plate-sized noise
+        height = int(rng.integers(12, 60))
+        noise.append((rng.integers(0, 255, (height, int(height * rng.uniform(2, 5)), 3), dtype=np.uint8), f"AB{i:05d}"))
+    for label, method in measured.items():
+        boxed = sum(method(image, text).boxes is not None for image, text in noise)
+        print(f"noise: {label} boxed {boxed} of {len(noise)} random-noise images named as plate texts")
 
 
 if __name__ == "__main__":

@@ -52,11 +52,17 @@ def shown(path) -> str:
     return escape(printable(str(path)))
 
 
-def _stopping() -> None:
+def _stopping() -> int:
     """The command has stopped and cleaned up: a SIGTERM now (torchrun stopping the other ranks once one failed)
-    could only break into the exit, as a traceback from an atexit hook after the one line that said why."""
-    if launched() and threading.current_thread() is threading.main_thread():
+    could only break into the exit, as a traceback from an atexit hook after the one line that said why.
+    Returns this process's torchrun rank: 0 also where torchrun's variables are malformed (the error says so)."""
+    try:
+        rank, several = launched_rank(), launched()
+    except PlategenError:  # WORLD_SIZE=abc: raised again here, it came as a traceback
+        return 0
+    if several and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    return rank
 
 
 def user_errors(command: F) -> F:
@@ -71,15 +77,13 @@ def user_errors(command: F) -> F:
             _stopping()
             raise typer.Exit(2) from None
         except PlategenError as exc:
-            _stopping()
-            rank = launched_rank()
+            rank = _stopping()
             where = f"rank {rank}: " if rank else ""
             err_console.print(f"[bold red]error:[/] {where}{escape(printable(str(exc)))}", highlight=False,
                               soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
-            _stopping()
-            if not launched_rank():
+            if not _stopping():
                 err_console.print("[yellow]interrupted[/]")
             raise typer.Exit(interrupt_status()) from None
 
@@ -184,11 +188,11 @@ def benchmark(
     seeds: int = typer.Option(3, help="Repetitions; each seed draws its own split, generated crops and "
                                       "recogniser initialisation. Results are mean ± std over seeds."),
     generator: str = typer.Option("both", help="saae, render (font rendering + augmentation) or both."),
-    checkpoint: Optional[str] = typer.Option(None, help="SAAE checkpoint: a path, or a shipped model's name, default or allchars (default: default)."),
+    checkpoint: Optional[str] = typer.Option(None, help="SAAE checkpoint: a path, or a shipped model's name, default or allchars. Left out: the default, with the Chinese characters drawn by allchars, as synth draws them."),
     test: Optional[str] = typer.Option(None, help="External test plates (default: a plate-disjoint split of "
                                                    "--data, drawn from plates the checkpoint never saw)."),
-    test_plates: Optional[int] = typer.Option(None, help="Test images held out of --data per seed (at least: "
-                                                         "whole plates are held out; default 400). Not with --test."),
+    test_plates: Optional[int] = typer.Option(None, help="Test images held out of --data per seed (default 400; "
+                                                         "whole plates, less those the checkpoint saw). Not with --test."),
     out: str = typer.Option("runs/benchmark", help="Report folder (must be new or empty)."),
     overwrite: bool = typer.Option(False, help="Write into a non-empty --out."),
     allow_overlap: bool = typer.Option(False, help="Run even when test plates were among the checkpoint's "

@@ -204,6 +204,10 @@ def joined() -> Iterator[World]:
     import torch.distributed as dist
 
     made = not dist.is_initialized()
+    unset = [name for name in ("RANK", "MASTER_ADDR", "MASTER_PORT") if made and not os.environ.get(name)]
+    if unset:  # torch's own ValueError came as a traceback
+        raise PlategenError(f"environment variable WORLD_SIZE={size} without {', '.join(unset)}: launch with torchrun, "
+                            "or unset WORLD_SIZE to run alone")
     if made:
         dist.init_process_group("cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo", timeout=TIMEOUT)
     world = World(dist.get_rank(), dist.get_world_size(), _env_int("LOCAL_RANK", 0),

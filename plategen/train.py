@@ -567,12 +567,19 @@ OPTION_NAMES = {"num_threads": "threads"}  # the CLI's name where it is not the 
 def require_same_training(world: World, opts: TrainOptions, charset: Sequence[str], plates: Sequence[Plate],
                           previous: LoadedCheckpoint | None) -> None:
     """Under torchrun every rank trains its slice of batches its own options and data draw: a rank started with
-    another --seed trained on other batches with exit 0, one with another --data stopped in a DDP traceback."""
+    another --seed trained on other batches with exit 0, one with another --data stopped in a DDP traceback, and
+    one whose label files gave a plate another text or other boxes trained on them (its images are the same)."""
     mine = json.loads(json.dumps({k: v for k, v in asdict(opts).items() if k not in ("samples_dir", "device", "num_threads")}))
     mine |= {"chars": list(charset), "resume": previous.sha256 if previous is not None else None,
-             "data": hashlib.sha256(" ".join(sorted(p.sha256 for p in plates)).encode()).hexdigest()}
+             "data": data_digest(plates)}
     world.require_same(mine, lambda differ, first, theirs: list(dict.fromkeys(
         f"--{k.replace('_', '-')}" if k in RANK_OPTIONS else "--preset" for k in differ)))
+
+
+def data_digest(plates: Sequence[Plate]) -> str:
+    """The training data as the ranks compare it: each plate's image bytes, text and boxes, in any order."""
+    return hashlib.sha256(json.dumps(sorted([p.sha256, p.text, list(map(list, p.boxes))] for p in plates))
+                          .encode()).hexdigest()
 
 
 # the settings `train` sets by an option of their own name; the others by --preset

@@ -536,7 +536,8 @@ def test_read_as_asked_scores_the_class_each_crop_was_asked_to_be(small):
     # infinite budget trained the fresh SAAE to its step cap
     (["--threads", "100000"], "the cores this process may use"),
     (["--workers", "100000"], "the cores this process may use"),
-    (["--batch-size", "100000000"], "--batch-size 1 to 8192"),
+    (["--batch-size", "100000000"], "error: --batch-size 100000000: need 1 to 8192\n"),  # it named --steps too
+    (["--steps", "0"], "error: --steps 0: need at least 1\n"),
     (["--generator", "saae", "--train-generator", "--budget", "inf"], "--budget inf"),
     (["--generator", "saae", "--train-generator", "--budget", "nan"], "--budget nan"),
     # options the run would silently ignore

@@ -244,6 +244,17 @@ def test_ranks_started_with_other_settings_are_refused_before_anything_is_writte
     assert not out.exists()
 
 
+def test_a_rank_whose_out_is_not_rank_0s_folder_is_refused_before_it_writes(tmp_path, plate, ckpt):
+    """--out on a machine that does not share it: rank 1 wrote its images into its own folder, and rank 0 ended
+    with "internal error, 96 image(s) are in no rank's journal; run with --resume", which did the same again."""
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = torchrun_rank1_adds(tmp_path, ["--out", elsewhere], chars(plate, ckpt, out, 40))
+    assert error_lines(result) == [f"error: rank 1: --out {elsewhere}: not the folder rank 0 writes (its lock file is "
+                                   "not there); --out must be one folder every rank shares"], result.stderr[-2000:]
+    assert not out.exists() and not any(elsewhere.iterdir())
+
+
 def test_training_ranks_started_with_another_seed_are_refused(tmp_path, data_dir):
     """Rank 1 with another --seed trained other batches than rank 0's, exit 0, the checkpoint naming rank 0's seed."""
     out = tmp_path / "m.safetensors"
@@ -252,6 +263,24 @@ def test_training_ranks_started_with_another_seed_are_refused(tmp_path, data_dir
     assert error_lines(result) == ["error: rank 1: started with other settings than rank 0 (--seed); start every "
                                    "rank with the same command and the same input files"], result.stderr[-2000:]
     assert not out.exists()
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"WORLD_SIZE": "abc"}, "error: environment variable WORLD_SIZE='abc': not a number; launch with torchrun"),
+    ({"WORLD_SIZE": "2"}, "error: environment variable WORLD_SIZE=2 without RANK, MASTER_ADDR, MASTER_PORT: launch "
+                          "with torchrun, or unset WORLD_SIZE to run alone"),
+])
+def test_torchrun_variables_set_without_torchrun_are_one_line(tmp_path, monkeypatch, env, message):
+    """WORLD_SIZE=abc was raised again while the error was printed (a traceback); WORLD_SIZE=2 without the rest of
+    torchrun's variables gave torch's ValueError as a traceback."""
+    for name in ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = runner.invoke(app, ["synth", "--style", str(REPO / "examples" / "plate-es.jpg"), "--n", "4",
+                                 "--out", str(tmp_path / "out")])
+    assert one_line_error(result).strip() == message
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_rank_waiting_for_one_that_died_says_so_in_one_line(tmp_path):

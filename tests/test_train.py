@@ -931,6 +931,21 @@ def test_what_an_earlier_resume_changed_is_said_by_every_later_one(tmp_path: Pat
     assert "earlier resumes" in said and "step 2: --seed 0 -> 1: the weights differ from those of an unbroken" in said
 
 
+def test_ranks_compare_their_data_by_images_texts_and_boxes(small_uc3m: Path):
+    """Under torchrun the ranks compared their data by image bytes only: a rank whose label files gave a plate
+    another text trained on it with exit 0 (weights apart from an unbroken run's)."""
+    import dataclasses
+
+    plates = load_plates(small_uc3m).plates
+    same = train_module.data_digest(plates)
+    assert train_module.data_digest(plates[::-1]) == same  # the order the folders list them in does not matter
+    first = plates[0]
+    relabelled = dataclasses.replace(first, text="5" + first.text[1:])
+    moved = dataclasses.replace(first, boxes=((first.boxes[0][0] + 1, *first.boxes[0][1:]), *first.boxes[1:]))
+    for changed in (relabelled, moved):
+        assert train_module.data_digest([changed, *plates[1:]]) != same
+
+
 def test_a_run_resumed_on_other_threads_or_ranks_says_so(tmp_path: Path, small_uc3m: Path):
     """--threads and the number of torchrun ranks change the weights (a rank draws its slice of every batch, threads
     sum floats in another order); a resume with other ones said nothing (a hostile try's finding)."""

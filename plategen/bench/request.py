@@ -182,8 +182,10 @@ def check_request(req: BenchmarkRequest) -> None:
         raise PlategenError(f"--synthetic-size {req.synthetic_size}: need 1 to {MAX_SYNTHETIC_SIZE[req.level]:,} "
                             f"({'crops' if req.level == 'chars' else 'plates'} at the {req.level} level)")
     schedule = req.plate_schedule if req.level == "plates" else req.schedule
-    if schedule.steps < 1 or not 1 <= schedule.batch_size <= MAX_BATCH_SIZE:
-        raise PlategenError(f"--steps must be at least 1 and --batch-size 1 to {MAX_BATCH_SIZE}")
+    if schedule.steps < 1:
+        raise PlategenError(f"--steps {schedule.steps}: need at least 1")
+    if not 1 <= schedule.batch_size <= MAX_BATCH_SIZE:
+        raise PlategenError(f"--batch-size {schedule.batch_size}: need 1 to {MAX_BATCH_SIZE}")
     cores = usable_cores()
     if not 1 <= req.threads <= cores:  # far more threads than cores crashed torch and OpenCV (segfault)
         raise PlategenError(f"--threads {req.threads}: need 1 to {cores}, the cores this process may use")

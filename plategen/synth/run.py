@@ -248,6 +248,10 @@ def _claimed(req: SynthRequest, world: World, device: str, params: dict, resume_
     try:
         # the other ranks start writing only once rank 0 holds the lock (and --overwrite has cleared the folder)
         previous, params["batch_size"] = world.from_leader(claim)
+        with world.together():  # a rank on a machine that does not share --out wrote its part there, unmerged
+            if not world.leader and not (req.out / writers.LOCK).is_file():
+                raise PlategenError(f"--out {req.out}: not the folder rank 0 writes (its lock file is not there); "
+                                    "--out must be one folder every rank shares")
         if device == "cpu":  # the generator and the PNG writers share the cores; oversubscribing them is slower
             torch.set_num_threads(req.threads or max(1, usable_cores() // world.local_size - 1))
         return run(previous)
@@ -266,7 +270,7 @@ OPTION_OF = {"n": "--n", "charset": "--chars", "seed": "--seed", "checkpoint_sha
              "chinese_checkpoint_sha256": "--checkpoint", "glyph_size": "--checkpoint", "styles": "--style",
              "format": "--format", "shard_size": "--shard-size", "batch_size": "--batch-size", "label_check": "--no-check",
              "pattern": "--pattern", "design": "--design", "texts_sha256": "--texts", "noise": "--noise",
-             "exports": "--export"}
+             "exports": "--export", "style_layouts": "--style (its label files)"}
 DIVERSITY_OPTION_OF = {"noise": "--noise", "match_colours": "--raw-colours"}  # the rest is the API's Diversity
 
 
