@@ -16,21 +16,20 @@ import torch
 
 from plategen.atomic import OutputLock
 from plategen.bench.judge import JUDGE_MIN_CROPS, judge_job
-from plategen.bench.pools import (Generators, Pool, augmented_real, class_shares, copy_of_training_folder,
-                                  open_generators, per_class_need, render_pool, require_distinct_counts, saae_pool,
-                                  train_fresh_saae)
+from plategen.bench.pools import (Generators, Pool, augmented_real, class_shares, per_class_need, render_pool,
+                                  require_distinct_counts, saae_pool, train_fresh_saae)
 from plategen.bench.plate_benchmark import run_plate_benchmark
+from plategen.bench.prepare import prepare_run
 from plategen.bench.report import BenchmarkReport, BenchmarkResult, check_targets, summarize, write_report
 from plategen.bench.request import MAX_SYNTHETIC_SIZE, BenchmarkRequest, check_request
 from plategen.bench.runs import (Run, SeedSet, Timing, char_job_log, ratio_jobs, run_char_job, synthetic_jobs,
                                  trainings_per_seed)
 from plategen.bench.workers import Trainings
-from plategen.bench.splits import (Split, characters_only_in_test, drawn_in_some_seed, drawn_outside_test,
-                                   drop_test_plates, judge_plates, plan_splits, seen_through_other_images, split_record)
-from plategen.dataset import CharSamples, build_samples, charset_of
+from plategen.bench.splits import Split, drawn_in_some_seed, drawn_outside_test, judge_plates, split_record
+from plategen.dataset import CharSamples, build_samples
 from plategen.errors import PlategenError
-from plategen.glyphs import Font, shipped_fonts
-from plategen.plates import Plate, load_plates, read_image
+from plategen.glyphs import Font
+from plategen.plates import Plate, read_image
 from plategen.synth.writers import LOCK
 
 
@@ -71,29 +70,15 @@ def _run_char_benchmark(req: BenchmarkRequest, log: Callable[[str], None], warn:
     check_request(req)
     torch.set_num_threads(req.threads)
     timing = Timing()
-    with timing("import"):
-        data_import = load_plates(req.data, allow_outside=req.allow_outside_paths)
-        test_import = load_plates(req.test, allow_outside=req.allow_outside_paths) if req.test is not None else None
-    data_plates, test_source, leak_warnings = drop_test_plates(
-        data_import.plates, test_import.plates if test_import is not None else None)
-    for w in leak_warnings:  # said before the split, which may then fail on the plates that are left
-        warn(w)
-    charset = charset_of(data_plates + (test_source or []))
-    fonts = shipped_fonts()
-    gens = open_generators(req, charset, fonts, charset_of(data_plates))
-    seen = gens.seen | seen_through_other_images(data_import.plates, test_source, gens.seen)
-    splits, split_warnings = plan_splits(req, data_plates, test_source, seen)
+    prep = prepare_run(req, warn, timing, with_text_only=False)
+    data_plates, test_source, charset, fonts, gens, splits = (prep.data_plates, prep.test_source, prep.charset,
+                                                              prep.fonts, prep.gens, prep.splits)
     require_judge_classes(req, splits, data_plates)
     drawn = [drawn_outside_test(req, gens.drawable, data_plates, split) for split in splits]
-    # the test plates' folder: with --test, --data only trains
-    tested, tested_plates = (req.test, test_import.plates) if test_import else (req.data, data_import.plates)
-    warnings = (data_import.left_out() + (test_import.left_out() if test_import else []) + gens.warnings
-                + copy_of_training_folder(gens, tested, [p.sha256 for p in tested_plates])
-                + characters_only_in_test(data_plates, test_source) + split_warnings
-                + [w for _, left_out in drawn for w in left_out])
+    warnings = prep.warnings + [w for _, left_out in drawn for w in left_out]
     for w in warnings:
         warn(w)
-    warnings = leak_warnings + warnings
+    warnings = prep.leak_warnings + warnings
 
     with timing("crops"):
         data_samples = build_samples(data_plates, charset)

@@ -4,8 +4,8 @@ request (checked) -> plates -> generators -> splits (all seeds, checked: plate-d
 both sides by content hash, test plates the checkpoint never saw) -> per seed: real plates at the
 recogniser's input size -> style plates (the seed's training plates only) -> one plan of texts ->
 SAAE plates and render plates -> augmented real plates -> plate recogniser runs -> the judge ->
-summary and targets -> report files. The character level's splits, generators and report pieces
-are reused; only what a plate changes is here and in plate_pools / plate_runs / plate_report.
+summary and targets -> report files. The plates, generators and splits come as the character
+level's do (`prepare`); only what a plate changes is here and in plate_pools / plate_runs / plate_report.
 """
 
 from __future__ import annotations
@@ -22,17 +22,16 @@ from plategen.bench.plate_report import (PlateBenchmarkReport, PlateSplitRecord,
                                          plate_summary, write_plate_report)
 from plategen.bench.plate_runs import (PLATE_TIMING_PARTS, PlateRun, PlateSeedSet, job_log, plate_judge_job,
                                        plate_ratio_jobs, plate_synthetic_jobs, run_plate_job)
-from plategen.bench.pools import (Generators, copy_of_training_folder, generated_count, open_generators,
-                                  require_distinct_counts, train_fresh_saae)
+from plategen.bench.pools import Generators, generated_count, require_distinct_counts, train_fresh_saae
+from plategen.bench.prepare import prepare_run
 from plategen.bench.request import MAX_SYNTHETIC_SIZE, BenchmarkRequest, check_request
 from plategen.bench.runs import Timing, trainings_per_seed
 from plategen.bench.workers import Trainings
-from plategen.bench.splits import (characters_only_in_test, drawn_in_some_seed, drop_test_plates, judge_plates,
-                                   plan_splits, seen_through_other_images, split_record)
-from plategen.dataset import build_samples, charset_of
+from plategen.bench.splits import drawn_in_some_seed, judge_plates, split_record
+from plategen.dataset import build_samples
 from plategen.errors import PlategenError
-from plategen.glyphs import Font, shipped_fonts
-from plategen.plates import Plate, load_plates
+from plategen.glyphs import Font
+from plategen.plates import Plate
 from plategen.synth.plates import style_plates, wants_chinese
 
 
@@ -45,29 +44,13 @@ def run_plate_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lamb
     check_request(req)
     torch.set_num_threads(req.threads)
     timing = Timing(PLATE_TIMING_PARTS)
-    with timing("import"):
-        data_import = load_plates(req.data, allow_outside=req.allow_outside_paths)
-        test_import = load_plates(req.test, allow_outside=req.allow_outside_paths) if req.test is not None else None
-    data_plates, test_source, leak_warnings = drop_test_plates(
-        data_import.plates + data_import.text_only, test_import.plates + test_import.text_only if test_import else None)
-    for w in leak_warnings:  # said before the split, which may then fail on the plates that are left
-        warn(w)
-    text_only_ids = {id(p) for p in data_import.text_only + (test_import.text_only if test_import else [])}
-    text_only = sum(id(p) in text_only_ids for p in data_plates + (test_source or []))  # of those left
-    charset = charset_of(data_plates + (test_source or []))
+    prep = prepare_run(req, warn, timing, with_text_only=True)
+    data_plates, test_source, charset, fonts, gens, splits = (prep.data_plates, prep.test_source, prep.charset,
+                                                              prep.fonts, prep.gens, prep.splits)
     alphabet = "".join(charset)
-    fonts = shipped_fonts()
-    gens = open_generators(req, charset, fonts, charset_of(data_plates))
-    seen = gens.seen | seen_through_other_images(data_import.plates + data_import.text_only, test_source, gens.seen)
-    splits, split_warnings = plan_splits(req, data_plates, test_source, seen)
-    tested, tested_plates = ((req.test, test_import.plates + test_import.text_only) if test_import  # --data only trains
-                             else (req.data, data_import.plates + data_import.text_only))
-    warnings = (data_import.left_out() + (test_import.left_out() if test_import else []) + gens.warnings
-                + copy_of_training_folder(gens, tested, [p.sha256 for p in tested_plates])
-                + characters_only_in_test(data_plates, test_source) + split_warnings)
-    for w in warnings:
+    for w in prep.warnings:
         warn(w)
-    warnings = leak_warnings + warnings
+    warnings = prep.leak_warnings + prep.warnings
     longest = max(len(p.text) for p in data_plates + (test_source or []))
     if longest > req.plate_schedule.longest:
         raise PlategenError(f"{req.data}: a plate text has {longest} characters; the plate recogniser reads at most "
@@ -122,7 +105,7 @@ def run_plate_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lamb
     summary = plate_summary(runs, req.ratios, list(gens.infos))
     seconds_so_far = time.perf_counter() - started
     targets = check_plate_targets(summary, req.regime, req.ratios, seconds_so_far if is_default_run(req) else None)
-    report = PlateBenchmarkReport(req, req.regime, warnings, alphabet, len(data_plates), text_only, gens.infos, records,
+    report = PlateBenchmarkReport(req, req.regime, warnings, alphabet, len(data_plates), prep.text_only, gens.infos, records,
                                   runs, summary, targets, {**timing.seconds, "total": seconds_so_far}, gen_seconds)
     files = write_plate_report(req.out, report)
     return BenchmarkResult(req.out, report, files, time.perf_counter() - started)

@@ -8,7 +8,6 @@ same figures as character accuracy (1 - CER) under `char_accuracy`.
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -17,11 +16,10 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from plategen import __version__
-from plategen.atomic import atomic_write_bytes, atomic_write_text
 from plategen.bench.plate_runs import PlateRun
 from plategen.bench.pools import GeneratorInfo
-from plategen.bench.report import (REGIME_NOTES, REPORT_FILES, Rows, Stat, Target, machine_info, markdown_table,
-                                   paired_differences, ratio_lines, utc_now)
+from plategen.bench.report import (REGIME_NOTES, Rows, Stat, Target, machine_info, markdown_table, paired_differences,
+                                   ratio_lines, utc_now, write_report_files)
 from plategen.bench.request import (DEFAULT_DATA, DEFAULT_PLATE_SCHEDULE, DEFAULT_SYNTHETIC_SIZE, GENERATORS,
                                     BenchmarkRequest)
 
@@ -326,11 +324,4 @@ def plate_plot_png(report: PlateBenchmarkReport) -> bytes:
 
 
 def write_plate_report(out: Path, report: PlateBenchmarkReport) -> list[Path]:
-    """report.json, report.md and benchmark.png, each written atomically (report.json last: the run completed)."""
-    paths = [out / name for name in REPORT_FILES]
-    png, md = plate_plot_png(report), plate_report_markdown(report)
-    text = json.dumps(report.to_json(), indent=1, ensure_ascii=False)
-    atomic_write_bytes(paths[2], png)
-    atomic_write_text(paths[1], md)
-    atomic_write_text(paths[0], text)
-    return paths
+    return write_report_files(out, report.to_json(), plate_report_markdown(report), plate_plot_png(report))

@@ -102,7 +102,7 @@ def run_plate_job(job: PlateJob) -> list[PlateRun]:
 
 
 def job_log(runs: list[PlateRun]) -> str:
-    """The log line of a finished job."""
+    """The log line(s) of a finished job."""
     own, reads = runs[0], runs[1:]
     if own.kind != "judge":
         return (f"seed {own.seed}: {own.name:8s} {own.kind:9s} r={own.ratio:g} real={own.real_plates} "

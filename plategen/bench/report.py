@@ -403,12 +403,14 @@ def plot_png(report: BenchmarkReport) -> bytes:
 
 
 def write_report(out: Path, report: BenchmarkReport) -> list[Path]:
-    """report.json, report.md and benchmark.png, each written atomically."""
-    png = plot_png(report)
-    md = report_markdown(report)
-    text = json.dumps(report.to_json(), indent=1, ensure_ascii=False)
+    return write_report_files(out, report.to_json(), report_markdown(report), plot_png(report))
+
+
+def write_report_files(out: Path, data: dict, markdown: str, png: bytes) -> list[Path]:
+    """report.json, report.md and benchmark.png (REPORT_FILES), each written atomically, report.json last: its
+    presence means the run completed."""
     paths = [out / name for name in REPORT_FILES]
     atomic_write_bytes(paths[2], png)
-    atomic_write_text(paths[1], md)
-    atomic_write_text(paths[0], text)  # last: its presence means the run completed
+    atomic_write_text(paths[1], markdown)
+    atomic_write_text(paths[0], json.dumps(data, indent=1, ensure_ascii=False))
     return paths
