@@ -219,7 +219,20 @@ def detect_format(folder: Path) -> Format:
     if image_files(images_dir(folder)):
         return "filename"
     raise PlategenError(f"{folder}: no plates here: no plate images (named by their plate text), no labels/ + "
-                        "classes.txt and no *.csv")
+                        f"classes.txt and no *.csv{_data_folders_inside(folder)}")
+
+
+def _data_folders_inside(folder: Path) -> str:
+    """A hint naming the data folders one level down (a folder of data folders was given), or ""."""
+    try:
+        inside = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
+                        and (_holds_labels(p) or image_files(images_dir(p))))
+    except OSError:
+        return ""
+    if not inside:
+        return ""
+    shown = ", ".join(f"{name}/" for name in inside[:3]) + (f" and {len(inside) - 3} more" if len(inside) > 3 else "")
+    return f"; the data folder{'s' if len(inside) > 1 else ''} {shown} inside it: give {'one' if len(inside) > 1 else 'it'}"
 
 
 def _holds_labels(folder: Path) -> bool:

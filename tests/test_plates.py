@@ -186,6 +186,18 @@ def test_missing_folder_and_unknown_format_are_clear_errors(tmp_path, data_dir):
         load_plates(tmp_path / "plates.txt")
 
 
+def test_a_folder_of_data_folders_names_them(tmp_path, data_dir):
+    """A folder holding data folders (one level too high) was "no plates here", naming none of them."""
+    (tmp_path / "sources").mkdir()
+    (tmp_path / "sources" / "notes").mkdir()  # a folder of no plates is not named
+    (tmp_path / "sources" / "ccpd").symlink_to(data_dir / "ccpd-crops")
+    with pytest.raises(PlategenError, match=r"no \*\.csv; the data folder ccpd/ inside it: give it$"):
+        load_plates(tmp_path / "sources")
+    (tmp_path / "sources" / "us").symlink_to(data_dir / "openalpr-us")
+    with pytest.raises(PlategenError, match=r"the data folders ccpd/, us/ inside it: give one$"):
+        load_plates(tmp_path / "sources")
+
+
 def test_a_yolo_folder_without_classes_txt_is_not_read_as_file_names(tmp_path, data_dir):
     folder = _yolo_folder(tmp_path, data_dir, STEMS)
     (folder / "classes.txt").unlink()  # file-name detection would make "00001" the plate text
