@@ -27,7 +27,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from plategen.synth import SynthRequest, synthesize, usable_cores  # noqa: E402
+from plategen.device import usable_cores  # noqa: E402
+from plategen.synth import SynthRequest, synthesize  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
 STYLES = {"ccpd (7 chars)": DATA / "ccpd-crops" / "images" / "京PL3N67.jpg",

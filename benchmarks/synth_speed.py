@@ -37,7 +37,7 @@ from plategen.charset import parse_charset  # noqa: E402
 from plategen.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint, save_checkpoint  # noqa: E402
 from plategen.device import usable_cores  # noqa: E402
 from plategen.model import Generator, SAAEConfig  # noqa: E402
-from plategen.synth import Synthesizer, load_styles, usable_cores  # noqa: E402
+from plategen.synth import Synthesizer, load_styles  # noqa: E402
 
 EXAMPLE = REPO / "examples" / "plate-es.jpg"
 

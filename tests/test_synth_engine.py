@@ -17,7 +17,8 @@ import torch
 
 from plategen.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from plategen.plates import read_image
-from plategen.synth import Diversity, Style, Synthesizer, generate, generate_arrays, load_styles, usable_cores
+from plategen.device import usable_cores
+from plategen.synth import Diversity, Style, Synthesizer, generate, generate_arrays, load_styles
 from plategen.synth.engine import Batch, glyph_widths
 from plategen.glyphs import ink_box, narrowest
 from conftest import make_checkpoint

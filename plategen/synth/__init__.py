@@ -13,8 +13,8 @@ trainer formats), reusing the lock, journal and shards above.
 from plategen.synth.engine import Batch, Synthesizer, generate, generate_arrays
 from plategen.synth.inputs import Style, check_drawable, load_styles
 from plategen.synth.plan import Diversity, label_counts
-from plategen.synth.run import SynthReport, SynthRequest, synthesize, usable_cores, within_class_diversity
+from plategen.synth.run import SynthReport, SynthRequest, synthesize, within_class_diversity
 
 __all__ = ["Batch", "Diversity", "Style", "SynthReport", "SynthRequest", "Synthesizer", "check_drawable",
-           "generate", "generate_arrays", "label_counts", "load_styles", "synthesize", "usable_cores",
+           "generate", "generate_arrays", "label_counts", "load_styles", "synthesize",
            "within_class_diversity"]
