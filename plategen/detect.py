@@ -8,8 +8,9 @@ first); the plate is refused when fewer than that many peaks are confident. When
 emblem between character groups, a sticker, stacked small letters, a separator dot), the
 len(text) peaks that make the most regular rows and the surest centres are the characters
 (`_likeliest_characters`); the plate is refused when another choice is nearly as good or a
-peak set aside looks like one more character, since a wrong box is worse than none. Without a
-text, every confident peak is a character. `segment.segment_plate` stays as the classical
+peak set aside looks like one more character, since a wrong box is worse than none, and when the
+chosen boxes do not lie on rows (`OFF_ROW`, `HEIGHT_SPREAD`). Without a text, every confident peak
+is a character. `segment.segment_plate` stays as the classical
 method; the importers try this detector first and fall back to it (`segment_with_text`).
 
 Weights live in checkpoints/detector.safetensors (`save_detector`/`load_detector`, the JSON
@@ -158,7 +159,7 @@ def _decode(boxes: list[Box], scores: np.ndarray, text: str | None) -> Segmentat
         confident = [confident[i] for i in chosen]
     chars = [boxes[i] for i in confident]
     off_line, log_height = _row_deviations(chars)
-    if off_line.max() > OFF_ROW or log_height.max() > HEIGHT_SPREAD:
+    if text is not None and (off_line.max() > OFF_ROW or log_height.max() > HEIGHT_SPREAD):  # without a text, every peak
         return Segmentation(None, f"the detector's characters do not lie on rows (a box {off_line.max():.2f} of "
                                   f"its row's height off the line, heights up to {np.exp(log_height.max()):.1f}x apart)")
     return Segmentation(tuple(chars[i] for row in reading_rows(chars) for i in row), "")

@@ -57,21 +57,33 @@ class JitterRange:
     stroke: tuple[int, int] = (-2, 3)
 
     def __post_init__(self):
-        """Checked when made: a zero scale or a backwards range failed deep in numpy, at the first jittered glyph."""
-        def pair(value, kind) -> bool:
-            return (isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, kind) and not isinstance(v, bool)
-                                                                         and math.isfinite(v) for v in value)
-                    and value[0] <= value[1])
+        """Checked when made (a zero scale, a backwards range or nan failed deep in numpy at the first jittered
+        glyph), and held as plain numbers: any pair of numbers, numpy's too, is taken."""
+        def number(value) -> float:
+            try:
+                return float(value) if not isinstance(value, (str, bytes)) else math.nan
+            except (TypeError, ValueError):
+                return math.nan
 
-        if not (pair(self.scale, (int, float)) and self.scale[0] > 0):
-            raise PlategenError(f"JitterRange.scale {self.scale!r}: need (low, high), 0 < low <= high")
-        if not (pair(self.stroke, int) and -8 <= self.stroke[0] and self.stroke[1] <= 8):
-            raise PlategenError(f"JitterRange.stroke {self.stroke!r}: need whole pixels (low, high), "
-                                "-8 <= low <= high <= 8")
-        for name, most in (("shift", 0.5), ("angle", 45.0)):
+        def pair(name: str, whole: bool) -> tuple:
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= most:
-                raise PlategenError(f"JitterRange.{name} {value!r}: need a number from 0 to {most:g}")
+            try:
+                low, high = (number(v) for v in value)
+            except (TypeError, ValueError):  # not a pair
+                low = high = math.nan
+            if not (math.isfinite(low) and math.isfinite(high) and low <= high
+                    and (name != "scale" or low > 0) and (not whole or (low.is_integer() and high.is_integer()))):
+                raise PlategenError(f"JitterRange.{name} {value!r}: need (low, high), low <= high"
+                                    + (", whole pixels" if whole else ", 0 < low"))
+            return (int(low), int(high)) if whole else (low, high)
+
+        object.__setattr__(self, "scale", pair("scale", whole=False))
+        object.__setattr__(self, "stroke", pair("stroke", whole=True))
+        for name in ("shift", "angle"):
+            value = number(getattr(self, name))
+            if not (math.isfinite(value) and value >= 0):
+                raise PlategenError(f"JitterRange.{name} {getattr(self, name)!r}: need a number, 0 or more")
+            object.__setattr__(self, name, value)
 
 
 def shipped_fonts(fonts_dir: Path = FONTS_DIR) -> list[Font]:

@@ -4,7 +4,9 @@ import dataclasses
 import json
 import re
 import shutil
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -103,9 +105,11 @@ def test_a_request_built_in_code_has_the_cli_defaults():
     and its own copy of the default data folder."""
     from plategen.bench import DEFAULT_DATA, level_options
 
-    code = BenchmarkRequest()
-    cli = level_options("chars", None, None, None, None)
-    assert (code.threads, code.workers, code.synthetic_size) == (cli["threads"], cli["workers"], cli["synthetic_size"])
+    for level in ("chars", "plates"):
+        code = BenchmarkRequest(level=level)
+        cli = level_options(level, None, None, None, None)
+        assert (code.threads, code.workers, code.synthetic_size) == (cli["threads"], cli["workers"],
+                                                                     cli["synthetic_size"])
     assert code.data == DEFAULT_DATA and DEFAULT_DATA.name == "uc3m-lp" and DEFAULT_DATA.is_dir()
 
 
@@ -554,6 +558,27 @@ def test_bad_options_are_one_clear_error(uc3m, small, ckpt, tmp_path, args, mess
     assert result.exit_code == 2, result.output
     assert "error:" in result.output and message in result.output
     assert "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_a_script_without_a_main_guard_is_told_to_add_one(uc3m, tmp_path):
+    """BenchmarkRequest() trains recognisers in spawned processes, as the CLI does; each imports the calling script
+    again, and an unguarded script's run_benchmark ran again there: "another plategen run is writing there", then
+    "a recogniser worker process died", neither saying why."""
+    out = tmp_path / "bench"
+    script = tmp_path / "unguarded.py"
+    script.write_text("from pathlib import Path\n"
+                      "from plategen.bench import BenchmarkRequest, run_benchmark\n"
+                      "from plategen.recognizer import Schedule\n"
+                      f"run_benchmark(BenchmarkRequest(data=Path({str(uc3m)!r}), out=Path({str(out)!r}), workers=2, "
+                      "ratios=(0.0, 1.0), real_plates=10, seeds=1, generators=('render',), "
+                      "schedule=Schedule(steps=2, batch_size=16), synthetic_size=20, test_plates=60))\n")
+    repo = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo)})
+    assert result.returncode != 0
+    assert ('run_benchmark called while a recogniser worker process starts: the script that calls it must do so '
+            'under if __name__ == "__main__":') in result.stderr, result.stderr[-3000:]
     assert not out.exists()
 
 

@@ -107,6 +107,8 @@ def test_characters_off_their_row_are_refused(data_dir) -> None:
     assert seg.boxes is None and seg.reason.startswith("the detector's characters do not lie on rows")
     noise = np.random.default_rng(1).integers(0, 255, (24, 94, 3), dtype=np.uint8)  # boxed before
     assert detect_characters(noise, "AB00000").boxes is None
+    tilted = read_image(data_dir / "uc3m-lp" / "images" / "01640_AD-09-6LR-.jpg")  # a slanted plate and a peak off it
+    assert len(detect_characters(tilted).boxes) == 6  # without a text, every confident peak, as documented
 
 
 def test_bad_input_is_refused_with_a_reason() -> None:

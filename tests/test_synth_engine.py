@@ -137,10 +137,11 @@ def test_a_diversity_out_of_range_is_refused_in_one_error(field, value, message)
 
 
 @pytest.mark.parametrize("jitter, message", [
-    (dict(scale=(0, 0)), r"JitterRange.scale \(0, 0\): need \(low, high\), 0 < low <= high"),  # ZeroDivisionError
+    (dict(scale=(0, 0)), r"JitterRange.scale \(0, 0\): need \(low, high\), low <= high, 0 < low"),  # ZeroDivision
     (dict(scale=(1.5, 0.5)), r"JitterRange.scale"),  # numpy's "high - low < 0", at the first jittered glyph
-    (dict(stroke=(5, -5)), r"JitterRange.stroke \(5, -5\): need whole pixels"),
-    (dict(angle=float("nan")), r"JitterRange.angle nan: need a number from 0 to 45"),  # an OverflowError
+    (dict(stroke=(5, -5)), r"JitterRange.stroke \(5, -5\): need \(low, high\), low <= high, whole pixels"),
+    (dict(stroke=(0, 1.5)), r"JitterRange.stroke \(0, 1.5\)"),
+    (dict(angle=float("nan")), r"JitterRange.angle nan: need a number, 0 or more"),  # an OverflowError
     (dict(shift="x"), r"JitterRange.shift 'x'"),
 ])
 def test_a_jitter_range_out_of_range_is_refused_when_made(jitter, message):
@@ -151,6 +152,14 @@ def test_a_jitter_range_out_of_range_is_refused_when_made(jitter, message):
         JitterRange(**jitter)
     with pytest.raises(PlategenError, match=r"Diversity.jitter 'x': need a glyphs.JitterRange"):
         Diversity(jitter="x")
+
+
+def test_a_jitter_range_takes_any_pair_of_numbers_as_plain_ones():
+    from plategen.glyphs import JitterRange
+
+    given = JitterRange(scale=[np.float32(0.9), 1.1], shift=np.float64(0.6), angle=60, stroke=(np.int64(-2), 10.0))
+    assert given == JitterRange(scale=(0.8999999761581421, 1.1), shift=0.6, angle=60.0, stroke=(-2, 10))
+    assert type(given.stroke[0]) is int and type(given.scale[0]) is float and JitterRange() == JitterRange()
 
 
 def test_label_check_redraws_what_the_discriminator_misreads(data_dir):

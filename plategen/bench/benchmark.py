@@ -7,6 +7,7 @@ request (checked) -> plates -> generators (what the checkpoint saw) -> splits (a
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import time
 from collections import Counter
 from typing import Callable
@@ -39,7 +40,12 @@ def run_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lambda msg
     """Every input is checked before any training; `req.out` is created when the run starts and
     the report files are written (atomically) at the end. `--level plates` runs `run_plate_benchmark`.
     `progress(done, total)` counts recognisers trained. A run that stops before writing anything
-    leaves no empty `req.out` behind."""
+    leaves no empty `req.out` behind. With `req.workers` > 1 (the default where there are 2 cores) recognisers train
+    in spawned processes, which import the calling script again: call it under `if __name__ == "__main__":`."""
+    # a spawned process names itself before it imports the script again, and knows its parent only after
+    if multiprocessing.current_process().name != "MainProcess" and multiprocessing.parent_process() is None:
+        raise PlategenError("run_benchmark called while a recogniser worker process starts: the script that calls it "
+                            "must do so under if __name__ == \"__main__\": (or give the request workers=1)")
     made = [p for p in (*reversed(req.out.resolve().parents), req.out.resolve()) if not p.exists()]
     with contextlib.ExitStack() as held:
         try:

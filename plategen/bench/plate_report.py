@@ -324,4 +324,5 @@ def plate_plot_png(report: PlateBenchmarkReport) -> bytes:
 
 
 def write_plate_report(out: Path, report: PlateBenchmarkReport) -> list[Path]:
+    """The plate level's report files (`report.write_report_files`)."""
     return write_report_files(out, report.to_json(), plate_report_markdown(report), plate_plot_png(report))

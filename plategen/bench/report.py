@@ -403,14 +403,16 @@ def plot_png(report: BenchmarkReport) -> bytes:
 
 
 def write_report(out: Path, report: BenchmarkReport) -> list[Path]:
+    """The character level's report files (`write_report_files`)."""
     return write_report_files(out, report.to_json(), report_markdown(report), plot_png(report))
 
 
 def write_report_files(out: Path, data: dict, markdown: str, png: bytes) -> list[Path]:
     """report.json, report.md and benchmark.png (REPORT_FILES), each written atomically, report.json last: its
-    presence means the run completed."""
+    presence means the run completed. The JSON is made first, so a report it cannot hold replaces no file."""
+    text = json.dumps(data, indent=1, ensure_ascii=False)
     paths = [out / name for name in REPORT_FILES]
     atomic_write_bytes(paths[2], png)
     atomic_write_text(paths[1], markdown)
-    atomic_write_text(paths[0], json.dumps(data, indent=1, ensure_ascii=False))
+    atomic_write_text(paths[0], text)
     return paths

@@ -130,7 +130,7 @@ class BenchmarkRequest:
     generator_budget_s: float | None = None  # per seed, same-budget regime; None: DEFAULT_BUDGET_S
     generator_max_steps: int | None = None  # a step cap for the fresh SAAE, so a run can be repeated exactly
     schedule: Schedule = DEFAULT_SCHEDULE  # every character recogniser's
-    synthetic_size: int = DEFAULT_SYNTHETIC_SIZE["chars"]  # generated crops (plates: level_options) for the synthetic-only reference
+    synthetic_size: int | None = None  # generated crops (plates) of the synthetic-only reference; None: the level's
     balance: str = "data"  # class shares of generated crops: see pools.class_shares
     augment_reference: bool = True
     overwrite: bool = False
@@ -139,6 +139,10 @@ class BenchmarkRequest:
     command: str = ""
     level: str = "chars"  # chars | plates
     plate_schedule: PlateSchedule = DEFAULT_PLATE_SCHEDULE  # every plate recogniser's (level plates)
+
+    def __post_init__(self):
+        if self.synthetic_size is None:  # the level is checked with the rest (check_request)
+            object.__setattr__(self, "synthetic_size", DEFAULT_SYNTHETIC_SIZE.get(self.level, 0))
 
     @property
     def regime(self) -> str:

@@ -94,5 +94,6 @@ def _worker_deaths() -> Iterator[None]:
     try:
         yield
     except BrokenProcessPool:
-        raise PlategenError("a recogniser worker process died (killed from outside, or out of memory); run "
-                            "again, with --workers 1 to train in this process") from None
+        raise PlategenError("a recogniser worker process died (killed from outside, out of memory, or, from Python, "
+                            "a script calling run_benchmark outside if __name__ == \"__main__\":); run again, with "
+                            "--workers 1 to train in this process") from None

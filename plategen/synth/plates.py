@@ -743,8 +743,8 @@ def _finish_plates(req, world: World, device: str, styles: list[StylePlate], ski
     if world.size > 1 and not complete:  # the other ranks' plates: what their journals say of each
         merged = writers.Journal(req.out)
         if len(merged.load(plan.n)) != plan.n:
-            raise PlategenError(f"{req.out}: internal error, plates are missing from the ranks' journals; "
-                                "run with --resume")
+            raise PlategenError(f"{req.out}: {plan.n - len(merged.load(plan.n))} plate(s) are in no rank's journal "
+                                f"here: {writers.UNSHARED_OUT}")
         checks = {i: (extra or [""]) for i, extra in merged.extra.items()}
     generated = sum(g for g, _ in shares)
     finished = []

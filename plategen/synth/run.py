@@ -248,10 +248,6 @@ def _claimed(req: SynthRequest, world: World, device: str, params: dict, resume_
     try:
         # the other ranks start writing only once rank 0 holds the lock (and --overwrite has cleared the folder)
         previous, params["batch_size"] = world.from_leader(claim)
-        with world.together():  # a rank on a machine that does not share --out wrote its part there, unmerged
-            if not world.leader and not (req.out / writers.LOCK).is_file():
-                raise PlategenError(f"--out {req.out}: not the folder rank 0 writes (its lock file is not there); "
-                                    "--out must be one folder every rank shares")
         if device == "cpu":  # the generator and the PNG writers share the cores; oversubscribing them is slower
             torch.set_num_threads(req.threads or max(1, usable_cores() // world.local_size - 1))
         return run(previous)
@@ -573,8 +569,8 @@ def _run(req: SynthRequest, world: World, device: str, ckpt, ckpt_path: Path, fo
             done = {i: "" for i in range(req.n)} if complete else merged.load(req.n)
             draws = {i: (merged.extra.get(i) or ["0", ""]) for i in done}
             if len(done) != req.n:
-                raise PlategenError(f"{req.out}: internal error, {req.n - len(done)} image(s) are in no rank's "
-                                    "journal; run with --resume")
+                raise PlategenError(f"{req.out}: {req.n - len(done)} image(s) are in no rank's journal here: "
+                                    f"{writers.UNSHARED_OUT}")
         generated_all, resumed_all, redrawn_all = (sum(s[k] for s in shares) for k in range(3))
         if all(done.values()):
             duplicates = req.n - len(set(done.values()))
