@@ -87,7 +87,7 @@ def main() -> None:
     boxed = [p for p in train if p.boxes]
     styles, _ = style_plates(boxed)  # as the benchmark takes them
     chars = [c for c in gens.drawable if c in set("".join(p.text for p in train))]
-    plan = plate_plan(styles, req.synthetic_size, chars, split.seed)
+    plan = plate_plan(styles, req.synthetic_count, chars, split.seed)
     ckpt = gens.checkpoint  # drawn as `bench.plate_pools.saae_plates` draws them (label check on)
     drawn_from = [f for f in fonts if f.name in args.fonts.split(",")] if args.fonts else fonts
     if not drawn_from:

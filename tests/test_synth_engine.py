@@ -137,11 +137,16 @@ def test_a_diversity_out_of_range_is_refused_in_one_error(field, value, message)
 
 
 @pytest.mark.parametrize("jitter, message", [
-    (dict(scale=(0, 0)), r"JitterRange.scale \(0, 0\): need \(low, high\), low <= high, 0 < low"),  # ZeroDivision
+    (dict(scale=(0, 0)), r"JitterRange.scale \(0, 0\): need \(low, high\), 0.25 <= low <= high <= 4$"),  # ZeroDivision
     (dict(scale=(1.5, 0.5)), r"JitterRange.scale"),  # numpy's "high - low < 0", at the first jittered glyph
-    (dict(stroke=(5, -5)), r"JitterRange.stroke \(5, -5\): need \(low, high\), low <= high, whole pixels"),
+    (dict(scale=(1e-6, 1e-6)), r"JitterRange.scale"),  # cv2's bad_array_new_length
+    (dict(stroke=(5, -5)), r"JitterRange.stroke \(5, -5\): need \(low, high\), -8 <= low <= high <= 8, whole pixels"),
     (dict(stroke=(0, 1.5)), r"JitterRange.stroke \(0, 1.5\)"),
-    (dict(angle=float("nan")), r"JitterRange.angle nan: need a number, 0 or more"),  # an OverflowError
+    (dict(stroke=(-20, -20)), r"JitterRange.stroke"),  # every glyph blank, written with its label
+    (dict(stroke=(10 ** 400, 10 ** 400)), r"JitterRange.stroke"),  # an OverflowError
+    (dict(stroke=(True, True)), r"JitterRange.stroke"),
+    (dict(angle=float("nan")), r"JitterRange.angle nan: need a number from 0 to 45"),  # an OverflowError
+    (dict(shift=5.0), r"JitterRange.shift 5.0: need a number from 0 to 0.5"),  # 96 of 100 glyphs blank
     (dict(shift="x"), r"JitterRange.shift 'x'"),
 ])
 def test_a_jitter_range_out_of_range_is_refused_when_made(jitter, message):
@@ -157,9 +162,10 @@ def test_a_jitter_range_out_of_range_is_refused_when_made(jitter, message):
 def test_a_jitter_range_takes_any_pair_of_numbers_as_plain_ones():
     from plategen.glyphs import JitterRange
 
-    given = JitterRange(scale=[np.float32(0.9), 1.1], shift=np.float64(0.6), angle=60, stroke=(np.int64(-2), 10.0))
-    assert given == JitterRange(scale=(0.8999999761581421, 1.1), shift=0.6, angle=60.0, stroke=(-2, 10))
-    assert type(given.stroke[0]) is int and type(given.scale[0]) is float and JitterRange() == JitterRange()
+    given = JitterRange(scale=[np.float32(0.9), 1.1], shift=np.float64(0.25), angle=5, stroke=(np.int64(-2), 3.0))
+    assert given == JitterRange(scale=(0.8999999761581421, 1.1), shift=0.25, angle=5, stroke=(-2, 3))
+    assert [type(v) for v in (*given.scale, given.shift, given.angle, *given.stroke)] == [float, float, float, int,
+                                                                                           int, int]
 
 
 def test_label_check_redraws_what_the_discriminator_misreads(data_dir):

@@ -126,6 +126,21 @@ def test_make_plates_gives_in_memory_exactly_the_plates_the_synth_run_writes(run
     assert any(not np.array_equal(unchecked.images[i], made.images[i]) for i in failed)
 
 
+def test_which_style_plates_take_the_extra_plates_is_a_seeded_choice(styles):
+    """With --n below the number of style plates only the first --n given were used, whatever the seed (--n 60 over
+    uc3m-lp, ccpd-crops and openalpr-us drew 60 Spanish plates); where --n is a multiple of it, the turns are as
+    before, so such runs and the plate benchmark's plans keep their bytes."""
+    style_plates = load_style_plates(styles)[0]  # uc3m, CCPD and openalpr style plates
+    count = len(style_plates)
+    used = {int(plan_plates(style_plates, 1, CHARS, seed=seed).style[0]) for seed in range(16)}
+    assert used == set(range(count))  # the first style plate only, before
+    for seed in range(4):
+        counts = np.bincount(plan_plates(style_plates, 2 * count + 1, CHARS, seed=seed).style, minlength=count)
+        assert sorted(counts) == [2] * (count - 1) + [3]
+        whole = plan_plates(style_plates, 3 * count, CHARS, seed=seed).style  # a multiple: the earlier turns exactly
+        assert whole.tolist() == np.random.default_rng([seed, 5]).permutation(np.arange(3 * count) % count).tolist()
+
+
 def test_repeated_draws_are_generated_once_and_their_bytes_do_not_depend_on_the_chunking(styles, ckpt_cn,
                                                                                          monkeypatch):
     """A plate run's draws repeat (a few glyph variants per character, a few style entries per style
@@ -644,9 +659,14 @@ def test_pattern_sets_the_kind_of_every_slot(styles, ckpt_cn, tmp_path):
 
 
 def test_a_layout_refusal_names_the_style_plate_it_is_about(styles, ckpt_cn, tmp_path):
-    """In a folder of plates, "1 row(s), but the style plate has 2" did not say which plate has two rows."""
+    """In a folder of plates, "1 row(s), but the style plate has 2" did not say which plate has two rows. A plate
+    the pattern does not fit beside others it fits refused the whole folder: it is left out and listed now."""
     with pytest.raises(PlategenError, match=rf"has 2 \(style plate {styles[0]}\)$"):
-        synthesize(request([EXAMPLE, styles[0]], ckpt_cn, tmp_path / "rows", 4, pattern="DDDD_LLL"))
+        synthesize(request([styles[0]], ckpt_cn, tmp_path / "rows", 4, pattern="DDDD_LLL"))
+    mixed = synthesize(request([EXAMPLE, styles[0]], ckpt_cn, tmp_path / "mixed", 4, pattern="DDDD_LLL"))
+    assert [(str(p.path), p.message) for p in mixed.skipped] == [
+        (str(styles[0]), "--pattern 'DDDD_LLL': 1 row(s), but the style plate has 2")]
+    assert {r["style"] for r in manifest(mixed.out)} == {str(EXAMPLE)}
     texts = tmp_path / "texts.txt"
     texts.write_text("1234BCD\n", encoding="utf-8")
     with pytest.raises(PlategenError, match=rf"the layout DDD/LL has 5 \(style plate {styles[0]}\)$"):

@@ -42,10 +42,11 @@ def run_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lambda msg
     `progress(done, total)` counts recognisers trained. A run that stops before writing anything
     leaves no empty `req.out` behind. With `req.workers` > 1 (the default where there are 2 cores) recognisers train
     in spawned processes, which import the calling script again: call it under `if __name__ == "__main__":`."""
-    # a spawned process names itself before it imports the script again, and knows its parent only after
-    if multiprocessing.current_process().name != "MainProcess" and multiprocessing.parent_process() is None:
-        raise PlategenError("run_benchmark called while a recogniser worker process starts: the script that calls it "
-                            "must do so under if __name__ == \"__main__\": (or give the request workers=1)")
+    # the standard library's own test (multiprocessing.spawn._check_not_importing_main): a spawned process imports
+    # the script again while it inherits its parent's state
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise PlategenError("run_benchmark called while a worker process starts: the script that calls it must do "
+                            "so under if __name__ == \"__main__\":")
     made = [p for p in (*reversed(req.out.resolve().parents), req.out.resolve()) if not p.exists()]
     with contextlib.ExitStack() as held:
         try:
@@ -116,8 +117,8 @@ def _run_char_benchmark(req: BenchmarkRequest, log: Callable[[str], None], warn:
             judge_set = data_samples.subset(judge_plates(split, len(data_plates), req.test is not None))
             with timing("recogniser_training"):  # with one worker, the jobs run here as they are submitted
                 trainings.submit(ratio_jobs(ss, req.ratios, pools, augmented)
-                                 + synthetic_jobs(ss, req.synthetic_size, pools)
-                                 + [judge_job(ss, judge_set, pools, req.synthetic_size)])
+                                 + synthetic_jobs(ss, req.synthetic_count, pools)
+                                 + [judge_job(ss, judge_set, pools, req.synthetic_count)])
         with timing("recogniser_training"):
             runs: list[Run] = trainings.runs()
 

@@ -91,8 +91,8 @@ def run_plate_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lamb
                     augmented = augmented_plates(train_plates, train_images, req.ratios, split.seed, size)
             with timing("recogniser_training"):  # with one worker, the jobs run here as they are submitted
                 trainings.submit(plate_ratio_jobs(ps, req.ratios, pools, augmented)
-                                 + plate_synthetic_jobs(ps, req.synthetic_size, pools)
-                                 + [plate_judge_job(ps, judge_pool, pools, req.synthetic_size)])
+                                 + plate_synthetic_jobs(ps, req.synthetic_count, pools)
+                                 + [plate_judge_job(ps, judge_pool, pools, req.synthetic_count)])
             records.append(PlateSplitRecord(**{k: v for k, v in vars(split_record(
                 req, split, data_plates, test_source or data_plates, 0, 0, chars)).items() if not k.endswith("_crops")}))
         with timing("recogniser_training"):
@@ -117,7 +117,7 @@ def draw_plate_pools(req: BenchmarkRequest, ps: PlateSeedSet, train_plates: list
     """Each generator's plates for this seed, on one plan styled by the seed's training plates only (never a
     test plate); in the same-budget regime the SAAE is first trained fresh on those plates' crops.
     Returns the pools, the seconds each generator drew for, and the fresh SAAE's steps (None without one)."""
-    n = max([generated_count(r, len(train_plates)) for r in req.ratios] + [req.synthetic_size])
+    n = max([generated_count(r, len(train_plates)) for r in req.ratios] + [req.synthetic_count])
     boxed = [p for p in train_plates if p.boxes]  # a text-only plate trains the recogniser but cannot be a style
     if not boxed:
         raise PlategenError(f"seed {ps.seed}: none of the {len(train_plates)} training plates has character boxes "

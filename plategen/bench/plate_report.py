@@ -70,7 +70,7 @@ def is_default_run(req: BenchmarkRequest) -> bool:
     return (Path(req.data).resolve() == DEFAULT_DATA.resolve() and req.test is None and req.test_plates is None
             and req.ratios == (0.0, 1.0, 2.0, 4.0) and req.real_plates == 50 and req.seeds == 3
             and req.generators == GENERATORS and req.checkpoint is None and not req.train_generator
-            and req.plate_schedule == DEFAULT_PLATE_SCHEDULE and req.synthetic_size == DEFAULT_SYNTHETIC_SIZE["plates"])
+            and req.plate_schedule == DEFAULT_PLATE_SCHEDULE and req.synthetic_count == DEFAULT_SYNTHETIC_SIZE["plates"])
 
 
 def check_plate_targets(summary: PlateSummary, regime: str, ratios: Sequence[float],
@@ -187,7 +187,7 @@ class PlateBenchmarkReport:
                              "of one seed uses the same recogniser initialisation and batch seed",
             "real_plates": self.real_plates,
             "test_plates_requested": req.held_out_images if req.test is None else None,
-            "synthetic_size": req.synthetic_size,
+            "synthetic_size": req.synthetic_count,
             "schedule": req.plate_schedule.to_dict(), "notes": self.notes,
             "generators": {g: asdict(i) for g, i in self.generators.items()},
             "splits": [asdict(s) for s in self.splits],
@@ -216,7 +216,7 @@ def plate_summary_tables(report: PlateBenchmarkReport) -> list[Rows]:
                                   *(f"ratio {r}" for r in s.saae_minus_render_paired)],
                            [["mean ± sd", *(_cell(v, c.saae_minus_render_paired[r])
                                             for r, v in s.saae_minus_render_paired.items())]]))
-    n = report.request.synthetic_size
+    n = report.request.synthetic_count
     refs = [[f"real only, {report.real_plates} training plates (ratio 0)", _cell(s.real_only, c.real_only)],
             ["real only, all plates outside the test plates (the judge; ceiling)",
              _cell(s.all_real_judge, c.all_real_judge)]]

@@ -232,7 +232,7 @@ class Pool:
 
 def per_class_need(req: BenchmarkRequest, shares: np.ndarray, real_crops: int) -> np.ndarray:
     """Crops of each class a pool must hold so that every ratio and the synthetic-only set can pick from it."""
-    sizes = [generated_count(r, real_crops) for r in req.ratios] + [req.synthetic_size]
+    sizes = [generated_count(r, real_crops) for r in req.ratios] + [req.synthetic_count]
     return np.max([apportion(n, shares) for n in sizes], axis=0) + 1
 
 

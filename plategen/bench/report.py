@@ -244,7 +244,7 @@ class BenchmarkReport:
                              "one seed uses the same recogniser initialisation and batch seed",
             "real_plates": req.real_plates,
             "test_plates_requested": req.held_out_images if req.test is None else None,
-            "synthetic_size": req.synthetic_size,
+            "synthetic_size": req.synthetic_count,
             "schedule": {**req.schedule.to_dict(), "note": self.schedule_note},
             "generators": {g: asdict(i) for g, i in self.generators.items()},
             "styles": "generated crops use as styles only the seed's real training plates; no test plate is a style",
@@ -291,7 +291,7 @@ def summary_tables(report: BenchmarkReport) -> list[Rows]:
                                   *(f"ratio {r}" for r in s.saae_minus_render_paired)],
                            [["mean ± std", *(v.cell() for v in s.saae_minus_render_paired.values())]]))
     refs = [["real only (ratio 0)", s.real_only.cell()]]
-    refs += [[f"{g} synthetic only ({report.request.synthetic_size} crops), test on real", st.cell()]
+    refs += [[f"{g} synthetic only ({report.request.synthetic_count} crops), test on real", st.cell()]
              for g, st in s.synthetic_only.items()]
     for g, st in s.read_as_asked.items():
         refs.append([f"{g} generated crops read as asked class by the judge", st.cell()])

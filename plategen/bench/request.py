@@ -140,9 +140,10 @@ class BenchmarkRequest:
     level: str = "chars"  # chars | plates
     plate_schedule: PlateSchedule = DEFAULT_PLATE_SCHEDULE  # every plate recogniser's (level plates)
 
-    def __post_init__(self):
-        if self.synthetic_size is None:  # the level is checked with the rest (check_request)
-            object.__setattr__(self, "synthetic_size", DEFAULT_SYNTHETIC_SIZE.get(self.level, 0))
+    @property
+    def synthetic_count(self) -> int:
+        """`synthetic_size`, or its level's default (resolved when read: `replace(req, level=...)` keeps it right)."""
+        return self.synthetic_size if self.synthetic_size is not None else DEFAULT_SYNTHETIC_SIZE.get(self.level, 0)
 
     @property
     def regime(self) -> str:
@@ -182,8 +183,8 @@ def check_request(req: BenchmarkRequest) -> None:
         raise PlategenError(f"--test-plates {req.test_plates}: need at least 1")
     if req.balance not in BALANCES:
         raise PlategenError(f"--balance {req.balance!r}: choose {' or '.join(BALANCES)}")
-    if not 1 <= req.synthetic_size <= MAX_SYNTHETIC_SIZE[req.level]:
-        raise PlategenError(f"--synthetic-size {req.synthetic_size}: need 1 to {MAX_SYNTHETIC_SIZE[req.level]:,} "
+    if not 1 <= req.synthetic_count <= MAX_SYNTHETIC_SIZE[req.level]:
+        raise PlategenError(f"--synthetic-size {req.synthetic_count}: need 1 to {MAX_SYNTHETIC_SIZE[req.level]:,} "
                             f"({'crops' if req.level == 'chars' else 'plates'} at the {req.level} level)")
     schedule = req.plate_schedule if req.level == "plates" else req.schedule
     if schedule.steps < 1:

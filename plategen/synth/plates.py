@@ -236,6 +236,24 @@ def plate_layouts(styles: Sequence[StylePlate], pattern: str | None) -> list[Pla
     return [of_style(s, parse_pattern, pattern, s.layout) if pattern else s.layout for s in styles]
 
 
+def fitting_styles(styles: Sequence[StylePlate], pattern: str | None) -> tuple[list[StylePlate], list[Problem]]:
+    """The style plates `pattern` fits, and those it does not as problems, left out and listed (one two-row plate
+    in a folder of one-row ones refused the whole folder); refused only when it fits none."""
+    if not pattern:
+        return list(styles), []
+    pattern_rows(pattern)  # a syntax error is the pattern's, not a style plate's
+    fit, misfits = [], []
+    for style in styles:
+        try:
+            parse_pattern(pattern, style.layout)
+            fit.append(style)
+        except PlategenError as exc:
+            misfits.append(Problem(Path(style.name), str(exc)))
+    if not fit:
+        of_style(styles[0], parse_pattern, pattern, styles[0].layout)  # the first plate's refusal, naming it
+    return fit, misfits
+
+
 def of_style(style: StylePlate, make, *args):
     """`make(*args)` for one style plate, its refusal naming that plate: in a folder of plates, "the style plate has
     2 rows" did not say which of them."""
@@ -275,7 +293,8 @@ def plan_plates(styles: Sequence[StylePlate], n: int, chars: Sequence[str], seed
                 refuse: Callable[[str], str | None] = read_as_missing) -> PlatePlan:
     """Style, text and seed of every plate, fixed by `seed`.
 
-    Styles take turns in a seeded order (every style plate used n // S or one more times).
+    Styles take turns in a seeded order (every style plate used n // S or one more times; which get one more is
+    seeded too: with n below S, the first n style plates given were the only ones used).
     Texts: from the `texts` file in order, cycled to n; else drawn per style plate, balanced
     per slot kind over that style's plates, none that `refuse` gives a reason against (`layout.draw_texts`).
     `chinese_serials` (the default alphabet): the letter slots of a Chinese layout skip I and O, as real
@@ -284,7 +303,9 @@ def plan_plates(styles: Sequence[StylePlate], n: int, chars: Sequence[str], seed
     if n < 1:
         raise PlategenError(f"--n {n}: need at least one plate")
     rng = np.random.default_rng([seed, 5])
-    style = rng.permutation(np.arange(n) % len(styles)).astype(np.int64)
+    # which style plates take the n % S plates over n // S each: a seeded choice (the same turns as before when none)
+    takers = np.random.default_rng([seed, 6]).permutation(len(styles)) if n % len(styles) else np.arange(len(styles))
+    style = rng.permutation(takers[np.arange(n) % len(styles)]).astype(np.int64)
     layouts = plate_layouts(styles, pattern)
     out = [""] * n
     if texts is not None:
@@ -328,8 +349,9 @@ def character_synth(generator, discriminator, charset: Sequence[str] | None, sty
     config = generator.config
     keys, label, widths = glyph_keys(config, chinese, chars, plan)
     glyphs = build_glyph_pool(keys, [len(fonts)] * len(keys), fonts, seed, PLATE_DIVERSITY, config.glyph_size, widths)
-    s = len(styles)
-    as_styles = [Style(p.name, shape_style(p), p.sha256) for p in styles]
+    used, entry = np.unique(plan.style, return_inverse=True)  # every style plate once --n reaches their count
+    s = len(used)
+    as_styles = [Style(styles[k].name, shape_style(styles[k]), styles[k].sha256) for k in used]
     pool = build_style_pool(as_styles, len(label), seed, PLATE_DIVERSITY, tuple(config.style_size),
                             entries=s * CHECK_ATTEMPTS)
     rng = np.random.default_rng([seed, 6])
@@ -337,8 +359,8 @@ def character_synth(generator, discriminator, charset: Sequence[str] | None, sty
     attempts = np.arange(CHECK_ATTEMPTS)[:, None]
     sizes, offsets = np.asarray(glyphs.size), np.asarray(glyphs.offset)
     glyph = offsets[label] + (first + attempts) % sizes[label]
-    style = plan.style[plate_of] + attempts * s
-    style = np.where(style < len(pool.names), style, plan.style[plate_of])
+    style = entry[plate_of] + attempts * s
+    style = np.where(style < len(pool.names), style, entry[plate_of])
     counts = np.bincount(label, minlength=len(keys)).tolist()
     char_plan = Plan(keys, counts, label, glyph.astype(np.int64), style.astype(np.int64),
                      image_seeds(seed, np.arange(len(label))))
@@ -742,9 +764,10 @@ def _finish_plates(req, world: World, device: str, styles: list[StylePlate], ski
     complete = previous is not None and previous.get("status") == "complete"
     if world.size > 1 and not complete:  # the other ranks' plates: what their journals say of each
         merged = writers.Journal(req.out)
-        if len(merged.load(plan.n)) != plan.n:
-            raise PlategenError(f"{req.out}: {plan.n - len(merged.load(plan.n))} plate(s) are in no rank's journal "
-                                f"here: {writers.UNSHARED_OUT}")
+        journalled = len(merged.load(plan.n))
+        if journalled != plan.n:
+            raise PlategenError(f"{req.out}: {plan.n - journalled} plate(s) are in no rank's journal here: "
+                                f"{writers.UNSHARED_OUT}")
         checks = {i: (extra or [""]) for i, extra in merged.extra.items()}
     generated = sum(g for g, _ in shares)
     finished = []
@@ -833,6 +856,7 @@ def plate_params(req, styles: Sequence[StylePlate], chars: Sequence[str], layout
             "erased_masks": ERASED_MASKS if any(masks_under(s, layout) for s, layout in zip(styles, layouts)) else None,
             "spread_slots": SPREAD_SLOTS if any(is_spread(s, layout) for s, layout in zip(styles, layouts)) else None,
             "grey_styles": GREY_STYLES if any(map(drawn_in_grey, styles)) else None,
+            "style_turns": STYLE_TURNS if req.n % len(styles) else None,
             "leaning": None,  # 59e3702 placed characters leaning (meta.json "leaning": 1); this plategen does not
             "upper_letters": UPPER_LETTERS if req.texts is None and any(c.isascii() and c.islower() for c in chars)
             else None}
@@ -858,6 +882,9 @@ SPREAD_SLOTS = 1
 # The characters of a plate whose ink is darker than its paper are drawn from its grey levels since this number
 # (`shape_style`); a run begun before drew them from its colours.
 GREY_STYLES = 1
+# The style plates that take one plate more than the others (--n not a multiple of their count) are a seeded choice
+# since this number; a run begun before gave them to the first style plates given (`plan_plates`).
+STYLE_TURNS = 1
 # The letter slots of drawn texts take upper case only since this number (`layout.alphabet`); a run begun before with
 # lower case in its alphabet drew it into them too.
 UPPER_LETTERS = 1

@@ -286,11 +286,11 @@ def _options_of(keys: Sequence[str], previous: dict, params: dict) -> list[str]:
 
 # meta.json keys that record how a plate run's options draw (not options themselves); `_older_plate_run` infers them
 DRAWN_KEYS = ("chinese_serials_skip", "large_erasing", "draw_memo", "design_light", "hidden_dot", "erased_masks",
-              "leaning", "classes", "check_sure", "upper_letters", "spread_slots", "grey_styles")
+              "leaning", "classes", "check_sure", "upper_letters", "spread_slots", "grey_styles", "style_turns")
 # ... those set by the plategen version and the recorded options alone (a version number or None); the others follow
 # options: classes --chars, chinese_serials_skip whether --chars was given (meta does not record it), draw_memo --n
 VERSION_KEYS = ("large_erasing", "design_light", "hidden_dot", "erased_masks", "leaning", "check_sure", "upper_letters",
-                "spread_slots", "grey_styles")
+                "spread_slots", "grey_styles", "style_turns")
 
 
 def _older_run(previous: dict) -> tuple[dict, set[str]]:
@@ -320,10 +320,11 @@ def _older_plate_run(previous: dict, default_skip: str | None) -> tuple[dict, se
     - `upper_letters`: letter slots took the lower case of the alphabet too (`plates.UPPER_LETTERS`).
     - `spread_slots`: a pattern of another count than a style plate's boxes stretched its characters over the
       print area (`plates.SPREAD_SLOTS`).
-    - `grey_styles`: dark-on-light style plates were handed to the generator in colour (`plates.GREY_STYLES`)."""
+    - `grey_styles`: dark-on-light style plates were handed to the generator in colour (`plates.GREY_STYLES`).
+    - `style_turns`: the first n % S style plates given took one plate more than the others (`plates.STYLE_TURNS`)."""
     chosen = any(str(arg).split("=")[0] in ("--chars", "--texts") for arg in previous.get("command") or [])
     before = {"classes": previous.get("charset") if previous.get("format", "files") == "files" else None,
-              "check_sure": None, "upper_letters": None, "spread_slots": None, "grey_styles": None,
+              "check_sure": None, "upper_letters": None, "spread_slots": None, "grey_styles": None, "style_turns": None,
               "chinese_serials_skip": None if chosen or "chinese_checkpoint_sha256" not in previous else default_skip,
               "large_erasing": None, "draw_memo": True, "design_light": None, "hidden_dot": None,
               "erased_masks": None, "leaning": None}
@@ -350,6 +351,8 @@ def _checked_plates(req: SynthRequest, world: World, device: str, ckpt, ckpt_pat
     if design is not None:
         plates.require_chinese(styles, req.design)
     pattern = req.pattern or (design.pattern if design is not None else None)
+    styles, misfits = plates.fitting_styles(styles, pattern)
+    skipped += misfits
     layouts = plates.plate_layouts(styles, pattern)
     chinese = chinese_model(req.checkpoint) if plates.wants_chinese(layouts) else None
     if chinese is not None:  # its Chinese characters join the charset: they have a class, and are drawable

@@ -58,7 +58,8 @@ _JOURNAL_NAME = re.compile(r"progress(-rank[0-9]+)?\.tsv")
 LOCK = ".plategen.lock"
 # what rank 0 says when the other ranks' journals lack images or plates they reported written
 UNSHARED_OUT = ("another rank wrote them where this one cannot see them; --out must be one folder every machine "
-                "shares (a network file system), or give each machine its own --seed and --out")
+                "shares (a network file system), or run synth on each machine alone, each with its own --seed and "
+                "--out")
 MANIFEST_FIELDS = ("image_path", "label", "style", "font", "seed", "check")
 FORMATS = ("files", "shards")
 SHARD_PATTERN = "shard-{:06d}.tar"
