@@ -137,16 +137,18 @@ def test_a_diversity_out_of_range_is_refused_in_one_error(field, value, message)
 
 
 @pytest.mark.parametrize("jitter, message", [
-    (dict(scale=(0, 0)), r"JitterRange.scale \(0, 0\): need \(low, high\), 0.25 <= low <= high <= 4$"),  # ZeroDivision
+    (dict(scale=(0, 0)), r"JitterRange.scale \(0, 0\): need \(low, high\), 0.5 <= low <= high <= 2$"),  # ZeroDivision
     (dict(scale=(1.5, 0.5)), r"JitterRange.scale"),  # numpy's "high - low < 0", at the first jittered glyph
     (dict(scale=(1e-6, 1e-6)), r"JitterRange.scale"),  # cv2's bad_array_new_length
-    (dict(stroke=(5, -5)), r"JitterRange.stroke \(5, -5\): need \(low, high\), -8 <= low <= high <= 8, whole pixels"),
+    (dict(stroke=(5, -5)), r"JitterRange.stroke \(5, -5\): need \(low, high\), -4 <= low <= high <= 8, whole pixels"),
     (dict(stroke=(0, 1.5)), r"JitterRange.stroke \(0, 1.5\)"),
     (dict(stroke=(-20, -20)), r"JitterRange.stroke"),  # every glyph blank, written with its label
+    (dict(stroke=(-8, -8)), r"JitterRange.stroke"),  # 99 of 144 blank
+    (dict(scale=(4, 4)), r"JitterRange.scale"),  # 13 of 144 blank
     (dict(stroke=(10 ** 400, 10 ** 400)), r"JitterRange.stroke"),  # an OverflowError
     (dict(stroke=(True, True)), r"JitterRange.stroke"),
     (dict(angle=float("nan")), r"JitterRange.angle nan: need a number from 0 to 45"),  # an OverflowError
-    (dict(shift=5.0), r"JitterRange.shift 5.0: need a number from 0 to 0.5"),  # 96 of 100 glyphs blank
+    (dict(shift=5.0), r"JitterRange.shift 5.0: need a number from 0 to 0.25"),  # 96 of 100 glyphs blank
     (dict(shift="x"), r"JitterRange.shift 'x'"),
 ])
 def test_a_jitter_range_out_of_range_is_refused_when_made(jitter, message):
@@ -159,13 +161,39 @@ def test_a_jitter_range_out_of_range_is_refused_when_made(jitter, message):
         Diversity(jitter="x")
 
 
+def test_at_the_jitter_range_bounds_no_glyph_comes_out_blank():
+    """Beyond them glyphs were blank and written with their labels (stroke -8: 99 of 144 of 0-9A-Z in the shipped
+    fonts, scale 4: 13, shift 0.5: 2); at them, every glyph keeps ink, each bound alone and all at once."""
+    from plategen.charset import parse_charset
+    from plategen.glyphs import GlyphJitter, JitterRange, fonts_for, render_glyph, shipped_fonts
+
+    from plategen.errors import PlategenError
+
+    with pytest.raises(PlategenError, match=r"JitterRange.stroke \(-5, 0\)"):
+        JitterRange(stroke=(-5, 0))
+    bounds = JitterRange(scale=(0.5, 2.0), shift=0.25, angle=45.0, stroke=(-4, 8))
+    limits = [GlyphJitter(stroke=bounds.stroke[0]), GlyphJitter(stroke=bounds.stroke[1]),
+              GlyphJitter(scale=bounds.scale[0]), GlyphJitter(scale=bounds.scale[1]),
+              GlyphJitter(dx=bounds.shift, dy=bounds.shift), GlyphJitter(dx=-bounds.shift, dy=-bounds.shift),
+              GlyphJitter(angle=bounds.angle), GlyphJitter(scale=bounds.scale[1], dx=bounds.shift, dy=bounds.shift,
+                                                           angle=bounds.angle, stroke=bounds.stroke[0])]
+    fonts = shipped_fonts()
+    blank = [(c, font.name, j) for j in limits for c in parse_charset("0-9A-Z") for font in fonts_for(c, fonts)
+             if render_glyph(c, font, jitter=j).max() <= 64]
+    assert blank == []
+
+
 def test_a_jitter_range_takes_any_pair_of_numbers_as_plain_ones():
     from plategen.glyphs import JitterRange
+
+    from fractions import Fraction
 
     given = JitterRange(scale=[np.float32(0.9), 1.1], shift=np.float64(0.25), angle=5, stroke=(np.int64(-2), 3.0))
     assert given == JitterRange(scale=(0.8999999761581421, 1.1), shift=0.25, angle=5, stroke=(-2, 3))
     assert [type(v) for v in (*given.scale, given.shift, given.angle, *given.stroke)] == [float, float, float, int,
                                                                                            int, int]
+    arrays = JitterRange(scale=np.array([0.9, 1.1]), stroke=np.array([-1, 2]), shift=Fraction(1, 10))
+    assert (arrays.scale, arrays.stroke, arrays.shift) == ((0.9, 1.1), (-1, 2), 0.1)
 
 
 def test_label_check_redraws_what_the_discriminator_misreads(data_dir):

@@ -132,7 +132,7 @@ def test_which_style_plates_take_the_extra_plates_is_a_seeded_choice(styles):
     before, so such runs and the plate benchmark's plans keep their bytes."""
     style_plates = load_style_plates(styles)[0]  # uc3m, CCPD and openalpr style plates
     count = len(style_plates)
-    used = {int(plan_plates(style_plates, 1, CHARS, seed=seed).style[0]) for seed in range(16)}
+    used = {int(plan_plates(style_plates, 1, CHARS, seed=seed).style[0]) for seed in range(40)}
     assert used == set(range(count))  # the first style plate only, before
     for seed in range(4):
         counts = np.bincount(plan_plates(style_plates, 2 * count + 1, CHARS, seed=seed).style, minlength=count)
@@ -658,15 +658,19 @@ def test_pattern_sets_the_kind_of_every_slot(styles, ckpt_cn, tmp_path):
         synthesize(request(styles[1:2], ckpt_cn, tmp_path / "bad", 2, pattern="PX"))
 
 
-def test_a_layout_refusal_names_the_style_plate_it_is_about(styles, ckpt_cn, tmp_path):
+def test_a_layout_refusal_names_the_style_plate_it_is_about(styles, ckpt_cn, tmp_path, data_dir):
     """In a folder of plates, "1 row(s), but the style plate has 2" did not say which plate has two rows. A plate
-    the pattern does not fit beside others it fits refused the whole folder: it is left out and listed now."""
+    of a folder the pattern does not fit refused the whole folder: it is left out and listed now (one named alone
+    is still refused)."""
     with pytest.raises(PlategenError, match=rf"has 2 \(style plate {styles[0]}\)$"):
-        synthesize(request([styles[0]], ckpt_cn, tmp_path / "rows", 4, pattern="DDDD_LLL"))
-    mixed = synthesize(request([EXAMPLE, styles[0]], ckpt_cn, tmp_path / "mixed", 4, pattern="DDDD_LLL"))
-    assert [(str(p.path), p.message) for p in mixed.skipped] == [
-        (str(styles[0]), "--pattern 'DDDD_LLL': 1 row(s), but the style plate has 2")]
-    assert {r["style"] for r in manifest(mixed.out)} == {str(EXAMPLE)}
+        synthesize(request([EXAMPLE, styles[0]], ckpt_cn, tmp_path / "rows", 4, pattern="DDDD_LLL"))
+    one_row = "00001_AN-074-C-V.jpg"
+    folder = copy_plates(data_dir / "uc3m-lp", tmp_path / "folder", [Path(styles[0]), data_dir / "uc3m-lp" / "images"
+                                                                    / one_row])
+    mixed = synthesize(request([folder], ckpt_cn, tmp_path / "mixed", 4, pattern="DDDD_LLL"))
+    assert [(p.path.name, p.message) for p in mixed.skipped] == [
+        (Path(styles[0]).name, "--pattern 'DDDD_LLL': 1 row(s), but the style plate has 2")]
+    assert {Path(r["style"]).name for r in manifest(mixed.out)} == {one_row}
     texts = tmp_path / "texts.txt"
     texts.write_text("1234BCD\n", encoding="utf-8")
     with pytest.raises(PlategenError, match=rf"the layout DDD/LL has 5 \(style plate {styles[0]}\)$"):
@@ -676,6 +680,19 @@ def test_a_layout_refusal_names_the_style_plate_it_is_about(styles, ckpt_cn, tmp
         synthesize(request([EXAMPLE], ckpt_cn, tmp_path / "pattern", 4, texts=texts, pattern="DDDDDD"))
     assert "style plate" not in str(refused.value)
     assert not any((tmp_path / name).exists() for name in ("rows", "texts", "pattern"))
+
+
+def test_a_plate_drawn_in_a_late_style_plate_of_many_has_its_style(ckpt_cn, tmp_path, data_dir):
+    """The style pool holds about 4 entries a character: with --n 1 over 40 style plates, a plate the plan gave
+    style plate 33 indexed past it (an IndexError) once which plates take the extra plates became a seeded choice."""
+    crops = sorted((data_dir / "ccpd-crops" / "images").iterdir())[:40]
+    style_plates = load_style_plates(crops)[0]
+    seed = next(s for s in range(100) if plan_plates(style_plates, 1, CHARS, seed=s).style[0] >= 30)
+    plan = plan_plates(style_plates, 1, CHARS, seed=seed)
+    ckpt = load_checkpoint(ckpt_cn)
+    made = make_plates(ckpt.generator, ckpt.discriminator, ckpt.meta["charset"], style_plates, plan, CHARS,
+                       shipped_fonts(), seed=seed)
+    assert made.texts == plan.texts and made.images[0].shape == style_plates[plan.style[0]].image.shape
 
 
 def test_without_chars_a_run_takes_the_characters_its_slots_use(styles, ckpt_cn, tmp_path):

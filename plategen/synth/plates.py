@@ -236,19 +236,25 @@ def plate_layouts(styles: Sequence[StylePlate], pattern: str | None) -> list[Pla
     return [of_style(s, parse_pattern, pattern, s.layout) if pattern else s.layout for s in styles]
 
 
-def fitting_styles(styles: Sequence[StylePlate], pattern: str | None) -> tuple[list[StylePlate], list[Problem]]:
-    """The style plates `pattern` fits, and those it does not as problems, left out and listed (one two-row plate
-    in a folder of one-row ones refused the whole folder); refused only when it fits none."""
+def fitting_styles(styles: Sequence[StylePlate], pattern: str | None, named: Sequence[Path | str] = ()
+                   ) -> tuple[list[StylePlate], list[Problem]]:
+    """The style plates `pattern` fits, and those of folders it does not as problems, left out and listed (one two-row
+    plate in a folder of one-row ones refused the whole folder); a plate `named` alone (--style FILE) it does not fit
+    is refused, as is a pattern that fits none."""
     if not pattern:
         return list(styles), []
     pattern_rows(pattern)  # a syntax error is the pattern's, not a style plate's
+    alone = {Path(p).resolve() for p in named}
     fit, misfits = [], []
     for style in styles:
         try:
             parse_pattern(pattern, style.layout)
-            fit.append(style)
         except PlategenError as exc:
+            if Path(style.name).resolve() in alone:
+                raise PlategenError(f"{exc} (style plate {style.name})") from None
             misfits.append(Problem(Path(style.name), str(exc)))
+            continue
+        fit.append(style)
     if not fit:
         of_style(styles[0], parse_pattern, pattern, styles[0].layout)  # the first plate's refusal, naming it
     return fit, misfits
@@ -304,7 +310,7 @@ def plan_plates(styles: Sequence[StylePlate], n: int, chars: Sequence[str], seed
         raise PlategenError(f"--n {n}: need at least one plate")
     rng = np.random.default_rng([seed, 5])
     # which style plates take the n % S plates over n // S each: a seeded choice (the same turns as before when none)
-    takers = np.random.default_rng([seed, 6]).permutation(len(styles)) if n % len(styles) else np.arange(len(styles))
+    takers = np.random.default_rng([seed, 8]).permutation(len(styles)) if n % len(styles) else np.arange(len(styles))
     style = rng.permutation(takers[np.arange(n) % len(styles)]).astype(np.int64)
     layouts = plate_layouts(styles, pattern)
     out = [""] * n

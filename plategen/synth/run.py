@@ -351,7 +351,7 @@ def _checked_plates(req: SynthRequest, world: World, device: str, ckpt, ckpt_pat
     if design is not None:
         plates.require_chinese(styles, req.design)
     pattern = req.pattern or (design.pattern if design is not None else None)
-    styles, misfits = plates.fitting_styles(styles, pattern)
+    styles, misfits = plates.fitting_styles(styles, pattern, [s for s in req.styles if Path(s).is_file()])
     skipped += misfits
     layouts = plates.plate_layouts(styles, pattern)
     chinese = chinese_model(req.checkpoint) if plates.wants_chinese(layouts) else None
