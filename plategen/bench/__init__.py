@@ -40,8 +40,8 @@ from plategen.bench.request import (DEFAULT_DATA, BenchmarkRequest, check_reques
                                     parse_ratios, parse_real_plates)
 from plategen.bench.splits import Split, split_for_seed
 
-__all__ = ["DEFAULT_DATA", "BenchmarkRequest", "BenchmarkReport", "BenchmarkResult", "JUDGE_MIN_CROPS", "PlateBenchmarkReport",
-           "PlateSummary", "Rows", "Split", "Stat", "Summary", "Target", "apportion", "check_plate_targets",
+__all__ = ["DEFAULT_DATA", "BenchmarkRequest", "BenchmarkReport", "BenchmarkResult", "JUDGE_MIN_CROPS",
+           "PlateBenchmarkReport", "PlateSummary", "Rows", "Split", "Stat", "Summary", "Target", "apportion", "check_plate_targets",
            "check_request", "check_targets", "class_shares", "generated_count", "level_options", "parse_generators",
            "parse_ratios", "parse_real_plates", "plate_summary_tables", "run_benchmark", "run_plate_benchmark",
            "split_for_seed", "summary_tables", "take_balanced"]

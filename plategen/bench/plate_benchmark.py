@@ -105,8 +105,9 @@ def run_plate_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lamb
     summary = plate_summary(runs, req.ratios, list(gens.infos))
     seconds_so_far = time.perf_counter() - started
     targets = check_plate_targets(summary, req.regime, req.ratios, seconds_so_far if is_default_run(req) else None)
-    report = PlateBenchmarkReport(req, req.regime, warnings, alphabet, len(data_plates), prep.text_only, gens.infos, records,
-                                  runs, summary, targets, {**timing.seconds, "total": seconds_so_far}, gen_seconds)
+    report = PlateBenchmarkReport(req, req.regime, warnings, alphabet, len(data_plates), prep.text_only, gens.infos,
+                                  records, runs, summary, targets, {**timing.seconds, "total": seconds_so_far},
+                                  gen_seconds)
     files = write_plate_report(req.out, report)
     return BenchmarkResult(req.out, report, files, time.perf_counter() - started)
 
