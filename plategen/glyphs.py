@@ -71,8 +71,9 @@ class JitterRange:
                 return None
             if not (math.isfinite(number) and low <= number <= high) or (whole and not number.is_integer()):
                 return None
-            return value if type(value) in (int, float) and not (whole and type(value) is float) else \
-                (int(number) if whole else number)
+            if whole:
+                return int(number)
+            return value if type(value) in (int, float) else number
 
         for name, low, high, whole in (("scale", 0.5, 2.0, False), ("stroke", -4, 8, True)):
             value = getattr(self, name)
