@@ -96,6 +96,20 @@ def test_lprnet_export_is_94x24_images_named_by_their_text(plates, tmp_path):
     assert all(decode_png(f.read_bytes()).shape == (24, 94, 3) for f in files)
 
 
+def test_lprnet_export_lays_a_two_row_plates_rows_side_by_side_top_row_left(tmp_path):
+    """LPRNet reads one row: a two-row plate squeezed whole into 24 pixels had its top row in the upper half of
+    every column. Here the top row's band is dark and the bottom row's light: the export is dark left, light right."""
+    image = np.full((40, 60, 3), 200, np.uint8)
+    image[:20] = 50
+    boxes = ((5, 2, 25, 18), (30, 2, 50, 18), (5, 22, 20, 38), (22, 22, 37, 38), (39, 22, 54, 38))
+    plate = FinishedPlate("000000", encode_png(image), "12ABC", boxes)
+    write_lprnet(tmp_path, [plate])
+    small = decode_png((tmp_path / "12ABC_000000.png").read_bytes())
+    assert small.shape == (24, 94, 3)
+    assert np.ptp(small[..., 0], axis=0).max() <= 1  # no column holds both rows
+    assert (small[:, :40] == 50).all() and (small[:, -40:] == 200).all()
+
+
 def test_paddleocr_export_lists_every_image_with_its_text_and_a_dictionary(plates, exported, tmp_path):
     write_paddleocr(exported, plates, CLASSES)
     lines = (exported / "rec_gt.txt").read_text(encoding="utf-8").splitlines()

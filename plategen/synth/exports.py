@@ -12,7 +12,7 @@
   max slots, image size, RGB), which its ``validate_dataset`` and ``train`` load as-is.
 
 Beside it, for other trainers: `write_lprnet` (94x24 copies named by their text, as
-LPRNet_Pytorch reads them) and `write_paddleocr` (``rec_gt.txt`` with ``path<TAB>text`` into
+LPRNet_Pytorch reads them; a plate of several rows with its rows side by side) and `write_paddleocr` (``rec_gt.txt`` with ``path<TAB>text`` into
 ``images/`` and the ``dict.txt`` PaddleOCR's recogniser takes as ``character_dict_path``).
 
 These are pure writers over already-encoded PNGs: every file is written atomically, and
@@ -37,6 +37,7 @@ from plategen.charset import label_classes
 from plategen.errors import PlategenError
 from plategen.layout import read_as_missing
 from plategen.plates import Box, name_problem
+from plategen.segment import reading_rows
 from plategen.synth.writers import decode_png, encode_png
 
 PLATES_CSV = "plates.csv"
@@ -175,12 +176,30 @@ def write_lprnet(folder: Path | str, plates: Sequence[FinishedPlate]) -> None:
     """``<text>_<id>.png`` at 94x24: LPRNet_Pytorch takes the label from the file name up to
     the first ``_`` (so equal texts do not collide), and so does `plates.load_plates`."""
     folder = Path(folder)
-    width, height = LPRNET_SIZE
     for plate in plates:
-        image = decode_png(plate.png)
-        shrink = image.shape[1] > width
-        small = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-        atomic_write_bytes(folder / lprnet_name(plate.text, plate.id), encode_png(small))
+        atomic_write_bytes(folder / lprnet_name(plate.text, plate.id), encode_png(lprnet_image(plate)))
+
+
+def lprnet_image(plate: FinishedPlate) -> np.ndarray:
+    """The plate at LPRNet's 94x24. A plate of several rows has its rows cut apart (halfway between them) and laid
+    side by side, top row left, as two-row plates are given to one-row readers: squeezed whole into 24 pixels, their
+    characters would be 7-10 pixels tall and read column by column, the rows' characters interleaved."""
+    image = decode_png(plate.png)
+    rows = reading_rows(plate.boxes)
+    if len(rows) > 1:
+        tops = [min(plate.boxes[i][1] for i in row) for row in rows]
+        bottoms = [max(plate.boxes[i][3] for i in row) for row in rows]
+        cuts = [0] + [(bottom + top) // 2 for bottom, top in zip(bottoms, tops[1:])] + [image.shape[0]]
+        bands = [image[top:bottom] for top, bottom in zip(cuts, cuts[1:]) if bottom > top]
+        height = LPRNET_SIZE[1]
+        image = np.hstack([_resized(band, (max(1, round(band.shape[1] * height / band.shape[0])), height))
+                           for band in bands])
+    return _resized(image, LPRNET_SIZE)
+
+
+def _resized(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`image` at `size` (width, height): area-averaged where it shrinks in width, bilinear where it grows."""
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if image.shape[1] > size[0] else cv2.INTER_LINEAR)
 
 
 def write_paddleocr(out: Path | str, plates: Sequence[FinishedPlate], classes: Sequence[str]) -> None:
