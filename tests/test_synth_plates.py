@@ -452,6 +452,17 @@ def test_a_resume_with_another_n_names_n_not_how_draws_repeat(ckpt_cn, tmp_path)
         synthesize(request([EXAMPLE], ckpt_cn, out, 200, resume=True, batch_size=None))
 
 
+def test_a_resume_whose_texts_file_was_edited_says_its_lines_changed(ckpt_cn, tmp_path):
+    """The same --texts path with other lines named only "(--texts)", as if the option had been left out."""
+    texts = tmp_path / "texts.txt"
+    texts.write_text("123BC\n567FG\n", encoding="utf-8")
+    out = synthesize(request([EXAMPLE], ckpt_cn, tmp_path / "t", 2, texts=texts)).out
+    texts.write_text("123BC\n999FG\n", encoding="utf-8")
+    with pytest.raises(PlategenError, match=r"other settings than the run there began with \(--texts \(the file's "
+                                            r"lines\)\)"):
+        synthesize(request([EXAMPLE], ckpt_cn, out, 2, texts=texts, resume=True, batch_size=None))
+
+
 def test_a_run_whose_characters_were_placed_leaning_is_not_resumed_upright(styles, ckpt_cn, tmp_path, monkeypatch):
     """59e3702 placed characters leaning and recorded `leaning: 1`; characters stand upright again since."""
     monkeypatch.setattr(engine_module.Synthesizer, "generate", lambda self, ids: (_ for _ in ()).throw(KeyboardInterrupt))

@@ -265,7 +265,7 @@ def _claimed(req: SynthRequest, world: World, device: str, params: dict, resume_
 OPTION_OF = {"n": "--n", "charset": "--chars", "seed": "--seed", "checkpoint_sha256": "--checkpoint",
              "chinese_checkpoint_sha256": "--checkpoint", "glyph_size": "--checkpoint", "styles": "--style",
              "format": "--format", "shard_size": "--shard-size", "batch_size": "--batch-size", "label_check": "--no-check",
-             "pattern": "--pattern", "design": "--design", "texts_sha256": "--texts", "noise": "--noise",
+             "pattern": "--pattern", "design": "--design", "texts_sha256": "--texts (the file's lines)", "noise": "--noise",
              "exports": "--export", "style_layouts": "--style (its label files)"}
 DIVERSITY_OPTION_OF = {"noise": "--noise", "match_colours": "--raw-colours"}  # the rest is the API's Diversity
 
