@@ -37,7 +37,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from plategen.bench.plate_pools import at_size, plate_plan, real_centres, real_images  # noqa: E402
+from plategen.bench.plate_pools import as_input, plan_boxes, plate_plan, real_images  # noqa: E402
 from plategen.bench.pools import open_generators, pool_seed  # noqa: E402
 from plategen.bench.request import BenchmarkRequest, level_options  # noqa: E402
 from plategen.bench.splits import judge_plates, plan_splits  # noqa: E402
@@ -97,13 +97,13 @@ def main() -> None:
     made = make_plates(ckpt.generator, ckpt.discriminator, ckpt.meta.get("charset"), styles, plan, chars, drawn_from,
                        pool_seed(split.seed), chinese=gens.chinese)
 
-    judge_images = real_images(judged)
+    judge_images, judge_centres = as_input(real_images(judged), [p.boxes for p in judged], size)
     schedule = req.plate_schedule if args.judge_steps is None else replace(req.plate_schedule, steps=args.judge_steps)
-    judge = train_plate_recognizer(at_size(judge_images, size), [p.text for p in judged], "".join(charset),
-                                   schedule, seed=split.seed * 1000 + 999,
-                                   centres=real_centres(judged, judge_images))
-    test_read = read_plates(judge, at_size(real_images(test), size))
-    read = read_plates(judge, at_size(made.images, size))
+    judge = train_plate_recognizer(judge_images, [p.text for p in judged], "".join(charset), schedule,
+                                   seed=split.seed * 1000 + 999, centres=judge_centres)
+    test_boxes, made_boxes = [p.boxes for p in test], plan_boxes(plan)
+    test_read = read_plates(judge, as_input(real_images(test), test_boxes, size)[0])
+    read = read_plates(judge, as_input(made.images, made_boxes, size)[0])
     asked = np.array([t == r for t, r in zip(made.texts, read)])
 
     crops = build_samples([p for p in judged if p.boxes], charset)
@@ -139,8 +139,8 @@ def main() -> None:
     if args.transforms:
         real_test = real_images(test)
         for name, change in TRANSFORMS.items():
-            generated = read_plates(judge, at_size([change(im) for im in made.images], size))
-            real = read_plates(judge, at_size([change(im) for im in real_test], size))
+            generated = read_plates(judge, as_input([change(im) for im in made.images], made_boxes, size)[0])
+            real = read_plates(judge, as_input([change(im) for im in real_test], test_boxes, size)[0])
             print(f"{name}: judge reads SAAE plates {np.mean([t == r for t, r in zip(made.texts, generated)]):.3f}, "
                   f"real test plates {np.mean([p.text == r for p, r in zip(test, real)]):.3f}")
     if args.sheet:

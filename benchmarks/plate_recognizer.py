@@ -31,24 +31,23 @@ from pathlib import Path
 # Idle OpenMP threads wait passively: with the default (spinning), 2 torch threads on a 2-core
 # machine shared with other jobs ran a training step 15x slower than 1 thread (607 vs 42 ms).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from plategen.bench.plate_pools import as_input  # noqa: E402
 from plategen.dataset import is_holdout, plate_key  # noqa: E402
 from plategen.plates import Plate, load_plates, read_image  # noqa: E402
-from plategen.recognizer import PlateSchedule, box_centres, evaluate_plates, train_plate_recognizer  # noqa: E402
+from plategen.recognizer import PlateSchedule, evaluate_plates, train_plate_recognizer  # noqa: E402
 
 SOURCES = ("uc3m-lp", "ccpd-crops", "openalpr-us")
 
 
-def images_of(plates: list[Plate], size: tuple[int, int]) -> np.ndarray:
-    height, width = size
-    return np.stack([cv2.resize(read_image(p.image_path), (width, height), interpolation=cv2.INTER_AREA)
-                     for p in plates])
+def images_of(plates: list[Plate], size: tuple[int, int]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """As the plate benchmark feeds its recognisers: at the input size, two-row plates as one row, box centres."""
+    return as_input([read_image(p.image_path) for p in plates], [p.boxes for p in plates], size)
 
 
 def one_per_plate(plates: list[Plate], count: int, seed: int) -> list[int]:
@@ -74,9 +73,8 @@ def measure(folder: Path, schedule: PlateSchedule, seeds: range, sizes: list[str
     test_hashes = {p.sha256 for p in test}
     train = [p for p in plates if not held_out(p) and p.sha256 not in test_hashes]
     alphabet = "".join(sorted({c for p in plates for c in p.text}))
-    x_train, x_test = images_of(train, schedule.input_size), images_of(test, schedule.input_size)
+    (x_train, centres), (x_test, _) = images_of(train, schedule.input_size), images_of(test, schedule.input_size)
     texts_train, texts_test = [p.text for p in train], [p.text for p in test]
-    centres = [box_centres(p.boxes, *read_image(p.image_path).shape[1::-1]) for p in train]
     rows = []
     print(f"{folder.name}: {len(plates)} plates imported ({len(result.skipped)} refused by segmentation), "
           f"{len(train)} train, {len(test)} test, alphabet {len(alphabet)}", flush=True)

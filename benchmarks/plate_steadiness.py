@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from plategen.bench.plate_benchmark import draw_plate_pools  # noqa: E402
-from plategen.bench.plate_pools import at_size, real_centres, real_images  # noqa: E402
+from plategen.bench.plate_pools import as_input, real_images  # noqa: E402
 from plategen.bench.plate_runs import PLATE_TIMING_PARTS, PlateSeedSet  # noqa: E402
 from plategen.bench.pools import open_generators  # noqa: E402
 from plategen.bench.request import DEFAULT_PLATE_SCHEDULE, BenchmarkRequest, level_options  # noqa: E402
@@ -69,15 +69,16 @@ def draw_seed_sets(data: Path, seeds: int, cache: Path) -> None:
         rest = sorted(set(judge_plates(split, len(plates), False)) - set(split.train))
         validation = [plates[i] for i in np.random.default_rng(99).choice(rest, VALIDATION_PLATES, replace=False)]
         images = real_images(train)
-        ps = PlateSeedSet(split.seed, at_size(images, size), [p.text for p in train], real_centres(train, images),
-                          np.empty((0, *size, 3), np.uint8), [], "".join(charset), req.plate_schedule)
+        real, centres = as_input(images, [p.boxes for p in train], size)
+        ps = PlateSeedSet(split.seed, real, [p.text for p in train], centres, np.empty((0, *size, 3), np.uint8), [],
+                          "".join(charset), req.plate_schedule)
         chars = [c for c in gens.drawable if c in set("".join(ps.train_texts))]
         pools, _, _ = draw_plate_pools(req, ps, train, chars, charset, gens, fonts, Timing(PLATE_TIMING_PARTS),
                                        lambda msg: print(msg, flush=True))
         saae = pools["saae"]
         np.savez(path, real=ps.train, real_texts=ps.train_texts, real_centres=padded(ps.train_centres),
                  saae=saae.images, saae_texts=saae.texts, saae_centres=padded(saae.centres),
-                 validation=at_size(real_images(validation), size), validation_texts=[p.text for p in validation],
+                 validation=as_input(real_images(validation), [p.boxes for p in validation], size)[0], validation_texts=[p.text for p in validation],
                  alphabet="".join(charset))
 
 

@@ -4,7 +4,7 @@ A `PlateLayout` is the template whole-plate synthesis fills: the style plate's s
 `Slot` per position, in reading order (top row first, left to right). It comes from a real
 plate (`layout_of`), or from an explicit pattern placed on a style plate (`parse_pattern`).
 New texts for a layout come from `draw_texts` (balanced per slot kind) or a `--texts` file
-(`read_texts`).
+(`read_texts`). `one_row` lays a plate of several rows out as one row, for readers of one row.
 
 The separator (the dot on Chinese plates after the province and the city letter) is a slot
 of kind ``separator`` with its own box but no character: it is printed on the plate, not
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal, Sequence
 
+import cv2
 import numpy as np
 
 from plategen.charset import CHINESE_PROVINCES, parse_charset
@@ -81,6 +82,34 @@ class PlateLayout:
     @property
     def rows(self) -> int:
         return max(s.row for s in self.slots) + 1
+
+
+def one_row(image: np.ndarray, boxes: Sequence[Box]) -> tuple[np.ndarray, tuple[Box, ...]]:
+    """A plate of several rows as one: its rows cut apart halfway between them, each scaled to the tallest cut's
+    height and laid side by side, top row left, with its character boxes moved along; a one-row plate (or one
+    without boxes) as it is. One-row readers (LPRNet, a CTC over columns) take two-row plates so: squeezed whole,
+    the rows' characters share columns and read interleaved."""
+    rows = reading_rows(boxes) if boxes else []
+    if len(rows) < 2:
+        return image, tuple(boxes)
+    tops = [min(boxes[i][1] for i in row) for row in rows]
+    bottoms = [max(boxes[i][3] for i in row) for row in rows]
+    cuts = np.maximum.accumulate([0] + [(b + t) // 2 for b, t in zip(bottoms, tops[1:])] + [image.shape[0]])
+    height = int(np.diff(cuts).max())
+    pieces, moved, left = [], [None] * len(boxes), 0
+    for row, top, bottom in zip(rows, cuts, cuts[1:]):
+        if bottom <= top:  # boxes overlapping past the next row's: the row keeps a one-pixel band
+            top = max(min(top, image.shape[0] - 1), 0)
+            bottom = top + 1
+        scale = height / (bottom - top)
+        width = max(1, round(image.shape[1] * scale))
+        pieces.append(cv2.resize(image[top:bottom], (width, height), interpolation=cv2.INTER_LINEAR))
+        for i in row:
+            x0, y0, x1, y1 = boxes[i]
+            ys = [min(max(round((y - top) * scale), 0), height) for y in (y0, y1)]
+            moved[i] = (left + round(x0 * scale), ys[0], left + round(x1 * scale), ys[1])
+        left += width
+    return np.hstack(pieces), tuple(moved)
 
 
 def kind_of(ch: str) -> Kind:

@@ -15,14 +15,14 @@ import pytest
 from typer.testing import CliRunner
 
 from plategen.bench import split_for_seed
-from plategen.bench.plate_pools import plate_plan, rendered_plates, saae_plates
+from plategen.bench.plate_pools import as_input, plate_plan, rendered_plates, saae_plates
 from plategen.bench.pools import open_generators
 from plategen.bench.request import BenchmarkRequest
 from plategen.checkpoint import DEFAULT_CHECKPOINT, SHIPPED_CHECKPOINTS, load_checkpoint
 from plategen.cli import app
 from plategen.dataset import charset_of, plate_key
 from plategen.glyphs import shipped_fonts
-from plategen.plates import load_plates
+from plategen.plates import load_plates, read_image
 from plategen.synth.plates import style_plate
 from conftest import copy_plates, leaky_copy, make_checkpoint
 
@@ -241,6 +241,23 @@ def test_generated_plates_are_read_against_the_texts_they_were_drawn_with(folder
     assert not np.array_equal(saae.images, render.images)
     again = rendered_plates(styles, plate_plan(styles, 6, chars, seed=0), shipped_fonts(), 0, (32, 128))
     assert np.array_equal(again.images, render.images)  # fixed by the seed
+
+
+def test_the_recognisers_see_a_two_row_plate_as_one_row_in_reading_order(imported, folders, model):
+    """The recogniser reads columns left to right: a two-row plate squeezed whole put its top row above its bottom
+    row, the two rows' characters in the same columns. Real and generated two-row plates alike are laid out as one
+    row (top row left), so their characters' centres run left to right in the text's order, at mid-height."""
+    two_row = [p for p in imported("uc3m-lp").plates if p.image_path.name in ("00011_BN-695-B-D.jpg",
+                                                                             "00815_BD-99-8-PX.jpg")]
+    images, centres = as_input([read_image(p.image_path) for p in two_row], [p.boxes for p in two_row], (32, 128))
+    assert images.shape == (2, 32, 128, 3)
+    for c in centres:
+        assert (np.diff(c[:, 0]) > 0).all() and (abs(c[:, 1] - 0.5) < 0.25).all()
+    styles = [style_plate(p) for p in two_row]
+    plan = plate_plan(styles, 4, charset_of(two_row), seed=0)
+    for pool in (saae_plates(load_checkpoint(model), styles, plan, charset_of(two_row), shipped_fonts(), 0, (32, 128)),
+                 rendered_plates(styles, plan, shipped_fonts(), 0, (32, 128))):
+        assert all((np.diff(c[:, 0]) > 0).all() for c in pool.centres)
 
 
 @pytest.mark.parametrize("args, message", [

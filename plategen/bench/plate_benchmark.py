@@ -15,8 +15,8 @@ from typing import Callable
 
 import torch
 
-from plategen.bench.plate_pools import (PlatePool, at_size, augmented_plates, plate_plan, real_centres, real_images,
-                                        rendered_plates, saae_plates)
+from plategen.bench.plate_pools import (PlatePool, as_input, augmented_plates, plate_plan, real_images, rendered_plates,
+                                        saae_plates)
 from plategen.bench.report import BenchmarkResult
 from plategen.bench.plate_report import (PlateBenchmarkReport, PlateSplitRecord, check_plate_targets, is_default_run,
                                          plate_summary, write_plate_report)
@@ -71,12 +71,12 @@ def run_plate_benchmark(req: BenchmarkRequest, log: Callable[[str], None] = lamb
             judge = [data_plates[i] for i in judge_plates(split, len(data_plates), req.test is not None)]
             with timing("import"):
                 train_images = real_images(train_plates)
-                ps = PlateSeedSet(split.seed, at_size(train_images, size), [p.text for p in train_plates],
-                                  real_centres(train_plates, train_images), at_size(real_images(test_plates), size),
+                train, train_centres = as_input(train_images, [p.boxes for p in train_plates], size)
+                test, _ = as_input(real_images(test_plates), [p.boxes for p in test_plates], size)
+                ps = PlateSeedSet(split.seed, train, [p.text for p in train_plates], train_centres, test,
                                   [p.text for p in test_plates], alphabet, req.plate_schedule)
-                judge_images = real_images(judge)
-                judge_pool = PlatePool(at_size(judge_images, size), [p.text for p in judge],
-                                       real_centres(judge, judge_images))
+                judge_images, judge_centres = as_input(real_images(judge), [p.boxes for p in judge], size)
+                judge_pool = PlatePool(judge_images, [p.text for p in judge], judge_centres)
             chars = [c for c in gens.drawable if c in set("".join(ps.train_texts))]
             log(f"seed {split.seed}: {len(train_plates)} training plates, {len(test_plates)} test plates; generated "
                 f"plates draw {len(chars)} characters")

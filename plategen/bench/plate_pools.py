@@ -20,7 +20,8 @@ import numpy as np
 
 from plategen.bench.pools import pool_seed
 from plategen.glyphs import Font
-from plategen.plates import Plate, read_image
+from plategen.layout import one_row
+from plategen.plates import Box, Plate, read_image
 from plategen.recognizer import box_centres
 from plategen.render import augment_image, plate_unit, render_plates
 from plategen.synth.plates import Canvas, PlatePlan, StylePlate, make_plates, plan_plates
@@ -37,6 +38,16 @@ def at_size(images: Sequence[np.ndarray], size: tuple[int, int]) -> np.ndarray:
     return np.stack([cv2.resize(im, (width, height), interpolation=cv2.INTER_AREA) for im in images])
 
 
+def as_input(images: Sequence[np.ndarray], boxes: Sequence[Sequence[Box]], size: tuple[int, int]
+             ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Plates at the recogniser's input size, a plate of several rows laid out as one (`layout.one_row`: the
+    recogniser reads one row, as LPRNet does), and each plate's character box centres there
+    (`recognizer.box_centres`; none for a text-only plate)."""
+    laid = [one_row(image, plate_boxes) for image, plate_boxes in zip(images, boxes)]
+    return (at_size([image for image, _ in laid], size),
+            [box_centres(plate_boxes, image.shape[1], image.shape[0]) for image, plate_boxes in laid])
+
+
 @dataclass
 class PlatePool:
     """One generator's plates of one seed, at the input size; `texts` are exactly what each plate shows,
@@ -49,15 +60,10 @@ class PlatePool:
     unchecked: np.ndarray | None = None
 
 
-def plan_centres(plan: PlatePlan) -> list[np.ndarray]:
-    """Every planned plate's character box centres: its style plate's slots, where the characters are drawn."""
-    per_style = [box_centres([s.box for s in layout.char_slots], *layout.size) for layout in plan.layouts]
+def plan_boxes(plan: PlatePlan) -> list[tuple[Box, ...]]:
+    """Every planned plate's character boxes: its style plate's slots, where the characters are drawn."""
+    per_style = [tuple(s.box for s in layout.char_slots) for layout in plan.layouts]
     return [per_style[k] for k in plan.style]
-
-
-def real_centres(plates: Sequence[Plate], images: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """Each real plate's character box centres (none for a text-only plate)."""
-    return [box_centres(p.boxes, image.shape[1], image.shape[0]) for p, image in zip(plates, images)]
 
 
 def plate_plan(styles: Sequence[StylePlate], n: int, chars: Sequence[str], seed: int) -> PlatePlan:
@@ -73,13 +79,15 @@ def saae_plates(checkpoint, styles: Sequence[StylePlate], plan: PlatePlan, chars
     made = make_plates(checkpoint.generator, checkpoint.discriminator, charset, styles, plan, chars, fonts, seed,
                        chinese=chinese)
     first = make_plates(checkpoint.generator, None, charset, styles, plan, chars, fonts, seed, chinese=chinese)
-    return PlatePool(at_size(made.images, size), made.texts, plan_centres(plan), at_size(first.images, size))
+    images, centres = as_input(made.images, plan_boxes(plan), size)
+    return PlatePool(images, made.texts, centres, as_input(first.images, plan_boxes(plan), size)[0])
 
 
 def rendered_plates(styles: Sequence[StylePlate], plan: PlatePlan, fonts: Sequence[Font], seed: int,
                     size: tuple[int, int]) -> PlatePool:
-    images = render_plates(Canvas(styles), plan, fonts, np.random.default_rng([seed, 103]))
-    return PlatePool(at_size(images, size), list(plan.texts), plan_centres(plan))
+    drawn = render_plates(Canvas(styles), plan, fonts, np.random.default_rng([seed, 103]))
+    images, centres = as_input(drawn, plan_boxes(plan), size)
+    return PlatePool(images, list(plan.texts), centres)
 
 
 def augmented_plates(plates: Sequence[Plate], images: Sequence[np.ndarray], ratios: Sequence[float], seed: int,
@@ -94,8 +102,8 @@ def augmented_plates(plates: Sequence[Plate], images: Sequence[np.ndarray], rati
     fallback = float(np.median(share)) if share else TEXT_ONLY_UNIT_SHARE
     units = [plate_unit(p.boxes) if p.boxes else fallback * image.shape[0] for p, image in zip(plates, images)]
     out = [augment_image(image, rng, unit) for _ in range(reps) for image, unit in zip(images, units)]
-    return PlatePool(at_size(out, size), [p.text for _ in range(reps) for p in plates],
-                     real_centres(plates, images) * reps)
+    images, centres = as_input(out, [p.boxes for p in plates] * reps, size)
+    return PlatePool(images, [p.text for _ in range(reps) for p in plates], centres)
 
 
 def real_images(plates: Sequence[Plate]) -> list[np.ndarray]:

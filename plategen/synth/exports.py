@@ -35,9 +35,8 @@ import numpy as np
 from plategen.atomic import atomic_write_bytes, atomic_write_text
 from plategen.charset import label_classes
 from plategen.errors import PlategenError
-from plategen.layout import read_as_missing
+from plategen.layout import one_row, read_as_missing
 from plategen.plates import Box, name_problem
-from plategen.segment import reading_rows
 from plategen.synth.writers import decode_png, encode_png
 
 PLATES_CSV = "plates.csv"
@@ -181,25 +180,10 @@ def write_lprnet(folder: Path | str, plates: Sequence[FinishedPlate]) -> None:
 
 
 def lprnet_image(plate: FinishedPlate) -> np.ndarray:
-    """The plate at LPRNet's 94x24. A plate of several rows has its rows cut apart (halfway between them) and laid
-    side by side, top row left, as two-row plates are given to one-row readers: squeezed whole into 24 pixels, their
-    characters would be 7-10 pixels tall and read column by column, the rows' characters interleaved."""
-    image = decode_png(plate.png)
-    rows = reading_rows(plate.boxes)
-    if len(rows) > 1:
-        tops = [min(plate.boxes[i][1] for i in row) for row in rows]
-        bottoms = [max(plate.boxes[i][3] for i in row) for row in rows]
-        cuts = [0] + [(bottom + top) // 2 for bottom, top in zip(bottoms, tops[1:])] + [image.shape[0]]
-        bands = [image[top:bottom] for top, bottom in zip(cuts, cuts[1:]) if bottom > top]
-        height = LPRNET_SIZE[1]
-        image = np.hstack([_resized(band, (max(1, round(band.shape[1] * height / band.shape[0])), height))
-                           for band in bands])
-    return _resized(image, LPRNET_SIZE)
-
-
-def _resized(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """`image` at `size` (width, height): area-averaged where it shrinks in width, bilinear where it grows."""
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if image.shape[1] > size[0] else cv2.INTER_LINEAR)
+    """The plate at LPRNet's 94x24, a plate of several rows laid out as one (`layout.one_row`)."""
+    image, _ = one_row(decode_png(plate.png), plate.boxes)
+    shrink = image.shape[1] > LPRNET_SIZE[0]
+    return cv2.resize(image, LPRNET_SIZE, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
 def write_paddleocr(out: Path | str, plates: Sequence[FinishedPlate], classes: Sequence[str]) -> None:
