@@ -192,6 +192,22 @@ def launched_rank() -> int:
 
 
 @contextlib.contextmanager
+def _signals_end_the_process() -> Iterator[None]:
+    """SIGTERM and Ctrl-C end the process outright while it waits for its peers: torch waits for them in C++, where
+    Python's handlers never run, so a rank whose peers never came waited out the collectives' 24 h timeout through
+    `kill` and Ctrl-C. Nothing is written before the ranks have met, so there is nothing to clean up."""
+    if threading.current_thread() is not threading.main_thread():  # only there can a handler be set
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_DFL) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
 def joined() -> Iterator[World]:
     """The world of this command: `SOLO` without torchrun, else this rank, in a process group
     for the block (one made by the caller is used as is). SIGTERM, which torchrun sends to the
@@ -209,7 +225,8 @@ def joined() -> Iterator[World]:
         raise PlategenError(f"environment variable WORLD_SIZE={size} without {', '.join(unset)}: launch with torchrun, "
                             "or unset WORLD_SIZE to run alone")
     if made:
-        dist.init_process_group("cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo", timeout=TIMEOUT)
+        with _signals_end_the_process():
+            dist.init_process_group("cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo", timeout=TIMEOUT)
     world = World(dist.get_rank(), dist.get_world_size(), _env_int("LOCAL_RANK", 0),
                   _env_int("LOCAL_WORLD_SIZE", 1))
     main = threading.current_thread() is threading.main_thread()  # only there can a handler be set

@@ -310,6 +310,35 @@ def test_a_rank_waiting_for_one_that_died_says_so_in_one_line(tmp_path):
                         r"is kept, and --resume continues the run as after any interruption\n", out), out + err
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_rank_whose_peers_never_come_stops_at_kill_or_ctrl_c(tmp_path, plate, sig):
+    """Rank 0 of 2 waits for rank 1, which never starts: it waited in torch's rendezvous through kill and Ctrl-C
+    (its handlers run only in Python) until the 24 h timeout. Nothing is written while it waits."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**ENV, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2", "RANK": "0"}
+    out = tmp_path / "out"
+    rank = subprocess.Popen([sys.executable, "-m", "plategen", "synth", "--style", plate, "--n", "4", "--out", out],
+                            env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # rank 0 serves the rendezvous store on the port once it waits there
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert time.monotonic() < deadline and rank.poll() is None, "rank 0 never reached the rendezvous"
+            time.sleep(0.2)
+        time.sleep(1)
+        rank.send_signal(sig)
+        assert rank.wait(timeout=30) != 0
+    finally:
+        rank.kill()
+    assert not out.exists()
+
+
 def test_a_lost_peer_error_of_no_words_past_its_source_line_is_still_one_line():
     """gloo's text can be just its '[file:line]' prefix: the message's gist was taken as [""][0], an IndexError."""
     from plategen.distributed import _exchange
