@@ -846,6 +846,12 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
     earlier_departures = [d for d in recorded if isinstance(d, str)] if isinstance(recorded, list) else []
     departures = earlier_departures + [f"step {fit.step:,}: {what}" for what in
                                        (["optimizer state restarted"] if adam_restarted else []) + changed_options]
+    # a finished model trained further begins a stage of its own: `train` holds that stage's options, and the
+    # stages before it are kept (a fine-tune of the shipped model still says how the model it began from was trained)
+    earlier_stages = [stage for stage in previous.meta.get("earlier_stages") or [] if isinstance(stage, dict)] \
+        if previous is not None else []
+    if previous is not None and int(previous.meta.get("total", 0)) <= fit.step and previous.meta.get("train"):
+        earlier_stages.append({"until_step": fit.step, "train": previous.meta["train"]})
     with world.together():  # a collective of its own: a rank that refused above never reaches it
         require_same_training(world, opts, charset, train_plates, previous)
     if world.size > 1:
@@ -869,7 +875,7 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
                 "device": str(device), "plategen_version": __version__,
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "resumed_from": str(resume) if resume is not None else None, "ranks": world.size,
-                "departures": departures}
+                "departures": departures, "earlier_stages": earlier_stages}
         save_checkpoint(out, fit.G, config, meta, fit.D)
         save_optimizers(optimizer_path(out), {"g": fit.opt_g, "d": fit.opt_d}, fit.step, weights_digest(fit.G, fit.D))
         saved.append(fit.step)

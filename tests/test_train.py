@@ -858,6 +858,26 @@ def test_more_steps_on_an_unfinished_plain_run_is_refused_with_or_without_a_fixe
                        progress=False)
 
 
+def test_a_model_trained_further_keeps_how_its_earlier_stages_were_trained(tmp_path: Path, small_uc3m: Path):
+    """A finished model trained further recorded only the new stage's options: a fine-tune of the shipped model no
+    longer said how that model was trained. A resume of an unfinished stage is the same stage."""
+    options = TrainOptions(steps=2, batch_size=4, num_threads=1, val_crops=8, model=TINY, lr=1e-3)
+    first, second = tmp_path / "first.safetensors", tmp_path / "second.safetensors"
+    train_saae([small_uc3m], first, options, progress=False)
+    began = load_checkpoint(first).meta
+    assert began["earlier_stages"] == []
+    train_saae([small_uc3m], second, replace(options, steps=3, lr=5e-4), resume=first, progress=False)
+    meta = load_checkpoint(second).meta
+    assert meta["earlier_stages"] == [{"until_step": 2, "train": began["train"]}]
+    assert meta["train"]["lr"] == 5e-4 and meta["earlier_stages"][0]["train"]["lr"] == 1e-3
+    third = tmp_path / "third.safetensors"
+    train_saae([small_uc3m], third, replace(options, steps=4, lr=2e-4), resume=second, progress=False)
+    assert [stage["until_step"] for stage in load_checkpoint(third).meta["earlier_stages"]] == [2, 3]
+    _killed_at_its_last_save(second, 5)  # the second stage killed at step 3 of its 5
+    train_saae([small_uc3m], second, replace(options, steps=5, lr=5e-4), resume=second, progress=False)
+    assert load_checkpoint(second).meta["earlier_stages"] == [{"until_step": 2, "train": began["train"]}]
+
+
 def test_a_resume_with_nothing_left_to_run_still_writes_another_out(tmp_path: Path, small_uc3m: Path):
     """Resumed at its total into --out OTHER --overwrite, nothing ran and OTHER was kept as it was (another model),
     while the summary named it as the checkpoint written."""
