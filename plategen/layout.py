@@ -85,31 +85,57 @@ class PlateLayout:
 
 
 def one_row(image: np.ndarray, boxes: Sequence[Box]) -> tuple[np.ndarray, tuple[Box, ...]]:
-    """A plate of several rows as one: its rows cut apart halfway between them, each scaled to the tallest cut's
-    height and laid side by side, top row left, with its character boxes moved along; a one-row plate (or one
-    without boxes) as it is. One-row readers (LPRNet, a CTC over columns) take two-row plates so: squeezed whole,
-    the rows' characters share columns and read interleaved."""
+    """A plate of several rows as one: each row levelled (sheared along the line through its box centres: a
+    level cut through a tilted plate's rows ran through their characters), cut halfway between it and its
+    neighbours, scaled to the tallest cut's height and laid side by side, top row left, with its character boxes
+    moved along; a one-row plate (or one without boxes) as it is. One-row readers (LPRNet, a CTC over columns)
+    take two-row plates so: squeezed whole, the rows' characters share columns and read interleaved."""
     rows = reading_rows(boxes) if boxes else []
     if len(rows) < 2:
         return image, tuple(boxes)
-    tops = [min(boxes[i][1] for i in row) for row in rows]
-    bottoms = [max(boxes[i][3] for i in row) for row in rows]
-    cuts = np.maximum.accumulate([0] + [(b + t) // 2 for b, t in zip(bottoms, tops[1:])] + [image.shape[0]])
-    height = int(np.diff(cuts).max())
+    middle = image.shape[1] / 2
+    cuts = []  # per row: its slope, then its band's top and bottom once levelled by that slope
+    for r, row in enumerate(rows):
+        slope = _row_slope([boxes[i] for i in row])
+        level = [[_levelled(boxes[i], slope, middle) for i in near] for near in rows]
+        top = 0.0 if r == 0 else (max(b[3] for b in level[r - 1]) + min(b[1] for b in level[r])) / 2
+        bottom = float(image.shape[0]) if r == len(rows) - 1 else \
+            (max(b[3] for b in level[r]) + min(b[1] for b in level[r + 1])) / 2
+        cuts.append((slope, top, max(bottom, top + 1)))
+    height = max(1, round(max(bottom - top for _, top, bottom in cuts)))
     pieces, moved, left = [], [None] * len(boxes), 0
-    for row, top, bottom in zip(rows, cuts, cuts[1:]):
-        if bottom <= top:  # boxes overlapping past the next row's: the row keeps a one-pixel band
-            top = max(min(top, image.shape[0] - 1), 0)
-            bottom = top + 1
+    for row, (slope, top, bottom) in zip(rows, cuts):
         scale = height / (bottom - top)
         width = max(1, round(image.shape[1] * scale))
-        pieces.append(cv2.resize(image[top:bottom], (width, height), interpolation=cv2.INTER_LINEAR))
+        # source (x, y) -> (x * scale, (y - slope * (x - middle) - top) * scale)
+        warp = np.float32([[scale, 0, 0], [-slope * scale, scale, (slope * middle - top) * scale]])
+        pieces.append(cv2.warpAffine(image, warp, (width, height), flags=cv2.INTER_LINEAR,
+                                     borderMode=cv2.BORDER_REPLICATE))
         for i in row:
-            x0, y0, x1, y1 = boxes[i]
+            x0, y0, x1, y1 = _levelled(boxes[i], slope, middle)
             ys = [min(max(round((y - top) * scale), 0), height) for y in (y0, y1)]
             moved[i] = (left + round(x0 * scale), ys[0], left + round(x1 * scale), ys[1])
         left += width
     return np.hstack(pieces), tuple(moved)
+
+
+MAX_ROW_SLOPE = 0.5  # a row's centres rising more than this per pixel across are no row to level by
+
+
+def _row_slope(row: Sequence[Box]) -> float:
+    """The rise per pixel of the line through a row's box centres (0 for a one-character row)."""
+    xs = np.array([(b[0] + b[2]) / 2 for b in row], np.float64)
+    ys = np.array([(b[1] + b[3]) / 2 for b in row], np.float64)
+    if len(row) < 2 or np.ptp(xs) == 0:
+        return 0.0
+    return float(np.clip(np.polyfit(xs, ys, 1)[0], -MAX_ROW_SLOPE, MAX_ROW_SLOPE))
+
+
+def _levelled(box: Box, slope: float, middle: float) -> tuple[float, float, float, float]:
+    """`box` moved up or down as the shear that levels a row of `slope` moves its centre."""
+    x0, y0, x1, y1 = box
+    shift = slope * ((x0 + x1) / 2 - middle)
+    return x0, y0 - shift, x1, y1 - shift
 
 
 def kind_of(ch: str) -> Kind:
