@@ -343,9 +343,12 @@ def train(
                                                      "(plategen inspect lists them)"))
     if result.repeated:
         table.add_row("repeated images left out", escape(f"{len(result.repeated):,}; first: {printable(result.repeated[0])}"))
-    table.add_row("(1) reconstruction L1", f"{result.losses.get('rec', float('nan')):.4f}")
-    table.add_row("(2) discriminator CE", f"{result.losses.get('d', float('nan')):.3f}")
-    table.add_row("(3) adversarial CE", f"{result.losses.get('adv', float('nan')):.3f}")
+    if result.losses:
+        table.add_row("(1) reconstruction L1", f"{result.losses.get('rec', float('nan')):.4f}")
+        table.add_row("(2) discriminator CE", f"{result.losses.get('d', float('nan')):.3f}")
+        table.add_row("(3) adversarial CE", f"{result.losses.get('adv', float('nan')):.3f}")
+    else:  # three nan losses read as a run gone wrong
+        table.add_row("losses", "none: no step ran, the model had reached this run's total already")
     table.add_row("validation L1 (held-out plates)", f"{result.val_l1:.4f}" if math.isfinite(result.val_l1)
                   else "not measured: no held-out crop of a trained character")
     table.add_row("checkpoint", shown(result.checkpoint))
@@ -371,7 +374,7 @@ def synth(
     out: str = typer.Option(..., "--out", help="Output folder (must be new or empty)."),
     checkpoint: Optional[str] = typer.Option(None, help="Generator checkpoint: a path, or a shipped model's name: default, or allchars (a class for every Chinese province, see checkpoints/README.md). Left out: the default, with the Chinese characters drawn by allchars."),
     seed: int = typer.Option(0, help="Same seed, same images (byte for byte on CPU)."),
-    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 (default: CUDA when present)."),
+    device: Optional[str] = typer.Option(None, help="auto (the default: CUDA when present), cpu, cuda, cuda:1."),
     batch_size: Optional[int] = typer.Option(None, help="Images per generator batch (default 256, 32 plates "
                                              "with --plates; with --resume the interrupted run's, as the bytes "
                                              "depend on it)."),

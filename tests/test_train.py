@@ -761,6 +761,7 @@ def test_a_finished_run_without_its_optimizer_state_says_so(tmp_path: Path, smal
     result = CliRunner().invoke(app, [*args, "--steps", "2"])
     assert result.exit_code == 0, result.output
     assert "none beside the checkpoint" in " ".join(result.output.split()) and not optimizer_path(out).exists()
+    assert "no step ran" in " ".join(result.output.split()) and "nan" not in result.output  # not 3 losses of nan
     assert train_saae([small_uc3m], out, options, resume=out, progress=False).optimizer_state is None
     further = CliRunner().invoke(app, [*args, "--steps", "3"])
     assert further.exit_code == 0, further.output
