@@ -817,3 +817,10 @@ def test_a_judge_short_of_crops_beside_test_gets_advice_that_works(uc3m, tmp_pat
     said = " ".join(result.output.split())
     assert "the read-as-asked judge needs them: give more --data plates (with --test, every one of them trains" in said
     assert "--test-plates" not in said and not (tmp_path / "b").exists()
+
+
+def test_a_figure_of_one_seed_shows_no_spread():
+    """With --seeds 1 every cell read '± 0.0', a spread that was never measured."""
+    assert Stat.of([0.5]).cell() == "50.0"
+    assert Stat.of([0.5, 0.7]).cell() == "60.0 ± 14.1"
+    assert Stat.of([]).cell() == "-"

@@ -59,8 +59,10 @@ class Stat:
                    [float(v) for v in a])
 
     def cell(self) -> str:
-        """Percent, 'mean ± std', or '-' when nothing was measured."""
-        return "-" if self.mean is None else f"{100 * self.mean:.1f} ± {100 * self.std:.1f}"
+        """Percent: 'mean ± std' over several seeds, the value of one (its '± 0.0' was no spread), '-' of none."""
+        if self.mean is None:
+            return "-"
+        return f"{100 * self.mean:.1f}" if self.n < 2 else f"{100 * self.mean:.1f} ± {100 * self.std:.1f}"
 
 
 @dataclass
