@@ -44,7 +44,9 @@ ALPHABET = "--chars, or without it the characters some slot takes that the model
 # a spread pattern's pitch is at most this many of the plate's character widths (a row of one box has no step): neighbours
 # sit a median 1.06 widths apart on openalpr-us plates, 0.96 on ccpd-crops and 1.06 on uc3m-lp (3,422 unmasked pairs)
 MAX_PITCH = 1.25
-MIN_SLOT_SHARE = 0.1  # a spread slot narrower than this share of its height holds no legible character (a "1" is ~0.25)
+# a spread slot narrower than this share of the style plate's own characters is refused: its character, drawn as wide
+# as the plate's, would overlap its neighbours (a real "1" box is 0.7 of the median on uc3m-lp plates)
+MIN_SLOT_SHARE = 0.7
 
 
 @dataclass(frozen=True)
@@ -215,10 +217,12 @@ def parse_pattern(spec: str, style: PlateLayout) -> PlateLayout:
             slots.extend(_on_style_boxes(marks, style_row, r))
             continue
         spread = _spread(marks, style_row, r)
-        width, height = min((s.box[2] - s.box[0], s.box[3] - s.box[1]) for s in spread if s.kind != "separator")
-        if width < MIN_SLOT_SHARE * height:
-            raise PlategenError(f"--pattern {_quoted(spec)}: {len(chars)} characters in row {r + 1} leave each {width} px "
-                                f"of the style plate's {height} px high row, too narrow for a character; give fewer")
+        width = min(s.box[2] - s.box[0] for s in spread if s.kind != "separator")
+        own = float(np.median([s.box[2] - s.box[0] for s in style_row]))
+        if width < MIN_SLOT_SHARE * own:
+            raise PlategenError(f"--pattern {_quoted(spec)}: {len(chars)} characters in row {r + 1} leave each {width} px, "
+                                f"under {MIN_SLOT_SHARE:.0%} of the style plate's own {own:.0f} px wide characters: "
+                                "they would be drawn over each other; give fewer")
         slots.extend(spread)
     return PlateLayout(style.size, tuple(slots))
 
