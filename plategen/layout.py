@@ -430,8 +430,10 @@ def read_texts(path: Path | str, layout: PlateLayout, n: int, chars: Sequence[st
     for number, line in read_text_lines(path):
         text = clean_text(line)
         if len(text) != len(slots):
+            rows = (f"; a text has no {ROW_BREAK}: write a plate of several rows on one line, top row first"
+                    if ROW_BREAK in text else "")
             raise PlategenError(f"{path}:{number}: {shown_line(line)} has {len(text)} characters; "
-                                f"the layout {layout.kinds} has {len(slots)}")
+                                f"the layout {layout.kinds} has {len(slots)}{rows}")
         unknown = sorted(set(text) - allowed)
         if unknown:
             raise PlategenError(f"{path}:{number}: {shown_line(line)} has {' '.join(unknown)}, not in the alphabet "

@@ -439,9 +439,10 @@ def label_csvs(folder: Path) -> list[Path]:
 
 
 def clean_text(text: str) -> str:
-    """Plate text without group separators: one character per physical glyph. NFKC-normalised: a full-width
-    ＦＵＷ９９９ (as CJK tools write Latin text) is the plate FUW999, not six unknown characters."""
-    return "".join(c for c in unicodedata.normalize("NFKC", text).strip() if c not in TEXT_SEPARATORS)
+    """Plate text without group separators or white space (a tab too): one character per physical glyph.
+    NFKC-normalised: a full-width ＦＵＷ９９９ (as CJK tools write Latin text) is the plate FUW999, not six unknown
+    characters."""
+    return "".join(c for c in unicodedata.normalize("NFKC", text) if c not in TEXT_SEPARATORS and not c.isspace())
 
 
 def _read_yolo(folder: Path) -> tuple[list[RawRecord], ImportResult]:

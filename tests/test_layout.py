@@ -184,10 +184,14 @@ def test_a_texts_file_is_used_in_order_and_cycled(tmp_path):
     path.write_text("京A·12345\n\n沪B 67890\n", encoding="utf-8")
     chars = CHARS + ["京", "沪"]
     assert read_texts(path, layout, 5, chars) == ["京A12345", "沪B67890", "京A12345", "沪B67890", "京A12345"]
+    path.write_text("京A\t12345\n", encoding="utf-8")  # a tab separates as a space does: it counted as a character
+    assert read_texts(path, layout, 1, chars) == ["京A12345"]
 
 
 @pytest.mark.parametrize("content, message", [
-    ("京A12345\n沪B6789\n", r"texts.txt:2: '沪B6789' has 6 characters; the layout PL.DDDDD has 7"),
+    ("京A12345\n沪B6789\n", r"texts.txt:2: '沪B6789' has 6 characters; the layout PL.DDDDD has 7$"),
+    ("京A/12345\n", r"texts.txt:1: '京A/12345' has 8 characters; the layout PL.DDDDD has 7; a text has no /: write a "
+                    r"plate of several rows on one line, top row first$"),
     ("京A12345\n粤B67890\n", r"texts.txt:2: '粤B67890' has 粤, not in the alphabet '0123.*京沪' \(--chars, or without it"),
     ("AA12345\n", r"texts.txt:1: 'AA12345' has 'A' at position 1, a province slot"),
     ("京京12345\n", r"texts.txt:1: '京京12345' has '京' at position 2, a letter slot"),
