@@ -366,8 +366,10 @@ def draw_texts(layout: PlateLayout, n: int, chars: Sequence[str], rng: np.random
         pool = alphabet(slots[positions[0]], chars, skip)
         if not pool:
             wanted = f"[{allowed}]" if allowed else kind
+            hint = ("; a letter slot takes the upper-case letters A-Z, other letters a [...] slot of --pattern "
+                    "('[a-z]', '[Ñ]')" if kind == "letter" and not allowed else "")
             raise PlategenError(f"the alphabet {''.join(chars)!r} ({ALPHABET}) has no {wanted} character, "
-                                f"but the layout {layout.kinds} has {wanted} slots")
+                                f"but the layout {layout.kinds} has {wanted} slots{hint}")
         total = n * len(positions)
         order = rng.permutation(len(pool))
         drawn = np.asarray(pool)[order[np.arange(total) % len(pool)]]

@@ -178,6 +178,16 @@ def test_chars_limit_the_drawn_alphabet_and_a_kind_without_characters_is_refused
                                                                   CHARS + ["京"], np.random.default_rng(0))}
 
 
+def test_an_alphabet_without_a_slots_characters_says_what_the_slot_takes():
+    """--chars 0-9ab (or 0-9Ω) was told it "has no letter character", lower case and Ω being letters to a user."""
+    with pytest.raises(PlategenError, match=r"'0123456789ab' .* has no letter character, but the layout DDLL has letter "
+                                            r"slots; a letter slot takes the upper-case letters A-Z, other letters a "
+                                            r"\[\.\.\.\] slot of --pattern \('\[a-z\]', '\[Ñ\]'\)$"):
+        draw_texts(parse_pattern("DDLL", _one_row(4)), 3, CHARS[:10] + ["a", "b"], np.random.default_rng(0))
+    with pytest.raises(PlategenError, match=r"has no digit character, but the layout DDLL has digit slots$"):
+        draw_texts(parse_pattern("DDLL", _one_row(4)), 3, ["A", "B"], np.random.default_rng(0))
+
+
 def test_a_texts_file_is_used_in_order_and_cycled(tmp_path):
     layout = parse_pattern("PL.DDDDD", _one_row(7))
     path = tmp_path / "texts.txt"
