@@ -80,19 +80,19 @@ def test_a_pattern_with_other_counts_is_spread_over_the_style_plates_print_area(
 def test_a_pattern_whose_slots_would_overlap_their_characters_is_refused(imported):
     """Slots down to 10% of the row's height were taken: seven digits in 11 px slots where the plate's characters are
     24 px wide came out as one blob (a hostile try), 41 on the Spanish example as 3 px slivers. A slot of a spread
-    pattern is at least 70% of the style plate's own character width, or the pattern is refused."""
+    pattern is at least half the style plate's own character width, or the pattern is refused."""
     style, _ = _layout(_plate(imported("uc3m-lp"), "00023_AD-0-54-PX.jpg"))
     own = np.median([s.box[2] - s.box[0] for s in style.char_slots])
     taken = []
-    for n in range(6, 20):
+    for n in range(6, 30):
         try:
             layout = parse_pattern("D" * n, style)
         except PlategenError as exc:
             assert f"{n} characters in row 1 leave each" in str(exc) and "drawn over each other" in str(exc)
             continue
         taken.append(n)
-        assert min(s.box[2] - s.box[0] for s in layout.char_slots) >= 0.7 * own
-    assert taken and taken == list(range(6, taken[-1] + 1)) and taken[-1] < 19  # the densest refused, not the rest
+        assert min(s.box[2] - s.box[0] for s in layout.char_slots) >= 0.5 * own
+    assert taken and taken == list(range(6, taken[-1] + 1)) and taken[-1] < 29  # the densest refused, not the rest
 
 
 def test_a_shorter_pattern_keeps_the_plates_character_size_centred_on_its_print_area(imported):

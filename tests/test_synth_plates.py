@@ -937,7 +937,7 @@ def _carriage_return_name(tmp_path: Path) -> Path:
     (None, ["--preview", ""], "--preview: an empty path"),  # it said "--preview .: the sheet is a PNG"
     (None, ["--texts", ""], "--texts: an empty path"),
     (None, ["--raw-colours"], "--raw-colours: whole plates take their new characters' ink"),  # silently ignored
-    (None, ["--pattern", "D" * 300], "300 characters in row 1 leave each 1 px, under 70% of the style plate.s own 15 px "
+    (None, ["--pattern", "D" * 300], "300 characters in row 1 leave each 1 px, under 50% of the style plate's own 15 px "
                                      "wide characters: they would be drawn over each other; give fewer"),
     (_beside_a_malformed_label, [], "labels/plate-es.txt:1: expected 5 fields"),
     (_tiny_plate, [], "plate.png: image is 1x1 px, too small for a plate"),
