@@ -89,38 +89,44 @@ class PlateLayout:
 def one_row(image: np.ndarray, boxes: Sequence[Box]) -> tuple[np.ndarray, tuple[Box, ...]]:
     """A plate of several rows as one: each row levelled (sheared along the line through its box centres: a
     level cut through a tilted plate's rows ran through their characters), cut halfway between it and its
-    neighbours, scaled to the tallest cut's height and laid side by side, top row left, with its character boxes
-    moved along; a one-row plate (or one without boxes) as it is. One-row readers (LPRNet, a CTC over columns)
-    take two-row plates so: squeezed whole, the rows' characters share columns and read interleaved."""
+    neighbours and to its characters' span (`ROW_MARGIN` of their height beyond), scaled to the tallest cut's
+    height and laid side by side, top row left, with its character boxes moved along; a one-row plate (or one
+    without boxes) as it is. One-row readers (LPRNet, a CTC over columns) take two-row plates so: squeezed whole,
+    the rows' characters share columns and read interleaved."""
     rows = reading_rows(boxes) if boxes else []
     if len(rows) < 2:
         return image, tuple(boxes)
     middle = image.shape[1] / 2
-    cuts = []  # per row: its slope, then its band's top and bottom once levelled by that slope
+    cuts = []  # per row: its slope, its band's top and bottom once levelled by that slope, and its span across
     for r, row in enumerate(rows):
         slope = _row_slope([boxes[i] for i in row])
         level = [[_levelled(boxes[i], slope, middle) for i in near] for near in rows]
         top = 0.0 if r == 0 else (max(b[3] for b in level[r - 1]) + min(b[1] for b in level[r])) / 2
         bottom = float(image.shape[0]) if r == len(rows) - 1 else \
             (max(b[3] for b in level[r]) + min(b[1] for b in level[r + 1])) / 2
-        cuts.append((slope, top, max(bottom, top + 1)))
-    height = max(1, round(max(bottom - top for _, top, bottom in cuts)))
+        margin = ROW_MARGIN * float(np.median([b[3] - b[1] for b in level[r]]))
+        left_edge = max(0.0, min(b[0] for b in level[r]) - margin)
+        right_edge = min(float(image.shape[1]), max(b[2] for b in level[r]) + margin)
+        cuts.append((slope, top, max(bottom, top + 1), left_edge, max(right_edge, left_edge + 1)))
+    height = max(1, round(max(bottom - top for _, top, bottom, _, _ in cuts)))
     pieces, moved, left = [], [None] * len(boxes), 0
-    for row, (slope, top, bottom) in zip(rows, cuts):
+    for row, (slope, top, bottom, left_edge, right_edge) in zip(rows, cuts):
         scale = height / (bottom - top)
-        width = max(1, round(image.shape[1] * scale))
-        # source (x, y) -> (x * scale, (y - slope * (x - middle) - top) * scale)
-        warp = np.float32([[scale, 0, 0], [-slope * scale, scale, (slope * middle - top) * scale]])
+        width = max(1, round((right_edge - left_edge) * scale))
+        # source (x, y) -> ((x - left_edge) * scale, (y - slope * (x - middle) - top) * scale)
+        warp = np.float32([[scale, 0, -left_edge * scale], [-slope * scale, scale, (slope * middle - top) * scale]])
         pieces.append(cv2.warpAffine(image, warp, (width, height), flags=cv2.INTER_LINEAR,
                                      borderMode=cv2.BORDER_REPLICATE))
         for i in row:
             x0, y0, x1, y1 = _levelled(boxes[i], slope, middle)
+            xs = [left + min(max(round((x - left_edge) * scale), 0), width) for x in (x0, x1)]
             ys = [min(max(round((y - top) * scale), 0), height) for y in (y0, y1)]
-            moved[i] = (left + round(x0 * scale), ys[0], left + round(x1 * scale), ys[1])
+            moved[i] = (xs[0], ys[0], xs[1], ys[1])
         left += width
     return np.hstack(pieces), tuple(moved)
 
 
+ROW_MARGIN = 0.25  # `one_row` keeps this share of a row's character height beyond its first and last characters
 MAX_ROW_SLOPE = 0.5  # a row's centres rising more than this per pixel across are no row to level by
 
 

@@ -850,7 +850,7 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
     # stages before it are kept (a fine-tune of the shipped model still says how the model it began from was trained)
     earlier_stages = [stage for stage in previous.meta.get("earlier_stages") or [] if isinstance(stage, dict)] \
         if previous is not None else []
-    if previous is not None and int(previous.meta.get("total", 0)) <= fit.step and previous.meta.get("train"):
+    if previous is not None and int(previous.meta.get("total", 0)) <= fit.step < total and previous.meta.get("train"):
         earlier_stages.append({"until_step": fit.step, "train": previous.meta["train"]})
     with world.together():  # a collective of its own: a rank that refused above never reaches it
         require_same_training(world, opts, charset, train_plates, previous)

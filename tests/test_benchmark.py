@@ -824,3 +824,5 @@ def test_a_figure_of_one_seed_shows_no_spread():
     assert Stat.of([0.5]).cell() == "50.0"
     assert Stat.of([0.5, 0.7]).cell() == "60.0 ± 14.1"
     assert Stat.of([]).cell() == "-"
+    assert Stat.of([0.1]).spread() == "+0.1000 from 1 seed: no spread to judge by"  # a target's line: not "± 0.0000"
+    assert Stat.of([0.1, 0.3]).spread() == "+0.2000 ± 0.1414 over 2 seeds"

@@ -325,3 +325,6 @@ def test_one_row_levels_a_tilted_two_row_plate_before_cutting_its_rows_apart():
         assert ink[y0 + 1:y1 - 1, x0 + 1:x1 - 1].mean() > 0.95  # each character whole where its moved box says
     scale = laid.shape[0] / 37.5  # the top row's band: from 0 to halfway between the levelled rows (30 and 45)
     assert black.sum() == pytest.approx(3 * 10 * 20 * scale ** 2, rel=0.15)  # all three black characters
+    # each row is cut to its characters' span and a quarter of their height beyond: no plate-wide blank paper
+    assert np.nonzero(black.any(axis=0))[0].min() <= round(5 * scale) + 1
+    assert laid.shape[1] <= round(80 * scale) + round(80 * laid.shape[0] / 42.5) + 2

@@ -89,7 +89,7 @@ def check_plate_targets(summary: PlateSummary, regime: str, ratios: Sequence[flo
             if r in ratios:
                 d = summary.saae_minus_render_paired[f"{r:g}"]
                 out.append(Target(f"ratio {r:g}: SAAE plates above render plates by more than 2 sd (paired per seed)",
-                                  f"difference {d.mean:+.4f} ± {d.std:.4f} over {d.n} seeds",
+                                  f"difference {d.spread()}",
                                   bool(d.n > 1 and d.mean > 2 * d.std)))
     synthetic = summary.synthetic_only.get("saae")
     if synthetic is not None and synthetic.n:

@@ -58,6 +58,14 @@ class Stat:
         return cls(float(a.mean()) if len(a) else None, float(a.std(ddof=1)) if len(a) > 1 else 0.0, int(len(a)),
                    [float(v) for v in a])
 
+    def spread(self) -> str:
+        """The mean (a fraction) with its spread over seeds, for the targets' lines."""
+        if self.mean is None:
+            return "not measured"
+        if self.n < 2:
+            return f"{self.mean:+.4f} from 1 seed: no spread to judge by"
+        return f"{self.mean:+.4f} ± {self.std:.4f} over {self.n} seeds"
+
     def cell(self) -> str:
         """Percent: 'mean ± std' over several seeds, the value of one (its '± 0.0' was no spread), '-' of none."""
         if self.mean is None:
@@ -158,7 +166,7 @@ def check_targets(summary: Summary, regime: str, ratios: Sequence[float]) -> lis
                                   bool(a.n > 1 and a.mean - b.mean > 2 * sd)))
                 out.append(Target(f"ratio {r:g}: SAAE above render by more than 2 std over seeds "
                                   "(paired: std of the per-seed differences, same split and recogniser seed)",
-                                  f"difference {d.mean:+.4f} ± {d.std:.4f} over {d.n} seeds",
+                                  f"difference {d.spread()}",
                                   bool(d.n > 1 and d.mean > 2 * d.std)))
     if "saae" in summary.synthetic_only and summary.synthetic_only["saae"].n:
         m = summary.synthetic_only["saae"].mean
