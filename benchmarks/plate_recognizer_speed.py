@@ -50,7 +50,7 @@ def main() -> None:
                              batch_size=args.batch_size, frame=args.frame)
     plates = load_plates(args.data / "uc3m-lp").plates
     alphabet = "".join(sorted({c for p in plates for c in p.text}))
-    x_all = plate_tensor(images_of(plates, schedule.input_size), schedule.input_size)
+    x_all = plate_tensor(images_of(plates, schedule.input_size)[0], schedule.input_size)
     targets = encode_texts([p.text for p in plates], alphabet, schedule.longest)
     frames = FrameTargets.of([box_centres(p.boxes, *read_image(p.image_path).shape[1::-1]) for p in plates], targets,
                              schedule.longest)
