@@ -28,9 +28,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.plate_recognizer import images_of  # noqa: E402
-from plategen.plates import load_plates, read_image  # noqa: E402
+from plategen.plates import load_plates  # noqa: E402
 from plategen.recognizer import (FrameTargets, PlateRecognizer, PlateSchedule, augment_plates,  # noqa: E402
-                                 box_centres, encode_texts, plate_batch_loss, plate_tensor)
+                                 encode_texts, plate_batch_loss, plate_tensor)
 
 
 def main() -> None:
@@ -50,10 +50,10 @@ def main() -> None:
                              batch_size=args.batch_size, frame=args.frame)
     plates = load_plates(args.data / "uc3m-lp").plates
     alphabet = "".join(sorted({c for p in plates for c in p.text}))
-    x_all = plate_tensor(images_of(plates, schedule.input_size)[0], schedule.input_size)
+    images, centres = images_of(plates, schedule.input_size)
+    x_all = plate_tensor(images, schedule.input_size)
     targets = encode_texts([p.text for p in plates], alphabet, schedule.longest)
-    frames = FrameTargets.of([box_centres(p.boxes, *read_image(p.image_path).shape[1::-1]) for p in plates], targets,
-                             schedule.longest)
+    frames = FrameTargets.of(centres, targets, schedule.longest)
     model = PlateRecognizer(len(alphabet) + 1, schedule)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)  # as train_plate_recognizer
     gen = torch.Generator().manual_seed(0)

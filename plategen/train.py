@@ -852,6 +852,9 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
         if previous is not None else []
     if previous is not None and int(previous.meta.get("total", 0)) <= fit.step < total and previous.meta.get("train"):
         earlier_stages.append({"until_step": fit.step, "train": previous.meta["train"]})
+    # a resume with no step left keeps the options that trained the weights, whatever options it was given
+    trained_by = previous.meta["train"] if previous is not None and fit.step >= total and previous.meta.get("train") \
+        else {**asdict(opts), "samples_dir": str(samples_dir.resolve())}
     with world.together():  # a collective of its own: a rank that refused above never reaches it
         require_same_training(world, opts, charset, train_plates, previous)
     if world.size > 1:
@@ -868,7 +871,7 @@ def _train(data_dirs: Sequence[Path | str], out: Path, opts: TrainOptions, resum
 
     def save() -> None:
         meta = {"charset": charset, "fonts": bank.fonts, "plate_sha256": trained_on,
-                "data": data_summary, "train": {**asdict(opts), "samples_dir": str(samples_dir.resolve())},
+                "data": data_summary, "train": trained_by,
                 "grids": sorted({*earlier_grids, *(p.name for p in written)}),
                 "step": fit.step, "total": total, "run_start": fit.run_start, "losses": fit.losses,
                 "val_l1": val_l1 if math.isfinite(val_l1) else None, "seconds": round(time.time() - started, 1),

@@ -871,9 +871,10 @@ def test_a_model_trained_further_keeps_how_its_earlier_stages_were_trained(tmp_p
     meta = load_checkpoint(second).meta
     assert meta["earlier_stages"] == [{"until_step": 2, "train": began["train"]}]
     assert meta["train"]["lr"] == 5e-4 and meta["earlier_stages"][0]["train"]["lr"] == 1e-3
-    copy = tmp_path / "copy.safetensors"  # a resume with no step left is no new stage
-    train_saae([small_uc3m], copy, replace(options, steps=3, lr=5e-4), resume=second, progress=False)
+    copy = tmp_path / "copy.safetensors"  # a resume with no step left is no new stage, and keeps what trained it
+    train_saae([small_uc3m], copy, replace(options, steps=3, lr=0.5), resume=second, progress=False)
     assert load_checkpoint(copy).meta["earlier_stages"] == meta["earlier_stages"]
+    assert load_checkpoint(copy).meta["train"] == meta["train"]  # not lr 0.5, which trained nothing
     third = tmp_path / "third.safetensors"
     train_saae([small_uc3m], third, replace(options, steps=4, lr=2e-4), resume=second, progress=False)
     assert [stage["until_step"] for stage in load_checkpoint(third).meta["earlier_stages"]] == [2, 3]
