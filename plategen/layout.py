@@ -100,7 +100,8 @@ def one_row(image: np.ndarray, boxes: Sequence[Box]) -> tuple[np.ndarray, tuple[
     cuts = []  # per row: its slope, its band's top and bottom once levelled by that slope, and its span across
     for r, row in enumerate(rows):
         slope = _row_slope([boxes[i] for i in row])
-        level = [[_levelled(boxes[i], slope, middle) for i in near] for near in rows]
+        level = {k: [_levelled(boxes[i], slope, middle) for i in rows[k]]  # this row and its neighbours
+                 for k in (r - 1, r, r + 1) if 0 <= k < len(rows)}
         top = 0.0 if r == 0 else (max(b[3] for b in level[r - 1]) + min(b[1] for b in level[r])) / 2
         bottom = float(image.shape[0]) if r == len(rows) - 1 else \
             (max(b[3] for b in level[r]) + min(b[1] for b in level[r + 1])) / 2

@@ -79,8 +79,9 @@ def saae_plates(checkpoint, styles: Sequence[StylePlate], plan: PlatePlan, chars
     made = make_plates(checkpoint.generator, checkpoint.discriminator, charset, styles, plan, chars, fonts, seed,
                        chinese=chinese)
     first = make_plates(checkpoint.generator, None, charset, styles, plan, chars, fonts, seed, chinese=chinese)
-    images, centres = as_input(made.images, plan_boxes(plan), size)
-    return PlatePool(images, made.texts, centres, as_input(first.images, plan_boxes(plan), size)[0])
+    boxes = plan_boxes(plan)
+    images, centres = as_input(made.images, boxes, size)
+    return PlatePool(images, made.texts, centres, as_input(first.images, boxes, size)[0])
 
 
 def rendered_plates(styles: Sequence[StylePlate], plan: PlatePlan, fonts: Sequence[Font], seed: int,
