@@ -34,6 +34,7 @@ from torch import nn
 
 from plategen.checkpoint import read_safetensors, write_safetensors
 from plategen.errors import PlategenError
+from plategen.plates import clip_box, warp_boxes
 from plategen.recognizer import one_cycle
 from plategen.segment import Box, Segmentation, reading_rows, segment_plate
 
@@ -120,7 +121,7 @@ def _confident_characters(image: np.ndarray, net: DetectorNet | None) -> tuple[l
     """The boxes (pixels) and scores of the peaks sure enough to be characters, on ink (not flat paper)."""
     found = peaks(net or load_detector(), image)
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    boxes = [_clipped(b, image.shape) for b in found.boxes]
+    boxes = [clip_box(b, image.shape) for b in found.boxes]
     confident = [i for i, ((x0, y0, x1, y1), score) in enumerate(zip(boxes, found.scores))
                  if score >= CONFIDENT and gray[y0:y1, x0:x1].std() >= MIN_INK_STD]
     return [boxes[i] for i in confident], found.scores[confident]
@@ -233,12 +234,6 @@ def _left_unboxed(found: Sequence[Box], scores: np.ndarray, boxes: Sequence[Box]
                and not any(bx0 <= (x0 + x1) / 2 <= bx1 and by0 <= (y0 + y1) / 2 <= by1 for bx0, by0, bx1, by1 in boxes))
 
 
-def _clipped(box: np.ndarray, shape: tuple[int, ...]) -> Box:
-    height, width = shape[:2]
-    x0, y0 = int(np.clip(np.floor(box[0]), 0, width - 1)), int(np.clip(np.floor(box[1]), 0, height - 1))
-    return x0, y0, max(int(np.clip(np.ceil(box[2]), 0, width)), x0 + 1), max(int(np.clip(np.ceil(box[3]), 0, height)), y0 + 1)
-
-
 # ---------------------------------------------------------------- weights
 
 
@@ -282,9 +277,7 @@ def augment(sample: Sample, rng: np.random.Generator) -> tuple[np.ndarray, np.nd
     matrix = cv2.getAffineTransform(src, dst)
     image = cv2.warpAffine(sample.image, matrix, INPUT_SIZE[::-1], flags=cv2.INTER_AREA,
                            borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-    corners = sample.boxes[:, [0, 1, 2, 1, 0, 3, 2, 3]].reshape(-1, 4, 2)
-    moved = corners @ matrix[:, :2].T + matrix[:, 2]
-    boxes = np.concatenate([moved.min(axis=1), moved.max(axis=1)], axis=1)
+    boxes = warp_boxes(sample.boxes, matrix)
     if rng.random() < 0.3:
         image = 255.0 - image
     image = image[:, :, rng.permutation(3)]

@@ -64,6 +64,21 @@ MAX_PIXELS_ENV = "PLATEGEN_MAX_IMAGE_PIXELS"  # overrides MAX_IMAGE_PIXELS
 BYTES_PER_PIXEL_BOUND = 8  # no image format we read stores more (uncompressed 16-bit RGBA TIFF): a larger file is not read
 
 
+def warp_boxes(boxes: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """[n, 4] boxes (x0, y0, x1, y1) where a 2x3 affine `matrix` moves what they box: each the smallest
+    upright box around its moved corners, as an annotator boxes a tilted character."""
+    corners = np.asarray(boxes).reshape(-1, 4)[:, [0, 1, 2, 1, 0, 3, 2, 3]].reshape(-1, 4, 2)
+    moved = corners @ matrix[:, :2].T + matrix[:, 2]
+    return np.concatenate([moved.min(axis=1), moved.max(axis=1)], axis=1)
+
+
+def clip_box(box: np.ndarray, shape: tuple[int, ...]) -> Box:
+    """A box in float pixels as whole pixels inside an image of `shape`, at least one pixel wide and high."""
+    height, width = shape[:2]
+    x0, y0 = int(np.clip(np.floor(box[0]), 0, width - 1)), int(np.clip(np.floor(box[1]), 0, height - 1))
+    return x0, y0, max(int(np.clip(np.ceil(box[2]), 0, width)), x0 + 1), max(int(np.clip(np.ceil(box[3]), 0, height)), y0 + 1)
+
+
 @dataclass(frozen=True)
 class Plate:
     image_path: Path

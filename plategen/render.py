@@ -31,6 +31,7 @@ import numpy as np
 from plategen.errors import PlategenError
 from plategen.glyphs import (Font, GlyphJitter, check_coverage, covers, fonts_for, frame_square, render_glyph,
                              sample_jitter, shipped_fonts)
+from plategen.plates import Box, clip_box, warp_boxes
 from plategen.sizes import GLYPH_SIZE
 from plategen.synth.compose import place_characters
 
@@ -73,11 +74,14 @@ def _lighting(rng: np.random.Generator, height: int, width: int | None = None) -
     return field[..., None]
 
 
-def degrade(image: np.ndarray, rng: np.random.Generator, unit: float | None = None) -> np.ndarray:
+def degrade(image: np.ndarray, rng: np.random.Generator, unit: float | None = None, boxes: Sequence[Box] = ()
+            ) -> tuple[np.ndarray, tuple[Box, ...]]:
     """Camera-like degradations of one HxWx3 float32 image in 0..255 (a character crop or a whole
-    plate); returns uint8. `unit`: how many pixels of this image one pixel of a GLYPH_SIZE crop is
-    (a plate's characters' frame side / GLYPH_SIZE); shifts, blur and resolution loss scale with it,
-    so a plate's characters are degraded as much as a crop's. Default: the image is a crop."""
+    plate): the image as uint8 and its character `boxes` moved as the affine jitter moved their
+    characters (a whole-pixel box around each, inside the image). `unit`: how many pixels of this image
+    one pixel of a GLYPH_SIZE crop is (a plate's characters' frame side / GLYPH_SIZE); shifts, blur and
+    resolution loss scale with it, so a plate's characters are degraded as much as a crop's. Default:
+    the image is a crop."""
     height, width = image.shape[:2]
     unit = height / GLYPH_SIZE if unit is None else unit
     # affine jitter (rotation, shear, scale, shift), edges replicated like a real crop's surroundings
@@ -86,6 +90,7 @@ def degrade(image: np.ndarray, rng: np.random.Generator, unit: float | None = No
     m[0, 1] += rng.uniform(-0.12, 0.12)
     m[:, 2] += rng.uniform(-1.5, 1.5, 2) * unit
     image = cv2.warpAffine(image, m, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    moved = tuple(clip_box(b, image.shape) for b in warp_boxes(np.array(boxes, np.float64), m)) if boxes else ()
     # resolution loss: characters on plates are often 12-24 px high in the camera image
     if rng.random() < 0.7:
         factor = int(rng.integers(10, GLYPH_SIZE)) / GLYPH_SIZE / max(unit, 1e-6)
@@ -105,7 +110,7 @@ def degrade(image: np.ndarray, rng: np.random.Generator, unit: float | None = No
     ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if ok:
         out = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED).reshape(out.shape)
-    return out
+    return out, moved
 
 
 def _neighbour_ink(ch_pool: Sequence[str], fonts: Sequence[Font], font: Font, rng: np.random.Generator,
@@ -146,7 +151,7 @@ def render_characters(labels: Sequence[str], rng: np.random.Generator, fonts: Se
         texture = rng.normal(0, rng.uniform(0, 8), (size, size, 1)).astype(np.float32)
         image = (bg + texture) * (1 - ink[..., None]) + fg * ink[..., None]
         image = image * _lighting(rng, size)
-        out[i] = degrade(image.astype(np.float32), rng)
+        out[i], _ = degrade(image.astype(np.float32), rng)
     return out
 
 
@@ -156,16 +161,17 @@ def augment_crops(crops: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         raise PlategenError(f"augment_crops: expected [N, H, W, 3] crops, got {crops.shape}")
     out = np.empty_like(crops)
     for i, crop in enumerate(crops):
-        out[i] = augment_image(crop, rng)
+        out[i], _ = augment_image(crop, rng)
     return out
 
 
-def augment_image(image: np.ndarray, rng: np.random.Generator, unit: float | None = None) -> np.ndarray:
-    """One HxWx3 uint8 image (a crop, or a whole plate with `unit` as in `degrade`) with a colour
-    jitter, uneven lighting and `degrade`."""
+def augment_image(image: np.ndarray, rng: np.random.Generator, unit: float | None = None, boxes: Sequence[Box] = ()
+                  ) -> tuple[np.ndarray, tuple[Box, ...]]:
+    """One HxWx3 uint8 image (a crop, or a whole plate with `unit` and `boxes` as in `degrade`) with a
+    colour jitter, uneven lighting and `degrade`."""
     gain = rng.uniform(0.85, 1.15, 3).astype(np.float32)  # white balance
     out = image.astype(np.float32) * gain
-    return degrade(out * _lighting(rng, *image.shape[:2]), rng, unit)
+    return degrade(out * _lighting(rng, *image.shape[:2]), rng, unit, boxes)
 
 
 def plate_unit(boxes: Sequence[tuple[int, int, int, int]]) -> float:
@@ -174,11 +180,12 @@ def plate_unit(boxes: Sequence[tuple[int, int, int, int]]) -> float:
 
 
 def render_plates(canvas: "Canvas", plan: "PlatePlan", fonts: Sequence[Font], rng: np.random.Generator
-                  ) -> list[np.ndarray]:
+                  ) -> list[tuple[np.ndarray, tuple[Box, ...]]]:
     """The planned plates drawn with fonts instead of the SAAE: per plate one shipped font (one that
     covers its whole text where there is one), each character with a seeded jitter, rendered at its
     frame's size and placed at its slot's box in the style plate's ink colour on the erased style
-    plate, then uneven lighting and `degrade` over the whole plate. HxWx3 uint8, the style plate's size."""
+    plate, then uneven lighting and `degrade` over the whole plate. Each an HxWx3 uint8 image of the style
+    plate's size and its characters' boxes there (the slots' boxes, moved as `degrade` moved the plate)."""
     check_coverage(sorted({c for t in plan.texts for c in t}), fonts)
     out = []
     for i, text in enumerate(plan.texts):
@@ -193,5 +200,5 @@ def render_plates(canvas: "Canvas", plan: "PlatePlan", fonts: Sequence[Font], rn
             font = plate_font or fonts_for(ch, fonts)[int(rng.integers(len(fonts_for(ch, fonts))))]
             glyphs.append(np.repeat(render_glyph(ch, font, size, sample_jitter(rng))[..., None], 3, axis=2))
         plate = place_characters(background, glyphs, boxes, ink).astype(np.float32)
-        out.append(degrade(plate * _lighting(rng, *plate.shape[:2]), rng, plate_unit(boxes)))
+        out.append(degrade(plate * _lighting(rng, *plate.shape[:2]), rng, plate_unit(boxes), boxes))
     return out

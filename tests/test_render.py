@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from plategen.errors import PlategenError
-from plategen.render import augment_crops, render_characters
+from plategen.render import augment_crops, degrade, render_characters
 
 CHARS = list("0123456789BCDFGHJKLMNPRSTVWXYZ")
 
@@ -42,3 +42,20 @@ def test_augment_crops_keeps_shape_and_varies():
 def test_uncovered_character_is_an_error():
     with pytest.raises(PlategenError, match="U\\+13000"):
         render_characters(["A", "\U00013000"], np.random.default_rng(0))
+
+
+def test_degrading_a_plate_moves_its_boxes_with_its_characters():
+    """A tilted, shifted, scaled plate keeps exact boxes (the plate benchmark cuts two-row plates by them):
+    the moved box is the upright box around the square's ink; the unmoved box misses some of it."""
+    missed = []
+    for seed in range(12):
+        image = np.full((120, 240, 3), 230, np.float32)
+        box = (170, 30, 210, 90)  # off-centre, so the rotation about the centre moves it
+        image[box[1]:box[3], box[0]:box[2]] = 20
+        out, (moved,) = degrade(image, np.random.default_rng(seed), unit=2.0, boxes=[box])
+        ys, xs = np.nonzero(out.mean(axis=2) < 100)
+        ink_box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+        assert np.abs(np.subtract(moved, ink_box)).max() <= 3  # blur and JPEG soften the square's edge
+        bx0, by0, bx1, by1 = box
+        missed.append(1 - ((xs >= bx0) & (xs < bx1) & (ys >= by0) & (ys < by1)).mean())
+    assert max(missed) > 0.05

@@ -87,7 +87,7 @@ def saae_plates(checkpoint, styles: Sequence[StylePlate], plan: PlatePlan, chars
 def rendered_plates(styles: Sequence[StylePlate], plan: PlatePlan, fonts: Sequence[Font], seed: int,
                     size: tuple[int, int]) -> PlatePool:
     drawn = render_plates(Canvas(styles), plan, fonts, np.random.default_rng([seed, 103]))
-    images, centres = as_input(drawn, plan_boxes(plan), size)
+    images, centres = as_input([image for image, _ in drawn], [boxes for _, boxes in drawn], size)
     return PlatePool(images, list(plan.texts), centres)
 
 
@@ -95,15 +95,15 @@ def augmented_plates(plates: Sequence[Plate], images: Sequence[np.ndarray], rati
                      size: tuple[int, int]) -> PlatePool:
     """Classical augmentation of the real training plates (at their own size, degraded as much as a
     crop per character; a text-only plate as much as the boxed ones, by its height), enough for the
-    largest ratio: copy 1 of every plate, then copy 2, ... Their box centres are the real plates' (the
-    degradation moves a character by less than one of the recogniser's columns)."""
+    largest ratio: copy 1 of every plate, then copy 2, ... Their boxes move with the degradation's warp."""
     reps = int(math.ceil(max(ratios))) or 1
     rng = np.random.default_rng([seed, 104])
     share = [plate_unit(p.boxes) / image.shape[0] for p, image in zip(plates, images) if p.boxes]
     fallback = float(np.median(share)) if share else TEXT_ONLY_UNIT_SHARE
     units = [plate_unit(p.boxes) if p.boxes else fallback * image.shape[0] for p, image in zip(plates, images)]
-    out = [augment_image(image, rng, unit) for _ in range(reps) for image, unit in zip(images, units)]
-    images, centres = as_input(out, [p.boxes for p in plates] * reps, size)
+    out = [augment_image(image, rng, unit, plate.boxes)
+           for _ in range(reps) for plate, image, unit in zip(plates, images, units)]
+    images, centres = as_input([image for image, _ in out], [boxes for _, boxes in out], size)
     return PlatePool(images, [p.text for _ in range(reps) for p in plates], centres)
 
 
