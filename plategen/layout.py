@@ -127,6 +127,11 @@ def one_row(image: np.ndarray, boxes: Sequence[Box]) -> tuple[np.ndarray, tuple[
     return np.hstack(pieces), tuple(moved)
 
 
+def row_count(boxes: Sequence[Box]) -> int:
+    """How many rows a plate's character boxes stand in (`segment.reading_rows`); 0 without boxes."""
+    return len(reading_rows(boxes)) if boxes else 0
+
+
 ROW_MARGIN = 0.25  # `one_row` keeps this share of a row's character height beyond its first and last characters
 MAX_ROW_SLOPE = 0.5  # a row's centres rising more than this per pixel across are no row to level by
 

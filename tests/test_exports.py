@@ -12,7 +12,7 @@ from plategen.dataset import crop_character
 from plategen.errors import PlategenError
 from plategen.synth.exports import (FinishedPlate, require_lprnet_names, write_lprnet, write_paddleocr,
                                     write_plate_folder)
-from plategen.layout import draw_texts, layout_of
+from plategen.layout import draw_texts, layout_of, one_row
 from plategen.plates import clean_text, load_plates, read_image
 from plategen.synth.writers import decode_png, encode_png
 
@@ -110,12 +110,24 @@ def test_lprnet_export_lays_a_two_row_plates_rows_side_by_side_top_row_left(tmp_
     assert (small[:, :40] == 50).all() and (small[:, -40:] == 200).all()
 
 
-def test_paddleocr_export_lists_every_image_with_its_text_and_a_dictionary(plates, exported, tmp_path):
-    write_paddleocr(exported, plates, CLASSES)
-    lines = (exported / "rec_gt.txt").read_text(encoding="utf-8").splitlines()
-    assert [tuple(line.split("\t")) for line in lines] == [(f"images/{p.id}.png", p.text) for p in plates]
-    assert all((exported / line.split("\t")[0]).is_file() for line in lines)
+def test_paddleocr_export_lists_every_plate_as_one_text_line_with_a_dictionary(plates, exported, tmp_path):
+    """PaddleOCR's recognisers read one line: a two-row plate is listed as its rows side by side (`one_row`, as
+    the LPRNet export draws it), a one-row plate as the image itself."""
+    written = write_paddleocr(exported, plates, CLASSES)
+    assert written == [exported / "rec_gt.txt", exported / "dict.txt", exported / "paddleocr"]
+    lines = [tuple(line.split("\t")) for line in (exported / "rec_gt.txt").read_text(encoding="utf-8").splitlines()]
+    two_row = [p.id for p in plates if p.boxes == plates[3].boxes]
+    assert len(two_row) == 3
+    assert lines == [(f"paddleocr/{p.id}.png" if p.id in two_row else f"images/{p.id}.png", p.text) for p in plates]
+    for (path, _), plate in zip(lines, plates):
+        laid, _ = one_row(decode_png(plate.png), plate.boxes)
+        assert np.array_equal(decode_png((exported / path).read_bytes()), laid)
+        if plate.id in two_row:  # one row: about half the height, wider than the plate
+            drawn = decode_png(plate.png)
+            assert laid.shape[0] < 0.6 * drawn.shape[0] and laid.shape[1] > drawn.shape[1]
     assert (exported / "dict.txt").read_text(encoding="utf-8").splitlines() == CLASSES
+    assert write_paddleocr(tmp_path, [p for p in plates if p.id not in two_row], CLASSES)[2:] == []
+    assert not (tmp_path / "paddleocr").exists()
 
 
 @pytest.mark.parametrize("change, message", [

@@ -778,13 +778,19 @@ def test_a_province_the_checkpoint_has_no_class_for_is_drawn_unchecked_and_meta_
 
 def test_lprnet_and_paddleocr_exports(run):
     report, out = run
-    assert report.exports == [out / "lprnet", out / "rec_gt.txt", out / "dict.txt"]  # the summary lists each
+    # the summary lists each; the two-row uc3m style's plates go to PaddleOCR as one row (test_exports)
+    assert report.exports == [out / "lprnet", out / "rec_gt.txt", out / "dict.txt", out / "paddleocr"]
     rows = manifest(out)
     files = sorted((out / "lprnet").iterdir())
     assert sorted(clean_text(f.stem.split("_")[0]) for f in files) == sorted(r["text"] for r in rows)
     assert all(decode_png(f.read_bytes()).shape == (24, 94, 3) for f in files)
     lines = (out / "rec_gt.txt").read_text(encoding="utf-8").splitlines()
-    assert [tuple(line.split("\t")) for line in lines] == [(r["image_path"], r["text"]) for r in rows]
+    two_row = {r["image_path"] for r in rows if r["style"].endswith(UC3M[1])}
+    assert 0 < len(two_row) < len(rows)
+    assert [tuple(line.split("\t")) for line in lines] == [
+        (r["image_path"].replace("images/", "paddleocr/") if r["image_path"] in two_row else r["image_path"], r["text"])
+        for r in rows]
+    assert sorted(p.name for p in (out / "paddleocr").iterdir()) == sorted(Path(p).name for p in two_row)
     assert (out / "dict.txt").read_text(encoding="utf-8").splitlines() == label_classes(CHARS)
 
 
@@ -832,6 +838,7 @@ def test_lprnet_names_of_drawn_texts_read_back_and_a_layout_whose_names_cannot_i
 def test_overwrite_replaces_a_plate_run_and_nothing_else(styles, ckpt_cn, tmp_path):
     out = tmp_path / "out"
     synthesize(request(styles[:1], ckpt_cn, out, 5, exports=["lprnet", "paddleocr"]))
+    assert len(list((out / "paddleocr").iterdir())) == 5  # the two-row style's plates as one row
     mine = out / "labels" / "notes.md"
     mine.write_text("mine", encoding="utf-8")
     with pytest.raises(PlategenError, match="labels: holds 'notes.md', which plategen did not write"):

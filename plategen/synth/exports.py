@@ -36,7 +36,7 @@ import numpy as np
 from plategen.atomic import atomic_write_bytes, atomic_write_text
 from plategen.charset import label_classes
 from plategen.errors import PlategenError
-from plategen.layout import one_row, read_as_missing
+from plategen.layout import one_row, read_as_missing, row_count
 from plategen.plates import Box, name_problem
 from plategen.synth.writers import decode_png, encode_png
 
@@ -44,6 +44,7 @@ PLATES_CSV = "plates.csv"
 PLATE_CONFIG = "plate_config.yaml"
 CLASSES = "classes.txt"
 LPRNET_SIZE = (94, 24)  # width, height of LPRNet's input
+PADDLEOCR_ROWS = "paddleocr"  # --export paddleocr: plates of several rows laid out as one
 PAD_CANDIDATES = "_#~*"  # fast-plate-ocr pads short plates with a character outside the plate alphabet
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 NAME_BYTES = 255  # the longest file name ext4, XFS, APFS and NTFS take
@@ -187,14 +188,26 @@ def lprnet_image(plate: FinishedPlate) -> np.ndarray:
     return cv2.resize(image, LPRNET_SIZE, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
-def write_paddleocr(out: Path | str, plates: Sequence[FinishedPlate], classes: Sequence[str]) -> None:
-    """``rec_gt.txt`` (``images/<id>.png<TAB>text``) and ``dict.txt`` (one character a line)
-    beside the images `write_plate_folder` wrote; PaddleOCR reads paths relative to its
-    ``data_dir``, here the output folder."""
+def write_paddleocr(out: Path | str, plates: Sequence[FinishedPlate], classes: Sequence[str]) -> list[Path]:
+    """``rec_gt.txt`` (``<image><TAB>text``) and ``dict.txt`` (one character a line) beside the
+    images `write_plate_folder` wrote; PaddleOCR reads paths relative to its ``data_dir``, here the
+    output folder. Its recognisers read one text line, so a plate of several rows is listed as its
+    one-row layout (`layout.one_row`, as `--export lprnet` draws it), written to ``paddleocr/<id>.png``;
+    a one-row plate as ``images/<id>.png``. Returns what it wrote."""
     out = Path(out)
     _check(plates, classes)
-    atomic_write_text(out / "rec_gt.txt", "".join(f"images/{plate.id}.png\t{plate.text}\n" for plate in plates))
+    lines, written = [], [out / "rec_gt.txt", out / "dict.txt"]
+    for plate in plates:
+        path = f"images/{plate.id}.png"
+        if row_count(plate.boxes) > 1:
+            path = f"{PADDLEOCR_ROWS}/{plate.id}.png"
+            atomic_write_bytes(out / path, encode_png(one_row(decode_png(plate.png), plate.boxes)[0]))
+        lines.append(f"{path}\t{plate.text}\n")
+    if len(lines) > sum(line.startswith("images/") for line in lines):
+        written.append(out / PADDLEOCR_ROWS)
+    atomic_write_text(out / "rec_gt.txt", "".join(lines))
     atomic_write_text(out / "dict.txt", "".join(f"{c}\n" for c in classes))
+    return written
 
 
 def _check(plates: Sequence[FinishedPlate], classes: Sequence[str]) -> dict[str, int]:

@@ -795,8 +795,7 @@ def _finish_plates(req, world: World, device: str, styles: list[StylePlate], ski
         write_lprnet(req.out / "lprnet", finished)
         exported.append(req.out / "lprnet")
     if "paddleocr" in req.exports:
-        write_paddleocr(req.out, finished, params["classes"])
-        exported += [req.out / "rec_gt.txt", req.out / "dict.txt"]
+        exported += write_paddleocr(req.out, finished, params["classes"])
     preview = None
     if req.preview is not None:
         preview = write_plate_preview(req.preview, styles, plan,

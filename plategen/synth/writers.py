@@ -178,7 +178,8 @@ def _busy(out: Path) -> PlategenError:
 _IMAGE_NAME = re.compile(r"[0-9]{6,}\.png")
 # what a --plates run writes: its folders with the names of their files, and its other files
 PLATE_FOLDERS = {"images": _IMAGE_NAME, "labels": re.compile(r"[0-9]{6,}\.txt"),
-                 "lprnet": re.compile(r"[^_/]+_[0-9]{6,}\.png")}
+                 "lprnet": re.compile(r"[^_/]+_[0-9]{6,}\.png"), "paddleocr": _IMAGE_NAME}
+EXPORT_FOLDERS = ("lprnet", "paddleocr")  # ... written with --export of that name
 PLATE_FILES = ("classes.txt", "plates.csv", "plate_config.yaml")  # a --plates run in files, at its end
 PADDLEOCR_FILES = ("rec_gt.txt", "dict.txt")  # ... with --export paddleocr
 
@@ -200,7 +201,7 @@ def _run_folders(out: Path, meta: dict) -> list[tuple[Path, re.Pattern]]:
         folders.append((target, _IMAGE_NAME))
     if meta.get("plates") is True and meta.get("format", "files") == "files":
         folders += [(out / name, pattern) for name, pattern in PLATE_FOLDERS.items()
-                    if name != "lprnet" or "lprnet" in (meta.get("exports") or ())]
+                    if name not in EXPORT_FOLDERS or name in (meta.get("exports") or ())]
     for target, _ in folders:
         if target.is_symlink() or (target.exists() and not target.is_dir()):
             raise PlategenError(f"{target}: a link or a file where plategen writes a folder; choose another --out")
