@@ -12,14 +12,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
 from matplotlib.figure import Figure
 
 from plategen import __version__
 from plategen.bench.plate_runs import PlateRun
 from plategen.bench.pools import GeneratorInfo
 from plategen.bench.report import (REGIME_NOTES, Rows, Stat, Target, machine_info, markdown_table, paired_differences,
-                                   ratio_lines, utc_now, write_report_files)
+                                   StepCurves, ratio_lines, steps_panel, utc_now, write_report_files)
 from plategen.bench.request import (DEFAULT_DATA, DEFAULT_PLATE_SCHEDULE, DEFAULT_SYNTHETIC_SIZE, GENERATORS,
                                     BenchmarkRequest)
 
@@ -292,7 +291,7 @@ def plate_plot_png(report: PlateBenchmarkReport) -> bytes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     top = max(ratios)
-    curves: dict[str, tuple[str, list]] = {}
+    curves: dict[str, StepCurves] = {}
     for run in report.runs:
         key = colour = None
         if run.kind == "ratio" and run.name == "real":
@@ -304,19 +303,8 @@ def plate_plot_png(report: PlateBenchmarkReport) -> bytes:
         elif run.kind == "judge":
             key, colour = "real only, all training plates", "judge"
         if key and run.curve:
-            curves.setdefault(key, (colour, []))[1].append(run.curve)
-    ax = axes[2]
-    for key, (colour, cs) in curves.items():
-        acc = np.array([[c[1] for c in curve] for curve in cs]) * 100
-        ax.errorbar([c[0] for c in cs[0]], acc.mean(0), yerr=acc.std(0, ddof=1) if len(acc) > 1 else None,
-                    marker=".", capsize=3, label=key, color=COLOURS.get(colour),
-                    ls="--" if "only" in key and "real" not in key else "-")
-    ax.set_ylim(0, max(ax.get_ylim()[1], 1.0))
-    ax.set_xlabel("recogniser training steps")
-    ax.set_ylabel("plate accuracy on real test plates (%)")
-    ax.set_title("plate accuracy vs training steps")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+            curves.setdefault(key, StepCurves(COLOURS.get(colour), run.kind == "synthetic")).runs.append(run.curve)
+    steps_panel(axes[2], curves, "plate accuracy on real test plates (%)", "plate accuracy vs training steps")
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)

@@ -384,7 +384,7 @@ def plot_png(report: BenchmarkReport) -> bytes:
     ax1.grid(alpha=0.3)
     ax1.legend(fontsize=8)
     top = max(ratios)
-    curves: dict[str, list] = {}
+    curves: dict[str, StepCurves] = {}
     for run in report.runs:
         key = None
         if run.kind == "ratio" and run.name == "real":
@@ -394,23 +394,36 @@ def plot_png(report: BenchmarkReport) -> bytes:
         elif run.kind == "synthetic":
             key = f"{run.name} synthetic only"
         if key and run.curve:
-            curves.setdefault(key, []).append(run.curve)
-    for key, cs in curves.items():
-        steps = [c[0] for c in cs[0]]
-        acc = np.array([[c[1] for c in curve] for curve in cs]) * 100
-        name = key.split()[-1] if key.startswith("real +") else key.split()[0]
-        ax2.errorbar(steps, acc.mean(0), yerr=acc.std(0, ddof=1) if len(acc) > 1 else None, marker=".",
-                     capsize=3, label=key, color=colours.get("real" if key == "real only" else name),
-                     ls="--" if "synthetic" in key else "-")
-    ax2.set_xlabel("recogniser training steps")
-    ax2.set_ylabel("accuracy on real test crops (%)")
-    ax2.set_title("accuracy vs training steps")
-    ax2.grid(alpha=0.3)
-    ax2.legend(fontsize=8)
+            curves.setdefault(key, StepCurves(colours.get(run.name), run.kind == "synthetic")).runs.append(run.curve)
+    steps_panel(ax2, curves, "accuracy on real test crops (%)", "accuracy vs training steps")
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     return buffer.getvalue()
+
+
+@dataclass
+class StepCurves:
+    """One line of a steps panel: its colour, dashed or not, and each seed's (step, accuracy) curve."""
+
+    colour: str | None
+    dashed: bool
+    runs: list = field(default_factory=list)
+
+
+def steps_panel(ax, curves: dict[str, StepCurves], ylabel: str, title: str) -> None:
+    """Accuracy on the real test set against the recogniser's training steps, mean and sd over seeds per line: a
+    line still rising at the end wanted more steps; one flat at zero for long sat on the CTC plateau."""
+    for key, line in curves.items():
+        acc = np.array([[c[1] for c in curve] for curve in line.runs]) * 100
+        ax.errorbar([c[0] for c in line.runs[0]], acc.mean(0), yerr=acc.std(0, ddof=1) if len(acc) > 1 else None,
+                    marker=".", capsize=3, label=key, color=line.colour, ls="--" if line.dashed else "-")
+    ax.set_ylim(0, max(ax.get_ylim()[1], 1.0))
+    ax.set_xlabel("recogniser training steps")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
 
 
 def write_report(out: Path, report: BenchmarkReport) -> list[Path]:

@@ -34,7 +34,6 @@ import cv2
 import numpy as np
 
 from plategen.atomic import atomic_write_bytes, atomic_write_text
-from plategen.charset import label_classes
 from plategen.errors import PlategenError
 from plategen.layout import one_row, read_as_missing, row_count
 from plategen.plates import Box, name_problem
