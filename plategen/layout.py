@@ -86,14 +86,17 @@ class PlateLayout:
         return max(s.row for s in self.slots) + 1
 
 
-def one_row(image: np.ndarray, boxes: Sequence[Box]) -> tuple[np.ndarray, tuple[Box, ...]]:
+def one_row(image: np.ndarray, boxes: Sequence[Box], rows: Sequence[Sequence[int]] | None = None
+            ) -> tuple[np.ndarray, tuple[Box, ...]]:
     """A plate of several rows as one: each row levelled (sheared along the line through its box centres: a
     level cut through a tilted plate's rows ran through their characters), cut halfway between it and its
     neighbours and to its characters' span (`ROW_MARGIN` of their height beyond), scaled to the tallest cut's
     height and laid side by side, top row left, with its character boxes moved along; a one-row plate (or one
     without boxes) as it is. One-row readers (LPRNet, a CTC over columns) take two-row plates so: squeezed whole,
-    the rows' characters share columns and read interleaved."""
-    rows = reading_rows(boxes) if boxes else []
+    the rows' characters share columns and read interleaved. `rows`: the boxes' indices per row, top row first,
+    where the boxes do not tell them (`segment.reading_rows`) themselves: a tilted copy's boxes, taller and
+    closer, can read as one row; its rows are those of the plate it was warped from."""
+    rows = (reading_rows(boxes) if boxes else []) if rows is None else rows
     if len(rows) < 2:
         return image, tuple(boxes)
     middle = image.shape[1] / 2
@@ -102,10 +105,13 @@ def one_row(image: np.ndarray, boxes: Sequence[Box]) -> tuple[np.ndarray, tuple[
         slope = _row_slope([boxes[i] for i in row])
         level = {k: [_levelled(boxes[i], slope, middle) for i in rows[k]]  # this row and its neighbours
                  for k in (r - 1, r, r + 1) if 0 <= k < len(rows)}
-        top = 0.0 if r == 0 else (max(b[3] for b in level[r - 1]) + min(b[1] for b in level[r])) / 2
-        bottom = float(image.shape[0]) if r == len(rows) - 1 else \
-            (max(b[3] for b in level[r]) + min(b[1] for b in level[r + 1])) / 2
         margin = ROW_MARGIN * float(np.median([b[3] - b[1] for b in level[r]]))
+        # the outer rows reach the plate's edge, and past it (edge pixels repeated) where levelling moved a short
+        # off-centre row's characters beyond it: a cut at the edge took the top off a tilted top row's characters
+        top = min(0.0, min(b[1] for b in level[r])) if r == 0 else \
+            (max(b[3] for b in level[r - 1]) + min(b[1] for b in level[r])) / 2
+        bottom = max(float(image.shape[0]), max(b[3] for b in level[r])) if r == len(rows) - 1 else \
+            (max(b[3] for b in level[r]) + min(b[1] for b in level[r + 1])) / 2
         left_edge = max(0.0, min(b[0] for b in level[r]) - margin)
         right_edge = min(float(image.shape[1]), max(b[2] for b in level[r]) + margin)
         cuts.append((slope, top, max(bottom, top + 1), left_edge, max(right_edge, left_edge + 1)))

@@ -328,3 +328,22 @@ def test_one_row_levels_a_tilted_two_row_plate_before_cutting_its_rows_apart():
     # each row is cut to its characters' span and a quarter of their height beyond: no plate-wide blank paper
     assert np.nonzero(black.any(axis=0))[0].min() <= round(5 * scale) + 1
     assert laid.shape[1] <= round(80 * scale) + round(80 * laid.shape[0] / 42.5) + 2
+
+
+def test_one_row_keeps_a_tilted_short_top_rows_characters_whole():
+    """Levelling shears about the plate's middle: a short top row off to the right of a plate rising to the left
+    is lifted, its characters' tops above the plate's edge, and a cut at the edge took them off. The row now
+    reaches past the edge (edge pixels repeated) to its characters' tops."""
+    image = np.full((70, 160, 3), 255, np.uint8)
+    boxes = []
+    for cx, cy in ((110, 10), (126, 12), (142, 14)):  # the short top row, falling 1 px in 8 to the right
+        boxes.append((cx - 6, cy - 9, cx + 6, cy + 9))
+    for cx in range(20, 150, 20):  # the full bottom row, the same tilt
+        cy = round(50 + (cx - 110) / 8)
+        boxes.append((cx - 6, cy - 9, cx + 6, cy + 9))
+    for x0, y0, x1, y1 in boxes:
+        image[y0:y1, x0:x1] = 0
+    laid, moved = one_row(image, boxes)
+    black = (laid < 128).all(axis=2)
+    for x0, y0, x1, y1 in moved[:3]:  # each 12 x 18 character whole (as tall as drawn), where its box says
+        assert (y1 - y0) / (x1 - x0) == pytest.approx(18 / 12, rel=0.1) and black[y0:y1, x0:x1].mean() > 0.9

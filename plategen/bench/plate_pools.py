@@ -24,6 +24,7 @@ from plategen.layout import one_row
 from plategen.plates import Box, Plate, read_image
 from plategen.recognizer import box_centres
 from plategen.render import augment_image, plate_unit, render_plates
+from plategen.segment import reading_rows
 from plategen.synth.plates import Canvas, PlatePlan, StylePlate, make_plates, plan_plates
 
 
@@ -38,12 +39,14 @@ def at_size(images: Sequence[np.ndarray], size: tuple[int, int]) -> np.ndarray:
     return np.stack([cv2.resize(im, (width, height), interpolation=cv2.INTER_AREA) for im in images])
 
 
-def as_input(images: Sequence[np.ndarray], boxes: Sequence[Sequence[Box]], size: tuple[int, int]
-             ) -> tuple[np.ndarray, list[np.ndarray]]:
+def as_input(images: Sequence[np.ndarray], boxes: Sequence[Sequence[Box]], size: tuple[int, int],
+             drawn: Sequence[Sequence[Box]] | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
     """Plates at the recogniser's input size, a plate of several rows laid out as one (`layout.one_row`: the
     recogniser reads one row, as LPRNet does), and each plate's character box centres there
-    (`recognizer.box_centres`; none for a text-only plate)."""
-    laid = [one_row(image, plate_boxes) for image, plate_boxes in zip(images, boxes)]
+    (`recognizer.box_centres`; none for a text-only plate). `drawn`: for warped copies, the boxes before the
+    warp, which tell the rows (a tilt can make a two-row plate's boxes read as one row)."""
+    rows = [reading_rows(b) if b else [] for b in drawn] if drawn is not None else [None] * len(images)
+    laid = [one_row(image, plate_boxes, plate_rows) for image, plate_boxes, plate_rows in zip(images, boxes, rows)]
     return (at_size([image for image, _ in laid], size),
             [box_centres(plate_boxes, image.shape[1], image.shape[0]) for image, plate_boxes in laid])
 
@@ -87,7 +90,7 @@ def saae_plates(checkpoint, styles: Sequence[StylePlate], plan: PlatePlan, chars
 def rendered_plates(styles: Sequence[StylePlate], plan: PlatePlan, fonts: Sequence[Font], seed: int,
                     size: tuple[int, int]) -> PlatePool:
     drawn = render_plates(Canvas(styles), plan, fonts, np.random.default_rng([seed, 103]))
-    images, centres = as_input([image for image, _ in drawn], [boxes for _, boxes in drawn], size)
+    images, centres = as_input([image for image, _ in drawn], [boxes for _, boxes in drawn], size, plan_boxes(plan))
     return PlatePool(images, list(plan.texts), centres)
 
 
@@ -103,7 +106,8 @@ def augmented_plates(plates: Sequence[Plate], images: Sequence[np.ndarray], rati
     units = [plate_unit(p.boxes) if p.boxes else fallback * image.shape[0] for p, image in zip(plates, images)]
     out = [augment_image(image, rng, unit, plate.boxes)
            for _ in range(reps) for plate, image, unit in zip(plates, images, units)]
-    images, centres = as_input([image for image, _ in out], [boxes for _, boxes in out], size)
+    images, centres = as_input([image for image, _ in out], [boxes for _, boxes in out], size,
+                               [p.boxes for p in plates] * reps)
     return PlatePool(images, [p.text for _ in range(reps) for p in plates], centres)
 
 
