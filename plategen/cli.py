@@ -403,7 +403,8 @@ def synth(
                                          "blue (white on blue), yellow (black on yellow), green (new energy: black "
                                          "on a white-to-green fade, 8 characters, PL.[DF][A-HJ-NP-Z0-9]DDDD)."),
     export: list[str] = typer.Option([], "--export", help="--plates: also write lprnet (94x24 images named by "
-                                     "their text) or paddleocr (rec_gt.txt + dict.txt); repeatable."),
+                                     "their text) or paddleocr (rec_gt.txt + dict.txt); repeatable. Both lay a two-row "
+                                     "plate out as one row (paddleocr's in paddleocr/)."),
     allow_outside_paths: bool = typer.Option(False, help="--plates: " + ALLOW_OUTSIDE_HELP),
 ) -> None:
     """Generate labelled character images (or, with --plates, whole plates) in the style of real plates."""

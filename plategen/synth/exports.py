@@ -13,8 +13,9 @@
 
 Beside it, for other trainers: `write_lprnet` (94x24 copies named by their text, as
 LPRNet_Pytorch reads them; a plate of several rows with its rows side by side) and
-`write_paddleocr` (``rec_gt.txt`` with ``path<TAB>text`` into ``images/`` and the
-``dict.txt`` PaddleOCR's recogniser takes as ``character_dict_path``).
+`write_paddleocr` (``rec_gt.txt`` with ``path<TAB>text`` into ``images/``, or for a plate of
+several rows into ``paddleocr/`` where its rows are side by side, and the ``dict.txt`` PaddleOCR's
+recogniser takes as ``character_dict_path``).
 
 These are pure writers over already-encoded PNGs: every file is written atomically, and
 nothing outside the given folder is touched; journaling and resume belong to the synth run.
