@@ -305,6 +305,8 @@ def plate_plot_png(report: PlateBenchmarkReport) -> bytes:
         if key and run.curve:
             curves.setdefault(key, StepCurves(COLOURS.get(colour), run.kind == "synthetic")).runs.append(run.curve)
     steps_panel(axes[2], curves, "plate accuracy on real test plates (%)", "plate accuracy vs training steps")
+    axes[2].set_ylim(0, max(axes[2].get_ylim()[1], 1.0))  # from 0: a line on the CTC plateau reads 0 for long
+    axes[2].legend(fontsize=7)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)

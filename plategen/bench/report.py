@@ -396,6 +396,7 @@ def plot_png(report: BenchmarkReport) -> bytes:
         if key and run.curve:
             curves.setdefault(key, StepCurves(colours.get(run.name), run.kind == "synthetic")).runs.append(run.curve)
     steps_panel(ax2, curves, "accuracy on real test crops (%)", "accuracy vs training steps")
+    ax2.legend(fontsize=8)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
@@ -418,12 +419,10 @@ def steps_panel(ax, curves: dict[str, StepCurves], ylabel: str, title: str) -> N
         acc = np.array([[c[1] for c in curve] for curve in line.runs]) * 100
         ax.errorbar([c[0] for c in line.runs[0]], acc.mean(0), yerr=acc.std(0, ddof=1) if len(acc) > 1 else None,
                     marker=".", capsize=3, label=key, color=line.colour, ls="--" if line.dashed else "-")
-    ax.set_ylim(0, max(ax.get_ylim()[1], 1.0))
     ax.set_xlabel("recogniser training steps")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
 
 
 def write_report(out: Path, report: BenchmarkReport) -> list[Path]:
