@@ -163,7 +163,8 @@ class PlateBenchmarkReport:
                      "draws (generated_chars); a plate's text is exactly what it shows",
             "render": "render plates: the SAAE plates' erased style plates, the same texts and boxes, characters from "
                       "the shipped fonts (one per plate, jittered) in the plate's own ink colour, then uneven lighting "
-                      "and the character baseline's camera degradations scaled to the plate's character size",
+                      "and the character baseline's camera degradations scaled to the plate's character size (their "
+                      "warp moves the character boxes too, as it does those of the augmented real plates)",
             "text_only_plates": "plates whose text could not be segmented into character boxes are kept as "
                                 "text-only plates: they train and test the plate recognisers like any other, but "
                                 "are never a style plate (a style plate needs its boxes)",
